@@ -1,0 +1,98 @@
+# Ryzanstein build. Targets: all run test bench coverage clean (see README).
+# Optional: CUDA=1 (CUDA backend, needs /usr/local/cuda), COVERAGE=1.
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+CUDA    ?= 0
+BUILD   ?= build
+NP      ?= 2
+MPIRUN  ?= mpirun --allow-run-as-root --oversubscribe
+CUDA_HOME ?= /usr/local/cuda
+
+PKGS     := ompi-c openblas
+DEPS_OK  := $(shell pkg-config --exists $(PKGS) check 2>/dev/null && echo 1)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Iinclude -MMD -MP
+LDLIBS   := -lm
+
+ifeq ($(DEPS_OK),1)
+CFLAGS   += $(shell pkg-config --cflags $(PKGS))
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm
+endif
+
+ifeq ($(COVERAGE),1)
+CFLAGS   += --coverage -O0
+LDFLAGS  += --coverage
+endif
+
+ifeq ($(CUDA),1)
+NVCC     ?= $(CUDA_HOME)/bin/nvcc
+CFLAGS   += -DRYZ_WITH_CUDA -I$(CUDA_HOME)/include
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
+CU_SRC   := $(wildcard kernels/*.cu)
+CU_OBJ   := $(CU_SRC:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
+endif
+
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(CU_OBJ)
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB      := $(BUILD)/libryz.a
+
+.PHONY: all deps run test bench coverage clean format
+
+all: deps-check $(BUILD)/ryz
+
+# Installs what is missing (idempotent), then re-enters make so pkg-config
+# flags are read with the packages present.
+deps:
+	@bash scripts/install-deps.sh
+
+deps-check:
+	@test "$(DEPS_OK)" = 1 || { echo "missing dependencies: run 'make deps' (scripts/install-deps.sh)" >&2; exit 2; }
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/kernels/%.o: kernels/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -Iinclude -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ryz: $(BUILD)/obj/cli/main.o $(LIB)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) $< $(LIB) -o $@ $(LDFLAGS) \
+	  $(shell pkg-config --libs check) $(LDLIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ryz
+	$(BUILD)/ryz suite suites/quick.ini
+
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ryz $(TESTS)
+	@bash tests/run.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/ryz
+	$(BUILD)/ryz bench --model synthetic:110m
+
+coverage: deps
+	@$(MAKE) --no-print-directory BUILD=build-cov COVERAGE=1 build-cov/ryz \
+	  $(TESTS:$(BUILD)/%=build-cov/%)
+	@bash tests/run.sh build-cov
+	@bash scripts/coverage.sh build-cov
+
+format:
+	clang-format -i src/*/*.c include/ryz/*.h tests/*.c
+
+clean:
+	rm -rf build build-cov
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,57 @@
+/* backend: the compute vtable the model runs on. cpu (OpenBLAS) now; cuda
+ * (kernels/ + cuBLAS) fills the same table in a CUDA build. All matrices are
+ * row-major float32; W is (out, in) as in llama2.c. */
+#ifndef RYZ_BACKEND_H
+#define RYZ_BACKEND_H
+
+#include "ryz/core.h"
+
+typedef struct ryz_backend ryz_backend;
+
+/* Attention geometry for one sequence on one rank. Query head h (local)
+ * reads KV head (head_start + h) / kv_mul - kv_start (local). */
+typedef struct {
+    int heads;      /* local query heads */
+    int head_dim;
+    int kv_heads;   /* local KV heads (replicated ones included) */
+    int head_start; /* first global query head of this rank */
+    int kv_start;   /* first global KV head of this rank */
+    int kv_mul;     /* n_heads / n_kv_heads */
+} ryz_attn_geom;
+
+typedef struct ryz_backend_iface {
+    const char *name;
+    void *(*alloc)(void *ctx, ryz_mem_kind kind, size_t bytes);
+    void (*free)(void *ctx, void *p);
+    /* y (n, out) = x (n, in) . W^T, W (out, in). */
+    void (*matmul)(void *ctx, float *y, const float *x, const float *w, int n, int in, int out);
+    /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
+    void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
+                    float eps);
+    /* Rotates interleaved pairs of x (n, heads*head_dim) in place; row t is
+     * at position pos0 + t. */
+    void (*rope)(void *ctx, float *x, int n, int heads, int head_dim, int pos0, float base);
+    /* a (n) = silu(a) * b. */
+    void (*silu_mul)(void *ctx, float *a, const float *b, size_t n);
+    /* x (n) += y. */
+    void (*add)(void *ctx, float *x, const float *y, size_t n);
+    /* Causal attention for T new rows at positions pos0..pos0+T-1 of one
+     * sequence: q (T, heads*head_dim), caches (seq_len, kv_heads*head_dim)
+     * already holding positions 0..pos0+T-1, out (T, heads*head_dim),
+     * scratch (seq_len) floats. */
+    void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
+                      int T, int pos0, const ryz_attn_geom *g, float *scratch);
+} ryz_backend_iface;
+
+struct ryz_backend {
+    const ryz_backend_iface *iface;
+    void *ctx;
+};
+
+/* The CPU backend with `threads` OpenBLAS threads (>= 1). */
+ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
+void ryz_backend_free(ryz_backend *b);
+/* Index of the largest of x[0..n) (first one on ties). */
+int ryz_argmax(const float *x, int n);
+
+#endif

@@ -1,0 +1,25 @@
+/* cli: the `ryz` commands. Each returns a process exit code (0 ok, 1 a check
+ * failed, 2 bad input or usage, 3 communication failure); only main() exits. */
+#ifndef RYZ_CLI_H
+#define RYZ_CLI_H
+
+#include "ryz/comm.h"
+
+int ryz_cmd_generate(int argc, char **argv);
+int ryz_cmd_suite(int argc, char **argv);
+int ryz_cmd_bench(int argc, char **argv);
+
+/* Process-level set-up shared by commands that may run on several ranks.
+ * When `np` > 1 and this process was not started by mpirun, re-executes
+ * itself under mpirun with np ranks (returns only on failure, exit code in
+ * *code). Otherwise initialises MPI when launched by mpirun, else a
+ * one-rank world, and returns the world communicator in *world. */
+ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code);
+/* Finalises what ryz_cli_world set up. */
+void ryz_cli_world_free(ryz_comm *world);
+/* Reports a failed status as one "ryz: error: ..." line per message line on
+ * stderr, from rank 0 only unless the error is a communication failure, and
+ * returns its exit code. */
+int ryz_cli_fail(ryz_status s, const ryz_comm *world);
+
+#endif

@@ -1,0 +1,75 @@
+/* core: status codes and last-error message, rank-prefixed logging,
+ * monotonic timers, memory accounting by category, environment parsing. */
+#ifndef RYZ_CORE_H
+#define RYZ_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    RYZ_OK = 0,
+    RYZ_EINVAL,    /* bad input or usage: exit code 2 */
+    RYZ_EIO,       /* file or system error: exit code 2 */
+    RYZ_ECOMM,     /* a collective failed: exit code 3 */
+    RYZ_ETIMEOUT,  /* a collective timed out: exit code 3 */
+    RYZ_ENOMEM,    /* allocation failed: exit code 2 */
+    RYZ_EMISMATCH, /* a correctness check failed: exit code 1 */
+} ryz_status;
+
+/* Records a printf-style message for `s` (thread-local) and returns `s`,
+ * so error sites read `return ryz_error(RYZ_EINVAL, "...")`. */
+ryz_status ryz_error(ryz_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The message of the most recent ryz_error() on this thread ("" if none). */
+const char *ryz_last_error(void);
+/* Forgets the last error message. */
+void ryz_error_clear(void);
+/* Short name of a status ("EINVAL"). */
+const char *ryz_status_name(ryz_status s);
+/* The process exit code the CLI uses for a status (see DESIGN 4.5). */
+int ryz_status_exit_code(ryz_status s);
+
+/* Programmer-error assertion: prints file and line, then aborts. */
+#define RYZ_ASSERT(cond)                                                     \
+    do {                                                                     \
+        if (!(cond)) ryz_assert_fail(#cond, __FILE__, __LINE__);             \
+    } while (0)
+void ryz_assert_fail(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
+/* Logging to stderr as "[ryz r0 INFO] msg". Level from RYZ_LOG
+ * (error|warn|info|debug, default warn). */
+typedef enum { RYZ_LOG_ERROR = 0, RYZ_LOG_WARN, RYZ_LOG_INFO, RYZ_LOG_DEBUG } ryz_log_level;
+void ryz_log_set_rank(int rank);
+void ryz_log_set_level(ryz_log_level level);
+ryz_log_level ryz_log_get_level(void);
+void ryz_log(ryz_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define RYZ_ERROR(...) ryz_log(RYZ_LOG_ERROR, __VA_ARGS__)
+#define RYZ_WARN(...) ryz_log(RYZ_LOG_WARN, __VA_ARGS__)
+#define RYZ_INFO(...) ryz_log(RYZ_LOG_INFO, __VA_ARGS__)
+#define RYZ_DEBUG(...) ryz_log(RYZ_LOG_DEBUG, __VA_ARGS__)
+
+/* Monotonic clock in seconds (CLOCK_MONOTONIC). */
+double ryz_time_now(void);
+
+/* Memory accounting. Every long-lived buffer of the engine is allocated
+ * through ryz_mem_alloc with its category, so per-rank bytes are exact. */
+typedef enum { RYZ_MEM_WEIGHTS = 0, RYZ_MEM_KV, RYZ_MEM_SCRATCH, RYZ_MEM_NKINDS } ryz_mem_kind;
+/* 64-byte aligned, zeroed; NULL on failure (message set). Overflow-checked
+ * for count * size. */
+void *ryz_mem_alloc(ryz_mem_kind kind, size_t count, size_t size);
+/* Frees a ryz_mem_alloc block and un-counts it; NULL is a no-op. */
+void ryz_mem_free(void *p);
+size_t ryz_mem_bytes(ryz_mem_kind kind); /* live bytes of a kind */
+size_t ryz_mem_peak(ryz_mem_kind kind);  /* high-water mark of a kind */
+const char *ryz_mem_kind_name(ryz_mem_kind kind);
+/* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
+size_t ryz_mem_peak_rss(void);
+
+/* Environment: integer variable `name` in [lo, hi]; `def` when unset.
+ * EINVAL with a message naming the variable when malformed or out of range. */
+ryz_status ryz_env_int(const char *name, long def, long lo, long hi, long *out);
+/* Checked size_t multiply: 0 on overflow, else 1 and *out = a*b. */
+int ryz_mul_ok(size_t a, size_t b, size_t *out);
+
+#endif

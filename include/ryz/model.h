@@ -1,0 +1,132 @@
+/* model: Llama decoder config and its TP shard plan, synthetic weights, TP
+ * layers and the per-rank forward pass. No allocation inside the forward. */
+#ifndef RYZ_MODEL_H
+#define RYZ_MODEL_H
+
+#include "ryz/backend.h"
+#include "ryz/comm.h"
+#include "ryz/core.h"
+
+typedef struct {
+    int dim;        /* model width */
+    int hidden;     /* FFN width */
+    int n_layers;
+    int n_heads;    /* query heads */
+    int n_kv_heads; /* key/value heads (grouped-query attention) */
+    int vocab;
+    int seq_len;    /* KV cache positions */
+    uint64_t seed;  /* synthetic weights */
+    float norm_eps;
+    float rope_base;
+} ryz_model_config;
+
+/* What one rank of a TP group owns. */
+typedef struct {
+    int tp, rank;
+    int head_dim;
+    int heads, head_start;          /* query heads: n_heads / tp */
+    int kv_heads, kv_start, kv_mul; /* KV heads this rank holds */
+    int kv_replicated;              /* 1 when n_kv_heads < tp */
+    int hidden, hidden_start;       /* FFN rows; uneven when hidden % tp != 0 */
+    int vocab_padded;               /* vocab rounded up to a multiple of tp */
+    int vocab_local, vocab_start;   /* vocab rows this rank owns */
+} ryz_shard;
+
+/* Parses a model source. Now: "synthetic:PRESET[,key=value...]" with
+ * presets tiny, 15m, 110m, 1b, 7b and keys dim, hidden, layers, heads,
+ * kv_heads, vocab, seq_len, seed. EINVAL naming the bad part otherwise. */
+ryz_status ryz_model_source_parse(const char *src, ryz_model_config *cfg);
+/* Checks every rule of DESIGN section 1 for TP degree tp, before anything is
+ * allocated. On failure: EINVAL, and the message holds one line per violated
+ * rule ("n_heads 4 not divisible by tp 3"). */
+ryz_status ryz_config_validate(const ryz_model_config *cfg, int tp);
+/* The shard of `rank` in a TP group of `tp` (config must be valid). */
+void ryz_shard_plan(const ryz_model_config *cfg, int tp, int rank, ryz_shard *out);
+/* Total parameter bytes of the unsharded model (float32). */
+size_t ryz_model_weight_bytes(const ryz_model_config *cfg);
+/* Bytes of weights a rank reads per decoded token (all matrices, one
+ * embedding row): the numerator of the decode roofline. */
+size_t ryz_model_bytes_per_token(const ryz_model_config *cfg, const ryz_shard *s);
+
+/* Synthetic weights. Tensor ids: per layer l, RYZ_T_*(l); global ones below.
+ * Element (row, col) of tensor t is a pure function of (seed, t, row, col),
+ * uniform in [-scale, scale) (norm weights: 1 + 0.1 * that). */
+enum {
+    RYZ_T_WQ = 0, RYZ_T_WK, RYZ_T_WV, RYZ_T_WO, RYZ_T_W1, RYZ_T_W2, RYZ_T_W3,
+    RYZ_T_ATT_NORM, RYZ_T_FFN_NORM, RYZ_T_PER_LAYER
+};
+#define RYZ_T_LAYER(l, t) ((uint32_t)((l) * RYZ_T_PER_LAYER + (t)))
+#define RYZ_T_EMBED 0x7fff0001u
+#define RYZ_T_CLS 0x7fff0002u
+#define RYZ_T_FINAL_NORM 0x7fff0003u
+/* Fills out (nrows, ncols, leading dimension ld) with rows row0.. and columns
+ * col0.. of tensor t; rows >= row_limit are zero (padding). */
+void ryz_synth_fill(uint64_t seed, uint32_t t, float scale, int64_t row0, int nrows,
+                    int64_t row_limit, int64_t col0, int ncols, int ld, float *out);
+float ryz_synth_value(uint64_t seed, uint32_t t, int64_t row, int64_t col);
+
+/* TP layers (also used directly by tests). Each returns the comm status. */
+/* Vocab-parallel embedding: x (n, dim) = rows of emb_local (vocab_local, dim)
+ * for tokens in [vocab_start, vocab_start+vocab_local), zero elsewhere,
+ * then all-reduce. */
+ryz_status ryz_tp_embedding(ryz_comm *c, float *x, const int *tokens, int n,
+                            const float *emb_local, int vocab_start, int vocab_local, int dim);
+/* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
+void ryz_tp_column(ryz_backend *b, float *y, const float *x, const float *w_local, int n,
+                   int in, int out_local);
+/* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
+ * . W_local^T, W_local (out, in_local). */
+ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
+                      const float *w_local, int n, int in_local, int out);
+/* Vocab-parallel LM head: logits (n, vocab_padded) gathered from every rank's
+ * x (n, dim) . cls_local^T, padded columns (>= vocab) set to -inf.
+ * part (n * vocab_local) and gather (n * vocab_padded) are scratch. */
+ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
+                          const float *cls_local, int n, int dim, int vocab,
+                          const ryz_shard *s, float *part, float *gather);
+
+typedef struct ryz_model ryz_model;
+
+typedef struct {
+    int max_batch; /* sequences per forward */
+    int max_chunk; /* new tokens per sequence per forward (prefill length) */
+} ryz_model_opts;
+
+/* Builds this rank's shard (rank and tp from comm) with synthetic weights,
+ * its KV cache and scratch. Validates first; allocates nothing on failure.
+ * The model borrows comm and backend; they must outlive it. */
+ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
+                           const ryz_model_opts *opts, ryz_model **out);
+void ryz_model_free(ryz_model *m);
+const ryz_model_config *ryz_model_config_of(const ryz_model *m);
+const ryz_shard *ryz_model_shard(const ryz_model *m);
+const ryz_model_opts *ryz_model_opts_of(const ryz_model *m);
+
+/* One forward pass: tokens (B, T) at positions pos0..pos0+T-1 of each of B
+ * sequences. *logits points at (B*T, vocab_padded) floats owned by the model,
+ * valid until the next call; columns >= vocab are -inf. */
+ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                             const float **logits);
+
+/* Wall time of the phases of one generate call. */
+typedef struct {
+    double prefill_s; /* forward of the prompt */
+    double decode_s;  /* all decode steps */
+    int decode_steps;
+} ryz_gen_timing;
+
+/* Greedy generation for B sequences. prompt (B, P); ids receives (B,
+ * P + n_new): the prompt, then each step's argmax. With forced (B, P + n_new)
+ * non-NULL, the token fed at position p >= P is forced[b][p] (teacher
+ * forcing) while ids still records the argmax. logits, when non-NULL,
+ * receives every forward position's logits (B, P + n_new - 1, vocab),
+ * unpadded. The prompt is prefilled in chunks of opts.max_chunk.
+ * P + n_new - 1 must fit seq_len. */
+ryz_status ryz_model_generate(ryz_model *m, const int *prompt, int B, int P, int n_new,
+                              const int *forced, int *ids, float *logits, ryz_gen_timing *t);
+
+/* Test-only fault hook: when nonzero, ranks > 0 take their wo shard one
+ * column off, so TP output is wrong. Also set by RYZ_TEST_SHARD_SKEW=1. */
+void ryz_test_set_shard_skew(int on);
+
+#endif

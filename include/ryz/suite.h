@@ -1,0 +1,89 @@
+/* suite: suite files (INI), the runner (baseline vs sharded), comparison
+ * and gating. */
+#ifndef RYZ_SUITE_H
+#define RYZ_SUITE_H
+
+#include "ryz/comm.h"
+#include "ryz/core.h"
+
+#define RYZ_SUITE_MAX_TP 16
+#define RYZ_SUITE_NAME_MAX 64
+
+typedef struct {
+    char name[RYZ_SUITE_NAME_MAX];  /* from "[case NAME]" */
+    char model[256];                /* model source, e.g. "synthetic:15m,layers=2" */
+    int tp[RYZ_SUITE_MAX_TP];       /* TP degrees, in file order, each >= 1 */
+    int n_tp;
+    int batch;                      /* sequences, >= 1 (default 1) */
+    int *prompt;                    /* prompt token ids (malloc'd) */
+    int prompt_len;                 /* >= 1 */
+    int new_tokens;                 /* >= 1 (default 16) */
+    char backend[16];               /* "cpu" (default) or "cuda" */
+    char comm[16];                  /* "mpi" (default) or "nccl" */
+} ryz_suite_case;
+
+typedef struct {
+    char name[RYZ_SUITE_NAME_MAX]; /* [suite] name, default: file base name */
+    int ranks;                     /* world size to launch; 0 = largest tp */
+    int repeat;                    /* timed repetitions (default 3) */
+    int warmup;                    /* untimed repetitions (default 1) */
+    int threads;                   /* threads per rank (default 1) */
+    double atol, rtol;             /* tolerance (default 1e-4, 1e-4) */
+    ryz_suite_case *cases;         /* malloc'd array */
+    int n_cases;
+    char *text;                    /* the whole file (malloc'd), for results */
+} ryz_suite;
+
+/* Parses INI text. `where` names the source in messages ("suites/q.ini").
+ * Unknown sections or keys, bad values, a case without model or prompt, and
+ * a file without cases are EINVAL with "FILE:LINE: what is wrong". On error
+ * *out is left freed (safe to ryz_suite_free again). */
+ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out);
+/* Reads and parses a file (EIO when unreadable). */
+ryz_status ryz_suite_load(const char *path, ryz_suite *out);
+/* Frees what a parse allocated; safe on a zeroed or freed struct. */
+void ryz_suite_free(ryz_suite *s);
+/* Largest TP degree of all cases (1 for an empty suite). */
+int ryz_suite_max_tp(const ryz_suite *s);
+/* Checks what can be checked before any rank allocates: every case's model
+ * source, the TP rules for each of its degrees, prompt ids inside the vocab,
+ * prompt + new_tokens within seq_len, and the backend and comm this build
+ * supports. EINVAL naming the case and the problem. */
+ryz_status ryz_suite_validate(const ryz_suite *s);
+/* Parses a list of token ids separated by spaces or commas into a malloc'd
+ * array. EINVAL naming the bad token; ids must be in [0, 2^31). */
+ryz_status ryz_parse_ids(const char *text, int **ids, int *n);
+
+/* Agreement of a candidate's logits with the baseline's, over `rows`
+ * positions of `vocab` logits. An element passes when
+ * |a - b| <= atol * range + rtol * |b|, range = max |b| of its row (so atol
+ * is relative to the logit range). max_rel is max |a - b| / range. */
+typedef struct {
+    double max_abs, max_rel, min_cos;
+    int worst_row, worst_col;  /* where max_abs occurred */
+    double worst_base, worst_cand;
+    int rows, top1_agree;      /* positions compared, argmax agreements */
+    int top1_real_mismatch;    /* argmax differs where the baseline had no near-tie */
+    int out_of_tol;            /* elements outside the tolerance */
+    int pass;                  /* out_of_tol == 0 && top1_real_mismatch == 0 */
+} ryz_compare;
+
+void ryz_compare_logits(const float *base, const float *cand, int rows, int vocab, double atol,
+                        double rtol, ryz_compare *out);
+/* Whether a row's top-2 margin is within what the tolerance lets two
+ * implementations disagree on: margin <= 2 * (atol * range + rtol * |top1|). */
+int ryz_compare_near_tie(const float *row, int vocab, double atol, double rtol);
+
+/* Options of a run. */
+typedef struct {
+    int quiet; /* no progress lines on stderr */
+} ryz_run_opts;
+
+/* Runs every case on `world` (size >= max tp; rank 0 reports). Returns OK and
+ * *failed = number of failed (case, tp) checks, or an error status
+ * (EINVAL bad input, ECOMM/ETIMEOUT communication). All ranks return the
+ * same result. */
+ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
+                         int *failed);
+
+#endif

@@ -1,0 +1,143 @@
+/* ryz generate: greedy decoding of one prompt, optionally sharded. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "ryz/cli.h"
+#include "ryz/model.h"
+#include "ryz/suite.h"
+
+typedef struct {
+    const char *model, *ids, *dump;
+    int new_tokens, tp, batch, threads;
+} gen_args;
+
+static void gen_usage(FILE *f) {
+    fprintf(f, "usage: ryz generate --model SRC --prompt-ids \"1 2 3\" --new-tokens N\n"
+               "                    [--tp K] [--batch B] [--threads T] [--dump-logits FILE]\n"
+               "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
+               "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
+               "  row of vocab floats per forward position (sequence 0).\n"
+               "  SRC: synthetic:PRESET[,key=value...], presets tiny 15m 110m 1b 7b.\n");
+}
+
+static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
+    *a = (gen_args){.new_tokens = 16, .tp = 1, .batch = 1, .threads = 1};
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        ryz_status st = RYZ_OK;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) *help = 1;
+        else if (!strcmp(o, "--model")) a->model = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--prompt-ids")) a->ids = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--dump-logits")) a->dump = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--new-tokens"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 20, &a->new_tokens);
+        else if (!strcmp(o, "--tp")) st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->tp);
+        else if (!strcmp(o, "--batch"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->batch);
+        else if (!strcmp(o, "--threads"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1024, &a->threads);
+        else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
+        if (st != RYZ_OK) return st;
+    }
+    if (*help) return RYZ_OK;
+    if (!a->model) return ryz_error(RYZ_EINVAL, "generate: --model is required");
+    if (!a->ids) return ryz_error(RYZ_EINVAL, "generate: --prompt-ids is required");
+    return RYZ_OK;
+}
+
+/* Rank 0's output: the ids line and the logits dump. */
+static ryz_status gen_report(const gen_args *a, const int *ids, int len, const float *logits,
+                             int vocab) {
+    printf("ids:");
+    for (int i = 0; i < len; i++) printf(" %d", ids[i]);
+    printf("\n");
+    fflush(stdout);
+    if (!a->dump) return RYZ_OK;
+    FILE *f = fopen(a->dump, "wb");
+    if (!f) return ryz_error(RYZ_EIO, "cannot write --dump-logits %s", a->dump);
+    size_t n = (size_t)(len - 1) * vocab;
+    size_t w = fwrite(logits, sizeof(float), n, f);
+    if (fclose(f) != 0 || w != n)
+        return ryz_error(RYZ_EIO, "short write to --dump-logits %s", a->dump);
+    return RYZ_OK;
+}
+
+/* Prints every rank's memory by category, gathered to rank 0. */
+static ryz_status gen_memory(ryz_comm *c) {
+    float mine[4] = {(float)ryz_mem_bytes(RYZ_MEM_WEIGHTS), (float)ryz_mem_bytes(RYZ_MEM_KV),
+                     (float)ryz_mem_bytes(RYZ_MEM_SCRATCH), (float)ryz_mem_peak_rss()};
+    int k = ryz_comm_size(c);
+    float all[4 * 64];
+    if (k > 64) return RYZ_OK;
+    ryz_status st = ryz_comm_all_gather(c, mine, all, 4);
+    if (st != RYZ_OK || ryz_comm_rank(c) != 0) return st;
+    fprintf(stderr, "memory (MiB)  rank  weights  kv_cache  scratch  peak_rss\n");
+    for (int r = 0; r < k; r++)
+        fprintf(stderr, "              %4d %8.1f %9.1f %8.1f %9.1f\n", r, all[4 * r] / 1048576,
+                all[4 * r + 1] / 1048576, all[4 * r + 2] / 1048576, all[4 * r + 3] / 1048576);
+    return RYZ_OK;
+}
+
+/* Builds the shard on this rank of a tp group and generates. */
+static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const int *prompt,
+                          int P, ryz_comm *tpc) {
+    ryz_backend be;
+    ryz_model *m = NULL;
+    int len = P + a->new_tokens, B = a->batch;
+    int *prompts = malloc((size_t)B * P * sizeof(int)), *ids = malloc((size_t)B * len * sizeof(int));
+    float *logits = NULL;
+    ryz_status st = prompts && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
+    for (int b = 0; st == RYZ_OK && b < B; b++)
+        for (int i = 0; i < P; i++) prompts[b * P + i] = prompt[i];
+    if (st == RYZ_OK) st = ryz_backend_init_cpu(a->threads, &be);
+    ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len};
+    if (st == RYZ_OK) st = ryz_model_build(cfg, tpc, &be, &opts, &m);
+    if (st == RYZ_OK && a->dump && ryz_comm_rank(tpc) == 0) {
+        logits = malloc((size_t)B * (len - 1) * cfg->vocab * sizeof(float));
+        if (!logits) st = ryz_error(RYZ_ENOMEM, "out of memory for --dump-logits");
+    }
+    if (st == RYZ_OK) st = ryz_model_generate(m, prompts, B, P, a->new_tokens, NULL, ids, logits, NULL);
+    if (st == RYZ_OK) st = gen_memory(tpc);
+    if (st == RYZ_OK && ryz_comm_rank(tpc) == 0) st = gen_report(a, ids, len, logits, cfg->vocab);
+    ryz_model_free(m);
+    free(prompts);
+    free(ids);
+    free(logits);
+    return st;
+}
+
+int ryz_cmd_generate(int argc, char **argv) {
+    gen_args a;
+    int help, code, *prompt = NULL, P = 0;
+    ryz_model_config cfg;
+    ryz_status st = gen_parse(argc, argv, &a, &help);
+    if (st == RYZ_OK && help) {
+        gen_usage(stdout);
+        return 0;
+    }
+    if (st == RYZ_OK) st = ryz_model_source_parse(a.model, &cfg);
+    if (st == RYZ_OK) st = ryz_config_validate(&cfg, a.tp);
+    if (st == RYZ_OK) st = ryz_parse_ids(a.ids, &prompt, &P);
+    for (int i = 0; st == RYZ_OK && i < P; i++)
+        if (prompt[i] >= cfg.vocab)
+            st = ryz_error(RYZ_EINVAL, "prompt id %d outside vocab [0, %d)", prompt[i], cfg.vocab);
+    if (st == RYZ_OK && P + a.new_tokens - 1 > cfg.seq_len)
+        st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", P,
+                       a.new_tokens, cfg.seq_len);
+    if (st != RYZ_OK) {
+        free(prompt);
+        return ryz_cli_fail(st, NULL);
+    }
+    ryz_comm *world = NULL, *tpc = NULL;
+    st = ryz_cli_world(a.tp, argc + 1, argv - 1, &world, &code);
+    if (st == RYZ_OK) st = ryz_comm_split_first(world, a.tp, &tpc);
+    if (st == RYZ_OK && tpc) st = gen_run(&a, &cfg, prompt, P, tpc);
+    code = st == RYZ_OK ? 0 : ryz_cli_fail(st, world);
+    ryz_comm_free(tpc);
+    ryz_cli_world_free(world);
+    free(prompt);
+    return code;
+}

@@ -1,0 +1,95 @@
+/* Timers, accounted memory and environment parsing. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ryz/core.h"
+
+double ryz_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Every block carries a 64-byte header (size and kind) so free can
+ * un-count it and the payload stays 64-byte aligned. */
+typedef struct {
+    size_t bytes;
+    int kind;
+    char pad[64 - sizeof(size_t) - sizeof(int)];
+} mem_header;
+
+static size_t mem_live[RYZ_MEM_NKINDS];
+static size_t mem_high[RYZ_MEM_NKINDS];
+
+void *ryz_mem_alloc(ryz_mem_kind kind, size_t count, size_t size) {
+    size_t bytes;
+    if (!ryz_mul_ok(count, size, &bytes) || bytes > SIZE_MAX - sizeof(mem_header) - 64) {
+        ryz_error(RYZ_ENOMEM, "allocation of %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    size_t total = (sizeof(mem_header) + bytes + 63) & ~(size_t)63;
+    mem_header *h = aligned_alloc(64, total);
+    if (!h) {
+        ryz_error(RYZ_ENOMEM, "out of memory allocating %zu bytes of %s", bytes,
+                  ryz_mem_kind_name(kind));
+        return NULL;
+    }
+    memset(h, 0, total);
+    h->bytes = bytes;
+    h->kind = (int)kind;
+    mem_live[kind] += bytes;
+    if (mem_live[kind] > mem_high[kind]) mem_high[kind] = mem_live[kind];
+    return h + 1;
+}
+
+void ryz_mem_free(void *p) {
+    if (!p) return;
+    mem_header *h = (mem_header *)p - 1;
+    mem_live[h->kind] -= h->bytes;
+    free(h);
+}
+
+size_t ryz_mem_bytes(ryz_mem_kind kind) {
+    return mem_live[kind];
+}
+
+size_t ryz_mem_peak(ryz_mem_kind kind) {
+    return mem_high[kind];
+}
+
+const char *ryz_mem_kind_name(ryz_mem_kind kind) {
+    static const char *names[] = {"weights", "kv_cache", "scratch"};
+    return (unsigned)kind < RYZ_MEM_NKINDS ? names[kind] : "unknown";
+}
+
+size_t ryz_mem_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+ryz_status ryz_env_int(const char *name, long def, long lo, long hi, long *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = def;
+        return RYZ_OK;
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v)
+        return ryz_error(RYZ_EINVAL, "%s='%s' is not an integer", name, v);
+    if (x < lo || x > hi)
+        return ryz_error(RYZ_EINVAL, "%s=%ld out of range [%ld, %ld]", name, x, lo, hi);
+    *out = x;
+    return RYZ_OK;
+}

@@ -1,0 +1,70 @@
+/* Greedy generation and teacher forcing on top of the forward pass. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/model.h"
+
+/* Copies row t of every sequence's forward output (B, T, vpad) to position
+ * pos of the (B, rows, vocab) logits record. */
+static void keep_logits(float *dst, const float *src, int B, int T, int t, int pos, int rows,
+                        int vocab, int vpad) {
+    for (int b = 0; b < B; b++)
+        memcpy(dst + ((size_t)b * rows + pos) * vocab, src + ((size_t)b * T + t) * vpad,
+               (size_t)vocab * sizeof(float));
+}
+
+/* Prefills prompt (B, P) in chunks of at most max_chunk; *out and *last_T
+ * describe the final forward's logits. */
+static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *tok,
+                          float *logits, int rows, const float **out, int *last_T) {
+    int vocab = ryz_model_config_of(m)->vocab, vpad = ryz_model_shard(m)->vocab_padded;
+    int max_chunk = ryz_model_opts_of(m)->max_chunk;
+    for (int pos = 0; pos < P; pos += *last_T) {
+        int T = P - pos < max_chunk ? P - pos : max_chunk;
+        for (int b = 0; b < B; b++)
+            memcpy(tok + (size_t)b * T, prompt + (size_t)b * P + pos, (size_t)T * sizeof(int));
+        ryz_status st = ryz_model_forward(m, tok, B, T, pos, out);
+        if (st != RYZ_OK) return st;
+        for (int i = 0; logits && i < T; i++)
+            keep_logits(logits, *out, B, T, i, pos + i, rows, vocab, vpad);
+        *last_T = T;
+    }
+    return RYZ_OK;
+}
+
+ryz_status ryz_model_generate(ryz_model *m, const int *prompt, int B, int P, int n_new,
+                              const int *forced, int *ids, float *logits, ryz_gen_timing *tm) {
+    const ryz_model_config *c = ryz_model_config_of(m);
+    int len = P + n_new, rows = len - 1, vocab = c->vocab;
+    int vpad = ryz_model_shard(m)->vocab_padded, max_chunk = ryz_model_opts_of(m)->max_chunk;
+    if (P < 1 || n_new < 1 || rows > c->seq_len)
+        return ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d - 1 must be in [1, seq_len %d]",
+                         P, n_new, c->seq_len);
+    int *tok = malloc((size_t)B * (size_t)(P < max_chunk ? P : max_chunk) * sizeof(int));
+    if (!tok) return ryz_error(RYZ_ENOMEM, "out of memory for %d x %d prompt tokens", B, P);
+    for (int b = 0; b < B; b++)
+        memcpy(ids + (size_t)b * len, prompt + (size_t)b * P, (size_t)P * sizeof(int));
+    ryz_gen_timing t = {0};
+    const float *out = NULL;
+    int T = 0;
+    double t0 = ryz_time_now();
+    ryz_status st = prefill(m, prompt, B, P, tok, logits, rows, &out, &T);
+    t.prefill_s = ryz_time_now() - t0;
+    t0 = ryz_time_now();
+    for (int pos = P; st == RYZ_OK; pos++) {
+        for (int b = 0; b < B; b++) {
+            int next = ryz_argmax(out + ((size_t)b * T + (size_t)(T - 1)) * vpad, vocab);
+            ids[(size_t)b * len + pos] = next;
+            tok[b] = forced ? forced[(size_t)b * len + pos] : next;
+        }
+        if (pos == len - 1) break;
+        T = 1;
+        st = ryz_model_forward(m, tok, B, 1, pos, &out);
+        if (st == RYZ_OK && logits) keep_logits(logits, out, B, 1, 0, pos, rows, vocab, vpad);
+        t.decode_steps++;
+    }
+    t.decode_s = ryz_time_now() - t0;
+    if (tm) *tm = t;
+    free(tok);
+    return st;
+}

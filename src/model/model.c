@@ -1,0 +1,290 @@
+/* The per-rank Llama forward pass (llama2.c's, sharded Megatron-style).
+ * Communication happens in exactly four places: the embedding and the LM
+ * head, and the two row-parallel layers of each block (after wo, after w2). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/model.h"
+
+typedef struct {
+    float *att_norm; /* (dim) */
+    float *wq;       /* (heads * head_dim, dim)     column-parallel */
+    float *wk;       /* (kv_heads * head_dim, dim)  column-parallel */
+    float *wv;       /* (kv_heads * head_dim, dim)  column-parallel */
+    float *wo;       /* (dim, heads * head_dim)     row-parallel */
+    float *ffn_norm; /* (dim) */
+    float *w1;       /* (hidden_local, dim)         column-parallel */
+    float *w3;       /* (hidden_local, dim)         column-parallel */
+    float *w2;       /* (dim, hidden_local)         row-parallel */
+} layer_weights;
+
+struct ryz_model {
+    ryz_model_config cfg;
+    ryz_shard sh;
+    ryz_model_opts opts;
+    ryz_comm *comm;
+    ryz_backend *be;
+    float *emb;        /* (vocab_local, dim) vocab-parallel */
+    float *cls;        /* (vocab_local, dim) vocab-parallel */
+    float *final_norm; /* (dim) */
+    layer_weights *layers;
+    /* KV cache, this rank's heads only. */
+    float *kc; /* (max_batch, layers, seq_len, kv_heads * head_dim) */
+    float *vc; /* (max_batch, layers, seq_len, kv_heads * head_dim) */
+    /* Scratch, R = max_batch * max_chunk rows. */
+    float *x;      /* (R, dim) residual stream */
+    float *xb;     /* (R, dim) */
+    float *q;      /* (R, heads * head_dim) */
+    float *k;      /* (R, kv_heads * head_dim) */
+    float *v;      /* (R, kv_heads * head_dim) */
+    float *att;    /* (R, heads * head_dim) attention output */
+    float *y;      /* (R, dim) row-parallel output */
+    float *h1;     /* (R, hidden_local) */
+    float *h3;     /* (R, hidden_local) */
+    float *scores; /* (seq_len) */
+    float *part;   /* (R, vocab_local) */
+    float *gather; /* (R, vocab_padded) */
+    float *logits; /* (R, vocab_padded) */
+};
+
+static int shard_skew;
+
+void ryz_test_set_shard_skew(int on) {
+    shard_skew = on;
+}
+
+static float *alloc_f(ryz_model *m, ryz_mem_kind kind, size_t a, size_t b) {
+    size_t n;
+    if (!ryz_mul_ok(a, b, &n) || !ryz_mul_ok(n, sizeof(float), &n)) return NULL;
+    return m->be->iface->alloc(m->be->ctx, kind, n);
+}
+
+static void free_f(ryz_model *m, float **p) {
+    if (*p) m->be->iface->free(m->be->ctx, *p);
+    *p = NULL;
+}
+
+/* Fills a replicated norm weight: 1 + 0.1 * uniform. */
+static void fill_norm(uint64_t seed, uint32_t t, int dim, float *w) {
+    ryz_synth_fill(seed, t, 0.1f, 0, 1, 1, 0, dim, dim, w);
+    for (int i = 0; i < dim; i++) w[i] += 1.0f;
+}
+
+/* Allocates and generates one block's shard. */
+static ryz_status build_layer(ryz_model *m, int l, layer_weights *w) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
+    int dim = c->dim, hd = s->head_dim, qd = s->heads * hd, kvd = s->kv_heads * hd;
+    uint64_t seed = c->seed;
+    w->att_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
+    w->ffn_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
+    w->wq = alloc_f(m, RYZ_MEM_WEIGHTS, qd, dim);
+    w->wk = alloc_f(m, RYZ_MEM_WEIGHTS, kvd, dim);
+    w->wv = alloc_f(m, RYZ_MEM_WEIGHTS, kvd, dim);
+    w->wo = alloc_f(m, RYZ_MEM_WEIGHTS, dim, qd);
+    w->w1 = alloc_f(m, RYZ_MEM_WEIGHTS, s->hidden, dim);
+    w->w3 = alloc_f(m, RYZ_MEM_WEIGHTS, s->hidden, dim);
+    w->w2 = alloc_f(m, RYZ_MEM_WEIGHTS, dim, s->hidden);
+    if (!w->att_norm || !w->ffn_norm || !w->wq || !w->wk || !w->wv || !w->wo || !w->w1 ||
+        !w->w3 || !w->w2)
+        return ryz_error(RYZ_ENOMEM, "out of memory for layer %d weights on rank %d", l,
+                         s->rank);
+    float sd = 1.0f / sqrtf((float)dim), sh = 1.0f / sqrtf((float)c->hidden);
+    int64_t q0 = (int64_t)s->head_start * hd, kv0 = (int64_t)s->kv_start * hd;
+    int64_t wo_col = q0 + (shard_skew && s->rank > 0 ? 1 : 0);
+    fill_norm(seed, RYZ_T_LAYER(l, RYZ_T_ATT_NORM), dim, w->att_norm);
+    fill_norm(seed, RYZ_T_LAYER(l, RYZ_T_FFN_NORM), dim, w->ffn_norm);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WQ), sd, q0, qd, INT64_MAX, 0, dim, dim, w->wq);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WK), sd, kv0, kvd, INT64_MAX, 0, dim, dim, w->wk);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WV), sd, kv0, kvd, INT64_MAX, 0, dim, dim, w->wv);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WO), sd, 0, dim, INT64_MAX, wo_col, qd, qd, w->wo);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W1), sd, s->hidden_start, s->hidden, INT64_MAX, 0,
+                   dim, dim, w->w1);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W3), sd, s->hidden_start, s->hidden, INT64_MAX, 0,
+                   dim, dim, w->w3);
+    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W2), sh, 0, dim, INT64_MAX, s->hidden_start,
+                   s->hidden, s->hidden, w->w2);
+    return RYZ_OK;
+}
+
+static void free_layer(ryz_model *m, layer_weights *w) {
+    float **p[] = {&w->att_norm, &w->ffn_norm, &w->wq, &w->wk, &w->wv,
+                   &w->wo,       &w->w1,       &w->w3, &w->w2};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
+}
+
+static ryz_status build_weights(ryz_model *m) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
+    m->emb = alloc_f(m, RYZ_MEM_WEIGHTS, s->vocab_local, c->dim);
+    m->cls = alloc_f(m, RYZ_MEM_WEIGHTS, s->vocab_local, c->dim);
+    m->final_norm = alloc_f(m, RYZ_MEM_WEIGHTS, c->dim, 1);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->emb || !m->cls || !m->final_norm || !m->layers)
+        return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
+                         s->rank);
+    ryz_synth_fill(c->seed, RYZ_T_EMBED, 1.0f, s->vocab_start, s->vocab_local, c->vocab, 0,
+                   c->dim, c->dim, m->emb);
+    ryz_synth_fill(c->seed, RYZ_T_CLS, 1.0f / sqrtf((float)c->dim), s->vocab_start,
+                   s->vocab_local, c->vocab, 0, c->dim, c->dim, m->cls);
+    fill_norm(c->seed, RYZ_T_FINAL_NORM, c->dim, m->final_norm);
+    for (int l = 0; l < c->n_layers; l++) {
+        ryz_status st = build_layer(m, l, &m->layers[l]);
+        if (st != RYZ_OK) return st;
+    }
+    return RYZ_OK;
+}
+
+static ryz_status build_state(ryz_model *m) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
+    size_t B = (size_t)m->opts.max_batch, R = B * (size_t)m->opts.max_chunk;
+    size_t qd = (size_t)s->heads * s->head_dim, kvd = (size_t)s->kv_heads * s->head_dim;
+    size_t cache = B * (size_t)c->n_layers * (size_t)c->seq_len;
+    m->kc = alloc_f(m, RYZ_MEM_KV, cache, kvd);
+    m->vc = alloc_f(m, RYZ_MEM_KV, cache, kvd);
+    m->x = alloc_f(m, RYZ_MEM_SCRATCH, R, c->dim);
+    m->xb = alloc_f(m, RYZ_MEM_SCRATCH, R, c->dim);
+    m->y = alloc_f(m, RYZ_MEM_SCRATCH, R, c->dim);
+    m->q = alloc_f(m, RYZ_MEM_SCRATCH, R, qd);
+    m->att = alloc_f(m, RYZ_MEM_SCRATCH, R, qd);
+    m->k = alloc_f(m, RYZ_MEM_SCRATCH, R, kvd);
+    m->v = alloc_f(m, RYZ_MEM_SCRATCH, R, kvd);
+    m->h1 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
+    m->h3 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
+    m->scores = alloc_f(m, RYZ_MEM_SCRATCH, c->seq_len, 1);
+    m->part = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_local);
+    m->gather = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
+    m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
+    if (!m->kc || !m->vc || !m->x || !m->xb || !m->y || !m->q || !m->att || !m->k || !m->v ||
+        !m->h1 || !m->h3 || !m->scores || !m->part || !m->gather || !m->logits)
+        return ryz_error(RYZ_ENOMEM, "out of memory for KV cache and scratch on rank %d",
+                         s->rank);
+    return RYZ_OK;
+}
+
+ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
+                           const ryz_model_opts *opts, ryz_model **out) {
+    *out = NULL;
+    int tp = ryz_comm_size(comm);
+    ryz_status st = ryz_config_validate(cfg, tp);
+    if (st != RYZ_OK) return st;
+    if (opts->max_batch < 1 || opts->max_chunk < 1 || opts->max_chunk > cfg->seq_len)
+        return ryz_error(RYZ_EINVAL, "batch %d and chunk %d must be >= 1, chunk <= seq_len %d",
+                         opts->max_batch, opts->max_chunk, cfg->seq_len);
+    ryz_model *m = calloc(1, sizeof *m);
+    if (!m) return ryz_error(RYZ_ENOMEM, "out of memory for the model");
+    m->cfg = *cfg;
+    m->opts = *opts;
+    m->comm = comm;
+    m->be = backend;
+    ryz_shard_plan(cfg, tp, ryz_comm_rank(comm), &m->sh);
+    const char *skew = getenv("RYZ_TEST_SHARD_SKEW");
+    if (skew && strcmp(skew, "1") == 0) shard_skew = 1;
+    st = build_weights(m);
+    if (st == RYZ_OK) st = build_state(m);
+    if (st != RYZ_OK) {
+        ryz_model_free(m);
+        return st;
+    }
+    *out = m;
+    return RYZ_OK;
+}
+
+void ryz_model_free(ryz_model *m) {
+    if (!m) return;
+    for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free_layer(m, &m->layers[l]);
+    free(m->layers);
+    float **p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc, &m->vc,     &m->x,
+                   &m->xb,  &m->y,   &m->q,          &m->att, &m->k,     &m->v,
+                   &m->h1,  &m->h3,  &m->scores,     &m->part, &m->gather, &m->logits};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
+    free(m);
+}
+
+const ryz_model_config *ryz_model_config_of(const ryz_model *m) {
+    return &m->cfg;
+}
+
+const ryz_shard *ryz_model_shard(const ryz_model *m) {
+    return &m->sh;
+}
+
+const ryz_model_opts *ryz_model_opts_of(const ryz_model *m) {
+    return &m->opts;
+}
+
+/* Attention sub-block of layer l for B sequences of T rows: QKV, RoPE, KV
+ * cache write, causal attention, then row-parallel wo (all-reduce). */
+static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
+    const layer_weights *w = &m->layers[l];
+    const ryz_backend_iface *f = m->be->iface;
+    int n = B * T, dim = c->dim, hd = s->head_dim;
+    int qd = s->heads * hd, kvd = s->kv_heads * hd;
+    ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
+    f->rmsnorm(m->be->ctx, m->xb, m->x, w->att_norm, n, dim, c->norm_eps);
+    ryz_tp_column(m->be, m->q, m->xb, w->wq, n, dim, qd);
+    ryz_tp_column(m->be, m->k, m->xb, w->wk, n, dim, kvd);
+    ryz_tp_column(m->be, m->v, m->xb, w->wv, n, dim, kvd);
+    for (int b = 0; b < B; b++) {
+        size_t row = (size_t)b * T;
+        size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
+        float *kc = m->kc + layer_off, *vc = m->vc + layer_off;
+        f->rope(m->be->ctx, m->q + row * qd, T, s->heads, hd, pos0, c->rope_base);
+        f->rope(m->be->ctx, m->k + row * kvd, T, s->kv_heads, hd, pos0, c->rope_base);
+        memcpy(kc + (size_t)pos0 * kvd, m->k + row * kvd, (size_t)T * kvd * sizeof(float));
+        memcpy(vc + (size_t)pos0 * kvd, m->v + row * kvd, (size_t)T * kvd * sizeof(float));
+        f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, pos0, &g,
+                     m->scores);
+    }
+    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->att, w->wo, n, qd, dim);
+    if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
+    return st;
+}
+
+/* SwiGLU sub-block: w2(silu(w1 x) * w3 x), w2 row-parallel (all-reduce). */
+static ryz_status ffn_block(ryz_model *m, int l, int n) {
+    const ryz_model_config *c = &m->cfg;
+    const layer_weights *w = &m->layers[l];
+    const ryz_backend_iface *f = m->be->iface;
+    int dim = c->dim, hl = m->sh.hidden;
+    f->rmsnorm(m->be->ctx, m->xb, m->x, w->ffn_norm, n, dim, c->norm_eps);
+    ryz_tp_column(m->be, m->h1, m->xb, w->w1, n, dim, hl);
+    ryz_tp_column(m->be, m->h3, m->xb, w->w3, n, dim, hl);
+    f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
+    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->h1, w->w2, n, hl, dim);
+    if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
+    return st;
+}
+
+ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                             const float **logits) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
+    if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_chunk || pos0 < 0 ||
+        pos0 + T > c->seq_len)
+        return ryz_error(RYZ_EINVAL,
+                         "forward of batch %d x %d tokens at position %d exceeds the model's "
+                         "batch %d, chunk %d or seq_len %d",
+                         B, T, pos0, m->opts.max_batch, m->opts.max_chunk, c->seq_len);
+    for (int i = 0; i < B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab)
+            return ryz_error(RYZ_EINVAL, "token id %d outside vocab [0, %d)", tokens[i],
+                             c->vocab);
+    int n = B * T;
+    ryz_status st =
+        ryz_tp_embedding(m->comm, m->x, tokens, n, m->emb, s->vocab_start, s->vocab_local, c->dim);
+    for (int l = 0; st == RYZ_OK && l < c->n_layers; l++) {
+        st = attention_block(m, l, B, T, pos0);
+        if (st == RYZ_OK) st = ffn_block(m, l, n);
+    }
+    if (st != RYZ_OK) return st;
+    m->be->iface->rmsnorm(m->be->ctx, m->x, m->x, m->final_norm, n, c->dim, c->norm_eps);
+    st = ryz_tp_lm_head(m->be, m->comm, m->logits, m->x, m->cls, n, c->dim, c->vocab, s,
+                        m->part, m->gather);
+    *logits = m->logits;
+    return st;
+}

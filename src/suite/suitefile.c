@@ -1,0 +1,598 @@
+/* suitefile: reading suite files (INI) into ryz_suite, and token id lists.
+ *
+ * Grammar (one construct per line, whitespace around everything trimmed):
+ *   ; comment            # comment
+ *   [suite]              [case NAME]
+ *   key = value          key = "value"
+ * Every problem is EINVAL with "WHERE:LINE: what is wrong (what is right)". */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ryz/suite.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUITE_FILE_MAX (1024L * 1024L) /* ryz_suite_load refuses larger files */
+#define MSG_MAX 512
+
+enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE };
+
+/* Keys of each section, in the order of the switch in set_*_key. */
+enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_NSUITE };
+enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_NCASE };
+
+static const char *const SUITE_KEYS[K_NSUITE] = {"name",    "ranks", "repeat", "warmup",
+                                                 "threads", "atol",  "rtol"};
+static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
+                                               "new_tokens", "backend", "comm"};
+#define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol"
+#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm"
+
+#define MAX_KEYS ((int)K_NSUITE > (int)K_NCASE ? (int)K_NSUITE : (int)K_NCASE)
+
+typedef struct {
+    const char *where;      /* source name for messages */
+    int line;               /* current line, 1-based */
+    int sect;               /* SECT_* of the current section */
+    int sect_line;          /* header line of the current section */
+    int suite_line;         /* header line of [suite], 0 if none yet */
+    int key_line[MAX_KEYS]; /* line of each key set in this section, 0 if unset */
+    int *case_lines;        /* header line of each case */
+    int cap;                /* capacity of s->cases and case_lines */
+    ryz_suite *s;
+} parser;
+
+/* Records EINVAL with "WHERE:LINE: " + the formatted message; returns EINVAL. */
+__attribute__((format(printf, 3, 4))) static ryz_status perr(const parser *p, int line,
+                                                             const char *fmt, ...) {
+    char msg[MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ryz_error(RYZ_EINVAL, "%s:%d: %s", p->where, line, msg);
+}
+
+/* Strips leading and trailing whitespace in place; returns the new start. */
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* 1 when `s` is entirely a base-10 integer in [lo, hi] (stored in *out). */
+static int to_long(const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* Separators of id and tp lists. */
+static int is_sep(char ch) {
+    return ch == ' ' || ch == ',' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* Next token of a separator-delimited list at *pp (length in *len), advancing
+ * *pp past it; NULL at the end of the list. */
+static const char *next_tok(const char **pp, size_t *len) {
+    const char *s = *pp;
+    while (*s && is_sep(*s))
+        s++;
+    if (!*s)
+        return NULL;
+    const char *start = s;
+    while (*s && !is_sep(*s))
+        s++;
+    *len = (size_t)(s - start);
+    *pp = s;
+    return start;
+}
+
+/* Checks one id token: 0 and *id set when it is decimal digits with value in
+ * [0, INT_MAX]; otherwise -1 with the reason in why. */
+static int check_id(const char *tok, size_t len, int *id, char *why, size_t whylen) {
+    long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)tok[i])) {
+            snprintf(why, whylen, "bad id '%.*s' (want a decimal integer in [0, %d])",
+                     (int)(len > 40 ? 40 : len), tok, INT_MAX);
+            return -1;
+        }
+        v = v * 10 + (tok[i] - '0');
+        if (v > INT_MAX) {
+            snprintf(why, whylen, "id '%.*s' out of range (want [0, %d])",
+                     (int)(len > 40 ? 40 : len), tok, INT_MAX);
+            return -1;
+        }
+    }
+    *id = (int)v;
+    return 0;
+}
+
+/* ryz_parse_ids without recording the error: the reason goes to why. On
+ * error *ids is NULL and *n 0. */
+static ryz_status ids_parse(const char *text, int **ids, int *n, char *why, size_t whylen) {
+    const char *p = text ? text : "";
+    const char *tok;
+    size_t len;
+    int count = 0, id;
+    *ids = NULL;
+    *n = 0;
+    while ((tok = next_tok(&p, &len))) {
+        if (check_id(tok, len, &id, why, whylen))
+            return RYZ_EINVAL;
+        if (count == INT_MAX) {
+            snprintf(why, whylen, "too many ids");
+            return RYZ_EINVAL;
+        }
+        count++;
+    }
+    if (count == 0) {
+        snprintf(why, whylen, "empty id list (want ids like '1 2 3')");
+        return RYZ_EINVAL;
+    }
+    int *out = malloc((size_t)count * sizeof *out);
+    if (!out) {
+        snprintf(why, whylen, "out of memory for %d ids", count);
+        return RYZ_ENOMEM;
+    }
+    p = text;
+    for (int i = 0; i < count; i++) {
+        tok = next_tok(&p, &len);
+        check_id(tok, len, &out[i], why, whylen); /* already validated */
+    }
+    *ids = out;
+    *n = count;
+    return RYZ_OK;
+}
+
+/* Parses "1 2,3" into a malloc'd array (*ids, *n). EINVAL for an empty list
+ * or a token that is not a decimal integer in [0, 2^31), naming it; on error
+ * *ids is NULL and *n is 0. */
+ryz_status ryz_parse_ids(const char *text, int **ids, int *n) {
+    char why[MSG_MAX];
+    ryz_status st = ids_parse(text, ids, n, why, sizeof why);
+    return st == RYZ_OK ? st : ryz_error(st, "%s", why);
+}
+
+/* Writes "[suite]" or "[case NAME]" (the current section) into buf. */
+static const char *sect_label(const parser *p, char *buf, size_t cap) {
+    if (p->sect == SECT_SUITE)
+        return "[suite]";
+    snprintf(buf, cap, "[case %s]", p->s->cases[p->s->n_cases - 1].name);
+    return buf;
+}
+
+/* Sets an int field from `val` in [lo, INT_MAX]; EINVAL naming the key. */
+static ryz_status set_int(const parser *p, const char *key, const char *val, long lo, int *dst) {
+    long v;
+    if (!to_long(val, lo, INT_MAX, &v))
+        return perr(p, p->line, "bad value '%s' for %s (want an integer >= %ld)", val, key, lo);
+    *dst = (int)v;
+    return RYZ_OK;
+}
+
+/* Sets a double field from `val` (finite, > 0); EINVAL naming the key. */
+static ryz_status set_pos_double(const parser *p, const char *key, const char *val, double *dst) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (end == val || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v > 0))
+        return perr(p, p->line, "bad value '%s' for %s (want a number > 0, e.g. 1e-4)", val, key);
+    *dst = v;
+    return RYZ_OK;
+}
+
+/* Copies a string value into dst[cap]; EINVAL when it does not fit. */
+static ryz_status set_str(const parser *p, const char *key, const char *val, char *dst,
+                          size_t cap) {
+    size_t n = strlen(val);
+    if (n >= cap)
+        return perr(p, p->line, "value of %s too long (%zu chars, at most %zu)", key, n, cap - 1);
+    memcpy(dst, val, n + 1);
+    return RYZ_OK;
+}
+
+/* Sets dst to `val` when it is one of a or b; else EINVAL listing both. */
+static ryz_status set_choice(const parser *p, const char *key, const char *val, const char *a,
+                             const char *b, char *dst, size_t cap) {
+    if (strcmp(val, a) != 0 && strcmp(val, b) != 0)
+        return perr(p, p->line, "bad %s '%s' (want %s or %s)", key, val, a, b);
+    return set_str(p, key, val, dst, cap);
+}
+
+/* Parses a tp list ("1, 2 4") into c->tp; each degree >= 1, at most
+ * RYZ_SUITE_MAX_TP of them. */
+static ryz_status set_tp(const parser *p, const char *val, ryz_suite_case *c) {
+    const char *s = val, *tok;
+    size_t len;
+    char buf[32];
+    long v;
+    c->n_tp = 0;
+    while ((tok = next_tok(&s, &len))) {
+        if (c->n_tp == RYZ_SUITE_MAX_TP)
+            return perr(p, p->line, "too many tp degrees in '%s' (at most %d)", val,
+                        RYZ_SUITE_MAX_TP);
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), tok);
+        if (len >= sizeof buf || !to_long(buf, 1, INT_MAX, &v))
+            return perr(p, p->line,
+                        "bad tp degree '%.*s' (want integers >= 1, e.g. 'tp = 1, 2, 4')",
+                        (int)(len > 40 ? 40 : len), tok);
+        c->tp[c->n_tp++] = (int)v;
+    }
+    if (c->n_tp == 0)
+        return perr(p, p->line, "empty tp list (want e.g. 'tp = 1, 2, 4')");
+    return RYZ_OK;
+}
+
+/* Parses the prompt ids into c->prompt, prefixing errors with the line. */
+static ryz_status set_prompt(const parser *p, const char *val, ryz_suite_case *c) {
+    char why[MSG_MAX];
+    ryz_status st = ids_parse(val, &c->prompt, &c->prompt_len, why, sizeof why);
+    if (st == RYZ_ENOMEM)
+        return ryz_error(st, "%s:%d: %s", p->where, p->line, why);
+    if (st != RYZ_OK)
+        return perr(p, p->line, "bad prompt: %s", why);
+    return RYZ_OK;
+}
+
+/* Applies key number k (K_NAME..) of [suite]. */
+static ryz_status set_suite_key(const parser *p, int k, const char *val) {
+    ryz_suite *s = p->s;
+    const char *key = SUITE_KEYS[k];
+    switch (k) {
+    case K_NAME:
+        return set_str(p, key, val, s->name, sizeof s->name);
+    case K_RANKS:
+        return set_int(p, key, val, 0, &s->ranks);
+    case K_REPEAT:
+        return set_int(p, key, val, 1, &s->repeat);
+    case K_WARMUP:
+        return set_int(p, key, val, 0, &s->warmup);
+    case K_THREADS:
+        return set_int(p, key, val, 1, &s->threads);
+    case K_ATOL:
+        return set_pos_double(p, key, val, &s->atol);
+    default:
+        return set_pos_double(p, key, val, &s->rtol);
+    }
+}
+
+/* Applies key number k (K_MODEL..) of the current [case]. */
+static ryz_status set_case_key(const parser *p, int k, const char *val) {
+    ryz_suite_case *c = &p->s->cases[p->s->n_cases - 1];
+    const char *key = CASE_KEYS[k];
+    switch (k) {
+    case K_MODEL:
+        return set_str(p, key, val, c->model, sizeof c->model);
+    case K_TP:
+        return set_tp(p, val, c);
+    case K_BATCH:
+        return set_int(p, key, val, 1, &c->batch);
+    case K_PROMPT:
+        return set_prompt(p, val, c);
+    case K_NEW_TOKENS:
+        return set_int(p, key, val, 1, &c->new_tokens);
+    case K_BACKEND:
+        return set_choice(p, key, val, "cpu", "cuda", c->backend, sizeof c->backend);
+    default:
+        return set_choice(p, key, val, "mpi", "nccl", c->comm, sizeof c->comm);
+    }
+}
+
+/* Index of key in names[n], or -1. */
+static int key_index(const char *const *names, int n, const char *key) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], key) == 0)
+            return i;
+    return -1;
+}
+
+/* Removes surrounding double quotes from *val in place; EINVAL when a quote
+ * is opened but not closed. */
+static ryz_status unquote(const parser *p, const char *key, char **val) {
+    char *v = *val;
+    size_t n = strlen(v);
+    if (v[0] != '"')
+        return RYZ_OK;
+    if (n < 2 || v[n - 1] != '"')
+        return perr(p, p->line, "unterminated quote in value of %s (want \"...\")", key);
+    v[n - 1] = '\0';
+    *val = v + 1;
+    return RYZ_OK;
+}
+
+/* Handles a "key = value" line (text already trimmed, not a comment). */
+static ryz_status parse_pair(parser *p, char *line) {
+    char label[96];
+    char *eq = strchr(line, '=');
+    if (!eq)
+        return perr(p, p->line, "expected 'key = value', '[section]' or a comment, got '%.60s'",
+                    line);
+    *eq = '\0';
+    char *key = trim(line), *val = trim(eq + 1);
+    if (!*key)
+        return perr(p, p->line, "missing key before '=' (want 'key = value')");
+    if (p->sect == SECT_NONE)
+        return perr(p, p->line, "key '%s' before any section (put it under [suite] or [case NAME])",
+                    key);
+    int suite = p->sect == SECT_SUITE;
+    int k = suite ? key_index(SUITE_KEYS, K_NSUITE, key) : key_index(CASE_KEYS, K_NCASE, key);
+    if (k < 0)
+        return perr(p, p->line, "unknown key '%s' in %s (known: %s)", key,
+                    sect_label(p, label, sizeof label), suite ? SUITE_KNOWN : CASE_KNOWN);
+    if (p->key_line[k])
+        return perr(p, p->line, "duplicate key '%s' in %s (first set at line %d)", key,
+                    sect_label(p, label, sizeof label), p->key_line[k]);
+    p->key_line[k] = p->line;
+    ryz_status st = unquote(p, key, &val);
+    if (st != RYZ_OK)
+        return st;
+    if (!*val)
+        return perr(p, p->line, "empty value for %s (want '%s = VALUE')", key, key);
+    return suite ? set_suite_key(p, k, val) : set_case_key(p, k, val);
+}
+
+/* Checks the section that just ended: a case needs a model and a prompt. */
+static ryz_status finish_section(const parser *p) {
+    if (p->sect != SECT_CASE)
+        return RYZ_OK;
+    const ryz_suite_case *c = &p->s->cases[p->s->n_cases - 1];
+    if (!c->model[0])
+        return perr(p, p->sect_line,
+                    "[case %s] has no model (add e.g. 'model = synthetic:15m,layers=2')", c->name);
+    if (!c->prompt)
+        return perr(p, p->sect_line, "[case %s] has no prompt (add e.g. 'prompt = 1 2 3')",
+                    c->name);
+    return RYZ_OK;
+}
+
+/* Enters [suite]; EINVAL when it appeared before. */
+static ryz_status open_suite(parser *p) {
+    if (p->suite_line)
+        return perr(p, p->line, "duplicate [suite] section (first at line %d)", p->suite_line);
+    p->suite_line = p->line;
+    p->sect = SECT_SUITE;
+    return RYZ_OK;
+}
+
+/* Makes room for one more case; ENOMEM on failure. */
+static ryz_status grow_cases(parser *p) {
+    ryz_suite *s = p->s;
+    if (s->n_cases < p->cap)
+        return RYZ_OK;
+    int cap = p->cap ? 2 * p->cap : 4;
+    ryz_suite_case *cases = realloc(s->cases, (size_t)cap * sizeof *cases);
+    if (!cases)
+        return ryz_error(RYZ_ENOMEM, "%s:%d: out of memory for cases", p->where, p->line);
+    s->cases = cases;
+    int *lines = realloc(p->case_lines, (size_t)cap * sizeof *lines);
+    if (!lines)
+        return ryz_error(RYZ_ENOMEM, "%s:%d: out of memory for cases", p->where, p->line);
+    p->case_lines = lines;
+    p->cap = cap;
+    return RYZ_OK;
+}
+
+/* Enters [case NAME]: name non-empty, unique, shorter than
+ * RYZ_SUITE_NAME_MAX; the new case starts with the defaults. */
+static ryz_status open_case(parser *p, const char *name) {
+    ryz_suite *s = p->s;
+    size_t n = strlen(name);
+    if (n == 0)
+        return perr(p, p->line, "[case] needs a name (want e.g. '[case small]')");
+    if (n >= RYZ_SUITE_NAME_MAX)
+        return perr(p, p->line, "case name '%.20s...' too long (%zu chars, at most %d)", name, n,
+                    RYZ_SUITE_NAME_MAX - 1);
+    for (int i = 0; i < s->n_cases; i++)
+        if (strcmp(s->cases[i].name, name) == 0)
+            return perr(p, p->line,
+                        "duplicate case name '%s' (first at line %d; names must be unique)", name,
+                        p->case_lines[i]);
+    ryz_status st = grow_cases(p);
+    if (st != RYZ_OK)
+        return st;
+    ryz_suite_case *c = &s->cases[s->n_cases];
+    memset(c, 0, sizeof *c);
+    memcpy(c->name, name, n + 1);
+    c->tp[0] = 1;
+    c->n_tp = 1;
+    c->batch = 1;
+    c->new_tokens = 16;
+    strcpy(c->backend, "cpu");
+    strcpy(c->comm, "mpi");
+    p->case_lines[s->n_cases++] = p->line;
+    p->sect = SECT_CASE;
+    return RYZ_OK;
+}
+
+/* Handles a "[...]" line: ends the previous section, opens the new one. */
+static ryz_status parse_header(parser *p, char *line) {
+    size_t n = strlen(line);
+    if (n < 2 || line[n - 1] != ']')
+        return perr(p, p->line, "malformed section header '%.60s' (want [suite] or [case NAME])",
+                    line);
+    line[n - 1] = '\0';
+    char *inner = trim(line + 1);
+    ryz_status st = finish_section(p);
+    if (st != RYZ_OK)
+        return st;
+    memset(p->key_line, 0, sizeof p->key_line);
+    p->sect_line = p->line;
+    if (strcmp(inner, "suite") == 0)
+        return open_suite(p);
+    if (strncmp(inner, "case", 4) == 0 && (inner[4] == '\0' || isspace((unsigned char)inner[4])))
+        return open_case(p, trim(inner + 4));
+    return perr(p, p->line, "unknown section '[%.60s]' (known: [suite], [case NAME])", inner);
+}
+
+/* Handles one line of text (without its newline). */
+static ryz_status parse_line(parser *p, char *line) {
+    line = trim(line);
+    if (!*line || *line == ';' || *line == '#')
+        return RYZ_OK;
+    if (*line == '[')
+        return parse_header(p, line);
+    return parse_pair(p, line);
+}
+
+/* Writes the base name of `where` without extension ("quick" for
+ * "suites/quick.ini") into dst[cap], truncated; "suite" if that is empty. */
+static void default_name(const char *where, char *dst, size_t cap) {
+    const char *base = strrchr(where, '/');
+    base = base ? base + 1 : where;
+    const char *dot = strrchr(base, '.');
+    size_t n = (dot && dot != base) ? (size_t)(dot - base) : strlen(base);
+    if (n == 0) {
+        base = "suite";
+        n = 5;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, base, n);
+    dst[n] = '\0';
+}
+
+/* Sets the [suite] defaults and keeps a copy of the text in s->text. */
+static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) {
+    default_name(where, s->name, sizeof s->name);
+    s->ranks = 0;
+    s->repeat = 3;
+    s->warmup = 1;
+    s->threads = 1;
+    s->atol = 1e-4;
+    s->rtol = 1e-4;
+    s->text = strdup(text);
+    if (!s->text)
+        return ryz_error(RYZ_ENOMEM, "%s: out of memory for the suite text", where);
+    return RYZ_OK;
+}
+
+/* Parses INI text into *out (always overwritten; s->text gets a copy of
+ * text). On error: EINVAL/ENOMEM with "WHERE:LINE: message", *out zeroed. */
+ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out) {
+    parser p;
+    char *buf = NULL;
+    ryz_status st;
+    memset(out, 0, sizeof *out);
+    memset(&p, 0, sizeof p);
+    p.where = where ? where : "<suite>";
+    p.s = out;
+    if (!text)
+        return ryz_error(RYZ_EINVAL, "%s: no suite text", p.where);
+    st = init_suite(out, text, p.where);
+    if (st != RYZ_OK)
+        goto cleanup;
+    buf = strdup(text);
+    if (!buf) {
+        st = ryz_error(RYZ_ENOMEM, "%s: out of memory for the suite text", p.where);
+        goto cleanup;
+    }
+    for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        p.line++;
+        st = parse_line(&p, line);
+        if (st != RYZ_OK)
+            goto cleanup;
+    }
+    st = finish_section(&p);
+    if (st == RYZ_OK && out->n_cases == 0)
+        st = perr(&p, p.line > 0 ? p.line : 1,
+                  "no [case NAME] sections (add one, e.g. '[case small]' with model and prompt)");
+cleanup:
+    free(buf);
+    free(p.case_lines);
+    if (st != RYZ_OK)
+        ryz_suite_free(out);
+    return st;
+}
+
+/* Reads all of `f` (at most SUITE_FILE_MAX bytes) into a malloc'd,
+ * NUL-terminated *text. EIO on read errors, EINVAL when too large or
+ * containing a NUL byte. */
+static ryz_status read_text(FILE *f, const char *path, char **text) {
+    ryz_status st = RYZ_OK;
+    char *buf = malloc((size_t)SUITE_FILE_MAX + 1);
+    *text = NULL;
+    if (!buf)
+        return ryz_error(RYZ_ENOMEM, "%s: out of memory reading the file", path);
+    size_t n = fread(buf, 1, (size_t)SUITE_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        st = ryz_error(RYZ_EIO, "%s: cannot read: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (n > (size_t)SUITE_FILE_MAX) {
+        st = ryz_error(RYZ_EINVAL, "%s: file too large (over 1 MiB; suite files are small INI)",
+                       path);
+        goto cleanup;
+    }
+    if (memchr(buf, '\0', n)) {
+        st = ryz_error(RYZ_EINVAL, "%s: contains a NUL byte (want an INI text file)", path);
+        goto cleanup;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    buf = NULL;
+cleanup:
+    free(buf);
+    return st;
+}
+
+/* Reads and parses the suite file at path into *out (s->text keeps the file).
+ * EIO "PATH: cannot open: REASON" when unreadable, EINVAL when larger than
+ * 1 MiB or invalid; on error *out is zeroed. */
+ryz_status ryz_suite_load(const char *path, ryz_suite *out) {
+    char *text = NULL;
+    ryz_status st;
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return ryz_error(RYZ_EINVAL, "no suite file path given");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ryz_error(RYZ_EIO, "%s: cannot open: %s", path, strerror(errno));
+    st = read_text(f, path, &text);
+    if (st != RYZ_OK)
+        goto cleanup;
+    st = ryz_suite_parse(text, path, out);
+cleanup:
+    free(text);
+    fclose(f);
+    return st;
+}
+
+/* Frees the cases, prompts and text of s and zeroes it; safe on a zeroed or
+ * already freed struct and on NULL. */
+void ryz_suite_free(ryz_suite *s) {
+    if (!s)
+        return;
+    for (int i = 0; s->cases && i < s->n_cases; i++)
+        free(s->cases[i].prompt);
+    free(s->cases);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+/* Largest TP degree over all cases; 1 for NULL or a suite without cases. */
+int ryz_suite_max_tp(const ryz_suite *s) {
+    int max = 1;
+    for (int i = 0; s && i < s->n_cases; i++)
+        for (int j = 0; j < s->cases[i].n_tp; j++)
+            if (s->cases[i].tp[j] > max)
+                max = s->cases[i].tp[j];
+    return max;
+}

@@ -1,0 +1,371 @@
+/* Tests of suite files (INI parsing, loading) and ryz_parse_ids. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ryz/suite.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Asserts that parsing `text` fails with EINVAL, leaves the suite zeroed and
+ * that the message contains each of the given substrings (NULL-terminated). */
+static void expect_einval(const char *text, const char *const *needles) {
+    ryz_suite s;
+    memset(&s, 0xab, sizeof s);
+    ryz_status st = ryz_suite_parse(text, "suites/x.ini", &s);
+    ck_assert_int_eq(st, RYZ_EINVAL);
+    ck_assert_ptr_null(s.cases);
+    ck_assert_ptr_null(s.text);
+    ck_assert_int_eq(s.n_cases, 0);
+    for (int i = 0; needles[i]; i++)
+        ck_assert_msg(strstr(ryz_last_error(), needles[i]), "'%s' not in '%s'", needles[i],
+                      ryz_last_error());
+    ryz_suite_free(&s);
+}
+
+#define EXPECT_EINVAL(text, ...)                                                                   \
+    do {                                                                                           \
+        const char *const needles_[] = {__VA_ARGS__, NULL};                                        \
+        expect_einval(text, needles_);                                                             \
+    } while (0)
+
+#define CASE_OK "[case a]\nmodel = m\nprompt = 1\n"
+
+static const char FULL[] = "; a full suite\n"
+                           "  # indented comment\n"
+                           "\n"
+                           "[suite]\n"
+                           "name = \"full suite\"\n"
+                           "ranks = 8\n"
+                           "repeat = 5\n"
+                           "warmup = 0\n"
+                           "threads = 2\n"
+                           "atol = 1e-5\n"
+                           "rtol=2e-3\n"
+                           "\n"
+                           "[case big]\n"
+                           "  model   =   \"synthetic:15m,layers=2\"  \n"
+                           "tp = 1, 2 4,8\n"
+                           "batch = 3\n"
+                           "prompt = \"5, 6 7\t8\"\n"
+                           "new_tokens = 32\n"
+                           "backend = cuda\n"
+                           "comm = nccl\n"
+                           "[ case  small ]\r\n"
+                           "model = synthetic:tiny\r\n"
+                           "prompt = 0\r\n";
+
+START_TEST(test_full_file) {
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse(FULL, "suites/full.ini", &s), RYZ_OK);
+    ck_assert_str_eq(s.name, "full suite");
+    ck_assert_int_eq(s.ranks, 8);
+    ck_assert_int_eq(s.repeat, 5);
+    ck_assert_int_eq(s.warmup, 0);
+    ck_assert_int_eq(s.threads, 2);
+    ck_assert_double_eq(s.atol, 1e-5);
+    ck_assert_double_eq(s.rtol, 2e-3);
+    ck_assert_str_eq(s.text, FULL);
+    ck_assert_int_eq(s.n_cases, 2);
+    const ryz_suite_case *c = &s.cases[0];
+    ck_assert_str_eq(c->name, "big");
+    ck_assert_str_eq(c->model, "synthetic:15m,layers=2");
+    ck_assert_int_eq(c->n_tp, 4);
+    ck_assert_int_eq(c->tp[0], 1);
+    ck_assert_int_eq(c->tp[1], 2);
+    ck_assert_int_eq(c->tp[2], 4);
+    ck_assert_int_eq(c->tp[3], 8);
+    ck_assert_int_eq(c->batch, 3);
+    ck_assert_int_eq(c->prompt_len, 4);
+    ck_assert_int_eq(c->prompt[0], 5);
+    ck_assert_int_eq(c->prompt[3], 8);
+    ck_assert_int_eq(c->new_tokens, 32);
+    ck_assert_str_eq(c->backend, "cuda");
+    ck_assert_str_eq(c->comm, "nccl");
+    c = &s.cases[1];
+    ck_assert_str_eq(c->name, "small");
+    ck_assert_str_eq(c->model, "synthetic:tiny");
+    ck_assert_int_eq(c->n_tp, 1);
+    ck_assert_int_eq(c->tp[0], 1);
+    ck_assert_int_eq(c->batch, 1);
+    ck_assert_int_eq(c->prompt_len, 1);
+    ck_assert_int_eq(c->prompt[0], 0);
+    ck_assert_int_eq(c->new_tokens, 16);
+    ck_assert_str_eq(c->backend, "cpu");
+    ck_assert_str_eq(c->comm, "mpi");
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 8);
+    ryz_suite_free(&s);
+    ryz_suite_free(&s);
+    ck_assert_ptr_null(s.cases);
+}
+END_TEST
+
+START_TEST(test_defaults) {
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "suites/quick.ini", &s), RYZ_OK);
+    ck_assert_str_eq(s.name, "quick");
+    ck_assert_int_eq(s.ranks, 0);
+    ck_assert_int_eq(s.repeat, 3);
+    ck_assert_int_eq(s.warmup, 1);
+    ck_assert_int_eq(s.threads, 1);
+    ck_assert_double_eq(s.atol, 1e-4);
+    ck_assert_double_eq(s.rtol, 1e-4);
+    ck_assert_int_eq(s.n_cases, 1);
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 1);
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "plain", &s), RYZ_OK);
+    ck_assert_str_eq(s.name, "plain");
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "dir.d/.hidden", &s), RYZ_OK);
+    ck_assert_str_eq(s.name, ".hidden");
+    ryz_suite_free(&s);
+}
+END_TEST
+
+START_TEST(test_unknown_key) {
+    EXPECT_EINVAL("[suite]\nname = q\n\n[case a]\nmodel = m\nprompt = 1\nfoo = 3\n",
+                  "suites/x.ini:7:", "unknown key 'foo'", "[case a]", "model, tp");
+    EXPECT_EINVAL("[suite]\nrepeats = 3\n" CASE_OK, "suites/x.ini:2:", "'repeats'", "[suite]",
+                  "repeat");
+}
+END_TEST
+
+START_TEST(test_unknown_section) {
+    EXPECT_EINVAL(CASE_OK "[cases b]\n", "suites/x.ini:4:", "unknown section '[cases b]'",
+                  "[case NAME]");
+    EXPECT_EINVAL("[Suite]\n" CASE_OK, "suites/x.ini:1:", "[Suite]");
+    EXPECT_EINVAL("[suite\n" CASE_OK, "suites/x.ini:1:", "malformed section header");
+}
+END_TEST
+
+START_TEST(test_key_before_section) {
+    EXPECT_EINVAL("# comment\nname = q\n" CASE_OK, "suites/x.ini:2:", "key 'name'",
+                  "before any section");
+}
+END_TEST
+
+START_TEST(test_duplicate_key) {
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt = 1\nmodel = n\n",
+                  "suites/x.ini:4:", "duplicate key 'model'", "line 2");
+    EXPECT_EINVAL("[suite]\natol = 1\natol = 2\n" CASE_OK, "suites/x.ini:3:", "'atol'");
+}
+END_TEST
+
+START_TEST(test_duplicate_sections) {
+    EXPECT_EINVAL(CASE_OK "[case a]\nmodel = m\nprompt = 1\n",
+                  "suites/x.ini:4:", "duplicate case name 'a'", "line 1");
+    EXPECT_EINVAL("[suite]\n[suite]\n" CASE_OK, "suites/x.ini:2:", "duplicate [suite]");
+    /* The same key in two different sections is fine. */
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK "[case b]\nmodel = m\nprompt = 2\n", "x", &s), RYZ_OK);
+    ck_assert_int_eq(s.n_cases, 2);
+    ryz_suite_free(&s);
+}
+END_TEST
+
+START_TEST(test_bad_numbers) {
+    EXPECT_EINVAL("[suite]\nrepeat = 3x\n" CASE_OK, "suites/x.ini:2:", "'3x'", "repeat",
+                  "integer >= 1");
+    EXPECT_EINVAL("[suite]\nrepeat = 0\n" CASE_OK, "repeat", "integer >= 1");
+    EXPECT_EINVAL("[suite]\nranks = -1\n" CASE_OK, "ranks", "integer >= 0");
+    EXPECT_EINVAL("[suite]\nthreads = 99999999999999999999\n" CASE_OK, "threads");
+    EXPECT_EINVAL("[suite]\nwarmup = 1.5\n" CASE_OK, "warmup");
+    EXPECT_EINVAL("[suite]\natol = 0\n" CASE_OK, "atol", "number > 0");
+    EXPECT_EINVAL("[suite]\nrtol = abc\n" CASE_OK, "'abc'", "rtol");
+    EXPECT_EINVAL("[suite]\nrtol = inf\n" CASE_OK, "rtol");
+    EXPECT_EINVAL(CASE_OK "batch = 0\n", "suites/x.ini:4:", "batch");
+    EXPECT_EINVAL(CASE_OK "new_tokens = ten\n", "new_tokens", "'ten'");
+}
+END_TEST
+
+START_TEST(test_bad_tp) {
+    EXPECT_EINVAL(CASE_OK "tp = 1, 0\n", "suites/x.ini:4:", "bad tp degree '0'", "tp = 1, 2, 4");
+    EXPECT_EINVAL(CASE_OK "tp = 1,x\n", "'x'");
+    EXPECT_EINVAL(CASE_OK "tp = -2\n", "'-2'");
+    EXPECT_EINVAL(CASE_OK "tp = , ,\n", "empty tp list");
+    EXPECT_EINVAL(CASE_OK "tp = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n", "too many tp", "16");
+    ryz_suite s;
+    ck_assert_int_eq(
+        ryz_suite_parse(CASE_OK "tp = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "x", &s), RYZ_OK);
+    ck_assert_int_eq(s.cases[0].n_tp, RYZ_SUITE_MAX_TP);
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 16);
+    ryz_suite_free(&s);
+}
+END_TEST
+
+START_TEST(test_missing_required) {
+    EXPECT_EINVAL("[suite]\n[case a]\nprompt = 1\n", "suites/x.ini:2:", "[case a] has no model");
+    EXPECT_EINVAL("[case a]\nmodel = m\n[case b]\nmodel = m\nprompt = 1\n",
+                  "suites/x.ini:1:", "[case a] has no prompt");
+    EXPECT_EINVAL(CASE_OK "[case b]\nmodel = m\n", "suites/x.ini:4:", "[case b] has no prompt");
+}
+END_TEST
+
+START_TEST(test_no_cases) {
+    EXPECT_EINVAL("[suite]\nname = q\n", "suites/x.ini:2:", "no [case NAME]");
+    EXPECT_EINVAL("", "suites/x.ini:1:", "no [case NAME]");
+    EXPECT_EINVAL("; only a comment\n", "no [case NAME]");
+}
+END_TEST
+
+START_TEST(test_bad_values) {
+    EXPECT_EINVAL(CASE_OK "backend = gpu\n", "suites/x.ini:4:", "'gpu'", "cpu or cuda");
+    EXPECT_EINVAL(CASE_OK "comm = gloo\n", "'gloo'", "mpi or nccl");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt = 1 two\n", "suites/x.ini:3:", "prompt", "'two'");
+    EXPECT_EINVAL("[case a]\nmodel = \"m\nprompt = 1\n", "suites/x.ini:2:", "unterminated quote");
+    EXPECT_EINVAL("[case a]\nmodel =\nprompt = 1\n", "suites/x.ini:2:", "empty value", "model");
+    EXPECT_EINVAL("[case a]\nmodel = \"\"\nprompt = 1\n", "empty value");
+    EXPECT_EINVAL(CASE_OK "just words\n", "suites/x.ini:4:", "key = value");
+    EXPECT_EINVAL(CASE_OK " = 3\n", "missing key");
+    EXPECT_EINVAL("[case]\nmodel = m\nprompt = 1\n", "suites/x.ini:1:", "needs a name");
+    EXPECT_EINVAL("[case 0123456789012345678901234567890123456789012345678901234567890123]\n",
+                  "too long", "63");
+    char longmodel[400] = "[case a]\nprompt = 1\nmodel = ";
+    memset(longmodel + strlen(longmodel), 'm', 300);
+    EXPECT_EINVAL(longmodel, "suites/x.ini:3:", "model", "too long");
+}
+END_TEST
+
+START_TEST(test_parse_ids) {
+    int *ids = NULL, n = -1;
+    ck_assert_int_eq(ryz_parse_ids("1 2,3\t4", &ids, &n), RYZ_OK);
+    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[3], 4);
+    free(ids);
+    ck_assert_int_eq(ryz_parse_ids(",, 007 ,,", &ids, &n), RYZ_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(ids[0], 7);
+    free(ids);
+    ck_assert_int_eq(ryz_parse_ids("0 2147483647", &ids, &n), RYZ_OK);
+    ck_assert_int_eq(ids[0], 0);
+    ck_assert_int_eq(ids[1], 2147483647);
+    free(ids);
+    const char *bad[] = {"2147483648", "1 -1", "+3", "12a", "99999999999999999999", "1;2"};
+    const char *tok[] = {"'2147483648'",           "'-1'", "'+3'", "'12a'",
+                         "'99999999999999999999'", "'1;2'"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(ryz_parse_ids(bad[i], &ids, &n), RYZ_EINVAL);
+        ck_assert_ptr_null(ids);
+        ck_assert_int_eq(n, 0);
+        ck_assert_msg(strstr(ryz_last_error(), tok[i]), "'%s' not in '%s'", tok[i],
+                      ryz_last_error());
+    }
+    const char *empty[] = {"", "   ", " , ,\t"};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        ck_assert_int_eq(ryz_parse_ids(empty[i], &ids, &n), RYZ_EINVAL);
+        ck_assert_ptr_null(ids);
+        ck_assert_ptr_nonnull(strstr(ryz_last_error(), "empty id list"));
+    }
+}
+END_TEST
+
+START_TEST(test_max_tp_and_free) {
+    ryz_suite s;
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 1);
+    ryz_suite_free(&s);
+    ryz_suite_free(&s);
+    ck_assert_int_eq(
+        ryz_suite_parse("[case a]\nmodel=m\nprompt=1\ntp=2 1\n[case b]\nmodel=m\nprompt=1\ntp=4",
+                        "x", &s),
+        RYZ_OK);
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 4);
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_max_tp(&s), 1);
+}
+END_TEST
+
+/* Writes `len` bytes of `data` to a new temp file; its path goes to path. */
+static void write_temp(char *path, const char *data, size_t len) {
+    strcpy(path, "/tmp/ryz_suite_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+START_TEST(test_load) {
+    char path[64];
+    ryz_suite s;
+    write_temp(path, FULL, strlen(FULL));
+    ck_assert_int_eq(ryz_suite_load(path, &s), RYZ_OK);
+    ck_assert_str_eq(s.name, "full suite");
+    ck_assert_int_eq(s.n_cases, 2);
+    ck_assert_str_eq(s.text, FULL);
+    ryz_suite_free(&s);
+    unlink(path);
+
+    write_temp(path, "[case a]\nmodel = m\nbogus = 1\n", 29);
+    ck_assert_int_eq(ryz_suite_load(path, &s), RYZ_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), path));
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), ":3: unknown key 'bogus'"));
+    ck_assert_ptr_null(s.cases);
+    ck_assert_ptr_null(s.text);
+    unlink(path);
+
+    write_temp(path, "[case a]\nmodel = m\0\nprompt = 1\n", 31);
+    ck_assert_int_eq(ryz_suite_load(path, &s), RYZ_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), "NUL byte"));
+    unlink(path);
+
+    size_t big = 1024 * 1024 + 1;
+    char *data = malloc(big);
+    ck_assert_ptr_nonnull(data);
+    memset(data, '\n', big);
+    write_temp(path, data, big);
+    free(data);
+    ck_assert_int_eq(ryz_suite_load(path, &s), RYZ_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), "too large"));
+    ck_assert_ptr_null(s.text);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_load_missing) {
+    ryz_suite s;
+    const char *path = "/nonexistent/dir/suite.ini";
+    ck_assert_int_eq(ryz_suite_load(path, &s), RYZ_EIO);
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), path));
+    ck_assert_ptr_nonnull(strstr(ryz_last_error(), "No such file"));
+    ck_assert_ptr_null(s.cases);
+    ck_assert_ptr_null(s.text);
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_load("/tmp", &s), RYZ_EIO);
+}
+END_TEST
+
+static Suite *suite_file_suite(void) {
+    Suite *s = suite_create("suite_file");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_full_file);
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_unknown_key);
+    tcase_add_test(tc, test_unknown_section);
+    tcase_add_test(tc, test_key_before_section);
+    tcase_add_test(tc, test_duplicate_key);
+    tcase_add_test(tc, test_duplicate_sections);
+    tcase_add_test(tc, test_bad_numbers);
+    tcase_add_test(tc, test_bad_tp);
+    tcase_add_test(tc, test_missing_required);
+    tcase_add_test(tc, test_no_cases);
+    tcase_add_test(tc, test_bad_values);
+    tcase_add_test(tc, test_parse_ids);
+    tcase_add_test(tc, test_max_tp_and_free);
+    tcase_add_test(tc, test_load);
+    tcase_add_test(tc, test_load_missing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite_file_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
