@@ -17,7 +17,7 @@ LDLIBS   := -lm
 
 ifeq ($(DEPS_OK),1)
 CFLAGS   += $(shell pkg-config --cflags $(PKGS))
-LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) -lm -pthread
 endif
 
 ifeq ($(COVERAGE),1)

@@ -66,6 +66,11 @@ const char *ryz_mem_kind_name(ryz_mem_kind kind);
 /* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
 size_t ryz_mem_peak_rss(void);
 
+/* Memory read bandwidth in bytes/s: `threads` threads each stream their
+ * part of a `bytes` buffer (larger than the caches) `reps` times; the best
+ * rep counts. 0 with a message on failure. */
+double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
+
 /* Environment: integer variable `name` in [lo, hi]; `def` when unset.
  * EINVAL with a message naming the variable when malformed or out of range. */
 ryz_status ryz_env_int(const char *name, long def, long lo, long hi, long *out);

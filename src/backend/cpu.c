@@ -19,9 +19,52 @@ static void cpu_free(void *ctx, void *p) {
     ryz_mem_free(p);
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Decode GEMV y (out) = W (out, in) . x (in), in % 8 == 0: four rows per
+ * pass so four independent streams of W are in flight while x stays in L1.
+ * Decode is bound by reading W once; this keeps the loads back to back. */
+__attribute__((target("avx2,fma"))) static void gemv_avx2(float *y, const float *x,
+                                                          const float *w, int in, int out) {
+    int o = 0;
+    for (; o + 4 <= out; o += 4) {
+        const float *w0 = w + (size_t)o * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < in; i += 8) {
+            __m256 xv = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+        }
+        y[o] = hsum256(a0), y[o + 1] = hsum256(a1), y[o + 2] = hsum256(a2), y[o + 3] = hsum256(a3);
+    }
+    for (; o < out; o++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < in; i += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(w + (size_t)o * in + i), _mm256_loadu_ps(x + i), a);
+        y[o] = hsum256(a);
+    }
+}
+#endif
+
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                        int out) {
     (void)ctx;
+#if defined(__x86_64__)
+    if (n == 1 && in % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        gemv_avx2(y, x, w, in, out);
+        return;
+    }
+#endif
     if (n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
     else
@@ -74,7 +117,8 @@ static void cpu_add(void *ctx, float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-static void softmax(float *x, int n) {
+/* Softmax of x[0..n) in place; x[n..len) set to zero (causal mask). */
+static void softmax_masked(float *x, int n, int len) {
     float max = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > max) max = x[i];
@@ -84,33 +128,26 @@ static void softmax(float *x, int n) {
         sum += x[i];
     }
     for (int i = 0; i < n; i++) x[i] /= sum;
+    for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
+/* Per head, two BLAS calls over the strided caches: S (T, L) = Q K^T / sqrt(hd),
+ * causal softmax per row, O (T, hd) = S V. The masked upper triangle of a
+ * prefill costs some flops but keeps the work in sgemm. */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
                           const float *vc, int T, int pos0, const ryz_attn_geom *g,
-                          float *att) {
+                          float *scores) {
     (void)ctx;
-    int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd;
+    int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd, L = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t < T; t++) {
-        int pos = pos0 + t;
-        for (int h = 0; h < g->heads; h++) {
-            int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
-            const float *qh = q + (size_t)t * qdim + (size_t)h * hd;
-            for (int p = 0; p <= pos; p++) {
-                const float *k = kc + (size_t)p * kvdim + (size_t)kvh * hd;
-                float s = 0.0f;
-                for (int i = 0; i < hd; i++) s += qh[i] * k[i];
-                att[p] = s * scale;
-            }
-            softmax(att, pos + 1);
-            float *o = out + (size_t)t * qdim + (size_t)h * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int p = 0; p <= pos; p++) {
-                const float *v = vc + (size_t)p * kvdim + (size_t)kvh * hd;
-                for (int i = 0; i < hd; i++) o[i] += att[p] * v[i];
-            }
-        }
+    for (int h = 0; h < g->heads; h++) {
+        int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
+        const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, q + (size_t)h * hd,
+                    qdim, K, kvdim, 0.0f, scores, L);
+        for (int t = 0; t < T; t++) softmax_masked(scores + (size_t)t * L, pos0 + t + 1, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V,
+                    kvdim, 0.0f, out + (size_t)h * hd, qdim);
     }
 }
 

@@ -42,7 +42,7 @@ struct ryz_model {
     float *y;      /* (R, dim) row-parallel output */
     float *h1;     /* (R, hidden_local) */
     float *h3;     /* (R, hidden_local) */
-    float *scores; /* (seq_len) */
+    float *scores; /* (max_chunk, seq_len) attention scores of one head */
     float *part;   /* (R, vocab_local) */
     float *gather; /* (R, vocab_padded) */
     float *logits; /* (R, vocab_padded) */
@@ -153,7 +153,7 @@ static ryz_status build_state(ryz_model *m) {
     m->v = alloc_f(m, RYZ_MEM_SCRATCH, R, kvd);
     m->h1 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
     m->h3 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
-    m->scores = alloc_f(m, RYZ_MEM_SCRATCH, c->seq_len, 1);
+    m->scores = alloc_f(m, RYZ_MEM_SCRATCH, m->opts.max_chunk, c->seq_len);
     m->part = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_local);
     m->gather = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
     m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);

@@ -1,0 +1,482 @@
+/* Tests of core (errors, status codes, memory accounting, environment,
+ * timers) and of the self communicator with its profiling records. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ryz/comm.h"
+#include "ryz/core.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+#include <time.h>
+
+#define ENV_VAR "RYZ_TEST_CORE_ENV_INT"
+
+/* Asserts got[0..n) == want[0..n) exactly, naming the first differing element. */
+static void assert_floats_equal(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "%s: element %zu is %.9g, expected %.9g", what, i,
+                      (double)got[i], (double)want[i]);
+}
+
+/* Fills x[0..n) with distinct values derived from `base`. */
+static void fill_pattern(float *x, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) x[i] = base + 0.25f * (float)i;
+}
+
+/* Asserts that ryz_last_error() contains `needle`. */
+static void assert_error_has(const char *needle) {
+    ck_assert_msg(strstr(ryz_last_error(), needle), "'%s' not in last error '%s'", needle,
+                  ryz_last_error());
+}
+
+/* ---- errors and status codes ---- */
+
+START_TEST(test_error_message) {
+    ryz_error_clear();
+    ck_assert_str_eq(ryz_last_error(), "");
+    ck_assert_int_eq(ryz_error(RYZ_EIO, "cannot open %s: %d", "x.bin", 7), RYZ_EIO);
+    ck_assert_str_eq(ryz_last_error(), "cannot open x.bin: 7");
+    ck_assert_int_eq(ryz_error(RYZ_EINVAL, "second"), RYZ_EINVAL);
+    ck_assert_str_eq(ryz_last_error(), "second");
+    ryz_error_clear();
+    ck_assert_str_eq(ryz_last_error(), "");
+}
+END_TEST
+
+START_TEST(test_error_long_message_truncated) {
+    char big[4000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ryz_error(RYZ_EINVAL, "%s", big);
+    size_t len = strlen(ryz_last_error());
+    ck_assert_uint_gt(len, 100);
+    ck_assert_uint_lt(len, sizeof big - 1);
+}
+END_TEST
+
+/* Thread body: sets its own error and reports what it saw before. */
+static int other_thread(void *arg) {
+    char *seen = arg;
+    strcpy(seen, ryz_last_error());
+    ryz_error(RYZ_ECOMM, "from the other thread");
+    return 0;
+}
+
+START_TEST(test_error_thread_local) {
+    char seen[1024] = "unset";
+    ryz_error(RYZ_EIO, "main thread");
+    thrd_t t;
+    ck_assert_int_eq(thrd_create(&t, other_thread, seen), thrd_success);
+    ck_assert_int_eq(thrd_join(t, NULL), thrd_success);
+    ck_assert_str_eq(seen, "");
+    ck_assert_str_eq(ryz_last_error(), "main thread");
+}
+END_TEST
+
+START_TEST(test_status_names_and_exit_codes) {
+    static const struct {
+        ryz_status s;
+        const char *name;
+        int code;
+    } table[] = {
+        {RYZ_OK, "OK", 0},         {RYZ_EMISMATCH, "EMISMATCH", 1}, {RYZ_EINVAL, "EINVAL", 2},
+        {RYZ_EIO, "EIO", 2},       {RYZ_ENOMEM, "ENOMEM", 2},       {RYZ_ECOMM, "ECOMM", 3},
+        {RYZ_ETIMEOUT, "ETIMEOUT", 3},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        ck_assert_str_eq(ryz_status_name(table[i].s), table[i].name);
+        ck_assert_msg(ryz_status_exit_code(table[i].s) == table[i].code,
+                      "exit code of %s is %d, expected %d", table[i].name,
+                      ryz_status_exit_code(table[i].s), table[i].code);
+    }
+    ck_assert_str_eq(ryz_status_name((ryz_status)99), "EUNKNOWN");
+}
+END_TEST
+
+START_TEST(test_log_level_roundtrip) {
+    ryz_log_set_level(RYZ_LOG_DEBUG);
+    ck_assert_int_eq(ryz_log_get_level(), RYZ_LOG_DEBUG);
+    ryz_log_set_level(RYZ_LOG_ERROR);
+    ck_assert_int_eq(ryz_log_get_level(), RYZ_LOG_ERROR);
+    RYZ_DEBUG("suppressed at level error");
+}
+END_TEST
+
+/* ---- checked multiply ---- */
+
+START_TEST(test_mul_ok) {
+    size_t out = 123;
+    ck_assert_int_eq(ryz_mul_ok(6, 7, &out), 1);
+    ck_assert_uint_eq(out, 42);
+    ck_assert_int_eq(ryz_mul_ok(0, SIZE_MAX, &out), 1);
+    ck_assert_uint_eq(out, 0);
+    ck_assert_int_eq(ryz_mul_ok(SIZE_MAX, 0, &out), 1);
+    ck_assert_uint_eq(out, 0);
+    ck_assert_int_eq(ryz_mul_ok(SIZE_MAX, 1, &out), 1);
+    ck_assert_uint_eq(out, SIZE_MAX);
+    ck_assert_int_eq(ryz_mul_ok(SIZE_MAX / 2 + 1, 2, &out), 0);
+    ck_assert_int_eq(ryz_mul_ok(2, SIZE_MAX / 2 + 1, &out), 0);
+    ck_assert_int_eq(ryz_mul_ok((size_t)1 << 32, (size_t)1 << 32, &out), 0);
+    ck_assert_int_eq(ryz_mul_ok((size_t)1 << 31, (size_t)1 << 32, &out), 1);
+    ck_assert_uint_eq(out, (size_t)1 << 63);
+}
+END_TEST
+
+/* ---- memory accounting ---- */
+
+/* Live bytes of every kind, into `out`. */
+static void mem_snapshot(size_t out[RYZ_MEM_NKINDS]) {
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++) out[k] = ryz_mem_bytes((ryz_mem_kind)k);
+}
+
+START_TEST(test_mem_accounting_per_kind) {
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    size_t peak0 = ryz_mem_peak(RYZ_MEM_KV);
+    void *w = ryz_mem_alloc(RYZ_MEM_WEIGHTS, 100, 4);
+    void *k1 = ryz_mem_alloc(RYZ_MEM_KV, 1000, 8);
+    void *k2 = ryz_mem_alloc(RYZ_MEM_KV, 3, 5);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_nonnull(k1);
+    ck_assert_ptr_nonnull(k2);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS), before[RYZ_MEM_WEIGHTS] + 400);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_KV), before[RYZ_MEM_KV] + 8015);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_SCRATCH), before[RYZ_MEM_SCRATCH]);
+    size_t peak = ryz_mem_peak(RYZ_MEM_KV);
+    ck_assert_uint_ge(peak, before[RYZ_MEM_KV] + 8015);
+    ck_assert_uint_ge(peak, peak0);
+    ryz_mem_free(k1);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_KV), before[RYZ_MEM_KV] + 15);
+    ck_assert_uint_eq(ryz_mem_peak(RYZ_MEM_KV), peak); /* high-water mark stays */
+    ck_assert_uint_ge(ryz_mem_peak(RYZ_MEM_WEIGHTS), ryz_mem_bytes(RYZ_MEM_WEIGHTS));
+    ryz_mem_free(k2);
+    ryz_mem_free(w);
+    ryz_mem_free(NULL);
+    size_t after[RYZ_MEM_NKINDS];
+    mem_snapshot(after);
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        ck_assert_msg(after[k] == before[k], "kind %s: %zu live bytes after free, %zu before",
+                      ryz_mem_kind_name((ryz_mem_kind)k), after[k], before[k]);
+    /* A new block above the old peak raises it. */
+    void *big = ryz_mem_alloc(RYZ_MEM_KV, peak + 64, 1);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_uint_ge(ryz_mem_peak(RYZ_MEM_KV), before[RYZ_MEM_KV] + peak + 64);
+    ryz_mem_free(big);
+}
+END_TEST
+
+START_TEST(test_mem_alignment_and_zeroed) {
+    size_t sizes[] = {1, 3, 63, 64, 65, 1000, 4096 + 7};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        /* Dirty a block of the same size first so reuse would show. */
+        unsigned char *d = ryz_mem_alloc(RYZ_MEM_SCRATCH, sizes[i], 1);
+        ck_assert_ptr_nonnull(d);
+        memset(d, 0xa5, sizes[i]);
+        ryz_mem_free(d);
+        unsigned char *p = ryz_mem_alloc(RYZ_MEM_SCRATCH, sizes[i], 1);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg((uintptr_t)p % 64 == 0, "block of %zu bytes at %p not 64-byte aligned",
+                      sizes[i], (void *)p);
+        for (size_t j = 0; j < sizes[i]; j++)
+            ck_assert_msg(p[j] == 0, "block of %zu bytes: byte %zu is 0x%02x, expected 0",
+                          sizes[i], j, p[j]);
+        ryz_mem_free(p);
+    }
+}
+END_TEST
+
+START_TEST(test_mem_overflow) {
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_error_clear();
+    ck_assert_ptr_null(ryz_mem_alloc(RYZ_MEM_WEIGHTS, SIZE_MAX / 2 + 1, 2));
+    assert_error_has("overflows");
+    ryz_error_clear();
+    ck_assert_ptr_null(ryz_mem_alloc(RYZ_MEM_KV, SIZE_MAX - 8, 1)); /* no room for the header */
+    ck_assert_str_ne(ryz_last_error(), "");
+    size_t after[RYZ_MEM_NKINDS];
+    mem_snapshot(after);
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++) ck_assert_uint_eq(after[k], before[k]);
+}
+END_TEST
+
+START_TEST(test_mem_kind_names) {
+    ck_assert_str_eq(ryz_mem_kind_name(RYZ_MEM_WEIGHTS), "weights");
+    ck_assert_str_eq(ryz_mem_kind_name(RYZ_MEM_KV), "kv_cache");
+    ck_assert_str_eq(ryz_mem_kind_name(RYZ_MEM_SCRATCH), "scratch");
+    ck_assert_str_eq(ryz_mem_kind_name(RYZ_MEM_NKINDS), "unknown");
+}
+END_TEST
+
+START_TEST(test_mem_peak_rss) {
+    ck_assert_uint_gt(ryz_mem_peak_rss(), 0);
+}
+END_TEST
+
+/* ---- environment ---- */
+
+/* Sets ENV_VAR to `v` and returns ryz_env_int's status in [lo, hi]. */
+static ryz_status env_with(const char *v, long lo, long hi, long *out) {
+    ck_assert_int_eq(setenv(ENV_VAR, v, 1), 0);
+    ryz_status st = ryz_env_int(ENV_VAR, -7, lo, hi, out);
+    unsetenv(ENV_VAR);
+    return st;
+}
+
+START_TEST(test_env_int_unset_and_valid) {
+    long v = 0;
+    unsetenv(ENV_VAR);
+    ck_assert_int_eq(ryz_env_int(ENV_VAR, -7, -10, 10, &v), RYZ_OK);
+    ck_assert_int_eq(v, -7);
+    ck_assert_int_eq(env_with("", -10, 10, &v), RYZ_OK); /* empty counts as unset */
+    ck_assert_int_eq(v, -7);
+    ck_assert_int_eq(env_with("3", -10, 10, &v), RYZ_OK);
+    ck_assert_int_eq(v, 3);
+    ck_assert_int_eq(env_with("-10", -10, 10, &v), RYZ_OK);
+    ck_assert_int_eq(v, -10);
+    ck_assert_int_eq(env_with("10", -10, 10, &v), RYZ_OK);
+    ck_assert_int_eq(v, 10);
+}
+END_TEST
+
+START_TEST(test_env_int_malformed) {
+    const char *bad[] = {"abc", "12abc", "1.5", "0x10", "5 ", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long v = 42;
+        ryz_error_clear();
+        ck_assert_msg(env_with(bad[i], -1000, 1000, &v) == RYZ_EINVAL, "'%s' accepted", bad[i]);
+        ck_assert_int_eq(v, 42);
+        assert_error_has(ENV_VAR);
+        assert_error_has("not an integer");
+    }
+}
+END_TEST
+
+START_TEST(test_env_int_out_of_range) {
+    long v = 42;
+    ck_assert_int_eq(env_with("11", -10, 10, &v), RYZ_EINVAL);
+    assert_error_has(ENV_VAR);
+    assert_error_has("out of range [-10, 10]");
+    ck_assert_int_eq(env_with("-11", -10, 10, &v), RYZ_EINVAL);
+    assert_error_has("-11");
+    ck_assert_int_eq(v, 42);
+}
+END_TEST
+
+/* ---- timers ---- */
+
+START_TEST(test_time_monotonic) {
+    double prev = ryz_time_now();
+    ck_assert(prev > 0);
+    for (int i = 0; i < 10000; i++) {
+        double t = ryz_time_now();
+        ck_assert_msg(t >= prev, "call %d: clock went back from %.9f to %.9f", i, prev, t);
+        prev = t;
+    }
+    struct timespec ms = {0, 2000000};
+    nanosleep(&ms, NULL);
+    ck_assert_msg(ryz_time_now() - prev >= 0.0019, "clock did not advance over a 2 ms sleep");
+}
+END_TEST
+
+/* ---- self communicator ---- */
+
+static ryz_comm *self_comm;
+
+static void self_setup(void) {
+    ck_assert_int_eq(ryz_comm_init_self(&self_comm), RYZ_OK);
+}
+
+static void self_teardown(void) {
+    ryz_comm_free(self_comm);
+    self_comm = NULL;
+}
+
+START_TEST(test_self_identity) {
+    ck_assert_int_eq(ryz_comm_rank(self_comm), 0);
+    ck_assert_int_eq(ryz_comm_size(self_comm), 1);
+    ck_assert_str_eq(ryz_comm_name(self_comm), "self");
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), 0);
+}
+END_TEST
+
+START_TEST(test_self_collectives_copy) {
+    enum { N = 37 };
+    float send[N], recv[N], orig[N];
+    fill_pattern(send, N, 1.5f);
+    memcpy(orig, send, sizeof send);
+    memset(recv, 0, sizeof recv);
+    ck_assert_int_eq(ryz_comm_all_reduce_sum(self_comm, send, recv, N), RYZ_OK);
+    assert_floats_equal(recv, orig, N, "all_reduce out of place");
+    ck_assert_int_eq(ryz_comm_all_reduce_sum(self_comm, send, send, N), RYZ_OK);
+    assert_floats_equal(send, orig, N, "all_reduce in place");
+    memset(recv, 0, sizeof recv);
+    ck_assert_int_eq(ryz_comm_all_gather(self_comm, send, recv, N), RYZ_OK);
+    assert_floats_equal(recv, orig, N, "all_gather");
+    memset(recv, 0, sizeof recv);
+    ck_assert_int_eq(ryz_comm_reduce_scatter(self_comm, send, recv, N), RYZ_OK);
+    assert_floats_equal(recv, orig, N, "reduce_scatter");
+    ck_assert_int_eq(ryz_comm_broadcast(self_comm, send, sizeof send, 0), RYZ_OK);
+    assert_floats_equal(send, orig, N, "broadcast");
+    ck_assert_int_eq(ryz_comm_barrier(self_comm), RYZ_OK);
+    ck_assert_int_eq(ryz_comm_all_reduce_sum(self_comm, send, recv, 0), RYZ_OK);
+}
+END_TEST
+
+START_TEST(test_self_broadcast_bad_root) {
+    char buf[4] = "abc";
+    ck_assert_int_eq(ryz_comm_broadcast(self_comm, buf, sizeof buf, 1), RYZ_EINVAL);
+    assert_error_has("root 1");
+    ck_assert_int_eq(ryz_comm_broadcast(self_comm, buf, sizeof buf, -1), RYZ_EINVAL);
+    ck_assert_str_eq(buf, "abc");
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), 0); /* rejected calls not recorded */
+}
+END_TEST
+
+START_TEST(test_self_records) {
+    float a[10] = {0}, b[10];
+    ryz_comm_all_reduce_sum(self_comm, a, b, 10);
+    ryz_comm_all_gather(self_comm, a, b, 4);
+    ryz_comm_reduce_scatter(self_comm, a, b, 3);
+    ryz_comm_broadcast(self_comm, a, 7, 0);
+    ryz_comm_barrier(self_comm);
+    ryz_comm_all_reduce_sum(self_comm, a, a, 2);
+    static const struct {
+        ryz_comm_op op;
+        size_t bytes;
+    } want[] = {{RYZ_OP_ALL_REDUCE, 40}, {RYZ_OP_ALL_GATHER, 16}, {RYZ_OP_REDUCE_SCATTER, 12},
+                {RYZ_OP_BROADCAST, 7},   {RYZ_OP_BARRIER, 0},     {RYZ_OP_ALL_REDUCE, 8}};
+    size_t n = sizeof want / sizeof want[0];
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), n);
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(self_comm, i);
+        ck_assert_msg(r->op == want[i].op && r->bytes == want[i].bytes,
+                      "record %zu: %s %zu bytes, expected %s %zu bytes", i,
+                      ryz_comm_op_name(r->op), r->bytes, ryz_comm_op_name(want[i].op),
+                      want[i].bytes);
+        ck_assert(r->seconds >= 0 && r->seconds < 10);
+        total += r->seconds;
+    }
+    size_t calls = 99, sum_calls = 0;
+    double sum = 0;
+    for (int op = 0; op < RYZ_OP_COUNT; op++) {
+        sum += ryz_comm_op_seconds(self_comm, (ryz_comm_op)op, &calls);
+        sum_calls += calls;
+    }
+    ck_assert_uint_eq(sum_calls, n);
+    ck_assert(fabs(sum - total) <= 1e-12);
+    ryz_comm_op_seconds(self_comm, RYZ_OP_ALL_REDUCE, &calls);
+    ck_assert_uint_eq(calls, 2);
+    ryz_comm_op_seconds(self_comm, RYZ_OP_BARRIER, &calls);
+    ck_assert_uint_eq(calls, 1);
+    ck_assert(ryz_comm_op_seconds(self_comm, RYZ_OP_BROADCAST, NULL) >= 0);
+    ryz_comm_records_clear(self_comm);
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), 0);
+    ck_assert(ryz_comm_op_seconds(self_comm, RYZ_OP_ALL_REDUCE, &calls) == 0);
+    ck_assert_uint_eq(calls, 0);
+}
+END_TEST
+
+START_TEST(test_self_record_ring_wraps) {
+    /* Far more calls than any sane ring; the newest must be kept in order. */
+    enum { MANY = 70000, LAST = 5 };
+    for (int i = 0; i < MANY; i++) ryz_comm_barrier(self_comm);
+    char buf[LAST];
+    for (int i = 0; i < LAST; i++) ryz_comm_broadcast(self_comm, buf, (size_t)i + 1, 0);
+    size_t n = ryz_comm_record_count(self_comm);
+    ck_assert_uint_gt(n, LAST);
+    ck_assert_uint_le(n, MANY + LAST);
+    for (int i = 0; i < LAST; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(self_comm, n - LAST + (size_t)i);
+        ck_assert_int_eq(r->op, RYZ_OP_BROADCAST);
+        ck_assert_uint_eq(r->bytes, (size_t)i + 1);
+    }
+    ck_assert_int_eq(ryz_comm_record_at(self_comm, 0)->op, RYZ_OP_BARRIER);
+    size_t calls;
+    ryz_comm_op_seconds(self_comm, RYZ_OP_BARRIER, &calls);
+    ck_assert_uint_eq(calls, n - LAST);
+}
+END_TEST
+
+START_TEST(test_op_names) {
+    static const char *names[] = {"all_reduce", "all_gather", "reduce_scatter", "broadcast",
+                                  "barrier"};
+    for (int op = 0; op < RYZ_OP_COUNT; op++)
+        ck_assert_str_eq(ryz_comm_op_name((ryz_comm_op)op), names[op]);
+    ck_assert_str_eq(ryz_comm_op_name(RYZ_OP_COUNT), "unknown");
+}
+END_TEST
+
+START_TEST(test_self_split_first) {
+    ryz_comm *sub = (ryz_comm *)1;
+    ck_assert_int_eq(ryz_comm_split_first(self_comm, 1, &sub), RYZ_OK);
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_int_eq(ryz_comm_rank(sub), 0);
+    ck_assert_int_eq(ryz_comm_size(sub), 1);
+    float x = 3.0f, y = 0.0f;
+    ck_assert_int_eq(ryz_comm_all_reduce_sum(sub, &x, &y, 1), RYZ_OK);
+    ck_assert(y == 3.0f);
+    ck_assert_uint_eq(ryz_comm_record_count(sub), 1);
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), 0); /* own records */
+    ryz_comm_free(sub);
+    for (int n = -1; n <= 2; n += 3) { /* -1 and 2 */
+        sub = (ryz_comm *)1;
+        ck_assert_int_eq(ryz_comm_split_first(self_comm, n, &sub), RYZ_EINVAL);
+        ck_assert_ptr_null(sub);
+        assert_error_has("has 1");
+    }
+    ck_assert_int_eq(ryz_comm_split_first(self_comm, 0, &sub), RYZ_EINVAL);
+    ryz_comm_abort(self_comm, 3); /* the self backend's abort returns */
+    ryz_comm_free(NULL);
+}
+END_TEST
+
+static Suite *core_suite(void) {
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("errors");
+    tcase_add_test(tc, test_error_message);
+    tcase_add_test(tc, test_error_long_message_truncated);
+    tcase_add_test(tc, test_error_thread_local);
+    tcase_add_test(tc, test_status_names_and_exit_codes);
+    tcase_add_test(tc, test_log_level_roundtrip);
+    tcase_add_test(tc, test_mul_ok);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("memory");
+    tcase_add_test(tc, test_mem_accounting_per_kind);
+    tcase_add_test(tc, test_mem_alignment_and_zeroed);
+    tcase_add_test(tc, test_mem_overflow);
+    tcase_add_test(tc, test_mem_kind_names);
+    tcase_add_test(tc, test_mem_peak_rss);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("env_time");
+    tcase_add_test(tc, test_env_int_unset_and_valid);
+    tcase_add_test(tc, test_env_int_malformed);
+    tcase_add_test(tc, test_env_int_out_of_range);
+    tcase_add_test(tc, test_time_monotonic);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("self_comm");
+    tcase_add_checked_fixture(tc, self_setup, self_teardown);
+    tcase_add_test(tc, test_self_identity);
+    tcase_add_test(tc, test_self_collectives_copy);
+    tcase_add_test(tc, test_self_broadcast_bad_root);
+    tcase_add_test(tc, test_self_records);
+    tcase_add_test(tc, test_self_record_ring_wraps);
+    tcase_add_test(tc, test_op_names);
+    tcase_add_test(tc, test_self_split_first);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(core_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,522 @@
+/* Tensor parallelism at TP degree k = MPI world size (1, 2 or 4): each TP
+ * layer against a dense reference computed here with plain loops, the whole
+ * model at TP=k against TP=1 (teacher forced), the fault hook that must make
+ * the gate fail, and per-rank weight memory against the shard plan.
+ *
+ * Run under mpirun with CK_FORK=no. Every rank runs the same tests in the
+ * same order (they use collectives), and each test finishes its collectives
+ * before it asserts on anything a single rank could disagree on. The exit
+ * code is the same on every rank: non-zero when any rank had a failure. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/backend.h"
+#include "ryz/comm.h"
+#include "ryz/model.h"
+#include "ryz/suite.h"
+
+static ryz_comm *g_world; /* MPI_COMM_WORLD: the TP group under test */
+static ryz_comm *g_self;  /* one-rank comm for the TP=1 baseline */
+static ryz_backend g_be;  /* CPU backend, one thread */
+static int g_rank, g_k;   /* world rank and size (the TP degree) */
+
+#define LAYER_TOL 1e-4      /* abs tolerance of a TP layer vs the naive loop */
+#define GATE_TOL 1e-4       /* atol = rtol of ryz_compare_logits */
+#define INPUT_T 0x51510001u /* synthetic tensor id of the test activations */
+#define LAYER_ROWS 3        /* activation rows fed to the layer tests */
+/* Layer tests: hidden and vocab not divisible by 2 or 4 (uneven FFN split,
+ * padded vocab). */
+#define LAYER_SRC "synthetic:tiny,hidden=170,vocab=1001"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Parses a model source; fails the test with the library's message. */
+static ryz_model_config parse_cfg(const char *src) {
+    ryz_model_config c;
+    ryz_status st = ryz_model_source_parse(src, &c);
+    ck_assert_msg(st == RYZ_OK, "%s: %s", src, ryz_last_error());
+    return c;
+}
+
+/* This rank's shard of cfg at TP = world size. */
+static ryz_shard shard_of(const ryz_model_config *c) {
+    ryz_shard s;
+    ryz_shard_plan(c, g_k, g_rank, &s);
+    return s;
+}
+
+/* Zeroed malloc of n floats; fails the test when out of memory. */
+static float *falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* Deterministic activations x (n, dim) in [-1, 1), the same on every rank. */
+static float *make_input(int n, int dim) {
+    float *x = falloc((size_t)n * dim);
+    ryz_synth_fill(7, INPUT_T, 1.0f, 0, n, INT64_MAX, 0, dim, dim, x);
+    return x;
+}
+
+/* The whole tensor t (rows, cols), rows >= row_limit zero. */
+static float *dense_tensor(uint64_t seed, uint32_t t, float scale, int rows, int64_t row_limit,
+                           int cols) {
+    float *w = falloc((size_t)rows * cols);
+    ryz_synth_fill(seed, t, scale, 0, rows, row_limit, 0, cols, cols, w);
+    return w;
+}
+
+/* The reference: y (n, out) = x (n, in) . W^T with W (out, in), accumulated
+ * in double with plain loops (independent of the backend). */
+static void naive_matmul(float *y, const float *x, const float *w, int n, int in, int out) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            for (int j = 0; j < in; j++)
+                acc += (double)x[(size_t)i * in + j] * w[(size_t)o * in + j];
+            y[(size_t)i * out + o] = (float)acc;
+        }
+}
+
+/* Columns [col0, col0 + ncols) of src (rows, ld) as a new (rows, ncols). */
+static float *take_cols(const float *src, int rows, int ld, int col0, int ncols) {
+    float *dst = falloc((size_t)rows * ncols);
+    for (int r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * ncols, src + (size_t)r * ld + col0, (size_t)ncols * sizeof *dst);
+    return dst;
+}
+
+/* Fails, naming the worst element (index, both values), when got and want
+ * differ anywhere by more than tol (NaN always fails). */
+static void assert_close(const char *what, const float *got, const float *want, size_t n,
+                         double tol) {
+    double worst = -1;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (isnan(d))
+            d = INFINITY;
+        if (d > worst)
+            worst = d, at = i;
+    }
+    ck_assert_msg(n == 0 || worst <= tol,
+                  "rank %d/%d %s: max abs error %g > %g at index %zu (got %.9g, want %.9g)", g_rank,
+                  g_k, what, worst, tol, at, (double)got[at], (double)want[at]);
+}
+
+/* ---- 1. TP layers against their dense versions ------------------------ */
+
+/* One sharded feature dimension: `total` features of which this rank owns
+ * [start, start + local), with the tensor split column-parallel (rows) and
+ * the one split row-parallel (columns) along it. */
+typedef struct {
+    const char *name;
+    uint32_t col_tensor, row_tensor;
+    int total, start, local;
+} split;
+
+/* Split i of the layer config: 0 = attention by whole heads (wq, wo),
+ * 1 = FFN by hidden rows, uneven at hidden=170 (w1, w2). */
+static split split_of(const ryz_model_config *c, int i) {
+    ryz_shard s = shard_of(c);
+    int hd = s.head_dim;
+    if (i == 0)
+        return (split){"heads (wq/wo)", RYZ_T_LAYER(0, RYZ_T_WQ), RYZ_T_LAYER(0, RYZ_T_WO),
+                       c->n_heads * hd, s.head_start * hd,        s.heads * hd};
+    return (split){"hidden (w1/w2)", RYZ_T_LAYER(0, RYZ_T_W1), RYZ_T_LAYER(0, RYZ_T_W2),
+                   c->hidden,        s.hidden_start,           s.hidden};
+}
+
+/* Column-parallel: the rank's output equals the dense output's columns for
+ * the rank's rows of W (total, dim). */
+START_TEST(test_column_parallel) {
+    ryz_model_config c = parse_cfg(LAYER_SRC);
+    split sp = split_of(&c, _i);
+    int n = LAYER_ROWS, dim = c.dim;
+    float scale = 1.0f / sqrtf((float)dim);
+    float *x = make_input(n, dim);
+    float *w = dense_tensor(c.seed, sp.col_tensor, scale, sp.total, INT64_MAX, dim);
+    float *w_local = falloc((size_t)sp.local * dim);
+    ryz_synth_fill(c.seed, sp.col_tensor, scale, sp.start, sp.local, INT64_MAX, 0, dim, dim,
+                   w_local);
+    float *dense = falloc((size_t)n * sp.total), *got = falloc((size_t)n * sp.local);
+    naive_matmul(dense, x, w, n, dim, sp.total);
+    float *want = take_cols(dense, n, sp.total, sp.start, sp.local);
+    ryz_tp_column(&g_be, got, x, w_local, n, dim, sp.local);
+    char what[96];
+    snprintf(what, sizeof what, "column-parallel %s [%d, +%d)", sp.name, sp.start, sp.local);
+    assert_close(what, got, want, (size_t)n * sp.local, LAYER_TOL);
+    free(x), free(w), free(w_local), free(dense), free(got), free(want);
+}
+END_TEST
+
+/* Row-parallel: with the input split by columns, the all-reduced output
+ * equals the dense x . W^T, W (dim, total). */
+START_TEST(test_row_parallel) {
+    ryz_model_config c = parse_cfg(LAYER_SRC);
+    split sp = split_of(&c, _i);
+    int n = LAYER_ROWS, dim = c.dim;
+    float scale = 1.0f / sqrtf((float)sp.total);
+    float *x = make_input(n, sp.total);
+    float *x_local = take_cols(x, n, sp.total, sp.start, sp.local);
+    float *w = dense_tensor(c.seed, sp.row_tensor, scale, dim, INT64_MAX, sp.total);
+    float *w_local = falloc((size_t)dim * sp.local);
+    ryz_synth_fill(c.seed, sp.row_tensor, scale, 0, dim, INT64_MAX, sp.start, sp.local, sp.local,
+                   w_local);
+    float *want = falloc((size_t)n * dim), *got = falloc((size_t)n * dim);
+    naive_matmul(want, x, w, n, sp.total, dim);
+    ryz_status st = ryz_tp_row(&g_be, g_world, got, x_local, w_local, n, sp.local, dim);
+    ck_assert_msg(st == RYZ_OK, "ryz_tp_row: %s", ryz_last_error());
+    char what[96];
+    snprintf(what, sizeof what, "row-parallel %s [%d, +%d)", sp.name, sp.start, sp.local);
+    assert_close(what, got, want, (size_t)n * dim, LAYER_TOL);
+    free(x), free(x_local), free(w), free(w_local), free(want), free(got);
+}
+END_TEST
+
+/* Vocab-parallel embedding, vocab 1001 (padded at k = 2, 4): ids at both
+ * ends of the vocab and on both sides of every shard boundary at k = 2, 4
+ * come back as the dense rows, exactly (one rank adds, the others add 0). */
+START_TEST(test_embedding) {
+    ryz_model_config c = parse_cfg(LAYER_SRC);
+    ryz_shard s = shard_of(&c);
+    static const int tokens[] = {0, 1, 250, 251, 500, 501, 502, 752, 753, 999, 1000};
+    int n = (int)(sizeof tokens / sizeof tokens[0]), dim = c.dim;
+    ck_assert_int_eq(tokens[n - 1], c.vocab - 1);
+    float *dense = dense_tensor(c.seed, RYZ_T_EMBED, 1.0f, c.vocab, c.vocab, dim);
+    float *local = falloc((size_t)s.vocab_local * dim);
+    ryz_synth_fill(c.seed, RYZ_T_EMBED, 1.0f, s.vocab_start, s.vocab_local, c.vocab, 0, dim, dim,
+                   local);
+    float *got = falloc((size_t)n * dim), *want = falloc((size_t)n * dim);
+    for (int i = 0; i < n; i++)
+        memcpy(want + (size_t)i * dim, dense + (size_t)tokens[i] * dim, (size_t)dim * sizeof *want);
+    ryz_status st =
+        ryz_tp_embedding(g_world, got, tokens, n, local, s.vocab_start, s.vocab_local, dim);
+    ck_assert_msg(st == RYZ_OK, "ryz_tp_embedding: %s", ryz_last_error());
+    assert_close("embedding rows (index = token slot * dim + col)", got, want, (size_t)n * dim, 0);
+    free(dense), free(local), free(got), free(want);
+}
+END_TEST
+
+/* Vocab-parallel LM head: logits equal the dense x . cls^T for columns below
+ * vocab; the padded columns are -inf. */
+START_TEST(test_lm_head) {
+    ryz_model_config c = parse_cfg(LAYER_SRC);
+    ryz_shard s = shard_of(&c);
+    int n = LAYER_ROWS, dim = c.dim, vp = s.vocab_padded;
+    float scale = 1.0f / sqrtf((float)dim);
+    float *x = make_input(n, dim);
+    float *cls = dense_tensor(c.seed, RYZ_T_CLS, scale, c.vocab, c.vocab, dim);
+    float *cls_local = falloc((size_t)s.vocab_local * dim);
+    ryz_synth_fill(c.seed, RYZ_T_CLS, scale, s.vocab_start, s.vocab_local, c.vocab, 0, dim, dim,
+                   cls_local);
+    float *logits = falloc((size_t)n * vp), *part = falloc((size_t)n * s.vocab_local);
+    float *gather = falloc((size_t)n * vp), *want = falloc((size_t)n * c.vocab);
+    naive_matmul(want, x, cls, n, dim, c.vocab);
+    ryz_status st =
+        ryz_tp_lm_head(&g_be, g_world, logits, x, cls_local, n, dim, c.vocab, &s, part, gather);
+    ck_assert_msg(st == RYZ_OK, "ryz_tp_lm_head: %s", ryz_last_error());
+    float *got = take_cols(logits, n, vp, 0, c.vocab);
+    assert_close("lm head logits (index = row * vocab + col)", got, want, (size_t)n * c.vocab,
+                 LAYER_TOL);
+    for (int i = 0; i < n; i++)
+        for (int v = c.vocab; v < vp; v++) {
+            float l = logits[(size_t)i * vp + v];
+            ck_assert_msg(isinf(l) && l < 0,
+                          "rank %d/%d lm head: padded logit [%d][%d] = %g, want -inf", g_rank, g_k,
+                          i, v, (double)l);
+        }
+    free(x), free(cls), free(cls_local), free(logits), free(part), free(gather), free(want),
+        free(got);
+}
+END_TEST
+
+/* ---- 2, 3. Whole model at TP=k against TP=1 --------------------------- */
+
+/* A whole-model case: source, batch, prompt length, new tokens, and the
+ * prefill chunk of the TP=k run (chunk < prompt_len: chunked prefill). */
+typedef struct {
+    const char *name, *src;
+    int batch, prompt_len, new_tokens, chunk;
+} model_case;
+
+/* Every shape is valid at k = 1, 2 and 4. */
+static const model_case model_cases[] = {
+    {"mha", "synthetic:tiny", 1, 5, 6, 5},
+    {"gqa heads 8 kv 2", "synthetic:tiny,heads=8,kv_heads=2", 1, 5, 6, 5},
+    {"gqa heads 4 kv 1", "synthetic:tiny,heads=4,kv_heads=1", 1, 5, 6, 5},
+    {"vocab 1003", "synthetic:tiny,vocab=1003", 1, 5, 6, 5},
+    {"hidden 170", "synthetic:tiny,hidden=170", 1, 5, 6, 5},
+    {"batch 2", "synthetic:tiny,seed=3", 2, 5, 6, 5},
+    {"chunked prefill 7 by 3", "synthetic:tiny,seed=5", 1, 7, 6, 3},
+    {"all at once", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,hidden=170,seed=9", 2, 7, 6, 3},
+};
+#define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
+
+/* One generate run: ids (B, P + n_new), logits (B, P + n_new - 1, vocab). */
+typedef struct {
+    int *ids;
+    float *logits;
+} gen_out;
+
+static void gen_free(gen_out *g) {
+    free(g->ids);
+    free(g->logits);
+    *g = (gen_out){0};
+}
+
+/* The prompt (B, P): distinct ids per sequence, spanning the vocab, the last
+ * id of the vocab included (it lives in the last, padded shard). */
+static int *make_prompt(const model_case *mc, int vocab) {
+    int n = mc->batch * mc->prompt_len;
+    int *p = malloc((size_t)n * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < n; i++)
+        p[i] = (1 + 37 * i) % vocab;
+    p[1] = vocab - 1;
+    return p;
+}
+
+/* Builds cfg on comm with max_chunk `chunk`, generates the case (teacher
+ * forced by `forced` when non-NULL) into *out, frees the model. Returns the
+ * first failing status. */
+static ryz_status run_model(const ryz_model_config *cfg, ryz_comm *comm, const model_case *mc,
+                            int chunk, const int *prompt, const int *forced, gen_out *out) {
+    int len = mc->prompt_len + mc->new_tokens;
+    out->ids = malloc((size_t)mc->batch * len * sizeof *out->ids);
+    out->logits = falloc((size_t)mc->batch * (len - 1) * cfg->vocab);
+    ck_assert_ptr_nonnull(out->ids);
+    ryz_model_opts opts = {mc->batch, chunk};
+    ryz_model *m = NULL;
+    ryz_status st = ryz_model_build(cfg, comm, &g_be, &opts, &m);
+    if (st == RYZ_OK)
+        st = ryz_model_generate(m, prompt, mc->batch, mc->prompt_len, mc->new_tokens, forced,
+                                out->ids, out->logits, NULL);
+    ryz_model_free(m);
+    return st;
+}
+
+/* How a candidate run agrees with the baseline run. */
+typedef struct {
+    ryz_compare cmp;
+    int id_mismatch; /* first index where the greedy ids differ, -1 if none */
+    int base_id, cand_id;
+} agreement;
+
+static agreement agree(const gen_out *base, const gen_out *cand, const model_case *mc, int vocab) {
+    agreement a = {.id_mismatch = -1};
+    int len = mc->prompt_len + mc->new_tokens;
+    ryz_compare_logits(base->logits, cand->logits, mc->batch * (len - 1), vocab, GATE_TOL, GATE_TOL,
+                       &a.cmp);
+    for (int i = 0; i < mc->batch * len && a.id_mismatch < 0; i++)
+        if (base->ids[i] != cand->ids[i])
+            a.id_mismatch = i, a.base_id = base->ids[i], a.cand_id = cand->ids[i];
+    return a;
+}
+
+/* Fails unless the logits pass the gate and the greedy ids are identical,
+ * naming the worst logit. */
+static void assert_agree(const char *what, const agreement *a) {
+    const ryz_compare *c = &a->cmp;
+    ck_assert_msg(c->pass,
+                  "rank %d/%d %s: logits fail the gate: %d out of tolerance, %d real top-1 "
+                  "mismatches; max abs error %g at row %d col %d (base %.9g, cand %.9g)",
+                  g_rank, g_k, what, c->out_of_tol, c->top1_real_mismatch, c->max_abs, c->worst_row,
+                  c->worst_col, c->worst_base, c->worst_cand);
+    ck_assert_msg(a->id_mismatch < 0, "rank %d/%d %s: greedy id [%d] is %d at TP=1, %d at TP=k",
+                  g_rank, g_k, what, a->id_mismatch, a->base_id, a->cand_id);
+}
+
+/* Runs the TP=1 baseline of a case on the self comm, unchunked. The status
+ * is the same on every rank (no communication). */
+static gen_out run_baseline(const ryz_model_config *cfg, const model_case *mc, const int *prompt) {
+    gen_out base = {0};
+    ryz_status st = run_model(cfg, g_self, mc, mc->prompt_len, prompt, NULL, &base);
+    ck_assert_msg(st == RYZ_OK, "%s TP=1: %s", mc->name, ryz_last_error());
+    return base;
+}
+
+/* The model at TP=k, teacher forced by the TP=1 ids, agrees with TP=1; for
+ * a chunked case the TP=1 chunked prefill also agrees with unchunked. */
+START_TEST(test_model_tp_vs_tp1) {
+    const model_case *mc = &model_cases[_i];
+    ryz_model_config cfg = parse_cfg(mc->src);
+    int *prompt = make_prompt(mc, cfg.vocab);
+    gen_out base = run_baseline(&cfg, mc, prompt), cand = {0}, chunked = {0};
+    ryz_status st_tp = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &cand);
+    ryz_status st_chunk = RYZ_OK;
+    if (mc->chunk < mc->prompt_len)
+        st_chunk = run_model(&cfg, g_self, mc, mc->chunk, prompt, NULL, &chunked);
+    agreement tp = agree(&base, &cand, mc, cfg.vocab);
+    agreement ch = chunked.ids ? agree(&base, &chunked, mc, cfg.vocab)
+                               : (agreement){.cmp.pass = 1, .id_mismatch = -1};
+    gen_free(&base), gen_free(&cand), gen_free(&chunked), free(prompt);
+    char what[128];
+    snprintf(what, sizeof what, "%s: TP=%d vs TP=1", mc->name, g_k);
+    ck_assert_msg(st_tp == RYZ_OK, "%s: %s", what, ryz_last_error());
+    assert_agree(what, &tp);
+    snprintf(what, sizeof what, "%s: TP=1 chunk %d vs unchunked", mc->name, mc->chunk);
+    ck_assert_msg(st_chunk == RYZ_OK, "%s: %s", what, ryz_last_error());
+    assert_agree(what, &ch);
+}
+END_TEST
+
+/* The gate can fail: with the shard-skew hook on, TP=k (k > 1) must fail
+ * the comparison and TP=1 is unaffected; with it off again, TP=k passes. */
+START_TEST(test_gate_catches_shard_skew) {
+    const model_case *mc = &model_cases[N_MODEL_CASES - 1];
+    ryz_model_config cfg = parse_cfg(mc->src);
+    int *prompt = make_prompt(mc, cfg.vocab);
+    gen_out base = run_baseline(&cfg, mc, prompt), skewed = {0}, fixed = {0};
+    ryz_test_set_shard_skew(1);
+    ryz_status st_skew = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &skewed);
+    ryz_test_set_shard_skew(0);
+    ryz_status st_fixed = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &fixed);
+    agreement a_skew = agree(&base, &skewed, mc, cfg.vocab);
+    agreement a_fixed = agree(&base, &fixed, mc, cfg.vocab);
+    gen_free(&base), gen_free(&skewed), gen_free(&fixed), free(prompt);
+    ck_assert_msg(st_skew == RYZ_OK && st_fixed == RYZ_OK, "%s", ryz_last_error());
+    if (g_k > 1)
+        ck_assert_msg(!a_skew.cmp.pass,
+                      "rank %d/%d: skewed wo shards passed the gate (max abs error %g)", g_rank,
+                      g_k, a_skew.cmp.max_abs);
+    else
+        assert_agree("skew hook at TP=1 (must have no effect)", &a_skew);
+    assert_agree("after resetting the skew hook", &a_fixed);
+}
+END_TEST
+
+/* Resets the fault hook even when a test fails midway. */
+static void reset_skew(void) {
+    ryz_test_set_shard_skew(0);
+}
+
+/* ---- 4. Weight memory per rank ---------------------------------------- */
+
+/* Checks the shard plan of every rank against first principles: query
+ * heads and hidden rows split contiguously with nothing lost or repeated,
+ * vocab padded to the next multiple of k, and each rank holding the KV heads
+ * its query heads read (n_kv_heads / k of them, or one replicated head when
+ * n_kv_heads < k). */
+static void check_plan(const ryz_model_config *c, const char *name) {
+    int heads_next = 0, hidden_next = 0, vp = (c->vocab + g_k - 1) / g_k * g_k;
+    int group = c->n_heads / c->n_kv_heads;
+    int kv_each = c->n_kv_heads >= g_k ? c->n_kv_heads / g_k : 1;
+    for (int r = 0; r < g_k; r++) {
+        ryz_shard s;
+        ryz_shard_plan(c, g_k, r, &s);
+        int ok = s.head_start == heads_next && s.heads == c->n_heads / g_k &&
+                 s.hidden_start == hidden_next && abs(s.hidden * g_k - c->hidden) < g_k &&
+                 s.vocab_padded == vp && s.vocab_local == vp / g_k &&
+                 s.vocab_start == r * (vp / g_k) && s.kv_heads == kv_each &&
+                 s.kv_start == s.head_start / group && s.kv_mul == group &&
+                 s.kv_replicated == (c->n_kv_heads < g_k);
+        ck_assert_msg(ok,
+                      "%s: plan of rank %d/%d: heads %d@%d hidden %d@%d vocab %d@%d of %d, "
+                      "kv %d@%d (mul %d, replicated %d)",
+                      name, r, g_k, s.heads, s.head_start, s.hidden, s.hidden_start, s.vocab_local,
+                      s.vocab_start, s.vocab_padded, s.kv_heads, s.kv_start, s.kv_mul,
+                      s.kv_replicated);
+        heads_next += s.heads, hidden_next += s.hidden;
+    }
+    ck_assert_msg(hidden_next == c->hidden, "%s: hidden rows %d of %d", name, hidden_next,
+                  c->hidden);
+}
+
+/* Weight bytes a rank holds by its shard: per layer two replicated norms,
+ * wq and wo for its query heads, wk and wv for its (maybe replicated) KV
+ * heads, w1, w3 and w2 for its hidden rows; then its padded vocab rows of
+ * the embedding and LM head and the replicated final norm. */
+static size_t shard_weight_bytes(const ryz_model_config *c, const ryz_shard *s) {
+    size_t dim = (size_t)c->dim, hd = (size_t)s->head_dim;
+    size_t layer = 2 * dim + 2 * (size_t)s->heads * hd * dim + 2 * (size_t)s->kv_heads * hd * dim +
+                   3 * (size_t)s->hidden * dim;
+    return (layer * c->n_layers + 2 * (size_t)s->vocab_local * dim + dim) * sizeof(float);
+}
+
+/* Bytes every rank holds in full: the norms, and wk, wv when replicated. */
+static size_t replicated_bytes(const ryz_model_config *c, const ryz_shard *s) {
+    size_t dim = (size_t)c->dim,
+           kv = s->kv_replicated ? 2 * (size_t)s->kv_heads * s->head_dim * dim : 0;
+    return ((2 * dim + kv) * c->n_layers + dim) * sizeof(float);
+}
+
+/* Weight bytes counted while building the TP=k model equal the shard plan's
+ * exactly, and are at most total/k * 1.05 plus the replicated parts. */
+START_TEST(test_weight_memory) {
+    const model_case *mc = &model_cases[_i];
+    ryz_model_config cfg = parse_cfg(mc->src);
+    ryz_shard s = shard_of(&cfg);
+    check_plan(&cfg, mc->name);
+    ryz_model_opts opts = {1, 1};
+    ryz_model *m = NULL;
+    size_t before = ryz_mem_bytes(RYZ_MEM_WEIGHTS);
+    ryz_status st = ryz_model_build(&cfg, g_world, &g_be, &opts, &m);
+    size_t got = ryz_mem_bytes(RYZ_MEM_WEIGHTS) - before;
+    ryz_model_free(m);
+    ck_assert_msg(st == RYZ_OK, "%s: %s", mc->name, ryz_last_error());
+    size_t want = shard_weight_bytes(&cfg, &s), total = ryz_model_weight_bytes(&cfg);
+    ck_assert_msg(got == want, "rank %d/%d %s: %zu weight bytes, plan says %zu", g_rank, g_k,
+                  mc->name, got, want);
+    double bound = (double)total / g_k * 1.05 + (double)replicated_bytes(&cfg, &s);
+    ck_assert_msg((double)got <= bound,
+                  "rank %d/%d %s: %zu weight bytes > %.0f (total %zu / k * 1.05 + replicated)",
+                  g_rank, g_k, mc->name, got, bound, total);
+    ck_assert_msg(ryz_mem_bytes(RYZ_MEM_WEIGHTS) == before, "%s: weights leaked by free", mc->name);
+}
+END_TEST
+
+/* ---- runner ----------------------------------------------------------- */
+
+static Suite *tp_suite(void) {
+    Suite *s = suite_create("mpi_tp");
+    TCase *layers = tcase_create("layers");
+    tcase_add_loop_test(layers, test_column_parallel, 0, 2);
+    tcase_add_loop_test(layers, test_row_parallel, 0, 2);
+    tcase_add_test(layers, test_embedding);
+    tcase_add_test(layers, test_lm_head);
+    suite_add_tcase(s, layers);
+    TCase *model = tcase_create("model");
+    tcase_add_checked_fixture(model, NULL, reset_skew);
+    tcase_add_loop_test(model, test_model_tp_vs_tp1, 0, N_MODEL_CASES);
+    tcase_add_test(model, test_gate_catches_shard_skew);
+    tcase_add_loop_test(model, test_weight_memory, 0, N_MODEL_CASES);
+    suite_add_tcase(s, model);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    if (ryz_mpi_init(&argc, &argv) != RYZ_OK || ryz_comm_init_mpi_world(&g_world) != RYZ_OK ||
+        ryz_comm_init_self(&g_self) != RYZ_OK || ryz_backend_init_cpu(1, &g_be) != RYZ_OK) {
+        fprintf(stderr, "test_mpi_tp: setup failed: %s\n", ryz_last_error());
+        ryz_mpi_finalize();
+        return EXIT_FAILURE;
+    }
+    g_rank = ryz_comm_rank(g_world);
+    g_k = ryz_comm_size(g_world);
+    ryz_log_set_rank(g_rank);
+
+    SRunner *sr = srunner_create(tp_suite());
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    float failed = (float)srunner_ntests_failed(sr), all_failed = 0;
+    srunner_free(sr);
+    /* Every rank exits with the same code: the failures of all ranks. */
+    if (ryz_comm_all_reduce_sum(g_world, &failed, &all_failed, 1) != RYZ_OK)
+        all_failed = 1;
+    if (g_rank == 0)
+        fprintf(stderr, "test_mpi_tp at TP=%d: %.0f failed test(s) over all ranks\n", g_k,
+                (double)all_failed);
+
+    ryz_comm_free(g_self);
+    ryz_comm_free(g_world);
+    ryz_backend_free(&g_be);
+    ryz_mpi_finalize();
+    return all_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
