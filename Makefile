@@ -9,7 +9,7 @@ NP      ?= 2
 MPIRUN  ?= mpirun --allow-run-as-root --oversubscribe
 CUDA_HOME ?= /usr/local/cuda
 
-PKGS     := ompi-c openblas
+PKGS     := ompi-c openblas hdf5
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) check 2>/dev/null && echo 1)
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Iinclude -MMD -MP
@@ -39,7 +39,15 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
-.PHONY: all deps run test bench coverage clean format
+.PHONY: all deps run test bench coverage clean format FORCE
+
+# The git revision recorded in results; measure.o rebuilds when it changes.
+GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/gitrev: FORCE
+	@mkdir -p $(BUILD); echo '$(GIT_REV)' | cmp -s - $@ || echo '$(GIT_REV)' > $@
+$(BUILD)/obj/suite/measure.o: $(BUILD)/gitrev
+$(BUILD)/obj/suite/measure.o: CFLAGS += -DRYZ_GIT_REV='"$(GIT_REV)"'
+
 
 all: deps-check $(BUILD)/ryz
 

@@ -25,7 +25,8 @@ static void assert_floats_equal(const float *got, const float *want, size_t n, c
 
 /* Fills x[0..n) with distinct values derived from `base`. */
 static void fill_pattern(float *x, size_t n, float base) {
-    for (size_t i = 0; i < n; i++) x[i] = base + 0.25f * (float)i;
+    for (size_t i = 0; i < n; i++)
+        x[i] = base + 0.25f * (float)i;
 }
 
 /* Asserts that ryz_last_error() contains `needle`. */
@@ -84,8 +85,12 @@ START_TEST(test_status_names_and_exit_codes) {
         const char *name;
         int code;
     } table[] = {
-        {RYZ_OK, "OK", 0},         {RYZ_EMISMATCH, "EMISMATCH", 1}, {RYZ_EINVAL, "EINVAL", 2},
-        {RYZ_EIO, "EIO", 2},       {RYZ_ENOMEM, "ENOMEM", 2},       {RYZ_ECOMM, "ECOMM", 3},
+        {RYZ_OK, "OK", 0},
+        {RYZ_EMISMATCH, "EMISMATCH", 1},
+        {RYZ_EINVAL, "EINVAL", 2},
+        {RYZ_EIO, "EIO", 2},
+        {RYZ_ENOMEM, "ENOMEM", 2},
+        {RYZ_ECOMM, "ECOMM", 3},
         {RYZ_ETIMEOUT, "ETIMEOUT", 3},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -131,7 +136,8 @@ END_TEST
 
 /* Live bytes of every kind, into `out`. */
 static void mem_snapshot(size_t out[RYZ_MEM_NKINDS]) {
-    for (int k = 0; k < RYZ_MEM_NKINDS; k++) out[k] = ryz_mem_bytes((ryz_mem_kind)k);
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        out[k] = ryz_mem_bytes((ryz_mem_kind)k);
 }
 
 START_TEST(test_mem_accounting_per_kind) {
@@ -183,8 +189,8 @@ START_TEST(test_mem_alignment_and_zeroed) {
         ck_assert_msg((uintptr_t)p % 64 == 0, "block of %zu bytes at %p not 64-byte aligned",
                       sizes[i], (void *)p);
         for (size_t j = 0; j < sizes[i]; j++)
-            ck_assert_msg(p[j] == 0, "block of %zu bytes: byte %zu is 0x%02x, expected 0",
-                          sizes[i], j, p[j]);
+            ck_assert_msg(p[j] == 0, "block of %zu bytes: byte %zu is 0x%02x, expected 0", sizes[i],
+                          j, p[j]);
         ryz_mem_free(p);
     }
 }
@@ -201,7 +207,8 @@ START_TEST(test_mem_overflow) {
     ck_assert_str_ne(ryz_last_error(), "");
     size_t after[RYZ_MEM_NKINDS];
     mem_snapshot(after);
-    for (int k = 0; k < RYZ_MEM_NKINDS; k++) ck_assert_uint_eq(after[k], before[k]);
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        ck_assert_uint_eq(after[k], before[k]);
 }
 END_TEST
 
@@ -288,10 +295,12 @@ END_TEST
 
 static ryz_comm *self_comm;
 
+/* Fixture: a fresh self comm per test. */
 static void self_setup(void) {
     ck_assert_int_eq(ryz_comm_init_self(&self_comm), RYZ_OK);
 }
 
+/* Fixture: frees the self comm. */
 static void self_teardown(void) {
     ryz_comm_free(self_comm);
     self_comm = NULL;
@@ -357,9 +366,8 @@ START_TEST(test_self_records) {
     for (size_t i = 0; i < n; i++) {
         const ryz_comm_record *r = ryz_comm_record_at(self_comm, i);
         ck_assert_msg(r->op == want[i].op && r->bytes == want[i].bytes,
-                      "record %zu: %s %zu bytes, expected %s %zu bytes", i,
-                      ryz_comm_op_name(r->op), r->bytes, ryz_comm_op_name(want[i].op),
-                      want[i].bytes);
+                      "record %zu: %s %zu bytes, expected %s %zu bytes", i, ryz_comm_op_name(r->op),
+                      r->bytes, ryz_comm_op_name(want[i].op), want[i].bytes);
         ck_assert(r->seconds >= 0 && r->seconds < 10);
         total += r->seconds;
     }
@@ -386,9 +394,11 @@ END_TEST
 START_TEST(test_self_record_ring_wraps) {
     /* Far more calls than any sane ring; the newest must be kept in order. */
     enum { MANY = 70000, LAST = 5 };
-    for (int i = 0; i < MANY; i++) ryz_comm_barrier(self_comm);
+    for (int i = 0; i < MANY; i++)
+        ryz_comm_barrier(self_comm);
     char buf[LAST];
-    for (int i = 0; i < LAST; i++) ryz_comm_broadcast(self_comm, buf, (size_t)i + 1, 0);
+    for (int i = 0; i < LAST; i++)
+        ryz_comm_broadcast(self_comm, buf, (size_t)i + 1, 0);
     size_t n = ryz_comm_record_count(self_comm);
     ck_assert_uint_gt(n, LAST);
     ck_assert_uint_le(n, MANY + LAST);
@@ -437,6 +447,53 @@ START_TEST(test_self_split_first) {
 }
 END_TEST
 
+/* A stand-in backend for rank 0 of 2 ranks: collectives do nothing, so
+ * only the profiling wrapper is exercised. */
+static ryz_status stub_collective(void *ctx, const float *send, float *recv, size_t n) {
+    (void)ctx, (void)send, (void)recv, (void)n;
+    return RYZ_OK;
+}
+
+/* Stub broadcast: does nothing. */
+static ryz_status stub_broadcast(void *ctx, void *buf, size_t bytes, int root) {
+    (void)ctx, (void)buf, (void)bytes, (void)root;
+    return RYZ_OK;
+}
+
+/* Stub context free: nothing owned. */
+static void stub_free(void *ctx) {
+    (void)ctx;
+}
+
+START_TEST(test_record_bytes_convention) {
+    /* nccl-tests' message sizes: all_reduce and broadcast the buffer,
+     * all_gather the output, reduce_scatter the input (comm.h). */
+    static const ryz_comm_iface stub = {.name = "stub",
+                                        .all_reduce_sum = stub_collective,
+                                        .all_gather = stub_collective,
+                                        .reduce_scatter = stub_collective,
+                                        .broadcast = stub_broadcast,
+                                        .free = stub_free};
+    ryz_comm *c = NULL;
+    ck_assert_int_eq(ryz_comm_create(&stub, NULL, 0, 2, &c), RYZ_OK);
+    ck_assert_int_eq(ryz_comm_size(c), 2);
+    ck_assert_str_eq(ryz_comm_name(c), "stub");
+    float buf[16] = {0};
+    ryz_comm_all_reduce_sum(c, buf, buf, 10);
+    ryz_comm_all_gather(c, buf, buf, 4);
+    ryz_comm_reduce_scatter(c, buf, buf, 3);
+    ryz_comm_broadcast(c, buf, 7, 1);
+    const size_t want[] = {40, 32, 24, 7};
+    ck_assert_uint_eq(ryz_comm_record_count(c), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(c, i);
+        ck_assert_msg(r->bytes == want[i], "%s recorded %zu bytes, expected %zu",
+                      ryz_comm_op_name(r->op), r->bytes, want[i]);
+    }
+    ryz_comm_free(c);
+}
+END_TEST
+
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("errors");
@@ -469,6 +526,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_self_record_ring_wraps);
     tcase_add_test(tc, test_op_names);
     tcase_add_test(tc, test_self_split_first);
+    tcase_add_test(tc, test_record_bytes_convention);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -31,7 +31,7 @@ static int g_rank, g_k;   /* world rank and size (the TP degree) */
 #define LAYER_ROWS 3        /* activation rows fed to the layer tests */
 /* Layer tests: hidden and vocab not divisible by 2 or 4 (uneven FFN split,
  * padded vocab). */
-#define LAYER_SRC "synthetic:tiny,hidden=170,vocab=1001"
+#define LAYER_SRC "synthetic:tiny,hidden=171,vocab=1001"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -84,6 +84,21 @@ static void naive_matmul(float *y, const float *x, const float *w, int n, int in
         }
 }
 
+/* A (rows, cols) buffer between two NaN guard rows, so a read one row
+ * outside it poisons the result; returns the first real row (free with
+ * free_guarded). */
+static float *guarded(int rows, int cols) {
+    float *g = falloc((size_t)(rows + 2) * cols);
+    for (int c = 0; c < cols; c++)
+        g[c] = g[(size_t)(rows + 1) * cols + c] = NAN;
+    return g + cols;
+}
+
+/* Frees a buffer from guarded(). */
+static void free_guarded(float *p, int cols) {
+    free(p - cols);
+}
+
 /* Columns [col0, col0 + ncols) of src (rows, ld) as a new (rows, ncols). */
 static float *take_cols(const float *src, int rows, int ld, int col0, int ncols) {
     float *dst = falloc((size_t)rows * ncols);
@@ -122,7 +137,7 @@ typedef struct {
 } split;
 
 /* Split i of the layer config: 0 = attention by whole heads (wq, wo),
- * 1 = FFN by hidden rows, uneven at hidden=170 (w1, w2). */
+ * 1 = FFN by hidden rows, uneven at hidden=171 (w1, w2). */
 static split split_of(const ryz_model_config *c, int i) {
     ryz_shard s = shard_of(c);
     int hd = s.head_dim;
@@ -182,7 +197,8 @@ END_TEST
 
 /* Vocab-parallel embedding, vocab 1001 (padded at k = 2, 4): ids at both
  * ends of the vocab and on both sides of every shard boundary at k = 2, 4
- * come back as the dense rows, exactly (one rank adds, the others add 0). */
+ * come back as the dense rows, exactly (one rank adds, the others add 0;
+ * a lookup one row outside a shard reads a NaN guard). */
 START_TEST(test_embedding) {
     ryz_model_config c = parse_cfg(LAYER_SRC);
     ryz_shard s = shard_of(&c);
@@ -190,7 +206,7 @@ START_TEST(test_embedding) {
     int n = (int)(sizeof tokens / sizeof tokens[0]), dim = c.dim;
     ck_assert_int_eq(tokens[n - 1], c.vocab - 1);
     float *dense = dense_tensor(c.seed, RYZ_T_EMBED, 1.0f, c.vocab, c.vocab, dim);
-    float *local = falloc((size_t)s.vocab_local * dim);
+    float *local = guarded(s.vocab_local, dim);
     ryz_synth_fill(c.seed, RYZ_T_EMBED, 1.0f, s.vocab_start, s.vocab_local, c.vocab, 0, dim, dim,
                    local);
     float *got = falloc((size_t)n * dim), *want = falloc((size_t)n * dim);
@@ -200,7 +216,8 @@ START_TEST(test_embedding) {
         ryz_tp_embedding(g_world, got, tokens, n, local, s.vocab_start, s.vocab_local, dim);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_embedding: %s", ryz_last_error());
     assert_close("embedding rows (index = token slot * dim + col)", got, want, (size_t)n * dim, 0);
-    free(dense), free(local), free(got), free(want);
+    free(dense), free(got), free(want);
+    free_guarded(local, dim);
 }
 END_TEST
 
@@ -255,9 +272,11 @@ static const model_case model_cases[] = {
     {"hidden 170", "synthetic:tiny,hidden=170", 1, 5, 6, 5},
     {"batch 2", "synthetic:tiny,seed=3", 2, 5, 6, 5},
     {"chunked prefill 7 by 3", "synthetic:tiny,seed=5", 1, 7, 6, 3},
-    {"all at once", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,hidden=170,seed=9", 2, 7, 6, 3},
+    {"kv groups straddle ranks", "synthetic:tiny,dim=96,heads=12,kv_heads=3", 1, 5, 6, 5},
+    {"all at once", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,hidden=171,seed=9", 2, 7, 6, 3},
 };
 #define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
+#define SKEW_CASE (N_MODEL_CASES - 1) /* "all at once": the fault-hook test's case */
 
 /* One generate run: ids (B, P + n_new), logits (B, P + n_new - 1, vocab). */
 typedef struct {
@@ -265,6 +284,7 @@ typedef struct {
     float *logits;
 } gen_out;
 
+/* Frees a run's outputs (safe on a zeroed one). */
 static void gen_free(gen_out *g) {
     free(g->ids);
     free(g->logits);
@@ -309,6 +329,8 @@ typedef struct {
     int base_id, cand_id;
 } agreement;
 
+/* Compares a candidate run with the baseline: the gate over every logit
+ * position, and the greedy ids. */
 static agreement agree(const gen_out *base, const gen_out *cand, const model_case *mc, int vocab) {
     agreement a = {.id_mismatch = -1};
     int len = mc->prompt_len + mc->new_tokens;
@@ -370,7 +392,7 @@ END_TEST
 /* The gate can fail: with the shard-skew hook on, TP=k (k > 1) must fail
  * the comparison and TP=1 is unaffected; with it off again, TP=k passes. */
 START_TEST(test_gate_catches_shard_skew) {
-    const model_case *mc = &model_cases[N_MODEL_CASES - 1];
+    const model_case *mc = &model_cases[SKEW_CASE];
     ryz_model_config cfg = parse_cfg(mc->src);
     int *prompt = make_prompt(mc, cfg.vocab);
     gen_out base = run_baseline(&cfg, mc, prompt), skewed = {0}, fixed = {0};
@@ -401,22 +423,24 @@ static void reset_skew(void) {
 
 /* Checks the shard plan of every rank against first principles: query
  * heads and hidden rows split contiguously with nothing lost or repeated,
- * vocab padded to the next multiple of k, and each rank holding the KV heads
- * its query heads read (n_kv_heads / k of them, or one replicated head when
- * n_kv_heads < k). */
+ * vocab padded to the next multiple of k, each rank holding exactly the KV
+ * heads its query heads read (a group of n_heads / n_kv_heads query heads
+ * shares one), and kv_replicated set when some KV head is held by more than
+ * one rank (always when n_kv_heads < k). */
 static void check_plan(const ryz_model_config *c, const char *name) {
-    int heads_next = 0, hidden_next = 0, vp = (c->vocab + g_k - 1) / g_k * g_k;
-    int group = c->n_heads / c->n_kv_heads;
-    int kv_each = c->n_kv_heads >= g_k ? c->n_kv_heads / g_k : 1;
+    int heads_next = 0, hidden_next = 0, kv_held = 0, vp = (c->vocab + g_k - 1) / g_k * g_k;
+    int group = c->n_heads / c->n_kv_heads, heads = c->n_heads / g_k;
+    for (int r = 0; r < g_k; r++)
+        kv_held += (r * heads + heads - 1) / group - r * heads / group + 1;
     for (int r = 0; r < g_k; r++) {
         ryz_shard s;
         ryz_shard_plan(c, g_k, r, &s);
-        int ok = s.head_start == heads_next && s.heads == c->n_heads / g_k &&
-                 s.hidden_start == hidden_next && abs(s.hidden * g_k - c->hidden) < g_k &&
-                 s.vocab_padded == vp && s.vocab_local == vp / g_k &&
-                 s.vocab_start == r * (vp / g_k) && s.kv_heads == kv_each &&
-                 s.kv_start == s.head_start / group && s.kv_mul == group &&
-                 s.kv_replicated == (c->n_kv_heads < g_k);
+        int kv_first = heads_next / group, kv_last = (heads_next + heads - 1) / group;
+        int ok = s.head_start == heads_next && s.heads == heads && s.hidden_start == hidden_next &&
+                 abs(s.hidden * g_k - c->hidden) < g_k && s.vocab_padded == vp &&
+                 s.vocab_local == vp / g_k && s.vocab_start == r * (vp / g_k) &&
+                 s.kv_start == kv_first && s.kv_heads == kv_last - kv_first + 1 &&
+                 s.kv_mul == group && s.kv_replicated == (kv_held > c->n_kv_heads);
         ck_assert_msg(ok,
                       "%s: plan of rank %d/%d: heads %d@%d hidden %d@%d vocab %d@%d of %d, "
                       "kv %d@%d (mul %d, replicated %d)",
@@ -427,6 +451,8 @@ static void check_plan(const ryz_model_config *c, const char *name) {
     }
     ck_assert_msg(hidden_next == c->hidden, "%s: hidden rows %d of %d", name, hidden_next,
                   c->hidden);
+    ck_assert_msg(c->n_kv_heads >= g_k || kv_held > c->n_kv_heads,
+                  "%s: n_kv_heads %d < k %d but no KV head replicated", name, c->n_kv_heads, g_k);
 }
 
 /* Weight bytes a rank holds by its shard: per layer two replicated norms,
@@ -474,6 +500,8 @@ END_TEST
 
 /* ---- runner ----------------------------------------------------------- */
 
+/* Layer tests first, then the model tests (the fault-hook test resets the
+ * hook in a checked teardown, so a failure cannot leak it). */
 static Suite *tp_suite(void) {
     Suite *s = suite_create("mpi_tp");
     TCase *layers = tcase_create("layers");

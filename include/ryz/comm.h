@@ -36,7 +36,8 @@ typedef struct ryz_comm_iface {
 /* One profiled call. */
 typedef struct {
     ryz_comm_op op;
-    size_t bytes;   /* bytes of this rank's contribution (send buffer) */
+    size_t bytes;   /* message size as nccl-tests counts it: all_reduce and broadcast
+                       the buffer, all_gather the output, reduce_scatter the input */
     double seconds; /* wall time of the call on this rank */
 } ryz_comm_record;
 

@@ -66,6 +66,13 @@ const char *ryz_mem_kind_name(ryz_mem_kind kind);
 /* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
 size_t ryz_mem_peak_rss(void);
 
+/* Order statistics of samples (x is sorted in place; n >= 1). Percentiles
+ * by nearest rank. */
+typedef struct {
+    double median, p10, p90, p99, mean, min, max;
+} ryz_stats;
+void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
+
 /* Memory read bandwidth in bytes/s: `threads` threads each stream their
  * part of a `bytes` buffer (larger than the caches) `reps` times; the best
  * rep counts. 0 with a message on failure. */

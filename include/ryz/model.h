@@ -26,7 +26,8 @@ typedef struct {
     int head_dim;
     int heads, head_start;          /* query heads: n_heads / tp */
     int kv_heads, kv_start, kv_mul; /* KV heads this rank holds */
-    int kv_replicated;              /* 1 when n_kv_heads < tp */
+    int kv_replicated;              /* 1 when some KV head lives on several ranks
+                                       (n_kv_heads < tp, or groups straddle ranks) */
     int hidden, hidden_start;       /* FFN rows; uneven when hidden % tp != 0 */
     int vocab_padded;               /* vocab rounded up to a multiple of tp */
     int vocab_local, vocab_start;   /* vocab rows this rank owns */

@@ -3,8 +3,11 @@
 #ifndef RYZ_SUITE_H
 #define RYZ_SUITE_H
 
+#include <stdio.h>
+
 #include "ryz/comm.h"
 #include "ryz/core.h"
+#include "ryz/results.h"
 
 #define RYZ_SUITE_MAX_TP 16
 #define RYZ_SUITE_NAME_MAX 64
@@ -79,11 +82,19 @@ typedef struct {
     int quiet; /* no progress lines on stderr */
 } ryz_run_opts;
 
-/* Runs every case on `world` (size >= max tp; rank 0 reports). Returns OK and
- * *failed = number of failed (case, tp) checks, or an error status
- * (EINVAL bad input, ECOMM/ETIMEOUT communication). All ranks return the
- * same result. */
+/* Runs every case on `world` (size >= max tp; rank 0 reports and prints one
+ * table per case). Returns OK and *failed = number of failed (case, tp)
+ * checks, or an error status (EINVAL bad input, ECOMM/ETIMEOUT
+ * communication). On world rank 0, res (initialised by the caller) receives
+ * the tables and the machine attributes; other ranks leave it empty. All
+ * ranks return the same result. */
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
-                         int *failed);
+                         ryz_results *res, int *failed);
+
+/* The per-case table printed while a suite runs (and by `ryz show`). */
+void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out);
+/* One row for (case, tp) from the results tables; tp 0 prints the baseline
+ * (timing and memory only). Prints nothing for rows not (yet) present. */
+void ryz_suite_print_row(const ryz_results *r, const char *case_name, int tp, FILE *out);
 
 #endif

@@ -39,18 +39,12 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
     return RYZ_OK;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median, and spread as (p90 - p10) / median, of n samples (sorted in place). */
+/* Median, and spread as (p90 - p10) / median, of n samples. */
 static double stats(double *x, int n, double *spread) {
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    double med = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-    int lo = (int)(0.1 * (n - 1)), hi = (int)(0.9 * (n - 1) + 0.999);
-    *spread = med > 0 ? (x[hi] - x[lo]) / med : 0;
-    return med;
+    ryz_stats st;
+    ryz_stats_compute(x, (size_t)n, &st);
+    *spread = st.median > 0 ? (st.p90 - st.p10) / st.median : 0;
+    return st.median;
 }
 
 /* Interleaves bandwidth probes with model runs, so the roofline and the

@@ -1,62 +1,103 @@
 /* ryz suite FILE: the main job. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ryz/cli.h"
+#include "ryz/results.h"
 #include "ryz/suite.h"
 
+typedef struct {
+    const char *file, *out;
+    ryz_run_opts run;
+} suite_args;
+
 static void suite_usage(FILE *f) {
-    fprintf(f, "usage: ryz suite FILE [--quiet]\n"
+    fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--quiet]\n"
                "  Runs every case of the suite file: TP=1 baseline, then each TP degree\n"
-               "  teacher-forced and greedy, compared position by position. Launches its own\n"
-               "  ranks (mpirun) when started outside mpirun. Exit: 0 all pass, 1 a check\n"
-               "  failed, 2 bad input, 3 communication failure.\n");
+               "  teacher-forced and greedy, compared position by position, timed.\n"
+               "  Writes RESULTS.h5 (default results/<suite>-<UTC time>.h5). Launches its\n"
+               "  own ranks (mpirun) when started outside mpirun. Exit: 0 all pass, 1 a\n"
+               "  check failed, 2 bad input, 3 communication failure.\n");
 }
 
-static ryz_status suite_parse_args(int argc, char **argv, const char **file, ryz_run_opts *o,
-                                   int *help) {
-    *file = NULL;
+static ryz_status suite_parse_args(int argc, char **argv, suite_args *a, int *help) {
     *help = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) *help = 1;
-        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) o->quiet = 1;
-        else if (argv[i][0] == '-')
+        else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) a->run.quiet = 1;
+        else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (i + 1 >= argc) return ryz_error(RYZ_EINVAL, "suite: %s needs a path", argv[i]);
+            a->out = argv[++i];
+        } else if (argv[i][0] == '-')
             return ryz_error(RYZ_EINVAL, "suite: unknown option '%s' (see --help)", argv[i]);
-        else if (*file)
-            return ryz_error(RYZ_EINVAL, "suite: one FILE expected, got '%s' and '%s'", *file,
+        else if (a->file)
+            return ryz_error(RYZ_EINVAL, "suite: one FILE expected, got '%s' and '%s'", a->file,
                              argv[i]);
-        else *file = argv[i];
+        else a->file = argv[i];
     }
-    if (!*file && !*help) return ryz_error(RYZ_EINVAL, "suite: FILE is required (see --help)");
+    if (!a->file && !*help) return ryz_error(RYZ_EINVAL, "suite: FILE is required (see --help)");
     return RYZ_OK;
 }
 
+/* The default results path: results/<suite>-<UTC time>.h5. */
+static void default_output(const ryz_suite *s, char *buf, size_t cap) {
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(buf, cap, "results/%s-%s.h5", s->name, when);
+}
+
+/* Everything that can fail on bad input, before any rank is launched. */
+static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t cap) {
+    ryz_status st = ryz_suite_load(a->file, s);
+    if (st == RYZ_OK) st = ryz_suite_validate(s);
+    if (st != RYZ_OK) return st;
+    if (a->out) snprintf(out, cap, "%s", a->out);
+    else default_output(s, out, cap);
+    return ryz_results_check_writable(out);
+}
+
 int ryz_cmd_suite(int argc, char **argv) {
-    const char *file;
-    ryz_run_opts opts = {0};
+    suite_args a = {0};
     ryz_suite s = {0};
+    ryz_results res;
+    char out[4096];
     int help, code, failed = 0;
-    ryz_status st = suite_parse_args(argc, argv, &file, &opts, &help);
+    ryz_status st = suite_parse_args(argc, argv, &a, &help);
     if (st == RYZ_OK && help) {
         suite_usage(stdout);
         return 0;
     }
-    if (st == RYZ_OK) st = ryz_suite_load(file, &s);
-    if (st == RYZ_OK) st = ryz_suite_validate(&s);
+    if (st == RYZ_OK) st = suite_prepare(&a, &s, out, sizeof out);
     if (st != RYZ_OK) {
         ryz_suite_free(&s);
         return ryz_cli_fail(st, NULL);
     }
     ryz_comm *world = NULL;
+    ryz_results_init(&res);
     int np = s.ranks ? s.ranks : ryz_suite_max_tp(&s);
-    st = ryz_cli_world(np, argc + 1, argv - 1, &world, &code);
-    if (st == RYZ_OK) st = ryz_suite_run(&s, world, &opts, &failed);
+    /* The relaunched ranks must agree on the file name: pass it down. */
+    char *sub_argv[argc + 3];
+    int sub_argc = 0;
+    sub_argv[sub_argc++] = argv[-1];
+    for (int i = 0; i < argc; i++) sub_argv[sub_argc++] = argv[i];
+    if (!a.out) sub_argv[sub_argc++] = "-o", sub_argv[sub_argc++] = out;
+    sub_argv[sub_argc] = NULL;
+    st = ryz_cli_world(np, sub_argc, sub_argv, &world, &code);
+    if (st == RYZ_OK) st = ryz_suite_run(&s, world, &a.run, &res, &failed);
+    int lead = world && ryz_comm_rank(world) == 0;
+    if (st == RYZ_OK && lead) st = ryz_results_write(&res, out);
     if (st != RYZ_OK) code = ryz_cli_fail(st, world);
     else code = failed ? 1 : 0;
-    if (st == RYZ_OK && ryz_comm_rank(world) == 0)
-        printf("\nsuite %s: %s (%d failed check%s)\n", s.name, failed ? "FAIL" : "PASS", failed,
-               failed == 1 ? "" : "s");
+    if (st == RYZ_OK && lead)
+        printf("\nsuite %s: %s (%d failed check%s)\nresults: %s\n", s.name,
+               failed ? "FAIL" : "PASS", failed, failed == 1 ? "" : "s", out);
     ryz_cli_world_free(world);
+    ryz_results_free(&res);
     ryz_suite_free(&s);
     return code;
 }

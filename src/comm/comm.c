@@ -72,7 +72,7 @@ ryz_status ryz_comm_all_gather(ryz_comm *c, const float *send, float *recv,
                                size_t count_per_rank) {
     double t0 = ryz_time_now();
     ryz_status s = c->iface->all_gather(c->ctx, send, recv, count_per_rank);
-    record(c, RYZ_OP_ALL_GATHER, count_per_rank * sizeof(float), t0);
+    record(c, RYZ_OP_ALL_GATHER, count_per_rank * (size_t)c->size * sizeof(float), t0);
     return s;
 }
 

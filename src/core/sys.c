@@ -26,6 +26,7 @@ static size_t mem_live[RYZ_MEM_NKINDS];
 static size_t mem_high[RYZ_MEM_NKINDS];
 
 void *ryz_mem_alloc(ryz_mem_kind kind, size_t count, size_t size) {
+    RYZ_ASSERT((unsigned)kind < RYZ_MEM_NKINDS);
     size_t bytes;
     if (!ryz_mul_ok(count, size, &bytes) || bytes > SIZE_MAX - sizeof(mem_header) - 64) {
         ryz_error(RYZ_ENOMEM, "allocation of %zu x %zu bytes overflows", count, size);

@@ -22,22 +22,26 @@ int ryz_compare_near_tie(const float *row, int vocab, double atol, double rtol) 
     return row[a] - row[b] <= 2 * bound;
 }
 
-/* Compares one row, folding into out. */
+/* Compares one row, folding into out. A NaN on either side is out of
+ * tolerance; equal infinities are skipped in the cosine. */
 static void compare_row(const float *b, const float *a, int row, int vocab, double atol,
                         double rtol, ryz_compare *out) {
     double range = row_range(b, vocab), dot = 0, na = 0, nb = 0;
     for (int i = 0; i < vocab; i++) {
         double d = fabs((double)a[i] - b[i]);
-        if (d > atol * range + rtol * fabs(b[i]) || isnan(a[i])) out->out_of_tol++;
-        if (d > out->max_abs || isnan(a[i])) {
-            out->max_abs = isnan(a[i]) ? INFINITY : d;
+        if (a[i] == b[i]) d = 0; /* equal infinities */
+        int bad = isnan(d) || d > atol * range + rtol * fabs(b[i]);
+        out->out_of_tol += bad;
+        if (d > out->max_abs || (isnan(d) && !isinf(out->max_abs))) {
+            out->max_abs = isnan(d) ? INFINITY : d;
             out->worst_row = row, out->worst_col = i;
             out->worst_base = b[i], out->worst_cand = a[i];
         }
         if (d / range > out->max_rel) out->max_rel = d / range;
+        if (!isfinite(a[i]) && a[i] == b[i]) continue;
         dot += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
     }
-    double cos = dot / (sqrt(na) * sqrt(nb) + 1e-300);
+    double cos = na == 0 && nb == 0 ? 1.0 : dot / (sqrt(na) * sqrt(nb));
     if (isnan(cos) || cos < out->min_cos) out->min_cos = isnan(cos) ? -1 : cos;
     if (ryz_argmax(a, vocab) == ryz_argmax(b, vocab)) out->top1_agree++;
     else if (!ryz_compare_near_tie(b, vocab, atol, rtol)) out->top1_real_mismatch++;

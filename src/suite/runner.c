@@ -1,12 +1,21 @@
 /* The suite runner: per case, a TP=1 baseline on rank 0, then each TP
  * degree teacher-forced (every position compared) and greedy (first
- * divergence classified), with one table per case printed by rank 0. */
+ * divergence classified), timed, with one table per case printed by rank 0
+ * and every figure recorded in the results tables. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "measure.h"
 #include "ryz/model.h"
 #include "ryz/suite.h"
+
+/* Read bandwidth per TP degree (k ranks x threads), measured once per run. */
+typedef struct {
+    int k[RYZ_SUITE_MAX_TP * 4];
+    double bw[RYZ_SUITE_MAX_TP * 4];
+    int n;
+} bw_table;
 
 /* What one case shares between the baseline and the sharded runs. */
 typedef struct {
@@ -14,29 +23,24 @@ typedef struct {
     const ryz_suite_case *c;
     const ryz_run_opts *opts;
     ryz_comm *world;
+    ryz_results *res; /* world rank 0 only */
+    const bw_table *bw;
     ryz_model_config cfg;
     int B, P, len, rows;
     int *prompts;        /* (B, P) */
     int *base_ids;       /* (B, len), every rank */
     float *base_logits;  /* (B, rows, vocab), world rank 0 only */
-    double base_decode;  /* baseline decode tokens/s (median) */
-    double base_weights; /* baseline weight bytes */
+    double base_prefill; /* baseline median prefill seconds */
+    double base_decode;  /* baseline median decode seconds */
+    double base_state;   /* baseline weights + KV bytes */
 } case_ctx;
 
-/* Measurements of one run on a TP group, valid on its rank 0. */
+/* Timed greedy runs of one model on one rank. */
 typedef struct {
-    double prefill_ms, decode_tps;
-    float mem[3]; /* largest rank's weights, kv, scratch bytes */
-} run_meas;
-
-static double median(double *x, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-            double t = x[j];
-            x[j] = x[j - 1], x[j - 1] = t;
-        }
-    return n ? (n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2])) : 0;
-}
+    double prefill_s[64], decode_s[64];
+    int n, decode_steps;
+    double wall_s;
+} run_samples;
 
 static void progress(const case_ctx *k, int tp, const char *phase) {
     if (k->opts->quiet || ryz_comm_rank(k->world) != 0) return;
@@ -44,61 +48,139 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
-/* Greedy runs: warmup untimed, then repeat timed; ids from the last run. */
-static ryz_status timed_greedy(case_ctx *k, ryz_model *m, int *ids, run_meas *out) {
-    int n = k->s->repeat;
-    double pre[64], dec[64];
-    if (n > 64) n = 64;
-    for (int i = -k->s->warmup; i < n; i++) {
+/* warmup untimed greedy runs, then `runs` timed ones with the comm records
+ * cleared at the start; ids from the last run. */
+static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
+                               run_samples *out) {
+    memset(out, 0, sizeof *out);
+    out->n = runs < 64 ? runs : 64;
+    for (int i = -k->s->warmup; i < out->n; i++) {
+        if (i == 0) ryz_comm_records_clear(c);
         ryz_gen_timing t;
         ryz_status st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                            ids, NULL, &t);
         if (st != RYZ_OK) return st;
         if (i < 0) continue;
-        pre[i] = 1e3 * t.prefill_s;
-        dec[i] = t.decode_s > 0 ? t.decode_steps * k->B / t.decode_s : 0;
+        out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
+        out->decode_steps = t.decode_steps;
+        out->wall_s += t.prefill_s + t.decode_s;
     }
-    out->prefill_ms = median(pre, n);
-    out->decode_tps = median(dec, n);
     return RYZ_OK;
 }
 
-/* Largest rank's bytes per memory kind, on every rank of c. */
-static ryz_status gather_memory(ryz_comm *c, run_meas *out) {
-    float mine[3] = {(float)ryz_mem_bytes(RYZ_MEM_WEIGHTS), (float)ryz_mem_bytes(RYZ_MEM_KV),
-                     (float)ryz_mem_bytes(RYZ_MEM_SCRATCH)};
-    int n = ryz_comm_size(c);
-    float *all = malloc((size_t)n * 3 * sizeof(float));
-    if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering memory");
-    ryz_status st = ryz_comm_all_gather(c, mine, all, 3);
-    for (int r = 0; st == RYZ_OK && r < n; r++)
-        for (int j = 0; j < 3; j++)
-            if (all[3 * r + j] > out->mem[j]) out->mem[j] = all[3 * r + j];
-    free(all);
+static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
+    for (int i = 0; i < rs->n; i++)
+        for (int ph = 0; ph < 2; ph++) {
+            ryz_row_sample row = {.tp = tp, .iter = i,
+                                  .value = ph ? rs->decode_s[i] : rs->prefill_s[i]};
+            snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
+            snprintf(row.metric, sizeof row.metric, "%s", ph ? "decode_s" : "prefill_s");
+            ryz_results_add_sample(k->res, &row);
+        }
+}
+
+static double bw_of(const bw_table *t, int k) {
+    for (int i = 0; i < t->n; i++)
+        if (t->k[i] == k) return t->bw[i];
+    return 0;
+}
+
+/* Two /timing rows (prefill, decode) from samples; comm_frac from ranks. */
+static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
+    ryz_shard sh;
+    ryz_shard_plan(&k->cfg, tp, 0, &sh);
+    double roof = k->B * bw_of(k->bw, tp) / (double)ryz_model_bytes_per_token(&k->cfg, &sh);
+    for (int ph = 0; ph < 2; ph++) {
+        ryz_stats st;
+        double x[64];
+        memcpy(x, ph ? rs->decode_s : rs->prefill_s, sizeof x);
+        ryz_stats_compute(x, (size_t)rs->n, &st);
+        double tokens = ph ? (double)k->B * rs->decode_steps : (double)k->B * k->P;
+        double base = ph ? k->base_decode : k->base_prefill;
+        ryz_row_timing row = {.tp = tp, .runs = rs->n, .median_s = st.median, .p10_s = st.p10,
+                              .p90_s = st.p90, .comm_fraction = comm_frac};
+        snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
+        snprintf(row.phase, sizeof row.phase, "%s", ph ? "decode" : "prefill");
+        row.tokens_per_s = st.median > 0 ? tokens / st.median : 0;
+        row.ttft_s = ph ? 0 : st.median;
+        row.speedup = st.median > 0 ? base / st.median : 0;
+        row.efficiency = row.speedup / tp;
+        row.roofline_fraction = ph && roof > 0 ? row.tokens_per_s / roof : 0;
+        ryz_results_add_timing(k->res, &row);
+    }
+    add_samples(k, tp, rs);
+}
+
+/* /memory rows from the gathered per-rank figures; returns the largest
+ * rank's comm fraction. */
+static double add_memory(case_ctx *k, int tp, const double *ranks) {
+    double largest = 0, frac = 0;
+    for (int r = 0; r < tp; r++) {
+        const double *f = ranks + (size_t)r * RANK_NFIELDS;
+        if (f[RANK_WEIGHTS] + f[RANK_KV] > largest) largest = f[RANK_WEIGHTS] + f[RANK_KV];
+        if (f[RANK_WALL_S] > 0 && f[RANK_COMM_S] / f[RANK_WALL_S] > frac)
+            frac = f[RANK_COMM_S] / f[RANK_WALL_S];
+    }
+    for (int r = 0; r < tp; r++) {
+        const double *f = ranks + (size_t)r * RANK_NFIELDS;
+        ryz_row_memory row = {.tp = tp, .rank = r, .weights = (uint64_t)f[RANK_WEIGHTS],
+                              .kv_cache = (uint64_t)f[RANK_KV],
+                              .scratch = (uint64_t)f[RANK_SCRATCH],
+                              .peak_rss = (uint64_t)f[RANK_RSS],
+                              .mem_efficiency = largest > 0 ? k->base_state / tp / largest : 0};
+        snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
+        ryz_results_add_memory(k->res, &row);
+    }
+    return frac;
+}
+
+/* After timed runs on group c: collectives, per-rank figures, timing rows
+ * (lead only adds rows). */
+static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs) {
+    int lead = ryz_comm_rank(c) == 0;
+    double comm_s = ryz_measure_collectives(c, k->c->name, tp, lead && tp > 1 ? k->res : NULL);
+    double *ranks = malloc((size_t)tp * RANK_NFIELDS * sizeof *ranks);
+    if (!ranks) return ryz_error(RYZ_ENOMEM, "out of memory");
+    ryz_status st = ryz_measure_ranks(c, comm_s, rs->wall_s, ranks);
+    if (st == RYZ_OK && lead) {
+        if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
+        double frac = add_memory(k, tp, ranks);
+        if (tp == 1) { /* the baseline is the reference of speedup */
+            double x[64];
+            ryz_stats st1;
+            memcpy(x, rs->prefill_s, sizeof x);
+            ryz_stats_compute(x, (size_t)rs->n, &st1);
+            k->base_prefill = st1.median;
+            memcpy(x, rs->decode_s, sizeof x);
+            ryz_stats_compute(x, (size_t)rs->n, &st1);
+            k->base_decode = st1.median;
+        }
+        add_timing(k, tp, rs, frac);
+    }
+    free(ranks);
     return st;
 }
 
-/* Baseline on world rank 0, then its ids to every rank. */
+/* Baseline on world rank 0 (its timing and memory are the TP=1 rows), then
+ * its ids to every rank. */
 static ryz_status run_baseline(case_ctx *k) {
     ryz_status st = RYZ_OK;
     if (ryz_comm_rank(k->world) == 0) {
         ryz_comm *self = NULL;
         ryz_backend be;
         ryz_model *m = NULL;
-        run_meas meas = {0};
+        run_samples rs;
         ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P};
+        int *ids = malloc((size_t)k->B * k->len * sizeof(int));
         progress(k, 1, "baseline");
-        st = ryz_comm_init_self(&self);
+        st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
         if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
         if (st == RYZ_OK) st = ryz_model_build(&k->cfg, self, &be, &o, &m);
-        if (st == RYZ_OK) k->base_weights = (double)ryz_mem_bytes(RYZ_MEM_WEIGHTS);
         if (st == RYZ_OK)
             st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                     k->base_ids, k->base_logits, NULL);
-        int *ids = malloc((size_t)k->B * k->len * sizeof(int));
-        if (st == RYZ_OK && !ids) st = ryz_error(RYZ_ENOMEM, "out of memory");
-        if (st == RYZ_OK) st = timed_greedy(k, m, ids, &meas);
-        k->base_decode = meas.decode_tps;
+        if (st == RYZ_OK) st = timed_greedy(k, m, self, k->s->repeat, ids, &rs);
+        if (st == RYZ_OK) st = record_group(k, self, 1, &rs);
         free(ids);
         ryz_model_free(m);
         ryz_comm_free(self);
@@ -121,38 +203,37 @@ static int first_divergence(const case_ctx *k, const int *ids, int *seq) {
     return -1;
 }
 
-/* Prints one table row; returns 1 if this (case, tp) failed. */
-static int report_row(const case_ctx *k, int tp, const ryz_compare *cmp, const int *greedy,
-                      const run_meas *meas) {
-    int seq = 0, div = first_divergence(k, greedy, &seq), tie = 0;
-    char gtxt[48] = "identical";
+/* The /correctness row of one TP degree; returns 1 if it failed. */
+static int add_correctness(case_ctx *k, int tp, const ryz_compare *cmp, const int *greedy) {
+    int seq = 0, div = first_divergence(k, greedy, &seq), cls = 0;
     if (div >= 0) {
         const float *row = k->base_logits + ((size_t)seq * k->rows + div - 1) * k->cfg.vocab;
-        tie = ryz_compare_near_tie(row, k->cfg.vocab, k->s->atol, k->s->rtol);
-        snprintf(gtxt, sizeof gtxt, "%s@%d", tie ? "near-tie" : "MISMATCH", div);
+        cls = ryz_compare_near_tie(row, k->cfg.vocab, k->s->atol, k->s->rtol) ? 1 : 2;
     }
-    int fail = !cmp->pass || (div >= 0 && !tie);
-    double eff_mem = meas->mem[0] > 0 ? k->base_weights / tp / meas->mem[0] : 0;
-    printf("  %3d  %9.3e  %9.3e  %9.7f  %5d/%-5d  %-16s %9.2f %10.1f %7.2f %10.1f %7.3f  %s\n",
-           tp, cmp->max_abs, cmp->max_rel, cmp->min_cos, cmp->top1_agree, cmp->rows, gtxt,
-           meas->prefill_ms, meas->decode_tps,
-           meas->decode_tps > 0 ? meas->decode_tps / k->base_decode : 0,
-           meas->mem[0] / 1048576.0, eff_mem, fail ? "FAIL" : "PASS");
+    ryz_row_correctness row = {.tp = tp, .batch = k->B, .positions = cmp->rows,
+                               .max_abs = cmp->max_abs, .max_rel = cmp->max_rel,
+                               .min_cos = cmp->min_cos, .top1_agree = cmp->top1_agree,
+                               .greedy_divergence = div, .greedy_class = cls,
+                               .pass = cmp->pass && cls != 2};
+    snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
+    ryz_results_add_correctness(k->res, &row);
+    ryz_suite_print_row(k->res, k->c->name, tp, stdout);
     if (!cmp->pass && cmp->worst_row >= 0)
         printf("       worst: position %d logit %d baseline %.6g tp%d %.6g; %d elements out of "
                "tolerance, %d top-1 mismatches off near-ties\n",
                cmp->worst_row, cmp->worst_col, cmp->worst_base, tp, cmp->worst_cand,
                cmp->out_of_tol, cmp->top1_real_mismatch);
     fflush(stdout);
-    return fail;
+    return !row.pass;
 }
 
-/* One TP degree on ranks 0..tp-1: teacher-forced, then greedy. */
+/* One TP degree on ranks 0..tp-1: teacher-forced, then greedy (timed when
+ * tp > 1; TP=1 timing is the baseline's). */
 static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) {
     int lead = ryz_comm_rank(tpc) == 0;
     ryz_backend be;
     ryz_model *m = NULL;
-    run_meas meas = {0};
+    run_samples rs;
     ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P};
     size_t nlog = (size_t)k->B * k->rows * k->cfg.vocab;
     float *logits = lead ? malloc(nlog * sizeof(float)) : NULL;
@@ -160,32 +241,23 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     ryz_status st = ids && (logits || !lead) ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
     if (st == RYZ_OK) st = ryz_model_build(&k->cfg, tpc, &be, &o, &m);
-    if (st == RYZ_OK) st = gather_memory(tpc, &meas);
     progress(k, tp, "teacher-forced");
     if (st == RYZ_OK)
         st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
                                 logits, NULL);
     progress(k, tp, "greedy");
-    if (st == RYZ_OK) st = timed_greedy(k, m, ids, &meas);
+    if (st == RYZ_OK) st = timed_greedy(k, m, tpc, tp > 1 ? k->s->repeat : 1, ids, &rs);
+    if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, tp, &rs);
     if (st == RYZ_OK && lead) {
         ryz_compare cmp;
         ryz_compare_logits(k->base_logits, logits, k->B * k->rows, k->cfg.vocab, k->s->atol,
                            k->s->rtol, &cmp);
-        *failed += report_row(k, tp, &cmp, ids, &meas);
+        *failed += add_correctness(k, tp, &cmp, ids);
     }
     ryz_model_free(m);
     free(logits);
     free(ids);
     return st;
-}
-
-static void print_case_header(const case_ctx *k) {
-    if (ryz_comm_rank(k->world) != 0) return;
-    printf("\ncase %s: %s  batch %d  prompt %d  new_tokens %d  (%d positions compared)\n",
-           k->c->name, k->c->model, k->B, k->P, k->c->new_tokens, k->B * k->rows);
-    printf("   tp    max_abs    max_rel    min_cos    top1         greedy           "
-           "prefill_ms decode_tok/s speedup weights_MiB mem_eff  result\n");
-    fflush(stdout);
 }
 
 /* Sets up the shared inputs of a case: config and per-sequence prompts
@@ -209,8 +281,11 @@ static ryz_status case_prepare(case_ctx *k) {
 
 static ryz_status run_case(case_ctx *k, int *failed) {
     ryz_status st = case_prepare(k);
-    if (st == RYZ_OK) print_case_header(k);
+    if (st == RYZ_OK && ryz_comm_rank(k->world) == 0)
+        ryz_suite_print_case_header(k->c, k->B * k->rows, stdout);
     if (st == RYZ_OK) st = run_baseline(k);
+    if (st == RYZ_OK && ryz_comm_rank(k->world) == 0)
+        ryz_suite_print_row(k->res, k->c->name, 0, stdout);
     for (int i = 0; st == RYZ_OK && i < k->c->n_tp; i++) {
         ryz_comm *tpc = NULL;
         st = ryz_comm_split_first(k->world, k->c->tp[i], &tpc);
@@ -224,18 +299,44 @@ static ryz_status run_case(case_ctx *k, int *failed) {
     return st;
 }
 
+/* Rank 0 probes read bandwidth with k * threads threads for every TP degree
+ * of the suite while the other ranks wait, so probes do not compete. */
+static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, bw_table *t) {
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < s->n_cases; i++)
+        for (int j = 0; j < s->cases[i].n_tp; j++) {
+            int k = s->cases[i].tp[j];
+            if (bw_of(t, k) > 0 || t->n == (int)(sizeof t->k / sizeof t->k[0])) continue;
+            int threads = k * s->threads > 64 ? 64 : k * s->threads;
+            t->k[t->n] = k;
+            if (ryz_comm_rank(world) == 0)
+                t->bw[t->n] = ryz_mem_read_bandwidth((size_t)256 << 20, threads, 3);
+            t->n++;
+        }
+    return ryz_comm_barrier(world);
+}
+
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
-                         int *failed) {
+                         ryz_results *res, int *failed) {
     *failed = 0;
-    int need = ryz_suite_max_tp(s);
+    int need = ryz_suite_max_tp(s), lead = ryz_comm_rank(world) == 0;
     if (ryz_comm_size(world) < need)
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
-    for (int i = 0; i < s->n_cases; i++) {
-        case_ctx k = {.s = s, .c = &s->cases[i], .opts = opts, .world = world};
-        ryz_status st = run_case(&k, failed);
-        if (st != RYZ_OK) return st;
+    bw_table bw;
+    ryz_status st = ryz_measure_machine(world, s, &res->meta);
+    if (st == RYZ_OK) st = measure_bandwidth(s, world, &bw);
+    res->meta.read_bandwidth_gbs = bw_of(&bw, 1) / 1e9;
+    if (st == RYZ_OK && lead && res->meta.oversubscribed)
+        printf("note: %d ranks x %d thread(s) on %d cores: oversubscribed, so speedup and "
+               "efficiency are not meaningful (recorded in the results)\n",
+               res->meta.world_size, s->threads, res->meta.cores);
+    for (int i = 0; st == RYZ_OK && i < s->n_cases; i++) {
+        case_ctx k = {.s = s, .c = &s->cases[i], .opts = opts, .world = world,
+                      .res = lead ? res : NULL, .bw = &bw};
+        st = run_case(&k, failed);
     }
+    if (st != RYZ_OK) return st;
     /* Only rank 0 compared; everyone returns its verdict. */
     return ryz_comm_broadcast(world, failed, sizeof *failed, 0);
 }

@@ -1,0 +1,118 @@
+/* results: one HDF5 file per run (DESIGN section 5), its reader, and the
+ * in-memory tables both share. Tables are arrays of plain rows; the HDF5
+ * file holds each as a compound dataset of the same fields. */
+#ifndef RYZ_RESULTS_H
+#define RYZ_RESULTS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ryz/core.h"
+
+#define RYZ_RESULTS_SCHEMA 1
+#define RYZ_NAME_LEN 64
+
+/* /correctness: one row per (case, tp). */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp, batch, positions; /* positions compared (batch * rows) */
+    double max_abs, max_rel, min_cos;
+    int32_t top1_agree;
+    int32_t greedy_divergence;    /* first diverging position, -1 none */
+    int32_t greedy_class;         /* 0 identical, 1 near-tie, 2 mismatch */
+    int32_t pass;                 /* 1 pass, 0 fail */
+} ryz_row_correctness;
+
+/* /timing: one row per (case, tp, phase), phase "prefill" or "decode". */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp;
+    char phase[16];
+    int32_t runs;                 /* timed repetitions */
+    double median_s, p10_s, p90_s; /* wall time of the phase per run */
+    double tokens_per_s;          /* median */
+    double ttft_s;                /* time to first token (prefill rows); 0 for decode */
+    double speedup;               /* T1 / Tk of this phase */
+    double efficiency;            /* speedup / tp */
+    double comm_fraction;         /* time in collectives / wall time, max over ranks */
+    double roofline_fraction;     /* decode: tokens/s / (bandwidth / bytes per token); 0 n/a */
+} ryz_row_timing;
+
+/* /collectives: one row per (case, tp, op, bytes); case "comm" for `ryz comm`. */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp;
+    char op[16];                  /* all_reduce, all_gather, reduce_scatter, broadcast */
+    uint64_t bytes;               /* per call, this rank's contribution */
+    uint64_t count;               /* calls measured */
+    double p50_us, p99_us, mean_us;
+    double algbw_gbs, busbw_gbs;  /* nccl-tests conventions, at p50 */
+} ryz_row_collective;
+
+/* /memory: one row per (case, tp, rank). */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp, rank;
+    uint64_t weights, kv_cache, scratch, peak_rss; /* bytes */
+    double mem_efficiency;        /* (baseline bytes / tp) / largest rank's bytes */
+} ryz_row_memory;
+
+/* /samples: raw per-iteration times. */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp;
+    char metric[32];              /* "prefill_s", "decode_s", "all_reduce_us@8192", ... */
+    int32_t iter;
+    double value;
+} ryz_row_sample;
+
+/* Root attributes. Strings are owned (malloc'd) by the struct. */
+typedef struct {
+    int32_t schema_version;       /* RYZ_RESULTS_SCHEMA */
+    char *tool_version, *git_rev, *time_utc, *hosts, *backends, *device, *cpu_model;
+    char *suite_name, *suite_text;
+    int32_t world_size, cores, threads_per_rank;
+    int32_t oversubscribed;       /* ranks * threads > cores: efficiency not meaningful */
+    int32_t interrupted;          /* the run stopped early; tables are partial */
+    double read_bandwidth_gbs;    /* measured in the same run, 0 if not */
+} ryz_results_meta;
+
+typedef struct {
+    ryz_results_meta meta;
+    ryz_row_correctness *correctness;
+    ryz_row_timing *timing;
+    ryz_row_collective *collectives;
+    ryz_row_memory *memory;
+    ryz_row_sample *samples;
+    size_t n_correctness, n_timing, n_collectives, n_memory, n_samples;
+    size_t cap_correctness, cap_timing, cap_collectives, cap_memory, cap_samples;
+} ryz_results;
+
+/* Zeroes r and sets schema_version. */
+void ryz_results_init(ryz_results *r);
+/* Frees every table and string; safe on a zeroed or freed struct. */
+void ryz_results_free(ryz_results *r);
+/* Appends a copy of a row (ENOMEM on failure). */
+ryz_status ryz_results_add_correctness(ryz_results *r, const ryz_row_correctness *row);
+ryz_status ryz_results_add_timing(ryz_results *r, const ryz_row_timing *row);
+ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *row);
+ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row);
+ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row);
+/* Sets an owned string attribute (*field = strdup(value)). */
+ryz_status ryz_results_set_str(char **field, const char *value);
+
+/* Writes the file atomically: PATH.tmp.PID is written, flushed, fsynced and
+ * renamed to PATH, and the directory fsynced; on any failure the temporary
+ * is removed and PATH is untouched. EIO naming the path and the HDF5 call. */
+ryz_status ryz_results_write(const ryz_results *r, const char *path);
+/* Reads a file written by ryz_results_write. EIO/EINVAL naming the file and
+ * the missing or malformed part; a schema version other than
+ * RYZ_RESULTS_SCHEMA is EINVAL. */
+ryz_status ryz_results_read(const char *path, ryz_results *out);
+/* Checks that `dir` exists and a file can be created in it, before a run
+ * spends its compute (EIO naming the directory otherwise). */
+ryz_status ryz_results_check_writable(const char *path);
+/* Prints every table as aligned text (what `ryz show` prints). */
+void ryz_results_print(const ryz_results *r, FILE *out);
+
+#endif

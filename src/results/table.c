@@ -1,0 +1,207 @@
+/* results/table.c: the in-memory result tables (growable arrays of rows),
+ * the owned root-attribute strings, and the field descriptions of every
+ * table that the HDF5 code and the printer are driven by. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FIELD(T, f, type, flags)                                                                   \
+    { #f, offsetof(T, f), type, sizeof(((T *)0)->f), flags }
+#define F_STR(T, f) FIELD(T, f, RYZ_FIELD_STR, 0)
+#define F_I32(T, f) FIELD(T, f, RYZ_FIELD_I32, 0)
+#define F_U64(T, f) FIELD(T, f, RYZ_FIELD_U64, 0)
+#define F_BYTES(T, f) FIELD(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES)
+#define F_F64(T, f) FIELD(T, f, RYZ_FIELD_F64, 0)
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+#define C ryz_row_correctness
+static const ryz_field CORRECTNESS[] = {
+    F_STR(C, case_name),         F_I32(C, tp),           F_I32(C, batch),   F_I32(C, positions),
+    F_F64(C, max_abs),           F_F64(C, max_rel),      F_F64(C, min_cos), F_I32(C, top1_agree),
+    F_I32(C, greedy_divergence), F_I32(C, greedy_class), F_I32(C, pass),
+};
+#undef C
+
+#define T ryz_row_timing
+static const ryz_field TIMING[] = {
+    F_STR(T, case_name),
+    F_I32(T, tp),
+    F_STR(T, phase),
+    F_I32(T, runs),
+    F_F64(T, median_s),
+    F_F64(T, p10_s),
+    F_F64(T, p90_s),
+    F_F64(T, tokens_per_s),
+    F_F64(T, ttft_s),
+    F_F64(T, speedup),
+    F_F64(T, efficiency),
+    F_F64(T, comm_fraction),
+    F_F64(T, roofline_fraction),
+};
+#undef T
+
+#define L ryz_row_collective
+static const ryz_field COLLECTIVES[] = {
+    F_STR(L, case_name), F_I32(L, tp),        F_STR(L, op),     F_BYTES(L, bytes),
+    F_U64(L, count),     F_F64(L, p50_us),    F_F64(L, p99_us), F_F64(L, mean_us),
+    F_F64(L, algbw_gbs), F_F64(L, busbw_gbs),
+};
+#undef L
+
+#define M ryz_row_memory
+static const ryz_field MEMORY[] = {
+    F_STR(M, case_name),  F_I32(M, tp),        F_I32(M, rank),       F_BYTES(M, weights),
+    F_BYTES(M, kv_cache), F_BYTES(M, scratch), F_BYTES(M, peak_rss), F_F64(M, mem_efficiency),
+};
+#undef M
+
+#define S ryz_row_sample
+static const ryz_field SAMPLES[] = {
+    F_STR(S, case_name), F_I32(S, tp), F_STR(S, metric), F_I32(S, iter), F_F64(S, value),
+};
+#undef S
+
+#define TABLE(name, row, member, fields)                                                           \
+    {                                                                                              \
+        name, sizeof(row), offsetof(ryz_results, member), offsetof(ryz_results, n_##member),       \
+            offsetof(ryz_results, cap_##member), fields, COUNT(fields)                             \
+    }
+const ryz_table_desc ryz_results_tables[RYZ_RESULTS_NTABLES] = {
+    [RYZ_TABLE_CORRECTNESS] = TABLE("correctness", ryz_row_correctness, correctness, CORRECTNESS),
+    [RYZ_TABLE_TIMING] = TABLE("timing", ryz_row_timing, timing, TIMING),
+    [RYZ_TABLE_COLLECTIVES] = TABLE("collectives", ryz_row_collective, collectives, COLLECTIVES),
+    [RYZ_TABLE_MEMORY] = TABLE("memory", ryz_row_memory, memory, MEMORY),
+    [RYZ_TABLE_SAMPLES] = TABLE("samples", ryz_row_sample, samples, SAMPLES),
+};
+
+#define A ryz_results_meta
+const ryz_field ryz_results_meta_fields[] = {
+    F_I32(A, schema_version),
+    F_STR(A, tool_version),
+    F_STR(A, git_rev),
+    F_STR(A, time_utc),
+    F_STR(A, hosts),
+    F_STR(A, backends),
+    F_STR(A, device),
+    F_STR(A, cpu_model),
+    F_STR(A, suite_name),
+    F_STR(A, suite_text),
+    F_I32(A, world_size),
+    F_I32(A, cores),
+    F_I32(A, threads_per_rank),
+    F_I32(A, oversubscribed),
+    F_I32(A, interrupted),
+    F_F64(A, read_bandwidth_gbs),
+};
+#undef A
+const size_t ryz_results_n_meta_fields = COUNT(ryz_results_meta_fields);
+
+/* The pointer member at byte offset `off` of r (copied as bytes, no aliasing). */
+static void *get_ptr(const ryz_results *r, size_t off) {
+    void *p;
+    memcpy(&p, (const char *)r + off, sizeof p);
+    return p;
+}
+
+void *ryz_table_rows(const ryz_results *r, const ryz_table_desc *t) {
+    return get_ptr(r, t->rows_off);
+}
+
+size_t ryz_table_count(const ryz_results *r, const ryz_table_desc *t) {
+    return *(const size_t *)((const char *)r + t->n_off);
+}
+
+void ryz_table_set(ryz_results *r, const ryz_table_desc *t, void *rows, size_t n, size_t cap) {
+    free(get_ptr(r, t->rows_off));
+    memcpy((char *)r + t->rows_off, &rows, sizeof rows);
+    *(size_t *)((char *)r + t->n_off) = n;
+    *(size_t *)((char *)r + t->cap_off) = cap;
+}
+
+void ryz_table_normalize_row(const ryz_table_desc *t, void *row) {
+    for (size_t i = 0; i < t->nfields; i++) {
+        const ryz_field *f = &t->fields[i];
+        if (f->type != RYZ_FIELD_STR)
+            continue;
+        char *s = (char *)row + f->offset;
+        s[f->size - 1] = '\0';
+        size_t len = strlen(s);
+        memset(s + len, 0, f->size - len);
+    }
+}
+
+void ryz_results_init(ryz_results *r) {
+    memset(r, 0, sizeof *r);
+    r->meta.schema_version = RYZ_RESULTS_SCHEMA;
+}
+
+void ryz_results_free(ryz_results *r) {
+    for (size_t i = 0; i < RYZ_RESULTS_NTABLES; i++)
+        ryz_table_set(r, &ryz_results_tables[i], NULL, 0, 0);
+    for (size_t i = 0; i < ryz_results_n_meta_fields; i++) {
+        const ryz_field *f = &ryz_results_meta_fields[i];
+        if (f->type != RYZ_FIELD_STR)
+            continue;
+        char **s = (char **)((char *)&r->meta + f->offset);
+        free(*s);
+        *s = NULL;
+    }
+}
+
+/* Appends a copy of `row` to table `t`, doubling the capacity when full.
+ * ENOMEM (r unchanged) when the array cannot grow. */
+static ryz_status append(ryz_results *r, const ryz_table_desc *t, const void *row) {
+    char *rows = ryz_table_rows(r, t);
+    size_t n = ryz_table_count(r, t);
+    size_t cap = *(const size_t *)((const char *)r + t->cap_off);
+    if (n == cap) {
+        size_t bytes, newcap = cap ? 2 * cap : 16;
+        if (newcap < cap || !ryz_mul_ok(newcap, t->row_size, &bytes))
+            return ryz_error(RYZ_ENOMEM, "results: /%s table too large", t->name);
+        char *grown = realloc(rows, bytes);
+        if (!grown)
+            return ryz_error(RYZ_ENOMEM, "results: out of memory growing /%s to %zu rows", t->name,
+                             newcap);
+        memcpy((char *)r + t->rows_off, &grown, sizeof grown); /* realloc freed `rows` */
+        rows = grown;
+        cap = newcap;
+    }
+    memcpy(rows + n * t->row_size, row, t->row_size);
+    ryz_table_normalize_row(t, rows + n * t->row_size);
+    *(size_t *)((char *)r + t->n_off) = n + 1;
+    *(size_t *)((char *)r + t->cap_off) = cap;
+    return RYZ_OK;
+}
+
+ryz_status ryz_results_add_correctness(ryz_results *r, const ryz_row_correctness *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_CORRECTNESS], row);
+}
+
+ryz_status ryz_results_add_timing(ryz_results *r, const ryz_row_timing *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_TIMING], row);
+}
+
+ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_COLLECTIVES], row);
+}
+
+ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_MEMORY], row);
+}
+
+ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_SAMPLES], row);
+}
+
+ryz_status ryz_results_set_str(char **field, const char *value) {
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return ryz_error(RYZ_ENOMEM, "results: out of memory copying a %zu-byte string",
+                         strlen(value));
+    free(*field);
+    *field = copy;
+    return RYZ_OK;
+}

@@ -1,0 +1,146 @@
+/* Machine description, per-rank gathers and collective statistics. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "measure.h"
+
+#ifndef RYZ_VERSION
+#define RYZ_VERSION "0.1.0"
+#endif
+#ifndef RYZ_GIT_REV
+#define RYZ_GIT_REV "unknown"
+#endif
+
+static void cpu_model(char *buf, size_t cap) {
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || !colon) continue;
+        snprintf(buf, cap, "%s", colon + 2);
+        buf[strcspn(buf, "\n")] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+/* Distinct hostnames of the world, comma-separated, in rank order. */
+static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
+    enum { H = 64 };
+    float mine[H / sizeof(float)];
+    char name[H] = "";
+    gethostname(name, H - 1);
+    memcpy(mine, name, H);
+    int n = ryz_comm_size(world);
+    float *all = malloc((size_t)n * H);
+    if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering hostnames");
+    ryz_status st = ryz_comm_all_gather(world, mine, all, H / sizeof(float));
+    out[0] = '\0';
+    for (int r = 0; st == RYZ_OK && r < n; r++) {
+        char h[H + 1] = "";
+        memcpy(h, (char *)all + (size_t)r * H, H);
+        if (strstr(out, h)) continue;
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", len ? "," : "", h);
+    }
+    free(all);
+    return st;
+}
+
+ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta) {
+    char hosts[1024], cpu[256], when[32];
+    ryz_status st = world_hosts(world, hosts, sizeof hosts);
+    if (st != RYZ_OK) return st;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cpu_model(cpu, sizeof cpu);
+    meta->world_size = ryz_comm_size(world);
+    meta->cores = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    meta->threads_per_rank = s->threads;
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int local_ranks = local ? atoi(local) : meta->world_size;
+    meta->oversubscribed = local_ranks * s->threads > meta->cores;
+    const char *strs[][2] = {{RYZ_VERSION, NULL}, {RYZ_GIT_REV, NULL}, {when, NULL},
+                             {hosts, NULL}, {"cpu+mpi", NULL}, {"cpu", NULL},
+                             {cpu, NULL}, {s->name, NULL}, {s->text ? s->text : "", NULL}};
+    char **fields[] = {&meta->tool_version, &meta->git_rev, &meta->time_utc,
+                       &meta->hosts, &meta->backends, &meta->device,
+                       &meta->cpu_model, &meta->suite_name, &meta->suite_text};
+    for (size_t i = 0; st == RYZ_OK && i < sizeof fields / sizeof fields[0]; i++)
+        st = ryz_results_set_str(fields[i], strs[i][0]);
+    return st;
+}
+
+ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out) {
+    float mine[RANK_NFIELDS] = {(float)ryz_mem_bytes(RYZ_MEM_WEIGHTS),
+                                (float)ryz_mem_bytes(RYZ_MEM_KV),
+                                (float)ryz_mem_bytes(RYZ_MEM_SCRATCH),
+                                (float)ryz_mem_peak_rss(), (float)comm_s, (float)wall_s};
+    int n = ryz_comm_size(c);
+    float *all = malloc((size_t)n * RANK_NFIELDS * sizeof(float));
+    if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering rank figures");
+    ryz_status st = ryz_comm_all_gather(c, mine, all, RANK_NFIELDS);
+    for (int i = 0; st == RYZ_OK && i < n * RANK_NFIELDS; i++) out[i] = all[i];
+    free(all);
+    return st;
+}
+
+double ryz_busbw_factor(ryz_comm_op op, int k) {
+    switch (op) {
+    case RYZ_OP_ALL_REDUCE: return 2.0 * (k - 1) / k;
+    case RYZ_OP_ALL_GATHER:
+    case RYZ_OP_REDUCE_SCATTER: return (double)(k - 1) / k;
+    default: return 1.0;
+    }
+}
+
+static int cmp_record(const void *a, const void *b) {
+    const ryz_comm_record *x = a, *y = b;
+    if (x->op != y->op) return (x->op > y->op) - (x->op < y->op);
+    if (x->bytes != y->bytes) return (x->bytes > y->bytes) - (x->bytes < y->bytes);
+    return (x->seconds > y->seconds) - (x->seconds < y->seconds);
+}
+
+/* One /collectives row for n records of the same (op, bytes). */
+static void collective_row(const ryz_comm_record *recs, size_t n, const char *name, int tp,
+                           double *buf, ryz_results *res) {
+    for (size_t i = 0; i < n; i++) buf[i] = recs[i].seconds;
+    ryz_stats st;
+    ryz_stats_compute(buf, n, &st);
+    ryz_row_collective row = {.tp = tp, .bytes = recs[0].bytes, .count = n,
+                              .p50_us = 1e6 * st.median, .p99_us = 1e6 * st.p99,
+                              .mean_us = 1e6 * st.mean};
+    snprintf(row.case_name, sizeof row.case_name, "%s", name);
+    snprintf(row.op, sizeof row.op, "%s", ryz_comm_op_name(recs[0].op));
+    row.algbw_gbs = st.median > 0 ? (double)row.bytes / st.median / 1e9 : 0;
+    row.busbw_gbs = row.algbw_gbs * ryz_busbw_factor(recs[0].op, tp);
+    ryz_results_add_collective(res, &row);
+}
+
+double ryz_measure_collectives(const ryz_comm *c, const char *case_name, int tp,
+                               ryz_results *res) {
+    size_t n = ryz_comm_record_count(c);
+    ryz_comm_record *recs = malloc((n ? n : 1) * sizeof *recs);
+    double *buf = malloc((n ? n : 1) * sizeof *buf), seconds = 0;
+    for (size_t i = 0; recs && buf && i < n; i++) {
+        recs[i] = *ryz_comm_record_at(c, i);
+        seconds += recs[i].seconds;
+    }
+    if (recs && buf) qsort(recs, n, sizeof *recs, cmp_record);
+    for (size_t i = 0, j; recs && buf && i < n; i = j) {
+        for (j = i; j < n && recs[j].op == recs[i].op && recs[j].bytes == recs[i].bytes; j++) {}
+        if (res && recs[i].op != RYZ_OP_BARRIER)
+            collective_row(recs + i, j - i, case_name, tp, buf, res);
+    }
+    free(recs);
+    free(buf);
+    return seconds;
+}

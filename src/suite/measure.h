@@ -1,0 +1,26 @@
+/* Measurement helpers of the suite runner (private to suite/). */
+#ifndef RYZ_SUITE_MEASURE_H
+#define RYZ_SUITE_MEASURE_H
+
+#include "ryz/comm.h"
+#include "ryz/results.h"
+#include "ryz/suite.h"
+
+/* Per-rank figures gathered to a TP group's rank 0. */
+enum { RANK_WEIGHTS, RANK_KV, RANK_SCRATCH, RANK_RSS, RANK_COMM_S, RANK_WALL_S, RANK_NFIELDS };
+
+/* Fills the machine attributes of meta (collective over world: hostnames
+ * are gathered). `threads` is per rank. */
+ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta);
+/* Gathers RANK_NFIELDS doubles per rank (this rank's memory counters plus
+ * comm_s and wall_s) into out (size * RANK_NFIELDS) on every rank. */
+ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out);
+/* Appends one /collectives row per (op, bytes) seen in c's records, from
+ * this rank's view (none when res is NULL); returns the total seconds spent
+ * in collectives. */
+double ryz_measure_collectives(const ryz_comm *c, const char *case_name, int tp,
+                               ryz_results *res);
+/* nccl-tests bus bandwidth factor of op on k ranks. */
+double ryz_busbw_factor(ryz_comm_op op, int k);
+
+#endif

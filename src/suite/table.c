@@ -1,0 +1,74 @@
+/* The per-case table: correctness, speed and memory of each TP degree. */
+#include <string.h>
+
+#include "ryz/suite.h"
+
+void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out) {
+    fprintf(out, "\ncase %s: %s  batch %d  prompt %d  new_tokens %d  (%d positions compared)\n",
+            c->name, c->model, c->batch, c->prompt_len, c->new_tokens, positions);
+    fprintf(out, "   tp    max_abs    max_rel    min_cos   top1      greedy         prefill_ms "
+                 "decode_tok/s speedup   eff  comm%%  roof%% MiB/rank mem_eff  result\n");
+    fflush(out);
+}
+
+static const ryz_row_timing *find_timing(const ryz_results *r, const char *name, int tp,
+                                         const char *phase) {
+    for (size_t i = 0; i < r->n_timing; i++)
+        if (r->timing[i].tp == tp && !strcmp(r->timing[i].case_name, name) &&
+            !strcmp(r->timing[i].phase, phase))
+            return &r->timing[i];
+    return NULL;
+}
+
+static const ryz_row_correctness *find_correctness(const ryz_results *r, const char *name,
+                                                   int tp) {
+    for (size_t i = 0; i < r->n_correctness; i++)
+        if (r->correctness[i].tp == tp && !strcmp(r->correctness[i].case_name, name))
+            return &r->correctness[i];
+    return NULL;
+}
+
+/* Largest rank's weights + KV + scratch, and its memory efficiency. */
+static double largest_rank(const ryz_results *r, const char *name, int tp, double *eff) {
+    double big = 0;
+    *eff = 0;
+    for (size_t i = 0; i < r->n_memory; i++) {
+        const ryz_row_memory *m = &r->memory[i];
+        double b = (double)(m->weights + m->kv_cache + m->scratch);
+        if (m->tp != tp || strcmp(m->case_name, name) || b < big) continue;
+        big = b, *eff = m->mem_efficiency;
+    }
+    return big;
+}
+
+static void print_correctness(const ryz_row_correctness *c, FILE *out) {
+    char top1[24], greedy[32];
+    if (!c) {
+        fprintf(out, "  %9s  %9s  %9s  %-9s %-14s", "-", "-", "-", "-", "(baseline)");
+        return;
+    }
+    snprintf(top1, sizeof top1, "%d/%d", c->top1_agree, c->positions);
+    if (c->greedy_divergence < 0) snprintf(greedy, sizeof greedy, "identical");
+    else snprintf(greedy, sizeof greedy, "%s@%d", c->greedy_class == 1 ? "near-tie" : "MISMATCH",
+                  c->greedy_divergence);
+    fprintf(out, "  %9.3e  %9.3e  %9.7f  %-9s %-14s", c->max_abs, c->max_rel, c->min_cos, top1,
+            greedy);
+}
+
+void ryz_suite_print_row(const ryz_results *r, const char *name, int tp, FILE *out) {
+    if (!r) return;
+    int ttp = tp == 0 ? 1 : tp; /* TP=1 timing is the baseline's */
+    const ryz_row_correctness *c = tp ? find_correctness(r, name, tp) : NULL;
+    const ryz_row_timing *pre = find_timing(r, name, ttp, "prefill");
+    const ryz_row_timing *dec = find_timing(r, name, ttp, "decode");
+    if ((tp && !c) || !pre || !dec) return;
+    double eff_mem, bytes = largest_rank(r, name, ttp, &eff_mem);
+    if (tp) fprintf(out, "  %3d", tp);
+    else fprintf(out, " base");
+    print_correctness(c, out);
+    fprintf(out, " %10.2f %12.1f %7.2f %5.2f %5.1f%% %5.1f%% %8.1f %7.3f  %s\n",
+            1e3 * pre->median_s, dec->tokens_per_s, dec->speedup, dec->efficiency,
+            100 * dec->comm_fraction, 100 * dec->roofline_fraction, bytes / 1048576.0, eff_mem,
+            !c ? "" : c->pass ? "PASS" : "FAIL");
+    fflush(out);
+}

@@ -1,0 +1,323 @@
+/* Tests of the `ryz` command line: exit codes (DESIGN 4.5), one-line
+ * errors, generate at tp 1 and tp 2 (self-launched mpirun) agreeing, and the
+ * suite gate passing and failing. Runs the binary named by RYZ_BIN (default
+ * build/ryz) from the repository root; this process never calls MPI. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What one run of the binary did. */
+typedef struct {
+    int code;  /* exit status, or -1 if it did not exit normally */
+    char *out; /* stdout (malloc'd) */
+    char *err; /* stderr (malloc'd) */
+} run_result;
+
+/* The binary under test. */
+static const char *ryz_bin(void) {
+    const char *b = getenv("RYZ_BIN");
+    return b && *b ? b : "build/ryz";
+}
+
+/* A new empty temporary file; its path is written to `path` (32 bytes). */
+static void temp_path(char *path) {
+    strcpy(path, "/tmp/ryz_test_cli_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_msg(fd >= 0, "mkstemp failed");
+    close(fd);
+}
+
+/* The whole content of a file (malloc'd, NUL-terminated); *len its size. */
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+/* Runs `ENV ryz ARGS` through the shell, capturing stdout and stderr. */
+static run_result run_ryz(const char *env, const char *args) {
+    ck_assert_msg(access(ryz_bin(), X_OK) == 0, "%s is not an executable (run make first)",
+                  ryz_bin());
+    char out[32], err[32], cmd[2048];
+    temp_path(out);
+    temp_path(err);
+    snprintf(cmd, sizeof cmd, "%s %s %s >%s 2>%s </dev/null", env ? env : "", ryz_bin(), args, out,
+             err);
+    int st = system(cmd);
+    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out, NULL), slurp(err, NULL)};
+    unlink(out);
+    unlink(err);
+    return r;
+}
+
+/* Frees a run's captured output. */
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Number of lines of a captured stream. */
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Runs ARGS expecting exit code `code` and an error of exactly one stderr
+ * line containing `needle`, with nothing on stdout. */
+static void expect_one_line_error(const char *args, int code, const char *needle) {
+    run_result r = run_ryz(NULL, args);
+    ck_assert_msg(r.code == code, "ryz %s: exit %d, expected %d; stderr:\n%s", args, r.code, code,
+                  r.err);
+    ck_assert_msg(count_lines(r.err) == 1, "ryz %s: %d stderr lines, expected 1:\n%s", args,
+                  count_lines(r.err), r.err);
+    ck_assert_msg(strstr(r.err, needle), "ryz %s: '%s' not in stderr '%s'", args, needle, r.err);
+    ck_assert_msg(strncmp(r.err, "ryz: error", 10) == 0, "ryz %s: stderr '%s'", args, r.err);
+    ck_assert_msg(r.out[0] == '\0', "ryz %s: unexpected stdout '%s'", args, r.out);
+    run_free(&r);
+}
+
+/* ============================================================ usage */
+
+START_TEST(test_no_args) {
+    run_result r = run_ryz(NULL, "");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "usage: ryz"), "stderr '%s'", r.err);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_unknown_command) {
+    run_result r = run_ryz(NULL, "frobnicate");
+    ck_assert_int_eq(r.code, 2);
+    ck_assert_msg(strstr(r.err, "unknown command 'frobnicate'"), "stderr '%s'", r.err);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_help_and_version) {
+    const char *helps[] = {"help", "--help", "-h"};
+    for (int i = 0; i < 3; i++) {
+        run_result r = run_ryz(NULL, helps[i]);
+        ck_assert_msg(r.code == 0, "ryz %s: exit %d", helps[i], r.code);
+        ck_assert_msg(strstr(r.out, "usage: ryz") && strstr(r.out, "suite") &&
+                          strstr(r.out, "generate"),
+                      "ryz %s: stdout '%s'", helps[i], r.out);
+        run_free(&r);
+    }
+    run_result r = run_ryz(NULL, "generate --help");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strstr(r.out, "--prompt-ids"), "stdout '%s'", r.out);
+    run_free(&r);
+    r = run_ryz(NULL, "version");
+    ck_assert_int_eq(r.code, 0);
+    ck_assert_msg(strncmp(r.out, "ryz ", 4) == 0, "stdout '%s'", r.out);
+    run_free(&r);
+}
+END_TEST
+
+/* ========================================================= generate */
+
+START_TEST(test_generate_tp_rule) {
+    expect_one_line_error("generate --model synthetic:tiny,heads=4 --tp 3 --prompt-ids \"1 2\" "
+                          "--new-tokens 4",
+                          2, "n_heads 4 not divisible by tp 3");
+}
+END_TEST
+
+START_TEST(test_generate_bad_input) {
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --bogus", 2, "--bogus");
+    expect_one_line_error("generate --model synthetic:nope --prompt-ids 1", 2, "nope");
+    expect_one_line_error("generate --model stories15M.bin --prompt-ids 1", 2, "stories15M.bin");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids \"1 512\"", 2, "512");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids \"1 x\"", 2, "x");
+    expect_one_line_error("generate --prompt-ids 1", 2, "--model");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --new-tokens 0", 2,
+                          "--new-tokens");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --new-tokens 200", 2,
+                          "seq_len 128");
+}
+END_TEST
+
+/* The "ids: ..." line of a generate run's stdout (malloc'd). */
+static char *ids_line(const char *out) {
+    const char *p = strstr(out, "ids:");
+    ck_assert_msg(p != NULL, "no ids: line in '%s'", out);
+    size_t n = strcspn(p, "\n");
+    char *line = malloc(n + 1);
+    ck_assert_ptr_nonnull(line);
+    memcpy(line, p, n);
+    line[n] = '\0';
+    return line;
+}
+
+/* Asserts |a - b| <= 1e-4 * rowmax(|b|) + 1e-4 * |b| for (rows, vocab)
+ * logits, naming the worst element. */
+static void assert_logits_close(const float *a, const float *b, int rows, int vocab) {
+    double excess = -INFINITY;
+    int wr = 0, wc = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *ar = a + (size_t)r * vocab, *br = b + (size_t)r * vocab;
+        double range = 0;
+        for (int v = 0; v < vocab; v++)
+            range = fmax(range, fabs(br[v]));
+        for (int v = 0; v < vocab; v++) {
+            double d = fabs((double)ar[v] - br[v]);
+            double e = isnan(d) ? INFINITY : d - (1e-4 * range + 1e-4 * fabs(br[v]));
+            if (e > excess)
+                excess = e, wr = r, wc = v;
+        }
+    }
+    size_t w = (size_t)wr * vocab + wc;
+    ck_assert_msg(excess <= 0, "logits differ most at position %d, logit %d: tp2 %.9g, tp1 %.9g",
+                  wr, wc, (double)a[w], (double)b[w]);
+}
+
+START_TEST(test_generate_tp1_equals_tp2) {
+    enum { ROWS = 3 + 16 - 1, VOCAB = 32000 };
+    const char *base = "generate --model synthetic:15m --prompt-ids \"1 2 3\" --new-tokens 16";
+    char dump[2][32], args[512];
+    char *ids[2];
+    float *logits[2];
+    for (int k = 0; k < 2; k++) {
+        temp_path(dump[k]);
+        snprintf(args, sizeof args, "%s%s --dump-logits %s", base, k ? " --tp 2" : "", dump[k]);
+        run_result r = run_ryz(NULL, args);
+        ck_assert_msg(r.code == 0, "ryz %s: exit %d; stderr:\n%s", args, r.code, r.err);
+        ids[k] = ids_line(r.out);
+        run_free(&r);
+        size_t len;
+        logits[k] = (float *)slurp(dump[k], &len);
+        unlink(dump[k]);
+        ck_assert_msg(len == (size_t)ROWS * VOCAB * sizeof(float),
+                      "%s: dump of %zu bytes, expected %d rows x %d floats", args, len, ROWS,
+                      VOCAB);
+    }
+    ck_assert_str_eq(ids[1], ids[0]);
+    int n_ids = 0;
+    for (const char *p = ids[0]; *p; p++)
+        n_ids += *p == ' ';
+    ck_assert_int_eq(n_ids, 3 + 16);
+    ck_assert_msg(strncmp(ids[0], "ids: 1 2 3 ", 11) == 0, "'%s'", ids[0]);
+    assert_logits_close(logits[1], logits[0], ROWS, VOCAB);
+    for (int k = 0; k < 2; k++)
+        free(ids[k]), free(logits[k]);
+}
+END_TEST
+
+/* ============================================================= suite */
+
+/* Table rows of a suite run's stdout with TP degree `tp` (-1: any) and
+ * result `result` ("PASS" or "FAIL"). */
+static int count_rows(const char *out, int tp, const char *result) {
+    int n = 0;
+    for (const char *line = out; *line;) {
+        size_t len = strcspn(line, "\n");
+        int t;
+        char first[16];
+        if (sscanf(line, " %15s", first) == 1 && sscanf(first, "%d", &t) == 1 &&
+            (tp < 0 || t == tp) && len >= 4 && strncmp(line + len - 4, result, 4) == 0)
+            n++;
+        line += len + (line[len] == '\n');
+    }
+    return n;
+}
+
+START_TEST(test_suite_unknown_key) {
+    char path[32], args[64];
+    temp_path(path);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[suite]\nrepeat = 1\n\n[case a]\nmodel = synthetic:tiny\nprompt = 1 2\n"
+          "tp = 1 2\nflavour = vanilla\n",
+          f);
+    fclose(f);
+    snprintf(args, sizeof args, "suite %s", path);
+    expect_one_line_error(args, 2, "flavour");
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_suite_missing_file) {
+    expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
+    expect_one_line_error("suite", 2, "FILE");
+}
+END_TEST
+
+START_TEST(test_suite_ci_passes) {
+    char h5[32], args[128];
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite suites/ci.ini --quiet -o %s", h5);
+    run_result r = run_ryz(NULL, args);
+    ck_assert_msg(r.code == 0, "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    ck_assert_msg(count_rows(r.out, 4, "PASS") >= 3, "fewer than 3 PASS rows for tp 4:\n%s", r.out);
+    ck_assert_msg(count_rows(r.out, -1, "FAIL") == 0, "FAIL rows:\n%s", r.out);
+    ck_assert_msg(strstr(r.out, "suite ci: PASS"), "no verdict line:\n%s", r.out);
+    ck_assert_msg(!strstr(r.err, "[ryz]"), "--quiet run printed progress:\n%s", r.err);
+    ck_assert_msg(strstr(r.out, h5) && access(h5, R_OK) == 0, "results %s not written:\n%s", h5,
+                  r.out);
+    unlink(h5);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_suite_gate_fails_on_skew) {
+    char h5[32], args[128];
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite suites/ci.ini --quiet -o %s", h5);
+    run_result r = run_ryz("RYZ_TEST_SHARD_SKEW=1", args);
+    unlink(h5);
+    ck_assert_msg(r.code == 1, "exit %d, expected 1; stdout:\n%s\nstderr:\n%s", r.code, r.out,
+                  r.err);
+    ck_assert_msg(strstr(r.out, "FAIL"), "no FAIL in stdout:\n%s", r.out);
+    /* Only ranks > 0 are skewed: every tp 1 row still passes, no tp 4 row does. */
+    ck_assert_msg(count_rows(r.out, 1, "FAIL") == 0 && count_rows(r.out, 1, "PASS") >= 1,
+                  "tp 1 rows:\n%s", r.out);
+    ck_assert_msg(count_rows(r.out, 4, "PASS") == 0 && count_rows(r.out, 4, "FAIL") >= 3,
+                  "tp 4 rows:\n%s", r.out);
+    run_free(&r);
+}
+END_TEST
+
+static Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_no_args);
+    tcase_add_test(tc, test_unknown_command);
+    tcase_add_test(tc, test_help_and_version);
+    tcase_add_test(tc, test_generate_tp_rule);
+    tcase_add_test(tc, test_generate_bad_input);
+    tcase_add_test(tc, test_generate_tp1_equals_tp2);
+    tcase_add_test(tc, test_suite_unknown_key);
+    tcase_add_test(tc, test_suite_missing_file);
+    tcase_add_test(tc, test_suite_ci_passes);
+    tcase_add_test(tc, test_suite_gate_fails_on_skew);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

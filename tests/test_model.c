@@ -1,0 +1,1223 @@
+/* Tests of model/ (config rules, source parsing, shard plan, synthetic
+ * weights, TP layers, build/forward/free, generate) and of the CPU backend.
+ * The forward pass is checked against a plain double-precision Llama
+ * reference written here (llama2.c conventions, DESIGN section 1). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ryz/backend.h"
+#include "ryz/comm.h"
+#include "ryz/model.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ================================================================ helpers */
+
+/* Asserts |got - want| <= atol + rtol * |want| for each of n elements; on
+ * failure names the worst element, its index and both values. */
+static void assert_close(const float *got, const float *want, size_t n, double atol, double rtol,
+                         const char *what) {
+    size_t worst = 0;
+    double excess = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (got[i] == want[i])
+            continue;
+        double d = fabs((double)got[i] - (double)want[i]);
+        double e = isnan(d) ? INFINITY : d - (atol + rtol * fabs((double)want[i]));
+        if (e > excess)
+            excess = e, worst = i;
+    }
+    ck_assert_msg(!(excess > 0), "%s: worst element %zu is %.9g, expected %.9g (tolerance %.3g)",
+                  what, worst, (double)got[worst], (double)want[worst],
+                  atol + rtol * fabs((double)want[worst]));
+}
+
+/* Converts n doubles to floats (for comparisons against a double reference). */
+static void to_float(float *dst, const double *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (float)src[i];
+}
+
+/* Largest |x| of n floats. */
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)x[i]) > m)
+            m = fabs((double)x[i]);
+    return m;
+}
+
+/* Fills x[0..n) with a deterministic pseudo-random pattern in [-1, 1). */
+static void fill_rand(float *x, size_t n, uint32_t salt) {
+    ryz_synth_fill(1234, salt, 1.0f, 0, 1, 1, 0, (int)n, (int)n, x);
+}
+
+/* Number of lines of a message (0 for ""). */
+static int count_lines(const char *s) {
+    if (!*s)
+        return 0;
+    int n = 1;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Asserts that ryz_last_error() contains `needle`. */
+static void assert_error_has(const char *needle) {
+    ck_assert_msg(strstr(ryz_last_error(), needle), "'%s' not in last error '%s'", needle,
+                  ryz_last_error());
+}
+
+/* Parses a source that must be valid. */
+static ryz_model_config parse_ok(const char *src) {
+    ryz_model_config c;
+    ck_assert_msg(ryz_model_source_parse(src, &c) == RYZ_OK, "%s: %s", src, ryz_last_error());
+    return c;
+}
+
+/* Live bytes of every memory kind, into `out`. */
+static void mem_snapshot(size_t out[RYZ_MEM_NKINDS]) {
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        out[k] = ryz_mem_bytes((ryz_mem_kind)k);
+}
+
+/* Asserts that live bytes of every kind equal a snapshot. */
+static void assert_mem_equals(const size_t want[RYZ_MEM_NKINDS], const char *when) {
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        ck_assert_msg(ryz_mem_bytes((ryz_mem_kind)k) == want[k],
+                      "%s: %s has %zu bytes, expected %zu", when,
+                      ryz_mem_kind_name((ryz_mem_kind)k), ryz_mem_bytes((ryz_mem_kind)k), want[k]);
+}
+
+/* ======================================================= config rules */
+
+/* Asserts validation fails with exactly `lines` lines containing every
+ * needle (NULL-terminated). */
+static void expect_invalid(const ryz_model_config *c, int tp, int lines,
+                           const char *const *needles) {
+    ryz_error_clear();
+    ck_assert_int_eq(ryz_config_validate(c, tp), RYZ_EINVAL);
+    const char *msg = ryz_last_error();
+    ck_assert_msg(count_lines(msg) == lines, "expected %d line(s), got:\n%s", lines, msg);
+    for (int i = 0; needles[i]; i++)
+        ck_assert_msg(strstr(msg, needles[i]), "'%s' not in '%s'", needles[i], msg);
+}
+
+#define EXPECT_INVALID(cfg, tp, lines, ...)                                                        \
+    do {                                                                                           \
+        const char *const needles_[] = {__VA_ARGS__, NULL};                                        \
+        expect_invalid(&(cfg), tp, lines, needles_);                                               \
+    } while (0)
+
+/* The tiny preset with overrides of the given fields (0: keep). */
+static ryz_model_config tiny_with(int dim, int hidden, int heads, int kv_heads) {
+    ryz_model_config c = parse_ok("synthetic:tiny");
+    if (dim)
+        c.dim = dim;
+    if (hidden)
+        c.hidden = hidden;
+    if (heads)
+        c.n_heads = heads;
+    if (kv_heads)
+        c.n_kv_heads = kv_heads;
+    return c;
+}
+
+START_TEST(test_validate_accepts) {
+    static const struct {
+        const char *src;
+        int tp;
+    } ok[] = {
+        {"synthetic:tiny", 1},
+        {"synthetic:tiny", 2},
+        {"synthetic:tiny", 4},
+        {"synthetic:15m", 3},
+        {"synthetic:15m", 6},
+        {"synthetic:110m", 4},
+        {"synthetic:1b", 8}, /* n_kv_heads 4 < tp 8: replicated, allowed */
+        {"synthetic:7b", 32},
+        {"synthetic:tiny,hidden=170", 4}, /* uneven hidden */
+        {"synthetic:tiny,vocab=1003", 4}, /* padded vocab */
+        {"synthetic:tiny,heads=4,kv_heads=1", 4},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        ryz_model_config c = parse_ok(ok[i].src);
+        ck_assert_msg(ryz_config_validate(&c, ok[i].tp) == RYZ_OK, "%s tp %d rejected: %s",
+                      ok[i].src, ok[i].tp, ryz_last_error());
+    }
+}
+END_TEST
+
+START_TEST(test_validate_each_rule) {
+    ryz_model_config c = tiny_with(0, 0, 4, 4);
+    EXPECT_INVALID(c, 3, 1, "n_heads 4 not divisible by tp 3");
+    c = tiny_with(66, 0, 4, 4);
+    EXPECT_INVALID(c, 1, 1, "dim 66 not divisible by n_heads 4");
+    c = tiny_with(12, 0, 4, 4);
+    EXPECT_INVALID(c, 1, 1, "head_dim 3", "even");
+    c = tiny_with(0, 0, 4, 3);
+    EXPECT_INVALID(c, 1, 1, "n_heads 4 not a multiple of n_kv_heads 3");
+    c = tiny_with(0, 0, 4, 8);
+    EXPECT_INVALID(c, 1, 1, "n_kv_heads 8");
+    c = tiny_with(0, 3, 4, 4);
+    EXPECT_INVALID(c, 4, 1, "hidden 3 smaller than tp 4");
+    c = tiny_with(0, 0, 0, 0);
+    EXPECT_INVALID(c, 0, 1, "tp 0 must be >= 1");
+    EXPECT_INVALID(c, -2, 1, "tp -2");
+}
+END_TEST
+
+START_TEST(test_validate_dimension_ranges) {
+    /* Each field zero, negative and above 2^24 in turn. */
+    static const char *names[] = {"dim",        "hidden", "layers", "n_heads",
+                                  "n_kv_heads", "vocab",  "seq_len"};
+    const int bad[] = {0, -3, (1 << 24) + 1};
+    for (int f = 0; f < 7; f++)
+        for (int b = 0; b < 3; b++) {
+            ryz_model_config c = parse_ok("synthetic:tiny");
+            int *fields[] = {&c.dim,        &c.hidden, &c.n_layers, &c.n_heads,
+                             &c.n_kv_heads, &c.vocab,  &c.seq_len};
+            *fields[f] = bad[b];
+            char want[64];
+            snprintf(want, sizeof want, "%s %d out of range", names[f], bad[b]);
+            EXPECT_INVALID(c, 1, 1, want);
+        }
+    ryz_model_config c = parse_ok("synthetic:tiny");
+    c.n_layers = 1 << 24; /* the limit itself is allowed */
+    ck_assert_int_eq(ryz_config_validate(&c, 1), RYZ_OK);
+}
+END_TEST
+
+START_TEST(test_validate_several_at_once) {
+    ryz_model_config c = tiny_with(0, 2, 4, 3);
+    EXPECT_INVALID(c, 3, 3, "n_heads 4 not divisible by tp 3",
+                   "n_heads 4 not a multiple of n_kv_heads 3", "hidden 2 smaller than tp 3");
+    c = tiny_with(66, 0, 4, 4);
+    EXPECT_INVALID(c, 3, 2, "n_heads 4 not divisible by tp 3", "dim 66 not divisible");
+    c = tiny_with(0, 0, 0, 0);
+    c.dim = 0, c.vocab = -1, c.seq_len = 1 << 30;
+    EXPECT_INVALID(c, 0, 4, "dim 0", "vocab -1", "seq_len 1073741824", "tp 0");
+}
+END_TEST
+
+/* ========================================================= source parsing */
+
+START_TEST(test_parse_presets) {
+    static const struct {
+        const char *src;
+        int dim, hidden, layers, heads, kv, vocab, seq;
+    } want[] = {
+        {"synthetic:tiny", 64, 176, 2, 4, 4, 512, 128},
+        {"synthetic:15m", 288, 768, 6, 6, 6, 32000, 256},
+        {"synthetic:110m", 768, 2048, 12, 12, 12, 32000, 1024},
+        {"synthetic:1b", 2048, 5632, 22, 32, 4, 32000, 2048},
+        {"synthetic:7b", 4096, 11008, 32, 32, 32, 32000, 4096},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ryz_model_config c = parse_ok(want[i].src);
+        ck_assert_msg(
+            c.dim == want[i].dim && c.hidden == want[i].hidden && c.n_layers == want[i].layers &&
+                c.n_heads == want[i].heads && c.n_kv_heads == want[i].kv &&
+                c.vocab == want[i].vocab && c.seq_len == want[i].seq,
+            "%s: got dim %d hidden %d layers %d heads %d kv %d vocab %d seq %d", want[i].src, c.dim,
+            c.hidden, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab, c.seq_len);
+        ck_assert_uint_eq(c.seed, 0);
+        ck_assert_float_eq(c.norm_eps, 1e-5f);
+        ck_assert_float_eq(c.rope_base, 10000.0f);
+        ck_assert_int_eq(ryz_config_validate(&c, 1), RYZ_OK);
+    }
+}
+END_TEST
+
+START_TEST(test_parse_overrides) {
+    ryz_model_config c = parse_ok("synthetic:tiny,dim=128,hidden=100,layers=3,heads=8,"
+                                  "kv_heads=2,vocab=1001,seq_len=64,seed=42");
+    ck_assert_int_eq(c.dim, 128);
+    ck_assert_int_eq(c.hidden, 100);
+    ck_assert_int_eq(c.n_layers, 3);
+    ck_assert_int_eq(c.n_heads, 8);
+    ck_assert_int_eq(c.n_kv_heads, 2);
+    ck_assert_int_eq(c.vocab, 1001);
+    ck_assert_int_eq(c.seq_len, 64);
+    ck_assert_uint_eq(c.seed, 42);
+    /* heads alone keeps a multi-head preset multi-head... */
+    ck_assert_int_eq(parse_ok("synthetic:tiny,heads=8").n_kv_heads, 8);
+    /* ...and a grouped preset grouped; kv_heads in either order wins. */
+    ck_assert_int_eq(parse_ok("synthetic:1b,heads=16").n_kv_heads, 4);
+    ck_assert_int_eq(parse_ok("synthetic:tiny,kv_heads=2,heads=8").n_kv_heads, 2);
+    ck_assert_uint_eq(parse_ok("synthetic:tiny,seed=2147483647").seed, 2147483647u);
+    ck_assert_int_eq(parse_ok("synthetic:tiny,dim=16777216").dim, 1 << 24);
+}
+END_TEST
+
+START_TEST(test_parse_errors) {
+    static const struct {
+        const char *src, *needle;
+    } bad[] = {
+        {"synthetic:huge", "unknown synthetic preset 'huge'"},
+        {"synthetic:", "unknown synthetic preset"},
+        {"synthetic:tiny,foo=1", "unknown model key 'foo'"},
+        {"synthetic:tiny,dim=abc", "dim='abc' is not an integer"},
+        {"synthetic:tiny,dim=", "dim"},
+        {"synthetic:tiny,dim=12x", "dim='12x'"},
+        {"synthetic:tiny,dim", "'dim' is not key=value"},
+        {"synthetic:tiny,dim=0", "dim=0 out of range"},
+        {"synthetic:tiny,heads=-4", "heads=-4 out of range"},
+        {"synthetic:tiny,vocab=16777217", "vocab=16777217 out of range"},
+        {"synthetic:tiny,seed=-1", "seed=-1 out of range"},
+        {"synthetic:tiny,seq_len=99999999999999999999", "seq_len"},
+        {"llama2c:stories15M.bin", "not supported"},
+        {"", "not supported"},
+        {"SYNTHETIC:tiny", "not supported"},
+        {"tiny", "not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ryz_model_config c;
+        ryz_error_clear();
+        ck_assert_msg(ryz_model_source_parse(bad[i].src, &c) == RYZ_EINVAL, "'%s' accepted",
+                      bad[i].src);
+        assert_error_has(bad[i].needle);
+    }
+}
+END_TEST
+
+/* ============================================================ shard plan */
+
+/* Checks one (config, tp) plan over all ranks: heads, KV heads, hidden and
+ * vocab ranges partition their dimension as DESIGN section 1 says. */
+static void check_plan(const ryz_model_config *c, int tp) {
+    int head_owner[512], kv_holders[512], hidden_hits = 0, vocab_next = 0, hidden_next = 0;
+    int kv_total = 0, min_h = c->hidden, max_h = 0;
+    memset(head_owner, 0, sizeof head_owner);
+    memset(kv_holders, 0, sizeof kv_holders);
+    ck_assert(c->n_heads <= 512);
+    for (int r = 0; r < tp; r++) {
+        ryz_shard s;
+        ryz_shard_plan(c, tp, r, &s);
+        char where[160];
+        snprintf(where, sizeof where, "heads %d kv %d hidden %d vocab %d tp %d rank %d", c->n_heads,
+                 c->n_kv_heads, c->hidden, c->vocab, tp, r);
+        ck_assert_msg(s.tp == tp && s.rank == r, "%s: tp/rank", where);
+        ck_assert_msg(s.head_dim == c->dim / c->n_heads, "%s: head_dim %d", where, s.head_dim);
+        ck_assert_msg(s.heads == c->n_heads / tp && s.head_start == r * s.heads,
+                      "%s: heads %d from %d", where, s.heads, s.head_start);
+        ck_assert_msg(s.kv_mul == c->n_heads / c->n_kv_heads, "%s: kv_mul %d", where, s.kv_mul);
+        for (int h = s.head_start; h < s.head_start + s.heads; h++) {
+            head_owner[h]++;
+            int kv = h / s.kv_mul;
+            ck_assert_msg(kv >= s.kv_start && kv < s.kv_start + s.kv_heads,
+                          "%s: query head %d needs KV head %d, rank holds [%d, %d)", where, h, kv,
+                          s.kv_start, s.kv_start + s.kv_heads);
+        }
+        /* Every KV head held is needed by one of the rank's query heads. */
+        ck_assert_msg(s.kv_start == s.head_start / s.kv_mul &&
+                          s.kv_start + s.kv_heads - 1 == (s.head_start + s.heads - 1) / s.kv_mul,
+                      "%s: KV heads [%d, +%d) not exactly those needed", where, s.kv_start,
+                      s.kv_heads);
+        for (int k = s.kv_start; k < s.kv_start + s.kv_heads; k++)
+            kv_holders[k]++;
+        kv_total += s.kv_heads;
+        ck_assert_msg(s.hidden_start == hidden_next && s.hidden >= 1, "%s: hidden [%d, +%d)", where,
+                      s.hidden_start, s.hidden);
+        hidden_next += s.hidden, hidden_hits += s.hidden;
+        if (s.hidden < min_h)
+            min_h = s.hidden;
+        if (s.hidden > max_h)
+            max_h = s.hidden;
+        ck_assert_msg(s.vocab_padded % tp == 0 && s.vocab_padded >= c->vocab &&
+                          s.vocab_padded < c->vocab + tp,
+                      "%s: vocab_padded %d", where, s.vocab_padded);
+        ck_assert_msg(s.vocab_local * tp == s.vocab_padded && s.vocab_start == vocab_next,
+                      "%s: vocab [%d, +%d)", where, s.vocab_start, s.vocab_local);
+        vocab_next += s.vocab_local;
+    }
+    for (int h = 0; h < c->n_heads; h++)
+        ck_assert_msg(head_owner[h] == 1, "tp %d: query head %d owned %d times", tp, h,
+                      head_owner[h]);
+    for (int k = 0; k < c->n_kv_heads; k++)
+        ck_assert_msg(kv_holders[k] >= 1, "tp %d: KV head %d held by no rank", tp, k);
+    ck_assert_msg(hidden_next == c->hidden && hidden_hits == c->hidden && max_h - min_h <= 1,
+                  "tp %d: hidden split covers %d of %d, sizes %d..%d", tp, hidden_next, c->hidden,
+                  min_h, max_h);
+    ryz_shard s0;
+    ryz_shard_plan(c, tp, 0, &s0);
+    ck_assert_msg(s0.kv_replicated == (kv_total > c->n_kv_heads),
+                  "tp %d: kv_replicated %d but %d KV heads held for %d", tp, s0.kv_replicated,
+                  kv_total, c->n_kv_heads);
+    if (c->n_kv_heads < tp)
+        ck_assert_int_eq(s0.kv_replicated, 1);
+}
+
+START_TEST(test_shard_plan_invariants) {
+    static const char *srcs[] = {
+        "synthetic:tiny",
+        "synthetic:tiny,heads=8,kv_heads=2,vocab=1001",
+        "synthetic:tiny,vocab=1003,hidden=170",
+        "synthetic:tiny,heads=4,kv_heads=1,dim=128",
+        "synthetic:tiny,heads=16,kv_heads=4,dim=128,hidden=7,vocab=5",
+        "synthetic:15m",
+        "synthetic:1b",
+        "synthetic:7b",
+        "synthetic:tiny,heads=12,kv_heads=6,dim=96,hidden=101",
+    };
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+        ryz_model_config c = parse_ok(srcs[i]);
+        for (int tp = 1; tp <= c.n_heads; tp++)
+            if (ryz_config_validate(&c, tp) == RYZ_OK)
+                check_plan(&c, tp);
+    }
+}
+END_TEST
+
+START_TEST(test_shard_plan_examples) {
+    /* ci.ini's odd vocab and uneven hidden: vocab 1003 -> 1004, hidden 170 = 43/43/42/42. */
+    ryz_model_config c = parse_ok("synthetic:tiny,vocab=1003,hidden=170");
+    const int hid[] = {43, 43, 42, 42}, hstart[] = {0, 43, 86, 128};
+    for (int r = 0; r < 4; r++) {
+        ryz_shard s;
+        ryz_shard_plan(&c, 4, r, &s);
+        ck_assert_int_eq(s.vocab_padded, 1004);
+        ck_assert_int_eq(s.vocab_local, 251);
+        ck_assert_int_eq(s.vocab_start, 251 * r);
+        ck_assert_int_eq(s.hidden, hid[r]);
+        ck_assert_int_eq(s.hidden_start, hstart[r]);
+    }
+    /* 8 query heads over 2 KV heads at tp 4: each KV head on two ranks. */
+    c = parse_ok("synthetic:tiny,heads=8,kv_heads=2");
+    for (int r = 0; r < 4; r++) {
+        ryz_shard s;
+        ryz_shard_plan(&c, 4, r, &s);
+        ck_assert_int_eq(s.heads, 2);
+        ck_assert_int_eq(s.head_start, 2 * r);
+        ck_assert_int_eq(s.kv_mul, 4);
+        ck_assert_int_eq(s.kv_start, r / 2);
+        ck_assert_int_eq(s.kv_heads, 1);
+        ck_assert_int_eq(s.kv_replicated, 1);
+    }
+    /* Without replication: 15m at tp 2, three heads and three KV heads each. */
+    c = parse_ok("synthetic:15m");
+    ryz_shard s;
+    ryz_shard_plan(&c, 2, 1, &s);
+    ck_assert_int_eq(s.head_dim, 48);
+    ck_assert_int_eq(s.heads, 3);
+    ck_assert_int_eq(s.head_start, 3);
+    ck_assert_int_eq(s.kv_start, 3);
+    ck_assert_int_eq(s.kv_heads, 3);
+    ck_assert_int_eq(s.kv_replicated, 0);
+    ck_assert_int_eq(s.vocab_padded, 32000);
+    ck_assert_int_eq(s.vocab_start, 16000);
+}
+END_TEST
+
+/* ==================================================== synthetic weights */
+
+START_TEST(test_synth_deterministic) {
+    float a = ryz_synth_value(7, RYZ_T_LAYER(1, RYZ_T_WQ), 5, 9);
+    ck_assert(a == ryz_synth_value(7, RYZ_T_LAYER(1, RYZ_T_WQ), 5, 9));
+    ck_assert(a != ryz_synth_value(8, RYZ_T_LAYER(1, RYZ_T_WQ), 5, 9));
+    ck_assert(a != ryz_synth_value(7, RYZ_T_LAYER(1, RYZ_T_WK), 5, 9));
+    ck_assert(a != ryz_synth_value(7, RYZ_T_LAYER(2, RYZ_T_WQ), 5, 9));
+    ck_assert(a != ryz_synth_value(7, RYZ_T_LAYER(1, RYZ_T_WQ), 6, 9));
+    ck_assert(a != ryz_synth_value(7, RYZ_T_LAYER(1, RYZ_T_WQ), 5, 10));
+    /* Uniform in [-1, 1): bounds and first two moments over many values. */
+    double sum = 0, sum2 = 0, lo = 1, hi = -1;
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double v = ryz_synth_value(3, RYZ_T_EMBED, i / 500, i % 500);
+        ck_assert_msg(v >= -1.0 && v < 1.0, "value %d is %.9g, outside [-1, 1)", i, v);
+        sum += v, sum2 += v * v;
+        if (v < lo)
+            lo = v;
+        if (v > hi)
+            hi = v;
+    }
+    ck_assert_msg(fabs(sum / n) < 0.01, "mean %.4f", sum / n);
+    ck_assert_msg(fabs(sum2 / n - 1.0 / 3.0) < 0.01, "mean square %.4f, uniform is 1/3", sum2 / n);
+    ck_assert(lo < -0.999 && hi > 0.999);
+}
+END_TEST
+
+START_TEST(test_synth_fill_shards_match_dense) {
+    enum { R = 23, C = 31 };
+    const float scale = 0.125f;
+    const uint32_t t = RYZ_T_LAYER(3, RYZ_T_W2);
+    float dense[R * C];
+    ryz_synth_fill(11, t, scale, 0, R, INT64_MAX, 0, C, C, dense);
+    for (int i = 0; i < R * C; i++) {
+        float want = scale * ryz_synth_value(11, t, i / C, i % C);
+        ck_assert_msg(dense[i] == want, "dense (%d, %d) is %.9g, scale * value %.9g", i / C, i % C,
+                      (double)dense[i], (double)want);
+        ck_assert_msg(dense[i] >= -scale && dense[i] < scale, "dense (%d, %d) = %.9g", i / C, i % C,
+                      (double)dense[i]);
+    }
+    /* Row and column blocks, as ranks generate them, with a padded stride. */
+    const int row0[] = {0, 5, 22}, nrows[] = {R, 7, 1}, col0[] = {0, 10, 30}, ncols[] = {C, 9, 1};
+    for (int b = 0; b < 3; b++) {
+        enum { LD = C + 3 };
+        float blk[R * LD], want[R * LD];
+        for (int i = 0; i < R * LD; i++)
+            blk[i] = want[i] = 77.0f; /* untouched sentinel */
+        for (int r = 0; r < nrows[b]; r++)
+            memcpy(want + r * LD, dense + (row0[b] + r) * C + col0[b],
+                   (size_t)ncols[b] * sizeof(float));
+        ryz_synth_fill(11, t, scale, row0[b], nrows[b], INT64_MAX, col0[b], ncols[b], LD, blk);
+        assert_close(blk, want, (size_t)R * LD, 0, 0, "shard block");
+    }
+}
+END_TEST
+
+START_TEST(test_synth_fill_padding_rows) {
+    enum { R = 8, C = 5, LIMIT = 6 };
+    float dense[R * C], padded[R * C];
+    ryz_synth_fill(2, RYZ_T_CLS, 1.0f, 0, R, INT64_MAX, 0, C, C, dense);
+    for (int i = LIMIT * C; i < R * C; i++)
+        dense[i] = 0.0f;
+    for (int i = 0; i < R * C; i++)
+        padded[i] = 5.0f;
+    ryz_synth_fill(2, RYZ_T_CLS, 1.0f, 0, R, LIMIT, 0, C, C, padded);
+    assert_close(padded, dense, R * C, 0, 0, "rows >= row_limit zero, others unchanged");
+}
+END_TEST
+
+/* ====================================================== size accounting */
+
+START_TEST(test_weight_bytes_15m) {
+    ryz_model_config c = parse_ok("synthetic:15m");
+    /* dim 288, hidden 768, 6 layers, 6 heads = 6 KV heads, vocab 32000.
+     * Per layer: wq wk wv wo 4*288*288 = 331776; w1 w2 w3 3*288*768 = 663552;
+     * 2 norms 576; sum 995904, times 6 = 5975424. Embedding and classifier
+     * 2*32000*288 = 18432000; final norm 288. Total 24407712 floats. */
+    ck_assert_uint_eq(ryz_model_weight_bytes(&c), (size_t)24407712 * 4);
+    /* Per decoded token at tp 1: all layer matrices and norms 5975424, the
+     * classifier 9216000, one embedding row and the final norm 576. */
+    ryz_shard s;
+    ryz_shard_plan(&c, 1, 0, &s);
+    ck_assert_uint_eq(ryz_model_bytes_per_token(&c, &s), (size_t)15192000 * 4);
+    /* tp 2: per layer 2*3*48*288*2 + 384*288*3 + 576 = 498240, times 6 =
+     * 2989440, classifier half 4608000, plus 576. */
+    ryz_shard_plan(&c, 2, 1, &s);
+    ck_assert_uint_eq(ryz_model_bytes_per_token(&c, &s), (size_t)7598016 * 4);
+}
+END_TEST
+
+/* ============================================================ CPU backend */
+
+static ryz_backend be;
+
+/* Fixture: the CPU backend with one thread. */
+static void backend_setup(void) {
+    ck_assert_int_eq(ryz_backend_init_cpu(1, &be), RYZ_OK);
+}
+
+/* Fixture: releases the backend. */
+static void backend_teardown(void) {
+    ryz_backend_free(&be);
+}
+
+/* y (n, out) = x (n, in) . W^T in double. */
+static void ref_matmul(double *y, const float *x, const float *w, int n, int in, int out) {
+    for (int r = 0; r < n; r++)
+        for (int o = 0; o < out; o++) {
+            double s = 0;
+            for (int i = 0; i < in; i++)
+                s += (double)x[r * in + i] * w[o * in + i];
+            y[r * out + o] = s;
+        }
+}
+
+/* llama2.c RMSNorm of one row in double. */
+static void ref_rmsnorm(double *y, const double *x, const float *w, int dim, double eps) {
+    double ss = 0;
+    for (int i = 0; i < dim; i++)
+        ss += x[i] * x[i];
+    double scale = 1.0 / sqrt(ss / dim + eps);
+    for (int i = 0; i < dim; i++)
+        y[i] = w[i] * (scale * x[i]);
+}
+
+/* llama2.c RoPE of one row of `heads` heads at position `pos`, in double. */
+static void ref_rope(double *x, int heads, int hd, int pos, double base) {
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < hd; i += 2) {
+            double a = pos / pow(base, (double)i / hd), c = cos(a), s = sin(a);
+            double *v = x + h * hd + i, v0 = v[0], v1 = v[1];
+            v[0] = v0 * c - v1 * s;
+            v[1] = v0 * s + v1 * c;
+        }
+}
+
+/* Causal attention of one position over caches (rows 0..pos) in double;
+ * query head h reads KV head h / kv_mul. scores holds pos + 1 doubles. */
+static void ref_attend(double *out, const double *q, const double *kc, const double *vc, int pos,
+                       int heads, int hd, int kv_heads, double *scores) {
+    int kvd = kv_heads * hd, kv_mul = heads / kv_heads;
+    for (int h = 0; h < heads; h++) {
+        const double *qh = q + h * hd;
+        int kvh = h / kv_mul;
+        double mx = -INFINITY, sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            double s = 0;
+            for (int i = 0; i < hd; i++)
+                s += qh[i] * kc[p * kvd + kvh * hd + i];
+            scores[p] = s / sqrt((double)hd);
+            if (scores[p] > mx)
+                mx = scores[p];
+        }
+        for (int p = 0; p <= pos; p++)
+            sum += scores[p] = exp(scores[p] - mx);
+        for (int i = 0; i < hd; i++) {
+            double o = 0;
+            for (int p = 0; p <= pos; p++)
+                o += scores[p] / sum * vc[p * kvd + kvh * hd + i];
+            out[h * hd + i] = o;
+        }
+    }
+}
+
+/* Copies n floats to doubles. */
+static void to_double(double *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+START_TEST(test_backend_init) {
+    ck_assert_str_eq(be.iface->name, "cpu");
+    ryz_backend other;
+    ck_assert_int_eq(ryz_backend_init_cpu(0, &other), RYZ_EINVAL);
+    assert_error_has("threads 0");
+    size_t before = ryz_mem_bytes(RYZ_MEM_SCRATCH);
+    void *p = be.iface->alloc(be.ctx, RYZ_MEM_SCRATCH, 1000);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_SCRATCH), before + 1000);
+    be.iface->free(be.ctx, p);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_SCRATCH), before);
+}
+END_TEST
+
+START_TEST(test_backend_matmul) {
+    /* in 40 takes the vectorised decode path, in 37 the BLAS one; out 19
+     * leaves a tail after groups of four rows. */
+    enum { INMAX = 40, OUT = 19, NMAX = 6 };
+    float x[NMAX * INMAX], w[OUT * INMAX], y[NMAX * OUT], want[NMAX * OUT];
+    double ref[NMAX * OUT];
+    fill_rand(x, NMAX * INMAX, 1);
+    fill_rand(w, OUT * INMAX, 2);
+    const int ins[] = {37, INMAX}, ns[] = {1, 2, NMAX}; /* gemv and gemm */
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 3; k++) {
+            int in = ins[a], n = ns[k];
+            char what[48];
+            snprintf(what, sizeof what, "matmul n=%d in=%d out=%d", n, in, OUT);
+            ref_matmul(ref, x, w, n, in, OUT);
+            to_float(want, ref, (size_t)n * OUT);
+            be.iface->matmul(be.ctx, y, x, w, n, in, OUT);
+            assert_close(y, want, (size_t)n * OUT, 1e-5, 1e-5, what);
+        }
+}
+END_TEST
+
+START_TEST(test_backend_rmsnorm) {
+    enum { N = 3, DIM = 40 };
+    float x[N * DIM], w[DIM], y[N * DIM], want[N * DIM];
+    double xd[N * DIM], ref[N * DIM];
+    fill_rand(x, N * DIM, 3);
+    fill_rand(w, DIM, 4);
+    to_double(xd, x, N * DIM);
+    for (int r = 0; r < N; r++)
+        ref_rmsnorm(ref + r * DIM, xd + r * DIM, w, DIM, 1e-5);
+    to_float(want, ref, N * DIM);
+    be.iface->rmsnorm(be.ctx, y, x, w, N, DIM, 1e-5f);
+    assert_close(y, want, N * DIM, 1e-6, 1e-5, "rmsnorm");
+    be.iface->rmsnorm(be.ctx, x, x, w, N, DIM, 1e-5f);
+    assert_close(x, want, N * DIM, 1e-6, 1e-5, "rmsnorm in place");
+}
+END_TEST
+
+START_TEST(test_backend_rope) {
+    enum { N = 4, HEADS = 3, HD = 8, W = HEADS * HD };
+    float x[N * W], orig[N * W], want[N * W];
+    double ref[N * W];
+    fill_rand(orig, N * W, 5);
+    /* Position 0 is the identity, exactly. */
+    memcpy(x, orig, sizeof x);
+    be.iface->rope(be.ctx, x, 1, HEADS, HD, 0, 10000.0f);
+    assert_close(x, orig, W, 0, 0, "rope at position 0");
+    /* Rows at positions 5..8 against the double formula; pair norms kept. */
+    memcpy(x, orig, sizeof x);
+    be.iface->rope(be.ctx, x, N, HEADS, HD, 5, 10000.0f);
+    to_double(ref, orig, N * W);
+    for (int t = 0; t < N; t++)
+        ref_rope(ref + t * W, HEADS, HD, 5 + t, 10000.0);
+    to_float(want, ref, N * W);
+    assert_close(x, want, N * W, 1e-5, 1e-5, "rope at positions 5..8");
+    float norm_got[N * W / 2], norm_want[N * W / 2];
+    for (int i = 0; i < N * W; i += 2) {
+        norm_got[i / 2] = hypotf(x[i], x[i + 1]);
+        norm_want[i / 2] = hypotf(orig[i], orig[i + 1]);
+    }
+    assert_close(norm_got, norm_want, N * W / 2, 1e-6, 1e-5, "rope pair norms");
+    /* Row t at pos0 equals a single row at pos0 + t. */
+    float one[W];
+    memcpy(one, orig + 2 * W, sizeof one);
+    be.iface->rope(be.ctx, one, 1, HEADS, HD, 7, 10000.0f);
+    assert_close(one, x + 2 * W, W, 0, 0, "rope row 2 at 5 vs row at 7");
+}
+END_TEST
+
+START_TEST(test_backend_silu_mul_add) {
+    enum { N = 50 };
+    float a[N], b[N], want[N];
+    fill_rand(a, N, 6);
+    fill_rand(b, N, 7);
+    for (int i = 0; i < N; i++) {
+        a[i] *= 8.0f; /* cover the saturated ends */
+        want[i] = (float)(a[i] / (1.0 + exp(-(double)a[i])) * b[i]);
+    }
+    be.iface->silu_mul(be.ctx, a, b, N);
+    assert_close(a, want, N, 1e-6, 1e-5, "silu_mul");
+    for (int i = 0; i < N; i++)
+        want[i] = a[i] + b[i];
+    be.iface->add(be.ctx, a, b, N);
+    assert_close(a, want, N, 0, 0, "add");
+}
+END_TEST
+
+START_TEST(test_backend_attention_single_position) {
+    enum { HD = 4, SEQ = 3 };
+    /* Full geometry: 4 query heads over 2 KV heads; and a shard holding
+     * query heads 2..3 whose only KV head is global head 1. */
+    const ryz_attn_geom geoms[] = {{4, HD, 2, 0, 0, 2}, {2, HD, 1, 2, 1, 2}};
+    for (int gi = 0; gi < 2; gi++) {
+        const ryz_attn_geom *g = &geoms[gi];
+        float q[4 * HD], kc[SEQ * 2 * HD], vc[SEQ * 2 * HD], out[4 * HD], want[4 * HD];
+        float scratch[1]; /* (T, pos0 + T) */
+        fill_rand(q, 4 * HD, 8);
+        fill_rand(kc, SEQ * 2 * HD, 9);
+        fill_rand(vc, SEQ * 2 * HD, 10);
+        for (int h = 0; h < g->heads; h++) /* softmax of one score is 1: out = v */
+            memcpy(want + h * HD, vc + ((g->head_start + h) / g->kv_mul - g->kv_start) * HD,
+                   HD * sizeof(float));
+        be.iface->attention(be.ctx, out, q, kc, vc, 1, 0, g, scratch);
+        assert_close(out, want, (size_t)g->heads * HD, 0, 0, "attention at position 0");
+    }
+}
+END_TEST
+
+START_TEST(test_backend_attention_causal) {
+    enum { HEADS = 4, KVH = 2, HD = 6, POS0 = 2, T = 3, SEQ = 8 };
+    enum { QD = HEADS * HD, KVD = KVH * HD };
+    const ryz_attn_geom g = {HEADS, HD, KVH, 0, 0, HEADS / KVH};
+    float q[T * QD], kc[SEQ * KVD], vc[SEQ * KVD], out[T * QD], want[T * QD];
+    float scratch[T * (POS0 + T)]; /* (T, pos0 + T) */
+    double qd[T * QD], kd[SEQ * KVD], vd[SEQ * KVD], ref[T * QD], sc[SEQ];
+    fill_rand(q, T * QD, 11);
+    fill_rand(kc, SEQ * KVD, 12);
+    fill_rand(vc, SEQ * KVD, 13);
+    to_double(qd, q, T * QD);
+    to_double(kd, kc, SEQ * KVD);
+    to_double(vd, vc, SEQ * KVD);
+    for (int t = 0; t < T; t++)
+        ref_attend(ref + t * QD, qd + t * QD, kd, vd, POS0 + t, HEADS, HD, KVH, sc);
+    to_float(want, ref, T * QD);
+    be.iface->attention(be.ctx, out, q, kc, vc, T, POS0, &g, scratch);
+    assert_close(out, want, T * QD, 1e-6, 1e-5, "causal attention");
+}
+END_TEST
+
+START_TEST(test_argmax) {
+    const float a[] = {1, 3, 3, 2};
+    ck_assert_int_eq(ryz_argmax(a, 4), 1);
+    const float b[] = {-5, -2, -2, -7};
+    ck_assert_int_eq(ryz_argmax(b, 4), 1);
+    const float c[] = {4, 4, 4};
+    ck_assert_int_eq(ryz_argmax(c, 3), 0);
+    const float d[] = {-INFINITY, -1e30f, 0.5f, 0.5f};
+    ck_assert_int_eq(ryz_argmax(d, 4), 2);
+    ck_assert_int_eq(ryz_argmax(d, 1), 0);
+    const float e[] = {1, 2, INFINITY};
+    ck_assert_int_eq(ryz_argmax(e, 3), 2);
+}
+END_TEST
+
+/* ================================================================ TP layers */
+
+/* A fake rank 0 of `size` ranks in which every other rank holds the same
+ * data as this one: all-reduce multiplies by size, all-gather repeats. */
+static int mirror_size;
+
+/* All-reduce over `size` identical ranks: recv = size * send. */
+static ryz_status mirror_all_reduce(void *ctx, const float *send, float *recv, size_t n) {
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        recv[i] = send[i] * (float)mirror_size;
+    return RYZ_OK;
+}
+
+/* All-gather over identical ranks: send repeated size times. */
+static ryz_status mirror_all_gather(void *ctx, const float *send, float *recv, size_t n) {
+    (void)ctx;
+    for (int r = 0; r < mirror_size; r++)
+        memcpy(recv + (size_t)r * n, send, n * sizeof(float));
+    return RYZ_OK;
+}
+
+/* Barrier of the mirror comm: nothing to wait for. */
+static ryz_status mirror_unused(void *ctx) {
+    (void)ctx;
+    return RYZ_OK;
+}
+
+/* Mirror comm context free: nothing owned. */
+static void mirror_free(void *ctx) {
+    (void)ctx;
+}
+
+/* A mirror comm of `size` ranks (only the collectives the TP layers use). */
+static ryz_comm *mirror_comm(int size) {
+    static const ryz_comm_iface iface = {.name = "mirror",
+                                         .all_reduce_sum = mirror_all_reduce,
+                                         .all_gather = mirror_all_gather,
+                                         .barrier = mirror_unused,
+                                         .free = mirror_free};
+    ryz_comm *c = NULL;
+    mirror_size = size;
+    ck_assert_int_eq(ryz_comm_create(&iface, NULL, 0, size, &c), RYZ_OK);
+    return c;
+}
+
+START_TEST(test_tp_embedding) {
+    enum { DIM = 6, VL = 5, N = 4 };
+    float emb[VL * DIM], x[N * DIM], want[N * DIM];
+    fill_rand(emb, VL * DIM, 14);
+    const int tokens[N] = {12, 3, 14, 15}; /* this rank owns [10, 15) */
+    memset(want, 0, sizeof want);
+    memcpy(want, emb + 2 * DIM, DIM * sizeof(float));
+    memcpy(want + 2 * DIM, emb + 4 * DIM, DIM * sizeof(float));
+    ryz_comm *self = NULL;
+    ck_assert_int_eq(ryz_comm_init_self(&self), RYZ_OK);
+    for (int i = 0; i < N * DIM; i++)
+        x[i] = 99.0f;
+    ck_assert_int_eq(ryz_tp_embedding(self, x, tokens, N, emb, 10, VL, DIM), RYZ_OK);
+    assert_close(x, want, N * DIM, 0, 0, "embedding on one rank");
+    ryz_comm_free(self);
+    /* Two ranks: the local rows, then one all-reduce over all of x. */
+    ryz_comm *two = mirror_comm(2);
+    for (int i = 0; i < N * DIM; i++)
+        want[i] *= 2.0f;
+    ck_assert_int_eq(ryz_tp_embedding(two, x, tokens, N, emb, 10, VL, DIM), RYZ_OK);
+    assert_close(x, want, N * DIM, 0, 0, "embedding all-reduced");
+    ck_assert_uint_eq(ryz_comm_record_count(two), 1);
+    ck_assert_int_eq(ryz_comm_record_at(two, 0)->op, RYZ_OP_ALL_REDUCE);
+    ck_assert_uint_eq(ryz_comm_record_at(two, 0)->bytes, N * DIM * sizeof(float));
+    ryz_comm_free(two);
+}
+END_TEST
+
+START_TEST(test_tp_column_and_row) {
+    enum { N = 3, IN = 10, OUT = 7 };
+    float x[N * IN], w[OUT * IN], y[N * OUT], want[N * OUT];
+    double ref[N * OUT];
+    fill_rand(x, N * IN, 15);
+    fill_rand(w, OUT * IN, 16);
+    ref_matmul(ref, x, w, N, IN, OUT);
+    to_float(want, ref, N * OUT);
+    ryz_tp_column(&be, y, x, w, N, IN, OUT);
+    assert_close(y, want, N * OUT, 1e-5, 1e-5, "column-parallel");
+    ryz_comm *two = mirror_comm(2);
+    ck_assert_int_eq(ryz_tp_row(&be, two, y, x, w, N, IN, OUT), RYZ_OK);
+    for (int i = 0; i < N * OUT; i++)
+        want[i] *= 2.0f;
+    assert_close(y, want, N * OUT, 1e-5, 1e-5, "row-parallel all-reduced");
+    ck_assert_uint_eq(ryz_comm_record_count(two), 1);
+    ck_assert_uint_eq(ryz_comm_record_at(two, 0)->bytes, N * OUT * sizeof(float));
+    ryz_comm_free(two);
+}
+END_TEST
+
+START_TEST(test_tp_lm_head_padding) {
+    /* vocab 10 at tp 4 -> padded 12, 3 rows per rank; columns 10, 11 are padding. */
+    enum { N = 2, DIM = 5, VOCAB = 10, TP = 4 };
+    ryz_model_config c = parse_ok("synthetic:tiny,vocab=10");
+    ryz_shard s;
+    ryz_shard_plan(&c, TP, 0, &s);
+    ck_assert_int_eq(s.vocab_padded, 12);
+    ck_assert_int_eq(s.vocab_local, 3);
+    float x[N * DIM], cls[3 * DIM], part[N * 3], gather[N * 12], logits[N * 12], want[N * 12];
+    double ref[N * 3];
+    fill_rand(x, N * DIM, 17);
+    fill_rand(cls, 3 * DIM, 18);
+    ref_matmul(ref, x, cls, N, DIM, 3);
+    for (int i = 0; i < N; i++)
+        for (int v = 0; v < 12; v++)
+            want[i * 12 + v] = v < VOCAB ? (float)ref[i * 3 + v % 3] : -INFINITY;
+    ryz_comm *four = mirror_comm(TP);
+    ck_assert_int_eq(ryz_tp_lm_head(&be, four, logits, x, cls, N, DIM, VOCAB, &s, part, gather),
+                     RYZ_OK);
+    assert_close(logits, want, N * 12, 1e-5, 1e-5, "gathered logits, padding -inf");
+    for (int i = 0; i < N * 12; i++)
+        ck_assert_msg(!!isinf(logits[i]) == (i % 12 >= VOCAB), "logit (%d, %d) is %g", i / 12,
+                      i % 12, (double)logits[i]);
+    ck_assert_uint_eq(ryz_comm_record_count(four), 1);
+    ck_assert_int_eq(ryz_comm_record_at(four, 0)->op, RYZ_OP_ALL_GATHER);
+    /* Recorded as nccl-tests counts an all-gather: its output. */
+    ck_assert_uint_eq(ryz_comm_record_at(four, 0)->bytes, N * 12 * sizeof(float));
+    ryz_comm_free(four);
+}
+END_TEST
+
+/* ===================================================== model and reference */
+
+/* Dense weights of the whole model, generated the way DESIGN section 3
+ * describes (uniform, 1/sqrt(fan_in); norms 1 + 0.1 u). */
+typedef struct {
+    ryz_model_config c;
+    float *emb, *cls, *final_norm;
+    float *w[64][RYZ_T_PER_LAYER]; /* per layer, by RYZ_T_* */
+} ref_model;
+
+/* One dense tensor (rows, cols) of tensor id t. */
+static float *ref_tensor(const ryz_model_config *c, uint32_t t, float scale, int rows, int cols) {
+    float *w = malloc((size_t)rows * cols * sizeof(float));
+    ck_assert_ptr_nonnull(w);
+    ryz_synth_fill(c->seed, t, scale, 0, rows, INT64_MAX, 0, cols, cols, w);
+    return w;
+}
+
+/* A norm weight (dim) of tensor id t. */
+static float *ref_norm(const ryz_model_config *c, uint32_t t) {
+    float *w = ref_tensor(c, t, 0.1f, 1, c->dim);
+    for (int i = 0; i < c->dim; i++)
+        w[i] += 1.0f;
+    return w;
+}
+
+/* Generates every dense tensor of config c into r. */
+static void ref_load(ref_model *r, const ryz_model_config *c) {
+    ck_assert(c->n_layers <= 64);
+    memset(r, 0, sizeof *r);
+    r->c = *c;
+    int dim = c->dim, kvd = dim / c->n_heads * c->n_kv_heads, hid = c->hidden;
+    float sd = 1.0f / sqrtf((float)dim), sh = 1.0f / sqrtf((float)hid);
+    r->emb = ref_tensor(c, RYZ_T_EMBED, 1.0f, c->vocab, dim);
+    r->cls = ref_tensor(c, RYZ_T_CLS, sd, c->vocab, dim);
+    r->final_norm = ref_norm(c, RYZ_T_FINAL_NORM);
+    for (int l = 0; l < c->n_layers; l++) {
+        float **w = r->w[l];
+        w[RYZ_T_WQ] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_WQ), sd, dim, dim);
+        w[RYZ_T_WK] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_WK), sd, kvd, dim);
+        w[RYZ_T_WV] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_WV), sd, kvd, dim);
+        w[RYZ_T_WO] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_WO), sd, dim, dim);
+        w[RYZ_T_W1] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_W1), sd, hid, dim);
+        w[RYZ_T_W3] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_W3), sd, hid, dim);
+        w[RYZ_T_W2] = ref_tensor(c, RYZ_T_LAYER(l, RYZ_T_W2), sh, dim, hid);
+        w[RYZ_T_ATT_NORM] = ref_norm(c, RYZ_T_LAYER(l, RYZ_T_ATT_NORM));
+        w[RYZ_T_FFN_NORM] = ref_norm(c, RYZ_T_LAYER(l, RYZ_T_FFN_NORM));
+    }
+}
+
+/* Frees what ref_load allocated. */
+static void ref_free(ref_model *r) {
+    free(r->emb);
+    free(r->cls);
+    free(r->final_norm);
+    for (int l = 0; l < r->c.n_layers; l++)
+        for (int t = 0; t < RYZ_T_PER_LAYER; t++)
+            free(r->w[l][t]);
+}
+
+/* y (out) = W (out, in) . x (in), double. */
+static void ref_matvec(double *y, const float *w, const double *x, int out, int in) {
+    for (int o = 0; o < out; o++) {
+        double s = 0;
+        for (int i = 0; i < in; i++)
+            s += (double)w[(size_t)o * in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+/* Logits (len, vocab) of one sequence, token by token, in double. */
+static void ref_forward(const ref_model *r, const int *tok, int len, float *logits) {
+    const ryz_model_config *c = &r->c;
+    int dim = c->dim, hd = dim / c->n_heads, kvd = hd * c->n_kv_heads, hid = c->hidden;
+    size_t cache = (size_t)c->n_layers * len * kvd;
+    double *kc = calloc(cache, sizeof(double)), *vc = calloc(cache, sizeof(double));
+    double *buf = calloc((size_t)6 * dim + 2 * hid + len + c->vocab, sizeof(double));
+    ck_assert(kc && vc && buf);
+    double *x = buf, *xb = x + dim, *q = xb + dim, *att = q + dim, *y = att + dim;
+    double *h1 = y + dim, *h3 = h1 + hid, *sc = h3 + hid, *lg = sc + len;
+    for (int pos = 0; pos < len; pos++) {
+        to_double(x, r->emb + (size_t)tok[pos] * dim, dim);
+        for (int l = 0; l < c->n_layers; l++) {
+            float *const *w = r->w[l];
+            double *kl = kc + (size_t)l * len * kvd, *vl = vc + (size_t)l * len * kvd;
+            ref_rmsnorm(xb, x, w[RYZ_T_ATT_NORM], dim, c->norm_eps);
+            ref_matvec(q, w[RYZ_T_WQ], xb, dim, dim);
+            ref_matvec(kl + (size_t)pos * kvd, w[RYZ_T_WK], xb, kvd, dim);
+            ref_matvec(vl + (size_t)pos * kvd, w[RYZ_T_WV], xb, kvd, dim);
+            ref_rope(q, c->n_heads, hd, pos, c->rope_base);
+            ref_rope(kl + (size_t)pos * kvd, c->n_kv_heads, hd, pos, c->rope_base);
+            ref_attend(att, q, kl, vl, pos, c->n_heads, hd, c->n_kv_heads, sc);
+            ref_matvec(y, w[RYZ_T_WO], att, dim, dim);
+            for (int i = 0; i < dim; i++)
+                x[i] += y[i];
+            ref_rmsnorm(xb, x, w[RYZ_T_FFN_NORM], dim, c->norm_eps);
+            ref_matvec(h1, w[RYZ_T_W1], xb, hid, dim);
+            ref_matvec(h3, w[RYZ_T_W3], xb, hid, dim);
+            for (int i = 0; i < hid; i++)
+                h1[i] = h1[i] / (1.0 + exp(-h1[i])) * h3[i];
+            ref_matvec(y, w[RYZ_T_W2], h1, dim, hid);
+            for (int i = 0; i < dim; i++)
+                x[i] += y[i];
+        }
+        ref_rmsnorm(xb, x, r->final_norm, dim, c->norm_eps);
+        ref_matvec(lg, r->cls, xb, c->vocab, dim);
+        to_float(logits + (size_t)pos * c->vocab, lg, c->vocab);
+    }
+    free(kc);
+    free(vc);
+    free(buf);
+}
+
+/* The model tests' communicator (one rank). */
+static ryz_comm *self_comm;
+
+/* Fixture: backend and self comm. */
+static void model_setup(void) {
+    backend_setup();
+    ck_assert_int_eq(ryz_comm_init_self(&self_comm), RYZ_OK);
+}
+
+/* Fixture: frees the self comm and backend. */
+static void model_teardown(void) {
+    ryz_comm_free(self_comm);
+    backend_teardown();
+}
+
+/* Builds a model that must build. */
+static ryz_model *build_ok(const ryz_model_config *c, int max_batch, int max_chunk) {
+    ryz_model_opts o = {.max_batch = max_batch, .max_chunk = max_chunk};
+    ryz_model *m = NULL;
+    ck_assert_msg(ryz_model_build(c, self_comm, &be, &o, &m) == RYZ_OK, "build: %s",
+                  ryz_last_error());
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
+#define REF_SRC                                                                                    \
+    "synthetic:tiny,dim=32,hidden=48,layers=2,heads=4,kv_heads=2,vocab=50,seq_len=16,seed=3"
+
+START_TEST(test_forward_matches_reference) {
+    /* Two sequences of 8 tokens: a 5-token prefill, then 3 decode steps. */
+    enum { B = 2, LEN = 8, P = 5 };
+    ryz_model_config c = parse_ok(REF_SRC);
+    const int tok[B][LEN] = {{1, 7, 3, 49, 0, 12, 5, 5}, {20, 20, 2, 31, 8, 44, 9, 1}};
+    ref_model r;
+    ref_load(&r, &c);
+    float want[B][LEN * 50], got[B][LEN * 50];
+    for (int b = 0; b < B; b++)
+        ref_forward(&r, tok[b], LEN, want[b]);
+    ref_free(&r);
+    ryz_model *m = build_ok(&c, B, P);
+    ck_assert_int_eq(ryz_model_shard(m)->vocab_padded, 50);
+    const float *lg;
+    int in[B * P];
+    for (int b = 0; b < B; b++)
+        memcpy(in + b * P, tok[b], P * sizeof(int));
+    ck_assert_int_eq(ryz_model_forward(m, in, B, P, 0, &lg), RYZ_OK);
+    for (int b = 0; b < B; b++)
+        memcpy(got[b], lg + b * P * 50, P * 50 * sizeof(float));
+    for (int pos = P; pos < LEN; pos++) {
+        int step[B] = {tok[0][pos], tok[1][pos]};
+        ck_assert_int_eq(ryz_model_forward(m, step, B, 1, pos, &lg), RYZ_OK);
+        for (int b = 0; b < B; b++)
+            memcpy(got[b] + pos * 50, lg + b * 50, 50 * sizeof(float));
+    }
+    for (int b = 0; b < B; b++)
+        assert_close(got[b], want[b], LEN * 50, 1e-4 * max_abs(want[b], LEN * 50), 1e-4,
+                     b ? "sequence 1 vs reference" : "sequence 0 vs reference");
+    ryz_model_free(m);
+}
+END_TEST
+
+START_TEST(test_forward_finite_logits) {
+    ryz_model_config c = parse_ok("synthetic:tiny,vocab=1003,layers=3,seed=9");
+    ryz_model *m = build_ok(&c, 1, 4);
+    const ryz_shard *s = ryz_model_shard(m);
+    ck_assert_int_eq(s->tp, 1);
+    ck_assert_int_eq(s->vocab_padded, 1003); /* one rank: nothing to pad */
+    ck_assert_int_eq(ryz_model_config_of(m)->vocab, 1003);
+    const int tok[4] = {0, 1002, 500, 7};
+    const float *lg = NULL;
+    ck_assert_int_eq(ryz_model_forward(m, tok, 1, 4, 0, &lg), RYZ_OK);
+    for (int i = 0; i < 4 * s->vocab_padded; i++)
+        ck_assert_msg(!!isfinite(lg[i]) == (i % s->vocab_padded < c.vocab), "logit (%d, %d) is %g",
+                      i / s->vocab_padded, i % s->vocab_padded, (double)lg[i]);
+    ck_assert_msg(max_abs(lg, 4 * 1003) > 1e-3, "logits all near zero");
+    ryz_model_free(m);
+}
+END_TEST
+
+START_TEST(test_forward_rejects_bad_input) {
+    ryz_model_config c = parse_ok("synthetic:tiny,seq_len=8");
+    ryz_model *m = build_ok(&c, 2, 3);
+    const float *lg = NULL;
+    const int good[6] = {1, 2, 3, 4, 5, 6};
+    static const struct {
+        int tok, B, T, pos0;
+        const char *needle;
+    } bad[] = {
+        {-1, 1, 1, 0, "token id -1 outside vocab [0, 512)"},
+        {512, 1, 1, 0, "token id 512"},
+        {0, 1, 4, 0, "chunk 3"}, /* too long a chunk */
+        {0, 3, 1, 0, "batch 2"}, /* too many sequences */
+        {0, 0, 1, 0, "batch 0"},
+        {0, 1, 0, 0, "x 0 tokens"},
+        {0, 1, 2, 7, "seq_len 8"}, /* past the cache */
+        {0, 1, 1, -1, "position -1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int tok[6];
+        memcpy(tok, good, sizeof tok);
+        tok[0] = bad[i].tok ? bad[i].tok : tok[0];
+        ryz_error_clear();
+        ck_assert_msg(ryz_model_forward(m, tok, bad[i].B, bad[i].T, bad[i].pos0, &lg) == RYZ_EINVAL,
+                      "case %zu accepted", i);
+        assert_error_has(bad[i].needle);
+    }
+    ck_assert_int_eq(ryz_model_forward(m, good, 2, 3, 5, &lg), RYZ_OK); /* the limits */
+    ryz_model_free(m);
+}
+END_TEST
+
+START_TEST(test_build_free_accounting) {
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_model_config c = parse_ok("synthetic:tiny,heads=8,kv_heads=2,layers=3,seq_len=32");
+    ryz_model *m = build_ok(&c, 2, 4);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS) - before[RYZ_MEM_WEIGHTS],
+                      ryz_model_weight_bytes(&c));
+    /* KV cache: k and v, 2 sequences x 3 layers x 32 positions x 2 KV heads x 8. */
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_KV) - before[RYZ_MEM_KV], 2u * 2 * 3 * 32 * 16 * 4);
+    ck_assert_uint_gt(ryz_mem_bytes(RYZ_MEM_SCRATCH), before[RYZ_MEM_SCRATCH]);
+    const int tok[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const float *lg;
+    ck_assert_int_eq(ryz_model_forward(m, tok, 2, 4, 0, &lg), RYZ_OK);
+    ryz_model_free(m);
+    assert_mem_equals(before, "after ryz_model_free");
+    ryz_model_free(NULL);
+}
+END_TEST
+
+START_TEST(test_build_rejects) {
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_model_config c = parse_ok("synthetic:tiny");
+    ryz_model *m = (ryz_model *)1;
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = 4};
+    c.n_kv_heads = 3;
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &o, &m), RYZ_EINVAL);
+    assert_error_has("n_kv_heads 3");
+    ck_assert_ptr_null(m);
+    c = parse_ok("synthetic:tiny,seq_len=8");
+    const ryz_model_opts bad[] = {{0, 4}, {1, 0}, {1, 9}};
+    for (int i = 0; i < 3; i++) {
+        m = (ryz_model *)1;
+        ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &bad[i], &m), RYZ_EINVAL);
+        ck_assert_ptr_null(m);
+    }
+    assert_mem_equals(before, "after rejected builds");
+}
+END_TEST
+
+START_TEST(test_generate_consistency) {
+    /* Greedy ids follow the argmax of the logits; teacher forcing with the
+     * same ids and chunked prefill give the same result. */
+    enum { P = 5, NEW = 6, LEN = P + NEW, ROWS = LEN - 1, V = 50 };
+    ryz_model_config c = parse_ok(REF_SRC);
+    const int prompt[P] = {3, 1, 4, 1, 5};
+    int ids[LEN], ids2[LEN];
+    float logits[ROWS * V], logits2[ROWS * V];
+    ryz_model *m = build_ok(&c, 1, P);
+    ryz_gen_timing t;
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids, logits, &t), RYZ_OK);
+    ck_assert_int_eq(t.decode_steps, NEW - 1);
+    for (int i = 0; i < P; i++)
+        ck_assert_int_eq(ids[i], prompt[i]);
+    for (int p = P; p < LEN; p++)
+        ck_assert_msg(ids[p] == ryz_argmax(logits + (p - 1) * V, V),
+                      "id at %d is %d, argmax of row %d is %d", p, ids[p], p - 1,
+                      ryz_argmax(logits + (p - 1) * V, V));
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, ids, ids2, logits2, NULL), RYZ_OK);
+    ck_assert_int_eq(memcmp(ids, ids2, sizeof ids), 0);
+    assert_close(logits2, logits, ROWS * V, 0, 0, "teacher-forced vs greedy logits");
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, 17, NULL, ids2, NULL, NULL),
+                     RYZ_EINVAL); /* 5 + 17 - 1 > seq_len 16 */
+    ryz_model_free(m);
+    m = build_ok(&c, 1, 2); /* prefill in chunks of 2, 2, 1 */
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids2, logits2, NULL), RYZ_OK);
+    assert_close(logits2, logits, ROWS * V, 1e-4 * max_abs(logits, ROWS * V), 1e-4,
+                 "chunked vs whole prefill");
+    ck_assert_int_eq(memcmp(ids, ids2, sizeof ids), 0);
+    ryz_model_free(m);
+}
+END_TEST
+
+/* ================================================================== main */
+
+static Suite *model_suite(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_validate_accepts);
+    tcase_add_test(tc, test_validate_each_rule);
+    tcase_add_test(tc, test_validate_dimension_ranges);
+    tcase_add_test(tc, test_validate_several_at_once);
+    tcase_add_test(tc, test_parse_presets);
+    tcase_add_test(tc, test_parse_overrides);
+    tcase_add_test(tc, test_parse_errors);
+    tcase_add_test(tc, test_shard_plan_invariants);
+    tcase_add_test(tc, test_shard_plan_examples);
+    tcase_add_test(tc, test_weight_bytes_15m);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("synth");
+    tcase_add_test(tc, test_synth_deterministic);
+    tcase_add_test(tc, test_synth_fill_shards_match_dense);
+    tcase_add_test(tc, test_synth_fill_padding_rows);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("backend");
+    tcase_add_checked_fixture(tc, backend_setup, backend_teardown);
+    tcase_add_test(tc, test_backend_init);
+    tcase_add_test(tc, test_backend_matmul);
+    tcase_add_test(tc, test_backend_rmsnorm);
+    tcase_add_test(tc, test_backend_rope);
+    tcase_add_test(tc, test_backend_silu_mul_add);
+    tcase_add_test(tc, test_backend_attention_single_position);
+    tcase_add_test(tc, test_backend_attention_causal);
+    tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_tp_embedding);
+    tcase_add_test(tc, test_tp_column_and_row);
+    tcase_add_test(tc, test_tp_lm_head_padding);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("forward");
+    tcase_add_checked_fixture(tc, model_setup, model_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_forward_matches_reference);
+    tcase_add_test(tc, test_forward_finite_logits);
+    tcase_add_test(tc, test_forward_rejects_bad_input);
+    tcase_add_test(tc, test_build_free_accounting);
+    tcase_add_test(tc, test_build_rejects);
+    tcase_add_test(tc, test_generate_consistency);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(model_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
