@@ -79,9 +79,14 @@ $(BUILD)/tests/%: tests/%.c $(LIB)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags check) $< $(LIB) -o $@ $(LDFLAGS) \
 	  $(shell pkg-config --libs check) $(LDLIBS)
 
+# The main job: suite, then plots and report from its results file.
+RUN_OUT ?= results/quick
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ryz
-	$(BUILD)/ryz suite suites/quick.ini
+	$(BUILD)/ryz suite suites/quick.ini -o $(RUN_OUT).h5
+	$(BUILD)/ryz plot $(RUN_OUT).h5 -o $(RUN_OUT)-plots
+	$(BUILD)/ryz report $(RUN_OUT).h5 -o $(RUN_OUT)-report
+	@echo "results: $(RUN_OUT).h5  plots: $(RUN_OUT)-plots/  report: $(RUN_OUT)-report/report.md"
 
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ryz $(TESTS)
@@ -90,6 +95,7 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ryz
 	$(BUILD)/ryz bench --model synthetic:110m
+	bash scripts/bench-comm.sh $(BUILD)
 
 coverage: deps
 	@$(MAKE) --no-print-directory BUILD=build-cov COVERAGE=1 build-cov/ryz \

@@ -8,6 +8,11 @@
 int ryz_cmd_generate(int argc, char **argv);
 int ryz_cmd_suite(int argc, char **argv);
 int ryz_cmd_bench(int argc, char **argv);
+int ryz_cmd_show(int argc, char **argv);    /* src/cli/show.c */
+int ryz_cmd_plot(int argc, char **argv);    /* src/cli/plot.c */
+int ryz_cmd_report(int argc, char **argv);  /* src/cli/report.c */
+int ryz_cmd_comm(int argc, char **argv);    /* src/cli/comm.c */
+int ryz_cmd_project(int argc, char **argv); /* src/cli/project.c */
 
 /* Process-level set-up shared by commands that may run on several ranks.
  * When `np` > 1 and this process was not started by mpirun, re-executes

@@ -17,6 +17,11 @@ static void usage(FILE *f) {
             "  generate          greedy-decode a prompt (--model --prompt-ids --new-tokens\n"
             "                    [--tp K] [--batch B] [--threads T] [--dump-logits FILE])\n"
             "  bench             decode/prefill speed against the memory-bandwidth roofline\n"
+            "  show FILE.h5      print the tables of a results file\n"
+            "  plot FILE.h5      render PNG and SVG plots with gnuplot [-o DIR]\n"
+            "  report FILE.h5    write a Markdown scaling report [-o DIR]\n"
+            "  comm              collective benchmark (nccl-tests conventions)\n"
+            "  project           project scaling from a fitted alpha-beta cost model\n"
             "  version           print the version\n"
             "\n"
             "`ryz <command> --help` describes a command. Exit codes: 0 ok, 1 a check\n"
@@ -29,9 +34,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "suite")) return ryz_cmd_suite(argc - 1, argv + 1);
-    if (!strcmp(cmd, "generate")) return ryz_cmd_generate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench")) return ryz_cmd_bench(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {{"suite", ryz_cmd_suite},   {"generate", ryz_cmd_generate},
+                {"bench", ryz_cmd_bench},   {"show", ryz_cmd_show},
+                {"plot", ryz_cmd_plot},     {"report", ryz_cmd_report},
+                {"comm", ryz_cmd_comm},     {"project", ryz_cmd_project}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("ryz %s\n", RYZ_VERSION);
         return 0;

@@ -1,0 +1,10 @@
+/* ryz report: not built yet (placeholder until its issue lands). */
+#include <stdio.h>
+
+#include "ryz/cli.h"
+
+int ryz_cmd_report(int argc, char **argv) {
+    (void)argc, (void)argv;
+    fprintf(stderr, "ryz: error: 'report' is not implemented in this build\n");
+    return 2;
+}
