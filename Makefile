@@ -39,7 +39,8 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
-.PHONY: all deps run test bench coverage clean format FORCE
+.DEFAULT_GOAL := all
+.PHONY: all deps deps-check run test bench coverage clean format FORCE
 
 # The git revision recorded in results; measure.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
