@@ -44,7 +44,8 @@ static ryz_compare compare(void) {
 static void assert_worst(const ryz_compare *c, int row, int col, double b, double a) {
     ck_assert_msg(c->worst_row == row && c->worst_col == col,
                   "worst at (%d, %d), expected (%d, %d)", c->worst_row, c->worst_col, row, col);
-    ck_assert_msg(c->worst_base == b && (c->worst_cand == a || (isnan(a) && isnan(c->worst_cand))),
+    ck_assert_msg((c->worst_base == b || (isnan(b) && isnan(c->worst_base))) &&
+                      (c->worst_cand == a || (isnan(a) && isnan(c->worst_cand))),
                   "worst values baseline %.9g candidate %.9g, expected %.9g and %.9g",
                   c->worst_base, c->worst_cand, b, a);
 }
@@ -111,6 +112,24 @@ START_TEST(test_nan_fails) {
     ck_assert_msg(isinf(c.max_abs) || isnan(c.max_abs), "max_abs %g", c.max_abs);
     assert_worst(&c, 1, 9, base[VOCAB + 9], NAN);
     ck_assert_msg(!(c.min_cos > 0.5), "min_cos %g with a NaN row", c.min_cos);
+}
+END_TEST
+
+START_TEST(test_nan_in_baseline_fails) {
+    base[2 * VOCAB + 3] = NAN;
+    ryz_compare c = compare();
+    ck_assert_int_eq(c.pass, 0);
+    ck_assert_int_ge(c.out_of_tol, 1);
+    assert_worst(&c, 2, 3, NAN, cand[2 * VOCAB + 3]);
+}
+END_TEST
+
+START_TEST(test_cosine_of_equal_special_rows) {
+    for (int v = 0; v < VOCAB; v++) base[v] = cand[v] = 0.0f;
+    base[VOCAB + 7] = cand[VOCAB + 7] = -INFINITY;
+    ryz_compare c = compare();
+    ck_assert_int_eq(c.pass, 1);
+    ck_assert_msg(c.min_cos > 1 - 1e-12, "min_cos %.17g for identical rows", c.min_cos);
 }
 END_TEST
 
@@ -215,6 +234,8 @@ static Suite *compare_suite(void) {
     tcase_add_test(tc, test_just_outside_tolerance);
     tcase_add_test(tc, test_tolerance_scales_with_range);
     tcase_add_test(tc, test_nan_fails);
+    tcase_add_test(tc, test_nan_in_baseline_fails);
+    tcase_add_test(tc, test_cosine_of_equal_special_rows);
     tcase_add_test(tc, test_top1_flip_at_near_tie);
     tcase_add_test(tc, test_top1_flip_at_large_margin);
     tcase_add_test(tc, test_cosine);
