@@ -339,6 +339,40 @@ START_TEST(test_load_missing) {
 }
 END_TEST
 
+/* Parses one [case] of `model` with `extra` lines (and [suite] lines
+ * `suite`), then expects ryz_suite_validate to fail with `needle`. */
+static void expect_invalid(const char *suite, const char *model, const char *extra,
+                           const char *needle) {
+    char text[1024];
+    snprintf(text, sizeof text, "[suite]\n%s\n[case c1]\nmodel = %s\nprompt = 1 2 3\n%s\n",
+             suite, model, extra);
+    ryz_suite s = {0};
+    ck_assert_msg(ryz_suite_parse(text, "v.ini", &s) == RYZ_OK, "parse: %s", ryz_last_error());
+    ryz_status st = ryz_suite_validate(&s);
+    ck_assert_msg(st == RYZ_EINVAL && strstr(ryz_last_error(), needle),
+                  "validate gave %d '%s', expected EINVAL with '%s'", st, ryz_last_error(),
+                  needle);
+    ryz_suite_free(&s);
+}
+
+START_TEST(test_validate) {
+    const char *tiny = "synthetic:tiny";
+    expect_invalid("", tiny, "tp = 1 3", "case c1: n_heads 4 not divisible by tp 3");
+    expect_invalid("", tiny, "backend = cuda", "backend cuda is not in this build");
+    expect_invalid("", tiny, "comm = nccl", "comm nccl is not in this build");
+    expect_invalid("", "synthetic:nope", "", "case c1: unknown synthetic preset 'nope'");
+    expect_invalid("", "synthetic:tiny,vocab=3", "", "prompt id 3 outside vocab [0, 3)");
+    expect_invalid("", tiny, "new_tokens = 127", "exceed seq_len 128");
+    expect_invalid("ranks = 2", tiny, "tp = 4", "ranks 2 smaller than its largest tp 4");
+    ryz_suite s = {0};
+    ck_assert(ryz_suite_parse("[case ok]\nmodel = synthetic:tiny\nprompt = 1\ntp = 1 2 4\n",
+                              "ok.ini", &s) == RYZ_OK);
+    ck_assert_msg(ryz_suite_validate(&s) == RYZ_OK, "valid suite rejected: %s",
+                  ryz_last_error());
+    ryz_suite_free(&s);
+}
+END_TEST
+
 static Suite *suite_file_suite(void) {
     Suite *s = suite_create("suite_file");
     TCase *tc = tcase_create("core");
@@ -358,6 +392,7 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_max_tp_and_free);
     tcase_add_test(tc, test_load);
     tcase_add_test(tc, test_load_missing);
+    tcase_add_test(tc, test_validate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -20,6 +20,10 @@ typedef enum {
  * so error sites read `return ryz_error(RYZ_EINVAL, "...")`. */
 ryz_status ryz_error(ryz_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with printf-style context ("case a: " +
+ * message) and returns `s`; each line of a multi-line message gets it. */
+ryz_status ryz_error_wrap(ryz_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The message of the most recent ryz_error() on this thread ("" if none). */
 const char *ryz_last_error(void);
 /* Forgets the last error message. */

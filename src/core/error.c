@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ryz/core.h"
 
@@ -12,6 +13,25 @@ ryz_status ryz_error(ryz_status s, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    return s;
+}
+
+ryz_status ryz_error_wrap(ryz_status s, const char *fmt, ...) {
+    char prefix[256], old[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_error, sizeof old);
+    size_t n = 0;
+    for (const char *line = old; *line && n + 1 < sizeof last_error;) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        n += (size_t)snprintf(last_error + n, sizeof last_error - n, "%s%s: %.*s",
+                              n ? "\n" : "", prefix, len, line);
+        line += len + (nl ? 1 : 0);
+    }
+    if (n == 0) snprintf(last_error, sizeof last_error, "%s", prefix);
     return s;
 }
 

@@ -7,10 +7,10 @@
 static ryz_status validate_case(const ryz_suite_case *c) {
     ryz_model_config cfg;
     if (ryz_model_source_parse(c->model, &cfg) != RYZ_OK)
-        return ryz_error(RYZ_EINVAL, "case %s: %s", c->name, ryz_last_error());
+        return ryz_error_wrap(RYZ_EINVAL, "case %s", c->name);
     for (int i = 0; i < c->n_tp; i++)
         if (ryz_config_validate(&cfg, c->tp[i]) != RYZ_OK)
-            return ryz_error(RYZ_EINVAL, "case %s: %s", c->name, ryz_last_error());
+            return ryz_error_wrap(RYZ_EINVAL, "case %s", c->name);
     for (int i = 0; i < c->prompt_len; i++)
         if (c->prompt[i] >= cfg.vocab)
             return ryz_error(RYZ_EINVAL, "case %s: prompt id %d outside vocab [0, %d)", c->name,
