@@ -13,6 +13,7 @@
 #include <string.h>
 #include <threads.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ENV_VAR "RYZ_TEST_CORE_ENV_INT"
 
@@ -494,10 +495,63 @@ START_TEST(test_record_bytes_convention) {
 }
 END_TEST
 
+START_TEST(test_error_wrap) {
+    ryz_error(RYZ_EINVAL, "n_heads 4 not divisible by tp 3\nhidden 2 smaller than tp 3");
+    ck_assert_int_eq(ryz_error_wrap(RYZ_EINVAL, "case %s", "a"), RYZ_EINVAL);
+    ck_assert_str_eq(ryz_last_error(), "case a: n_heads 4 not divisible by tp 3\n"
+                                       "case a: hidden 2 smaller than tp 3");
+    ryz_error_clear();
+    ryz_error_wrap(RYZ_EIO, "only %d", 1);
+    ck_assert_str_eq(ryz_last_error(), "only 1");
+}
+END_TEST
+
+/* Runs ryz_log at every level with `level` set, stderr to a temp file, and
+ * returns how many lines came out. */
+static int log_lines(ryz_log_level level, int rank) {
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    ck_assert(tmp);
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    ryz_log_set_level(level);
+    ryz_log_set_rank(rank);
+    RYZ_ERROR("e %d", 1);
+    RYZ_WARN("w");
+    RYZ_INFO("i");
+    RYZ_DEBUG("d");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    char line[256];
+    int n = 0, prefixed = 1;
+    while (fgets(line, sizeof line, tmp)) {
+        n++;
+        if (rank >= 0 && strncmp(line, "[ryz r", 6) != 0) prefixed = 0;
+    }
+    fclose(tmp);
+    ck_assert_msg(prefixed, "log lines without the rank prefix");
+    return n;
+}
+
+START_TEST(test_log_levels) {
+    ck_assert_int_eq(log_lines(RYZ_LOG_ERROR, 3), 1);
+    ck_assert_int_eq(log_lines(RYZ_LOG_WARN, 3), 2);
+    ck_assert_int_eq(log_lines(RYZ_LOG_INFO, -1), 3);
+    ck_assert_int_eq(log_lines(RYZ_LOG_DEBUG, 0), 4);
+    ck_assert_int_eq(ryz_log_get_level(), RYZ_LOG_DEBUG);
+    ryz_log_set_level(RYZ_LOG_WARN);
+    ryz_log_set_rank(-1);
+}
+END_TEST
+
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("errors");
     tcase_add_test(tc, test_error_message);
+    tcase_add_test(tc, test_error_wrap);
+    tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_error_long_message_truncated);
     tcase_add_test(tc, test_error_thread_local);
     tcase_add_test(tc, test_status_names_and_exit_codes);
