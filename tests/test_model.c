@@ -1168,10 +1168,81 @@ END_TEST
 
 /* ================================================================== main */
 
+/* ============================================================ weight sources */
+
+/* A source that forwards to synthetic weights, counts the floats it is asked
+ * for, and fails on tensor `fail_at` (or never when it is UINT32_MAX). */
+typedef struct {
+    ryz_weights *inner;
+    size_t floats;
+    uint32_t fail_at;
+} counting_source;
+
+/* Fill of the counting source: EIO on fail_at, else the synthetic values. */
+static ryz_status counting_fill(void *ctx, uint32_t t, int64_t row0, int nrows, int64_t col0,
+                                int ncols, int ld, float *out) {
+    counting_source *c = ctx;
+    if (t == c->fail_at) return ryz_error(RYZ_EIO, "model.bin: tensor %u unreadable", t);
+    c->floats += (size_t)nrows * ncols;
+    return ryz_weights_fill(c->inner, t, row0, nrows, col0, ncols, ld, out);
+}
+
+/* Close of the counting source: the inner source is closed by the test. */
+static void counting_close(void *ctx) {
+    (void)ctx;
+}
+
+/* A comm claiming to be `rank` of `size` (the build performs no collective). */
+static ryz_comm *rank_comm(int rank, int size) {
+    static const ryz_comm_iface iface = {.name = "rank", .free = mirror_free};
+    ryz_comm *c = NULL;
+    ck_assert_int_eq(ryz_comm_create(&iface, NULL, rank, size, &c), RYZ_OK);
+    return c;
+}
+
+START_TEST(test_weight_source_shard_only) {
+    static const ryz_weights_iface iface = {"counting", counting_fill, counting_close};
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse("synthetic:tiny,heads=8,kv_heads=2,vocab=1001", &cfg),
+                     RYZ_OK);
+    counting_source cs = {.fail_at = UINT32_MAX};
+    ck_assert_int_eq(ryz_weights_synthetic(&cfg, &cs.inner), RYZ_OK);
+    ryz_weights *w = NULL;
+    ck_assert_int_eq(ryz_weights_create(&iface, &cs, &w), RYZ_OK);
+    ck_assert_str_eq(ryz_weights_name(w), "counting");
+    ryz_comm *c = rank_comm(2, 4);
+    ryz_backend be;
+    ryz_backend_init_cpu(1, &be);
+    ryz_model_opts o = {1, 4};
+    ryz_model *m = NULL;
+    size_t before = ryz_mem_bytes(RYZ_MEM_WEIGHTS);
+    ck_assert_int_eq(ryz_model_build_from(&cfg, w, c, &be, &o, &m), RYZ_OK);
+    size_t got = ryz_mem_bytes(RYZ_MEM_WEIGHTS) - before;
+    ck_assert_msg(cs.floats * sizeof(float) == got,
+                  "source asked for %zu floats, rank holds %zu weight bytes", cs.floats, got);
+    ck_assert_msg(got * 4 < ryz_model_weight_bytes(&cfg) * 3 / 2,
+                  "rank 2 of 4 holds %zu of %zu bytes", got, ryz_model_weight_bytes(&cfg));
+    ryz_model_free(m);
+    /* A failing source: the build returns its error and frees everything. */
+    cs.fail_at = RYZ_T_LAYER(1, RYZ_T_W2);
+    size_t kinds[RYZ_MEM_NKINDS];
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++) kinds[k] = ryz_mem_bytes((ryz_mem_kind)k);
+    ck_assert_int_eq(ryz_model_build_from(&cfg, w, c, &be, &o, &m), RYZ_EIO);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(ryz_last_error(), "model.bin: tensor"), "%s", ryz_last_error());
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        ck_assert_uint_eq(ryz_mem_bytes((ryz_mem_kind)k), kinds[k]);
+    ryz_weights_close(w);
+    ryz_weights_close(cs.inner);
+    ryz_comm_free(c);
+}
+END_TEST
+
 static Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_validate_accepts);
+    tcase_add_test(tc, test_weight_source_shard_only);
     tcase_add_test(tc, test_validate_each_rule);
     tcase_add_test(tc, test_validate_dimension_ranges);
     tcase_add_test(tc, test_validate_several_at_once);

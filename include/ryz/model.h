@@ -66,6 +66,30 @@ void ryz_synth_fill(uint64_t seed, uint32_t t, float scale, int64_t row0, int nr
                     int64_t row_limit, int64_t col0, int ncols, int ld, float *out);
 float ryz_synth_value(uint64_t seed, uint32_t t, int64_t row, int64_t col);
 
+/* Weight sources. The model asks a source for blocks of tensors in the
+ * unsharded model's coordinates (tensor ids as above; W is (out, in), norms
+ * are one row of dim); each rank asks only for its shard. Rows past a
+ * tensor's end (vocab padding of embedding and LM head) must come back zero.
+ * synthetic: generates; file readers (llama2.c, safetensors, shards) read
+ * only the requested block. */
+typedef struct ryz_weights ryz_weights;
+typedef struct {
+    const char *name;
+    ryz_status (*fill)(void *ctx, uint32_t t, int64_t row0, int nrows, int64_t col0, int ncols,
+                       int ld, float *out);
+    void (*close)(void *ctx);
+} ryz_weights_iface;
+
+/* Wraps a backend table and its context (ownership of ctx passes on). */
+ryz_status ryz_weights_create(const ryz_weights_iface *iface, void *ctx, ryz_weights **out);
+/* The synthetic source of cfg (seed, shapes). */
+ryz_status ryz_weights_synthetic(const ryz_model_config *cfg, ryz_weights **out);
+/* Fills a block (see above); EIO/EINVAL from file sources name the file. */
+ryz_status ryz_weights_fill(ryz_weights *w, uint32_t t, int64_t row0, int nrows, int64_t col0,
+                            int ncols, int ld, float *out);
+const char *ryz_weights_name(const ryz_weights *w);
+void ryz_weights_close(ryz_weights *w);
+
 /* TP layers (also used directly by tests). Each returns the comm status. */
 /* Vocab-parallel embedding: x (n, dim) = rows of emb_local (vocab_local, dim)
  * for tokens in [vocab_start, vocab_start+vocab_local), zero elsewhere,
@@ -93,9 +117,14 @@ typedef struct {
     int max_chunk; /* new tokens per sequence per forward (prefill length) */
 } ryz_model_opts;
 
-/* Builds this rank's shard (rank and tp from comm) with synthetic weights,
+/* Builds this rank's shard (rank and tp from comm) with weights from `w`,
  * its KV cache and scratch. Validates first; allocates nothing on failure.
- * The model borrows comm and backend; they must outlive it. */
+ * The model borrows w (only during the build), comm and backend; comm and
+ * backend must outlive it. */
+ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *w, ryz_comm *comm,
+                                ryz_backend *backend, const ryz_model_opts *opts,
+                                ryz_model **out);
+/* ryz_model_build_from with the synthetic weights of cfg. */
 ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
                            const ryz_model_opts *opts, ryz_model **out);
 void ryz_model_free(ryz_model *m);

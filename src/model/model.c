@@ -65,18 +65,11 @@ static void free_f(ryz_model *m, float **p) {
     *p = NULL;
 }
 
-/* Fills a replicated norm weight: 1 + 0.1 * uniform. */
-static void fill_norm(uint64_t seed, uint32_t t, int dim, float *w) {
-    ryz_synth_fill(seed, t, 0.1f, 0, 1, 1, 0, dim, dim, w);
-    for (int i = 0; i < dim; i++) w[i] += 1.0f;
-}
-
-/* Allocates and generates one block's shard. */
-static ryz_status build_layer(ryz_model *m, int l, layer_weights *w) {
+/* Allocates and fills one block's shard from the weight source. */
+static ryz_status build_layer(ryz_model *m, ryz_weights *src, int l, layer_weights *w) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     int dim = c->dim, hd = s->head_dim, qd = s->heads * hd, kvd = s->kv_heads * hd;
-    uint64_t seed = c->seed;
     w->att_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
     w->ffn_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
     w->wq = alloc_f(m, RYZ_MEM_WEIGHTS, qd, dim);
@@ -90,21 +83,32 @@ static ryz_status build_layer(ryz_model *m, int l, layer_weights *w) {
         !w->w3 || !w->w2)
         return ryz_error(RYZ_ENOMEM, "out of memory for layer %d weights on rank %d", l,
                          s->rank);
-    float sd = 1.0f / sqrtf((float)dim), sh = 1.0f / sqrtf((float)c->hidden);
     int64_t q0 = (int64_t)s->head_start * hd, kv0 = (int64_t)s->kv_start * hd;
     int64_t wo_col = q0 + (shard_skew && s->rank > 0 ? 1 : 0);
-    fill_norm(seed, RYZ_T_LAYER(l, RYZ_T_ATT_NORM), dim, w->att_norm);
-    fill_norm(seed, RYZ_T_LAYER(l, RYZ_T_FFN_NORM), dim, w->ffn_norm);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WQ), sd, q0, qd, INT64_MAX, 0, dim, dim, w->wq);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WK), sd, kv0, kvd, INT64_MAX, 0, dim, dim, w->wk);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WV), sd, kv0, kvd, INT64_MAX, 0, dim, dim, w->wv);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_WO), sd, 0, dim, INT64_MAX, wo_col, qd, qd, w->wo);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W1), sd, s->hidden_start, s->hidden, INT64_MAX, 0,
-                   dim, dim, w->w1);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W3), sd, s->hidden_start, s->hidden, INT64_MAX, 0,
-                   dim, dim, w->w3);
-    ryz_synth_fill(seed, RYZ_T_LAYER(l, RYZ_T_W2), sh, 0, dim, INT64_MAX, s->hidden_start,
-                   s->hidden, s->hidden, w->w2);
+    struct {
+        int t;
+        int64_t row0;
+        int nrows;
+        int64_t col0;
+        int ncols;
+        float *out;
+    } blocks[] = {
+        {RYZ_T_ATT_NORM, 0, 1, 0, dim, w->att_norm},
+        {RYZ_T_FFN_NORM, 0, 1, 0, dim, w->ffn_norm},
+        {RYZ_T_WQ, q0, qd, 0, dim, w->wq},               /* column-parallel: rows */
+        {RYZ_T_WK, kv0, kvd, 0, dim, w->wk},
+        {RYZ_T_WV, kv0, kvd, 0, dim, w->wv},
+        {RYZ_T_WO, 0, dim, wo_col, qd, w->wo},           /* row-parallel: columns */
+        {RYZ_T_W1, s->hidden_start, s->hidden, 0, dim, w->w1},
+        {RYZ_T_W3, s->hidden_start, s->hidden, 0, dim, w->w3},
+        {RYZ_T_W2, 0, dim, s->hidden_start, s->hidden, w->w2},
+    };
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        ryz_status st = ryz_weights_fill(src, RYZ_T_LAYER(l, blocks[i].t), blocks[i].row0,
+                                         blocks[i].nrows, blocks[i].col0, blocks[i].ncols,
+                                         blocks[i].ncols, blocks[i].out);
+        if (st != RYZ_OK) return st;
+    }
     return RYZ_OK;
 }
 
@@ -114,7 +118,7 @@ static void free_layer(ryz_model *m, layer_weights *w) {
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
 }
 
-static ryz_status build_weights(ryz_model *m) {
+static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     m->emb = alloc_f(m, RYZ_MEM_WEIGHTS, s->vocab_local, c->dim);
@@ -124,16 +128,16 @@ static ryz_status build_weights(ryz_model *m) {
     if (!m->emb || !m->cls || !m->final_norm || !m->layers)
         return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
                          s->rank);
-    ryz_synth_fill(c->seed, RYZ_T_EMBED, 1.0f, s->vocab_start, s->vocab_local, c->vocab, 0,
-                   c->dim, c->dim, m->emb);
-    ryz_synth_fill(c->seed, RYZ_T_CLS, 1.0f / sqrtf((float)c->dim), s->vocab_start,
-                   s->vocab_local, c->vocab, 0, c->dim, c->dim, m->cls);
-    fill_norm(c->seed, RYZ_T_FINAL_NORM, c->dim, m->final_norm);
-    for (int l = 0; l < c->n_layers; l++) {
-        ryz_status st = build_layer(m, l, &m->layers[l]);
-        if (st != RYZ_OK) return st;
-    }
-    return RYZ_OK;
+    ryz_status st = ryz_weights_fill(src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
+                                     c->dim, m->emb);
+    if (st == RYZ_OK)
+        st = ryz_weights_fill(src, RYZ_T_CLS, s->vocab_start, s->vocab_local, 0, c->dim, c->dim,
+                              m->cls);
+    if (st == RYZ_OK)
+        st = ryz_weights_fill(src, RYZ_T_FINAL_NORM, 0, 1, 0, c->dim, c->dim, m->final_norm);
+    for (int l = 0; st == RYZ_OK && l < c->n_layers; l++)
+        st = build_layer(m, src, l, &m->layers[l]);
+    return st;
 }
 
 static ryz_status build_state(ryz_model *m) {
@@ -166,6 +170,18 @@ static ryz_status build_state(ryz_model *m) {
 
 ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
                            const ryz_model_opts *opts, ryz_model **out) {
+    ryz_weights *w = NULL;
+    *out = NULL;
+    ryz_status st = ryz_config_validate(cfg, ryz_comm_size(comm));
+    if (st == RYZ_OK) st = ryz_weights_synthetic(cfg, &w);
+    if (st == RYZ_OK) st = ryz_model_build_from(cfg, w, comm, backend, opts, out);
+    ryz_weights_close(w);
+    return st;
+}
+
+ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, ryz_comm *comm,
+                                ryz_backend *backend, const ryz_model_opts *opts,
+                                ryz_model **out) {
     *out = NULL;
     int tp = ryz_comm_size(comm);
     ryz_status st = ryz_config_validate(cfg, tp);
@@ -182,7 +198,7 @@ ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_back
     ryz_shard_plan(cfg, tp, ryz_comm_rank(comm), &m->sh);
     const char *skew = getenv("RYZ_TEST_SHARD_SKEW");
     if (skew && strcmp(skew, "1") == 0) shard_skew = 1;
-    st = build_weights(m);
+    st = build_weights(m, src);
     if (st == RYZ_OK) st = build_state(m);
     if (st != RYZ_OK) {
         ryz_model_free(m);
