@@ -4,21 +4,10 @@
 #define RYZ_MODEL_H
 
 #include "ryz/backend.h"
+#include "ryz/ckpt.h"
 #include "ryz/comm.h"
 #include "ryz/core.h"
 
-typedef struct {
-    int dim;        /* model width */
-    int hidden;     /* FFN width */
-    int n_layers;
-    int n_heads;    /* query heads */
-    int n_kv_heads; /* key/value heads (grouped-query attention) */
-    int vocab;
-    int seq_len;    /* KV cache positions */
-    uint64_t seed;  /* synthetic weights */
-    float norm_eps;
-    float rope_base;
-} ryz_model_config;
 
 /* What one rank of a TP group owns. */
 typedef struct {
@@ -37,6 +26,11 @@ typedef struct {
  * presets tiny, 15m, 110m, 1b, 7b and keys dim, hidden, layers, heads,
  * kv_heads, vocab, seq_len, seed. EINVAL naming the bad part otherwise. */
 ryz_status ryz_model_source_parse(const char *src, ryz_model_config *cfg);
+/* Opens any model source for `rank` of a TP group of `tp`: "synthetic:..."
+ * or a checkpoint path (ryz_ckpt_open). Fills *cfg; *w receives the weight
+ * source (close with ryz_weights_close). Does not validate the TP rules. */
+ryz_status ryz_model_source_open(const char *src, int tp, int rank, ryz_model_config *cfg,
+                                 ryz_weights **w);
 /* Checks every rule of DESIGN section 1 for TP degree tp, before anything is
  * allocated. On failure: EINVAL, and the message holds one line per violated
  * rule ("n_heads 4 not divisible by tp 3"). */
@@ -49,46 +43,16 @@ size_t ryz_model_weight_bytes(const ryz_model_config *cfg);
  * embedding row): the numerator of the decode roofline. */
 size_t ryz_model_bytes_per_token(const ryz_model_config *cfg, const ryz_shard *s);
 
-/* Synthetic weights. Tensor ids: per layer l, RYZ_T_*(l); global ones below.
- * Element (row, col) of tensor t is a pure function of (seed, t, row, col),
- * uniform in [-scale, scale) (norm weights: 1 + 0.1 * that). */
-enum {
-    RYZ_T_WQ = 0, RYZ_T_WK, RYZ_T_WV, RYZ_T_WO, RYZ_T_W1, RYZ_T_W2, RYZ_T_W3,
-    RYZ_T_ATT_NORM, RYZ_T_FFN_NORM, RYZ_T_PER_LAYER
-};
-#define RYZ_T_LAYER(l, t) ((uint32_t)((l) * RYZ_T_PER_LAYER + (t)))
-#define RYZ_T_EMBED 0x7fff0001u
-#define RYZ_T_CLS 0x7fff0002u
-#define RYZ_T_FINAL_NORM 0x7fff0003u
+/* Synthetic weights: element (row, col) of tensor t is a pure function of
+ * (seed, t, row, col), uniform in [-scale, scale) (norms: 1 + 0.1 * that).
+ * The synthetic weight source (scales 1/sqrt(fan in)). */
+ryz_status ryz_weights_synthetic(const ryz_model_config *cfg, ryz_weights **out);
 /* Fills out (nrows, ncols, leading dimension ld) with rows row0.. and columns
  * col0.. of tensor t; rows >= row_limit are zero (padding). */
 void ryz_synth_fill(uint64_t seed, uint32_t t, float scale, int64_t row0, int nrows,
                     int64_t row_limit, int64_t col0, int ncols, int ld, float *out);
 float ryz_synth_value(uint64_t seed, uint32_t t, int64_t row, int64_t col);
 
-/* Weight sources. The model asks a source for blocks of tensors in the
- * unsharded model's coordinates (tensor ids as above; W is (out, in), norms
- * are one row of dim); each rank asks only for its shard. Rows past a
- * tensor's end (vocab padding of embedding and LM head) must come back zero.
- * synthetic: generates; file readers (llama2.c, safetensors, shards) read
- * only the requested block. */
-typedef struct ryz_weights ryz_weights;
-typedef struct {
-    const char *name;
-    ryz_status (*fill)(void *ctx, uint32_t t, int64_t row0, int nrows, int64_t col0, int ncols,
-                       int ld, float *out);
-    void (*close)(void *ctx);
-} ryz_weights_iface;
-
-/* Wraps a backend table and its context (ownership of ctx passes on). */
-ryz_status ryz_weights_create(const ryz_weights_iface *iface, void *ctx, ryz_weights **out);
-/* The synthetic source of cfg (seed, shapes). */
-ryz_status ryz_weights_synthetic(const ryz_model_config *cfg, ryz_weights **out);
-/* Fills a block (see above); EIO/EINVAL from file sources name the file. */
-ryz_status ryz_weights_fill(ryz_weights *w, uint32_t t, int64_t row0, int nrows, int64_t col0,
-                            int ncols, int ld, float *out);
-const char *ryz_weights_name(const ryz_weights *w);
-void ryz_weights_close(ryz_weights *w);
 
 /* TP layers (also used directly by tests). Each returns the comm status. */
 /* Vocab-parallel embedding: x (n, dim) = rows of emb_local (vocab_local, dim)
@@ -124,6 +88,10 @@ typedef struct {
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *w, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out);
+/* Opens `src` for this rank (tp and rank from comm), validates, builds and
+ * closes the source: what the commands use. */
+ryz_status ryz_model_open(const char *src, ryz_comm *comm, ryz_backend *backend,
+                          const ryz_model_opts *opts, ryz_model **out);
 /* ryz_model_build_from with the synthetic weights of cfg. */
 ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
                            const ryz_model_opts *opts, ryz_model **out);

@@ -101,14 +101,16 @@ int ryz_cmd_bench(int argc, char **argv) {
                "  (weight bytes per token / read bandwidth measured in the same run).\n");
         return 0;
     }
-    if (st == RYZ_OK) st = ryz_model_source_parse(a.model, &cfg);
+    ryz_weights *w = NULL;
+    if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
+    ryz_weights_close(w);
     if (st == RYZ_OK && a.prompt + a.new_tokens - 1 > cfg.seq_len)
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", a.prompt,
                        a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = ryz_backend_init_cpu(a.threads, &be);
     ryz_model_opts o = {.max_batch = 1, .max_chunk = a.prompt};
-    if (st == RYZ_OK) st = ryz_model_build(&cfg, self, &be, &o, &m);
+    if (st == RYZ_OK) st = ryz_model_open(a.model, self, &be, &o, &m);
     if (st == RYZ_OK) st = bench_run(&a, m, &cfg);
     ryz_model_free(m);
     ryz_comm_free(self);

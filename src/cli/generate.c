@@ -94,7 +94,7 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
         for (int i = 0; i < P; i++) prompts[b * P + i] = prompt[i];
     if (st == RYZ_OK) st = ryz_backend_init_cpu(a->threads, &be);
     ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len};
-    if (st == RYZ_OK) st = ryz_model_build(cfg, tpc, &be, &opts, &m);
+    if (st == RYZ_OK) st = ryz_model_open(a->model, tpc, &be, &opts, &m);
     if (st == RYZ_OK && a->dump && ryz_comm_rank(tpc) == 0) {
         logits = malloc((size_t)B * (len - 1) * cfg->vocab * sizeof(float));
         if (!logits) st = ryz_error(RYZ_ENOMEM, "out of memory for --dump-logits");
@@ -118,7 +118,9 @@ int ryz_cmd_generate(int argc, char **argv) {
         gen_usage(stdout);
         return 0;
     }
-    if (st == RYZ_OK) st = ryz_model_source_parse(a.model, &cfg);
+    ryz_weights *w = NULL;
+    if (st == RYZ_OK) st = ryz_model_source_open(a.model, a.tp, 0, &cfg, &w);
+    ryz_weights_close(w);
     if (st == RYZ_OK) st = ryz_config_validate(&cfg, a.tp);
     if (st == RYZ_OK) st = ryz_parse_ids(a.ids, &prompt, &P);
     for (int i = 0; st == RYZ_OK && i < P; i++)

@@ -62,6 +62,14 @@ static ryz_status apply_override(ryz_model_config *c, char *kv) {
                      kv);
 }
 
+ryz_status ryz_model_source_open(const char *src, int tp, int rank, ryz_model_config *cfg,
+                                 ryz_weights **w) {
+    *w = NULL;
+    if (strncmp(src, "synthetic:", 10) != 0) return ryz_ckpt_open(src, tp, rank, cfg, w);
+    ryz_status st = ryz_model_source_parse(src, cfg);
+    return st == RYZ_OK ? ryz_weights_synthetic(cfg, w) : st;
+}
+
 ryz_status ryz_model_source_parse(const char *src, ryz_model_config *cfg) {
     const char *prefix = "synthetic:";
     if (strncmp(src, prefix, strlen(prefix)) != 0)

@@ -179,6 +179,17 @@ ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_back
     return st;
 }
 
+ryz_status ryz_model_open(const char *src, ryz_comm *comm, ryz_backend *backend,
+                          const ryz_model_opts *opts, ryz_model **out) {
+    ryz_model_config cfg;
+    ryz_weights *w = NULL;
+    *out = NULL;
+    ryz_status st = ryz_model_source_open(src, ryz_comm_size(comm), ryz_comm_rank(comm), &cfg, &w);
+    if (st == RYZ_OK) st = ryz_model_build_from(&cfg, w, comm, backend, opts, out);
+    ryz_weights_close(w);
+    return st;
+}
+
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out) {

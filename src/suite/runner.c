@@ -175,7 +175,7 @@ static ryz_status run_baseline(case_ctx *k) {
         progress(k, 1, "baseline");
         st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
         if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-        if (st == RYZ_OK) st = ryz_model_build(&k->cfg, self, &be, &o, &m);
+        if (st == RYZ_OK) st = ryz_model_open(k->c->model, self, &be, &o, &m);
         if (st == RYZ_OK)
             st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                     k->base_ids, k->base_logits, NULL);
@@ -240,7 +240,7 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     int *ids = malloc((size_t)k->B * k->len * sizeof(int));
     ryz_status st = ids && (logits || !lead) ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-    if (st == RYZ_OK) st = ryz_model_build(&k->cfg, tpc, &be, &o, &m);
+    if (st == RYZ_OK) st = ryz_model_open(k->c->model, tpc, &be, &o, &m);
     progress(k, tp, "teacher-forced");
     if (st == RYZ_OK)
         st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
@@ -263,7 +263,9 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
 /* Sets up the shared inputs of a case: config and per-sequence prompts
  * (sequence b's ids shifted by 97 * b, so batch rows differ). */
 static ryz_status case_prepare(case_ctx *k) {
-    ryz_status st = ryz_model_source_parse(k->c->model, &k->cfg);
+    ryz_weights *w = NULL;
+    ryz_status st = ryz_model_source_open(k->c->model, 1, 0, &k->cfg, &w);
+    ryz_weights_close(w);
     if (st != RYZ_OK) return st;
     k->B = k->c->batch, k->P = k->c->prompt_len, k->len = k->P + k->c->new_tokens;
     k->rows = k->len - 1;

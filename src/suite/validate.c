@@ -6,11 +6,13 @@
 
 static ryz_status validate_case(const ryz_suite_case *c) {
     ryz_model_config cfg;
-    if (ryz_model_source_parse(c->model, &cfg) != RYZ_OK)
-        return ryz_error_wrap(RYZ_EINVAL, "case %s", c->name);
-    for (int i = 0; i < c->n_tp; i++)
-        if (ryz_config_validate(&cfg, c->tp[i]) != RYZ_OK)
-            return ryz_error_wrap(RYZ_EINVAL, "case %s", c->name);
+    for (int i = 0; i < c->n_tp; i++) {
+        ryz_weights *w = NULL;
+        ryz_status st = ryz_model_source_open(c->model, c->tp[i], 0, &cfg, &w);
+        ryz_weights_close(w);
+        if (st == RYZ_OK) st = ryz_config_validate(&cfg, c->tp[i]);
+        if (st != RYZ_OK) return ryz_error_wrap(st, "case %s", c->name);
+    }
     for (int i = 0; i < c->prompt_len; i++)
         if (c->prompt[i] >= cfg.vocab)
             return ryz_error(RYZ_EINVAL, "case %s: prompt id %d outside vocab [0, %d)", c->name,

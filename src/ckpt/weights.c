@@ -1,7 +1,7 @@
 /* The weight-source handle: a table of functions plus its context. */
 #include <stdlib.h>
 
-#include "ryz/model.h"
+#include "ryz/ckpt.h"
 
 struct ryz_weights {
     const ryz_weights_iface *iface;
