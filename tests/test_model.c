@@ -1061,6 +1061,28 @@ START_TEST(test_forward_finite_logits) {
 }
 END_TEST
 
+START_TEST(test_forward_last_rows) {
+    enum { B = 2, T = 5, V = 1003 };
+    ryz_model_config c = parse_ok("synthetic:tiny,vocab=1003,seed=4");
+    ryz_model *full = build_ok(&c, B, T), *last = build_ok(&c, B, T);
+    const int tok[B * T] = {1, 2, 3, 4, 5, 900, 800, 700, 600, 1002};
+    const float *lf = NULL, *ll = NULL;
+    ck_assert_int_eq(ryz_model_forward(full, tok, B, T, 0, &lf), RYZ_OK);
+    ck_assert_int_eq(ryz_model_forward_last(last, tok, B, T, 0, &ll), RYZ_OK);
+    for (int b = 0; b < B; b++) {
+        const float *want = lf + ((size_t)b * T + T - 1) * V, *got = ll + (size_t)b * V;
+        int worst = 0;
+        for (int v = 1; v < V; v++)
+            if (fabsf(got[v] - want[v]) > fabsf(got[worst] - want[worst])) worst = v;
+        ck_assert_msg(fabsf(got[worst] - want[worst]) <= 1e-5f * (1 + fabsf(want[worst])),
+                      "sequence %d logit %d: last-only %.9g, full %.9g", b, worst,
+                      (double)got[worst], (double)want[worst]);
+    }
+    ryz_model_free(full);
+    ryz_model_free(last);
+}
+END_TEST
+
 START_TEST(test_forward_rejects_bad_input) {
     ryz_model_config c = parse_ok("synthetic:tiny,seq_len=8");
     ryz_model *m = build_ok(&c, 2, 3);
@@ -1277,6 +1299,7 @@ static Suite *model_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_forward_matches_reference);
     tcase_add_test(tc, test_forward_finite_logits);
+    tcase_add_test(tc, test_forward_last_rows);
     tcase_add_test(tc, test_forward_rejects_bad_input);
     tcase_add_test(tc, test_build_free_accounting);
     tcase_add_test(tc, test_build_rejects);

@@ -113,6 +113,11 @@ typedef struct {
     int decode_steps;
 } ryz_gen_timing;
 
+/* The same pass, but the LM head runs only on each sequence's last row:
+ * *logits is (B, vocab_padded). Same results for those rows. */
+ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                                  const float **logits);
+
 /* Greedy generation for B sequences. prompt (B, P); ids receives (B,
  * P + n_new): the prompt, then each step's argmax. With forced (B, P + n_new)
  * non-NULL, the token fed at position p >= P is forced[b][p] (teacher

@@ -13,21 +13,24 @@ static void keep_logits(float *dst, const float *src, int B, int T, int t, int p
                (size_t)vocab * sizeof(float));
 }
 
-/* Prefills prompt (B, P) in chunks of at most max_chunk; *out and *last_T
- * describe the final forward's logits. */
+/* Prefills prompt (B, P) in chunks of at most max_chunk. *out holds the
+ * final forward's logits with *out_rows rows per sequence. Without a logits
+ * record only the last row's logits are computed (the LM head is ~1/4 of a
+ * small model's prefill). */
 static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *tok,
-                          float *logits, int rows, const float **out, int *last_T) {
+                          float *logits, int rows, const float **out, int *out_rows) {
     int vocab = ryz_model_config_of(m)->vocab, vpad = ryz_model_shard(m)->vocab_padded;
     int max_chunk = ryz_model_opts_of(m)->max_chunk;
-    for (int pos = 0; pos < P; pos += *last_T) {
-        int T = P - pos < max_chunk ? P - pos : max_chunk;
+    for (int pos = 0, T; pos < P; pos += T) {
+        T = P - pos < max_chunk ? P - pos : max_chunk;
         for (int b = 0; b < B; b++)
             memcpy(tok + (size_t)b * T, prompt + (size_t)b * P + pos, (size_t)T * sizeof(int));
-        ryz_status st = ryz_model_forward(m, tok, B, T, pos, out);
+        ryz_status st = logits ? ryz_model_forward(m, tok, B, T, pos, out)
+                               : ryz_model_forward_last(m, tok, B, T, pos, out);
         if (st != RYZ_OK) return st;
         for (int i = 0; logits && i < T; i++)
             keep_logits(logits, *out, B, T, i, pos + i, rows, vocab, vpad);
-        *last_T = T;
+        *out_rows = logits ? T : 1;
     }
     return RYZ_OK;
 }

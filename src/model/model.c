@@ -287,8 +287,10 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
     return st;
 }
 
-ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
-                             const float **logits) {
+/* The forward pass; with last_only the LM head runs on each sequence's last
+ * row only (B rows of logits), which is all greedy prefill needs. */
+static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
+                          const float **logits) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_chunk || pos0 < 0 ||
@@ -309,9 +311,25 @@ ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int 
         if (st == RYZ_OK) st = ffn_block(m, l, n);
     }
     if (st != RYZ_OK) return st;
+    if (last_only && T > 1) { /* rows b*T + T-1 move to row b (b ascending: no overlap) */
+        for (int b = 0; b < B; b++)
+            memmove(m->x + (size_t)b * c->dim, m->x + ((size_t)b * T + T - 1) * c->dim,
+                    (size_t)c->dim * sizeof(float));
+        n = B;
+    }
     m->be->iface->rmsnorm(m->be->ctx, m->x, m->x, m->final_norm, n, c->dim, c->norm_eps);
     st = ryz_tp_lm_head(m->be, m->comm, m->logits, m->x, m->cls, n, c->dim, c->vocab, s,
                         m->part, m->gather);
     *logits = m->logits;
     return st;
+}
+
+ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                             const float **logits) {
+    return forward(m, tokens, B, T, pos0, 0, logits);
+}
+
+ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                                  const float **logits) {
+    return forward(m, tokens, B, T, pos0, 1, logits);
 }
