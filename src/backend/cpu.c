@@ -143,11 +143,19 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     for (int h = 0; h < g->heads; h++) {
         int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
         const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, q + (size_t)h * hd,
-                    qdim, K, kvdim, 0.0f, scores, L);
+        const float *Q = q + (size_t)h * hd;
+        float *O = out + (size_t)h * hd;
+        if (T == 1) { /* decode: GEMV avoids sgemm's packing of a 1-row operand */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, L, hd, scale, K, kvdim, Q, 1, 0.0f, scores, 1);
+            softmax_masked(scores, L, L);
+            cblas_sgemv(CblasRowMajor, CblasTrans, L, hd, 1.0f, V, kvdim, scores, 1, 0.0f, O, 1);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, Q, qdim, K, kvdim,
+                    0.0f, scores, L);
         for (int t = 0; t < T; t++) softmax_masked(scores + (size_t)t * L, pos0 + t + 1, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V,
-                    kvdim, 0.0f, out + (size_t)h * hd, qdim);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V, kvdim,
+                    0.0f, O, qdim);
     }
 }
 
