@@ -40,7 +40,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
 .DEFAULT_GOAL := all
-.PHONY: all deps deps-check run test bench coverage clean format FORCE
+.PHONY: all deps deps-check run test bench coverage clean format golden FORCE
 
 # The git revision recorded in results; measure.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -103,6 +103,10 @@ coverage: deps
 	  $(TESTS:$(BUILD)/%=build-cov/%)
 	@bash tests/run.sh build-cov
 	@bash scripts/coverage.sh build-cov
+
+# Regenerates reference/ (a deliberate act: review and commit the diff).
+golden: $(BUILD)/tests/test_golden
+	$(BUILD)/tests/test_golden --write reference
 
 format:
 	clang-format -i src/*/*.c include/ryz/*.h tests/*.c
