@@ -389,6 +389,37 @@ START_TEST(test_model_tp_vs_tp1) {
 }
 END_TEST
 
+/* As the suite runner does: only rank 0 keeps logits, and greedy runs set
+ * last-only prefill on every rank. Both must complete (no mismatched
+ * collective) and give the baseline's ids. */
+START_TEST(test_logits_on_lead_only) {
+    const model_case *mc = &model_cases[SKEW_CASE];
+    ryz_model_config cfg = parse_cfg(mc->src);
+    int *prompt = make_prompt(mc, cfg.vocab), len = mc->prompt_len + mc->new_tokens;
+    gen_out base = run_baseline(&cfg, mc, prompt);
+    int *ids = malloc((size_t)mc->batch * len * sizeof *ids);
+    float *logits = g_rank == 0 ? falloc((size_t)mc->batch * (len - 1) * cfg.vocab) : NULL;
+    ryz_model_opts opts = {mc->batch, mc->chunk};
+    ryz_model *m = NULL;
+    ryz_status st = ryz_model_build(&cfg, g_world, &g_be, &opts, &m);
+    if (st == RYZ_OK)
+        st = ryz_model_generate(m, prompt, mc->batch, mc->prompt_len, mc->new_tokens, NULL, ids,
+                                logits, NULL);
+    int same_full = st == RYZ_OK && !memcmp(ids, base.ids, (size_t)mc->batch * len * sizeof *ids);
+    if (st == RYZ_OK) {
+        ryz_model_set_last_only_prefill(m, 1);
+        st = ryz_model_generate(m, prompt, mc->batch, mc->prompt_len, mc->new_tokens, NULL, ids,
+                                NULL, NULL);
+    }
+    int same_last = st == RYZ_OK && !memcmp(ids, base.ids, (size_t)mc->batch * len * sizeof *ids);
+    ryz_model_free(m);
+    free(ids), free(logits), free(prompt), gen_free(&base);
+    ck_assert_msg(st == RYZ_OK, "TP=%d: %s", g_k, ryz_last_error());
+    ck_assert_msg(same_full && same_last, "greedy ids differ from TP=1 (full %d, last-only %d)",
+                  same_full, same_last);
+}
+END_TEST
+
 /* The gate can fail: with the shard-skew hook on, TP=k (k > 1) must fail
  * the comparison and TP=1 is unaffected; with it off again, TP=k passes. */
 START_TEST(test_gate_catches_shard_skew) {
@@ -514,6 +545,7 @@ static Suite *tp_suite(void) {
     tcase_add_checked_fixture(model, NULL, reset_skew);
     tcase_add_loop_test(model, test_model_tp_vs_tp1, 0, N_MODEL_CASES);
     tcase_add_test(model, test_gate_catches_shard_skew);
+    tcase_add_test(model, test_logits_on_lead_only);
     tcase_add_loop_test(model, test_weight_memory, 0, N_MODEL_CASES);
     suite_add_tcase(s, model);
     return s;

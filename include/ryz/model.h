@@ -118,6 +118,13 @@ typedef struct {
 ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T, int pos0,
                                   const float **logits);
 
+/* With on, ryz_model_generate calls without a logits record prefill with
+ * ryz_model_forward_last. Off by default: every rank of a TP group must make
+ * the same choice (the LM head's all-gather size depends on it), so callers
+ * set it uniformly, e.g. for timed greedy runs. */
+void ryz_model_set_last_only_prefill(ryz_model *m, int on);
+int ryz_model_last_only_prefill(const ryz_model *m);
+
 /* Greedy generation for B sequences. prompt (B, P); ids receives (B,
  * P + n_new): the prompt, then each step's argmax. With forced (B, P + n_new)
  * non-NULL, the token fed at position p >= P is forced[b][p] (teacher

@@ -111,6 +111,7 @@ int ryz_cmd_bench(int argc, char **argv) {
     if (st == RYZ_OK) st = ryz_backend_init_cpu(a.threads, &be);
     ryz_model_opts o = {.max_batch = 1, .max_chunk = a.prompt};
     if (st == RYZ_OK) st = ryz_model_open(a.model, self, &be, &o, &m);
+    if (st == RYZ_OK) ryz_model_set_last_only_prefill(m, 1);
     if (st == RYZ_OK) st = bench_run(&a, m, &cfg);
     ryz_model_free(m);
     ryz_comm_free(self);

@@ -15,8 +15,8 @@ static void keep_logits(float *dst, const float *src, int B, int T, int t, int p
 
 /* Prefills prompt (B, P) in chunks of at most max_chunk. *out holds the
  * final forward's logits with *out_rows rows per sequence. Without a logits
- * record only the last row's logits are computed (the LM head is ~1/4 of a
- * small model's prefill). */
+ * record and with last-only prefill set, only the last row's logits are
+ * computed (the LM head is ~1/4 of a small model's prefill). */
 static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *tok,
                           float *logits, int rows, const float **out, int *out_rows) {
     int vocab = ryz_model_config_of(m)->vocab, vpad = ryz_model_shard(m)->vocab_padded;
@@ -25,12 +25,13 @@ static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *to
         T = P - pos < max_chunk ? P - pos : max_chunk;
         for (int b = 0; b < B; b++)
             memcpy(tok + (size_t)b * T, prompt + (size_t)b * P + pos, (size_t)T * sizeof(int));
-        ryz_status st = logits ? ryz_model_forward(m, tok, B, T, pos, out)
-                               : ryz_model_forward_last(m, tok, B, T, pos, out);
+        int last = !logits && ryz_model_last_only_prefill(m);
+        ryz_status st = last ? ryz_model_forward_last(m, tok, B, T, pos, out)
+                             : ryz_model_forward(m, tok, B, T, pos, out);
         if (st != RYZ_OK) return st;
         for (int i = 0; logits && i < T; i++)
             keep_logits(logits, *out, B, T, i, pos + i, rows, vocab, vpad);
-        *out_rows = logits ? T : 1;
+        *out_rows = last ? 1 : T;
     }
     return RYZ_OK;
 }

@@ -23,6 +23,7 @@ struct ryz_model {
     ryz_model_config cfg;
     ryz_shard sh;
     ryz_model_opts opts;
+    int last_only_prefill; /* see ryz_model_set_last_only_prefill */
     ryz_comm *comm;
     ryz_backend *be;
     float *emb;        /* (vocab_local, dim) vocab-parallel */
@@ -236,6 +237,14 @@ const ryz_model_config *ryz_model_config_of(const ryz_model *m) {
 
 const ryz_shard *ryz_model_shard(const ryz_model *m) {
     return &m->sh;
+}
+
+void ryz_model_set_last_only_prefill(ryz_model *m, int on) {
+    m->last_only_prefill = on;
+}
+
+int ryz_model_last_only_prefill(const ryz_model *m) {
+    return m->last_only_prefill;
 }
 
 const ryz_model_opts *ryz_model_opts_of(const ryz_model *m) {

@@ -54,6 +54,7 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs,
                                run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs < 64 ? runs : 64;
+    ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
     for (int i = -k->s->warmup; i < out->n; i++) {
         if (i == 0) ryz_comm_records_clear(c);
         ryz_gen_timing t;
