@@ -1,0 +1,247 @@
+/* report/markdown.c: the Markdown scaling report (`ryz report`): setup,
+ * a plain-language summary per case, the tables and links to the plots. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+
+#include "ryz/report.h"
+
+/* The plots the report links, in order, with their captions. */
+static const struct {
+    const char *stem, *caption;
+} PLOTS[] = {
+    {"speedup", "Decode and prefill speedup against TP, with the ideal line"},
+    {"efficiency", "Parallel efficiency (speedup / TP) against TP"},
+    {"error", "Largest absolute logit error against TP (log scale)"},
+    {"memory", "Memory per rank by category"},
+    {"collectives", "Collective latency (p50, p99) against message size"},
+    {"busbw", "Collective bus bandwidth against message size"},
+};
+
+/* Writes `s` for a Markdown table cell ('|' escaped, newlines as spaces). */
+static void md_text(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '|')
+            fputc('\\', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+}
+
+/* Whether `plots` holds the file `name`. */
+static int has_file(const ryz_plot_files *plots, const char *name) {
+    for (int i = 0; plots && i < plots->n; i++)
+        if (!strcmp(plots->names[i], name))
+            return 1;
+    return 0;
+}
+
+/* A root attribute string, or `def` when unset or empty. */
+static const char *or_default(const char *s, const char *def) {
+    return s && *s ? s : def;
+}
+
+static void write_setup(const ryz_results *r, FILE *f) {
+    const ryz_results_meta *m = &r->meta;
+    char line[512];
+    ryz_report_machine_line(r, line, sizeof line);
+    fprintf(f, "# Ryzanstein scaling report: suite %s\n\n%s\n\n",
+            or_default(m->suite_name, "(unnamed)"), line);
+    if (m->oversubscribed)
+        fprintf(f,
+                "> **Warning: oversubscribed.** %d ranks x %d thread(s) ran on %d cores, so "
+                "ranks competed for cores: speedup, efficiency and communication times are "
+                "not meaningful. Correctness results are unaffected.\n\n",
+                (int)m->world_size, (int)m->threads_per_rank, (int)m->cores);
+    if (m->interrupted)
+        fprintf(f, "> **Warning: interrupted.** The run stopped early; tables are partial.\n\n");
+    fprintf(f, "## Setup\n\n| | |\n|---|---|\n");
+    fprintf(f, "| tool | ryz %s (git %s) |\n", or_default(m->tool_version, "?"),
+            or_default(m->git_rev, "unknown"));
+    fprintf(f, "| time (UTC) | %s |\n| hosts | ", or_default(m->time_utc, "?"));
+    md_text(f, or_default(m->hosts, "?"));
+    fprintf(f, " |\n| CPU | ");
+    md_text(f, or_default(m->cpu_model, "unknown"));
+    fprintf(f, ", %d cores |\n| world size | %d ranks, %d thread(s) per rank%s |\n", (int)m->cores,
+            (int)m->world_size, (int)m->threads_per_rank,
+            m->oversubscribed ? " (**oversubscribed**)" : "");
+    fprintf(f, "| backends / device | %s / %s |\n", or_default(m->backends, "?"),
+            or_default(m->device, "?"));
+    if (m->read_bandwidth_gbs > 0)
+        fprintf(f, "| memory read bandwidth | %.1f GB/s (measured in the same run) |\n",
+                m->read_bandwidth_gbs);
+    else
+        fprintf(f, "| memory read bandwidth | not measured |\n");
+    fprintf(f, "| results schema | %d |\n\n", (int)m->schema_version);
+}
+
+/* One case of the summary: what ran, the baseline's speed, a sentence per
+ * checked TP degree. */
+static void write_case_summary(const ryz_results *r, const char *name, FILE *f) {
+    ryz_suite_case c;
+    int tps[RYZ_REPORT_MAX_TP], n = ryz_report_case_tps(r, name, tps, RYZ_REPORT_MAX_TP);
+    if (n == 0)
+        return; /* no suite rows (e.g. `ryz comm` collectives) */
+    ryz_report_case_info(r, name, &c);
+    fprintf(f, "### %s\n\n`%s`, batch %d", name, c.model, c.batch);
+    if (c.prompt_len)
+        fprintf(f, ", prompt %d tokens, %d new tokens", c.prompt_len, c.new_tokens);
+    const ryz_row_timing *base = ryz_report_timing(r, name, 1, "decode");
+    if (base)
+        fprintf(f, "; baseline (TP=1) decodes %.1f tokens/s", base->tokens_per_s);
+    fprintf(f, ".\n\n");
+    for (int i = 0; i < n; i++) {
+        char sentence[512];
+        if (!ryz_report_correctness(r, name, tps[i]))
+            continue;
+        ryz_report_summary(r, name, tps[i], sentence, sizeof sentence);
+        fprintf(f, "- %s\n", sentence);
+    }
+    fputc('\n', f);
+}
+
+static void write_summary(const ryz_results *r, FILE *f) {
+    size_t pos = 0;
+    fprintf(f, "## Summary\n\n");
+    if (r->meta.oversubscribed)
+        fprintf(f, "Efficiency is not meaningful in this run (oversubscribed); the speedups are "
+                   "shown as measured.\n\n");
+    for (const char *name; (name = ryz_report_next_case(r, &pos)) != NULL;)
+        write_case_summary(r, name, f);
+    if (!r->n_correctness && !r->n_timing)
+        fprintf(f, "No suite cases in this file (collectives only, e.g. from `ryz comm`).\n\n");
+}
+
+/* Starts a table section: heading, header row and separator row. */
+static void table_head(FILE *f, const char *title, const char *const *cols, int n) {
+    fprintf(f, "## %s\n\n|", title);
+    for (int i = 0; i < n; i++)
+        fprintf(f, " %s |", cols[i]);
+    fprintf(f, "\n|");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s", i < 2 ? "---|" : "--:|");
+    fputc('\n', f);
+}
+
+static void write_correctness(const ryz_results *r, FILE *f) {
+    static const char *cols[] = {"case",    "TP",      "batch", "positions", "max abs",
+                                 "max rel", "min cos", "top-1", "greedy",    "result"};
+    table_head(f, "Correctness (teacher-forced against the TP=1 baseline)", cols, 10);
+    for (size_t i = 0; i < r->n_correctness; i++) {
+        const ryz_row_correctness *c = &r->correctness[i];
+        char greedy[32] = "identical";
+        if (c->greedy_divergence >= 0)
+            snprintf(greedy, sizeof greedy, "%s@%d", c->greedy_class == 1 ? "near-tie" : "MISMATCH",
+                     (int)c->greedy_divergence);
+        fputs("| ", f);
+        md_text(f, c->case_name);
+        fprintf(f, " | %d | %d | %d | %.3e | %.3e | %.7f | %d/%d | %s | %s |\n", (int)c->tp,
+                (int)c->batch, (int)c->positions, c->max_abs, c->max_rel, c->min_cos,
+                (int)c->top1_agree, (int)c->positions, greedy, c->pass ? "PASS" : "**FAIL**");
+    }
+    fprintf(f, "\nmax rel is relative to the logit range of the row; top-1 counts positions "
+               "whose argmax agrees; greedy is the sharded model decoding on its own.\n\n");
+}
+
+static void write_timing(const ryz_results *r, FILE *f) {
+    static const char *cols[] = {"case",      "TP",         "phase",  "runs",
+                                 "median ms", "p10 ms",     "p90 ms", "tokens/s",
+                                 "speedup",   "efficiency", "comm",   "roofline"};
+    table_head(f, "Timing (median of the timed runs)", cols, 12);
+    for (size_t i = 0; i < r->n_timing; i++) {
+        const ryz_row_timing *t = &r->timing[i];
+        fputs("| ", f);
+        md_text(f, t->case_name);
+        fprintf(f, " | %d | %s | %d | %.3f | %.3f | %.3f | %.1f | %.2fx | %.0f%% | %.0f%% | ",
+                (int)t->tp, t->phase, (int)t->runs, 1e3 * t->median_s, 1e3 * t->p10_s,
+                1e3 * t->p90_s, t->tokens_per_s, t->speedup, 100 * t->efficiency,
+                100 * t->comm_fraction);
+        if (t->roofline_fraction > 0)
+            fprintf(f, "%.0f%% |\n", 100 * t->roofline_fraction);
+        else
+            fprintf(f, "- |\n");
+    }
+    fprintf(f, "\ncomm: time in collectives / wall time (largest rank); roofline: decode "
+               "tokens/s against read bandwidth / bytes read per token.\n\n");
+}
+
+/* Writes one byte count as a table cell. */
+static void bytes_cell(FILE *f, uint64_t b) {
+    char cell[32];
+    ryz_report_format_bytes((double)b, cell, sizeof cell);
+    fprintf(f, " %s |", cell);
+}
+
+static void write_memory(const ryz_results *r, FILE *f) {
+    static const char *cols[] = {"case",     "TP",      "rank",     "weights",
+                                 "KV cache", "scratch", "peak RSS", "mem eff"};
+    table_head(f, "Memory per rank", cols, 8);
+    for (size_t i = 0; i < r->n_memory; i++) {
+        const ryz_row_memory *m = &r->memory[i];
+        fputs("| ", f);
+        md_text(f, m->case_name);
+        fprintf(f, " | %d | %d |", (int)m->tp, (int)m->rank);
+        bytes_cell(f, m->weights), bytes_cell(f, m->kv_cache), bytes_cell(f, m->scratch);
+        bytes_cell(f, m->peak_rss);
+        fprintf(f, " %.3f |\n", m->mem_efficiency);
+    }
+    fprintf(f, "\nmem eff: (baseline bytes / TP) / largest rank's bytes; 1 = perfect split.\n\n");
+}
+
+static void write_collectives(const ryz_results *r, FILE *f) {
+    static const char *cols[] = {"case",   "TP",     "op",      "size",       "calls",
+                                 "p50 us", "p99 us", "mean us", "algbw GB/s", "busbw GB/s"};
+    table_head(f, "Collectives (per call, this rank's contribution)", cols, 10);
+    for (size_t i = 0; i < r->n_collectives; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        fputs("| ", f);
+        md_text(f, c->case_name);
+        fprintf(f, " | %d | %s |", (int)c->tp, c->op);
+        bytes_cell(f, c->bytes);
+        fprintf(f, " %llu | %.1f | %.1f | %.1f | %.3f | %.3f |\n", (unsigned long long)c->count,
+                c->p50_us, c->p99_us, c->mean_us, c->algbw_gbs, c->busbw_gbs);
+    }
+    fprintf(f, "\nBandwidths follow the nccl-tests conventions, at p50.\n\n");
+}
+
+static void write_plots(const ryz_plot_files *plots, FILE *f) {
+    char png[RYZ_PLOT_NAME_LEN], svg[RYZ_PLOT_NAME_LEN];
+    int any = 0;
+    fprintf(f, "## Plots\n\n");
+    for (size_t i = 0; i < sizeof PLOTS / sizeof PLOTS[0]; i++) {
+        snprintf(png, sizeof png, "%s.png", PLOTS[i].stem);
+        snprintf(svg, sizeof svg, "%s.svg", PLOTS[i].stem);
+        if (!has_file(plots, png))
+            continue;
+        fprintf(f, "### %s\n\n![%s](%s)\n\n", PLOTS[i].caption, PLOTS[i].caption, png);
+        if (has_file(plots, svg))
+            fprintf(f, "[SVG](%s)\n\n", svg);
+        any = 1;
+    }
+    if (!any)
+        fprintf(f, "No plots were rendered (gnuplot missing, or no data to plot).\n\n");
+}
+
+static void write_suite_text(const ryz_results *r, FILE *f) {
+    if (!r->meta.suite_text || !*r->meta.suite_text)
+        return;
+    fprintf(f, "## Suite file\n\n```ini\n%s%s```\n", r->meta.suite_text,
+            r->meta.suite_text[strlen(r->meta.suite_text) - 1] == '\n' ? "" : "\n");
+}
+
+ryz_status ryz_report_markdown(const ryz_results *r, const ryz_plot_files *plots, FILE *out) {
+    write_setup(r, out);
+    write_summary(r, out);
+    write_plots(plots, out);
+    if (r->n_correctness)
+        write_correctness(r, out);
+    if (r->n_timing)
+        write_timing(r, out);
+    if (r->n_memory)
+        write_memory(r, out);
+    if (r->n_collectives)
+        write_collectives(r, out);
+    write_suite_text(r, out);
+    if (ferror(out))
+        return ryz_error(RYZ_EIO, "report: error writing the Markdown");
+    return RYZ_OK;
+}
