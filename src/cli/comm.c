@@ -1,10 +1,180 @@
-/* ryz comm: not built yet (placeholder until its issue lands). */
+/* ryz comm: the collective benchmark (nccl-tests conventions, DESIGN 6). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "args.h"
+#include "ryz/bench.h"
 #include "ryz/cli.h"
 
+typedef struct {
+    ryz_bench_opts b;
+    const char *h5, *json, *backend;
+    int np;
+} comm_args;
+
+static void comm_usage(FILE *f) {
+    fprintf(f, "usage: ryz comm [--op allreduce|allgather|reducescatter|broadcast|all]\n"
+               "                [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [-c 0|1]\n"
+               "                [--backend mpi] [-o FILE.h5] [-J FILE.json] [--np N]\n"
+               "  Times each collective from MIN to MAX bytes (x FACTOR; suffixes K M G are\n"
+               "  powers of 1024) like nccl-tests: per size the mean time of -n calls after\n"
+               "  -w warm-up calls, algbw, busbw, p50 and p99 of the per-call latency, out of\n"
+               "  place and in place. -c 1 checks every output element (#wrong). Sizes count\n"
+               "  the whole buffer (all_gather: output, reduce_scatter: input), rounded down\n"
+               "  to a multiple of 4 bytes (4 x ranks for all_gather and reduce_scatter).\n"
+               "  Defaults: --op allreduce -b 8 -e 1M -f 2 -n 20 -w 5 -c 1 --np 2.\n"
+               "  Outside mpirun it launches --np ranks; under mpirun it uses the world.\n"
+               "  Exit: 0 ok, 1 wrong elements, 2 bad input or ranks that disagree, 3 comm\n"
+               "  failure. See docs/comm.md.\n");
+}
+
+/* One option that takes a value; RYZ_OK when `o` was not one of them. */
+static ryz_status comm_option(comm_args *a, const char *o, const char *v, int *used) {
+    ryz_bench_opts *b = &a->b;
+    *used = 1;
+    if (!strcmp(o, "--op"))
+        return ryz_bench_parse_ops(v, &b->ops);
+    if (!strcmp(o, "-b"))
+        return ryz_bench_parse_size(o, v, &b->min_bytes);
+    if (!strcmp(o, "-e"))
+        return ryz_bench_parse_size(o, v, &b->max_bytes);
+    if (!strcmp(o, "-f"))
+        return ryz_arg_int(o, v, 2, 1 << 20, &b->factor);
+    if (!strcmp(o, "-n"))
+        return ryz_arg_int(o, v, 1, RYZ_BENCH_MAX_ITERS, &b->iters);
+    if (!strcmp(o, "-w"))
+        return ryz_arg_int(o, v, 0, 1 << 20, &b->warmup);
+    if (!strcmp(o, "-c"))
+        return ryz_arg_int(o, v, 0, 1, &b->check);
+    if (!strcmp(o, "--np"))
+        return ryz_arg_int(o, v, 1, 4096, &a->np);
+    const char **path = !strcmp(o, "-o")          ? &a->h5
+                        : !strcmp(o, "-J")        ? &a->json
+                        : !strcmp(o, "--backend") ? &a->backend
+                                                  : NULL;
+    *used = path != NULL;
+    if (path && !v)
+        return ryz_error(RYZ_EINVAL, "%s needs a value", o);
+    if (path)
+        *path = v;
+    return RYZ_OK;
+}
+
+static ryz_status comm_parse(int argc, char **argv, comm_args *a, int *help) {
+    *a = (comm_args){.b = {.ops = 1u << RYZ_OP_ALL_REDUCE,
+                           .min_bytes = 8,
+                           .max_bytes = 1 << 20,
+                           .factor = 2,
+                           .iters = 20,
+                           .warmup = 5,
+                           .check = 1},
+                     .backend = "mpi",
+                     .np = 2};
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int used;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            *help = 1;
+            continue;
+        }
+        int at = i;
+        const char *v = ryz_arg_value(argc, argv, &i);
+        ryz_status st = comm_option(a, o, v, &used);
+        if (st != RYZ_OK)
+            return st;
+        if (!used)
+            return ryz_error(RYZ_EINVAL, "comm: unknown option '%s' (see --help)", argv[at]);
+    }
+    if (*help)
+        return RYZ_OK;
+    if (strcmp(a->backend, "mpi"))
+        return ryz_error(RYZ_EINVAL, "comm: --backend '%s' is not in this build (only mpi)",
+                         a->backend);
+    if (a->b.min_bytes > a->b.max_bytes)
+        return ryz_error(RYZ_EINVAL, "comm: -b %llu is above -e %llu",
+                         (unsigned long long)a->b.min_bytes, (unsigned long long)a->b.max_bytes);
+    ryz_status st = a->h5 ? ryz_results_check_writable(a->h5) : RYZ_OK;
+    if (st == RYZ_OK && a->json)
+        st = ryz_results_check_writable(a->json);
+    return st;
+}
+
+/* The command line, for the results file's suite_text (malloc'd). */
+static char *join_args(int argc, char **argv) {
+    size_t len = 8;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    strcpy(s, "ryz");
+    for (int i = 0; i < argc; i++)
+        strcat(strcat(s, " "), argv[i]);
+    return s;
+}
+
+/* Rank 0: the results file and the JSON twin. */
+static ryz_status comm_write(const comm_args *a, const ryz_bench_report *r, int argc, char **argv) {
+    ryz_results res;
+    ryz_results_init(&res);
+    char *cmdline = join_args(argc, argv);
+    ryz_status st =
+        cmdline ? ryz_bench_results(r, cmdline, &res) : ryz_error(RYZ_ENOMEM, "out of memory");
+    if (st == RYZ_OK && a->h5)
+        st = ryz_results_write(&res, a->h5);
+    if (st == RYZ_OK && a->json)
+        st = ryz_bench_write_json(r, &res, a->json);
+    if (st == RYZ_OK && a->h5)
+        printf("results: %s\n", a->h5);
+    if (st == RYZ_OK && a->json)
+        printf("json: %s\n", a->json);
+    ryz_results_free(&res);
+    free(cmdline);
+    return st;
+}
+
+/* TEST ONLY: RYZ_TEST_COMM_SKEW_RANK=R makes rank R add 4 bytes to every
+ * size, so the rank agreement must stop the run. */
+static ryz_status test_skew(const ryz_comm *world, ryz_bench_opts *b) {
+    long r;
+    ryz_status st = ryz_env_int("RYZ_TEST_COMM_SKEW_RANK", -1, -1, 1 << 20, &r);
+    if (st == RYZ_OK && r == ryz_comm_rank(world))
+        b->size_skew = 4;
+    return st;
+}
+
 int ryz_cmd_comm(int argc, char **argv) {
-    (void)argc, (void)argv;
-    fprintf(stderr, "ryz: error: 'comm' is not implemented in this build\n");
-    return 2;
+    comm_args a;
+    int help, code;
+    ryz_status st = comm_parse(argc, argv, &a, &help);
+    if (st == RYZ_OK && help) {
+        comm_usage(stdout);
+        return 0;
+    }
+    if (st != RYZ_OK)
+        return ryz_cli_fail(st, NULL);
+    ryz_comm *world = NULL;
+    ryz_bench_report rep = {0};
+    st = ryz_cli_world(a.np, argc + 1, argv - 1, &world, &code);
+    if (st != RYZ_OK) {
+        code = ryz_cli_fail(st, world);
+        ryz_cli_world_free(world);
+        return code;
+    }
+    int lead = ryz_comm_rank(world) == 0;
+    a.b.out = stdout;
+    st = test_skew(world, &a.b);
+    if (st == RYZ_OK)
+        st = ryz_bench_run(world, &a.b, &rep);
+    if (st == RYZ_OK && lead)
+        st = comm_write(&a, &rep, argc, argv);
+    if (st != RYZ_OK)
+        code = ryz_cli_fail(st, world);
+    else
+        code = rep.wrong > 0 ? 1 : 0;
+    ryz_bench_report_free(&rep);
+    ryz_cli_world_free(world);
+    return code;
 }

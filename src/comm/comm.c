@@ -61,10 +61,28 @@ static void record(ryz_comm *c, ryz_comm_op op, size_t bytes, double t0) {
     c->n_records++;
 }
 
+/* TEST ONLY (declared in ryz/bench.h): the fault hook that makes -c fail.
+ * -1 until RYZ_TEST_CORRUPT has been read at the first all_reduce. */
+static int test_corrupt = -1;
+
+void ryz_comm_test_corrupt(int on) {
+    test_corrupt = on;
+}
+
+/* TEST ONLY: while the hook is on, recv[count/2] += 1. */
+static void test_corrupt_apply(float *recv, size_t count) {
+    if (test_corrupt < 0) {
+        const char *e = getenv("RYZ_TEST_CORRUPT");
+        test_corrupt = e && !strcmp(e, "1");
+    }
+    if (test_corrupt && count) recv[count / 2] += 1.0f;
+}
+
 ryz_status ryz_comm_all_reduce_sum(ryz_comm *c, const float *send, float *recv, size_t count) {
     double t0 = ryz_time_now();
     ryz_status s = c->iface->all_reduce_sum(c->ctx, send, recv, count);
     record(c, RYZ_OP_ALL_REDUCE, count * sizeof(float), t0);
+    test_corrupt_apply(recv, count);
     return s;
 }
 

@@ -1,0 +1,198 @@
+/* The `ryz comm` harness on the MPI world (1, 2 or 4 ranks): every op's
+ * data check passes out of place and in place, the fault hook is caught as
+ * #wrong on every rank, sizes split by rank are multiples of 4k, and ranks
+ * that disagree on the sweep fail with EINVAL naming both values instead of
+ * hanging.
+ *
+ * Run under mpirun with CK_FORK=no. Every rank runs the same tests in the
+ * same order; the exit code is the same on every rank (failures of all ranks
+ * all-reduced). A test that could hang arms alarm() first, so a regression
+ * ends the job instead of blocking it. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ryz/bench.h"
+#include "ryz/comm.h"
+
+static ryz_comm *g_world;
+static int g_rank, g_k;
+
+#define HANG_LIMIT_S 60 /* a test taking longer has hung */
+
+/* Every op from 4 B to 64 KiB by 4, 3 timed calls, checked. */
+static ryz_bench_opts sweep_opts(void) {
+    return (ryz_bench_opts){.ops = 0xf,
+                            .min_bytes = 4,
+                            .max_bytes = 64 << 10,
+                            .factor = 4,
+                            .iters = 3,
+                            .warmup = 1,
+                            .check = 1};
+}
+
+/* Runs o on the world, expecting `want`; the report is the caller's. */
+static void run_world(const ryz_bench_opts *o, ryz_status want, ryz_bench_report *rep) {
+    alarm(HANG_LIMIT_S);
+    ryz_status st = ryz_bench_run(g_world, o, rep);
+    alarm(0);
+    ck_assert_msg(st == want, "rank %d/%d: ryz_bench_run returned %s, expected %s: %s", g_rank, g_k,
+                  ryz_status_name(st), ryz_status_name(want), ryz_last_error());
+}
+
+/* Turns the fault hook off after each test, whatever happened. */
+static void hook_off(void) {
+    ryz_comm_test_corrupt(0);
+}
+
+START_TEST(test_sweep_checks_clean) {
+    ryz_bench_opts o = sweep_opts();
+    ryz_bench_report rep;
+    run_world(&o, RYZ_OK, &rep);
+    ck_assert_int_eq(rep.world, g_k);
+    ck_assert_str_eq(rep.backend, "mpi");
+    ck_assert_int_eq(rep.wrong, 0);
+    for (size_t i = 0; i < rep.n_rows; i++) {
+        const ryz_bench_row *r = &rep.rows[i];
+        int split = r->op == RYZ_OP_ALL_GATHER || r->op == RYZ_OP_REDUCE_SCATTER;
+        ck_assert_msg(r->bytes % (4u * (split ? (unsigned)g_k : 1u)) == 0, "%s %llu bytes at k=%d",
+                      ryz_comm_op_name(r->op), (unsigned long long)r->bytes, g_k);
+        ck_assert_uint_eq(r->count, r->bytes / 4 / (split ? (unsigned)g_k : 1u));
+        for (int ip = 0; ip < 2; ip++)
+            ck_assert_msg(!r->place[ip].ran || r->place[ip].wrong == 0,
+                          "rank %d/%d %s %llu bytes %s: #wrong %lld", g_rank, g_k,
+                          ryz_comm_op_name(r->op), (unsigned long long)r->bytes,
+                          ip ? "in place" : "out of place", (long long)r->place[ip].wrong);
+        ck_assert(r->place[0].time_us > 0 && r->place[0].p50_us > 0);
+        ck_assert(r->place[0].busbw_gbs ==
+                  r->place[0].algbw_gbs * ryz_bench_busbw_factor(r->op, g_k));
+    }
+    ryz_bench_report_free(&rep);
+}
+END_TEST
+
+START_TEST(test_corruption_counted_on_every_rank) {
+    ryz_bench_opts o = sweep_opts();
+    o.ops = 1u << RYZ_OP_ALL_REDUCE;
+    ryz_bench_report rep;
+    ryz_comm_test_corrupt(1); /* every rank corrupts one element of its result */
+    run_world(&o, RYZ_OK, &rep);
+    ryz_comm_test_corrupt(0);
+    for (size_t i = 0; i < rep.n_rows; i++)
+        for (int ip = 0; ip < 2; ip++)
+            ck_assert_msg(rep.rows[i].place[ip].wrong == g_k,
+                          "rank %d/%d all_reduce %llu bytes %s: #wrong %lld, expected %d", g_rank,
+                          g_k, (unsigned long long)rep.rows[i].bytes,
+                          ip ? "in place" : "out of place", (long long)rep.rows[i].place[ip].wrong,
+                          g_k);
+    ck_assert_int_eq(rep.wrong, (int64_t)2 * g_k * (int64_t)rep.n_rows);
+    ryz_bench_report_free(&rep);
+}
+END_TEST
+
+/* Rank `who` gets different options; every rank must return EINVAL, and
+ * rank 0's message name both values. */
+static void expect_disagreement(ryz_bench_opts *mine, int who, const char *needle) {
+    ryz_bench_report rep;
+    run_world(mine, RYZ_EINVAL, &rep);
+    char want[64];
+    snprintf(want, sizeof want, "rank %d has ", who);
+    ck_assert_msg(strstr(ryz_last_error(), "rank 0 has ") && strstr(ryz_last_error(), want) &&
+                      strstr(ryz_last_error(), needle),
+                  "rank %d: message '%s'", g_rank, ryz_last_error());
+    ryz_bench_report_free(&rep);
+}
+
+START_TEST(test_ranks_disagree_on_size) {
+    if (g_k < 2) {
+        if (g_rank == 0)
+            printf("test_ranks_disagree_on_size: skipped at 1 rank\n");
+        return;
+    }
+    ryz_bench_opts o = sweep_opts();
+    int who = g_k - 1;
+    if (g_rank == who)
+        o.size_skew = 4; /* what RYZ_TEST_COMM_SKEW_RANK does */
+    expect_disagreement(&o, who, "all_reduce of 8 bytes");
+}
+END_TEST
+
+START_TEST(test_ranks_disagree_on_sweep) {
+    if (g_k < 2)
+        return;
+    ryz_bench_opts o = sweep_opts();
+    if (g_rank == 1)
+        o.iters = 4; /* a different -n would pair calls wrongly */
+    expect_disagreement(&o, 1, "-n 4");
+    o = sweep_opts();
+    o.ops = 1u << RYZ_OP_BROADCAST;
+    if (g_rank == 1)
+        o.max_bytes = 256 << 10; /* one rank has more sizes */
+    expect_disagreement(&o, 1, "the end of the sweep");
+    o = sweep_opts();
+    if (g_rank == 1)
+        o.ops = 1u << RYZ_OP_BROADCAST; /* another op */
+    expect_disagreement(&o, 1, "broadcast of 4 bytes");
+}
+END_TEST
+
+START_TEST(test_world_keeps_working_after_disagreement) {
+    /* the failed runs above left no collective pending */
+    ryz_bench_opts o = sweep_opts();
+    o.ops = 1u << RYZ_OP_BROADCAST;
+    ryz_bench_report rep;
+    run_world(&o, RYZ_OK, &rep);
+    ck_assert_int_eq(rep.wrong, 0);
+    ryz_results res;
+    ryz_results_init(&res);
+    ck_assert_int_eq(ryz_bench_results(&rep, "test", &res), RYZ_OK);
+    ck_assert_int_eq(res.collectives[0].tp, g_k);
+    ck_assert_str_eq(res.collectives[0].op, "broadcast");
+    ck_assert_int_eq(res.meta.world_size, g_k);
+    ryz_results_free(&res);
+    ryz_bench_report_free(&rep);
+}
+END_TEST
+
+static Suite *comm_suite(void) {
+    Suite *s = suite_create("mpi_comm");
+    TCase *tc = tcase_create("harness");
+    tcase_add_checked_fixture(tc, NULL, hook_off);
+    tcase_add_test(tc, test_sweep_checks_clean);
+    tcase_add_test(tc, test_corruption_counted_on_every_rank);
+    tcase_add_test(tc, test_ranks_disagree_on_size);
+    tcase_add_test(tc, test_ranks_disagree_on_sweep);
+    tcase_add_test(tc, test_world_keeps_working_after_disagreement);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    if (ryz_mpi_init(&argc, &argv) != RYZ_OK || ryz_comm_init_mpi_world(&g_world) != RYZ_OK) {
+        fprintf(stderr, "test_mpi_comm: setup failed: %s\n", ryz_last_error());
+        ryz_mpi_finalize();
+        return EXIT_FAILURE;
+    }
+    g_rank = ryz_comm_rank(g_world);
+    g_k = ryz_comm_size(g_world);
+    ryz_log_set_rank(g_rank);
+
+    SRunner *sr = srunner_create(comm_suite());
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    float failed = (float)srunner_ntests_failed(sr), all_failed = 0;
+    srunner_free(sr);
+    ryz_comm_test_corrupt(0);
+    if (ryz_comm_all_reduce_sum(g_world, &failed, &all_failed, 1) != RYZ_OK)
+        all_failed = 1;
+    if (g_rank == 0)
+        fprintf(stderr, "test_mpi_comm at %d rank(s): %.0f failed test(s) over all ranks\n", g_k,
+                (double)all_failed);
+    ryz_comm_free(g_world);
+    ryz_mpi_finalize();
+    return all_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
