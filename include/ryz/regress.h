@@ -1,0 +1,52 @@
+/* Regression comparison of two results files (part of results/): ratio of
+ * medians and a one-sided Mann-Whitney U test on the raw samples, plus the
+ * deterministic fields (correctness, memory). */
+#ifndef RYZ_REGRESS_H
+#define RYZ_REGRESS_H
+
+#include <stdio.h>
+
+#include "ryz/results.h"
+
+typedef struct {
+    double max_slowdown; /* ratio of medians new/base above which a slowdown counts (1.10) */
+    double alpha;        /* significance level of the one-sided test (0.01) */
+    double max_mem_growth; /* memory ratio above which growth counts (1.01) */
+} ryz_regress_opts;
+
+/* One compared (case, tp, metric). */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int tp;
+    char metric[40];     /* "decode_s", "prefill_s", "correctness", "memory_bytes" */
+    double base, cand;   /* medians (timing), values (others) */
+    double ratio;        /* cand / base (for correctness: 1 ok, 0 broke) */
+    double p_value;      /* Mann-Whitney one-sided p (timing); 0 deterministic */
+    int n_base, n_cand;  /* samples */
+    int regression;      /* 1 when this row fails the comparison */
+    char why[96];        /* for a regression: what crossed which threshold */
+} ryz_regress_row;
+
+typedef struct {
+    ryz_regress_row *rows;
+    size_t n;
+    int regressions;
+} ryz_regress;
+
+/* One-sided Mann-Whitney U test p-value that y tends to be larger than x
+ * (exact distribution for n*m <= 2500 without ties, normal approximation
+ * with tie correction otherwise). 1 when either side is empty. */
+double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m);
+
+/* Compares cand against base. EINVAL when the files cannot be compared:
+ * different suites, or a case whose model differs, or no common
+ * (case, tp). Rows are sorted worst first. */
+ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
+                               const ryz_regress_opts *opts, ryz_regress *out);
+void ryz_regress_free(ryz_regress *r);
+/* The comparison table, worst first. */
+void ryz_regress_print(const ryz_regress *r, FILE *out);
+/* The rows as a JSON document. EIO naming the path on failure. */
+ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path);
+
+#endif

@@ -1,0 +1,80 @@
+/* ryz compare BASE.h5 NEW.h5: regression check between two runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/cli.h"
+#include "ryz/regress.h"
+
+static void compare_usage(FILE *f) {
+    fprintf(f, "usage: ryz compare BASE.h5 NEW.h5 [--max-slowdown 1.10] [--alpha 0.01]\n"
+               "                  [--max-mem-growth 1.01] [-J FILE.json]\n"
+               "  For each (case, TP, metric): ratio of medians and a one-sided Mann-Whitney U\n"
+               "  test on the raw samples; a slowdown is a regression only when it exceeds the\n"
+               "  threshold AND is significant. Correctness (PASS -> FAIL) and memory growth\n"
+               "  are compared directly. Exit 1 on any regression, 2 when the files cannot be\n"
+               "  compared (schema, suite or model differ).\n");
+}
+
+/* A positive number option. */
+static ryz_status opt_double(const char *opt, const char *v, double lo, double *out) {
+    char *end;
+    if (!v) return ryz_error(RYZ_EINVAL, "compare: %s needs a value", opt);
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x > lo))
+        return ryz_error(RYZ_EINVAL, "compare: %s '%s' must be a number > %g", opt, v, lo);
+    *out = x;
+    return RYZ_OK;
+}
+
+static ryz_status compare_args(int argc, char **argv, const char **files, const char **json,
+                               ryz_regress_opts *o, int *help) {
+    int nf = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        ryz_status st = RYZ_OK;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) *help = 1;
+        else if (!strcmp(a, "--max-slowdown")) st = opt_double(a, v, 1.0, &o->max_slowdown), i++;
+        else if (!strcmp(a, "--alpha")) st = opt_double(a, v, 0.0, &o->alpha), i++;
+        else if (!strcmp(a, "--max-mem-growth")) st = opt_double(a, v, 1.0, &o->max_mem_growth), i++;
+        else if (!strcmp(a, "-J") || !strcmp(a, "--json")) {
+            if (!v) return ryz_error(RYZ_EINVAL, "compare: %s needs a path", a);
+            *json = v, i++;
+        } else if (a[0] == '-') return ryz_error(RYZ_EINVAL, "compare: unknown option '%s'", a);
+        else if (nf == 2) return ryz_error(RYZ_EINVAL, "compare: two files expected, got a third '%s'", a);
+        else files[nf++] = a;
+        if (st != RYZ_OK) return st;
+    }
+    if (!*help && nf != 2) return ryz_error(RYZ_EINVAL, "compare: BASE.h5 and NEW.h5 are required");
+    if (o->alpha >= 1) return ryz_error(RYZ_EINVAL, "compare: --alpha must be below 1");
+    return RYZ_OK;
+}
+
+int ryz_cmd_compare(int argc, char **argv) {
+    const char *files[2] = {NULL, NULL}, *json = NULL;
+    ryz_regress_opts o = {.max_slowdown = 1.10, .alpha = 0.01, .max_mem_growth = 1.01};
+    ryz_results base, cand;
+    ryz_regress r = {0};
+    int help = 0;
+    ryz_results_init(&base);
+    ryz_results_init(&cand);
+    ryz_status st = compare_args(argc, argv, files, &json, &o, &help);
+    if (st == RYZ_OK && help) {
+        compare_usage(stdout);
+        return 0;
+    }
+    if (st == RYZ_OK) st = ryz_results_read(files[0], &base);
+    if (st == RYZ_OK) st = ryz_results_read(files[1], &cand);
+    if (st == RYZ_OK && base.meta.schema_version != cand.meta.schema_version)
+        st = ryz_error(RYZ_EINVAL, "schema versions differ: %s has %d, %s has %d", files[0],
+                       base.meta.schema_version, files[1], cand.meta.schema_version);
+    if (st == RYZ_OK) st = ryz_regress_compare(&base, &cand, &o, &r);
+    if (st == RYZ_OK) ryz_regress_print(&r, stdout);
+    if (st == RYZ_OK && json) st = ryz_regress_write_json(&r, json);
+    int code = st != RYZ_OK ? ryz_cli_fail(st == RYZ_EIO ? RYZ_EINVAL : st, NULL)
+                            : r.regressions ? 1 : 0;
+    ryz_regress_free(&r);
+    ryz_results_free(&base);
+    ryz_results_free(&cand);
+    return code;
+}

@@ -1,0 +1,301 @@
+/* Regression comparison between two results files. A slowdown is reported
+ * only when it is both large (ratio of medians above the threshold) and
+ * significant (one-sided Mann-Whitney U on the raw samples); correctness
+ * and memory are deterministic and compared directly. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/regress.h"
+
+/* ------------------------------------------------------------ statistics */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* U = #(x < y) + 0.5 #(x == y), and whether any value is tied. */
+static double mw_u(const double *x, int n, const double *y, int m, int *ties) {
+    double u = 0;
+    *ties = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) {
+            if (x[i] < y[j]) u += 1;
+            else if (x[i] == y[j]) u += 0.5, *ties = 1;
+        }
+    return u;
+}
+
+/* Exact P(U >= u) without ties: f(i, j, v) = f(i, j-1, v-i) + f(i-1, j, v)
+ * counts orderings of i x's and j y's with v pairs x < y. */
+static double mw_exact(int n, int m, double u) {
+    int umax = n * m;
+    double *f = calloc((size_t)(n + 1) * (m + 1) * (umax + 1), sizeof *f);
+    if (!f) return 1;
+#define F(i, j, v) f[((size_t)(i) * (m + 1) + (j)) * (umax + 1) + (v)]
+    for (int i = 0; i <= n; i++)
+        for (int j = 0; j <= m; j++)
+            for (int v = 0; v <= umax; v++) {
+                if (i == 0 || j == 0) F(i, j, v) = v == 0;
+                else F(i, j, v) = (v >= i ? F(i, j - 1, v - i) : 0) + F(i - 1, j, v);
+            }
+    double total = 0, tail = 0;
+    for (int v = 0; v <= umax; v++) {
+        total += F(n, m, v);
+        if (v >= u - 1e-9) tail += F(n, m, v);
+    }
+#undef F
+    free(f);
+    return tail / total;
+}
+
+/* Normal approximation with tie correction and continuity correction. */
+static double mw_normal(const double *x, int n, const double *y, int m, double u) {
+    int N = n + m;
+    double *all = malloc((size_t)N * sizeof *all), tie_sum = 0;
+    if (!all) return 1;
+    memcpy(all, x, (size_t)n * sizeof *all);
+    memcpy(all + n, y, (size_t)m * sizeof *all);
+    qsort(all, (size_t)N, sizeof *all, cmp_double);
+    for (int i = 0, j; i < N; i = j) {
+        for (j = i; j < N && all[j] == all[i]; j++) {}
+        double t = j - i;
+        tie_sum += t * t * t - t;
+    }
+    free(all);
+    double mu = 0.5 * n * m;
+    double var = n * m / 12.0 * ((N + 1) - tie_sum / ((double)N * (N - 1)));
+    if (var <= 0) return u > mu ? 0 : 1;
+    double z = (u - mu - 0.5) / sqrt(var);
+    return 0.5 * erfc(z / sqrt(2.0));
+}
+
+double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m) {
+    if (n < 1 || m < 1) return 1;
+    int ties;
+    double u = mw_u(x, n, y, m, &ties);
+    if (!ties && n <= 20 && m <= 20) return mw_exact(n, m, u);
+    return mw_normal(x, n, y, m, u);
+}
+
+static double median_of(double *x, int n) {
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n == 0 ? 0 : n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* ------------------------------------------------------------ comparison */
+
+/* The model line of [case NAME] in a suite text, copied to out ("" if none). */
+static void suite_model(const char *text, const char *name, char *out, size_t cap) {
+    char want[RYZ_NAME_LEN + 8];
+    snprintf(want, sizeof want, "[case %s]", name);
+    out[0] = '\0';
+    const char *sec = text ? strstr(text, want) : NULL;
+    for (const char *line = sec; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        const char *eq = memchr(line, '=', len);
+        while (*line == ' ' || *line == '\t') line++, len--;
+        if (line != sec && *line == '[') break;
+        if (!strncmp(line, "model", 5) && eq) {
+            const char *v = eq + 1;
+            while (*v == ' ') v++;
+            size_t n = (size_t)(line + len - v);
+            snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), v);
+            out[strcspn(out, " \r;#")] = '\0';
+            break;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+}
+
+/* EINVAL when base and cand are not runs of the same suite and models. */
+static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
+    const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
+    const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
+    if (strcmp(bn, cn))
+        return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
+    for (size_t i = 0; i < b->n_correctness; i++) {
+        char bm[256], cm[256];
+        suite_model(b->meta.suite_text, b->correctness[i].case_name, bm, sizeof bm);
+        suite_model(c->meta.suite_text, b->correctness[i].case_name, cm, sizeof cm);
+        if (*bm && *cm && strcmp(bm, cm))
+            return ryz_error(RYZ_EINVAL, "case %s: different models: base '%s', new '%s'",
+                             b->correctness[i].case_name, bm, cm);
+    }
+    return RYZ_OK;
+}
+
+static ryz_regress_row *add_row(ryz_regress *r, const char *name, int tp, const char *metric) {
+    ryz_regress_row *rows = realloc(r->rows, (r->n + 1) * sizeof *rows);
+    if (!rows) return NULL;
+    r->rows = rows;
+    ryz_regress_row *row = &rows[r->n++];
+    memset(row, 0, sizeof *row);
+    snprintf(row->case_name, sizeof row->case_name, "%s", name);
+    snprintf(row->metric, sizeof row->metric, "%s", metric);
+    row->tp = tp;
+    return row;
+}
+
+/* Values of /samples rows matching (case, tp, metric) into a malloc'd array. */
+static double *samples_of(const ryz_results *r, const ryz_row_sample *key, int *n) {
+    double *v = malloc((r->n_samples + 1) * sizeof *v);
+    *n = 0;
+    for (size_t i = 0; v && i < r->n_samples; i++) {
+        const ryz_row_sample *s = &r->samples[i];
+        if (s->tp == key->tp && !strcmp(s->case_name, key->case_name) &&
+            !strcmp(s->metric, key->metric))
+            v[(*n)++] = s->value;
+    }
+    return v;
+}
+
+/* First sample row of its (case, tp, metric) in r? */
+static int first_of_kind(const ryz_results *r, size_t i) {
+    for (size_t j = 0; j < i; j++)
+        if (r->samples[j].tp == r->samples[i].tp &&
+            !strcmp(r->samples[j].case_name, r->samples[i].case_name) &&
+            !strcmp(r->samples[j].metric, r->samples[i].metric))
+            return 0;
+    return 1;
+}
+
+static ryz_status compare_timing(const ryz_results *b, const ryz_results *c,
+                                 const ryz_regress_opts *o, ryz_regress *r) {
+    for (size_t i = 0; i < b->n_samples; i++) {
+        if (!first_of_kind(b, i)) continue;
+        const ryz_row_sample *key = &b->samples[i];
+        int nb, nc;
+        double *xb = samples_of(b, key, &nb), *xc = samples_of(c, key, &nc);
+        ryz_regress_row *row = xb && xc ? add_row(r, key->case_name, key->tp, key->metric) : NULL;
+        if (row) {
+            row->n_base = nb, row->n_cand = nc;
+            row->p_value = ryz_mann_whitney_greater(xb, nb, xc, nc);
+            row->base = median_of(xb, nb), row->cand = median_of(xc, nc);
+            row->ratio = row->base > 0 ? row->cand / row->base : 0;
+            row->regression = nc > 0 && row->ratio > o->max_slowdown && row->p_value < o->alpha;
+            if (row->regression)
+                snprintf(row->why, sizeof row->why, "%.2fx slower (> %.2f), p %.2g (< %.2g)",
+                         row->ratio, o->max_slowdown, row->p_value, o->alpha);
+            else if (nc == 0) snprintf(row->why, sizeof row->why, "no samples in new file");
+        }
+        free(xb);
+        free(xc);
+        if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing samples");
+    }
+    return RYZ_OK;
+}
+
+static ryz_status compare_correctness(const ryz_results *b, const ryz_results *c,
+                                      ryz_regress *r) {
+    for (size_t i = 0; i < b->n_correctness; i++) {
+        const ryz_row_correctness *x = &b->correctness[i], *y = NULL;
+        for (size_t j = 0; j < c->n_correctness && !y; j++)
+            if (c->correctness[j].tp == x->tp && !strcmp(c->correctness[j].case_name, x->case_name))
+                y = &c->correctness[j];
+        ryz_regress_row *row = add_row(r, x->case_name, x->tp, "correctness");
+        if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing correctness");
+        row->base = x->max_abs, row->cand = y ? y->max_abs : NAN;
+        row->ratio = y ? y->pass : 0;
+        row->regression = !y || (x->pass && !y->pass);
+        if (!y) snprintf(row->why, sizeof row->why, "missing in new file");
+        else if (row->regression)
+            snprintf(row->why, sizeof row->why, "PASS -> FAIL (max abs %.3g -> %.3g)", x->max_abs,
+                     y->max_abs);
+    }
+    return RYZ_OK;
+}
+
+/* Largest rank's weights + KV of (case, tp) in r. */
+static double mem_of(const ryz_results *r, const char *name, int tp) {
+    double big = 0;
+    for (size_t i = 0; i < r->n_memory; i++) {
+        const ryz_row_memory *m = &r->memory[i];
+        if (m->tp == tp && !strcmp(m->case_name, name))
+            big = fmax(big, (double)(m->weights + m->kv_cache));
+    }
+    return big;
+}
+
+static ryz_status compare_memory(const ryz_results *b, const ryz_results *c,
+                                 const ryz_regress_opts *o, ryz_regress *r) {
+    for (size_t i = 0; i < b->n_memory; i++) {
+        const ryz_row_memory *m = &b->memory[i];
+        if (m->rank != 0) continue; /* one row per (case, tp) */
+        ryz_regress_row *row = add_row(r, m->case_name, m->tp, "memory_bytes");
+        if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing memory");
+        row->base = mem_of(b, m->case_name, m->tp), row->cand = mem_of(c, m->case_name, m->tp);
+        row->ratio = row->base > 0 ? row->cand / row->base : 0;
+        row->regression = row->ratio > o->max_mem_growth;
+        if (row->regression)
+            snprintf(row->why, sizeof row->why, "%.3fx the memory (> %.3f)", row->ratio,
+                     o->max_mem_growth);
+    }
+    return RYZ_OK;
+}
+
+/* Regressions first, then by ratio, largest first. */
+static int cmp_rows(const void *a, const void *b) {
+    const ryz_regress_row *x = a, *y = b;
+    if (x->regression != y->regression) return y->regression - x->regression;
+    return (y->ratio > x->ratio) - (y->ratio < x->ratio);
+}
+
+ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
+                               const ryz_regress_opts *opts, ryz_regress *out) {
+    memset(out, 0, sizeof *out);
+    ryz_status st = check_comparable(base, cand);
+    if (st == RYZ_OK) st = compare_timing(base, cand, opts, out);
+    if (st == RYZ_OK) st = compare_correctness(base, cand, out);
+    if (st == RYZ_OK) st = compare_memory(base, cand, opts, out);
+    if (st != RYZ_OK) {
+        ryz_regress_free(out);
+        return st;
+    }
+    if (out->n == 0) return ryz_error(RYZ_EINVAL, "nothing to compare: base has no rows");
+    qsort(out->rows, out->n, sizeof *out->rows, cmp_rows);
+    for (size_t i = 0; i < out->n; i++) out->regressions += out->rows[i].regression;
+    return RYZ_OK;
+}
+
+void ryz_regress_free(ryz_regress *r) {
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+void ryz_regress_print(const ryz_regress *r, FILE *out) {
+    fprintf(out, "%-24s %4s %-14s %12s %12s %8s %9s %7s  %s\n", "case", "tp", "metric", "base",
+            "new", "ratio", "p", "n", "verdict");
+    for (size_t i = 0; i < r->n; i++) {
+        const ryz_regress_row *x = &r->rows[i];
+        char n[16];
+        snprintf(n, sizeof n, "%d/%d", x->n_base, x->n_cand);
+        fprintf(out, "%-24s %4d %-14s %12.6g %12.6g %8.3f %9.3g %7s  %s%s%s\n", x->case_name,
+                x->tp, x->metric, x->base, x->cand, x->ratio, x->p_value, n,
+                x->regression ? "REGRESSION" : "ok", *x->why ? ": " : "", x->why);
+    }
+    fprintf(out, "%d regression%s in %zu comparisons\n", r->regressions,
+            r->regressions == 1 ? "" : "s", r->n);
+}
+
+ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return ryz_error(RYZ_EIO, "cannot write %s", path);
+    fprintf(f, "{\"regressions\": %d, \"rows\": [", r->regressions);
+    for (size_t i = 0; i < r->n; i++) {
+        const ryz_regress_row *x = &r->rows[i];
+        fprintf(f,
+                "%s\n  {\"case\": \"%s\", \"tp\": %d, \"metric\": \"%s\", \"base\": %.9g, "
+                "\"new\": %.9g, \"ratio\": %.9g, \"p\": %.9g, \"n_base\": %d, \"n_new\": %d, "
+                "\"regression\": %s, \"why\": \"%s\"}",
+                i ? "," : "", x->case_name, x->tp, x->metric, isfinite(x->base) ? x->base : 0,
+                isfinite(x->cand) ? x->cand : 0, x->ratio, x->p_value, x->n_base, x->n_cand,
+                x->regression ? "true" : "false", x->why);
+    }
+    fprintf(f, "\n]}\n");
+    if (fclose(f) != 0) return ryz_error(RYZ_EIO, "short write to %s", path);
+    return RYZ_OK;
+}

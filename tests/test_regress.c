@@ -1,0 +1,181 @@
+/* Tests of the regression comparison (ryz/regress.h) and `ryz compare`. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ryz/regress.h"
+
+enum { N = 20 };
+
+/* Deterministic noise in [-1, 1). */
+static double noise(unsigned *state) {
+    *state = *state * 1103515245u + 12345u;
+    return ((*state >> 8) & 0xffff) / 32768.0 - 1.0;
+}
+
+/* A run of suite "s", case "a" (model `model`) at TP 2: N decode samples
+ * around `scale` seconds with +-`jitter` relative noise, one correctness row
+ * (pass) and one memory row of `mem` bytes. */
+static void make_run(ryz_results *r, const char *model, double scale, double jitter,
+                     unsigned seed, int pass, uint64_t mem) {
+    char text[128];
+    ryz_results_init(r);
+    snprintf(text, sizeof text, "[suite]\nname = s\n[case a]\nmodel = %s\nprompt = 1\n", model);
+    ryz_results_set_str(&r->meta.suite_name, "s");
+    ryz_results_set_str(&r->meta.suite_text, text);
+    for (int i = 0; i < N; i++) {
+        ryz_row_sample s = {.case_name = "a", .tp = 2, .metric = "decode_s", .iter = i};
+        s.value = scale * (1 + jitter * noise(&seed));
+        ryz_results_add_sample(r, &s);
+    }
+    ryz_row_correctness c = {.case_name = "a", .tp = 2, .max_abs = 1e-6, .pass = pass};
+    ryz_results_add_correctness(r, &c);
+    ryz_row_memory m = {.case_name = "a", .tp = 2, .rank = 0, .weights = mem};
+    ryz_results_add_memory(r, &m);
+}
+
+/* Compares and returns the row of `metric`. */
+static ryz_regress_row row_of(const ryz_results *b, const ryz_results *c, const char *metric,
+                              int *regressions) {
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    ck_assert_msg(ryz_regress_compare(b, c, &o, &r) == RYZ_OK, "%s", ryz_last_error());
+    ryz_regress_row found = {0};
+    for (size_t i = 0; i < r.n; i++)
+        if (!strcmp(r.rows[i].metric, metric)) found = r.rows[i];
+    *regressions = r.regressions;
+    ryz_regress_free(&r);
+    ck_assert_msg(found.metric[0], "no %s row", metric);
+    return found;
+}
+
+START_TEST(test_mann_whitney_exact) {
+    const double x[5] = {1, 2, 3, 4, 5}, y[5] = {6, 7, 8, 9, 10};
+    double p = ryz_mann_whitney_greater(x, 5, y, 5);
+    ck_assert_msg(fabs(p - 1.0 / 252) < 1e-12, "p %.17g, expected 1/252", p);
+    ck_assert_msg(ryz_mann_whitney_greater(y, 5, x, 5) == 1.0, "reverse order not p = 1");
+    ck_assert_msg(ryz_mann_whitney_greater(x, 0, y, 5) == 1.0, "empty side");
+    const double t[4] = {1, 1, 1, 1}; /* all tied: no evidence */
+    ck_assert_msg(ryz_mann_whitney_greater(t, 2, t + 2, 2) >= 0.5, "ties gave evidence");
+}
+END_TEST
+
+START_TEST(test_flags_20_percent_slowdown) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.012, 0.05, 2, 1, 1000);
+    int n;
+    ryz_regress_row row = row_of(&b, &c, "decode_s", &n);
+    ck_assert_msg(row.regression && n == 1, "20%% slowdown not flagged: ratio %.3f p %.3g",
+                  row.ratio, row.p_value);
+    ck_assert_msg(strstr(row.why, "slower"), "why: %s", row.why);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+START_TEST(test_quiet_on_noise) {
+    for (unsigned seed = 3; seed < 13; seed++) {
+        ryz_results b, c;
+        double shift = seed % 2 ? 1.05 : 0.95;
+        make_run(&b, "synthetic:tiny", 0.010, 0.05, seed, 1, 1000);
+        make_run(&c, "synthetic:tiny", 0.010 * shift, 0.05, seed + 100, 1, 1000);
+        int n;
+        ryz_regress_row row = row_of(&b, &c, "decode_s", &n);
+        ck_assert_msg(n == 0, "+-5%% noise flagged (seed %u): ratio %.3f p %.3g", seed,
+                      row.ratio, row.p_value);
+        ryz_results_free(&b);
+        ryz_results_free(&c);
+    }
+}
+END_TEST
+
+START_TEST(test_correctness_and_memory) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.010, 0.05, 1, 0, 1100);
+    int n;
+    ck_assert_int_eq(row_of(&b, &c, "correctness", &n).regression, 1);
+    ck_assert_int_eq(row_of(&b, &c, "memory_bytes", &n).regression, 1);
+    ck_assert_int_eq(n, 2);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+START_TEST(test_refuses_mismatch) {
+    ryz_results b, c;
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:15m", 0.01, 0.05, 1, 1, 1000);
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "different models"), "%s", ryz_last_error());
+    ryz_results_set_str(&c.meta.suite_name, "other");
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "different suites"), "%s", ryz_last_error());
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+/* Runs `ryz compare ARGS`, returning the exit code and stdout in out. */
+static int run_compare(const char *args, char *out, size_t cap) {
+    const char *bin = getenv("RYZ_BIN") ? getenv("RYZ_BIN") : "build/ryz";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s compare %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(test_cli_compare) {
+    ryz_results b, c, d;
+    char pb[] = "/tmp/ryz_regress_bXXXXXX", pc[] = "/tmp/ryz_regress_cXXXXXX", out[8192], args[256];
+    char pd[] = "/tmp/ryz_regress_dXXXXXX";
+    close(mkstemp(pb)), close(mkstemp(pc)), close(mkstemp(pd));
+    make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.013, 0.05, 2, 1, 1000);
+    make_run(&d, "synthetic:15m", 0.010, 0.05, 1, 1, 1000);
+    ck_assert(ryz_results_write(&b, pb) == RYZ_OK && ryz_results_write(&c, pc) == RYZ_OK &&
+              ryz_results_write(&d, pd) == RYZ_OK);
+    snprintf(args, sizeof args, "%s %s", pb, pb);
+    ck_assert_msg(run_compare(args, out, sizeof out) == 0, "A vs A:\n%s", out);
+    snprintf(args, sizeof args, "%s %s", pb, pc);
+    ck_assert_msg(run_compare(args, out, sizeof out) == 1 && strstr(out, "decode_s") &&
+                      strstr(out, "REGRESSION"),
+                  "slowed copy:\n%s", out);
+    snprintf(args, sizeof args, "%s %s", pb, pd);
+    ck_assert_msg(run_compare(args, out, sizeof out) == 2 && strstr(out, "different models"),
+                  "other model:\n%s", out);
+    ck_assert_msg(run_compare("/nonexistent.h5 /nonexistent.h5", out, sizeof out) == 2, "%s", out);
+    unlink(pb), unlink(pc), unlink(pd);
+    ryz_results_free(&b), ryz_results_free(&c), ryz_results_free(&d);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("regress");
+    TCase *tc = tcase_create("regress");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_mann_whitney_exact);
+    tcase_add_test(tc, test_flags_20_percent_slowdown);
+    tcase_add_test(tc, test_quiet_on_noise);
+    tcase_add_test(tc, test_correctness_and_memory);
+    tcase_add_test(tc, test_refuses_mismatch);
+    tcase_add_test(tc, test_cli_compare);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
