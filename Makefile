@@ -25,6 +25,12 @@ CFLAGS   += --coverage -O0
 LDFLAGS  += --coverage
 endif
 
+# SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer (make test-sanitize).
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
 ifeq ($(CUDA),1)
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
 CFLAGS   += -DRYZ_WITH_CUDA -I$(CUDA_HOME)/include
@@ -40,7 +46,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
 .DEFAULT_GOAL := all
-.PHONY: all deps deps-check run test bench coverage clean format golden FORCE
+.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden FORCE
 
 # The git revision recorded in results; measure.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -104,6 +110,31 @@ coverage: deps
 	@bash tests/run.sh build-cov
 	@bash scripts/coverage.sh build-cov
 
+# Everything built with ASan and UBSan in build-san, then every test. Leak
+# detection is off: Open MPI's own allocations are reported as leaks.
+test-sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ryz \
+	  $(TESTS:$(BUILD)/%=build-san/%)
+	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  bash tests/run.sh build-san
+
+# libFuzzer harnesses, one per checkpoint parser (tests/fuzz/fuzz_*.c), each
+# run for FUZZ_RUNS inputs from its seed corpus tests/corpus/<parser>/ (new
+# inputs go to build-fuzz/corpus-<parser>/).
+FUZZ_RUNS ?= 20000
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SRC  := $(wildcard src/ckpt/*.c src/core/*.c)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard src/ckpt/*.h include/ryz/*.h tests/fuzz/*.h)
+	@mkdir -p build-fuzz
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Iinclude $< $(FUZZ_SRC) -o $@ -lm -pthread
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do p=$${f#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus-$$p; \
+	  echo "=== fuzz $$p (log: build-fuzz/$$p.log)"; \
+	  $$f -runs=$(FUZZ_RUNS) build-fuzz/corpus-$$p tests/corpus/$$p >build-fuzz/$$p.log 2>&1 \
+	  || { tail -n 40 build-fuzz/$$p.log; exit 1; }; tail -n 1 build-fuzz/$$p.log; done
+
 # Regenerates reference/ (a deliberate act: review and commit the diff).
 golden: $(BUILD)/tests/test_golden
 	$(BUILD)/tests/test_golden --write reference
@@ -112,6 +143,6 @@ format:
 	clang-format -i src/*/*.c include/ryz/*.h tests/*.c
 
 clean:
-	rm -rf build build-cov
+	rm -rf build build-cov build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -59,4 +59,73 @@ void ryz_weights_close(ryz_weights *w);
 ryz_status ryz_ckpt_open(const char *path, int tp, int rank, ryz_model_config *cfg,
                          ryz_weights **out);
 
+/* ---- Added by the checkpoint issue: hashing, writers, tokenizer. ---- */
+
+/* SHA-256 (FIPS 180-4), streaming. */
+typedef struct {
+    uint32_t h[8];
+    uint64_t len; /* bytes hashed so far */
+    uint8_t buf[64];
+    size_t n; /* bytes waiting in buf */
+} ryz_sha256;
+void ryz_sha256_init(ryz_sha256 *s);
+void ryz_sha256_update(ryz_sha256 *s, const void *data, size_t n);
+/* Finishes the digest into out (the state is spent). */
+void ryz_sha256_final(ryz_sha256 *s, uint8_t out[32]);
+/* SHA-256 of a buffer as 64 lower-case hex digits plus NUL. */
+void ryz_sha256_hex(const void *data, size_t n, char hex[65]);
+
+/* One block a rank asks its source for (see ryz_weights_fill). */
+typedef struct {
+    uint32_t t;
+    int64_t row0;
+    int nrows;
+    int64_t col0;
+    int ncols;
+} ryz_block;
+
+/* Writes DIR/rank{rank}.safetensors: exactly `blocks` of w (float32, in
+ * the given order, padding rows included), streamed one block at a time;
+ * creates DIR if needed; hex receives the file's SHA-256. The file is
+ * written under a temporary name and renamed when complete. */
+ryz_status ryz_ckpt_write_rank(const char *dir, int tp, int rank, const ryz_model_config *cfg,
+                               ryz_weights *w, const ryz_block *blocks, int nblocks,
+                               char hex[65]);
+/* Writes DIR/config.json of a sharded checkpoint: cfg, tp, format version,
+ * the source's name and the SHA-256 of each of the tp rank files. */
+ryz_status ryz_ckpt_write_shard_config(const char *dir, const char *source, int tp,
+                                       const ryz_model_config *cfg, char (*hex)[65]);
+/* Exports the whole model of w as a llama2.c version-0 checkpoint (separate
+ * classifier: negative vocab), streaming tensor by tensor. */
+ryz_status ryz_ckpt_export_llama2c(const char *path, const ryz_model_config *cfg, ryz_weights *w);
+/* Exports w as a Hugging Face LlamaForCausalLM directory: config.json and
+ * model.safetensors (float32, q/k rows permuted the Hugging Face way). */
+ryz_status ryz_ckpt_export_hf(const char *dir, const ryz_model_config *cfg, ryz_weights *w);
+
+/* Runs parser `name` (json, safetensors, llama2c, hf_config, shard_config,
+ * tokenizer) over an in-memory file of n bytes: what the fuzz harnesses and
+ * the corpus tests call. OK, EINVAL or EIO; never crashes on any input. */
+ryz_status ryz_ckpt_parse_buffer(const char *name, const void *data, size_t n);
+/* The parser names above, NULL-terminated. */
+extern const char *const ryz_ckpt_parsers[];
+
+/* llama2.c tokenizer.bin: the vocabulary with merge scores. */
+typedef struct ryz_tokenizer ryz_tokenizer;
+/* Loads tokenizer.bin for a model of `vocab` tokens. EINVAL/EIO naming the
+ * file and the field on bad input. */
+ryz_status ryz_tokenizer_load(const char *path, int vocab, ryz_tokenizer **out);
+/* The same from n bytes in memory (path only names it in messages). */
+ryz_status ryz_tokenizer_parse(const char *path, const void *data, size_t n, int vocab,
+                               ryz_tokenizer **out);
+/* Encodes UTF-8 text exactly as llama2.c's encode(): optional BOS (1),
+ * dummy-prefix " ", code points looked up (byte fallback <0xXX> = byte + 3),
+ * then merges of the best-scoring adjacent pair until none applies;
+ * optional EOS (2). *ids is malloc'd (*n ids). */
+ryz_status ryz_tokenizer_encode(const ryz_tokenizer *t, const char *text, int bos, int eos,
+                                int **ids, int *n);
+/* The text of token id after token prev (llama2.c's decode: leading space
+ * dropped after BOS, <0xXX> as the raw byte); "" for an id out of range. */
+const char *ryz_tokenizer_decode(const ryz_tokenizer *t, int prev, int id);
+void ryz_tokenizer_free(ryz_tokenizer *t);
+
 #endif

@@ -13,6 +13,9 @@ int ryz_cmd_plot(int argc, char **argv);    /* src/cli/plot.c */
 int ryz_cmd_report(int argc, char **argv);  /* src/cli/report.c */
 int ryz_cmd_comm(int argc, char **argv);    /* src/cli/comm.c */
 int ryz_cmd_project(int argc, char **argv); /* src/cli/project.c */
+int ryz_cmd_compare(int argc, char **argv); /* src/cli/compare.c */
+int ryz_cmd_shard(int argc, char **argv);   /* src/cli/shard.c */
+int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
 
 /* Process-level set-up shared by commands that may run on several ranks.
  * When `np` > 1 and this process was not started by mpirun, re-executes

@@ -22,6 +22,9 @@ static void usage(FILE *f) {
             "  report FILE.h5    write a Markdown scaling report [-o DIR]\n"
             "  comm              collective benchmark (nccl-tests conventions)\n"
             "  project           project scaling from a fitted alpha-beta cost model\n"
+            "  compare A.h5 B.h5 regression check: slowdowns (Mann-Whitney), correctness, memory\n"
+            "  shard             write a one-file-per-rank checkpoint (--model --tp --out)\n"
+            "  export            write a model as llama2.c or Hugging Face (--model --format --out)\n"
             "  version           print the version\n"
             "\n"
             "`ryz <command> --help` describes a command. Exit codes: 0 ok, 1 a check\n"
@@ -40,7 +43,9 @@ int main(int argc, char **argv) {
     } cmds[] = {{"suite", ryz_cmd_suite},   {"generate", ryz_cmd_generate},
                 {"bench", ryz_cmd_bench},   {"show", ryz_cmd_show},
                 {"plot", ryz_cmd_plot},     {"report", ryz_cmd_report},
-                {"comm", ryz_cmd_comm},     {"project", ryz_cmd_project}};
+                {"comm", ryz_cmd_comm},     {"project", ryz_cmd_project},
+                {"shard", ryz_cmd_shard},   {"export", ryz_cmd_export},
+                {"compare", ryz_cmd_compare}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -1,0 +1,4 @@
+/* libFuzzer harness: safetensors headers (lengths, dtypes, shapes, offsets, overlap). */
+#include "harness.h"
+
+RYZ_FUZZ_TARGET("safetensors")
