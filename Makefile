@@ -48,12 +48,12 @@ LIB      := $(BUILD)/libryz.a
 .DEFAULT_GOAL := all
 .PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden FORCE
 
-# The git revision recorded in results; measure.o rebuilds when it changes.
+# The git revision recorded in results; meta.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/gitrev: FORCE
 	@mkdir -p $(BUILD); echo '$(GIT_REV)' | cmp -s - $@ || echo '$(GIT_REV)' > $@
-$(BUILD)/obj/suite/measure.o: $(BUILD)/gitrev
-$(BUILD)/obj/suite/measure.o: CFLAGS += -DRYZ_GIT_REV='"$(GIT_REV)"'
+$(BUILD)/obj/results/meta.o: $(BUILD)/gitrev
+$(BUILD)/obj/results/meta.o: CFLAGS += -DRYZ_GIT_REV='"$(GIT_REV)"'
 
 
 all: deps-check $(BUILD)/ryz

@@ -23,9 +23,6 @@ ryz_status ryz_bench_parse_size(const char *opt, const char *text, uint64_t *out
 /* Parses an --op value (allreduce, allgather, reducescatter, broadcast, all)
  * into a mask of bits (1u << op). EINVAL naming the bad value. */
 ryz_status ryz_bench_parse_ops(const char *text, unsigned *mask);
-/* nccl-tests bus bandwidth factor of op on k ranks: all_reduce 2(k-1)/k,
- * all_gather and reduce_scatter (k-1)/k, broadcast 1. */
-double ryz_bench_busbw_factor(ryz_comm_op op, int k);
 /* Algorithm bandwidth in GB/s (1e9 bytes/s) of `bytes` in `seconds`; 0 when
  * seconds <= 0. */
 double ryz_bench_algbw_gbs(uint64_t bytes, double seconds);
@@ -164,11 +161,5 @@ ryz_status ryz_fit_collectives(const ryz_results *res, ryz_comm_op op, ryz_fit *
  * case); NULL when there is none. */
 const ryz_row_timing *ryz_find_decode(const ryz_results *res, const char *case_name, int tp);
 
-/* ---- test-only hook, defined in src/comm/comm.c ---------------------------
- * TEST ONLY. While on, every all_reduce result on this process has element
- * count/2 incremented by 1 after the call, so a data check must fail. Starts
- * as RYZ_TEST_CORRUPT=1 in the environment says (read at the first
- * all_reduce). Belongs in comm.h; declared here until that header moves. */
-void ryz_comm_test_corrupt(int on);
 
 #endif

@@ -72,6 +72,16 @@ ryz_status ryz_comm_barrier(ryz_comm *c);
 void ryz_comm_abort(ryz_comm *c, int code);
 ryz_status ryz_comm_split_first(ryz_comm *c, int n, ryz_comm **out);
 
+/* nccl-tests bus bandwidth factor of op on k ranks: all-reduce 2(k-1)/k,
+ * all-gather and reduce-scatter (k-1)/k, broadcast 1. */
+double ryz_comm_busbw_factor(ryz_comm_op op, int k);
+
+/* TEST ONLY. While on, every all_reduce result on this process has element
+ * count/2 incremented by 1 after the call, so a data check must fail. Starts
+ * as RYZ_TEST_CORRUPT=1 in the environment says (read at the first
+ * all_reduce). */
+void ryz_comm_test_corrupt(int on);
+
 /* Profiling: records are kept in a fixed ring allocated at creation (no
  * allocation per call); the oldest are overwritten past capacity. */
 const char *ryz_comm_op_name(ryz_comm_op op);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define RYZ_VERSION "0.1.0"
+
 typedef enum {
     RYZ_OK = 0,
     RYZ_EINVAL,    /* bad input or usage: exit code 2 */

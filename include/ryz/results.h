@@ -101,6 +101,16 @@ ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row);
 /* Sets an owned string attribute (*field = strdup(value)). */
 ryz_status ryz_results_set_str(char **field, const char *value);
 
+/* Fills the tool and machine attributes of meta: tool version, git
+ * revision (of the build), UTC time, CPU model, cores, world size, threads
+ * per rank, the oversubscription flag (ranks on this host x threads >
+ * cores), and the given hosts, backends, suite name and suite text. */
+ryz_status ryz_results_meta_machine(ryz_results_meta *m, int world, int threads,
+                                    const char *hosts, const char *backends,
+                                    const char *suite_name, const char *suite_text);
+/* The git revision this build was made from ("unknown" outside git). */
+const char *ryz_git_rev(void);
+
 /* Writes the file atomically: PATH.tmp.PID is written, flushed, fsynced and
  * renamed to PATH, and the directory fsynced; on any failure the temporary
  * is removed and PATH is untouched. EIO naming the path and the HDF5 call. */

@@ -198,18 +198,6 @@ ryz_status ryz_bench_parse_ops(const char *text, unsigned *mask) {
                      text ? text : "");
 }
 
-double ryz_bench_busbw_factor(ryz_comm_op op, int k) {
-    switch (op) {
-    case RYZ_OP_ALL_REDUCE:
-        return 2.0 * (k - 1) / k;
-    case RYZ_OP_ALL_GATHER:
-    case RYZ_OP_REDUCE_SCATTER:
-        return (double)(k - 1) / k;
-    default:
-        return 1.0;
-    }
-}
-
 double ryz_bench_algbw_gbs(uint64_t bytes, double seconds) {
     return seconds > 0 ? (double)bytes / seconds / 1e9 : 0;
 }
@@ -394,7 +382,7 @@ static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_
     res->wrong = h->o->check ? (int64_t)wrong : -1;
     res->p50_us = s.median, res->p99_us = s.p99;
     res->algbw_gbs = ryz_bench_algbw_gbs(bytes, 1e-6 * res->time_us);
-    res->busbw_gbs = res->algbw_gbs * ryz_bench_busbw_factor(op, h->k);
+    res->busbw_gbs = res->algbw_gbs * ryz_comm_busbw_factor(op, h->k);
     return RYZ_OK;
 }
 

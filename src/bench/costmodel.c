@@ -46,7 +46,7 @@ double ryz_ring_time_us(ryz_comm_op op, const ryz_link *l, int k, double bytes) 
         return 0;
     /* bw GB/s = 1e3 bytes/us */
     return ryz_ring_steps(op, k) * l->alpha_us +
-           ryz_bench_busbw_factor(op, k) * bytes / (1e3 * l->bw_gbs);
+           ryz_comm_busbw_factor(op, k) * bytes / (1e3 * l->bw_gbs);
 }
 
 ryz_status ryz_link_from_fit(ryz_comm_op op, const ryz_fit *f, int k, ryz_link *out) {
@@ -60,7 +60,7 @@ ryz_status ryz_link_from_fit(ryz_comm_op op, const ryz_fit *f, int k, ryz_link *
                          ryz_comm_op_name(op), f->beta_us_per_byte);
     /* A negative fitted intercept (noise) is taken as 0. */
     out->alpha_us = fmax(0, f->alpha_us) / ryz_ring_steps(op, k);
-    out->bw_gbs = ryz_bench_busbw_factor(op, k) / f->beta_us_per_byte / 1e3;
+    out->bw_gbs = ryz_comm_busbw_factor(op, k) / f->beta_us_per_byte / 1e3;
     return RYZ_OK;
 }
 

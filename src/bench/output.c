@@ -10,12 +10,6 @@
 
 #include "internal.h"
 
-#ifndef RYZ_VERSION
-#define RYZ_VERSION "0.1.0"
-#endif
-#ifndef RYZ_GIT_REV
-#define RYZ_GIT_REV "unknown"
-#endif
 
 /* ---- tables ------------------------------------------------------------- */
 
@@ -91,46 +85,11 @@ void bench_print_footer(FILE *f, const ryz_bench_report *r) {
 
 /* ---- results tables ----------------------------------------------------- */
 
-/* The first "model name" of /proc/cpuinfo, or "unknown". */
-static void cpu_model(char *buf, size_t cap) {
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) != 0 || !colon)
-            continue;
-        snprintf(buf, cap, "%s", colon + 2);
-        buf[strcspn(buf, "\n")] = '\0';
-        break;
-    }
-    fclose(f);
-}
-
 /* Root attributes of a `ryz comm` run. */
 static ryz_status fill_meta(const ryz_bench_report *r, const char *cmdline, ryz_results_meta *m) {
-    char when[32], cpu[256], backends[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    cpu_model(cpu, sizeof cpu);
+    char backends[32];
     snprintf(backends, sizeof backends, "cpu+%s", r->backend);
-    m->world_size = r->world;
-    m->cores = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    m->threads_per_rank = 1;
-    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    m->oversubscribed = (local ? atoi(local) : r->world) > m->cores;
-    const char *vals[] = {RYZ_VERSION, RYZ_GIT_REV, when,   r->hosts ? r->hosts : "", backends,
-                          "cpu",       cpu,         "comm", cmdline ? cmdline : ""};
-    char **fields[] = {&m->tool_version, &m->git_rev,   &m->time_utc,   &m->hosts,     &m->backends,
-                       &m->device,       &m->cpu_model, &m->suite_name, &m->suite_text};
-    ryz_status st = RYZ_OK;
-    for (size_t i = 0; st == RYZ_OK && i < sizeof fields / sizeof fields[0]; i++)
-        st = ryz_results_set_str(fields[i], vals[i]);
-    return st;
+    return ryz_results_meta_machine(m, r->world, 1, r->hosts, backends, "comm", cmdline);
 }
 
 /* The /collectives row of one table row: its out-of-place placement. */
@@ -145,7 +104,7 @@ static ryz_row_collective collective_row(const ryz_bench_row *row, int world) {
     snprintf(c.case_name, sizeof c.case_name, "comm");
     snprintf(c.op, sizeof c.op, "%s", ryz_comm_op_name(row->op));
     c.algbw_gbs = ryz_bench_algbw_gbs(row->bytes, 1e-6 * p->p50_us);
-    c.busbw_gbs = c.algbw_gbs * ryz_bench_busbw_factor(row->op, world);
+    c.busbw_gbs = c.algbw_gbs * ryz_comm_busbw_factor(row->op, world);
     return c;
 }
 

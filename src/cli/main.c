@@ -4,9 +4,6 @@
 
 #include "ryz/cli.h"
 
-#ifndef RYZ_VERSION
-#define RYZ_VERSION "0.1.0"
-#endif
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -157,3 +157,12 @@ double ryz_comm_op_seconds(const ryz_comm *c, ryz_comm_op op, size_t *calls) {
     if (calls) *calls = k;
     return t;
 }
+
+double ryz_comm_busbw_factor(ryz_comm_op op, int k) {
+    switch (op) {
+    case RYZ_OP_ALL_REDUCE: return 2.0 * (k - 1) / k;
+    case RYZ_OP_ALL_GATHER:
+    case RYZ_OP_REDUCE_SCATTER: return (double)(k - 1) / k;
+    default: return 1.0;
+    }
+}

@@ -8,27 +8,6 @@
 
 #include "measure.h"
 
-#ifndef RYZ_VERSION
-#define RYZ_VERSION "0.1.0"
-#endif
-#ifndef RYZ_GIT_REV
-#define RYZ_GIT_REV "unknown"
-#endif
-
-static void cpu_model(char *buf, size_t cap) {
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) != 0 || !colon) continue;
-        snprintf(buf, cap, "%s", colon + 2);
-        buf[strcspn(buf, "\n")] = '\0';
-        break;
-    }
-    fclose(f);
-}
 
 /* Distinct hostnames of the world, comma-separated, in rank order. */
 static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
@@ -54,29 +33,11 @@ static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
 }
 
 ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta) {
-    char hosts[1024], cpu[256], when[32];
+    char hosts[1024];
     ryz_status st = world_hosts(world, hosts, sizeof hosts);
     if (st != RYZ_OK) return st;
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    cpu_model(cpu, sizeof cpu);
-    meta->world_size = ryz_comm_size(world);
-    meta->cores = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    meta->threads_per_rank = s->threads;
-    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    int local_ranks = local ? atoi(local) : meta->world_size;
-    meta->oversubscribed = local_ranks * s->threads > meta->cores;
-    const char *strs[][2] = {{RYZ_VERSION, NULL}, {RYZ_GIT_REV, NULL}, {when, NULL},
-                             {hosts, NULL}, {"cpu+mpi", NULL}, {"cpu", NULL},
-                             {cpu, NULL}, {s->name, NULL}, {s->text ? s->text : "", NULL}};
-    char **fields[] = {&meta->tool_version, &meta->git_rev, &meta->time_utc,
-                       &meta->hosts, &meta->backends, &meta->device,
-                       &meta->cpu_model, &meta->suite_name, &meta->suite_text};
-    for (size_t i = 0; st == RYZ_OK && i < sizeof fields / sizeof fields[0]; i++)
-        st = ryz_results_set_str(fields[i], strs[i][0]);
-    return st;
+    return ryz_results_meta_machine(meta, ryz_comm_size(world), s->threads, hosts, "cpu+mpi",
+                                    s->name, s->text);
 }
 
 ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out) {
@@ -91,15 +52,6 @@ ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *
     for (int i = 0; st == RYZ_OK && i < n * RANK_NFIELDS; i++) out[i] = all[i];
     free(all);
     return st;
-}
-
-double ryz_busbw_factor(ryz_comm_op op, int k) {
-    switch (op) {
-    case RYZ_OP_ALL_REDUCE: return 2.0 * (k - 1) / k;
-    case RYZ_OP_ALL_GATHER:
-    case RYZ_OP_REDUCE_SCATTER: return (double)(k - 1) / k;
-    default: return 1.0;
-    }
 }
 
 static int cmp_record(const void *a, const void *b) {
@@ -121,7 +73,7 @@ static void collective_row(const ryz_comm_record *recs, size_t n, const char *na
     snprintf(row.case_name, sizeof row.case_name, "%s", name);
     snprintf(row.op, sizeof row.op, "%s", ryz_comm_op_name(recs[0].op));
     row.algbw_gbs = st.median > 0 ? (double)row.bytes / st.median / 1e9 : 0;
-    row.busbw_gbs = row.algbw_gbs * ryz_busbw_factor(recs[0].op, tp);
+    row.busbw_gbs = row.algbw_gbs * ryz_comm_busbw_factor(recs[0].op, tp);
     ryz_results_add_collective(res, &row);
 }
 

@@ -20,7 +20,5 @@ ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *
  * in collectives. */
 double ryz_measure_collectives(const ryz_comm *c, const char *case_name, int tp,
                                ryz_results *res);
-/* nccl-tests bus bandwidth factor of op on k ranks. */
-double ryz_busbw_factor(ryz_comm_op op, int k);
 
 #endif
