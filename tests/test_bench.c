@@ -97,15 +97,15 @@ START_TEST(test_busbw_factors) {
     const int ks[] = {1, 2, 4, 8};
     for (int i = 0; i < 4; i++) {
         double k = ks[i];
-        assert_near("all_reduce", ryz_bench_busbw_factor(RYZ_OP_ALL_REDUCE, ks[i]), 2 * (k - 1) / k,
+        assert_near("all_reduce", ryz_comm_busbw_factor(RYZ_OP_ALL_REDUCE, ks[i]), 2 * (k - 1) / k,
                     1e-15);
-        assert_near("all_gather", ryz_bench_busbw_factor(RYZ_OP_ALL_GATHER, ks[i]), (k - 1) / k,
+        assert_near("all_gather", ryz_comm_busbw_factor(RYZ_OP_ALL_GATHER, ks[i]), (k - 1) / k,
                     1e-15);
-        assert_near("reduce_scatter", ryz_bench_busbw_factor(RYZ_OP_REDUCE_SCATTER, ks[i]),
+        assert_near("reduce_scatter", ryz_comm_busbw_factor(RYZ_OP_REDUCE_SCATTER, ks[i]),
                     (k - 1) / k, 1e-15);
-        assert_near("broadcast", ryz_bench_busbw_factor(RYZ_OP_BROADCAST, ks[i]), 1, 1e-15);
+        assert_near("broadcast", ryz_comm_busbw_factor(RYZ_OP_BROADCAST, ks[i]), 1, 1e-15);
     }
-    assert_near("k=8 all_reduce", ryz_bench_busbw_factor(RYZ_OP_ALL_REDUCE, 8), 1.75, 0);
+    assert_near("k=8 all_reduce", ryz_comm_busbw_factor(RYZ_OP_ALL_REDUCE, 8), 1.75, 0);
     assert_near("algbw 1 GB in 1 s", ryz_bench_algbw_gbs(1000000000, 1.0), 1.0, 1e-15);
     assert_near("algbw 8 MiB in 1 ms", ryz_bench_algbw_gbs(8 << 20, 1e-3), 8.388608, 1e-12);
     assert_near("algbw at 0 s", ryz_bench_algbw_gbs(8, 0), 0, 0);

@@ -69,7 +69,7 @@ START_TEST(test_sweep_checks_clean) {
                           ip ? "in place" : "out of place", (long long)r->place[ip].wrong);
         ck_assert(r->place[0].time_us > 0 && r->place[0].p50_us > 0);
         ck_assert(r->place[0].busbw_gbs ==
-                  r->place[0].algbw_gbs * ryz_bench_busbw_factor(r->op, g_k));
+                  r->place[0].algbw_gbs * ryz_comm_busbw_factor(r->op, g_k));
     }
     ryz_bench_report_free(&rep);
 }
