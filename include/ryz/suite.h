@@ -25,6 +25,27 @@ typedef struct {
     char comm[16];                  /* "mpi" (default) or "nccl" */
 } ryz_suite_case;
 
+/* A threshold for one TP degree; tp 0 applies to every TP > 1. */
+typedef struct {
+    int tp;
+    double value;
+} ryz_threshold;
+
+/* [acceptance]: hardware-acceptance thresholds; NAN (or n == 0) means not
+ * checked. Correctness (outputs within tolerance) is always checked. */
+typedef struct {
+    int present;                                   /* the file had [acceptance] */
+    ryz_threshold min_speedup[RYZ_SUITE_MAX_TP];   /* decode T1/Tk */
+    int n_min_speedup;
+    ryz_threshold min_efficiency[RYZ_SUITE_MAX_TP]; /* decode speedup / k */
+    int n_min_efficiency;
+    double max_allreduce_p99_us;   /* at allreduce_bytes, or every size measured */
+    double allreduce_bytes;        /* 0: every size */
+    double max_comm_fraction;      /* decode time in collectives / wall time */
+    double min_memory_efficiency;  /* (baseline / k) / largest rank */
+    double max_logit_error;        /* teacher-forced max abs error */
+} ryz_acceptance;
+
 typedef struct {
     char name[RYZ_SUITE_NAME_MAX]; /* [suite] name, default: file base name */
     int ranks;                     /* world size to launch; 0 = largest tp */
@@ -32,6 +53,7 @@ typedef struct {
     int warmup;                    /* untimed repetitions (default 1) */
     int threads;                   /* threads per rank (default 1) */
     double atol, rtol;             /* tolerance (default 1e-4, 1e-4) */
+    ryz_acceptance acc;            /* [acceptance] thresholds */
     ryz_suite_case *cases;         /* malloc'd array */
     int n_cases;
     char *text;                    /* the whole file (malloc'd), for results */
@@ -90,6 +112,35 @@ typedef struct {
  * ranks return the same result. */
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
                          ryz_results *res, int *failed);
+
+/* One acceptance check of one (case, TP): measured against threshold. */
+typedef struct {
+    char case_name[RYZ_SUITE_NAME_MAX];
+    int tp;
+    char check[32];     /* "outputs_within_tolerance", "speedup", "efficiency", ... */
+    char op[3];         /* ">=" or "<=" */
+    double measured, threshold;
+    int pass;
+    int skipped;        /* timing check on an oversubscribed run: not meaningful */
+    char note[96];
+} ryz_check;
+
+typedef struct {
+    ryz_check *checks;
+    int n, failed, skipped;
+} ryz_checks;
+
+/* Evaluates correctness (always) and the suite's [acceptance] thresholds
+ * against a run's results (rank 0's tables). Timing checks are skipped, not
+ * failed, when the run was oversubscribed. */
+ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz_checks *out);
+void ryz_checks_free(ryz_checks *c);
+/* One line per check, failures first. */
+void ryz_checks_print(const ryz_checks *c, FILE *out);
+/* JUnit XML: one <testsuite> per case, one <testcase> per (TP, check);
+ * failures carry the measured value and the threshold. Written atomically
+ * (temporary name, then rename). EIO naming the path. */
+ryz_status ryz_checks_write_junit(const ryz_checks *c, const char *suite_name, const char *path);
 
 /* The per-case table printed while a suite runs (and by `ryz show`). */
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out);

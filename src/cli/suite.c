@@ -9,17 +9,18 @@
 #include "ryz/suite.h"
 
 typedef struct {
-    const char *file, *out;
+    const char *file, *out, *junit;
     ryz_run_opts run;
 } suite_args;
 
 static void suite_usage(FILE *f) {
-    fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--quiet]\n"
+    fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--junit FILE.xml] [--quiet]\n"
                "  Runs every case of the suite file: TP=1 baseline, then each TP degree\n"
                "  teacher-forced and greedy, compared position by position, timed.\n"
                "  Writes RESULTS.h5 (default results/<suite>-<UTC time>.h5). Launches its\n"
-               "  own ranks (mpirun) when started outside mpirun. Exit: 0 all pass, 1 a\n"
-               "  check failed, 2 bad input, 3 communication failure.\n");
+               "  own ranks (mpirun) when started outside mpirun. Correctness and the suite's\n"
+               "  [acceptance] thresholds are checks; --junit writes them as JUnit XML.\n"
+               "  Exit: 0 all pass, 1 a check failed, 2 bad input, 3 communication failure.\n");
 }
 
 static ryz_status suite_parse_args(int argc, char **argv, suite_args *a, int *help) {
@@ -27,7 +28,10 @@ static ryz_status suite_parse_args(int argc, char **argv, suite_args *a, int *he
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) *help = 1;
         else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) a->run.quiet = 1;
-        else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+        else if (!strcmp(argv[i], "--junit")) {
+            if (i + 1 >= argc) return ryz_error(RYZ_EINVAL, "suite: --junit needs a path");
+            a->junit = argv[++i];
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
             if (i + 1 >= argc) return ryz_error(RYZ_EINVAL, "suite: %s needs a path", argv[i]);
             a->out = argv[++i];
         } else if (argv[i][0] == '-')
@@ -58,7 +62,30 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
     if (st != RYZ_OK) return st;
     if (a->out) snprintf(out, cap, "%s", a->out);
     else default_output(s, out, cap);
-    return ryz_results_check_writable(out);
+    st = ryz_results_check_writable(out);
+    if (st == RYZ_OK && a->junit) st = ryz_results_check_writable(a->junit);
+    return st;
+}
+
+/* Rank 0 after a completed run: the checks (correctness, [acceptance]),
+ * JUnit XML when asked, the results file and the verdict. *failed gets the
+ * number of failed checks. */
+static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, const ryz_results *res,
+                               const char *out, int *failed) {
+    ryz_checks checks;
+    ryz_status st = ryz_acceptance_evaluate(s, res, &checks);
+    if (st != RYZ_OK) return st;
+    if (s->acc.present || a->junit) ryz_checks_print(&checks, stdout);
+    if (a->junit) st = ryz_checks_write_junit(&checks, s->name, a->junit);
+    if (st == RYZ_OK) st = ryz_results_write(res, out);
+    if (st == RYZ_OK) {
+        *failed = checks.failed;
+        printf("\nsuite %s: %s (%d failed check%s of %d)\nresults: %s\n", s->name,
+               *failed ? "FAIL" : "PASS", *failed, *failed == 1 ? "" : "s", checks.n, out);
+        if (a->junit) printf("junit: %s\n", a->junit);
+    }
+    ryz_checks_free(&checks);
+    return st;
 }
 
 int ryz_cmd_suite(int argc, char **argv) {
@@ -90,12 +117,9 @@ int ryz_cmd_suite(int argc, char **argv) {
     st = ryz_cli_world(np, sub_argc, sub_argv, &world, &code);
     if (st == RYZ_OK) st = ryz_suite_run(&s, world, &a.run, &res, &failed);
     int lead = world && ryz_comm_rank(world) == 0;
-    if (st == RYZ_OK && lead) st = ryz_results_write(&res, out);
+    if (st == RYZ_OK && lead) st = suite_finish(&a, &s, &res, out, &failed);
     if (st != RYZ_OK) code = ryz_cli_fail(st, world);
     else code = failed ? 1 : 0;
-    if (st == RYZ_OK && lead)
-        printf("\nsuite %s: %s (%d failed check%s)\nresults: %s\n", s.name,
-               failed ? "FAIL" : "PASS", failed, failed == 1 ? "" : "s", out);
     ryz_cli_world_free(world);
     ryz_results_free(&res);
     ryz_suite_free(&s);

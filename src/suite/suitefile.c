@@ -21,7 +21,7 @@
 #define SUITE_FILE_MAX (1024L * 1024L) /* ryz_suite_load refuses larger files */
 #define MSG_MAX 512
 
-enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE };
+enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE, SECT_ACCEPT };
 
 /* Keys of each section, in the order of the switch in set_*_key. */
 enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_NSUITE };
@@ -31,10 +31,18 @@ static const char *const SUITE_KEYS[K_NSUITE] = {"name",    "ranks", "repeat", "
                                                  "threads", "atol",  "rtol"};
 static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
                                                "new_tokens", "backend", "comm"};
+enum { K_MIN_SPEEDUP, K_MIN_EFF, K_MAX_AR_P99, K_AR_BYTES, K_MAX_COMM, K_MIN_MEM, K_MAX_ERR,
+       K_NACCEPT };
+static const char *const ACCEPT_KEYS[K_NACCEPT] = {
+    "min_speedup",       "min_efficiency",        "max_allreduce_p99_us", "allreduce_bytes",
+    "max_comm_fraction", "min_memory_efficiency", "max_logit_error"};
+#define ACCEPT_KNOWN                                                                             \
+    "min_speedup, min_efficiency, max_allreduce_p99_us, allreduce_bytes, max_comm_fraction, "    \
+    "min_memory_efficiency, max_logit_error"
 #define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol"
 #define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm"
 
-#define MAX_KEYS ((int)K_NSUITE > (int)K_NCASE ? (int)K_NSUITE : (int)K_NCASE)
+#define MAX_KEYS 16
 
 typedef struct {
     const char *where;      /* source name for messages */
@@ -172,6 +180,8 @@ ryz_status ryz_parse_ids(const char *text, int **ids, int *n) {
 static const char *sect_label(const parser *p, char *buf, size_t cap) {
     if (p->sect == SECT_SUITE)
         return "[suite]";
+    if (p->sect == SECT_ACCEPT)
+        return "[acceptance]";
     snprintf(buf, cap, "[case %s]", p->s->cases[p->s->n_cases - 1].name);
     return buf;
 }
@@ -271,6 +281,46 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
     }
 }
 
+/* Parses "3.8" (every TP > 1) or "2:1.9 4:3.8" into a threshold list. */
+static ryz_status set_thresholds(const parser *p, const char *key, const char *val,
+                                 ryz_threshold *t, int *n) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", val);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, " ,\t", &save); tok;
+         tok = strtok_r(NULL, " ,\t", &save)) {
+        char *colon = strchr(tok, ':'), *end;
+        long tp = 0;
+        if (colon && (!to_long((*colon = '\0', tok), 1, 4096, &tp)))
+            return perr(p, p->line, "bad TP '%s' in %s (want TP:VALUE, e.g. 4:3.8)", tok, key);
+        double v = strtod(colon ? colon + 1 : tok, &end);
+        if (*n == RYZ_SUITE_MAX_TP || end == (colon ? colon + 1 : tok) || *end || !(v > 0))
+            return perr(p, p->line, "bad value in %s = %s (want VALUE or TP:VALUE pairs, > 0)",
+                        key, val);
+        t[(*n)++] = (ryz_threshold){(int)tp, v};
+    }
+    return RYZ_OK;
+}
+
+/* Applies key number k of [acceptance]. */
+static ryz_status set_accept_key(const parser *p, int k, const char *val) {
+    ryz_acceptance *a = &p->s->acc;
+    const char *key = ACCEPT_KEYS[k];
+    double *dst[] = {NULL, NULL, &a->max_allreduce_p99_us, &a->allreduce_bytes,
+                     &a->max_comm_fraction, &a->min_memory_efficiency, &a->max_logit_error};
+    if (k == K_MIN_SPEEDUP) return set_thresholds(p, key, val, a->min_speedup, &a->n_min_speedup);
+    if (k == K_MIN_EFF)
+        return set_thresholds(p, key, val, a->min_efficiency, &a->n_min_efficiency);
+    if (k == K_AR_BYTES) {
+        long b;
+        if (!to_long(val, 4, 1L << 40, &b))
+            return perr(p, p->line, "bad value '%s' for %s (want bytes >= 4)", val, key);
+        a->allreduce_bytes = (double)b;
+        return RYZ_OK;
+    }
+    return set_pos_double(p, key, val, dst[k]);
+}
+
 /* Applies key number k (K_MODEL..) of the current [case]. */
 static ryz_status set_case_key(const parser *p, int k, const char *val) {
     ryz_suite_case *c = &p->s->cases[p->s->n_cases - 1];
@@ -329,11 +379,14 @@ static ryz_status parse_pair(parser *p, char *line) {
     if (p->sect == SECT_NONE)
         return perr(p, p->line, "key '%s' before any section (put it under [suite] or [case NAME])",
                     key);
-    int suite = p->sect == SECT_SUITE;
-    int k = suite ? key_index(SUITE_KEYS, K_NSUITE, key) : key_index(CASE_KEYS, K_NCASE, key);
+    int suite = p->sect == SECT_SUITE, accept = p->sect == SECT_ACCEPT;
+    int k = suite    ? key_index(SUITE_KEYS, K_NSUITE, key)
+            : accept ? key_index(ACCEPT_KEYS, K_NACCEPT, key)
+                     : key_index(CASE_KEYS, K_NCASE, key);
     if (k < 0)
         return perr(p, p->line, "unknown key '%s' in %s (known: %s)", key,
-                    sect_label(p, label, sizeof label), suite ? SUITE_KNOWN : CASE_KNOWN);
+                    sect_label(p, label, sizeof label),
+                    suite ? SUITE_KNOWN : accept ? ACCEPT_KNOWN : CASE_KNOWN);
     if (p->key_line[k])
         return perr(p, p->line, "duplicate key '%s' in %s (first set at line %d)", key,
                     sect_label(p, label, sizeof label), p->key_line[k]);
@@ -343,6 +396,7 @@ static ryz_status parse_pair(parser *p, char *line) {
         return st;
     if (!*val)
         return perr(p, p->line, "empty value for %s (want '%s = VALUE')", key, key);
+    if (accept) return set_accept_key(p, k, val);
     return suite ? set_suite_key(p, k, val) : set_case_key(p, k, val);
 }
 
@@ -434,9 +488,17 @@ static ryz_status parse_header(parser *p, char *line) {
     p->sect_line = p->line;
     if (strcmp(inner, "suite") == 0)
         return open_suite(p);
+    if (strcmp(inner, "acceptance") == 0) {
+        if (p->s->acc.present)
+            return perr(p, p->line, "duplicate [acceptance] section");
+        p->s->acc.present = 1;
+        p->sect = SECT_ACCEPT;
+        return RYZ_OK;
+    }
     if (strncmp(inner, "case", 4) == 0 && (inner[4] == '\0' || isspace((unsigned char)inner[4])))
         return open_case(p, trim(inner + 4));
-    return perr(p, p->line, "unknown section '[%.60s]' (known: [suite], [case NAME])", inner);
+    return perr(p, p->line, "unknown section '[%.60s]' (known: [suite], [acceptance], [case NAME])",
+                inner);
 }
 
 /* Handles one line of text (without its newline). */
@@ -475,6 +537,8 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->threads = 1;
     s->atol = 1e-4;
     s->rtol = 1e-4;
+    s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;
+    s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
     s->text = strdup(text);
     if (!s->text)
         return ryz_error(RYZ_ENOMEM, "%s: out of memory for the suite text", where);

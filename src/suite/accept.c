@@ -1,0 +1,198 @@
+/* Acceptance gating: correctness and the [acceptance] thresholds of a suite
+ * evaluated on a run's results, printed and written as JUnit XML. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ryz/suite.h"
+
+/* Appends a check; `higher` says whether measured must be >= threshold. */
+static ryz_status add_check(ryz_checks *c, const char *name, int tp, const char *check,
+                            double measured, double threshold, int higher, int skip) {
+    ryz_check *k = realloc(c->checks, (size_t)(c->n + 1) * sizeof *k);
+    if (!k) return ryz_error(RYZ_ENOMEM, "out of memory for acceptance checks");
+    c->checks = k;
+    ryz_check *x = &k[c->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->case_name, sizeof x->case_name, "%s", name);
+    snprintf(x->check, sizeof x->check, "%s", check);
+    snprintf(x->op, sizeof x->op, "%s", higher ? ">=" : "<=");
+    x->tp = tp, x->measured = measured, x->threshold = threshold;
+    x->skipped = skip;
+    x->pass = skip || (higher ? measured >= threshold : measured <= threshold);
+    if (skip) snprintf(x->note, sizeof x->note, "oversubscribed run: timing not meaningful");
+    c->failed += !x->pass;
+    c->skipped += skip;
+    return RYZ_OK;
+}
+
+/* The threshold for tp in a list (exact TP first, then the tp-0 default). */
+static double threshold_for(const ryz_threshold *t, int n, int tp) {
+    double any = NAN;
+    for (int i = 0; i < n; i++) {
+        if (t[i].tp == tp) return t[i].value;
+        if (t[i].tp == 0) any = t[i].value;
+    }
+    return any;
+}
+
+/* Worst all-reduce p99 of (case, tp), at `bytes` when nonzero. */
+static double allreduce_p99(const ryz_results *r, const char *name, int tp, double bytes) {
+    double worst = NAN;
+    for (size_t i = 0; i < r->n_collectives; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        if (c->tp != tp || strcmp(c->case_name, name) || strcmp(c->op, "all_reduce")) continue;
+        if (bytes > 0 && (double)c->bytes != bytes) continue;
+        if (isnan(worst) || c->p99_us > worst) worst = c->p99_us;
+    }
+    return worst;
+}
+
+static double mem_eff(const ryz_results *r, const char *name, int tp) {
+    double worst = NAN;
+    for (size_t i = 0; i < r->n_memory; i++)
+        if (r->memory[i].tp == tp && !strcmp(r->memory[i].case_name, name))
+            worst = isnan(worst) ? r->memory[i].mem_efficiency
+                                 : fmin(worst, r->memory[i].mem_efficiency);
+    return worst;
+}
+
+static const ryz_row_timing *decode_row(const ryz_results *r, const char *name, int tp) {
+    for (size_t i = 0; i < r->n_timing; i++)
+        if (r->timing[i].tp == tp && !strcmp(r->timing[i].case_name, name) &&
+            !strcmp(r->timing[i].phase, "decode"))
+            return &r->timing[i];
+    return NULL;
+}
+
+/* The threshold checks of one sharded (case, tp). */
+static ryz_status check_scaling(const ryz_acceptance *a, const ryz_results *r,
+                                const ryz_row_correctness *row, ryz_checks *out) {
+    const char *n = row->case_name;
+    int tp = row->tp, skip = r->meta.oversubscribed;
+    const ryz_row_timing *d = decode_row(r, n, tp);
+    double sp = threshold_for(a->min_speedup, a->n_min_speedup, tp);
+    double ef = threshold_for(a->min_efficiency, a->n_min_efficiency, tp);
+    double p99 = allreduce_p99(r, n, tp, a->allreduce_bytes), me = mem_eff(r, n, tp);
+    ryz_status st = RYZ_OK;
+    if (!isnan(sp)) st = add_check(out, n, tp, "speedup", d ? d->speedup : 0, sp, 1, skip);
+    if (st == RYZ_OK && !isnan(ef))
+        st = add_check(out, n, tp, "efficiency", d ? d->efficiency : 0, ef, 1, skip);
+    if (st == RYZ_OK && !isnan(a->max_allreduce_p99_us))
+        st = add_check(out, n, tp, "allreduce_p99_us", isnan(p99) ? INFINITY : p99,
+                       a->max_allreduce_p99_us, 0, skip);
+    if (st == RYZ_OK && !isnan(a->max_comm_fraction))
+        st = add_check(out, n, tp, "comm_fraction", d ? d->comm_fraction : 1,
+                       a->max_comm_fraction, 0, skip);
+    if (st == RYZ_OK && !isnan(a->min_memory_efficiency))
+        st = add_check(out, n, tp, "memory_efficiency", isnan(me) ? 0 : me,
+                       a->min_memory_efficiency, 1, 0);
+    return st;
+}
+
+ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz_checks *out) {
+    memset(out, 0, sizeof *out);
+    ryz_status st = RYZ_OK;
+    for (size_t i = 0; st == RYZ_OK && i < r->n_correctness; i++) {
+        const ryz_row_correctness *row = &r->correctness[i];
+        st = add_check(out, row->case_name, row->tp, "outputs_within_tolerance", row->pass, 1, 1,
+                       0);
+        if (st == RYZ_OK && !isnan(s->acc.max_logit_error))
+            st = add_check(out, row->case_name, row->tp, "logit_error", row->max_abs,
+                           s->acc.max_logit_error, 0, 0);
+        if (st == RYZ_OK && row->tp > 1) st = check_scaling(&s->acc, r, row, out);
+    }
+    if (st != RYZ_OK) ryz_checks_free(out);
+    return st;
+}
+
+void ryz_checks_free(ryz_checks *c) {
+    free(c->checks);
+    memset(c, 0, sizeof *c);
+}
+
+void ryz_checks_print(const ryz_checks *c, FILE *out) {
+    fprintf(out, "\nacceptance: %d checks, %d failed, %d skipped\n", c->n, c->failed, c->skipped);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < c->n; i++) {
+            const ryz_check *x = &c->checks[i];
+            if (x->pass != pass) continue;
+            fprintf(out, "  %-4s %-20s tp %-3d %-26s %12.4g %s %-10.4g %s\n",
+                    x->skipped ? "SKIP" : x->pass ? "ok" : "FAIL", x->case_name, x->tp, x->check,
+                    x->measured, x->op, x->threshold, x->note);
+        }
+}
+
+/* Writes s with XML's five special characters escaped. */
+static void xml_escaped(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+/* One <testsuite> with the checks of case `name`. */
+static void junit_case(FILE *f, const ryz_checks *c, const char *suite, const char *name) {
+    int n = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->checks[i].case_name, name))
+            n++, failed += !c->checks[i].pass, skipped += c->checks[i].skipped;
+    fprintf(f, "  <testsuite name=\"");
+    xml_escaped(f, suite), fputc('.', f), xml_escaped(f, name);
+    fprintf(f, "\" tests=\"%d\" failures=\"%d\" skipped=\"%d\">\n", n, failed, skipped);
+    for (int i = 0; i < c->n; i++) {
+        const ryz_check *x = &c->checks[i];
+        if (strcmp(x->case_name, name)) continue;
+        fprintf(f, "    <testcase classname=\"");
+        xml_escaped(f, suite), fputc('.', f), xml_escaped(f, name);
+        fprintf(f, "\" name=\"tp%d.%s\" time=\"0\">", x->tp, x->check);
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: measured %.6g, threshold %s %.6g", x->check, x->measured,
+                 x->op, x->threshold);
+        if (x->skipped) {
+            fprintf(f, "<skipped message=\"");
+            xml_escaped(f, x->note);
+            fprintf(f, "\"/>");
+        } else if (!x->pass) {
+            fprintf(f, "<failure type=\"threshold\" message=\"");
+            xml_escaped(f, msg);
+            fprintf(f, "\">");
+            xml_escaped(f, msg);
+            fprintf(f, "</failure>");
+        }
+        fprintf(f, "</testcase>\n");
+    }
+    fprintf(f, "  </testsuite>\n");
+}
+
+ryz_status ryz_checks_write_junit(const ryz_checks *c, const char *suite, const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return ryz_error(RYZ_EIO, "cannot write JUnit file %s", path);
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"");
+    xml_escaped(f, suite);
+    fprintf(f, "\" tests=\"%d\" failures=\"%d\" skipped=\"%d\">\n", c->n, c->failed, c->skipped);
+    for (int i = 0; i < c->n; i++) {
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = strcmp(c->checks[j].case_name, c->checks[i].case_name) != 0;
+        if (first) junit_case(f, c, suite, c->checks[i].case_name);
+    }
+    fprintf(f, "</testsuites>\n");
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return ryz_error(RYZ_EIO, "cannot write JUnit file %s", path);
+    }
+    return RYZ_OK;
+}
