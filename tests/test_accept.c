@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #include "ryz/suite.h"
 
 static const char *SUITE_TEXT =
@@ -169,9 +171,5 @@ int main(void) {
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

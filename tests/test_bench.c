@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #include "ryz/bench.h"
 
 static const ryz_comm_op OPS[] = {RYZ_OP_ALL_REDUCE, RYZ_OP_ALL_GATHER, RYZ_OP_REDUCE_SCATTER,
@@ -38,57 +40,11 @@ static ryz_bench_opts small_opts(void) {
                             .check = 1};
 }
 
-/* What one run of the binary did. */
-typedef struct {
-    int code;        /* exit status, -1 if it did not exit normally */
-    char *out, *err; /* captured (malloc'd) */
-} run_result;
-
-static const char *ryz_bin(void) {
-    const char *b = getenv("RYZ_BIN");
-    return b && *b ? b : "build/ryz";
-}
-
-/* The whole content of a file (malloc'd, NUL-terminated). */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* A fresh temporary path with `suffix` (the file is removed again). */
 static void temp_name(char *path, size_t cap, const char *suffix) {
     static int seq;
     snprintf(path, cap, "/tmp/ryz_test_bench_%d_%d%s", (int)getpid(), seq++, suffix);
     unlink(path);
-}
-
-/* Runs `ENV timeout 120 ryz ARGS`, capturing stdout and stderr. */
-static run_result run_ryz(const char *env, const char *args) {
-    ck_assert_msg(access(ryz_bin(), X_OK) == 0, "%s is not an executable (run make)", ryz_bin());
-    char out[64], err[64], cmd[2048];
-    temp_name(out, sizeof out, ".out");
-    temp_name(err, sizeof err, ".err");
-    snprintf(cmd, sizeof cmd, "%s timeout 120 %s %s >%s 2>%s </dev/null", env ? env : "", ryz_bin(),
-             args, out, err);
-    int st = system(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
-    return r;
-}
-
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
 }
 
 /* ---- bandwidth and sizes ------------------------------------------------ */
@@ -285,7 +241,7 @@ START_TEST(test_results_and_json) {
     ck_assert_msg(ryz_results_read(h5, &back) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_uint_eq(back.n_collectives, res.n_collectives);
     ck_assert_uint_eq(back.n_samples, res.n_samples);
-    char *text = slurp(js);
+    char *text = test_slurp(js, NULL);
     ck_assert_msg(text[0] == '{' && strstr(text, "\"collectives\": [") &&
                       strstr(text, "\"rows\": [") && strstr(text, "\"in_place\": null") &&
                       strstr(text, "\"op\": \"broadcast\""),
@@ -458,26 +414,26 @@ START_TEST(test_cli_corrupt_exits_1) {
     const char *runs[] = {"comm --np 1 -b 8 -e 64 -n 2 -w 0 -c 1",
                           "comm --np 2 -b 8 -e 64 -n 2 -w 0 -c 1"};
     for (int i = 0; i < 2; i++) {
-        run_result r = run_ryz("RYZ_TEST_CORRUPT=1", runs[i]);
+        test_run r = test_run_ryz("RYZ_TEST_CORRUPT=1", runs[i]);
         ck_assert_msg(r.code == 1, "%s: exit %d\n%s%s", runs[i], r.code, r.out, r.err);
         ck_assert_msg(strstr(r.out, "# Wrong elements       : ") && strstr(r.out, "FAILED"),
                       "%s:\n%s", runs[i], r.out);
-        run_free(&r);
-        r = run_ryz(NULL, runs[i]);
+        test_run_free(&r);
+        r = test_run_ryz(NULL, runs[i]);
         ck_assert_msg(r.code == 0, "%s without the hook: exit %d\n%s", runs[i], r.code, r.err);
         ck_assert_msg(strstr(r.out, ": 0 OK"), "%s:\n%s", runs[i], r.out);
-        run_free(&r);
+        test_run_free(&r);
     }
 }
 END_TEST
 
 START_TEST(test_cli_ranks_disagree) {
-    run_result r = run_ryz("RYZ_TEST_COMM_SKEW_RANK=1", "comm --np 2 --op all -b 8 -e 1K -n 2");
+    test_run r = test_run_ryz("RYZ_TEST_COMM_SKEW_RANK=1", "comm --np 2 --op all -b 8 -e 1K -n 2");
     ck_assert_msg(r.code == 2, "exit %d (124: hung)\n%s", r.code, r.err);
     ck_assert_msg(strstr(r.err, "rank 0 has all_reduce of 8 bytes") &&
                       strstr(r.err, "rank 1 has all_reduce of 12 bytes"),
                   "stderr:\n%s", r.err);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -494,17 +450,17 @@ START_TEST(test_cli_usage_errors) {
                          "project --results x.h5 --tp 2,x",
                          "project --results x.h5 --inter-node-bw 10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        run_result r = run_ryz(NULL, bad[i]);
+        test_run r = test_run_ryz(NULL, bad[i]);
         ck_assert_msg(r.code == 2, "ryz %s: exit %d\n%s", bad[i], r.code, r.err);
         ck_assert_msg(!strncmp(r.err, "ryz: error", 10), "ryz %s: stderr %s", bad[i], r.err);
-        run_free(&r);
+        test_run_free(&r);
     }
-    run_result r = run_ryz(NULL, "comm --help");
+    test_run r = test_run_ryz(NULL, "comm --help");
     ck_assert_msg(r.code == 0 && strstr(r.out, "usage: ryz comm"), "%s", r.out);
-    run_free(&r);
-    r = run_ryz(NULL, "project --help");
+    test_run_free(&r);
+    r = test_run_ryz(NULL, "project --help");
     ck_assert_msg(r.code == 0 && strstr(r.out, "usage: ryz project"), "%s", r.out);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -517,12 +473,12 @@ START_TEST(test_cli_comm_then_project) {
     temp_name(out, sizeof out, ".h5");
     snprintf(args, sizeof args, "comm --np 2 --op all -b 64 -e 64K -f 4 -n 5 -w 1 -o %s -J %s", h5,
              js);
-    run_result r = run_ryz(NULL, args);
+    test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0, "exit %d\n%s", r.code, r.err);
     ck_assert_msg(strstr(r.out, "# all_reduce") && strstr(r.out, "# broadcast") &&
                       strstr(r.out, "# Avg bus bandwidth    : "),
                   "%s", r.out);
-    run_free(&r);
+    test_run_free(&r);
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_int_eq(res.meta.world_size, 2);
@@ -530,12 +486,12 @@ START_TEST(test_cli_comm_then_project) {
     ryz_results_free(&res);
     snprintf(args, sizeof args, "project --results %s --tp 1,2,4,64 --compute-s 0.004 -o %s", h5,
              out);
-    r = run_ryz(NULL, args);
+    r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0, "exit %d\n%s", r.code, r.err);
     ck_assert_msg(strstr(r.out, "alpha") && strstr(r.out, "R^2") && strstr(r.out, "assumptions") &&
                       strstr(r.out, "\n    1      4000.00         0.00        4000.00"),
                   "%s", r.out);
-    run_free(&r);
+    test_run_free(&r);
     ck_assert_msg(ryz_results_read(out, &res) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_uint_eq(res.n_timing, 4);
     ck_assert_str_eq(res.timing[0].phase, "decode_proj");
@@ -555,13 +511,13 @@ START_TEST(test_cli_project_measured) {
     ck_assert_int_eq(ryz_results_write(&res, h5), RYZ_OK);
     ryz_results_free(&res);
     snprintf(args, sizeof args, "project --results %s --tp 1,2", h5);
-    run_result r = run_ryz(NULL, args);
+    test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0, "exit %d\n%s", r.code, r.err);
     ck_assert_msg(strstr(r.out, "\n    1      4000.00         0.00        4000.00      1.00      "
                                 "100.0%       4000.00"),
                   "%s", r.out);
     ck_assert_msg(strstr(r.out, "2500.00"), "tp 2 measured missing:\n%s", r.out);
-    run_free(&r);
+    test_run_free(&r);
     unlink(h5);
 }
 END_TEST
@@ -596,9 +552,5 @@ static Suite *bench_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(bench_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(bench_suite());
 }

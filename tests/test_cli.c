@@ -12,18 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* What one run of the binary did. */
-typedef struct {
-    int code;  /* exit status, or -1 if it did not exit normally */
-    char *out; /* stdout (malloc'd) */
-    char *err; /* stderr (malloc'd) */
-} run_result;
-
-/* The binary under test. */
-static const char *ryz_bin(void) {
-    const char *b = getenv("RYZ_BIN");
-    return b && *b ? b : "build/ryz";
-}
+#include "testutil.h"
 
 /* A new empty temporary file; its path is written to `path` (32 bytes). */
 static void temp_path(char *path) {
@@ -31,45 +20,6 @@ static void temp_path(char *path) {
     int fd = mkstemp(path);
     ck_assert_msg(fd >= 0, "mkstemp failed");
     close(fd);
-}
-
-/* The whole content of a file (malloc'd, NUL-terminated); *len its size. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-/* Runs `ENV ryz ARGS` through the shell, capturing stdout and stderr. */
-static run_result run_ryz(const char *env, const char *args) {
-    ck_assert_msg(access(ryz_bin(), X_OK) == 0, "%s is not an executable (run make first)",
-                  ryz_bin());
-    char out[32], err[32], cmd[2048];
-    temp_path(out);
-    temp_path(err);
-    snprintf(cmd, sizeof cmd, "%s %s %s >%s 2>%s </dev/null", env ? env : "", ryz_bin(), args, out,
-             err);
-    int st = system(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out, NULL), slurp(err, NULL)};
-    unlink(out);
-    unlink(err);
-    return r;
-}
-
-/* Frees a run's captured output. */
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
 }
 
 /* Number of lines of a captured stream. */
@@ -83,7 +33,7 @@ static int count_lines(const char *s) {
 /* Runs ARGS expecting exit code `code` and an error of exactly one stderr
  * line containing `needle`, with nothing on stdout. */
 static void expect_one_line_error(const char *args, int code, const char *needle) {
-    run_result r = run_ryz(NULL, args);
+    test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == code, "ryz %s: exit %d, expected %d; stderr:\n%s", args, r.code, code,
                   r.err);
     ck_assert_msg(count_lines(r.err) == 1, "ryz %s: %d stderr lines, expected 1:\n%s", args,
@@ -91,45 +41,45 @@ static void expect_one_line_error(const char *args, int code, const char *needle
     ck_assert_msg(strstr(r.err, needle), "ryz %s: '%s' not in stderr '%s'", args, needle, r.err);
     ck_assert_msg(strncmp(r.err, "ryz: error", 10) == 0, "ryz %s: stderr '%s'", args, r.err);
     ck_assert_msg(r.out[0] == '\0', "ryz %s: unexpected stdout '%s'", args, r.out);
-    run_free(&r);
+    test_run_free(&r);
 }
 
 /* ============================================================ usage */
 
 START_TEST(test_no_args) {
-    run_result r = run_ryz(NULL, "");
+    test_run r = test_run_ryz(NULL, "");
     ck_assert_int_eq(r.code, 2);
     ck_assert_msg(strstr(r.err, "usage: ryz"), "stderr '%s'", r.err);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
 START_TEST(test_unknown_command) {
-    run_result r = run_ryz(NULL, "frobnicate");
+    test_run r = test_run_ryz(NULL, "frobnicate");
     ck_assert_int_eq(r.code, 2);
     ck_assert_msg(strstr(r.err, "unknown command 'frobnicate'"), "stderr '%s'", r.err);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
 START_TEST(test_help_and_version) {
     const char *helps[] = {"help", "--help", "-h"};
     for (int i = 0; i < 3; i++) {
-        run_result r = run_ryz(NULL, helps[i]);
+        test_run r = test_run_ryz(NULL, helps[i]);
         ck_assert_msg(r.code == 0, "ryz %s: exit %d", helps[i], r.code);
         ck_assert_msg(strstr(r.out, "usage: ryz") && strstr(r.out, "suite") &&
                           strstr(r.out, "generate"),
                       "ryz %s: stdout '%s'", helps[i], r.out);
-        run_free(&r);
+        test_run_free(&r);
     }
-    run_result r = run_ryz(NULL, "generate --help");
+    test_run r = test_run_ryz(NULL, "generate --help");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strstr(r.out, "--prompt-ids"), "stdout '%s'", r.out);
-    run_free(&r);
-    r = run_ryz(NULL, "version");
+    test_run_free(&r);
+    r = test_run_ryz(NULL, "version");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strncmp(r.out, "ryz ", 4) == 0, "stdout '%s'", r.out);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -199,12 +149,12 @@ START_TEST(test_generate_tp1_equals_tp2) {
     for (int k = 0; k < 2; k++) {
         temp_path(dump[k]);
         snprintf(args, sizeof args, "%s%s --dump-logits %s", base, k ? " --tp 2" : "", dump[k]);
-        run_result r = run_ryz(NULL, args);
+        test_run r = test_run_ryz(NULL, args);
         ck_assert_msg(r.code == 0, "ryz %s: exit %d; stderr:\n%s", args, r.code, r.err);
         ids[k] = ids_line(r.out);
-        run_free(&r);
+        test_run_free(&r);
         size_t len;
-        logits[k] = (float *)slurp(dump[k], &len);
+        logits[k] = (float *)test_slurp(dump[k], &len);
         unlink(dump[k]);
         ck_assert_msg(len == (size_t)ROWS * VOCAB * sizeof(float),
                       "%s: dump of %zu bytes, expected %d rows x %d floats", args, len, ROWS,
@@ -265,7 +215,7 @@ START_TEST(test_suite_ci_passes) {
     char h5[32], args[128];
     temp_path(h5);
     snprintf(args, sizeof args, "suite suites/ci.ini --quiet -o %s", h5);
-    run_result r = run_ryz(NULL, args);
+    test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0, "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
     ck_assert_msg(count_rows(r.out, 4, "PASS") >= 3, "fewer than 3 PASS rows for tp 4:\n%s", r.out);
     ck_assert_msg(count_rows(r.out, -1, "FAIL") == 0, "FAIL rows:\n%s", r.out);
@@ -274,7 +224,7 @@ START_TEST(test_suite_ci_passes) {
     ck_assert_msg(strstr(r.out, h5) && access(h5, R_OK) == 0, "results %s not written:\n%s", h5,
                   r.out);
     unlink(h5);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -282,7 +232,7 @@ START_TEST(test_suite_gate_fails_on_skew) {
     char h5[32], args[128];
     temp_path(h5);
     snprintf(args, sizeof args, "suite suites/ci.ini --quiet -o %s", h5);
-    run_result r = run_ryz("RYZ_TEST_SHARD_SKEW=1", args);
+    test_run r = test_run_ryz("RYZ_TEST_SHARD_SKEW=1", args);
     unlink(h5);
     ck_assert_msg(r.code == 1, "exit %d, expected 1; stdout:\n%s\nstderr:\n%s", r.code, r.out,
                   r.err);
@@ -292,7 +242,7 @@ START_TEST(test_suite_gate_fails_on_skew) {
                   "tp 1 rows:\n%s", r.out);
     ck_assert_msg(count_rows(r.out, 4, "PASS") == 0 && count_rows(r.out, 4, "FAIL") >= 3,
                   "tp 4 rows:\n%s", r.out);
-    run_free(&r);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -315,9 +265,5 @@ static Suite *cli_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(cli_suite());
 }

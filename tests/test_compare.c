@@ -1,11 +1,14 @@
 /* Tests of the logit comparison of a sharded run against the baseline
  * (ryz_compare_logits, ryz_compare_near_tie; DESIGN section 4.3). */
+#define _POSIX_C_SOURCE 200809L
 #include "ryz/suite.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "testutil.h"
 
 enum { ROWS = 3, VOCAB = 64 };
 #define ATOL 1e-4
@@ -246,9 +249,5 @@ static Suite *compare_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(compare_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(compare_suite());
 }

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define ENV_VAR "RYZ_TEST_CORE_ENV_INT"
 
 /* Asserts got[0..n) == want[0..n) exactly, naming the first differing element. */
@@ -586,9 +588,5 @@ static Suite *core_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(core_suite());
 }

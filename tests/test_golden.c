@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 #include "ryz/model.h"
 
 enum { MAX_IDS = 64, SHOWN = 8, MAX_POS = 3 };
@@ -147,9 +149,5 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_golden_matches, 0, n);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

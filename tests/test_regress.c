@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #include "ryz/regress.h"
 
 enum { N = 20 };
@@ -173,9 +175,5 @@ int main(void) {
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_cli_compare);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(s);
 }

@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define PATH_LEN 512
 #define ALPHA_TP2                                                                                  \
     "TP=2: 1.86x decode speedup, 93% efficiency; all-reduce of 1.1 KiB p50 41 us; "                \
@@ -32,53 +34,12 @@ static char *in_tmp(char *buf, const char *name) {
     return buf;
 }
 
-/* Removes `path` and, when it is a directory, everything under it. */
-static void rm_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        for (struct dirent *e; d && (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[PATH_LEN];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        if (d)
-            closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void setup(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ryz-report-XXXXXX", base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    test_mkdtemp(tmpdir, sizeof tmpdir, "report");
 }
 
 static void teardown(void) {
-    rm_tree(tmpdir);
-}
-
-/* The whole content of a file (malloc'd, NUL-terminated); *len its size. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
+    test_rm_tree(tmpdir);
 }
 
 static int count_lines(const char *s) {
@@ -131,7 +92,7 @@ static run_result run_ryz(const char *env, const char *value, const char *const 
     }
     int st;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out, NULL), slurp(err, NULL)};
+    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, test_slurp(out, NULL), test_slurp(err, NULL)};
     unlink(out), unlink(err);
     return r;
 }
@@ -455,7 +416,7 @@ static void check_report(const char *dir, const char *needle) {
                                   "memory",  "collectives", "busbw"};
     char path[PATH_LEN + 32], link[64];
     snprintf(path, sizeof path, "%s/report.md", dir);
-    char *md = slurp(path, NULL);
+    char *md = test_slurp(path, NULL);
     ck_assert_msg(strstr(md, needle), "'%s' not in report.md:\n%s", needle, md);
     ck_assert_msg(strstr(md, "## Setup") && strstr(md, "Test CPU 3000") && strstr(md, "abc123"),
                   "%s", md);

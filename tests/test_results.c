@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define PATH_LEN 512
 #define BIG_SAMPLES 200000 /* rows of the table the killed writers write (~22 MB) */
 
@@ -35,37 +37,12 @@ static char *in_tmp(char *buf, const char *name) {
     return buf;
 }
 
-/* Removes `path` and, when it is a directory, everything under it. */
-static void rm_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[PATH_LEN];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        if (d)
-            closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void setup(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ryz-results-XXXXXX", base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    test_mkdtemp(tmpdir, sizeof tmpdir, "results");
 }
 
 static void teardown(void) {
-    rm_tree(tmpdir);
+    test_rm_tree(tmpdir);
 }
 
 /* The number of entries of directory `dir` (without . and ..). */
@@ -669,9 +646,5 @@ static Suite *results_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(results_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(results_suite());
 }

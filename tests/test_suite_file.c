@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 /* Asserts that parsing `text` fails with EINVAL, leaves the suite zeroed and
  * that the message contains each of the given substrings (NULL-terminated). */
 static void expect_einval(const char *text, const char *const *needles) {
@@ -398,9 +400,5 @@ static Suite *suite_file_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite_file_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run_suite(suite_file_suite());
 }

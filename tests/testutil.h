@@ -1,0 +1,104 @@
+/* Helpers shared by the Check test programs (static inline: each program
+ * uses what it needs, unused ones cost nothing). Include it after defining
+ * _POSIX_C_SOURCE 200809L (mkdtemp, lstat). */
+#ifndef RYZ_TESTUTIL_H
+#define RYZ_TESTUTIL_H
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The ryz binary under test: $RYZ_BIN, or build/ryz. */
+static inline const char *test_ryz_bin(void) {
+    const char *b = getenv("RYZ_BIN");
+    return b && *b ? b : "build/ryz";
+}
+
+/* The whole content of a file (malloc'd, NUL-terminated); *len its size
+ * when len is not NULL. Fails the test when unreadable. */
+static inline char *test_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+/* Removes a file or a directory tree (best effort). */
+static inline void test_rm_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return;
+    if (!S_ISDIR(sb.st_mode)) {
+        unlink(path);
+        return;
+    }
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[4096];
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < (int)sizeof sub)
+            test_rm_tree(sub);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
+/* A new directory $TMPDIR/ryz-TAG-XXXXXX; its path in dir[cap]. */
+static inline void test_mkdtemp(char *dir, size_t cap, const char *tag) {
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/ryz-%s-XXXXXX", base ? base : "/tmp", tag);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* What one run of the binary did. */
+typedef struct {
+    int code;  /* exit status, or -1 if it did not exit normally */
+    char *out; /* stdout (malloc'd) */
+    char *err; /* stderr (malloc'd) */
+} test_run;
+
+/* Runs `ENV timeout 120 RYZ ARGS </dev/null` through the shell (env may be
+ * NULL or "NAME=VALUE ..."), capturing stdout and stderr. */
+static inline test_run test_run_ryz(const char *env, const char *args) {
+    const char *bin = test_ryz_bin();
+    ck_assert_msg(access(bin, X_OK) == 0, "%s is not an executable (run make first)", bin);
+    char out[] = "/tmp/ryz_test_out_XXXXXX", err[] = "/tmp/ryz_test_err_XXXXXX", cmd[4096];
+    close(mkstemp(out));
+    close(mkstemp(err));
+    snprintf(cmd, sizeof cmd, "%s timeout 120 %s %s >%s 2>%s </dev/null", env ? env : "", bin, args,
+             out, err);
+    int st = system(cmd);
+    test_run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, test_slurp(out, NULL), test_slurp(err, NULL)};
+    unlink(out);
+    unlink(err);
+    return r;
+}
+
+/* Frees a run's captured output. */
+static inline void test_run_free(test_run *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Runs one Check suite (CK_NORMAL) and returns the process exit status. */
+static inline int test_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
