@@ -110,7 +110,8 @@ static int run_cmd(int (*cmd)(int, char **), ...) {
     int argc = 0;
     va_list ap;
     va_start(ap, cmd);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;) argv[argc++] = a;
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
+        argv[argc++] = a;
     va_end(ap);
     argv[argc] = NULL;
     fflush(stdout);
@@ -134,11 +135,16 @@ static ryz_model_config tiny_config(void) {
 static void shape_of(const ryz_model_config *c, uint32_t t, int *rows, int *cols) {
     int hd = c->dim / c->n_heads, kind = t < RYZ_T_EMBED ? (int)(t % RYZ_T_PER_LAYER) : -1;
     *rows = c->dim, *cols = c->dim;
-    if (kind == RYZ_T_WK || kind == RYZ_T_WV) *rows = hd * c->n_kv_heads;
-    if (kind == RYZ_T_W1 || kind == RYZ_T_W3) *rows = c->hidden;
-    if (kind == RYZ_T_W2) *cols = c->hidden;
-    if (kind == RYZ_T_ATT_NORM || kind == RYZ_T_FFN_NORM || t == RYZ_T_FINAL_NORM) *rows = 1;
-    if (t == RYZ_T_EMBED || t == RYZ_T_CLS) *rows = c->vocab;
+    if (kind == RYZ_T_WK || kind == RYZ_T_WV)
+        *rows = hd * c->n_kv_heads;
+    if (kind == RYZ_T_W1 || kind == RYZ_T_W3)
+        *rows = c->hidden;
+    if (kind == RYZ_T_W2)
+        *cols = c->hidden;
+    if (kind == RYZ_T_ATT_NORM || kind == RYZ_T_FFN_NORM || t == RYZ_T_FINAL_NORM)
+        *rows = 1;
+    if (t == RYZ_T_EMBED || t == RYZ_T_CLS)
+        *rows = c->vocab;
 }
 
 /* The whole tensor t from a source (malloc'd). */
@@ -157,7 +163,8 @@ static float *whole(ryz_weights *w, const ryz_model_config *c, uint32_t t) {
 static int all_tensors(const ryz_model_config *c, uint32_t *ids) {
     int n = 0;
     for (int l = 0; l < c->n_layers; l++)
-        for (int k = 0; k < RYZ_T_PER_LAYER; k++) ids[n++] = RYZ_T_LAYER(l, k);
+        for (int k = 0; k < RYZ_T_PER_LAYER; k++)
+            ids[n++] = RYZ_T_LAYER(l, k);
     ids[n++] = RYZ_T_EMBED;
     ids[n++] = RYZ_T_FINAL_NORM;
     ids[n++] = RYZ_T_CLS;
@@ -194,7 +201,8 @@ static void assert_same_logits(const char *a, const char *b) {
     float *la = logits_of(a, &na), *lb = logits_of(b, &nb);
     ck_assert_uint_eq(na, nb);
     size_t i = 0;
-    while (i < na && memcmp(&la[i], &lb[i], sizeof(float)) == 0) i++;
+    while (i < na && memcmp(&la[i], &lb[i], sizeof(float)) == 0)
+        i++;
     ck_assert_msg(i == na, "%s vs %s: logit %zu is %.9g vs %.9g", a, b, i,
                   (double)(i < na ? la[i] : 0), (double)(i < na ? lb[i] : 0));
     free(la);
@@ -208,9 +216,11 @@ static void sha_hex_steps(const void *p, size_t n, size_t step, char hex[65]) {
     ryz_sha256 s;
     uint8_t d[32];
     ryz_sha256_init(&s);
-    for (size_t i = 0; i < n; i += step) ryz_sha256_update(&s, (const char *)p + i, n - i < step ? n - i : step);
+    for (size_t i = 0; i < n; i += step)
+        ryz_sha256_update(&s, (const char *)p + i, n - i < step ? n - i : step);
     ryz_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
 /* The FIPS 180 vectors, whole and streamed in odd pieces. */
@@ -253,7 +263,8 @@ END_TEST
 START_TEST(test_sha256_paths_agree) {
     uint8_t buf[300];
     char a[65], b[65];
-    for (int i = 0; i < 300; i++) buf[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < 300; i++)
+        buf[i] = (uint8_t)(i * 37 + 11);
     for (size_t n = 0; n <= sizeof buf; n++) {
         ryz_sha256_hex(buf, n, a);
         setenv("RYZ_SHA256_PORTABLE", "1", 1);
@@ -269,8 +280,9 @@ END_TEST
 START_TEST(test_export_llama2c_roundtrip) {
     char *d = temp_dir(), p[512];
     path_in(p, d, "m.bin");
-    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "llama2c",
-                             "--out", p, NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "llama2c", "--out", p, NULL),
+        0);
     size_t n;
     uint8_t *b = read_bytes(p, &n);
     int32_t head[7];
@@ -295,8 +307,8 @@ END_TEST
 START_TEST(test_export_hf_roundtrip) {
     char *d = temp_dir(), p[512], cfgp[512];
     path_in(p, d, "hf");
-    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out",
-                             p, NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out", p, NULL), 0);
     size_t n;
     char *text = (char *)read_bytes(path_in(cfgp, p, "config.json"), &n);
     ck_assert_ptr_nonnull(strstr(text, "\"num_key_value_heads\": 2"));
@@ -305,8 +317,9 @@ START_TEST(test_export_hf_roundtrip) {
     assert_same_logits(TINY, p);
     /* A llama2.c export of the Hugging Face directory is the same model. */
     path_in(cfgp, d, "again.bin");
-    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", p, "--format", "llama2c",
-                             "--out", cfgp, NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_export, "export", "--model", p, "--format", "llama2c", "--out", cfgp, NULL),
+        0);
     assert_same_logits(TINY, cfgp);
     temp_dir_free(d);
 }
@@ -325,15 +338,16 @@ static void put_tensor(FILE *f, ryz_weights *syn, const ryz_model_config *c, uin
 
 /* Appends tensor kind k of every layer. */
 static void put_layers(FILE *f, ryz_weights *syn, const ryz_model_config *c, int k) {
-    for (int l = 0; l < c->n_layers; l++) put_tensor(f, syn, c, RYZ_T_LAYER(l, k));
+    for (int l = 0; l < c->n_layers; l++)
+        put_tensor(f, syn, c, RYZ_T_LAYER(l, k));
 }
 
 /* A version-1 file (export.py version1_export) with a shared classifier. */
 static void write_v1_shared(const char *path, const ryz_model_config *c, ryz_weights *syn) {
     FILE *f = fopen(path, "wb");
     uint8_t head[256] = {0};
-    int32_t ints[9] = {0x616b3432, 1, c->dim, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads,
-                       c->vocab, c->seq_len};
+    int32_t ints[9] = {0x616b3432,    1,        c->dim,    c->hidden, c->n_layers, c->n_heads,
+                       c->n_kv_heads, c->vocab, c->seq_len};
     memcpy(head, ints, sizeof ints);
     head[36] = 1;
     fwrite(head, 1, sizeof head, f);
@@ -342,20 +356,22 @@ static void write_v1_shared(const char *path, const ryz_model_config *c, ryz_wei
     put_tensor(f, syn, c, RYZ_T_FINAL_NORM);
     put_tensor(f, syn, c, RYZ_T_EMBED);
     const int order[] = {RYZ_T_WQ, RYZ_T_WK, RYZ_T_WV, RYZ_T_WO, RYZ_T_W1, RYZ_T_W2, RYZ_T_W3};
-    for (int i = 0; i < 7; i++) put_layers(f, syn, c, order[i]);
+    for (int i = 0; i < 7; i++)
+        put_layers(f, syn, c, order[i]);
     fclose(f);
 }
 
 /* A legacy version-0 file with a shared classifier (positive vocab). */
 static void write_v0_shared(const char *path, const ryz_model_config *c, ryz_weights *syn) {
     FILE *f = fopen(path, "wb");
-    int32_t ints[7] = {c->dim, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab,
-                       c->seq_len};
+    int32_t ints[7] = {c->dim,        c->hidden, c->n_layers, c->n_heads,
+                       c->n_kv_heads, c->vocab,  c->seq_len};
     fwrite(ints, sizeof ints, 1, f);
     put_tensor(f, syn, c, RYZ_T_EMBED);
     const int order[] = {RYZ_T_ATT_NORM, RYZ_T_WQ, RYZ_T_WK, RYZ_T_WV, RYZ_T_WO,
                          RYZ_T_FFN_NORM, RYZ_T_W1, RYZ_T_W2, RYZ_T_W3};
-    for (int i = 0; i < 9; i++) put_layers(f, syn, c, order[i]);
+    for (int i = 0; i < 9; i++)
+        put_layers(f, syn, c, order[i]);
     put_tensor(f, syn, c, RYZ_T_FINAL_NORM);
     float *freq = calloc((size_t)c->seq_len * c->dim / c->n_heads, sizeof(float));
     fwrite(freq, sizeof(float), (size_t)c->seq_len * c->dim / c->n_heads, f);
@@ -374,8 +390,8 @@ static void assert_tensors_equal(ryz_weights *got, ryz_weights *syn, const ryz_m
         shape_of(c, ids[i], &rows, &cols);
         float *a = whole(got, c, ids[i]);
         float *b = whole(syn, c, shared && ids[i] == RYZ_T_CLS ? RYZ_T_EMBED : ids[i]);
-        ck_assert_msg(memcmp(a, b, (size_t)rows * cols * sizeof(float)) == 0,
-                      "tensor 0x%x differs", ids[i]);
+        ck_assert_msg(memcmp(a, b, (size_t)rows * cols * sizeof(float)) == 0, "tensor 0x%x differs",
+                      ids[i]);
         free(a);
         free(b);
     }
@@ -387,7 +403,7 @@ START_TEST(test_llama2c_versions_shared) {
     ryz_weights *syn, *w;
     ck_assert_int_eq(ryz_weights_synthetic(&c, &syn), RYZ_OK);
     void (*writers[2])(const char *, const ryz_model_config *, ryz_weights *) = {write_v1_shared,
-                                                                                write_v0_shared};
+                                                                                 write_v0_shared};
     for (int i = 0; i < 2; i++) {
         writers[i](path_in(p, d, i ? "v0.bin" : "v1.bin"), &c, syn);
         ck_assert_msg(ryz_ckpt_open(p, 1, 0, &got, &w) == RYZ_OK, "%s", ryz_last_error());
@@ -425,7 +441,8 @@ static void write_st(const char *path, const st_item *it, int n) {
     for (int i = 0; i < n; i++) {
         len += (size_t)sprintf(h + len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "",
                                it[i].name, it[i].dtype);
-        if (it[i].ndim == 2) len += (size_t)sprintf(h + len, "%d,", it[i].rows);
+        if (it[i].ndim == 2)
+            len += (size_t)sprintf(h + len, "%d,", it[i].rows);
         len += (size_t)sprintf(h + len, "%d],\"data_offsets\":[%zu,%zu]}", it[i].cols, off,
                                off + it[i].bytes);
         off += it[i].bytes;
@@ -435,7 +452,8 @@ static void write_st(const char *path, const st_item *it, int n) {
     uint64_t n64 = len;
     fwrite(&n64, 8, 1, f);
     fwrite(h, 1, len, f);
-    for (int i = 0; i < n; i++) fwrite(it[i].data, 1, it[i].bytes, f);
+    for (int i = 0; i < n; i++)
+        fwrite(it[i].data, 1, it[i].bytes, f);
     fclose(f);
     free(h);
 }
@@ -466,19 +484,23 @@ static void hf_permute(float *dst, const float *src, int rows, int cols, int hd)
 
 /* The HF item of tensor t (q/k permuted; BF16 for layer 1, F32 else). */
 static st_item hf_item(ryz_weights *syn, const ryz_model_config *c, uint32_t t) {
-    static const char *names[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.down_proj",
-                                  "mlp.up_proj",      "input_layernorm",  "post_attention_layernorm"};
+    static const char *names[] = {
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+        "self_attn.o_proj", "mlp.gate_proj",    "mlp.down_proj",
+        "mlp.up_proj",      "input_layernorm",  "post_attention_layernorm"};
     st_item it = {.dtype = "F32", .ndim = 2};
     shape_of(c, t, &it.rows, &it.cols);
     float *x = whole(syn, c, t);
-    if (t == RYZ_T_EMBED) snprintf(it.name, sizeof it.name, "model.embed_tokens.weight");
-    else if (t == RYZ_T_FINAL_NORM) snprintf(it.name, sizeof it.name, "model.norm.weight");
+    if (t == RYZ_T_EMBED)
+        snprintf(it.name, sizeof it.name, "model.embed_tokens.weight");
+    else if (t == RYZ_T_FINAL_NORM)
+        snprintf(it.name, sizeof it.name, "model.norm.weight");
     else
         snprintf(it.name, sizeof it.name, "model.layers.%u.%s.weight", t / RYZ_T_PER_LAYER,
                  names[t % RYZ_T_PER_LAYER]);
     uint32_t k = t < RYZ_T_EMBED ? t % RYZ_T_PER_LAYER : t;
-    if (k == RYZ_T_ATT_NORM || k == RYZ_T_FFN_NORM || k == RYZ_T_FINAL_NORM) it.ndim = 1;
+    if (k == RYZ_T_ATT_NORM || k == RYZ_T_FFN_NORM || k == RYZ_T_FINAL_NORM)
+        it.ndim = 1;
     size_t n = (size_t)it.rows * it.cols;
     if (k == RYZ_T_WQ || k == RYZ_T_WK) {
         float *y = malloc(n * sizeof(float));
@@ -488,7 +510,8 @@ static st_item hf_item(ryz_weights *syn, const ryz_model_config *c, uint32_t t) 
     }
     if (t < RYZ_T_EMBED && t / RYZ_T_PER_LAYER == 1) {
         uint16_t *h = malloc(n * 2);
-        for (size_t i = 0; i < n; i++) h[i] = to_bf16(x[i]);
+        for (size_t i = 0; i < n; i++)
+            h[i] = to_bf16(x[i]);
         free(x);
         it.dtype = "BF16", it.data = h, it.bytes = n * 2;
     } else {
@@ -501,28 +524,31 @@ static st_item hf_item(ryz_weights *syn, const ryz_model_config *c, uint32_t t) 
 static void write_hf_dir(const char *dir, const ryz_model_config *c, ryz_weights *syn) {
     char p[512];
     FILE *f = fopen(path_in(p, dir, "config.json"), "w");
-    fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": %d, "
-               "\"intermediate_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": "
-               "%d, \"num_key_value_heads\": %d, \"vocab_size\": %d, "
-               "\"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-05, \"rope_theta\": "
-               "10000.0, \"tie_word_embeddings\": true, \"rope_scaling\": null}",
+    fprintf(f,
+            "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": %d, "
+            "\"intermediate_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": "
+            "%d, \"num_key_value_heads\": %d, \"vocab_size\": %d, "
+            "\"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-05, \"rope_theta\": "
+            "10000.0, \"tie_word_embeddings\": true, \"rope_scaling\": null}",
             c->dim, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab, c->seq_len);
     fclose(f);
     uint32_t ids[RYZ_T_PER_LAYER * 2 + 3];
     int n = all_tensors(c, ids) - 1; /* no lm_head: tied */
     st_item items[RYZ_T_PER_LAYER * 2 + 2];
-    for (int i = 0; i < n; i++) items[i] = hf_item(syn, c, ids[i]);
+    for (int i = 0; i < n; i++)
+        items[i] = hf_item(syn, c, ids[i]);
     int half = RYZ_T_PER_LAYER; /* layer 0 in file 1, the rest in file 2 */
     write_st(path_in(p, dir, "model-00001-of-00002.safetensors"), items, half);
     write_st(path_in(p, dir, "model-00002-of-00002.safetensors"), items + half, n - half);
     f = fopen(path_in(p, dir, "model.safetensors.index.json"), "w");
     fprintf(f, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
-                items[i].name, i < half ? 1 : 2);
+        fprintf(f, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "", items[i].name,
+                i < half ? 1 : 2);
     fprintf(f, "}}");
     fclose(f);
-    for (int i = 0; i < n; i++) free(items[i].data);
+    for (int i = 0; i < n; i++)
+        free(items[i].data);
 }
 
 START_TEST(test_hf_independent_files) {
@@ -539,9 +565,11 @@ START_TEST(test_hf_independent_files) {
     for (int i = 0; i < n; i++) {
         int rows, cols;
         shape_of(&c, ids[i], &rows, &cols);
-        float *a = whole(w, &c, ids[i]), *b = whole(syn, &c, ids[i] == RYZ_T_CLS ? RYZ_T_EMBED : ids[i]);
+        float *a = whole(w, &c, ids[i]),
+              *b = whole(syn, &c, ids[i] == RYZ_T_CLS ? RYZ_T_EMBED : ids[i]);
         int bf16 = ids[i] < RYZ_T_EMBED && ids[i] / RYZ_T_PER_LAYER == 1;
-        for (size_t k = 0; bf16 && k < (size_t)rows * cols; k++) b[k] = from_bf16(to_bf16(b[k]));
+        for (size_t k = 0; bf16 && k < (size_t)rows * cols; k++)
+            b[k] = from_bf16(to_bf16(b[k]));
         ck_assert_msg(memcmp(a, b, (size_t)rows * cols * 4) == 0, "tensor 0x%x differs", ids[i]);
         free(a);
         free(b);
@@ -560,8 +588,8 @@ END_TEST
 /* F16 values, subnormal and extreme ones included, convert exactly. */
 START_TEST(test_hf_f16_values) {
     char *d = temp_dir(), p[512];
-    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out",
-                             d, NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out", d, NULL), 0);
     /* Replace model.norm.weight (F32, 64 floats) by an F16 tensor in a
      * single-tensor file listed by an index. */
     ryz_model_config c = tiny_config();
@@ -569,9 +597,9 @@ START_TEST(test_hf_f16_values) {
     ck_assert_int_eq(ryz_weights_synthetic(&c, &syn), RYZ_OK);
     uint16_t h[64];
     const uint16_t special[] = {0x3c00, 0xc000, 0x0001, 0x03ff, 0x7bff, 0x8000, 0x3555};
-    const float want[] = {1.0f, -2.0f, 5.9604645e-8f, 6.0975552e-5f, 65504.0f, -0.0f,
-                          0.33325195f};
-    for (int i = 0; i < 64; i++) h[i] = special[i % 7];
+    const float want[] = {1.0f, -2.0f, 5.9604645e-8f, 6.0975552e-5f, 65504.0f, -0.0f, 0.33325195f};
+    for (int i = 0; i < 64; i++)
+        h[i] = special[i % 7];
     st_item it = {"model.norm.weight", "F16", 1, 64, 1, h, sizeof h};
     write_st(path_in(p, d, "norm.safetensors"), &it, 1);
     /* Index: everything in model.safetensors except the norm. */
@@ -579,9 +607,10 @@ START_TEST(test_hf_f16_values) {
     fprintf(f, "{\"weight_map\": {\"model.norm.weight\": \"norm.safetensors\"");
     uint32_t ids[RYZ_T_PER_LAYER * 2 + 3];
     int n = all_tensors(&c, ids);
-    static const char *names[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                  "self_attn.o_proj", "mlp.gate_proj",    "mlp.down_proj",
-                                  "mlp.up_proj",      "input_layernorm",  "post_attention_layernorm"};
+    static const char *names[] = {
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+        "self_attn.o_proj", "mlp.gate_proj",    "mlp.down_proj",
+        "mlp.up_proj",      "input_layernorm",  "post_attention_layernorm"};
     for (int i = 0; i < n; i++)
         if (ids[i] < RYZ_T_EMBED)
             fprintf(f, ", \"model.layers.%u.%s.weight\": \"model.safetensors\"",
@@ -617,7 +646,8 @@ static ryz_status compare_fill(void *ctx, uint32_t t, int64_t row0, int nrows, i
                                int ncols, int ld, float *out) {
     compare_source *s = ctx;
     ryz_status st = ryz_weights_fill(s->got, t, row0, nrows, col0, ncols, ld, out);
-    if (st != RYZ_OK) return st;
+    if (st != RYZ_OK)
+        return st;
     float *ref = malloc((size_t)nrows * ld * sizeof(float) + 4);
     ck_assert_ptr_nonnull(ref);
     ck_assert_int_eq(ryz_weights_fill(s->want, t, row0, nrows, col0, ncols, ld, ref), RYZ_OK);
@@ -695,8 +725,9 @@ START_TEST(test_shard_serves_rank_blocks) {
         for (int k = 2; k <= 4; k += 2) {
             char *d = temp_dir(), kk[8];
             snprintf(kk, sizeof kk, "%d", k);
-            ck_assert_int_eq(run_cmd(ryz_cmd_shard, "shard", "--model", srcs[s], "--tp", kk,
-                                     "--out", d, NULL), 0);
+            ck_assert_int_eq(
+                run_cmd(ryz_cmd_shard, "shard", "--model", srcs[s], "--tp", kk, "--out", d, NULL),
+                0);
             check_shard_dir(d, srcs[s], k);
             temp_dir_free(d);
         }
@@ -709,9 +740,10 @@ START_TEST(test_shard_of_checkpoint) {
     path_in(bin, d, "m.bin");
     path_in(sd, d, "shards");
     ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "llama2c",
-                             "--out", bin, NULL), 0);
-    ck_assert_int_eq(run_cmd(ryz_cmd_shard, "shard", "--model", bin, "--tp", "2", "--out", sd,
-                             NULL), 0);
+                             "--out", bin, NULL),
+                     0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_shard, "shard", "--model", bin, "--tp", "2", "--out", sd, NULL), 0);
     check_shard_dir(sd, TINY, 2);
     temp_dir_free(d);
 }
@@ -720,8 +752,8 @@ END_TEST
 /* Shards TINY at tp 2 into d/s; returns nothing (asserts). */
 static void make_shards(const char *d, char *sd) {
     path_in(sd, d, "s");
-    ck_assert_int_eq(run_cmd(ryz_cmd_shard, "shard", "--model", TINY, "--tp", "2", "--out", sd,
-                             NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_shard, "shard", "--model", TINY, "--tp", "2", "--out", sd, NULL), 0);
 }
 
 START_TEST(test_shard_wrong_tp) {
@@ -729,6 +761,13 @@ START_TEST(test_shard_wrong_tp) {
     make_shards(d, sd);
     EXPECT_ERROR(open_fails(sd, 4, 0), RYZ_EINVAL, sd, "sharded for tp 2, asked for tp 4");
     EXPECT_ERROR(open_fails(sd, 1, 0), RYZ_EINVAL, "sharded for tp 2, asked for tp 1");
+    int k = -1;
+    ck_assert_int_eq(ryz_ckpt_sharded_tp(sd, &k), RYZ_OK);
+    ck_assert_int_eq(k, 2);
+    ck_assert_int_eq(ryz_ckpt_sharded_tp(TINY, &k), RYZ_OK);
+    ck_assert_int_eq(k, 0);
+    ck_assert_int_eq(ryz_ckpt_sharded_tp("/nonexistent/x.bin", &k), RYZ_OK);
+    ck_assert_int_eq(k, 0);
     temp_dir_free(d);
 }
 END_TEST
@@ -779,7 +818,8 @@ START_TEST(test_shard_config_bad) {
     fwrite(orig, 1, (size_t)(second - orig), f);
     fputs("\n  ]\n}\n", f);
     fclose(f);
-    EXPECT_ERROR(open_fails(sd, 2, 0), RYZ_EINVAL, "config.json", "files lists 1 rank files, tp is 2");
+    EXPECT_ERROR(open_fails(sd, 2, 0), RYZ_EINVAL, "config.json",
+                 "files lists 1 rank files, tp is 2");
     write_bytes(p, orig, n);
     patch_text(p, "\"format_version\": 1", "\"format_version\": 9");
     EXPECT_ERROR(open_fails(sd, 2, 0), RYZ_EINVAL, "config.json", "format_version 9");
@@ -802,7 +842,8 @@ END_TEST
 
 /* Writes a version-0 header (and nothing else) to d/name. */
 static const char *v0_header(char *p, const char *d, const char *name, int32_t dim, int32_t hidden,
-                             int32_t layers, int32_t heads, int32_t kv, int32_t vocab, int32_t seq) {
+                             int32_t layers, int32_t heads, int32_t kv, int32_t vocab,
+                             int32_t seq) {
     int32_t h[7] = {dim, hidden, layers, heads, kv, vocab, seq};
     write_bytes(path_in(p, d, name), h, sizeof h);
     return p;
@@ -836,7 +877,8 @@ START_TEST(test_llama2c_bad_input) {
     /* A real export, truncated by 100 bytes. */
     path_in(bin, d, "m.bin");
     ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "llama2c",
-                             "--out", bin, NULL), 0);
+                             "--out", bin, NULL),
+                     0);
     size_t n;
     uint8_t *b = read_bytes(bin, &n);
     write_bytes(path_in(p, d, "trunc.bin"), b, n - 100);
@@ -883,8 +925,8 @@ static void hf_fresh(const char *d, char *hf) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", hf);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out",
-                             hf, NULL), 0);
+    ck_assert_int_eq(
+        run_cmd(ryz_cmd_export, "export", "--model", TINY, "--format", "hf", "--out", hf, NULL), 0);
 }
 
 START_TEST(test_safetensors_bad_input) {
@@ -892,11 +934,13 @@ START_TEST(test_safetensors_bad_input) {
     static const struct {
         const char *old, *new, *needles[3];
     } cases[] = {
-        {"\"model.norm.weight\":{\"dtype\":\"F32\"", "\"model.norm.weight\":{\"dtype\":\"I32\"",
+        {"\"model.norm.weight\":{\"dtype\":\"F32\"",
+         "\"model.norm.weight\":{\"dtype\":\"I32\"",
          {"model.norm.weight", "dtype I32 not supported"}},
         {"\"shape\":[64,64]", "\"shape\":[4294967296,4294967296]", {"shape overflows"}},
-        {"\"shape\":[64,64]", "\"shape\":[32,128]", {"model.layers.0.self_attn.q_proj.weight",
-                                                     "does not match the config"}},
+        {"\"shape\":[64,64]",
+         "\"shape\":[32,128]",
+         {"model.layers.0.self_attn.q_proj.weight", "does not match the config"}},
         {"[16384,24576]", "[16380,24572]", {"data_offsets overlap"}},
         {"[16384,24576]", "[16384,24572]", {"data_offsets span 8188 bytes"}},
         {"[16384,24576]", "[16384,999999999]", {"outside the"}},
@@ -941,8 +985,9 @@ START_TEST(test_hf_config_bad_input) {
         {"\"vocab_size\": 512", "\"vocab_size\": 0", "vocab_size 0 out of range"},
         {"\"num_hidden_layers\": 2,", "", "num_hidden_layers missing"},
         {"\"model_type\": \"llama\"", "\"model_type\": \"mistral\"", "model_type must be"},
-        {"\"tie_word_embeddings\": false", "\"tie_word_embeddings\": false, \"rope_scaling\": "
-                                           "{\"type\": \"linear\"}",
+        {"\"tie_word_embeddings\": false",
+         "\"tie_word_embeddings\": false, \"rope_scaling\": "
+         "{\"type\": \"linear\"}",
          "rope_scaling is not supported"},
         {"\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3",
          "n_kv_heads 3 does not divide n_heads 4"},
@@ -988,7 +1033,8 @@ START_TEST(test_corpus) {
         DIR *dh = opendir(dir);
         ck_assert_msg(dh != NULL, "%s missing (run from the repository root)", dir);
         for (struct dirent *e; (e = readdir(dh));) {
-            if (e->d_name[0] == '.') continue;
+            if (e->d_name[0] == '.')
+                continue;
             size_t n;
             uint8_t *b = read_bytes(path_in(p, dir, e->d_name), &n);
             ryz_error_clear();
@@ -1001,7 +1047,8 @@ START_TEST(test_corpus) {
                           "%s: message '%s'", p, ryz_last_error());
             if (!strncmp(e->d_name, "ok-", 3))
                 ck_assert_msg(st == RYZ_OK, "%s: %s", p, ryz_last_error());
-            if (!strncmp(e->d_name, "bad-", 4)) ck_assert_msg(st != RYZ_OK, "%s parsed", p);
+            if (!strncmp(e->d_name, "bad-", 4))
+                ck_assert_msg(st != RYZ_OK, "%s parsed", p);
         }
         closedir(dh);
     }
@@ -1022,8 +1069,10 @@ static void write_tokenizer(const char *path, const char *const *pieces, const f
         char byte[8];
         const char *s = i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : byte;
         float score = i < 259 ? 0.0f : scores[i - 259];
-        if (i >= 3 && i < 259) snprintf(byte, sizeof byte, "<0x%02X>", i - 3);
-        if (i >= 259) s = pieces[i - 259];
+        if (i >= 3 && i < 259)
+            snprintf(byte, sizeof byte, "<0x%02X>", i - 3);
+        if (i >= 259)
+            s = pieces[i - 259];
         int32_t len = (int32_t)strlen(s);
         fwrite(&score, 4, 1, f);
         fwrite(&len, 4, 1, f);
@@ -1033,11 +1082,11 @@ static void write_tokenizer(const char *path, const char *const *pieces, const f
 }
 
 START_TEST(test_tokenizer_encode) {
-    static const char *const pieces[] = {" ", "h", "e", "l", "o", "he", "ll", "hell", "hello",
-                                         " hello", "w", "r", "d", "or", "wor", "ld", "world",
-                                         " world", "\xc3\xa9"};
-    static const float scores[] = {-1, -2, -2, -2, -2, -5, -4, -6, -7, -3, -2, -2, -2,
-                                   -5, -8, -6, -9, -4, -1};
+    static const char *const pieces[] = {" ",    "h",     "e",      "l",      "o",       "he", "ll",
+                                         "hell", "hello", " hello", "w",      "r",       "d",  "or",
+                                         "wor",  "ld",    "world",  " world", "\xc3\xa9"};
+    static const float scores[] = {-1, -2, -2, -2, -2, -5, -4, -6, -7, -3,
+                                   -2, -2, -2, -5, -8, -6, -9, -4, -1};
     enum { N = sizeof pieces / sizeof pieces[0] };
     char *d = temp_dir(), p[512];
     write_tokenizer(path_in(p, d, "tokenizer.bin"), pieces, scores, N);
@@ -1111,15 +1160,16 @@ START_TEST(test_cli_generate_checkpoint) {
     char *d = temp_dir(), bin[512], args[1200], p[512];
     path_in(bin, d, "m.bin");
     ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", "synthetic:tiny,vocab=32000",
-                             "--format", "llama2c", "--out", bin, NULL), 0);
+                             "--format", "llama2c", "--out", bin, NULL),
+                     0);
     snprintf(args, sizeof args, "generate --model %s --prompt-ids \"1 9038 2501\" --new-tokens 8",
              bin);
     run_result one = run_ryz(d, args);
-    ck_assert_msg(one.code == 0, "tp 1: exit %d: %s", one.code, one.err);
+    ck_assert_msg(one.code == 0, "tp 1: exit %d: %.400s", one.code, one.err);
     ck_assert_ptr_nonnull(strstr(one.out, "ids: 1 9038 2501 "));
     strcat(args, " --tp 2");
     run_result two = run_ryz(d, args);
-    ck_assert_msg(two.code == 0, "tp 2: exit %d: %s", two.code, two.err);
+    ck_assert_msg(two.code == 0, "tp 2: exit %d: %.400s", two.code, two.err);
     ck_assert_str_eq(one.out, two.out);
     /* The synthetic model it came from prints the same ids. */
     run_result syn = run_ryz(d, "generate --model synthetic:tiny,vocab=32000 --prompt-ids "
@@ -1137,7 +1187,7 @@ START_TEST(test_cli_generate_checkpoint) {
     run_result bad = run_ryz(d, args);
     ck_assert_int_eq(bad.code, 2);
     ck_assert_msg(strstr(bad.err, "trunc.bin") && strchr(bad.err, '\n') == strrchr(bad.err, '\n'),
-                  "stderr: %s", bad.err);
+                  "stderr: %.400s", bad.err);
     run_free(&bad);
     temp_dir_free(d);
 }

@@ -75,6 +75,12 @@ void ryz_sha256_final(ryz_sha256 *s, uint8_t out[32]);
 /* SHA-256 of a buffer as 64 lower-case hex digits plus NUL. */
 void ryz_sha256_hex(const void *data, size_t n, char hex[65]);
 
+/* The tp a ryz shard directory was written for: *tp = K for such a
+ * directory, 0 for anything else (synthetic sources, files, Hugging Face
+ * directories, missing paths). Reads DIR/config.json only; EINVAL/EIO when
+ * a directory's config.json is unreadable or a shard's has no valid tp. */
+ryz_status ryz_ckpt_sharded_tp(const char *path, int *tp);
+
 /* One block a rank asks its source for (see ryz_weights_fill). */
 typedef struct {
     uint32_t t;
@@ -127,5 +133,9 @@ ryz_status ryz_tokenizer_encode(const ryz_tokenizer *t, const char *text, int bo
  * dropped after BOS, <0xXX> as the raw byte); "" for an id out of range. */
 const char *ryz_tokenizer_decode(const ryz_tokenizer *t, int prev, int id);
 void ryz_tokenizer_free(ryz_tokenizer *t);
+/* A text prompt as llama2.c's run.c feeds it: tokenizer.bin at `path` for a
+ * model of `vocab` tokens, text encoded with BOS. *ids malloc'd (*n ids). */
+ryz_status ryz_tokenizer_prompt(const char *path, int vocab, const char *text, int **ids,
+                                int *n);
 
 #endif

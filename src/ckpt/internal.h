@@ -118,14 +118,14 @@ typedef enum { JSON_NULL, JSON_BOOL, JSON_NUM, JSON_STR, JSON_ARR, JSON_OBJ } js
 /* One value; members and elements are linked through child/next indices. */
 typedef struct {
     json_type type;
-    int boolean;      /* JSON_BOOL */
-    int is_int;       /* JSON_NUM written as an integer that fits int64 */
-    int64_t i;        /* when is_int */
-    double num;       /* JSON_NUM */
-    const char *str;  /* JSON_STR: decoded UTF-8, NUL-terminated, no NUL inside */
-    const char *key;  /* member name inside an object, else NULL */
-    int child, next;  /* first member or element; next sibling (-1: none) */
-    int count;        /* members or elements */
+    int boolean;     /* JSON_BOOL */
+    int is_int;      /* JSON_NUM written as an integer that fits int64 */
+    int64_t i;       /* when is_int */
+    double num;      /* JSON_NUM */
+    const char *str; /* JSON_STR: decoded UTF-8, NUL-terminated, no NUL inside */
+    const char *key; /* member name inside an object, else NULL */
+    int child, next; /* first member or element; next sibling (-1: none) */
+    int count;       /* members or elements */
 } json_node;
 
 typedef struct {
@@ -146,8 +146,8 @@ int json_get(const json_doc *d, int obj, const char *key);
 const char *json_type_name(json_type t);
 /* Reads member `key` of obj as an integer in [lo, hi] into *out; def when
  * absent and has_def, else EINVAL "PATH: KEY ...". */
-ryz_status json_get_int(const json_doc *d, int obj, const char *key, const char *path,
-                        int64_t lo, int64_t hi, const int64_t *def, int64_t *out);
+ryz_status json_get_int(const json_doc *d, int obj, const char *key, const char *path, int64_t lo,
+                        int64_t hi, const int64_t *def, int64_t *out);
 /* Reads member `key` as a finite number (def when absent and non-NULL). */
 ryz_status json_get_num(const json_doc *d, int obj, const char *key, const char *path,
                         const double *def, double *out);
@@ -193,8 +193,8 @@ const char *st_meta(const st_header *h, const char *key);
 /* Fills table slot e from safetensors tensor s of file index `file`,
  * checking a supported dtype and the shape (rows, cols) (a 1-D shape
  * [cols] is accepted for rows == 1). */
-ryz_status st_to_slot(ckpt_tensor *e, const st_tensor *s, int file, const char *path,
-                      int64_t rows, int64_t cols);
+ryz_status st_to_slot(ckpt_tensor *e, const st_tensor *s, int file, const char *path, int64_t rows,
+                      int64_t cols);
 
 /* ======================================================= streamed output */
 

@@ -8,8 +8,8 @@
 
 #include "internal.h"
 
-static const char *const kind_names[RYZ_T_PER_LAYER] = {
-    "wq", "wk", "wv", "wo", "w1", "w2", "w3", "att_norm", "ffn_norm"};
+static const char *const kind_names[RYZ_T_PER_LAYER] = {"wq", "wk", "wv",       "wo",      "w1",
+                                                        "w2", "w3", "att_norm", "ffn_norm"};
 static const uint32_t global_ids[3] = {RYZ_T_EMBED, RYZ_T_CLS, RYZ_T_FINAL_NORM};
 static const char *const global_names[3] = {"embed", "cls", "final_norm"};
 
@@ -25,9 +25,11 @@ uint32_t ckpt_tensor_id(const ryz_model_config *c, int i) {
 /* Index of id t in the table of cfg, or -1. */
 static int tensor_index(const ryz_model_config *c, uint32_t t) {
     uint32_t per = (uint32_t)(RYZ_T_PER_LAYER * c->n_layers);
-    if (t < per) return (int)t;
+    if (t < per)
+        return (int)t;
     for (int g = 0; g < 3; g++)
-        if (t == global_ids[g]) return (int)per + g;
+        if (t == global_ids[g])
+            return (int)per + g;
     return -1;
 }
 
@@ -39,16 +41,29 @@ void ckpt_tensor_shape(const ryz_model_config *c, uint32_t t, int64_t *rows, int
     int64_t dim = c->dim, kvd = (int64_t)c->dim / c->n_heads * c->n_kv_heads;
     *rows = 1, *cols = dim;
     switch (ckpt_tensor_kind(t)) {
-    case RYZ_T_WQ: *rows = dim; break;
+    case RYZ_T_WQ:
+        *rows = dim;
+        break;
     case RYZ_T_WK:
-    case RYZ_T_WV: *rows = kvd; break;
-    case RYZ_T_WO: *rows = dim; break;
+    case RYZ_T_WV:
+        *rows = kvd;
+        break;
+    case RYZ_T_WO:
+        *rows = dim;
+        break;
     case RYZ_T_W1:
-    case RYZ_T_W3: *rows = c->hidden; break;
-    case RYZ_T_W2: *rows = dim, *cols = c->hidden; break;
+    case RYZ_T_W3:
+        *rows = c->hidden;
+        break;
+    case RYZ_T_W2:
+        *rows = dim, *cols = c->hidden;
+        break;
     case RYZ_T_EMBED:
-    case RYZ_T_CLS: *rows = c->vocab; break;
-    default: break; /* norms: one row of dim */
+    case RYZ_T_CLS:
+        *rows = c->vocab;
+        break;
+    default:
+        break; /* norms: one row of dim */
     }
 }
 
@@ -63,39 +78,42 @@ void ckpt_tensor_name(uint32_t t, char *buf, size_t n) {
 
 int ckpt_tensor_parse_name(const ryz_model_config *c, const char *name, uint32_t *t) {
     for (int g = 0; g < 3; g++)
-        if (strcmp(name, global_names[g]) == 0) return *t = global_ids[g], 1;
-    if (strncmp(name, "layers.", 7) != 0 || name[7] < '0' || name[7] > '9') return 0;
+        if (strcmp(name, global_names[g]) == 0)
+            return *t = global_ids[g], 1;
+    if (strncmp(name, "layers.", 7) != 0 || name[7] < '0' || name[7] > '9')
+        return 0;
     char *end;
     unsigned long l = strtoul(name + 7, &end, 10);
     if (*end != '.' || l >= (unsigned long)c->n_layers || (name[7] == '0' && end != name + 8))
         return 0;
     for (int k = 0; k < RYZ_T_PER_LAYER; k++)
-        if (strcmp(end + 1, kind_names[k]) == 0) return *t = RYZ_T_LAYER(l, k), 1;
+        if (strcmp(end + 1, kind_names[k]) == 0)
+            return *t = RYZ_T_LAYER(l, k), 1;
     return 0;
 }
 
 int ckpt_mul3(uint64_t a, uint64_t b, uint64_t c, uint64_t *out) {
     size_t x;
-    if (!ryz_mul_ok(a, b, &x) || !ryz_mul_ok(x, c, &x)) return 0;
+    if (!ryz_mul_ok(a, b, &x) || !ryz_mul_ok(x, c, &x))
+        return 0;
     *out = x;
     return 1;
 }
 
 ryz_status ckpt_check_config(const char *path, const ryz_model_config *c) {
-    const int v[] = {c->dim, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab,
-                     c->seq_len};
-    const char *names[] = {"dim", "hidden", "layers", "n_heads", "n_kv_heads", "vocab",
-                           "seq_len"};
+    const int v[] = {c->dim,        c->hidden, c->n_layers, c->n_heads,
+                     c->n_kv_heads, c->vocab,  c->seq_len};
+    const char *names[] = {"dim", "hidden", "layers", "n_heads", "n_kv_heads", "vocab", "seq_len"};
     for (int i = 0; i < 7; i++)
         if (v[i] < 1 || v[i] > CKPT_MAX_DIM)
-            return ryz_error(RYZ_EINVAL, "%s: %s %d out of range [1, %lld]", path, names[i],
-                             v[i], (long long)CKPT_MAX_DIM);
+            return ryz_error(RYZ_EINVAL, "%s: %s %d out of range [1, %lld]", path, names[i], v[i],
+                             (long long)CKPT_MAX_DIM);
     if (c->dim % c->n_heads)
         return ryz_error(RYZ_EINVAL, "%s: n_heads %d does not divide dim %d", path, c->n_heads,
                          c->dim);
     if ((c->dim / c->n_heads) % 2)
-        return ryz_error(RYZ_EINVAL, "%s: n_heads %d gives an odd head_dim %d", path,
-                         c->n_heads, c->dim / c->n_heads);
+        return ryz_error(RYZ_EINVAL, "%s: n_heads %d gives an odd head_dim %d", path, c->n_heads,
+                         c->dim / c->n_heads);
     if (c->n_heads % c->n_kv_heads)
         return ryz_error(RYZ_EINVAL, "%s: n_kv_heads %d does not divide n_heads %d", path,
                          c->n_kv_heads, c->n_heads);
@@ -115,17 +133,18 @@ ryz_status ckpt_table_init(ckpt_table *tab, const ryz_model_config *cfg, int nfi
         return ryz_error(RYZ_ENOMEM, "out of memory for the tensor table");
     }
     tab->nfiles = nfiles;
-    for (int i = 0; i < nfiles; i++) tab->files[i].fd = -1;
+    for (int i = 0; i < nfiles; i++)
+        tab->files[i].fd = -1;
     for (int i = 0; i < tab->ntensors; i++) {
         tab->tensors[i].file = -1;
-        ckpt_tensor_name(ckpt_tensor_id(cfg, i), tab->tensors[i].name,
-                         sizeof tab->tensors[i].name);
+        ckpt_tensor_name(ckpt_tensor_id(cfg, i), tab->tensors[i].name, sizeof tab->tensors[i].name);
     }
     return RYZ_OK;
 }
 
 void ckpt_table_free(ckpt_table *tab) {
-    for (int i = 0; tab->files && i < tab->nfiles; i++) ckpt_file_close(&tab->files[i]);
+    for (int i = 0; tab->files && i < tab->nfiles; i++)
+        ckpt_file_close(&tab->files[i]);
     free(tab->files);
     free(tab->tensors);
     memset(tab, 0, sizeof *tab);
@@ -144,14 +163,16 @@ ryz_status ckpt_table_complete(const ckpt_table *tab, const char *where) {
 }
 
 /* Reads n elements of dtype dt at byte off of f into out as float32. */
-static ryz_status read_elems(const ckpt_file *f, uint64_t off, ckpt_dtype dt, size_t n,
-                             float *out, const char *what) {
-    if (dt == CKPT_F32) return ckpt_pread(f, out, n * sizeof(float), off, what);
+static ryz_status read_elems(const ckpt_file *f, uint64_t off, ckpt_dtype dt, size_t n, float *out,
+                             const char *what) {
+    if (dt == CKPT_F32)
+        return ckpt_pread(f, out, n * sizeof(float), off, what);
     uint16_t buf[4096];
     for (size_t i = 0; i < n;) {
         size_t m = n - i < 4096 ? n - i : 4096;
         ryz_status st = ckpt_pread(f, buf, m * 2, off + 2 * i, what);
-        if (st != RYZ_OK) return st;
+        if (st != RYZ_OK)
+            return st;
         for (size_t k = 0; k < m; k++)
             out[i + k] = dt == CKPT_F16 ? ckpt_f16_to_f32(buf[k]) : ckpt_bf16_to_f32(buf[k]);
         i += m;
@@ -162,7 +183,8 @@ static ryz_status read_elems(const ckpt_file *f, uint64_t off, ckpt_dtype dt, si
 /* Stored row of global row g (HF rotary order within heads when permuted). */
 static int64_t stored_row(const ckpt_tensor *e, int64_t g) {
     int64_t r = g - e->row_origin;
-    if (e->perm_hd <= 0) return r;
+    if (e->perm_hd <= 0)
+        return r;
     int64_t w = r % e->perm_hd, half = e->perm_hd / 2;
     return r - w + (w % 2) * half + w / 2;
 }
@@ -179,7 +201,8 @@ static ryz_status read_rows(const ckpt_table *tab, const ckpt_tensor *e, int64_t
     for (int64_t r = 0; r < n; r++) {
         uint64_t at = e->offset + ((uint64_t)stored_row(e, row0 + r) * e->cols + c) * es;
         ryz_status st = read_elems(f, at, e->dtype, (size_t)ncols, out + r * ld, e->name);
-        if (st != RYZ_OK) return st;
+        if (st != RYZ_OK)
+            return st;
     }
     return RYZ_OK;
 }
@@ -198,8 +221,10 @@ static ryz_status table_fill(void *ctx, uint32_t t, int64_t row0, int nrows, int
     int64_t real = nrows;
     if ((t == RYZ_T_EMBED || t == RYZ_T_CLS) && row0 + nrows > tab->cfg.vocab)
         real = row0 >= tab->cfg.vocab ? 0 : tab->cfg.vocab - row0;
-    for (int64_t r = real; r < nrows; r++) memset(out + r * ld, 0, (size_t)ncols * sizeof(float));
-    if (real == 0 || ncols == 0) return RYZ_OK;
+    for (int64_t r = real; r < nrows; r++)
+        memset(out + r * ld, 0, (size_t)ncols * sizeof(float));
+    if (real == 0 || ncols == 0)
+        return RYZ_OK;
     if (row0 < e->row_origin || row0 + real > e->row_origin + e->rows || col0 < e->col_origin ||
         col0 + ncols > e->col_origin + e->cols)
         return ryz_error(RYZ_EINVAL,
@@ -212,6 +237,7 @@ static ryz_status table_fill(void *ctx, uint32_t t, int64_t row0, int nrows, int
     return read_rows(tab, e, row0, real, col0, ncols, ld, out);
 }
 
+/* The weight-source close: frees the table and closes its files. */
 static void table_close(void *ctx) {
     ckpt_table_free(ctx);
     free(ctx);
@@ -227,7 +253,8 @@ ryz_status ckpt_table_source(ckpt_table *tab, const char *kind, ryz_weights **ou
     const ryz_weights_iface *iface = NULL;
     *out = NULL;
     for (size_t i = 0; i < sizeof ifaces / sizeof ifaces[0]; i++)
-        if (strcmp(ifaces[i].name, kind) == 0) iface = &ifaces[i];
+        if (strcmp(ifaces[i].name, kind) == 0)
+            iface = &ifaces[i];
     RYZ_ASSERT(iface != NULL);
     ckpt_table *own = malloc(sizeof *own);
     if (!own) {

@@ -29,7 +29,8 @@ const char *ryz_weights_name(const ryz_weights *w) {
 }
 
 void ryz_weights_close(ryz_weights *w) {
-    if (!w) return;
+    if (!w)
+        return;
     w->iface->close(w->ctx);
     free(w);
 }

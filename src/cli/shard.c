@@ -15,6 +15,7 @@ typedef struct {
     int tp;
 } shard_args;
 
+/* The --help text. */
 static void shard_usage(FILE *f) {
     fprintf(f, "usage: ryz shard --model SRC --tp K --out DIR\n"
                "  Writes DIR/rank{0..K-1}.safetensors (each rank's blocks only, float32) and\n"
@@ -24,20 +25,28 @@ static void shard_usage(FILE *f) {
                "  directory or another shard directory of the same K.\n");
 }
 
+/* Parses the options; EINVAL naming a bad or missing one. */
 static ryz_status shard_parse(int argc, char **argv, shard_args *a, int *help) {
     *a = (shard_args){.tp = 0};
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         ryz_status st = RYZ_OK;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) *help = 1;
-        else if (!strcmp(o, "--model")) a->model = ryz_arg_value(argc, argv, &i);
-        else if (!strcmp(o, "--out")) a->out = ryz_arg_value(argc, argv, &i);
-        else if (!strcmp(o, "--tp")) st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 256, &a->tp);
-        else return ryz_error(RYZ_EINVAL, "shard: unknown option '%s' (see --help)", o);
-        if (st != RYZ_OK) return st;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+            *help = 1;
+        else if (!strcmp(o, "--model"))
+            a->model = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--out"))
+            a->out = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--tp"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 256, &a->tp);
+        else
+            return ryz_error(RYZ_EINVAL, "shard: unknown option '%s' (see --help)", o);
+        if (st != RYZ_OK)
+            return st;
     }
-    if (*help) return RYZ_OK;
+    if (*help)
+        return RYZ_OK;
     if (!a->model || !a->out || !a->tp)
         return ryz_error(RYZ_EINVAL, "shard: --model, --tp and --out are required");
     return RYZ_OK;
@@ -72,7 +81,8 @@ static ryz_status shard_rank(const shard_args *a, int r, ryz_model_config *cfg, 
     ryz_block *blocks = NULL;
     ryz_shard s;
     ryz_status st = ryz_model_source_open(a->model, a->tp, r, cfg, &w);
-    if (st == RYZ_OK) st = ryz_config_validate(cfg, a->tp);
+    if (st == RYZ_OK)
+        st = ryz_config_validate(cfg, a->tp);
     if (st == RYZ_OK && !(blocks = malloc((3 + 9 * (size_t)cfg->n_layers) * sizeof *blocks)))
         st = ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) {
@@ -101,10 +111,13 @@ int ryz_cmd_shard(int argc, char **argv) {
         st = ryz_error(RYZ_ENOMEM, "out of memory");
     for (int r = 0; st == RYZ_OK && r < a.tp; r++) {
         st = shard_rank(&a, r, &cfg, hex[r]);
-        if (r == 0) first = cfg;
+        if (r == 0)
+            first = cfg;
     }
-    if (st == RYZ_OK) st = ryz_ckpt_write_shard_config(a.out, a.model, a.tp, &first, hex);
-    if (st == RYZ_OK) printf("wrote %s/config.json (tp %d)\n", a.out, a.tp);
+    if (st == RYZ_OK)
+        st = ryz_ckpt_write_shard_config(a.out, a.model, a.tp, &first, hex);
+    if (st == RYZ_OK)
+        printf("wrote %s/config.json (tp %d)\n", a.out, a.tp);
     free(hex);
     return st == RYZ_OK ? 0 : ryz_cli_fail(st, NULL);
 }
