@@ -1081,6 +1081,35 @@ static void write_tokenizer(const char *path, const char *const *pieces, const f
     fclose(f);
 }
 
+typedef struct {
+    int code;
+    char *out, *err;
+} run_result;
+
+static const char *ryz_bin(void) {
+    const char *b = getenv("RYZ_BIN");
+    return b && *b ? b : "build/ryz";
+}
+
+/* Runs `ryz ARGS` through the shell, capturing stdout and stderr. */
+static run_result run_ryz(const char *dir, const char *args) {
+    ck_assert_msg(access(ryz_bin(), X_OK) == 0, "%s is not an executable (run make)", ryz_bin());
+    char out[512], err[512], cmd[2048];
+    path_in(out, dir, "stdout");
+    path_in(err, dir, "stderr");
+    snprintf(cmd, sizeof cmd, "timeout 120 %s %s >%s 2>%s </dev/null", ryz_bin(), args, out, err);
+    int st = system(cmd);
+    size_t n;
+    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, (char *)read_bytes(out, &n),
+                    (char *)read_bytes(err, &n)};
+    return r;
+}
+
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
 START_TEST(test_tokenizer_encode) {
     static const char *const pieces[] = {" ",    "h",     "e",      "l",      "o",       "he", "ll",
                                          "hell", "hello", " hello", "w",      "r",       "d",  "or",
@@ -1112,6 +1141,19 @@ START_TEST(test_tokenizer_encode) {
     ck_assert_int_eq(n, 1);
     free(ids);
     ryz_tokenizer_free(t);
+    /* The CLI: --prompt TEXT encodes with --tokenizer, the same ids as given. */
+    char args[1200];
+    snprintf(args, sizeof args,
+             "generate --model synthetic:tiny,vocab=%d --prompt 'hello world' --tokenizer %s "
+             "--new-tokens 3", 259 + N, p);
+    run_result text = run_ryz(d, args);
+    snprintf(args, sizeof args,
+             "generate --model synthetic:tiny,vocab=%d --prompt-ids '1 268 276' --new-tokens 3",
+             259 + N);
+    run_result idsr = run_ryz(d, args);
+    ck_assert_msg(text.code == 0 && !strcmp(text.out, idsr.out), "--prompt: %d %s %s vs %s",
+                  text.code, text.out, text.err, idsr.out);
+    run_free(&text), run_free(&idsr);
     /* A vocab larger than the file holds, and a piece longer than the max. */
     EXPECT_ERROR(ryz_tokenizer_load(p, 259 + N + 1, &t), RYZ_EINVAL, "tokenizer.bin", "token");
     size_t len;
@@ -1126,35 +1168,6 @@ START_TEST(test_tokenizer_encode) {
 END_TEST
 
 /* =================================================================== CLI */
-
-typedef struct {
-    int code;
-    char *out, *err;
-} run_result;
-
-static const char *ryz_bin(void) {
-    const char *b = getenv("RYZ_BIN");
-    return b && *b ? b : "build/ryz";
-}
-
-/* Runs `ryz ARGS` through the shell, capturing stdout and stderr. */
-static run_result run_ryz(const char *dir, const char *args) {
-    ck_assert_msg(access(ryz_bin(), X_OK) == 0, "%s is not an executable (run make)", ryz_bin());
-    char out[512], err[512], cmd[2048];
-    path_in(out, dir, "stdout");
-    path_in(err, dir, "stderr");
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", ryz_bin(), args, out, err);
-    int st = system(cmd);
-    size_t n;
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, (char *)read_bytes(out, &n),
-                    (char *)read_bytes(err, &n)};
-    return r;
-}
-
-static void run_free(run_result *r) {
-    free(r->out);
-    free(r->err);
-}
 
 START_TEST(test_cli_generate_checkpoint) {
     char *d = temp_dir(), bin[512], args[1200], p[512];
@@ -1193,6 +1206,35 @@ START_TEST(test_cli_generate_checkpoint) {
 }
 END_TEST
 
+/* A shard directory runs at its own tp by default; a corrupted rank file
+ * fails that rank and the others are told, with no hang. */
+START_TEST(test_cli_shard_dir_and_bad_rank) {
+    char *d = temp_dir(), dir[512], args[1200], rank1[512];
+    path_in(dir, d, "s");
+    ck_assert_int_eq(run_cmd(ryz_cmd_shard, "shard", "--model", "synthetic:tiny", "--tp", "2",
+                             "--out", dir, NULL),
+                     0);
+    snprintf(args, sizeof args, "generate --model %s --prompt-ids \"1 2 3\" --new-tokens 4", dir);
+    run_result ok = run_ryz(d, args);
+    run_result syn = run_ryz(d, "generate --model synthetic:tiny --prompt-ids \"1 2 3\" "
+                                "--new-tokens 4");
+    ck_assert_msg(ok.code == 0 && !strcmp(ok.out, syn.out), "shard dir: exit %d: %.400s %.400s",
+                  ok.code, ok.out, ok.err);
+    size_t n;
+    uint8_t *b = read_bytes(path_in(rank1, dir, "rank1.safetensors"), &n);
+    b[n - 5] ^= 1; /* one bit of rank 1's weights */
+    write_bytes(rank1, b, n);
+    free(b);
+    run_result bad = run_ryz(d, args); /* the same command: now rank 1 cannot load */
+    ck_assert_msg(bad.code == 2, "corrupted rank 1: exit %d (124 = hang): %.400s", bad.code,
+                  bad.err);
+    ck_assert_msg(strstr(bad.err, "sha256") && strstr(bad.err, "failed to load"), "stderr: %.600s",
+                  bad.err);
+    run_free(&ok), run_free(&syn), run_free(&bad);
+    temp_dir_free(d);
+}
+END_TEST
+
 static Suite *ckpt_suite(void) {
     Suite *s = suite_create("ckpt");
     TCase *tc = tcase_create("sha256");
@@ -1226,6 +1268,7 @@ static Suite *ckpt_suite(void) {
     tc = tcase_create("cli");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cli_generate_checkpoint);
+    tcase_add_test(tc, test_cli_shard_dir_and_bad_rank);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,17 +9,21 @@
 #include "ryz/suite.h"
 
 typedef struct {
-    const char *model, *ids, *dump;
-    int new_tokens, tp, batch, threads;
+    const char *model, *ids, *text, *tokenizer, *dump;
+    int new_tokens, tp, tp_set, batch, threads;
 } gen_args;
 
 static void gen_usage(FILE *f) {
-    fprintf(f, "usage: ryz generate --model SRC --prompt-ids \"1 2 3\" --new-tokens N\n"
+    fprintf(f, "usage: ryz generate --model SRC (--prompt-ids \"1 2 3\" | --prompt TEXT\n"
+               "                    [--tokenizer tokenizer.bin]) --new-tokens N\n"
                "                    [--tp K] [--batch B] [--threads T] [--dump-logits FILE]\n"
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
                "  row of vocab floats per forward position (sequence 0).\n"
-               "  SRC: synthetic:PRESET[,key=value...], presets tiny 15m 110m 1b 7b.\n");
+               "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin).\n"
+               "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
+               "  llama2.c .bin, a Hugging Face directory, or a `ryz shard` directory (its tp\n"
+               "  is the default --tp).\n");
 }
 
 static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
@@ -31,10 +35,13 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) *help = 1;
         else if (!strcmp(o, "--model")) a->model = ryz_arg_value(argc, argv, &i);
         else if (!strcmp(o, "--prompt-ids")) a->ids = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--prompt")) a->text = ryz_arg_value(argc, argv, &i);
+        else if (!strcmp(o, "--tokenizer")) a->tokenizer = ryz_arg_value(argc, argv, &i);
         else if (!strcmp(o, "--dump-logits")) a->dump = ryz_arg_value(argc, argv, &i);
         else if (!strcmp(o, "--new-tokens"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 20, &a->new_tokens);
-        else if (!strcmp(o, "--tp")) st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->tp);
+        else if (!strcmp(o, "--tp"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->tp), a->tp_set = 1;
         else if (!strcmp(o, "--batch"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->batch);
         else if (!strcmp(o, "--threads"))
@@ -44,7 +51,8 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     }
     if (*help) return RYZ_OK;
     if (!a->model) return ryz_error(RYZ_EINVAL, "generate: --model is required");
-    if (!a->ids) return ryz_error(RYZ_EINVAL, "generate: --prompt-ids is required");
+    if (!a->ids == !a->text)
+        return ryz_error(RYZ_EINVAL, "generate: give one of --prompt-ids or --prompt");
     return RYZ_OK;
 }
 
@@ -118,11 +126,17 @@ int ryz_cmd_generate(int argc, char **argv) {
         gen_usage(stdout);
         return 0;
     }
+    int shard_tp = 0;
+    if (st == RYZ_OK && !a.tp_set) st = ryz_ckpt_sharded_tp(a.model, &shard_tp);
+    if (shard_tp > 0) a.tp = shard_tp; /* a shard directory runs at its own tp */
     ryz_weights *w = NULL;
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, a.tp, 0, &cfg, &w);
     ryz_weights_close(w);
     if (st == RYZ_OK) st = ryz_config_validate(&cfg, a.tp);
-    if (st == RYZ_OK) st = ryz_parse_ids(a.ids, &prompt, &P);
+    if (st == RYZ_OK)
+        st = a.text ? ryz_tokenizer_prompt(a.tokenizer ? a.tokenizer : "tokenizer.bin", cfg.vocab,
+                                           a.text, &prompt, &P)
+                    : ryz_parse_ids(a.ids, &prompt, &P);
     for (int i = 0; st == RYZ_OK && i < P; i++)
         if (prompt[i] >= cfg.vocab)
             st = ryz_error(RYZ_EINVAL, "prompt id %d outside vocab [0, %d)", prompt[i], cfg.vocab);

@@ -188,6 +188,18 @@ ryz_status ryz_model_open(const char *src, ryz_comm *comm, ryz_backend *backend,
     ryz_status st = ryz_model_source_open(src, ryz_comm_size(comm), ryz_comm_rank(comm), &cfg, &w);
     if (st == RYZ_OK) st = ryz_model_build_from(&cfg, w, comm, backend, opts, out);
     ryz_weights_close(w);
+    /* A rank whose shard failed to load must not leave the others waiting in
+     * the first all-reduce: the group agrees on success before any forward. */
+    float failed = st != RYZ_OK, any = 0;
+    if (failed && ryz_comm_size(comm) > 1) RYZ_ERROR("%s", ryz_last_error()); /* say why here */
+    ryz_status cs = ryz_comm_size(comm) > 1 ? ryz_comm_all_reduce_sum(comm, &failed, &any, 1)
+                                            : (any = failed, RYZ_OK);
+    if (cs != RYZ_OK || (any > 0 && st == RYZ_OK)) {
+        ryz_model_free(*out);
+        *out = NULL;
+        if (cs != RYZ_OK) return cs;
+        return ryz_error(RYZ_EINVAL, "%d rank(s) of the TP group failed to load %s", (int)any, src);
+    }
     return st;
 }
 
