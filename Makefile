@@ -34,7 +34,7 @@ endif
 ifeq ($(CUDA),1)
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
 CFLAGS   += -DRYZ_WITH_CUDA -I$(CUDA_HOME)/include
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnccl
 CU_SRC   := $(wildcard kernels/*.cu)
 CU_OBJ   := $(CU_SRC:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
 endif

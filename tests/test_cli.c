@@ -246,6 +246,19 @@ START_TEST(test_suite_gate_fails_on_skew) {
 }
 END_TEST
 
+START_TEST(test_info) {
+    test_run r = test_run_ryz(NULL, "info");
+    ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
+    const char *want[] = {"backends   cpu", "MPI ", "Open MPI", "BLAS ", "HDF5 ", "CUDA ", "CPU "};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(r.out, want[i]), "no '%s' in:\n%s", want[i], r.out);
+    test_run_free(&r);
+    r = test_run_ryz(NULL, "info extra");
+    ck_assert_int_eq(r.code, 2);
+    test_run_free(&r);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -258,6 +271,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_generate_tp1_equals_tp2);
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
+    tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_suite_ci_passes);
     tcase_add_test(tc, test_suite_gate_fails_on_skew);
     suite_add_tcase(s, tc);

@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  compare A.h5 B.h5 regression check: slowdowns (Mann-Whitney), correctness, memory\n"
             "  shard             write a one-file-per-rank checkpoint (--model --tp --out)\n"
             "  export            write a model as llama2.c or Hugging Face (--model --format --out)\n"
+            "  info              backends in this build, library versions, devices\n"
             "  version           print the version\n"
             "\n"
             "`ryz <command> --help` describes a command. Exit codes: 0 ok, 1 a check\n"
@@ -42,7 +43,7 @@ int main(int argc, char **argv) {
                 {"plot", ryz_cmd_plot},     {"report", ryz_cmd_report},
                 {"comm", ryz_cmd_comm},     {"project", ryz_cmd_project},
                 {"shard", ryz_cmd_shard},   {"export", ryz_cmd_export},
-                {"compare", ryz_cmd_compare}};
+                {"compare", ryz_cmd_compare}, {"info", ryz_cmd_info}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
