@@ -69,6 +69,10 @@ void ryz_mem_free(void *p);
 size_t ryz_mem_bytes(ryz_mem_kind kind); /* live bytes of a kind */
 size_t ryz_mem_peak(ryz_mem_kind kind);  /* high-water mark of a kind */
 const char *ryz_mem_kind_name(ryz_mem_kind kind);
+/* Allocates `bytes` for streaming reads: 2 MiB aligned and, where the
+ * kernel allows, backed by transparent huge pages (fewer TLB misses when
+ * decode streams the weights). Free with free(). NULL on failure. */
+void *ryz_alloc_stream(size_t bytes);
 /* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
 size_t ryz_mem_peak_rss(void);
 
@@ -83,6 +87,16 @@ void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
  * part of a `bytes` buffer (larger than the caches) `reps` times; the best
  * rep counts. 0 with a message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
+
+/* Interruption (src/core/signal.c). Installs SIGINT and SIGTERM handlers
+ * that only record the first signal (idempotent); a second one at least a
+ * second later takes the default action (a forced stop). */
+void ryz_signals_install(void);
+/* The signal that interrupted this process (SIGINT or SIGTERM), 0 if none.
+ * Safe to call from any thread. */
+int ryz_interrupted(void);
+/* TEST ONLY: behave as if signal `sig` had arrived (0 clears). */
+void ryz_interrupt_set(int sig);
 
 /* Environment: integer variable `name` in [lo, hi]; `def` when unset.
  * EINVAL with a message naming the variable when malformed or out of range. */

@@ -82,7 +82,7 @@ double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {
         return 0;
     }
     size_t n = bytes / sizeof(uint64_t);
-    uint64_t *buf = malloc(n * sizeof *buf);
+    uint64_t *buf = ryz_alloc_stream(n * sizeof *buf); /* as the weights are allocated */
     if (!buf) {
         ryz_error(RYZ_ENOMEM, "bandwidth probe: out of memory for %zu bytes", bytes);
         return 0;

@@ -1,9 +1,11 @@
 /* Timers, accounted memory and environment parsing. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "ryz/core.h"
@@ -22,6 +24,18 @@ typedef struct {
     char pad[64 - sizeof(size_t) - sizeof(int)];
 } mem_header;
 
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN ((size_t)4 << 20) /* smaller blocks gain nothing from huge pages */
+
+void *ryz_alloc_stream(size_t bytes) {
+    size_t total = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    void *p = aligned_alloc(HUGE_PAGE, total);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, total, MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
+    return p;
+}
+
 static size_t mem_live[RYZ_MEM_NKINDS];
 static size_t mem_high[RYZ_MEM_NKINDS];
 
@@ -33,7 +47,7 @@ void *ryz_mem_alloc(ryz_mem_kind kind, size_t count, size_t size) {
         return NULL;
     }
     size_t total = (sizeof(mem_header) + bytes + 63) & ~(size_t)63;
-    mem_header *h = aligned_alloc(64, total);
+    mem_header *h = total >= HUGE_MIN ? ryz_alloc_stream(total) : aligned_alloc(64, total);
     if (!h) {
         ryz_error(RYZ_ENOMEM, "out of memory allocating %zu bytes of %s", bytes,
                   ryz_mem_kind_name(kind));
