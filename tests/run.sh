@@ -2,11 +2,14 @@
 # Runs every Check test program under BUILD/tests (default build/).
 # test_mpi_* programs run under mpirun with 1, 2 and 4 ranks (CK_FORK=no:
 # forking under MPI is not allowed); the others run as plain processes.
+# Then tests/fault.sh (killed, hung, desynchronised and interrupted runs).
+# Every collective is checked for agreement across ranks while tests run.
 # Exits non-zero if any program fails; prints a summary.
 set -u
 BUILD=${1:-build}
 MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
 export RYZ_BIN="$BUILD/ryz"
+export RYZ_CHECK_COLLECTIVES=1
 fails=()
 t0=$(date +%s)
 
@@ -27,6 +30,7 @@ for t in "$BUILD"/tests/test_*; do
     *) run "$name" "$t" ;;
   esac
 done
+run "fault.sh" bash tests/fault.sh "$BUILD"
 
 echo
 echo "tests: $(( $(date +%s) - t0 )) s"

@@ -1,5 +1,7 @@
 /* cli: the `ryz` commands. Each returns a process exit code (0 ok, 1 a check
- * failed, 2 bad input or usage, 3 communication failure); only main() exits. */
+ * failed, 2 bad input or usage, 3 communication failure or timeout,
+ * 128 + N interrupted by signal N); only main() exits, except that a
+ * failed multi-rank job ends through MPI_Abort (ryz_cli_fail). */
 #ifndef RYZ_CLI_H
 #define RYZ_CLI_H
 
@@ -19,6 +21,8 @@ int ryz_cmd_shard(int argc, char **argv);   /* src/cli/shard.c */
 int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
 
 /* Process-level set-up shared by commands that may run on several ranks.
+ * Reads the comm settings (RYZ_TIMEOUT, RYZ_CHECK_COLLECTIVES, RYZ_FAULT:
+ * EINVAL first when malformed) and installs the SIGINT/SIGTERM handlers.
  * When `np` > 1 and this process was not started by mpirun, re-executes
  * itself under mpirun with np ranks (returns only on failure, exit code in
  * *code). Otherwise initialises MPI when launched by mpirun, else a
@@ -28,7 +32,10 @@ ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *c
 void ryz_cli_world_free(ryz_comm *world);
 /* Reports a failed status as one "ryz: error: ..." line per message line on
  * stderr, from rank 0 only unless the error is a communication failure, and
- * returns its exit code. */
-int ryz_cli_fail(ryz_status s, const ryz_comm *world);
+ * returns its exit code (128 + N once signal N arrived). On a world of
+ * several ranks, a communication failure or an interruption does not
+ * return: the job ends with MPI_Abort and that code, since the other ranks
+ * may be blocked in a collective and MPI_Finalize would wait for them. */
+int ryz_cli_fail(ryz_status s, ryz_comm *world);
 
 #endif

@@ -1,5 +1,7 @@
-/* comm: collectives behind a vtable (self, mpi), every call profiled.
- * Nothing above comm/ includes mpi.h. */
+/* comm: collectives behind a vtable (self, mpi), every call profiled,
+ * numbered per communicator, optionally checked for agreement across ranks,
+ * and watched for hangs (docs/reliability.md). Nothing above comm/ includes
+ * mpi.h. */
 #ifndef RYZ_COMM_H
 #define RYZ_COMM_H
 
@@ -31,6 +33,9 @@ typedef struct ryz_comm_iface {
      * others. Collective over the parent. */
     ryz_status (*split_first)(void *ctx, int n, ryz_comm **out);
     void (*free)(void *ctx);
+    /* Whether every other rank still answers within grace_s seconds (OK)
+     * or which do not (ECOMM). NULL: one process, nothing to ask. */
+    ryz_status (*check_peers)(void *ctx, int size, double grace_s);
 } ryz_comm_iface;
 
 /* One profiled call. */
@@ -47,9 +52,13 @@ ryz_status ryz_comm_create(const ryz_comm_iface *iface, void *ctx, int rank, int
                            ryz_comm **out);
 /* The one-rank backend: every collective is a copy. */
 ryz_status ryz_comm_init_self(ryz_comm **out);
-/* MPI_COMM_WORLD, after ryz_mpi_init. EINVAL when built without MPI. */
+/* MPI_COMM_WORLD, after ryz_mpi_init; on more than one rank with the
+ * watchdog on, also starts this process's watchdog thread (stopped by
+ * ryz_mpi_finalize). EINVAL when built without MPI. */
 ryz_status ryz_comm_init_mpi_world(ryz_comm **out);
-/* Initialises MPI once (thread level funneled); safe to call twice. */
+/* Initialises MPI once; safe to call twice. Runs ryz_comm_setup first
+ * (its error is returned). Asks for MPI_THREAD_MULTIPLE while the watchdog
+ * is on (RYZ_TIMEOUT > 0), else funneled. */
 ryz_status ryz_mpi_init(int *argc, char ***argv);
 void ryz_mpi_finalize(void);
 /* True when this process was started by mpirun (OMPI/PMI env present). */
@@ -70,16 +79,61 @@ ryz_status ryz_comm_reduce_scatter(ryz_comm *c, const float *send, float *recv,
 ryz_status ryz_comm_broadcast(ryz_comm *c, void *buf, size_t bytes, int root);
 ryz_status ryz_comm_barrier(ryz_comm *c);
 void ryz_comm_abort(ryz_comm *c, int code);
+/* Collective over c (counted and watched like one): the first n ranks. */
 ryz_status ryz_comm_split_first(ryz_comm *c, int n, ryz_comm **out);
+
+/* Reliability (docs/reliability.md). Every collective of a communicator
+ * gets the next sequence number (#1, #2, ...). Before it is issued:
+ *  - on world rank 0, a pending SIGINT/SIGTERM (ryz_interrupted) makes it
+ *    return ECOMM "interrupted by signal N" without communicating;
+ *  - with checking on, the ranks all-gather (op, #, count, root) and any
+ *    disagreement is ECOMM naming both sides ("rank 0: all_reduce #12 of
+ *    1152 floats; rank 1: all_gather #12 of 8000 floats"), the collective
+ *    itself not issued, so the communicator stays usable.
+ * While it runs, the mpi backend's watchdog thread stops the whole job with
+ * exit code 3 (MPI_Abort) once it has taken longer than the timeout,
+ * after printing the op, its number and which ranks did not arrive. */
+
+/* Reads the settings once from the environment (later calls return the
+ * first result): RYZ_TIMEOUT (seconds, default 300, 0 = no watchdog),
+ * RYZ_CHECK_COLLECTIVES (0 or 1, default 0) and RYZ_FAULT (see
+ * ryz_comm_fault_set). EINVAL naming the variable when malformed. Called by
+ * ryz_cli_world before any rank starts, by ryz_mpi_init and by
+ * ryz_comm_create. */
+ryz_status ryz_comm_setup(void);
+/* The watchdog timeout in seconds (0: off). Setting it applies to the next
+ * collective; a process that started MPI with 0 has no watchdog thread. */
+double ryz_comm_timeout(void);
+void ryz_comm_set_timeout(double seconds);
+/* Whether collectives are checked for agreement across ranks. */
+int ryz_comm_check_enabled(void);
+void ryz_comm_set_check(int on);
+/* Collectives issued on c so far (the next one is number seq + 1). */
+uint64_t ryz_comm_seq(const ryz_comm *c);
+/* Whether every other rank of c is alive: asks them through the watchdog's
+ * side channel (so it works while they are blocked in a collective) and
+ * waits up to grace_s. OK, or ECOMM naming the ranks that did not answer,
+ * or ECOMM when the side channel is off (no watchdog) and it cannot tell.
+ * OK on one rank. */
+ryz_status ryz_comm_check_peers(ryz_comm *c, double grace_s);
+
+/* TEST ONLY: fault injection, "KIND:rank=R:step=S[:op=NAME]" as in
+ * RYZ_FAULT. On world rank R, the S-th collective from now (counting only
+ * op NAME when given; ops as ryz_comm_op_name names them, or comm_split):
+ * kill raises SIGKILL before it, hang sleeps forever before it, slow
+ * sleeps 1 s before it, desync issues it with one element (byte) less,
+ * corrupt adds 1 to the middle element of its result. NULL or "" clears.
+ * EINVAL naming the bad part; the previous fault stays then. */
+ryz_status ryz_comm_fault_set(const char *spec);
 
 /* nccl-tests bus bandwidth factor of op on k ranks: all-reduce 2(k-1)/k,
  * all-gather and reduce-scatter (k-1)/k, broadcast 1. */
 double ryz_comm_busbw_factor(ryz_comm_op op, int k);
 
-/* TEST ONLY. While on, every all_reduce result on this process has element
- * count/2 incremented by 1 after the call, so a data check must fail. Starts
- * as RYZ_TEST_CORRUPT=1 in the environment says (read at the first
- * all_reduce). */
+/* TEST ONLY (src/comm/fault.c). While on, every all_reduce result on this
+ * process has element count/2 incremented by 1 after the call, so a data
+ * check must fail. Starts as RYZ_TEST_CORRUPT=1 in the environment says
+ * (read at the first all_reduce). */
 void ryz_comm_test_corrupt(int on);
 
 /* Profiling: records are kept in a fixed ring allocated at creation (no

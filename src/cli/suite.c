@@ -88,6 +88,24 @@ static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, const ry
     return st;
 }
 
+/* Rank 0 after a run stopped by SIGINT/SIGTERM (st says so): the tables so
+ * far, marked interrupted, through the same atomic writer, but only when
+ * every rank still answers: a rank that died means the job failed rather
+ * than was stopped. Returns st, or why nothing was written. */
+static ryz_status suite_write_interrupted(ryz_comm *world, ryz_results *res, const char *out,
+                                          ryz_status st) {
+    ryz_status ws = ryz_comm_check_peers(world, 0.5);
+    if (ws == RYZ_OK) {
+        res->meta.interrupted = 1;
+        ws = ryz_results_write(res, out);
+    }
+    if (ws != RYZ_OK)
+        return ryz_error_wrap(ws, "interrupted by signal %d, no results written",
+                              ryz_interrupted());
+    fprintf(stderr, "ryz: partial results (marked interrupted): %s\n", out);
+    return st;
+}
+
 int ryz_cmd_suite(int argc, char **argv) {
     suite_args a = {0};
     ryz_suite s = {0};
@@ -118,6 +136,7 @@ int ryz_cmd_suite(int argc, char **argv) {
     if (st == RYZ_OK) st = ryz_suite_run(&s, world, &a.run, &res, &failed);
     int lead = world && ryz_comm_rank(world) == 0;
     if (st == RYZ_OK && lead) st = suite_finish(&a, &s, &res, out, &failed);
+    else if (lead && ryz_interrupted()) st = suite_write_interrupted(world, &res, out, st);
     if (st != RYZ_OK) code = ryz_cli_fail(st, world);
     else code = failed ? 1 : 0;
     ryz_cli_world_free(world);

@@ -1,4 +1,5 @@
-/* Process set-up: self-launch under mpirun, MPI world, error reporting. */
+/* Process set-up: self-launch under mpirun, MPI world, signals, error
+ * reporting and the abort that ends a job whose communication failed. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +39,12 @@ static ryz_status relaunch(int np, int argc, char **argv) {
 ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code) {
     *world = NULL;
     *code = 0;
-    ryz_status st;
+    ryz_status st = ryz_comm_setup(); /* bad RYZ_TIMEOUT or RYZ_FAULT: before any rank starts */
+    if (st != RYZ_OK) {
+        *code = ryz_status_exit_code(st);
+        return st;
+    }
+    ryz_signals_install();
     if (!ryz_mpi_launched()) {
         if (np > 1) {
             st = relaunch(np, argc, argv);
@@ -59,8 +65,8 @@ void ryz_cli_world_free(ryz_comm *world) {
     if (ryz_mpi_launched()) ryz_mpi_finalize();
 }
 
-int ryz_cli_fail(ryz_status s, const ryz_comm *world) {
-    int comm_err = s == RYZ_ECOMM || s == RYZ_ETIMEOUT;
+int ryz_cli_fail(ryz_status s, ryz_comm *world) {
+    int sig = ryz_interrupted(), comm_err = s == RYZ_ECOMM || s == RYZ_ETIMEOUT;
     if (!world || ryz_comm_rank(world) == 0 || comm_err) {
         const char *msg = ryz_last_error();
         while (*msg) {
@@ -73,5 +79,13 @@ int ryz_cli_fail(ryz_status s, const ryz_comm *world) {
             msg += len + (nl ? 1 : 0);
         }
     }
-    return ryz_status_exit_code(s);
+    int code = sig ? 128 + sig : ryz_status_exit_code(s);
+    if (world && ryz_comm_size(world) > 1 && (comm_err || sig)) {
+        /* The other ranks may be blocked in a collective that will never
+         * complete, and MPI_Finalize would wait for them: end the job. */
+        fflush(stdout);
+        fflush(stderr);
+        ryz_comm_abort(world, code);
+    }
+    return code;
 }

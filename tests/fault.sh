@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Fault tests of the whole tool (docs/reliability.md), each bounded in time:
+# for 2 and 4 ranks a rank killed mid-decode (everyone exits non-zero, no
+# results file), a rank hung (the watchdog names the op and rank 1, exit 3),
+# a desynchronised collective (exit 3 naming both sides), a corrupted
+# all-reduce (the comparison fails the case, exit 1) and SIGTERM during a run
+# (results absent or complete and marked interrupted, never truncated); then
+# one rank interrupted, a slow rank under the timeout, a full disk, bad
+# settings, and the two acceptance commands of issue 9 on suites/quick.ini.
+# usage: bash tests/fault.sh [BUILD_DIR]   (tests/run.sh calls it)
+set -u
+BUILD=${1:-build}
+RYZ=${RYZ_BIN:-$BUILD/ryz}
+MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export RYZ_TIMEOUT=5
+failed=0
+
+# suite NAME TP_LIST NEW_TOKENS REPEAT [MODEL]: writes $tmp/NAME.ini
+suite() {
+  cat >"$tmp/$1.ini" <<EOF
+[suite]
+name = $1
+repeat = $4
+warmup = 0
+
+[case c]
+model = ${5:-synthetic:tiny}
+tp = $2
+prompt = 1 2 3 4 5 6 7 8
+new_tokens = $3
+EOF
+}
+suite np2 "1 2" 16 1
+suite np4 "1 2 4" 16 1
+suite np1 "1" 16 1
+long="synthetic:tiny,dim=256,layers=4,seq_len=512" # ~20 s on 2 cores
+suite long1 "1" 400 64 "$long"
+suite long2 "1 2" 400 64 "$long"
+suite long4 "1 2 4" 400 64 "$long"
+
+# run NAME BOUND_S CMD...: runs CMD with a time limit; sets rc, secs, log.
+run() {
+  local name=$1 bound=$2 t0
+  shift 2
+  log="$tmp/$name.log"
+  t0=$(date +%s.%N)
+  timeout -k 5 "$bound" "$@" >"$log" 2>&1
+  rc=$?
+  secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+}
+
+# verdict NAME WHAT CONDITION...: prints ok or FAIL (with the log's tail).
+verdict() {
+  local name=$1 what=$2
+  shift 2
+  if "$@"; then
+    echo "ok    $name: $what (rc=$rc, ${secs} s)"
+  else
+    echo "FAIL  $name: $what (rc=$rc, ${secs} s)"
+    tail -n 15 "$log" | sed 's/^/      | /'
+    failed=$((failed + 1))
+  fi
+}
+
+# no_file PATH: neither PATH nor a temporary of it exists.
+no_file() { ! compgen -G "$1*" >/dev/null; }
+# results_state PATH: absent, interrupted, complete (a machine fast enough
+# to finish first) or broken (unreadable, or a temporary left beside it).
+results_state() {
+  if compgen -G "$1.tmp.*" >/dev/null; then echo broken
+  elif [ ! -e "$1" ]; then echo absent
+  elif "$RYZ" show "$1" 2>&1 | grep -q '^interrupted: 1$'; then echo interrupted
+  elif "$RYZ" show "$1" 2>&1 | grep -q '^interrupted: 0$'; then echo complete
+  else echo broken; fi
+}
+is() { [ "$rc" -eq "$1" ]; }
+failed_fast() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 -o "$1" = any ]; }
+has() { grep -Eq "$1" "$log"; }
+timed_out="(all_reduce|all_gather|broadcast|barrier|comm_split) #[0-9]+.*(did not complete within 5 s|when rank [0-9]+ timed out)"
+
+# sigterm NAME SUITE DELAY_S: a self-launched run, SIGTERM after DELAY_S.
+sigterm() {
+  local out="$tmp/$1.h5" t0 pid
+  t0=$(date +%s.%N)
+  "$RYZ" suite "$tmp/$2.ini" -q -o "$out" >"$tmp/$1.log" 2>&1 &
+  pid=$!
+  sleep "$3"
+  kill -TERM "$pid"
+  local waited=0
+  while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid"
+  rc=$?
+  log="$tmp/$1.log"
+  secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+}
+
+for np in 2 4; do
+  s="$tmp/np$np.ini" out="$tmp/out$np.h5"
+  RYZ_FAULT=kill:rank=1:step=40 run kill$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
+  verdict "kill np=$np" "every rank exits non-zero, no results file" \
+    eval 'failed_fast any && no_file "$out"'
+
+  RYZ_FAULT=hang:rank=1:step=40 run hang$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
+  verdict "hang np=$np" "watchdog: exit 3 within timeout + 10 s naming the op and rank 1" \
+    eval 'is 3 && [ "${secs%.*}" -lt 20 ] && has "$timed_out" && has "rank 1 did not arrive" && no_file "$out"'
+
+  RYZ_CHECK_COLLECTIVES=1 RYZ_FAULT=desync:rank=1:step=40 \
+    run desync$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
+  verdict "desync np=$np" "exit 3 naming both sides" \
+    eval 'is 3 && has "rank 0: [a-z_]+ #[0-9]+ of [0-9]+ floats; rank 1: [a-z_]+ #[0-9]+ of [0-9]+ floats"'
+
+  # all_reduce #1 of the TP group is its load agreement; #4 is in the forward pass
+  RYZ_FAULT=corrupt:rank=0:step=4:op=all_reduce \
+    run corrupt$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
+  verdict "corrupt np=$np" "the comparison fails the case: exit 1, results written" \
+    eval 'is 1 && [ -s "$out" ] && has "FAIL"'
+  rm -f "$out"
+
+  sigterm term$np long$np 4
+  state=$(results_state "$tmp/term$np.h5")
+  verdict "SIGTERM np=$np" "non-zero; results $state (absent or complete, never broken)" \
+    eval '[ "$rc" -ne 0 ] && [ "${secs%.*}" -lt 20 ] && [ "$state" != broken ]'
+done
+
+sigterm term1 long1 2
+state=$(results_state "$tmp/term1.h5")
+verdict "SIGTERM np=1" "exit 143, results $state (must be interrupted)" \
+  eval 'is 143 && [ "$state" = interrupted ]'
+
+RYZ_FAULT=slow:rank=1:step=40 run slow 60 $MPIRUN -np 2 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/slow.h5"
+verdict "slow np=2" "a rank 1 s late is no timeout: exit 0" is 0
+
+# A full disk, as a file size limit (EFBIG; SIGXFSZ ignored): the writer
+# builds the file in memory and writes it with write(2), so this is an errno:
+# exit 2 naming the file, and nothing left behind.
+run full 60 bash -c "trap '' XFSZ; ulimit -f 8; exec \"$RYZ\" suite \"$tmp/np1.ini\" -q -o \"$tmp/full.h5\""
+verdict "full disk" "exit 2 naming the file, nothing left behind" \
+  eval 'is 2 && has "full.h5: .*(File too large|No space)" && no_file "$tmp/full.h5"'
+
+RYZ_FAULT=explode:rank=1:step=2 run badfault 30 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/bad.h5"
+verdict "bad RYZ_FAULT" "exit 2 before any rank starts" eval 'is 2 && has "RYZ_FAULT: fault .explode"'
+RYZ_TIMEOUT=soon run badtimeout 30 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/bad.h5"
+verdict "bad RYZ_TIMEOUT" "exit 2" eval 'is 2 && has "RYZ_TIMEOUT"'
+
+# Issue 9's acceptance commands.
+RYZ_FAULT=hang:rank=1:step=3 run accept-hang 60 $MPIRUN -np 2 "$RYZ" suite suites/quick.ini \
+  -q -o "$tmp/quick.h5"
+verdict "quick.ini hang" "non-zero within 20 s naming the op and rank 1" \
+  eval 'failed_fast no && [ "${secs%.*}" -lt 20 ] && has "[a-z_]+ #[0-9]+.* did not complete" && has "rank 1 did not arrive"'
+RYZ_FAULT=kill:rank=1:step=2 run accept-kill 60 $MPIRUN -np 2 "$RYZ" suite suites/quick.ini \
+  -q -o "$tmp/r.h5"
+verdict "quick.ini kill" "non-zero and no results file" eval 'failed_fast any && no_file "$tmp/r.h5"'
+
+echo "fault tests: $failed failed"
+[ "$failed" -eq 0 ]
