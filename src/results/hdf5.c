@@ -198,20 +198,58 @@ cleanup:
     return st;
 }
 
-/* Writes all of `r` into the new HDF5 file `tmp`, flushes and closes it.
- * EIO naming `path` on failure (the caller removes `tmp`). */
+/* Writes the whole of buf to the new file `tmp` with plain write(2), so a
+ * full disk is an errno, not an HDF5 state. EIO naming `path`. */
+static ryz_status write_bytes(const char *tmp, const void *buf, size_t n, const char *path) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return ryz_error(RYZ_EIO, "%s: cannot create temporary file %s: %s", path, tmp,
+                         strerror(errno));
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : ENOSPC;
+            close(fd);
+            return ryz_error(RYZ_EIO, "%s: writing %s failed: %s", path, tmp, strerror(err));
+        }
+        p += w, n -= (size_t)w;
+    }
+    if (close(fd) != 0)
+        return ryz_error(RYZ_EIO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
+    return RYZ_OK;
+}
+
+/* Builds all of `r` as an HDF5 image in memory (the core driver, no backing
+ * store) and writes it to `tmp`. EIO naming `path` on failure (the caller
+ * removes `tmp`). */
 static ryz_status write_hdf5(const ryz_results *r, const char *tmp, const char *path) {
     ryz_status st = RYZ_OK;
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0)
-        return h5_fail(RYZ_EIO, path, "cannot create temporary file %s", tmp);
-    st = write_meta(file, &r->meta, path);
+    void *image = NULL;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = -1;
+    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0)
+        st = h5_fail(RYZ_EIO, path, "cannot set up an in-memory HDF5 file");
+    if (st == RYZ_OK && (file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+        st = h5_fail(RYZ_EIO, path, "cannot create in-memory file %s", tmp);
+    if (st == RYZ_OK)
+        st = write_meta(file, &r->meta, path);
     for (size_t i = 0; st == RYZ_OK && i < RYZ_RESULTS_NTABLES; i++)
         st = write_table(file, r, &ryz_results_tables[i], path);
     if (st == RYZ_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
         st = h5_fail(RYZ_EIO, path, "H5Fflush of %s failed", tmp);
-    if (H5Fclose(file) < 0 && st == RYZ_OK)
+    ssize_t size = st == RYZ_OK ? H5Fget_file_image(file, NULL, 0) : -1;
+    if (st == RYZ_OK && (size <= 0 || !(image = malloc((size_t)size)) ||
+                         H5Fget_file_image(file, image, (size_t)size) != size))
+        st = h5_fail(RYZ_EIO, path, "cannot take the image of %s", tmp);
+    if (file >= 0 && H5Fclose(file) < 0 && st == RYZ_OK)
         st = h5_fail(RYZ_EIO, path, "H5Fclose of %s failed", tmp);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (st == RYZ_OK)
+        st = write_bytes(tmp, image, (size_t)size, path);
+    free(image);
     return st;
 }
 
