@@ -80,17 +80,29 @@ static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
         }
 }
 
-static double bw_of(const bw_table *t, int k) {
+/* Index of TP degree k in the table, -1 if not measured. */
+static int bw_index(const bw_table *t, int k) {
     for (int i = 0; i < t->n; i++)
-        if (t->k[i] == k) return t->bw[i];
-    return 0;
+        if (t->k[i] == k) return i;
+    return -1;
+}
+
+static double bw_of(const bw_table *t, int k) {
+    int i = bw_index(t, k);
+    return i < 0 ? 0 : t->bw[i];
 }
 
 /* Two /timing rows (prefill, decode) from samples; comm_frac from ranks. */
 static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
-    ryz_shard sh;
-    ryz_shard_plan(&k->cfg, tp, 0, &sh);
-    double roof = k->B * bw_of(k->bw, tp) / (double)ryz_model_bytes_per_token(&k->cfg, &sh);
+    /* The tp ranks stream their shards concurrently through the bandwidth
+     * they share: the roofline is aggregate bandwidth / all ranks' bytes. */
+    double bytes = 0;
+    for (int r = 0; r < tp; r++) {
+        ryz_shard sh;
+        ryz_shard_plan(&k->cfg, tp, r, &sh);
+        bytes += (double)ryz_model_bytes_per_token(&k->cfg, &sh);
+    }
+    double roof = k->B * bw_of(k->bw, tp) / bytes;
     for (int ph = 0; ph < 2; ph++) {
         ryz_stats st;
         double x[64];
@@ -302,21 +314,31 @@ static ryz_status run_case(case_ctx *k, int *failed) {
     return st;
 }
 
-/* Rank 0 probes read bandwidth with k * threads threads for every TP degree
- * of the suite while the other ranks wait, so probes do not compete. */
+/* Aggregate read bandwidth of k ranks streaming at once, each with its
+ * suite threads, for every TP degree of the suite (the other ranks wait).
+ * Probing from one rank with k * threads threads would share cores with the
+ * ranks spinning in the barrier and under-state it. */
 static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, bw_table *t) {
+    ryz_status st = RYZ_OK;
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < s->n_cases; i++)
-        for (int j = 0; j < s->cases[i].n_tp; j++) {
+    for (int i = 0; st == RYZ_OK && i < s->n_cases; i++)
+        for (int j = 0; st == RYZ_OK && j < s->cases[i].n_tp; j++) {
             int k = s->cases[i].tp[j];
-            if (bw_of(t, k) > 0 || t->n == (int)(sizeof t->k / sizeof t->k[0])) continue;
-            int threads = k * s->threads > 64 ? 64 : k * s->threads;
-            t->k[t->n] = k;
-            if (ryz_comm_rank(world) == 0)
-                t->bw[t->n] = ryz_mem_read_bandwidth((size_t)256 << 20, threads, 3);
+            /* decided the same way on every rank (not from a rank's value) */
+            if (bw_index(t, k) >= 0 || t->n == (int)(sizeof t->k / sizeof t->k[0])) continue;
+            ryz_comm *group = NULL;
+            float mine = 0, sum = 0;
+            st = ryz_comm_split_first(world, k, &group);
+            if (st == RYZ_OK && group) st = ryz_comm_barrier(group);
+            if (st == RYZ_OK && group)
+                mine = (float)(ryz_mem_read_bandwidth((size_t)256 << 20, s->threads, 3) / 1e6);
+            if (st == RYZ_OK && group) st = ryz_comm_all_reduce_sum(group, &mine, &sum, 1);
+            ryz_comm_free(group);
+            t->k[t->n] = k, t->bw[t->n] = (double)sum * 1e6; /* MB/s in the float */
             t->n++;
+            if (st == RYZ_OK) st = ryz_comm_barrier(world);
         }
-    return ryz_comm_barrier(world);
+    return st;
 }
 
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
