@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ryz/results.h"
 #include "testutil.h"
 
 /* A new empty temporary file; its path is written to `path` (32 bytes). */
@@ -223,6 +224,21 @@ START_TEST(test_suite_ci_passes) {
     ck_assert_msg(!strstr(r.err, "[ryz]"), "--quiet run printed progress:\n%s", r.err);
     ck_assert_msg(strstr(r.out, h5) && access(h5, R_OK) == 0, "results %s not written:\n%s", h5,
                   r.out);
+    /* ci.ini runs 4 ranks x 1 thread: oversubscribed exactly when the
+     * machine has fewer than 4 cores (the CI machine has 2). */
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_int_eq(res.meta.world_size, 4);
+    ck_assert_int_eq(res.meta.cores, cores);
+    ck_assert_int_eq(res.meta.oversubscribed, 4 > cores);
+    ck_assert_msg(res.n_correctness == 11 && res.n_timing > 0 && res.n_memory > 0 &&
+                      res.n_collectives > 0 && res.n_samples > 0,
+                  "tables: %zu correctness, %zu timing, %zu memory, %zu collectives, %zu samples",
+                  res.n_correctness, res.n_timing, res.n_memory, res.n_collectives, res.n_samples);
+    ck_assert_msg(4 <= cores || strstr(r.out, "oversubscribed"), "no oversubscription note:\n%s",
+                  r.out);
+    ryz_results_free(&res);
     unlink(h5);
     test_run_free(&r);
 }
