@@ -1151,8 +1151,10 @@ START_TEST(test_tokenizer_encode) {
              "generate --model synthetic:tiny,vocab=%d --prompt-ids '1 268 276' --new-tokens 3",
              259 + N);
     run_result idsr = run_ryz(d, args);
-    ck_assert_msg(text.code == 0 && !strcmp(text.out, idsr.out), "--prompt: %d %s %s vs %s",
-                  text.code, text.out, text.err, idsr.out);
+    const char *nl = strchr(text.out, '\n');
+    ck_assert_msg(text.code == 0 && nl && !strncmp(text.out, idsr.out, (size_t)(nl - text.out + 1)),
+                  "--prompt: %d %s %s vs %s", text.code, text.out, text.err, idsr.out);
+    ck_assert_msg(!strncmp(nl + 1, "text: hello world", 17), "no decoded text line: %s", nl + 1);
     run_free(&text), run_free(&idsr);
     /* A vocab larger than the file holds, and a piece longer than the max. */
     EXPECT_ERROR(ryz_tokenizer_load(p, 259 + N + 1, &t), RYZ_EINVAL, "tokenizer.bin", "token");

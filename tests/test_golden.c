@@ -110,25 +110,52 @@ static int golden_read(const golden_case *c, golden *g) {
     return !ok;
 }
 
+/* Where got departs from want: a message in why[cap] and 1, or 0 when they
+ * agree (ids exactly, logits within 1e-4 * range + 1e-4 * |golden|). */
+static int golden_mismatch(const golden *want, const golden *got, char *why, size_t cap) {
+    if (want->digest != fnv1a(want->ids, want->n_ids))
+        return snprintf(why, cap, "digest does not match its ids (edited by hand?)"), 1;
+    if (got->n_ids != want->n_ids)
+        return snprintf(why, cap, "%d ids, golden %d", got->n_ids, want->n_ids), 1;
+    for (int i = 0; i < want->n_ids; i++)
+        if (got->ids[i] != want->ids[i])
+            return snprintf(why, cap, "id %d is %d, golden %d", i, got->ids[i], want->ids[i]), 1;
+    for (int p = 0; p < MAX_POS; p++)
+        for (int i = 0; i < SHOWN; i++) {
+            double b = want->logits[p][i], a = got->logits[p][i];
+            double tol = 1e-4 * want->range[p] + 1e-4 * fabs(b);
+            if (!(fabs(a - b) <= tol))
+                return snprintf(why, cap,
+                                "position %d logit %d is %.9g, golden %.9g (|diff| %.3g > %.3g)",
+                                want->pos[p], i, a, b, fabs(a - b), tol),
+                       1;
+        }
+    return 0;
+}
+
 START_TEST(test_golden_matches) {
     const golden_case *c = &cases[_i];
     golden want, got;
+    char why[256];
     ck_assert_msg(golden_read(c, &want) == 0, "reference/%s.txt missing or malformed", c->name);
-    ck_assert_msg(want.digest == fnv1a(want.ids, want.n_ids),
-                  "reference/%s.txt: digest does not match its ids (edited by hand?)", c->name);
     ck_assert_int_eq(golden_compute(c, &got), RYZ_OK);
-    ck_assert_int_eq(got.n_ids, want.n_ids);
-    for (int i = 0; i < want.n_ids; i++)
-        ck_assert_msg(got.ids[i] == want.ids[i], "%s: id %d is %d, golden %d", c->name, i,
-                      got.ids[i], want.ids[i]);
-    for (int p = 0; p < MAX_POS; p++)
-        for (int i = 0; i < SHOWN; i++) {
-            double b = want.logits[p][i], a = got.logits[p][i];
-            double tol = 1e-4 * want.range[p] + 1e-4 * fabs(b);
-            ck_assert_msg(fabs(a - b) <= tol,
-                          "%s: position %d logit %d is %.9g, golden %.9g (|diff| %.3g > %.3g)",
-                          c->name, want.pos[p], i, a, b, fabs(a - b), tol);
-        }
+    ck_assert_msg(!golden_mismatch(&want, &got, why, sizeof why), "%s: %s", c->name, why);
+}
+END_TEST
+
+/* The check can fail: an altered golden (a logit off by 1e-3, an id, a
+ * digest) is reported. */
+START_TEST(test_golden_altered_fails) {
+    golden want, got, bad;
+    char why[256];
+    ck_assert(golden_read(&cases[0], &want) == 0);
+    ck_assert_int_eq(golden_compute(&cases[0], &got), RYZ_OK);
+    bad = want, bad.logits[1][3] += 1e-3f;
+    ck_assert_msg(golden_mismatch(&bad, &got, why, sizeof why) && strstr(why, "logit 3"), "%s", why);
+    bad = want, bad.ids[want.n_ids - 1] ^= 1, bad.digest = fnv1a(bad.ids, bad.n_ids);
+    ck_assert_msg(golden_mismatch(&bad, &got, why, sizeof why) && strstr(why, "id "), "%s", why);
+    bad = want, bad.digest ^= 1;
+    ck_assert_msg(golden_mismatch(&bad, &got, why, sizeof why) && strstr(why, "digest"), "%s", why);
 }
 END_TEST
 
@@ -148,6 +175,7 @@ int main(int argc, char **argv) {
     TCase *tc = tcase_create("golden");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_golden_matches, 0, n);
+    tcase_add_test(tc, test_golden_altered_fails);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

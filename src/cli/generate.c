@@ -20,7 +20,8 @@ static void gen_usage(FILE *f) {
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
                "  row of vocab floats per forward position (sequence 0).\n"
-               "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin).\n"
+               "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin);\n"
+               "  with a tokenizer the sequence is also printed as one 'text:' line.\n"
                "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
                "  llama2.c .bin, a Hugging Face directory, or a `ryz shard` directory (its tp\n"
                "  is the default --tp).\n");
@@ -56,14 +57,32 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     return RYZ_OK;
 }
 
-/* Rank 0's output: the ids line and the logits dump. */
+/* With a tokenizer (--tokenizer, or --prompt's default), the sequence as
+ * text: one "text: ..." line, pieces decoded as llama2.c's run.c does. */
+static ryz_status gen_text(const gen_args *a, const int *ids, int len, int vocab) {
+    if (!a->tokenizer && !a->text) return RYZ_OK;
+    ryz_tokenizer *t = NULL;
+    ryz_status st = ryz_tokenizer_load(a->tokenizer ? a->tokenizer : "tokenizer.bin", vocab, &t);
+    if (st != RYZ_OK) return st;
+    printf("text: ");
+    for (int i = 1; i < len; i++) {
+        const char *piece = ryz_tokenizer_decode(t, ids[i - 1], ids[i]);
+        for (const char *c = piece; *c; c++) putchar(*c == '\n' ? ' ' : *c); /* one line */
+    }
+    printf("\n");
+    ryz_tokenizer_free(t);
+    return RYZ_OK;
+}
+
+/* Rank 0's output: the ids line, the text line and the logits dump. */
 static ryz_status gen_report(const gen_args *a, const int *ids, int len, const float *logits,
                              int vocab) {
     printf("ids:");
     for (int i = 0; i < len; i++) printf(" %d", ids[i]);
     printf("\n");
+    ryz_status st = gen_text(a, ids, len, vocab);
     fflush(stdout);
-    if (!a->dump) return RYZ_OK;
+    if (st != RYZ_OK || !a->dump) return st;
     FILE *f = fopen(a->dump, "wb");
     if (!f) return ryz_error(RYZ_EIO, "cannot write --dump-logits %s", a->dump);
     size_t n = (size_t)(len - 1) * vocab;
