@@ -112,8 +112,11 @@ for np in 2 4; do
   verdict "desync np=$np" "exit 3 naming both sides" \
     eval 'is 3 && has "rank 0: [a-z_]+ #[0-9]+ of [0-9]+ floats; rank 1: [a-z_]+ #[0-9]+ of [0-9]+ floats"'
 
-  # all_reduce #1 of the TP group is its load agreement; #4 is in the forward pass
-  RYZ_FAULT=corrupt:rank=0:step=4:op=all_reduce \
+  # Rank 0's first all_reduces are the bandwidth probes (one per TP degree)
+  # and the TP group's load agreement; #12 is well inside a forward pass
+  # (5 all_reduces per pass of the 2-layer model), where corruption must be
+  # caught by the comparison.
+  RYZ_FAULT=corrupt:rank=0:step=12:op=all_reduce \
     run corrupt$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
   verdict "corrupt np=$np" "the comparison fails the case: exit 1, results written" \
     eval 'is 1 && [ -s "$out" ] && has "FAIL"'
