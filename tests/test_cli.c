@@ -3,6 +3,7 @@
  * suite gate passing and failing. Runs the binary named by RYZ_BIN (default
  * build/ryz) from the repository root; this process never calls MPI. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* realpath */
 
 #include <check.h>
 #include <math.h>
@@ -262,6 +263,32 @@ START_TEST(test_suite_gate_fails_on_skew) {
 }
 END_TEST
 
+/* Without -o the results go to results/<suite>-<time>.h5 under the current
+ * directory, created when missing (and the relaunch argv is built in bounds:
+ * the sanitizer build checks that). */
+START_TEST(test_suite_default_output) {
+    char dir[] = "/tmp/ryz_cli_cwd_XXXXXX", cwd[4096], args[8192], ini[4200];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    snprintf(ini, sizeof ini, "%s/one.ini", dir);
+    FILE *f = fopen(ini, "w");
+    fputs("[case one]\nmodel = synthetic:tiny\nprompt = 1 2\nnew_tokens = 3\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "suite %s --quiet", ini);
+    char *bin = realpath(test_ryz_bin(), NULL); /* RYZ_BIN may be relative */
+    ck_assert_ptr_nonnull(bin);
+    setenv("RYZ_BIN", bin, 1);
+    free(bin);
+    ck_assert_int_eq(chdir(dir), 0);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_int_eq(chdir(cwd), 0);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "results: results/one-"), "exit %d: %s %s", r.code,
+                  r.out, r.err);
+    test_run_free(&r);
+    test_rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_info) {
     test_run r = test_run_ryz(NULL, "info");
     ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
@@ -288,6 +315,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_info);
+    tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);
     tcase_add_test(tc, test_suite_gate_fails_on_skew);
     suite_add_tcase(s, tc);

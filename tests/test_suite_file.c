@@ -366,6 +366,7 @@ START_TEST(test_validate) {
     expect_invalid("", "synthetic:tiny,vocab=3", "", "prompt id 3 outside vocab [0, 3)");
     expect_invalid("", tiny, "new_tokens = 127", "exceed seq_len 128");
     expect_invalid("ranks = 2", tiny, "tp = 4", "ranks 2 smaller than its largest tp 4");
+    expect_invalid("repeat = 65", tiny, "", "repeat 65 above the 64 timed runs");
     ryz_suite s = {0};
     ck_assert(ryz_suite_parse("[case ok]\nmodel = synthetic:tiny\nprompt = 1\ntp = 1 2 4\n",
                               "ok.ini", &s) == RYZ_OK);

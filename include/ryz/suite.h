@@ -11,6 +11,7 @@
 
 #define RYZ_SUITE_MAX_TP 16
 #define RYZ_SUITE_NAME_MAX 64
+#define RYZ_SUITE_MAX_REPEAT 64 /* timed runs kept per (case, TP, phase) */
 
 typedef struct {
     char name[RYZ_SUITE_NAME_MAX];  /* from "[case NAME]" */

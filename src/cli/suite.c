@@ -1,6 +1,8 @@
 /* ryz suite FILE: the main job. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,7 +19,8 @@ static void suite_usage(FILE *f) {
     fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--junit FILE.xml] [--quiet]\n"
                "  Runs every case of the suite file: TP=1 baseline, then each TP degree\n"
                "  teacher-forced and greedy, compared position by position, timed.\n"
-               "  Writes RESULTS.h5 (default results/<suite>-<UTC time>.h5). Launches its\n"
+               "  Writes RESULTS.h5 (default results/<suite>-<UTC time>.h5, results/ created\n"
+               "  in the current directory). Launches its\n"
                "  own ranks (mpirun) when started outside mpirun. Correctness and the suite's\n"
                "  [acceptance] thresholds are checks; --junit writes them as JUnit XML.\n"
                "  Exit: 0 all pass, 1 a check failed, 2 bad input, 3 communication failure.\n");
@@ -61,7 +64,9 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
     if (st == RYZ_OK) st = ryz_suite_validate(s);
     if (st != RYZ_OK) return st;
     if (a->out) snprintf(out, cap, "%s", a->out);
-    else default_output(s, out, cap);
+    else if (default_output(s, out, cap), mkdir("results", 0755) != 0 && errno != EEXIST)
+        return ryz_error(RYZ_EIO, "cannot create the results directory: %s (use -o FILE)",
+                         strerror(errno));
     st = ryz_results_check_writable(out);
     if (st == RYZ_OK && a->junit) st = ryz_results_check_writable(a->junit);
     return st;
@@ -126,7 +131,7 @@ int ryz_cmd_suite(int argc, char **argv) {
     ryz_results_init(&res);
     int np = s.ranks ? s.ranks : ryz_suite_max_tp(&s);
     /* The relaunched ranks must agree on the file name: pass it down. */
-    char *sub_argv[argc + 3];
+    char *sub_argv[argc + 4]; /* argv[-1], argv[0..argc), "-o", out, NULL */
     int sub_argc = 0;
     sub_argv[sub_argc++] = argv[-1];
     for (int i = 0; i < argc; i++) sub_argv[sub_argc++] = argv[i];

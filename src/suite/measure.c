@@ -9,6 +9,17 @@
 #include "measure.h"
 
 
+/* Whether name is one of the comma-separated entries of list. */
+static int listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 /* Distinct hostnames of the world, comma-separated, in rank order. */
 static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
     enum { H = 64 };
@@ -24,7 +35,7 @@ static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
     for (int r = 0; st == RYZ_OK && r < n; r++) {
         char h[H + 1] = "";
         memcpy(h, (char *)all + (size_t)r * H, H);
-        if (strstr(out, h)) continue;
+        if (listed(out, h)) continue;
         size_t len = strlen(out);
         snprintf(out + len, cap - len, "%s%s", len ? "," : "", h);
     }
@@ -41,17 +52,14 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
 }
 
 ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out) {
-    float mine[RANK_NFIELDS] = {(float)ryz_mem_bytes(RYZ_MEM_WEIGHTS),
-                                (float)ryz_mem_bytes(RYZ_MEM_KV),
-                                (float)ryz_mem_bytes(RYZ_MEM_SCRATCH),
-                                (float)ryz_mem_peak_rss(), (float)comm_s, (float)wall_s};
-    int n = ryz_comm_size(c);
-    float *all = malloc((size_t)n * RANK_NFIELDS * sizeof(float));
-    if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering rank figures");
-    ryz_status st = ryz_comm_all_gather(c, mine, all, RANK_NFIELDS);
-    for (int i = 0; st == RYZ_OK && i < n * RANK_NFIELDS; i++) out[i] = all[i];
-    free(all);
-    return st;
+    double mine[RANK_NFIELDS] = {(double)ryz_mem_bytes(RYZ_MEM_WEIGHTS),
+                                 (double)ryz_mem_bytes(RYZ_MEM_KV),
+                                 (double)ryz_mem_bytes(RYZ_MEM_SCRATCH),
+                                 (double)ryz_mem_peak_rss(), comm_s, wall_s};
+    /* Doubles travel as pairs of floats (an exact byte copy), so byte
+     * counts past 2^24 stay exact. */
+    size_t per = RANK_NFIELDS * (sizeof(double) / sizeof(float));
+    return ryz_comm_all_gather(c, (const float *)(const void *)mine, (float *)(void *)out, per);
 }
 
 static int cmp_record(const void *a, const void *b) {

@@ -37,7 +37,7 @@ typedef struct {
 
 /* Timed greedy runs of one model on one rank. */
 typedef struct {
-    double prefill_s[64], decode_s[64];
+    double prefill_s[RYZ_SUITE_MAX_REPEAT], decode_s[RYZ_SUITE_MAX_REPEAT];
     int n, decode_steps;
     double wall_s;
 } run_samples;
@@ -53,7 +53,7 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
                                run_samples *out) {
     memset(out, 0, sizeof *out);
-    out->n = runs < 64 ? runs : 64;
+    out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
     for (int i = -k->s->warmup; i < out->n; i++) {
         if (i == 0) ryz_comm_records_clear(c);
@@ -105,7 +105,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
     double roof = k->B * bw_of(k->bw, tp) / bytes;
     for (int ph = 0; ph < 2; ph++) {
         ryz_stats st;
-        double x[64];
+        double x[RYZ_SUITE_MAX_REPEAT];
         memcpy(x, ph ? rs->decode_s : rs->prefill_s, sizeof x);
         ryz_stats_compute(x, (size_t)rs->n, &st);
         double tokens = ph ? (double)k->B * rs->decode_steps : (double)k->B * k->P;
@@ -159,7 +159,7 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs
         if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
         double frac = add_memory(k, tp, ranks);
         if (tp == 1) { /* the baseline is the reference of speedup */
-            double x[64];
+            double x[RYZ_SUITE_MAX_REPEAT];
             ryz_stats st1;
             memcpy(x, rs->prefill_s, sizeof x);
             ryz_stats_compute(x, (size_t)rs->n, &st1);
@@ -315,28 +315,32 @@ static ryz_status run_case(case_ctx *k, int *failed) {
 }
 
 /* Aggregate read bandwidth of k ranks streaming at once, each with its
- * suite threads, for every TP degree of the suite (the other ranks wait).
+ * suite threads, into t (a collective over world; the other ranks wait).
  * Probing from one rank with k * threads threads would share cores with the
  * ranks spinning in the barrier and under-state it. */
+static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_table *t) {
+    ryz_comm *group = NULL;
+    float mine = 0, sum = 0;
+    ryz_status st = ryz_comm_split_first(world, k, &group);
+    if (st == RYZ_OK && group) st = ryz_comm_barrier(group);
+    if (st == RYZ_OK && group)
+        mine = (float)(ryz_mem_read_bandwidth((size_t)256 << 20, s->threads, 3) / 1e6);
+    if (st == RYZ_OK && group) st = ryz_comm_all_reduce_sum(group, &mine, &sum, 1);
+    ryz_comm_free(group);
+    t->k[t->n] = k, t->bw[t->n] = (double)sum * 1e6; /* MB/s in the float */
+    t->n++;
+    return st == RYZ_OK ? ryz_comm_barrier(world) : st;
+}
+
+/* Bandwidth for TP=1 (the baseline) and every TP degree of the suite. */
 static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, bw_table *t) {
-    ryz_status st = RYZ_OK;
-    memset(t, 0, sizeof *t);
+    ryz_status st = bandwidth_of_k(s, world, 1, t); /* the baseline's, always */
     for (int i = 0; st == RYZ_OK && i < s->n_cases; i++)
         for (int j = 0; st == RYZ_OK && j < s->cases[i].n_tp; j++) {
             int k = s->cases[i].tp[j];
             /* decided the same way on every rank (not from a rank's value) */
             if (bw_index(t, k) >= 0 || t->n == (int)(sizeof t->k / sizeof t->k[0])) continue;
-            ryz_comm *group = NULL;
-            float mine = 0, sum = 0;
-            st = ryz_comm_split_first(world, k, &group);
-            if (st == RYZ_OK && group) st = ryz_comm_barrier(group);
-            if (st == RYZ_OK && group)
-                mine = (float)(ryz_mem_read_bandwidth((size_t)256 << 20, s->threads, 3) / 1e6);
-            if (st == RYZ_OK && group) st = ryz_comm_all_reduce_sum(group, &mine, &sum, 1);
-            ryz_comm_free(group);
-            t->k[t->n] = k, t->bw[t->n] = (double)sum * 1e6; /* MB/s in the float */
-            t->n++;
-            if (st == RYZ_OK) st = ryz_comm_barrier(world);
+            st = bandwidth_of_k(s, world, k, t);
         }
     return st;
 }
@@ -348,7 +352,8 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
     if (ryz_comm_size(world) < need)
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
-    bw_table bw;
+    if (s->repeat > RYZ_SUITE_MAX_REPEAT) return ryz_suite_validate(s); /* says why */
+    bw_table bw = {0};
     ryz_status st = ryz_measure_machine(world, s, &res->meta);
     if (st == RYZ_OK) st = measure_bandwidth(s, world, &bw);
     res->meta.read_bandwidth_gbs = bw_of(&bw, 1) / 1e9;

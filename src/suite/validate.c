@@ -35,6 +35,9 @@ ryz_status ryz_suite_validate(const ryz_suite *s) {
         ryz_status st = validate_case(&s->cases[i]);
         if (st != RYZ_OK) return st;
     }
+    if (s->repeat > RYZ_SUITE_MAX_REPEAT)
+        return ryz_error(RYZ_EINVAL, "suite %s: repeat %d above the %d timed runs kept per phase",
+                         s->name, s->repeat, RYZ_SUITE_MAX_REPEAT);
     if (s->ranks && s->ranks < ryz_suite_max_tp(s))
         return ryz_error(RYZ_EINVAL, "suite %s: ranks %d smaller than its largest tp %d",
                          s->name, s->ranks, ryz_suite_max_tp(s));
