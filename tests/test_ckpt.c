@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define TINY "synthetic:tiny,kv_heads=2" /* dim 64, 4 heads, 2 KV heads, vocab 512 */
 
 /* ================================================================ helpers */
@@ -61,18 +63,7 @@ static void write_bytes(const char *path, const void *p, size_t n) {
 
 /* The whole file (malloc'd, NUL-terminated); *n its size. */
 static uint8_t *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    b[len] = 0;
-    fclose(f);
-    *n = (size_t)len;
-    return b;
+    return (uint8_t *)test_slurp(path, n);
 }
 
 /* Asserts st == want and that the last error is one line holding every
