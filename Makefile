@@ -100,7 +100,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/ryz
-	$(BUILD)/ryz bench --model synthetic:110m
+	$(BUILD)/ryz bench --model synthetic:110m -o results/bench-110m.h5
 	bash scripts/bench-comm.sh $(BUILD)
 
 coverage: deps

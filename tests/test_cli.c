@@ -289,6 +289,31 @@ START_TEST(test_suite_default_output) {
 }
 END_TEST
 
+/* ryz bench prints each figure against its limit and writes a results file
+ * that `ryz compare` accepts (no timing is asserted). */
+START_TEST(test_bench_results) {
+    char h5[32], args[256];
+    temp_path(h5);
+    snprintf(args, sizeof args,
+             "bench --model synthetic:tiny --repeat 3 --prompt-len 8 --new-tokens 4 -o %s", h5);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm"),
+                  "exit %d: %s %s", r.code, r.out, r.err);
+    test_run_free(&r);
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_uint_eq(res.n_timing, 2);
+    ck_assert_uint_eq(res.n_samples, 6);
+    ck_assert_str_eq(res.meta.suite_name, "bench");
+    ryz_results_free(&res);
+    snprintf(args, sizeof args, "compare %s %s", h5, h5);
+    r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "decode_s"), "compare: %d %s", r.code, r.out);
+    test_run_free(&r);
+    unlink(h5);
+}
+END_TEST
+
 START_TEST(test_info) {
     test_run r = test_run_ryz(NULL, "info");
     ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
@@ -315,6 +340,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_info);
+    tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);
     tcase_add_test(tc, test_suite_gate_fails_on_skew);
