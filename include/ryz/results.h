@@ -43,7 +43,7 @@ typedef struct {
     char case_name[RYZ_NAME_LEN];
     int32_t tp;
     char op[16];                  /* all_reduce, all_gather, reduce_scatter, broadcast */
-    uint64_t bytes;               /* per call, this rank's contribution */
+    uint64_t bytes;               /* per call, as nccl-tests counts it (see comm.h) */
     uint64_t count;               /* calls measured */
     double p50_us, p99_us, mean_us;
     double algbw_gbs, busbw_gbs;  /* nccl-tests conventions, at p50 */

@@ -190,7 +190,7 @@ static void write_memory(const ryz_results *r, FILE *f) {
 static void write_collectives(const ryz_results *r, FILE *f) {
     static const char *cols[] = {"case",   "TP",     "op",      "size",       "calls",
                                  "p50 us", "p99 us", "mean us", "algbw GB/s", "busbw GB/s"};
-    table_head(f, "Collectives (per call, this rank's contribution)", cols, 10);
+    table_head(f, "Collectives (per call; size as nccl-tests counts it)", cols, 10);
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
         fputs("| ", f);
