@@ -622,6 +622,69 @@ START_TEST(test_backend_matmul) {
 }
 END_TEST
 
+/* Every matmul path against the double reference on W: fp32 weights, or
+ * bf16 weights (the reference then reads the same widened values), at 1, 2
+ * and 3 threads. out 205 splits into thread bands with a tail; in 4096
+ * makes the bf16 prefill widen W in several blocks. */
+static void check_matmul_paths(int threads, int bf16) {
+    enum { OUT = 205, NMAX = 3 };
+    const int ins[] = {37, 40, 4096}, ns[] = {1, NMAX};
+    ryz_backend b;
+    ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
+    float *x = malloc(sizeof(float) * NMAX * 4096), *w = malloc(sizeof(float) * OUT * 4096);
+    float *y = malloc(sizeof(float) * NMAX * OUT), *want = malloc(sizeof(float) * NMAX * OUT);
+    uint16_t *h = malloc(sizeof(uint16_t) * OUT * 4096);
+    double *ref = malloc(sizeof(double) * NMAX * OUT);
+    ck_assert(x && w && y && want && h && ref);
+    for (int a = 0; a < 3; a++)
+        for (int k = 0; k < 2; k++) {
+            int in = ins[a], n = ns[k];
+            char what[80];
+            fill_rand(x, (size_t)n * in, 3);
+            fill_rand(w, (size_t)OUT * in, 4);
+            for (size_t i = 0; bf16 && i < (size_t)OUT * in; i++)
+                h[i] = ryz_bf16_from_f32(w[i]), w[i] = ryz_f32_from_bf16(h[i]);
+            snprintf(what, sizeof what, "%s matmul threads=%d n=%d in=%d", bf16 ? "bf16" : "f32",
+                     threads, n, in);
+            ref_matmul(ref, x, w, n, in, OUT);
+            to_float(want, ref, (size_t)n * OUT);
+            if (bf16) b.iface->matmul_bf16(b.ctx, y, x, h, n, in, OUT);
+            else b.iface->matmul(b.ctx, y, x, w, n, in, OUT);
+            assert_close(y, want, (size_t)n * OUT, 1e-4, 1e-4, what);
+        }
+    free(x), free(w), free(y), free(want), free(h), free(ref);
+    ryz_backend_free(&b);
+    ryz_backend_free(&b); /* a second free is harmless */
+}
+
+START_TEST(test_backend_matmul_threads) {
+    for (int t = 1; t <= 3; t++) check_matmul_paths(t, 0);
+}
+END_TEST
+
+START_TEST(test_backend_matmul_bf16) {
+    for (int t = 1; t <= 3; t++) check_matmul_paths(t, 1);
+}
+END_TEST
+
+/* bfloat16 conversion: exact values survive, ties go to even, NaN and
+ * infinity keep their class and sign. */
+START_TEST(test_bf16_round) {
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(1.0f)) == 1.0f);
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(-2.5f)) == -2.5f);
+    /* 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: even mantissa (1) wins. */
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(1.0f + 0x1p-8f)) == 1.0f);
+    /* 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6: up to even. */
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(1.0f + 0x3p-8f)) == 1.0f + 0x1p-6f);
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(1.0f + 0x1p-8f + 0x1p-20f)) == 1.0f + 0x1p-7f);
+    ck_assert(isnan(ryz_f32_from_bf16(ryz_bf16_from_f32(NAN))));
+    ck_assert(isinf(ryz_f32_from_bf16(ryz_bf16_from_f32(-INFINITY))));
+    ck_assert(ryz_f32_from_bf16(ryz_bf16_from_f32(-INFINITY)) < 0);
+    /* The largest float rounds up to infinity, as IEEE rounding does. */
+    ck_assert(isinf(ryz_f32_from_bf16(ryz_bf16_from_f32(3.4028235e38f))));
+}
+END_TEST
+
 START_TEST(test_backend_rmsnorm) {
     enum { N = 3, DIM = 40 };
     float x[N * DIM], w[DIM], y[N * DIM], want[N * DIM];
@@ -1286,6 +1349,9 @@ static Suite *model_suite(void) {
     tcase_add_checked_fixture(tc, backend_setup, backend_teardown);
     tcase_add_test(tc, test_backend_init);
     tcase_add_test(tc, test_backend_matmul);
+    tcase_add_test(tc, test_backend_matmul_threads);
+    tcase_add_test(tc, test_backend_matmul_bf16);
+    tcase_add_test(tc, test_bf16_round);
     tcase_add_test(tc, test_backend_rmsnorm);
     tcase_add_test(tc, test_backend_rope);
     tcase_add_test(tc, test_backend_silu_mul_add);

@@ -4,6 +4,8 @@
 #ifndef RYZ_BACKEND_H
 #define RYZ_BACKEND_H
 
+#include <stdint.h>
+
 #include "ryz/core.h"
 
 typedef struct ryz_backend ryz_backend;
@@ -25,6 +27,10 @@ typedef struct ryz_backend_iface {
     void (*free)(void *ctx, void *p);
     /* y (n, out) = x (n, in) . W^T, W (out, in). */
     void (*matmul)(void *ctx, float *y, const float *x, const float *w, int n, int in, int out);
+    /* As matmul, with W stored as bfloat16 (ryz_bf16_from_f32) and every
+     * product accumulated in fp32. NULL when the backend has no bf16. */
+    void (*matmul_bf16)(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
+                        int out);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                     float eps);
@@ -48,9 +54,23 @@ struct ryz_backend {
     void *ctx;
 };
 
-/* The CPU backend with `threads` OpenBLAS threads (>= 1). */
+/* The CPU backend with `threads` threads (>= 1) for its own decode GEMV and
+ * for OpenBLAS; free with ryz_backend_free. */
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
+/* Releases what init allocated; safe on a zeroed or freed backend. */
 void ryz_backend_free(ryz_backend *b);
+
+/* bfloat16 is the high half of a float32. Rounds to nearest even; NaN stays
+ * NaN (quiet). */
+static inline uint16_t ryz_bf16_from_f32(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+static inline float ryz_f32_from_bf16(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
 /* Index of the largest of x[0..n) (first one on ties). */
 int ryz_argmax(const float *x, int n);
 

@@ -1,13 +1,34 @@
-/* The CPU backend: OpenBLAS sgemm for prefill, sgemv for decode, plain C
- * loops for the rest (llama2.c math). */
+/* The CPU backend: OpenBLAS sgemm for prefill, an AVX2 GEMV on the
+ * backend's own threads for decode (fp32 or bf16 weights), plain C loops for
+ * the rest (llama2.c math). */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "ryz/backend.h"
 
 void openblas_set_num_threads(int);
+
+/* The backend's state: its threads, and bf16 weight rows widened to fp32
+ * for sgemm (prefill), grown once to the largest block and then reused. */
+typedef struct {
+    ryz_pool *pool;
+    float *wide;
+    size_t wide_floats;
+} cpu_ctx;
+
+/* One GEMV over rows [o0, o1) of W: y[o] = W[o] . x. */
+typedef void (*gemv_rows_fn)(float *y, const float *x, const void *w, int in, int o0, int o1);
+
+typedef struct {
+    gemv_rows_fn fn;
+    float *y;
+    const float *x;
+    const void *w;
+    int in, out;
+} gemv_job;
 
 static void *cpu_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
     (void)ctx;
@@ -19,57 +40,143 @@ static void cpu_free(void *ctx, void *p) {
     ryz_mem_free(p);
 }
 
+static void gemv_f32_scalar(float *y, const float *x, const void *wv, int in, int o0, int o1) {
+    const float *w = wv;
+    for (int o = o0; o < o1; o++) {
+        float a = 0.0f;
+        for (int i = 0; i < in; i++) a += w[(size_t)o * in + i] * x[i];
+        y[o] = a;
+    }
+}
+
+static void gemv_bf16_scalar(float *y, const float *x, const void *wv, int in, int o0, int o1) {
+    const uint16_t *w = wv;
+    for (int o = o0; o < o1; o++) {
+        float a = 0.0f;
+        for (int i = 0; i < in; i++) a += ryz_f32_from_bf16(w[(size_t)o * in + i]) * x[i];
+        y[o] = a;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-/* Decode GEMV y (out) = W (out, in) . x (in), in % 8 == 0: four rows per
- * pass so four independent streams of W are in flight while x stays in L1.
- * Decode is bound by reading W once; this keeps the loads back to back. */
-__attribute__((target("avx2,fma"))) static void gemv_avx2(float *y, const float *x,
-                                                          const float *w, int in, int out) {
-    int o = 0;
-    for (; o + 4 <= out; o += 4) {
-        const float *w0 = w + (size_t)o * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int i = 0; i < in; i += 8) {
-            __m256 xv = _mm256_loadu_ps(x + i);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
-        }
-        y[o] = hsum256(a0), y[o + 1] = hsum256(a1), y[o + 2] = hsum256(a2), y[o + 3] = hsum256(a3);
-    }
-    for (; o < out; o++) {
-        __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < in; i += 8)
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(w + (size_t)o * in + i), _mm256_loadu_ps(x + i), a);
-        y[o] = hsum256(a);
-    }
+/* Eight bf16 weights widened to fp32: a shift into the high half. */
+AVX2 static inline __m256 load_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
+
+/* Decode GEMV rows [o0, o1), in % 8 == 0: four rows per pass so four
+ * streams of W are in flight while x stays in L1. Decode is bound by
+ * reading W once; this keeps the loads back to back. LOAD widens eight
+ * weights of the storage type. */
+#define GEMV_ROWS_AVX2(NAME, T, LOAD)                                                       \
+    AVX2 static void NAME(float *y, const float *x, const void *wv, int in, int o0, int o1) { \
+        const T *w = wv;                                                                     \
+        int o = o0;                                                                          \
+        for (; o + 4 <= o1; o += 4) {                                                        \
+            const T *w0 = w + (size_t)o * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;    \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                      \
+            for (int i = 0; i < in; i += 8) {                                                \
+                __m256 xv = _mm256_loadu_ps(x + i);                                          \
+                a0 = _mm256_fmadd_ps(LOAD(w0 + i), xv, a0);                                  \
+                a1 = _mm256_fmadd_ps(LOAD(w1 + i), xv, a1);                                  \
+                a2 = _mm256_fmadd_ps(LOAD(w2 + i), xv, a2);                                  \
+                a3 = _mm256_fmadd_ps(LOAD(w3 + i), xv, a3);                                  \
+            }                                                                                \
+            y[o] = hsum256(a0), y[o + 1] = hsum256(a1);                                      \
+            y[o + 2] = hsum256(a2), y[o + 3] = hsum256(a3);                                  \
+        }                                                                                    \
+        for (; o < o1; o++) {                                                                \
+            __m256 a = _mm256_setzero_ps();                                                  \
+            for (int i = 0; i < in; i += 8)                                                  \
+                a = _mm256_fmadd_ps(LOAD(w + (size_t)o * in + i), _mm256_loadu_ps(x + i), a); \
+            y[o] = hsum256(a);                                                               \
+        }                                                                                    \
+    }
+
+GEMV_ROWS_AVX2(gemv_f32_avx2, float, _mm256_loadu_ps)
+GEMV_ROWS_AVX2(gemv_bf16_avx2, uint16_t, load_bf16)
+
+static int have_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+static int have_avx2(void) {
+    return 0;
+}
+#define gemv_f32_avx2 gemv_f32_scalar
+#define gemv_bf16_avx2 gemv_bf16_scalar
 #endif
+
+/* Thread t of n takes a contiguous band of rows, a multiple of 4 long, so
+ * each thread streams its own part of W. */
+static void gemv_part(void *arg, int t, int n) {
+    gemv_job *j = arg;
+    int per = ((j->out + n - 1) / n + 3) & ~3, o0 = t * per, o1 = o0 + per;
+    if (o1 > j->out) o1 = j->out;
+    if (o0 < o1) j->fn(j->y, j->x, j->w, j->in, o0, o1);
+}
+
+/* Below this many rows per thread the wake-up costs more than it saves. */
+#define GEMV_MIN_ROWS_PER_THREAD 64
+
+static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const void *w, int in,
+                 int out) {
+    gemv_job j = {fn, y, x, w, in, out};
+    if (out < GEMV_MIN_ROWS_PER_THREAD * ryz_pool_threads(c->pool)) gemv_part(&j, 0, 1);
+    else ryz_pool_run(c->pool, gemv_part, &j);
+}
 
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                        int out) {
-    (void)ctx;
-#if defined(__x86_64__)
-    if (n == 1 && in % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        gemv_avx2(y, x, w, in, out);
-        return;
-    }
-#endif
     if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+        gemv(ctx, in % 8 == 0 && have_avx2() ? gemv_f32_avx2 : gemv_f32_scalar, y, x, w, in, out);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in,
                     0.0f, y, out);
+}
+
+/* Prefill with bf16 weights: blocks of rows widened to fp32, then sgemm on
+ * each block, so the GEMM runs at the fp32 rate and the widening (one pass
+ * over W) is small beside it. */
+#define WIDE_FLOATS ((size_t)1 << 18)
+
+static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
+                            int out) {
+    cpu_ctx *c = ctx;
+    if (n == 1) {
+        gemv(c, in % 8 == 0 && have_avx2() ? gemv_bf16_avx2 : gemv_bf16_scalar, y, x, w, in, out);
+        return;
+    }
+    size_t want = WIDE_FLOATS > (size_t)in ? WIDE_FLOATS : (size_t)in;
+    if (c->wide_floats < want) {
+        float *p = realloc(c->wide, want * sizeof *p);
+        if (p) c->wide = p, c->wide_floats = want;
+    }
+    if (c->wide_floats < (size_t)in) { /* out of memory: slow but right */
+        for (int r = 0; r < n; r++)
+            gemv_bf16_scalar(y + (size_t)r * out, x + (size_t)r * in, w, in, 0, out);
+        return;
+    }
+    int rows = (int)(c->wide_floats / (size_t)in);
+    for (int o0 = 0; o0 < out; o0 += rows) {
+        int rb = out - o0 < rows ? out - o0 : rows;
+        const uint16_t *src = w + (size_t)o0 * in;
+        for (size_t i = 0; i < (size_t)rb * in; i++) c->wide[i] = ryz_f32_from_bf16(src[i]);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in, 1.0f, x, in, c->wide,
+                    in, 0.0f, y + o0, out);
+    }
 }
 
 static void cpu_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -164,6 +271,7 @@ static const ryz_backend_iface cpu_iface = {
     .alloc = cpu_alloc,
     .free = cpu_free,
     .matmul = cpu_matmul,
+    .matmul_bf16 = cpu_matmul_bf16,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
     .silu_mul = cpu_silu_mul,
@@ -172,15 +280,28 @@ static const ryz_backend_iface cpu_iface = {
 };
 
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
-    if (threads < 1 || threads > 1024)
-        return ryz_error(RYZ_EINVAL, "threads %d out of range [1, 1024]", threads);
+    *out = (ryz_backend){0};
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ryz_error(RYZ_ENOMEM, "out of memory for the cpu backend");
+    ryz_status st = ryz_pool_create(threads, &c->pool);
+    if (st != RYZ_OK) {
+        free(c);
+        return st;
+    }
     openblas_set_num_threads(threads);
-    *out = (ryz_backend){.iface = &cpu_iface, .ctx = NULL};
+    *out = (ryz_backend){.iface = &cpu_iface, .ctx = c};
     return RYZ_OK;
 }
 
 void ryz_backend_free(ryz_backend *b) {
-    if (b) *b = (ryz_backend){0};
+    if (!b) return;
+    if (b->iface == &cpu_iface && b->ctx) {
+        cpu_ctx *c = b->ctx;
+        ryz_pool_free(c->pool);
+        free(c->wide);
+        free(c);
+    }
+    *b = (ryz_backend){0};
 }
 
 int ryz_argmax(const float *x, int n) {
