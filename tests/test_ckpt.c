@@ -170,7 +170,7 @@ static float *logits_of(const char *src, size_t *n) {
     ryz_backend be;
     ryz_model *m = NULL;
     const float *lg;
-    ryz_model_opts o = {1, T};
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = T};
     ck_assert_int_eq(ryz_comm_init_self(&c), RYZ_OK);
     ck_assert_int_eq(ryz_backend_init_cpu(1, &be), RYZ_OK);
     ryz_status st = ryz_model_open(src, c, &be, &o, &m);
@@ -689,7 +689,7 @@ static void check_shard_dir(const char *dir, const char *src, int k) {
         ck_assert_int_eq(ryz_weights_create(&iface, &cs, &w), RYZ_OK);
         ryz_comm *comm = rank_comm(r, k);
         ryz_model *m = NULL;
-        ryz_model_opts o = {1, 1};
+        ryz_model_opts o = {.max_batch = 1, .max_chunk = 1};
         ryz_status st = ryz_model_build_from(&got, w, comm, &be, &o, &m);
         ck_assert_msg(st == RYZ_OK, "rank %d: %s", r, ryz_last_error());
         ck_assert_msg(cs.bad == 0, "rank %d of %d: %d blocks differ, first %s", r, k, cs.bad,

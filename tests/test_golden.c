@@ -46,7 +46,7 @@ static ryz_status golden_compute(const golden_case *c, golden *g) {
     ryz_backend be;
     ryz_model *m = NULL;
     int len = c->prompt_len + c->new_tokens, rows = len - 1;
-    ryz_model_opts o = {1, c->prompt_len};
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = c->prompt_len};
     float *logits = NULL;
     ryz_status st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = ryz_backend_init_cpu(1, &be);

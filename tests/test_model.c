@@ -623,9 +623,11 @@ START_TEST(test_backend_matmul) {
 END_TEST
 
 /* Every matmul path against the double reference on W: fp32 weights, or
- * bf16 weights (the reference then reads the same widened values), at 1, 2
- * and 3 threads. out 205 splits into thread bands with a tail; in 4096
- * makes the bf16 prefill widen W in several blocks. */
+ * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
+ * rounded values), at 1, 2 and 3 threads. out 205 splits into thread bands
+ * and leaves a row after the last bf16 row group; in 37 and 40 take the
+ * row-major layout, 4096 the tiled one (and makes the bf16 prefill widen W
+ * in several blocks). */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 205, NMAX = 3 };
     const int ins[] = {37, 40, 4096}, ns[] = {1, NMAX};
@@ -643,7 +645,8 @@ static void check_matmul_paths(int threads, int bf16) {
             fill_rand(x, (size_t)n * in, 3);
             fill_rand(w, (size_t)OUT * in, 4);
             for (size_t i = 0; bf16 && i < (size_t)OUT * in; i++)
-                h[i] = ryz_bf16_from_f32(w[i]), w[i] = ryz_f32_from_bf16(h[i]);
+                w[i] = ryz_f32_from_bf16(ryz_bf16_from_f32(w[i]));
+            if (bf16) ryz_bf16_pack_rows(h, w, 0, OUT, in, OUT);
             snprintf(what, sizeof what, "%s matmul threads=%d n=%d in=%d", bf16 ? "bf16" : "f32",
                      threads, n, in);
             ref_matmul(ref, x, w, n, in, OUT);
@@ -890,10 +893,10 @@ START_TEST(test_tp_column_and_row) {
     fill_rand(w, OUT * IN, 16);
     ref_matmul(ref, x, w, N, IN, OUT);
     to_float(want, ref, N * OUT);
-    ryz_tp_column(&be, y, x, w, N, IN, OUT);
+    ryz_tp_column(&be, y, x, ryz_matrix_f32(w), N, IN, OUT);
     assert_close(y, want, N * OUT, 1e-5, 1e-5, "column-parallel");
     ryz_comm *two = mirror_comm(2);
-    ck_assert_int_eq(ryz_tp_row(&be, two, y, x, w, N, IN, OUT), RYZ_OK);
+    ck_assert_int_eq(ryz_tp_row(&be, two, y, x, ryz_matrix_f32(w), N, IN, OUT), RYZ_OK);
     for (int i = 0; i < N * OUT; i++)
         want[i] *= 2.0f;
     assert_close(y, want, N * OUT, 1e-5, 1e-5, "row-parallel all-reduced");
@@ -920,7 +923,7 @@ START_TEST(test_tp_lm_head_padding) {
         for (int v = 0; v < 12; v++)
             want[i * 12 + v] = v < VOCAB ? (float)ref[i * 3 + v % 3] : -INFINITY;
     ryz_comm *four = mirror_comm(TP);
-    ck_assert_int_eq(ryz_tp_lm_head(&be, four, logits, x, cls, N, DIM, VOCAB, &s, part, gather),
+    ck_assert_int_eq(ryz_tp_lm_head(&be, four, logits, x, ryz_matrix_f32(cls), N, DIM, VOCAB, &s, part, gather),
                      RYZ_OK);
     assert_close(logits, want, N * 12, 1e-5, 1e-5, "gathered logits, padding -inf");
     for (int i = 0; i < N * 12; i++)
@@ -1210,13 +1213,58 @@ START_TEST(test_build_rejects) {
     assert_error_has("n_kv_heads 3");
     ck_assert_ptr_null(m);
     c = parse_ok("synthetic:tiny,seq_len=8");
-    const ryz_model_opts bad[] = {{0, 4}, {1, 0}, {1, 9}};
+    const ryz_model_opts bad[] = {{.max_batch = 0, .max_chunk = 4}, {.max_batch = 1, .max_chunk = 0},
+                                  {.max_batch = 1, .max_chunk = 9}};
     for (int i = 0; i < 3; i++) {
         m = (ryz_model *)1;
         ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &bad[i], &m), RYZ_EINVAL);
         ck_assert_ptr_null(m);
     }
     assert_mem_equals(before, "after rejected builds");
+}
+END_TEST
+
+/* bf16 weights: half the matrix bytes (norms and embedding stay float),
+ * logits near the fp32 model's but not equal to them (the weights really
+ * are rounded), and an unknown dtype refused before any allocation. */
+START_TEST(test_bf16_model) {
+    enum { P = 6, NEW = 8, LEN = P + NEW, ROWS = LEN - 1, V = 300 };
+    ryz_model_config c = parse_ok("synthetic:tiny,dim=64,hidden=176,layers=3,vocab=300,seq_len=32");
+    const int prompt[P] = {3, 1, 4, 1, 5, 9};
+    int ids[LEN], ids2[LEN];
+    static float lf[ROWS * V], lb[ROWS * V];
+    ryz_model *m = build_ok(&c, 1, P);
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids, lf, NULL), RYZ_OK);
+    ryz_model_free(m);
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = P, .dtype = RYZ_DTYPE_BF16};
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &o, &m), RYZ_OK);
+    size_t kvd = 64 / c.n_heads * c.n_kv_heads;
+    size_t mat = ((2 * 64 * 64 + 2 * kvd * 64 + 3 * 64 * 176) * 3 + 300 * 64);
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS) - before[RYZ_MEM_WEIGHTS],
+                      ryz_model_weight_bytes(&c) - 2 * mat);
+    ryz_shard sh;
+    ryz_shard_plan(&c, 1, 0, &sh);
+    ck_assert_uint_eq(ryz_model_bytes_per_token_as(&c, &sh, RYZ_DTYPE_BF16),
+                      ryz_model_bytes_per_token(&c, &sh) - 2 * mat);
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, ids, ids2, lb, NULL), RYZ_OK);
+    ryz_model_free(m);
+    assert_mem_equals(before, "after freeing the bf16 model");
+    double worst = 0, scale = max_abs(lf, ROWS * V);
+    for (int i = 0; i < ROWS * V; i++) worst = fmax(worst, fabs((double)lf[i] - lb[i]));
+    ck_assert_msg(worst > 1e-6 * scale && worst < 2e-2 * scale,
+                  "bf16 vs f32 logits: max abs difference %g (max logit %g)", worst, scale);
+    o.dtype = (ryz_dtype)7;
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &o, &m), RYZ_EINVAL);
+    assert_error_has("dtype 7");
+    ryz_dtype d;
+    ck_assert_int_eq(ryz_dtype_parse("bfloat16", &d), RYZ_OK);
+    ck_assert_int_eq(d, RYZ_DTYPE_BF16);
+    ck_assert_int_eq(ryz_dtype_parse("fp32", &d), RYZ_OK);
+    ck_assert_int_eq(d, RYZ_DTYPE_F32);
+    ck_assert_int_eq(ryz_dtype_parse("fp16", &d), RYZ_EINVAL);
+    assert_error_has("known: f32, bf16");
 }
 END_TEST
 
@@ -1300,7 +1348,7 @@ START_TEST(test_weight_source_shard_only) {
     ryz_comm *c = rank_comm(2, 4);
     ryz_backend be;
     ryz_backend_init_cpu(1, &be);
-    ryz_model_opts o = {1, 4};
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = 4};
     ryz_model *m = NULL;
     size_t before = ryz_mem_bytes(RYZ_MEM_WEIGHTS);
     ck_assert_int_eq(ryz_model_build_from(&cfg, w, c, &be, &o, &m), RYZ_OK);
@@ -1372,6 +1420,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_build_free_accounting);
     tcase_add_test(tc, test_build_rejects);
     tcase_add_test(tc, test_generate_consistency);
+    tcase_add_test(tc, test_bf16_model);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -163,7 +163,7 @@ START_TEST(test_column_parallel) {
     float *dense = falloc((size_t)n * sp.total), *got = falloc((size_t)n * sp.local);
     naive_matmul(dense, x, w, n, dim, sp.total);
     float *want = take_cols(dense, n, sp.total, sp.start, sp.local);
-    ryz_tp_column(&g_be, got, x, w_local, n, dim, sp.local);
+    ryz_tp_column(&g_be, got, x, ryz_matrix_f32(w_local), n, dim, sp.local);
     char what[96];
     snprintf(what, sizeof what, "column-parallel %s [%d, +%d)", sp.name, sp.start, sp.local);
     assert_close(what, got, want, (size_t)n * sp.local, LAYER_TOL);
@@ -186,7 +186,7 @@ START_TEST(test_row_parallel) {
                    w_local);
     float *want = falloc((size_t)n * dim), *got = falloc((size_t)n * dim);
     naive_matmul(want, x, w, n, sp.total, dim);
-    ryz_status st = ryz_tp_row(&g_be, g_world, got, x_local, w_local, n, sp.local, dim);
+    ryz_status st = ryz_tp_row(&g_be, g_world, got, x_local, ryz_matrix_f32(w_local), n, sp.local, dim);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_row: %s", ryz_last_error());
     char what[96];
     snprintf(what, sizeof what, "row-parallel %s [%d, +%d)", sp.name, sp.start, sp.local);
@@ -237,7 +237,7 @@ START_TEST(test_lm_head) {
     float *gather = falloc((size_t)n * vp), *want = falloc((size_t)n * c.vocab);
     naive_matmul(want, x, cls, n, dim, c.vocab);
     ryz_status st =
-        ryz_tp_lm_head(&g_be, g_world, logits, x, cls_local, n, dim, c.vocab, &s, part, gather);
+        ryz_tp_lm_head(&g_be, g_world, logits, x, ryz_matrix_f32(cls_local), n, dim, c.vocab, &s, part, gather);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_lm_head: %s", ryz_last_error());
     float *got = take_cols(logits, n, vp, 0, c.vocab);
     assert_close("lm head logits (index = row * vocab + col)", got, want, (size_t)n * c.vocab,
@@ -256,24 +256,32 @@ END_TEST
 
 /* ---- 2, 3. Whole model at TP=k against TP=1 --------------------------- */
 
-/* A whole-model case: source, batch, prompt length, new tokens, and the
- * prefill chunk of the TP=k run (chunk < prompt_len: chunked prefill). */
+/* A whole-model case: source, batch, prompt length, new tokens, the
+ * prefill chunk of the TP=k run (chunk < prompt_len: chunked prefill), and
+ * the weight storage of both runs (bf16 weights are the same numbers at
+ * every TP, so fp32 tolerance still holds between TP degrees). */
 typedef struct {
     const char *name, *src;
     int batch, prompt_len, new_tokens, chunk;
+    ryz_dtype dtype;
 } model_case;
 
 /* Every shape is valid at k = 1, 2 and 4. */
 static const model_case model_cases[] = {
-    {"mha", "synthetic:tiny", 1, 5, 6, 5},
-    {"gqa heads 8 kv 2", "synthetic:tiny,heads=8,kv_heads=2", 1, 5, 6, 5},
-    {"gqa heads 4 kv 1", "synthetic:tiny,heads=4,kv_heads=1", 1, 5, 6, 5},
-    {"vocab 1003", "synthetic:tiny,vocab=1003", 1, 5, 6, 5},
-    {"hidden 170", "synthetic:tiny,hidden=170", 1, 5, 6, 5},
-    {"batch 2", "synthetic:tiny,seed=3", 2, 5, 6, 5},
-    {"chunked prefill 7 by 3", "synthetic:tiny,seed=5", 1, 7, 6, 3},
-    {"kv groups straddle ranks", "synthetic:tiny,dim=96,heads=12,kv_heads=3", 1, 5, 6, 5},
-    {"all at once", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,hidden=171,seed=9", 2, 7, 6, 3},
+    {"mha", "synthetic:tiny", 1, 5, 6, 5, RYZ_DTYPE_F32},
+    {"gqa heads 8 kv 2", "synthetic:tiny,heads=8,kv_heads=2", 1, 5, 6, 5, RYZ_DTYPE_F32},
+    {"gqa heads 4 kv 1", "synthetic:tiny,heads=4,kv_heads=1", 1, 5, 6, 5, RYZ_DTYPE_F32},
+    {"vocab 1003", "synthetic:tiny,vocab=1003", 1, 5, 6, 5, RYZ_DTYPE_F32},
+    {"hidden 170", "synthetic:tiny,hidden=170", 1, 5, 6, 5, RYZ_DTYPE_F32},
+    {"batch 2", "synthetic:tiny,seed=3", 2, 5, 6, 5, RYZ_DTYPE_F32},
+    {"chunked prefill 7 by 3", "synthetic:tiny,seed=5", 1, 7, 6, 3, RYZ_DTYPE_F32},
+    {"kv groups straddle ranks", "synthetic:tiny,dim=96,heads=12,kv_heads=3", 1, 5, 6, 5,
+     RYZ_DTYPE_F32},
+    {"bf16 weights", "synthetic:tiny,dim=64,hidden=176,seed=4", 1, 5, 6, 5, RYZ_DTYPE_BF16},
+    {"bf16 chunked, gqa, odd vocab", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,seed=6", 2, 7,
+     6, 3, RYZ_DTYPE_BF16},
+    {"all at once", "synthetic:tiny,heads=8,kv_heads=2,vocab=1003,hidden=171,seed=9", 2, 7, 6, 3,
+     RYZ_DTYPE_F32},
 };
 #define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
 #define SKEW_CASE (N_MODEL_CASES - 1) /* "all at once": the fault-hook test's case */
@@ -312,7 +320,7 @@ static ryz_status run_model(const ryz_model_config *cfg, ryz_comm *comm, const m
     out->ids = malloc((size_t)mc->batch * len * sizeof *out->ids);
     out->logits = falloc((size_t)mc->batch * (len - 1) * cfg->vocab);
     ck_assert_ptr_nonnull(out->ids);
-    ryz_model_opts opts = {mc->batch, chunk};
+    ryz_model_opts opts = {.max_batch = mc->batch, .max_chunk = chunk, .dtype = mc->dtype};
     ryz_model *m = NULL;
     ryz_status st = ryz_model_build(cfg, comm, &g_be, &opts, &m);
     if (st == RYZ_OK)
@@ -399,7 +407,7 @@ START_TEST(test_logits_on_lead_only) {
     gen_out base = run_baseline(&cfg, mc, prompt);
     int *ids = malloc((size_t)mc->batch * len * sizeof *ids);
     float *logits = g_rank == 0 ? falloc((size_t)mc->batch * (len - 1) * cfg.vocab) : NULL;
-    ryz_model_opts opts = {mc->batch, mc->chunk};
+    ryz_model_opts opts = {.max_batch = mc->batch, .max_chunk = mc->chunk};
     ryz_model *m = NULL;
     ryz_status st = ryz_model_build(&cfg, g_world, &g_be, &opts, &m);
     if (st == RYZ_OK)
@@ -511,7 +519,7 @@ START_TEST(test_weight_memory) {
     ryz_model_config cfg = parse_cfg(mc->src);
     ryz_shard s = shard_of(&cfg);
     check_plan(&cfg, mc->name);
-    ryz_model_opts opts = {1, 1};
+    ryz_model_opts opts = {.max_batch = 1, .max_chunk = 1};
     ryz_model *m = NULL;
     size_t before = ryz_mem_bytes(RYZ_MEM_WEIGHTS);
     ryz_status st = ryz_model_build(&cfg, g_world, &g_be, &opts, &m);

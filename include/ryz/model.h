@@ -42,6 +42,10 @@ size_t ryz_model_weight_bytes(const ryz_model_config *cfg);
 /* Bytes of weights a rank reads per decoded token (all matrices, one
  * embedding row): the numerator of the decode roofline. */
 size_t ryz_model_bytes_per_token(const ryz_model_config *cfg, const ryz_shard *s);
+/* The same with the matrices (layers and LM head) stored as dtype; norms and
+ * the embedding row stay float32. */
+size_t ryz_model_bytes_per_token_as(const ryz_model_config *cfg, const ryz_shard *s,
+                                    ryz_dtype dtype);
 
 /* Synthetic weights: element (row, col) of tensor t is a pure function of
  * (seed, t, row, col), uniform in [-scale, scale) (norms: 1 + 0.1 * that).
@@ -61,17 +65,17 @@ float ryz_synth_value(uint64_t seed, uint32_t t, int64_t row, int64_t col);
 ryz_status ryz_tp_embedding(ryz_comm *c, float *x, const int *tokens, int n,
                             const float *emb_local, int vocab_start, int vocab_local, int dim);
 /* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
-void ryz_tp_column(ryz_backend *b, float *y, const float *x, const float *w_local, int n,
-                   int in, int out_local);
+void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
+                   int out_local);
 /* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
  * . W_local^T, W_local (out, in_local). */
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
-                      const float *w_local, int n, int in_local, int out);
+                      ryz_matrix w_local, int n, int in_local, int out);
 /* Vocab-parallel LM head: logits (n, vocab_padded) gathered from every rank's
  * x (n, dim) . cls_local^T, padded columns (>= vocab) set to -inf.
  * part (n * vocab_local) and gather (n * vocab_padded) are scratch. */
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
-                          const float *cls_local, int n, int dim, int vocab,
+                          ryz_matrix cls_local, int n, int dim, int vocab,
                           const ryz_shard *s, float *part, float *gather);
 
 typedef struct ryz_model ryz_model;
@@ -79,6 +83,7 @@ typedef struct ryz_model ryz_model;
 typedef struct {
     int max_batch; /* sequences per forward */
     int max_chunk; /* new tokens per sequence per forward (prefill length) */
+    ryz_dtype dtype; /* storage of the weight matrices (zero: f32) */
 } ryz_model_opts;
 
 /* Builds this rank's shard (rank and tp from comm) with weights from `w`,

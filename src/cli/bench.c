@@ -1,6 +1,10 @@
-/* ryz bench: TP=1 decode and prefill speed of one model against the
- * memory-bandwidth roofline measured in the same run. Timings live here,
- * never in tests. */
+/* ryz bench: TP=1 decode and prefill speed of one model, per weight dtype
+ * and thread count, each against its limit measured in the same run:
+ * decode against the memory-bandwidth roofline, prefill against the sgemm
+ * rate on its own shapes, bf16 logits against the fp32 model's. Timings
+ * live here, never in tests. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,22 +13,68 @@
 #include "ryz/cli.h"
 #include "ryz/model.h"
 #include "ryz/results.h"
+#include "ryz/suite.h"
+
+#define RYZ_BENCH_MAX_RUNS 64
+#define BENCH_MAX_LIST 8
+
+/* Targets of issue 10, printed beside each ratio. */
+#define TARGET_DECODE_ROOF 0.90
+#define TARGET_PREFILL_GEMM 0.50
+/* bf16 logits against fp32 (ryz_compare: atol relative to the row's range). */
+#define BF16_ATOL 2e-2
+#define BF16_RTOL 2e-2
 
 typedef struct {
     const char *model, *out;
-    int threads, repeat, prompt, new_tokens;
+    int threads[BENCH_MAX_LIST], n_threads;
+    ryz_dtype dtype[BENCH_MAX_LIST];
+    int n_dtype, repeat, prompt, new_tokens;
 } bench_args;
-
-#define RYZ_BENCH_MAX_RUNS 64
 
 /* Per-run samples of the phases (seconds) and the probe (bytes/s). */
 typedef struct {
-    double *bw, *dec_s, *pre_s;
-    int n, decode_steps;
+    double bw[RYZ_BENCH_MAX_RUNS], dec_s[RYZ_BENCH_MAX_RUNS], pre_s[RYZ_BENCH_MAX_RUNS];
+    int n;
 } bench_samples;
 
+/* One configuration (dtype, threads) of the bench. */
+typedef struct {
+    ryz_dtype dtype;
+    int threads;
+    char name[48]; /* the results file's case name */
+} bench_config;
+
+/* Splits option opt's comma-separated value v (copied into buf) into at
+ * most BENCH_MAX_LIST items. */
+static ryz_status split_list(const char *opt, const char *v, char *buf, size_t cap,
+                             char **items, int *n) {
+    *n = 0;
+    if (!v) return ryz_error(RYZ_EINVAL, "%s needs a value (a comma-separated list)", opt);
+    snprintf(buf, cap, "%s", v);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == BENCH_MAX_LIST)
+            return ryz_error(RYZ_EINVAL, "%s lists more than %d items", opt, BENCH_MAX_LIST);
+        items[(*n)++] = t;
+    }
+    return *n ? RYZ_OK : ryz_error(RYZ_EINVAL, "%s '%s' lists nothing", opt, v);
+}
+
+/* --threads 1,2 and --dtype f32,bf16. */
+static ryz_status parse_list_option(const char *opt, const char *v, bench_args *a) {
+    char buf[128], *items[BENCH_MAX_LIST];
+    int n, thr = !strcmp(opt, "--threads");
+    ryz_status st = split_list(opt, v, buf, sizeof buf, items, &n);
+    for (int i = 0; st == RYZ_OK && i < n; i++)
+        st = thr ? ryz_arg_int(opt, items[i], 1, 64, &a->threads[i])
+                 : ryz_dtype_parse(items[i], &a->dtype[i]);
+    *(thr ? &a->n_threads : &a->n_dtype) = st == RYZ_OK ? n : 0;
+    return st;
+}
+
 static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
-    *a = (bench_args){.model = "synthetic:110m", .threads = 1, .repeat = 5, .prompt = 128,
+    *a = (bench_args){.model = "synthetic:110m", .threads = {1}, .n_threads = 1,
+                      .dtype = {RYZ_DTYPE_F32}, .n_dtype = 1, .repeat = 5, .prompt = 256,
                       .new_tokens = 32};
     *help = 0;
     for (int i = 1; i < argc; i++) {
@@ -34,8 +84,8 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
         else if (!strcmp(o, "--model")) {
             if (!(v = ryz_arg_value(argc, argv, &i))) return ryz_error(RYZ_EINVAL, "--model needs a value");
             a->model = v;
-        } else if (!strcmp(o, "--threads"))
-            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 64, &a->threads);
+        } else if (!strcmp(o, "--threads") || !strcmp(o, "--dtype"))
+            st = parse_list_option(o, ryz_arg_value(argc, argv, &i), a);
         else if (!strcmp(o, "--repeat"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, RYZ_BENCH_MAX_RUNS, &a->repeat);
         else if (!strcmp(o, "--prompt-len"))
@@ -53,8 +103,10 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
 }
 
 /* Median, and spread as (p90 - p10) / median, of n samples. */
-static double stats(double *x, int n, double *spread) {
+static double stats(const double *v, int n, double *spread) {
+    double x[RYZ_BENCH_MAX_RUNS];
     ryz_stats st;
+    memcpy(x, v, (size_t)n * sizeof *x);
     ryz_stats_compute(x, (size_t)n, &st);
     *spread = st.median > 0 ? (st.p90 - st.p10) / st.median : 0;
     return st.median;
@@ -62,7 +114,8 @@ static double stats(double *x, int n, double *spread) {
 
 /* sgemm rate (flop/s) of the backend on one layer's prefill shapes: x (P,
  * in) times each of wq, wk, wv, wo, w1, w3, w2 (the largest weights a
- * prefill multiplies), best of 3 passes. */
+ * prefill multiplies), in fp32, best of 3 passes: the limit prefill is
+ * held to whatever the weights' dtype. */
 static double sgemm_rate(ryz_backend *be, const ryz_model_config *c, int P) {
     int kvd = c->dim / c->n_heads * c->n_kv_heads, big = c->hidden > c->dim ? c->hidden : c->dim;
     int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim},      {kvd, c->dim},   {c->dim, c->dim},
@@ -91,93 +144,177 @@ static double prefill_flops(const ryz_model_config *c, int P) {
     return 2.0 * P * layer * c->n_layers + 2.0 * c->vocab * c->dim;
 }
 
-/* Writes the bench as a results file `ryz compare` can track: suite
- * "bench", case = the model, /timing rows and per-run /samples. */
-static ryz_status bench_write(const bench_args *a, const bench_samples *s, double roof_frac,
-                              double bw) {
-    ryz_results r;
-    char text[600];
-    ryz_results_init(&r);
-    snprintf(text, sizeof text, "[case bench]\nmodel = %s\n", a->model);
-    ryz_status st = ryz_results_meta_machine(&r.meta, 1, a->threads, NULL, "cpu", "bench", text);
-    r.meta.read_bandwidth_gbs = bw / 1e9;
+/* Adds one configuration's runs to the results: /timing rows for prefill
+ * and decode (the case is the configuration) and per-run /samples. */
+static ryz_status bench_rows(const bench_config *k, const bench_args *a, const bench_samples *s,
+                             double roof_frac, ryz_results *r) {
+    ryz_status st = RYZ_OK;
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
-        double x[RYZ_BENCH_MAX_RUNS], per = ph ? s->decode_steps : a->prompt;
         const double *v = ph ? s->dec_s : s->pre_s;
+        double x[RYZ_BENCH_MAX_RUNS], per = ph ? 1 : a->prompt;
         ryz_stats q;
         memcpy(x, v, (size_t)s->n * sizeof *x);
         ryz_stats_compute(x, (size_t)s->n, &q);
-        ryz_row_timing t = {.case_name = "bench", .tp = 1, .runs = s->n, .median_s = q.median,
-                            .p10_s = q.p10, .p90_s = q.p90, .speedup = 1, .efficiency = 1,
+        ryz_row_timing t = {.tp = 1, .runs = s->n, .median_s = q.median, .p10_s = q.p10,
+                            .p90_s = q.p90, .speedup = 1, .efficiency = 1,
                             .tokens_per_s = q.median > 0 ? per / q.median : 0,
                             .ttft_s = ph ? 0 : q.median, .roofline_fraction = ph ? roof_frac : 0};
+        snprintf(t.case_name, sizeof t.case_name, "%s", k->name);
         snprintf(t.phase, sizeof t.phase, "%s", ph ? "decode" : "prefill");
-        st = ryz_results_add_timing(&r, &t);
+        st = ryz_results_add_timing(r, &t);
         for (int i = 0; st == RYZ_OK && i < s->n; i++) {
-            ryz_row_sample row = {.case_name = "bench", .tp = 1, .iter = i, .value = v[i]};
+            ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i]};
+            snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
             snprintf(row.metric, sizeof row.metric, "%s", ph ? "decode_s" : "prefill_s");
-            st = ryz_results_add_sample(&r, &row);
+            st = ryz_results_add_sample(r, &row);
         }
     }
-    if (st == RYZ_OK) st = ryz_results_write(&r, a->out);
-    if (st == RYZ_OK) printf("results: %s\n", a->out);
-    ryz_results_free(&r);
     return st;
 }
 
-/* Interleaves bandwidth probes with model runs, so the roofline and the
- * speed come from the same minutes of the machine's life. */
-static ryz_status bench_runs(const bench_args *a, ryz_model *m, const ryz_model_config *cfg,
+/* Interleaves bandwidth probes (with the configuration's thread count)
+ * with model runs, so the roofline and the speed come from the same
+ * minutes of the machine's life. dec_s is per decoded token. */
+static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m, int vocab,
                              bench_samples *s) {
     int P = a->prompt, len = P + a->new_tokens;
     int *prompt = malloc((size_t)P * sizeof *prompt), *ids = malloc((size_t)len * sizeof *ids);
     ryz_status st = prompt && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
-    for (int i = 0; st == RYZ_OK && i < P; i++) prompt[i] = (1 + 7919 * i) % cfg->vocab;
+    for (int i = 0; st == RYZ_OK && i < P; i++) prompt[i] = (1 + 7919 * i) % vocab;
     for (int r = -1; st == RYZ_OK && r < s->n; r++) { /* r = -1: warm-up */
         ryz_gen_timing t;
         st = ryz_model_generate(m, prompt, 1, P, a->new_tokens, NULL, ids, NULL, &t);
-        double b = ryz_mem_read_bandwidth((size_t)512 << 20, a->threads, 2);
-        if (st == RYZ_OK && b == 0) st = RYZ_ENOMEM;
+        double b = ryz_mem_read_bandwidth((size_t)512 << 20, k->threads, 2);
+        if (st == RYZ_OK && b == 0) st = ryz_error(RYZ_ENOMEM, "no memory for the bandwidth probe");
         if (r < 0 || st != RYZ_OK) continue;
-        fprintf(stderr, "[ryz] bench run %d/%d\n", r + 1, s->n);
+        fprintf(stderr, "[ryz] bench %s run %d/%d\n", k->name, r + 1, s->n);
         s->bw[r] = b, s->pre_s[r] = t.prefill_s, s->dec_s[r] = t.decode_s / t.decode_steps;
-        s->decode_steps = 1; /* dec_s is per token */
     }
     free(prompt), free(ids);
     return st;
 }
 
-static ryz_status bench_run(const bench_args *a, ryz_model *m, ryz_backend *be,
-                            const ryz_model_config *cfg) {
-    int n = a->repeat, P = a->prompt;
-    double *mem = calloc(3 * (size_t)n, sizeof *mem), rate[3][RYZ_BENCH_MAX_RUNS];
-    bench_samples s = {mem, mem + n, mem + 2 * (size_t)n, n, 0};
-    ryz_status st = mem ? bench_runs(a, m, cfg, &s) : ryz_error(RYZ_ENOMEM, "out of memory");
-    if (st == RYZ_OK) {
-        ryz_shard sh;
-        ryz_shard_plan(cfg, 1, 0, &sh);
-        for (int i = 0; i < n; i++)
-            rate[0][i] = s.bw[i], rate[1][i] = 1 / s.dec_s[i], rate[2][i] = P / s.pre_s[i];
-        double bpt = (double)ryz_model_bytes_per_token(cfg, &sh), sbw, sdec, spre;
-        double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
-        double mpre = stats(rate[2], n, &spre), roof = mbw / bpt;
-        double gemm = sgemm_rate(be, cfg, P), pre_flops = prefill_flops(cfg, P) * mpre / P;
-        printf("bench %s, TP=1, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
-               a->model, a->threads, n);
-        printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
-        printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
-        printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
-        printf("  decode                  %8.2f tok/s  spread %4.1f%%  = %5.1f%% of roofline "
-               "(target >= 85%%)\n", mdec, 100 * sdec, 100 * mdec / roof);
-        printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  = %5.1fx decode "
-               "(target >= 10x)\n", P, mpre, 100 * spre, mpre / mdec);
-        printf("  prefill compute         %8.2f GFLOP/s = %5.1f%% of sgemm on its shapes "
-               "(%.2f GFLOP/s; target >= 50%%)\n", pre_flops / 1e9, 100 * pre_flops / gemm,
-               gemm / 1e9);
-        if (a->out) st = bench_write(a, &s, mdec / roof, mbw);
-    }
-    free(mem);
+/* Prints one configuration against its limits; returns the decode
+ * fraction of the roofline. */
+static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
+                          const bench_samples *s, double gemm) {
+    int n = s->n, P = a->prompt;
+    double rate[3][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre;
+    for (int i = 0; i < n; i++)
+        rate[0][i] = s->bw[i], rate[1][i] = 1 / s->dec_s[i], rate[2][i] = P / s->pre_s[i];
+    ryz_shard sh;
+    ryz_shard_plan(cfg, 1, 0, &sh);
+    double bpt = (double)ryz_model_bytes_per_token_as(cfg, &sh, k->dtype);
+    double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
+    double mpre = stats(rate[2], n, &spre), roof = mbw / bpt, pre = prefill_flops(cfg, P) * mpre / P;
+    printf("%s: %s weights, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
+           k->name, ryz_dtype_name(k->dtype), k->threads, n);
+    printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
+    printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
+    printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
+    printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
+           "(target >= %.0f%%)\n", mdec, 100 * sdec, 100 * mdec / roof, 100 * TARGET_DECODE_ROOF);
+    printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
+           "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
+           100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
+    return mdec / roof;
+}
+
+/* Full logits of the prompt (P rows of vocab) from a model of `dtype`. */
+static ryz_status prompt_logits(const bench_args *a, ryz_backend *be, ryz_comm *self,
+                                ryz_dtype dtype, const ryz_model_config *cfg, float *out) {
+    int P = a->prompt, *prompt = malloc((size_t)P * sizeof *prompt);
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = P, .dtype = dtype};
+    ryz_model *m = NULL;
+    const float *lg;
+    ryz_status st = prompt ? ryz_model_open(a->model, self, be, &o, &m)
+                           : ryz_error(RYZ_ENOMEM, "out of memory");
+    for (int i = 0; prompt && i < P; i++) prompt[i] = (1 + 7919 * i) % cfg->vocab;
+    if (st == RYZ_OK) st = ryz_model_forward(m, prompt, 1, P, 0, &lg);
+    for (int r = 0; st == RYZ_OK && r < P; r++) /* rows are vocab_padded long */
+        memcpy(out + (size_t)r * cfg->vocab, lg + (size_t)r * ryz_model_shard(m)->vocab_padded,
+               (size_t)cfg->vocab * sizeof *out);
+    ryz_model_free(m);
+    free(prompt);
     return st;
+}
+
+/* bf16 against fp32: every logit of the prompt, with bf16's own tolerance. */
+static ryz_status bench_bf16_error(const bench_args *a, ryz_backend *be, ryz_comm *self,
+                                   const ryz_model_config *cfg) {
+    size_t n = (size_t)a->prompt * cfg->vocab;
+    float *f = malloc(n * sizeof *f), *b = malloc(n * sizeof *b);
+    ryz_status st = f && b ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory for the logits");
+    if (st == RYZ_OK) st = prompt_logits(a, be, self, RYZ_DTYPE_F32, cfg, f);
+    if (st == RYZ_OK) st = prompt_logits(a, be, self, RYZ_DTYPE_BF16, cfg, b);
+    if (st == RYZ_OK) {
+        ryz_compare c;
+        ryz_compare_logits(f, b, a->prompt, cfg->vocab, BF16_ATOL, BF16_RTOL, &c);
+        printf("bf16 against f32 over %d prompt positions: max error %.2e of the logit range "
+               "(tolerance %.0e), cosine %.6f, top-1 %d/%d  %s\n", a->prompt, c.max_rel,
+               BF16_ATOL, c.min_cos, c.top1_agree, c.rows, c.pass ? "PASS" : "FAIL");
+    }
+    free(f), free(b);
+    return st;
+}
+
+/* Runs, prints and records one configuration. */
+static ryz_status bench_config_run(const bench_args *a, const bench_config *k, ryz_comm *self,
+                                   const ryz_model_config *cfg, ryz_results *res) {
+    ryz_backend be = {0};
+    ryz_model *m = NULL;
+    bench_samples s = {.n = a->repeat};
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = a->prompt, .dtype = k->dtype};
+    ryz_status st = ryz_backend_init_cpu(k->threads, &be);
+    if (st == RYZ_OK) st = ryz_model_open(a->model, self, &be, &o, &m);
+    if (st == RYZ_OK) ryz_model_set_last_only_prefill(m, 1);
+    if (st == RYZ_OK) st = bench_runs(a, k, m, cfg->vocab, &s);
+    ryz_model_free(m);
+    if (st == RYZ_OK) {
+        double frac = bench_print(a, k, cfg, &s, sgemm_rate(&be, cfg, a->prompt));
+        st = bench_rows(k, a, &s, frac, res);
+    }
+    ryz_backend_free(&be);
+    return st;
+}
+
+static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ryz_comm *self) {
+    ryz_results res;
+    char text[600];
+    int has_bf16 = 0, threads = 1;
+    ryz_results_init(&res);
+    for (int i = 0; i < a->n_threads; i++) threads = a->threads[i] > threads ? a->threads[i] : threads;
+    snprintf(text, sizeof text, "[case bench]\nmodel = %s\n", a->model);
+    ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, "cpu", "bench", text);
+    for (int d = 0; st == RYZ_OK && d < a->n_dtype; d++)
+        for (int t = 0; st == RYZ_OK && t < a->n_threads; t++) {
+            bench_config k = {a->dtype[d], a->threads[t], ""};
+            snprintf(k.name, sizeof k.name, "%s-t%d", ryz_dtype_name(k.dtype), k.threads);
+            has_bf16 |= k.dtype == RYZ_DTYPE_BF16;
+            st = bench_config_run(a, &k, self, cfg, &res);
+        }
+    if (st == RYZ_OK && has_bf16) {
+        ryz_backend be = {0};
+        st = ryz_backend_init_cpu(threads, &be);
+        if (st == RYZ_OK) st = bench_bf16_error(a, &be, self, cfg);
+        ryz_backend_free(&be);
+    }
+    if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
+    if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
+    ryz_results_free(&res);
+    return st;
+}
+
+static void bench_usage(void) {
+    printf("usage: ryz bench [--model SRC] [--threads T[,T...]] [--dtype f32[,bf16]]\n"
+           "                 [--repeat N] [--prompt-len P] [--new-tokens N] [-o RESULTS.h5]\n"
+           "  TP=1 decode and prefill of SRC (default synthetic:110m) for each dtype and\n"
+           "  thread count: decode tokens/s against the memory-bandwidth roofline (weight\n"
+           "  bytes per token / read bandwidth probed with the same threads between\n"
+           "  runs), prefill against the sgemm rate on its own shapes, and bf16 logits\n"
+           "  against fp32 with bf16's tolerance. Each ratio is printed beside its\n"
+           "  target. -o writes the runs (case = dtype-tTHREADS) as a results file that\n"
+           "  `ryz compare` tracks.\n");
 }
 
 int ryz_cmd_bench(int argc, char **argv) {
@@ -185,31 +322,19 @@ int ryz_cmd_bench(int argc, char **argv) {
     int help;
     ryz_model_config cfg;
     ryz_comm *self = NULL;
-    ryz_backend be;
-    ryz_model *m = NULL;
+    ryz_weights *w = NULL;
     ryz_status st = bench_parse(argc, argv, &a, &help);
     if (st == RYZ_OK && help) {
-        printf("usage: ryz bench [--model SRC] [--threads T] [--repeat N] [--prompt-len P]\n"
-               "                 [--new-tokens N] [-o RESULTS.h5]\n"
-               "  TP=1 decode and prefill tokens/s against the memory-bandwidth roofline\n"
-               "  (weight bytes per token / read bandwidth measured in the same run), and\n"
-               "  prefill against the sgemm rate on its shapes. -o writes the runs as a\n"
-               "  results file that `ryz compare` tracks.\n");
+        bench_usage();
         return 0;
     }
-    ryz_weights *w = NULL;
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
     ryz_weights_close(w);
     if (st == RYZ_OK && a.prompt + a.new_tokens - 1 > cfg.seq_len)
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", a.prompt,
                        a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
-    if (st == RYZ_OK) st = ryz_backend_init_cpu(a.threads, &be);
-    ryz_model_opts o = {.max_batch = 1, .max_chunk = a.prompt};
-    if (st == RYZ_OK) st = ryz_model_open(a.model, self, &be, &o, &m);
-    if (st == RYZ_OK) ryz_model_set_last_only_prefill(m, 1);
-    if (st == RYZ_OK) st = bench_run(&a, m, &be, &cfg);
-    ryz_model_free(m);
+    if (st == RYZ_OK) st = bench_all(&a, &cfg, self);
     ryz_comm_free(self);
     return st == RYZ_OK ? 0 : ryz_cli_fail(st, NULL);
 }

@@ -11,15 +11,18 @@
 typedef struct {
     const char *model, *ids, *text, *tokenizer, *dump;
     int new_tokens, tp, tp_set, batch, threads;
+    ryz_dtype dtype;
 } gen_args;
 
 static void gen_usage(FILE *f) {
     fprintf(f, "usage: ryz generate --model SRC (--prompt-ids \"1 2 3\" | --prompt TEXT\n"
                "                    [--tokenizer tokenizer.bin]) --new-tokens N\n"
-               "                    [--tp K] [--batch B] [--threads T] [--dump-logits FILE]\n"
+               "                    [--tp K] [--batch B] [--threads T] [--dtype f32|bf16]\n"
+               "                    [--dump-logits FILE]\n"
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
-               "  row of vocab floats per forward position (sequence 0).\n"
+               "  row of vocab floats per forward position (sequence 0). --dtype bf16 stores\n"
+               "  the weight matrices as bfloat16 (fp32 accumulation; half the bytes).\n"
                "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin);\n"
                "  with a tokenizer the sequence is also printed as one 'text:' line.\n"
                "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
@@ -47,7 +50,10 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 4096, &a->batch);
         else if (!strcmp(o, "--threads"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1024, &a->threads);
-        else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
+        else if (!strcmp(o, "--dtype")) {
+            const char *v = ryz_arg_value(argc, argv, &i);
+            st = v ? ryz_dtype_parse(v, &a->dtype) : ryz_error(RYZ_EINVAL, "--dtype needs a value");
+        } else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
         if (st != RYZ_OK) return st;
     }
     if (*help) return RYZ_OK;
@@ -111,7 +117,7 @@ static ryz_status gen_memory(ryz_comm *c) {
 /* Builds the shard on this rank of a tp group and generates. */
 static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const int *prompt,
                           int P, ryz_comm *tpc) {
-    ryz_backend be;
+    ryz_backend be = {0};
     ryz_model *m = NULL;
     int len = P + a->new_tokens, B = a->batch;
     int *prompts = malloc((size_t)B * P * sizeof(int)), *ids = malloc((size_t)B * len * sizeof(int));
@@ -120,7 +126,8 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     for (int b = 0; st == RYZ_OK && b < B; b++)
         for (int i = 0; i < P; i++) prompts[b * P + i] = prompt[i];
     if (st == RYZ_OK) st = ryz_backend_init_cpu(a->threads, &be);
-    ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len};
+    ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len,
+                           .dtype = a->dtype};
     if (st == RYZ_OK) st = ryz_model_open(a->model, tpc, &be, &opts, &m);
     if (st == RYZ_OK && a->dump && ryz_comm_rank(tpc) == 0) {
         logits = malloc((size_t)B * (len - 1) * cfg->vocab * sizeof(float));
@@ -130,6 +137,7 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     if (st == RYZ_OK) st = gen_memory(tpc);
     if (st == RYZ_OK && ryz_comm_rank(tpc) == 0) st = gen_report(a, ids, len, logits, cfg->vocab);
     ryz_model_free(m);
+    ryz_backend_free(&be);
     free(prompts);
     free(ids);
     free(logits);

@@ -176,10 +176,16 @@ size_t ryz_model_weight_bytes(const ryz_model_config *c) {
     return total * sizeof(float);
 }
 
-size_t ryz_model_bytes_per_token(const ryz_model_config *c, const ryz_shard *s) {
+size_t ryz_model_bytes_per_token_as(const ryz_model_config *c, const ryz_shard *s,
+                                    ryz_dtype dtype) {
     size_t hd = (size_t)s->head_dim, dim = (size_t)c->dim;
-    size_t per_layer = (size_t)s->heads * hd * dim * 2 + (size_t)s->kv_heads * hd * dim * 2 +
-                       (size_t)s->hidden * dim * 3 + 2 * dim;
-    size_t total = per_layer * c->n_layers + (size_t)s->vocab_local * dim + 2 * dim;
-    return total * sizeof(float);
+    size_t matrices = (size_t)s->heads * hd * dim * 2 + (size_t)s->kv_heads * hd * dim * 2 +
+                      (size_t)s->hidden * dim * 3;
+    size_t f32 = 2 * dim * c->n_layers + 2 * dim; /* norms, final norm, embedding row */
+    matrices = matrices * c->n_layers + (size_t)s->vocab_local * dim;
+    return matrices * ryz_dtype_size(dtype) + f32 * sizeof(float);
+}
+
+size_t ryz_model_bytes_per_token(const ryz_model_config *c, const ryz_shard *s) {
+    return ryz_model_bytes_per_token_as(c, s, RYZ_DTYPE_F32);
 }

@@ -18,23 +18,23 @@ ryz_status ryz_tp_embedding(ryz_comm *c, float *x, const int *tokens, int n,
     return ryz_comm_all_reduce_sum(c, x, x, (size_t)n * dim);
 }
 
-void ryz_tp_column(ryz_backend *b, float *y, const float *x, const float *w_local, int n,
-                   int in, int out_local) {
-    b->iface->matmul(b->ctx, y, x, w_local, n, in, out_local);
+void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
+                   int out_local) {
+    ryz_backend_matmul(b, y, x, w_local, n, in, out_local);
 }
 
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
-                      const float *w_local, int n, int in_local, int out) {
-    b->iface->matmul(b->ctx, y, x_local, w_local, n, in_local, out);
+                      ryz_matrix w_local, int n, int in_local, int out) {
+    ryz_backend_matmul(b, y, x_local, w_local, n, in_local, out);
     if (ryz_comm_size(c) == 1) return RYZ_OK;
     return ryz_comm_all_reduce_sum(c, y, y, (size_t)n * out);
 }
 
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
-                          const float *cls_local, int n, int dim, int vocab,
+                          ryz_matrix cls_local, int n, int dim, int vocab,
                           const ryz_shard *s, float *part, float *gather) {
     int vl = s->vocab_local;
-    b->iface->matmul(b->ctx, part, x, cls_local, n, dim, vl);
+    ryz_backend_matmul(b, part, x, cls_local, n, dim, vl);
     ryz_status st = ryz_comm_all_gather(c, part, gather, (size_t)n * vl);
     if (st != RYZ_OK) return st;
     /* gather is (tp, n, vl) rank-major; logits want (n, tp * vl). */

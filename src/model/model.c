@@ -8,15 +8,16 @@
 #include "ryz/model.h"
 
 typedef struct {
+    /* Matrices are stored as opts.dtype (float or bf16); norms as float. */
     float *att_norm; /* (dim) */
-    float *wq;       /* (heads * head_dim, dim)     column-parallel */
-    float *wk;       /* (kv_heads * head_dim, dim)  column-parallel */
-    float *wv;       /* (kv_heads * head_dim, dim)  column-parallel */
-    float *wo;       /* (dim, heads * head_dim)     row-parallel */
+    void *wq;        /* (heads * head_dim, dim)     column-parallel */
+    void *wk;        /* (kv_heads * head_dim, dim)  column-parallel */
+    void *wv;        /* (kv_heads * head_dim, dim)  column-parallel */
+    void *wo;        /* (dim, heads * head_dim)     row-parallel */
     float *ffn_norm; /* (dim) */
-    float *w1;       /* (hidden_local, dim)         column-parallel */
-    float *w3;       /* (hidden_local, dim)         column-parallel */
-    float *w2;       /* (dim, hidden_local)         row-parallel */
+    void *w1;        /* (hidden_local, dim)         column-parallel */
+    void *w3;        /* (hidden_local, dim)         column-parallel */
+    void *w2;        /* (dim, hidden_local)         row-parallel */
 } layer_weights;
 
 struct ryz_model {
@@ -27,7 +28,7 @@ struct ryz_model {
     ryz_comm *comm;
     ryz_backend *be;
     float *emb;        /* (vocab_local, dim) vocab-parallel */
-    float *cls;        /* (vocab_local, dim) vocab-parallel */
+    void *cls;         /* (vocab_local, dim) vocab-parallel, opts.dtype */
     float *final_norm; /* (dim) */
     layer_weights *layers;
     /* KV cache, this rank's heads only. */
@@ -47,7 +48,11 @@ struct ryz_model {
     float *part;   /* (R, vocab_local) */
     float *gather; /* (R, vocab_padded) */
     float *logits; /* (R, vocab_padded) */
+    float *widen;  /* (FILL_ROWS, widest matrix row): bf16 loading only */
 };
+
+/* Rows of a bf16 matrix read from the source at a time (through widen). */
+#define FILL_ROWS 64
 
 static int shard_skew;
 
@@ -55,15 +60,46 @@ void ryz_test_set_shard_skew(int on) {
     shard_skew = on;
 }
 
-static float *alloc_f(ryz_model *m, ryz_mem_kind kind, size_t a, size_t b) {
+/* a x b elements of `size` bytes from the backend; NULL on overflow. */
+static void *alloc_n(ryz_model *m, ryz_mem_kind kind, size_t a, size_t b, size_t size) {
     size_t n;
-    if (!ryz_mul_ok(a, b, &n) || !ryz_mul_ok(n, sizeof(float), &n)) return NULL;
+    if (!ryz_mul_ok(a, b, &n) || !ryz_mul_ok(n, size, &n)) return NULL;
     return m->be->iface->alloc(m->be->ctx, kind, n);
 }
 
-static void free_f(ryz_model *m, float **p) {
+static float *alloc_f(ryz_model *m, ryz_mem_kind kind, size_t a, size_t b) {
+    return alloc_n(m, kind, a, b, sizeof(float));
+}
+
+/* A weight matrix (rows, cols) in the model's dtype. */
+static void *alloc_matrix(ryz_model *m, size_t rows, size_t cols) {
+    return alloc_n(m, RYZ_MEM_WEIGHTS, rows, cols, ryz_dtype_size(m->opts.dtype));
+}
+
+static void free_f(ryz_model *m, void *pp) {
+    void **p = pp;
     if (*p) m->be->iface->free(m->be->ctx, *p);
     *p = NULL;
+}
+
+static ryz_matrix matrix_of(const ryz_model *m, const void *w) {
+    return (ryz_matrix){w, m->opts.dtype};
+}
+
+/* Fills a matrix block (nrows, ncols) of tensor t into out, stored in the
+ * model's dtype: bf16 goes through `widen` FILL_ROWS rows at a time, so
+ * loading never holds a float copy of a whole matrix. */
+static ryz_status fill_matrix(ryz_model *m, ryz_weights *src, uint32_t t, int64_t row0, int nrows,
+                              int64_t col0, int ncols, void *out) {
+    if (m->opts.dtype == RYZ_DTYPE_F32)
+        return ryz_weights_fill(src, t, row0, nrows, col0, ncols, ncols, out);
+    for (int r = 0; r < nrows; r += FILL_ROWS) {
+        int rows = nrows - r < FILL_ROWS ? nrows - r : FILL_ROWS;
+        ryz_status st = ryz_weights_fill(src, t, row0 + r, rows, col0, ncols, ncols, m->widen);
+        if (st != RYZ_OK) return st;
+        ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
+    }
+    return RYZ_OK;
 }
 
 /* Allocates and fills one block's shard from the weight source. */
@@ -73,13 +109,13 @@ static ryz_status build_layer(ryz_model *m, ryz_weights *src, int l, layer_weigh
     int dim = c->dim, hd = s->head_dim, qd = s->heads * hd, kvd = s->kv_heads * hd;
     w->att_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
     w->ffn_norm = alloc_f(m, RYZ_MEM_WEIGHTS, dim, 1);
-    w->wq = alloc_f(m, RYZ_MEM_WEIGHTS, qd, dim);
-    w->wk = alloc_f(m, RYZ_MEM_WEIGHTS, kvd, dim);
-    w->wv = alloc_f(m, RYZ_MEM_WEIGHTS, kvd, dim);
-    w->wo = alloc_f(m, RYZ_MEM_WEIGHTS, dim, qd);
-    w->w1 = alloc_f(m, RYZ_MEM_WEIGHTS, s->hidden, dim);
-    w->w3 = alloc_f(m, RYZ_MEM_WEIGHTS, s->hidden, dim);
-    w->w2 = alloc_f(m, RYZ_MEM_WEIGHTS, dim, s->hidden);
+    w->wq = alloc_matrix(m, qd, dim);
+    w->wk = alloc_matrix(m, kvd, dim);
+    w->wv = alloc_matrix(m, kvd, dim);
+    w->wo = alloc_matrix(m, dim, qd);
+    w->w1 = alloc_matrix(m, s->hidden, dim);
+    w->w3 = alloc_matrix(m, s->hidden, dim);
+    w->w2 = alloc_matrix(m, dim, s->hidden);
     if (!w->att_norm || !w->ffn_norm || !w->wq || !w->wk || !w->wv || !w->wo || !w->w1 ||
         !w->w3 || !w->w2)
         return ryz_error(RYZ_ENOMEM, "out of memory for layer %d weights on rank %d", l,
@@ -92,7 +128,7 @@ static ryz_status build_layer(ryz_model *m, ryz_weights *src, int l, layer_weigh
         int nrows;
         int64_t col0;
         int ncols;
-        float *out;
+        void *out;
     } blocks[] = {
         {RYZ_T_ATT_NORM, 0, 1, 0, dim, w->att_norm},
         {RYZ_T_FFN_NORM, 0, 1, 0, dim, w->ffn_norm},
@@ -105,17 +141,18 @@ static ryz_status build_layer(ryz_model *m, ryz_weights *src, int l, layer_weigh
         {RYZ_T_W2, 0, dim, s->hidden_start, s->hidden, w->w2},
     };
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
-        ryz_status st = ryz_weights_fill(src, RYZ_T_LAYER(l, blocks[i].t), blocks[i].row0,
-                                         blocks[i].nrows, blocks[i].col0, blocks[i].ncols,
-                                         blocks[i].ncols, blocks[i].out);
+        uint32_t t = RYZ_T_LAYER(l, blocks[i].t);
+        ryz_status st = i < 2 ? ryz_weights_fill(src, t, 0, 1, 0, dim, dim, blocks[i].out)
+                              : fill_matrix(m, src, t, blocks[i].row0, blocks[i].nrows,
+                                            blocks[i].col0, blocks[i].ncols, blocks[i].out);
         if (st != RYZ_OK) return st;
     }
     return RYZ_OK;
 }
 
 static void free_layer(ryz_model *m, layer_weights *w) {
-    float **p[] = {&w->att_norm, &w->ffn_norm, &w->wq, &w->wk, &w->wv,
-                   &w->wo,       &w->w1,       &w->w3, &w->w2};
+    void *p[] = {&w->att_norm, &w->ffn_norm, &w->wq, &w->wk, &w->wv,
+                 &w->wo,       &w->w1,       &w->w3, &w->w2};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
 }
 
@@ -123,21 +160,27 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     m->emb = alloc_f(m, RYZ_MEM_WEIGHTS, s->vocab_local, c->dim);
-    m->cls = alloc_f(m, RYZ_MEM_WEIGHTS, s->vocab_local, c->dim);
+    m->cls = alloc_matrix(m, s->vocab_local, c->dim);
     m->final_norm = alloc_f(m, RYZ_MEM_WEIGHTS, c->dim, 1);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    if (!m->emb || !m->cls || !m->final_norm || !m->layers)
+    int widest = c->dim > s->hidden ? c->dim : s->hidden;
+    if (s->heads * s->head_dim > widest) widest = s->heads * s->head_dim;
+    if (m->opts.dtype != RYZ_DTYPE_F32)
+        m->widen = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->widen);
+    if (!m->emb || !m->cls || !m->final_norm || !m->layers ||
+        (m->opts.dtype != RYZ_DTYPE_F32 && !m->widen))
         return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
                          s->rank);
     ryz_status st = ryz_weights_fill(src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
                                      c->dim, m->emb);
     if (st == RYZ_OK)
-        st = ryz_weights_fill(src, RYZ_T_CLS, s->vocab_start, s->vocab_local, 0, c->dim, c->dim,
-                              m->cls);
+        st = fill_matrix(m, src, RYZ_T_CLS, s->vocab_start, s->vocab_local, 0, c->dim, m->cls);
     if (st == RYZ_OK)
         st = ryz_weights_fill(src, RYZ_T_FINAL_NORM, 0, 1, 0, c->dim, c->dim, m->final_norm);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++)
         st = build_layer(m, src, l, &m->layers[l]);
+    free(m->widen);
+    m->widen = NULL;
     return st;
 }
 
@@ -213,6 +256,11 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
     if (opts->max_batch < 1 || opts->max_chunk < 1 || opts->max_chunk > cfg->seq_len)
         return ryz_error(RYZ_EINVAL, "batch %d and chunk %d must be >= 1, chunk <= seq_len %d",
                          opts->max_batch, opts->max_chunk, cfg->seq_len);
+    if (opts->dtype != RYZ_DTYPE_F32 &&
+        (opts->dtype != RYZ_DTYPE_BF16 || !backend->iface->matmul_bf16))
+        return ryz_error(RYZ_EINVAL, "dtype %d not supported by the %s backend (f32%s)",
+                         (int)opts->dtype, backend->iface->name,
+                         backend->iface->matmul_bf16 ? " or bf16" : " only");
     ryz_model *m = calloc(1, sizeof *m);
     if (!m) return ryz_error(RYZ_ENOMEM, "out of memory for the model");
     m->cfg = *cfg;
@@ -236,7 +284,8 @@ void ryz_model_free(ryz_model *m) {
     if (!m) return;
     for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free_layer(m, &m->layers[l]);
     free(m->layers);
-    float **p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc, &m->vc,     &m->x,
+    free(m->widen);
+    void *p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc, &m->vc,     &m->x,
                    &m->xb,  &m->y,   &m->q,          &m->att, &m->k,     &m->v,
                    &m->h1,  &m->h3,  &m->scores,     &m->part, &m->gather, &m->logits};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
@@ -274,9 +323,9 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
     int qd = s->heads * hd, kvd = s->kv_heads * hd;
     ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
     f->rmsnorm(m->be->ctx, m->xb, m->x, w->att_norm, n, dim, c->norm_eps);
-    ryz_tp_column(m->be, m->q, m->xb, w->wq, n, dim, qd);
-    ryz_tp_column(m->be, m->k, m->xb, w->wk, n, dim, kvd);
-    ryz_tp_column(m->be, m->v, m->xb, w->wv, n, dim, kvd);
+    ryz_tp_column(m->be, m->q, m->xb, matrix_of(m, w->wq), n, dim, qd);
+    ryz_tp_column(m->be, m->k, m->xb, matrix_of(m, w->wk), n, dim, kvd);
+    ryz_tp_column(m->be, m->v, m->xb, matrix_of(m, w->wv), n, dim, kvd);
     for (int b = 0; b < B; b++) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
@@ -288,7 +337,7 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
         f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, pos0, &g,
                      m->scores);
     }
-    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->att, w->wo, n, qd, dim);
+    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->att, matrix_of(m, w->wo), n, qd, dim);
     if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
     return st;
 }
@@ -300,10 +349,10 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
     const ryz_backend_iface *f = m->be->iface;
     int dim = c->dim, hl = m->sh.hidden;
     f->rmsnorm(m->be->ctx, m->xb, m->x, w->ffn_norm, n, dim, c->norm_eps);
-    ryz_tp_column(m->be, m->h1, m->xb, w->w1, n, dim, hl);
-    ryz_tp_column(m->be, m->h3, m->xb, w->w3, n, dim, hl);
+    ryz_tp_column(m->be, m->h1, m->xb, matrix_of(m, w->w1), n, dim, hl);
+    ryz_tp_column(m->be, m->h3, m->xb, matrix_of(m, w->w3), n, dim, hl);
     f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
-    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->h1, w->w2, n, hl, dim);
+    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim);
     if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
     return st;
 }
@@ -339,7 +388,7 @@ static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos
         n = B;
     }
     m->be->iface->rmsnorm(m->be->ctx, m->x, m->x, m->final_norm, n, c->dim, c->norm_eps);
-    st = ryz_tp_lm_head(m->be, m->comm, m->logits, m->x, m->cls, n, c->dim, c->vocab, s,
+    st = ryz_tp_lm_head(m->be, m->comm, m->logits, m->x, matrix_of(m, m->cls), n, c->dim, c->vocab, s,
                         m->part, m->gather);
     *logits = m->logits;
     return st;
