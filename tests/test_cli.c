@@ -289,28 +289,47 @@ START_TEST(test_suite_default_output) {
 }
 END_TEST
 
-/* ryz bench prints each figure against its limit and writes a results file
+/* ryz bench prints each figure against its limit for every (dtype,
+ * threads) configuration, bf16 against fp32, and writes a results file
  * that `ryz compare` accepts (no timing is asserted). */
 START_TEST(test_bench_results) {
     char h5[32], args[256];
     temp_path(h5);
     snprintf(args, sizeof args,
-             "bench --model synthetic:tiny --repeat 3 --prompt-len 8 --new-tokens 4 -o %s", h5);
+             "bench --model synthetic:tiny --repeat 3 --prompt-len 8 --new-tokens 4 "
+             "--threads 1,2 --dtype f32,bf16 -o %s", h5);
     test_run r = test_run_ryz(NULL, args);
-    ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm"),
+    ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm") &&
+                      strstr(r.out, "(target >= 90%)") && strstr(r.out, "bf16-t2: bf16 weights") &&
+                      strstr(r.out, "bf16 against f32") && strstr(r.out, "PASS"),
                   "exit %d: %s %s", r.code, r.out, r.err);
     test_run_free(&r);
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
-    ck_assert_uint_eq(res.n_timing, 2);
-    ck_assert_uint_eq(res.n_samples, 6);
+    ck_assert_uint_eq(res.n_timing, 8); /* 4 configurations x (prefill, decode) */
+    ck_assert_uint_eq(res.n_samples, 24);
     ck_assert_str_eq(res.meta.suite_name, "bench");
+    ck_assert_str_eq(res.timing[0].case_name, "f32-t1");
+    ck_assert_str_eq(res.timing[7].case_name, "bf16-t2");
     ryz_results_free(&res);
     snprintf(args, sizeof args, "compare %s %s", h5, h5);
     r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0 && strstr(r.out, "decode_s"), "compare: %d %s", r.code, r.out);
     test_run_free(&r);
     unlink(h5);
+}
+END_TEST
+
+START_TEST(test_bench_bad_options) {
+    expect_one_line_error("bench --dtype f16", 2, "dtype 'f16' unknown (known: f32, bf16)");
+    expect_one_line_error("bench --threads 0", 2, "--threads");
+    expect_one_line_error("bench --threads 1,,x", 2, "--threads");
+    expect_one_line_error("bench --threads", 2, "--threads needs a value");
+    expect_one_line_error("bench --threads 1,2,3,4,5,6,7,8,9", 2, "more than 8");
+    expect_one_line_error("bench --model synthetic:tiny --decode-prompt 100 --new-tokens 64", 2,
+                          "exceed seq_len 128");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --dtype f16", 2,
+                          "dtype 'f16' unknown");
 }
 END_TEST
 
@@ -341,6 +360,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_bench_results);
+    tcase_add_test(tc, test_bench_bad_options);
     tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);
     tcase_add_test(tc, test_suite_gate_fails_on_skew);

@@ -30,6 +30,7 @@ typedef struct {
     int threads[BENCH_MAX_LIST], n_threads;
     ryz_dtype dtype[BENCH_MAX_LIST];
     int n_dtype, repeat, prompt, new_tokens;
+    int decode_prompt; /* context before decoding: short, so weights dominate */
 } bench_args;
 
 /* Per-run samples of the phases (seconds) and the probe (bytes/s). */
@@ -75,7 +76,7 @@ static ryz_status parse_list_option(const char *opt, const char *v, bench_args *
 static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
     *a = (bench_args){.model = "synthetic:110m", .threads = {1}, .n_threads = 1,
                       .dtype = {RYZ_DTYPE_F32}, .n_dtype = 1, .repeat = 5, .prompt = 256,
-                      .new_tokens = 32};
+                      .new_tokens = 64, .decode_prompt = 16};
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
@@ -92,6 +93,8 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 2, 1 << 16, &a->prompt);
         else if (!strcmp(o, "--new-tokens"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 2, 1 << 16, &a->new_tokens);
+        else if (!strcmp(o, "--decode-prompt"))
+            st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 16, &a->decode_prompt);
         else if (!strcmp(o, "-o")) {
             if (!(v = ryz_arg_value(argc, argv, &i))) return ryz_error(RYZ_EINVAL, "-o needs a path");
             a->out = v;
@@ -172,23 +175,31 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
     return st;
 }
 
+/* The synthetic prompt of n tokens. */
+static void bench_prompt(int *p, int n, int vocab) {
+    for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
+}
+
 /* Interleaves bandwidth probes (with the configuration's thread count)
  * with model runs, so the roofline and the speed come from the same
- * minutes of the machine's life. dec_s is per decoded token. */
+ * minutes of the machine's life. Prefill is timed on the long prompt;
+ * decode after the short one, so that the KV cache it reads stays small
+ * beside the weights (bench_print reports its share). dec_s is per token. */
 static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m, int vocab,
                              bench_samples *s) {
-    int P = a->prompt, len = P + a->new_tokens;
-    int *prompt = malloc((size_t)P * sizeof *prompt), *ids = malloc((size_t)len * sizeof *ids);
+    int P = a->prompt, D = a->decode_prompt, len = (P > D ? P : D) + a->new_tokens;
+    int *prompt = malloc((size_t)len * sizeof *prompt), *ids = malloc((size_t)len * sizeof *ids);
     ryz_status st = prompt && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
-    for (int i = 0; st == RYZ_OK && i < P; i++) prompt[i] = (1 + 7919 * i) % vocab;
+    if (st == RYZ_OK) bench_prompt(prompt, len, vocab);
     for (int r = -1; st == RYZ_OK && r < s->n; r++) { /* r = -1: warm-up */
-        ryz_gen_timing t;
-        st = ryz_model_generate(m, prompt, 1, P, a->new_tokens, NULL, ids, NULL, &t);
+        ryz_gen_timing tp, td;
+        st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
+        if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, D, a->new_tokens, NULL, ids, NULL, &td);
         double b = ryz_mem_read_bandwidth((size_t)512 << 20, k->threads, 2);
         if (st == RYZ_OK && b == 0) st = ryz_error(RYZ_ENOMEM, "no memory for the bandwidth probe");
         if (r < 0 || st != RYZ_OK) continue;
         fprintf(stderr, "[ryz] bench %s run %d/%d\n", k->name, r + 1, s->n);
-        s->bw[r] = b, s->pre_s[r] = t.prefill_s, s->dec_s[r] = t.decode_s / t.decode_steps;
+        s->bw[r] = b, s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
     }
     free(prompt), free(ids);
     return st;
@@ -207,10 +218,16 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
     double bpt = (double)ryz_model_bytes_per_token_as(cfg, &sh, k->dtype);
     double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
     double mpre = stats(rate[2], n, &spre), roof = mbw / bpt, pre = prefill_flops(cfg, P) * mpre / P;
+    /* Mean KV cache read per decoded token: keys and values of every
+     * position so far, every layer, this rank's KV heads. */
+    double ctx = a->decode_prompt + (a->new_tokens - 1) / 2.0;
+    double kv = 2.0 * ctx * cfg->n_layers * sh.kv_heads * sh.head_dim * sizeof(float);
     printf("%s: %s weights, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
            k->name, ryz_dtype_name(k->dtype), k->threads, n);
     printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
     printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
+    printf("  KV cache per token      %8.1f MB     (%.1f%% more, not in the roofline: decode "
+           "after a %d-token prompt)\n", kv / 1e6, 100 * kv / bpt, a->decode_prompt);
     printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
     printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
            "(target >= %.0f%%)\n", mdec, 100 * sdec, 100 * mdec / roof, 100 * TARGET_DECODE_ROOF);
@@ -229,7 +246,7 @@ static ryz_status prompt_logits(const bench_args *a, ryz_backend *be, ryz_comm *
     const float *lg;
     ryz_status st = prompt ? ryz_model_open(a->model, self, be, &o, &m)
                            : ryz_error(RYZ_ENOMEM, "out of memory");
-    for (int i = 0; prompt && i < P; i++) prompt[i] = (1 + 7919 * i) % cfg->vocab;
+    if (prompt) bench_prompt(prompt, P, cfg->vocab);
     if (st == RYZ_OK) st = ryz_model_forward(m, prompt, 1, P, 0, &lg);
     for (int r = 0; st == RYZ_OK && r < P; r++) /* rows are vocab_padded long */
         memcpy(out + (size_t)r * cfg->vocab, lg + (size_t)r * ryz_model_shard(m)->vocab_padded,
@@ -307,11 +324,13 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
 
 static void bench_usage(void) {
     printf("usage: ryz bench [--model SRC] [--threads T[,T...]] [--dtype f32[,bf16]]\n"
-           "                 [--repeat N] [--prompt-len P] [--new-tokens N] [-o RESULTS.h5]\n"
+           "                 [--repeat N] [--prompt-len P] [--decode-prompt D]\n"
+           "                 [--new-tokens N] [-o RESULTS.h5]\n"
            "  TP=1 decode and prefill of SRC (default synthetic:110m) for each dtype and\n"
-           "  thread count: decode tokens/s against the memory-bandwidth roofline (weight\n"
-           "  bytes per token / read bandwidth probed with the same threads between\n"
-           "  runs), prefill against the sgemm rate on its own shapes, and bf16 logits\n"
+           "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
+           "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
+           "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
+           "  read bandwidth probed with the same threads between runs); bf16 logits\n"
            "  against fp32 with bf16's tolerance. Each ratio is printed beside its\n"
            "  target. -o writes the runs (case = dtype-tTHREADS) as a results file that\n"
            "  `ryz compare` tracks.\n");
@@ -330,9 +349,9 @@ int ryz_cmd_bench(int argc, char **argv) {
     }
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
     ryz_weights_close(w);
-    if (st == RYZ_OK && a.prompt + a.new_tokens - 1 > cfg.seq_len)
-        st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", a.prompt,
-                       a.new_tokens, cfg.seq_len);
+    if (st == RYZ_OK && (a.prompt > cfg.seq_len || a.decode_prompt + a.new_tokens - 1 > cfg.seq_len))
+        st = ryz_error(RYZ_EINVAL, "prompt %d, or decode prompt %d + new tokens %d, exceed "
+                       "seq_len %d", a.prompt, a.decode_prompt, a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = bench_all(&a, &cfg, self);
     ryz_comm_free(self);
