@@ -31,10 +31,20 @@ CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
+# CUDA=1: the cuda backend (kernels/*.cu by nvcc, src/backend/cuda.c) and the
+# nccl comm (src/comm/nccl.c); without it those files build to stubs. SASS
+# for A100 (sm_80) and H100 (sm_90), plus sm_90 PTX that the driver compiles
+# for newer GPUs. Host code of the kernels gets the C files' warnings;
+# nvcc's host code needs the C++ runtime (-lstdc++) when gcc links.
 ifeq ($(CUDA),1)
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O2 -g
+NVCCFLAGS += -std=c++17 $(CUDA_ARCH) -Iinclude -Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 CFLAGS   += -DRYZ_WITH_CUDA -I$(CUDA_HOME)/include
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnccl
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lnccl -lstdc++
 CU_SRC   := $(wildcard kernels/*.cu)
 CU_OBJ   := $(CU_SRC:kernels/%.cu=$(BUILD)/obj/kernels/%.o)
 endif
@@ -72,7 +82,7 @@ $(BUILD)/obj/%.o: src/%.c
 
 $(BUILD)/obj/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -Iinclude -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

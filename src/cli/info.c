@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "ryz/cli.h"
+#include "ryz/cuda.h"
 #include "ryz/info.h"
 #include "ryz/results.h"
 
@@ -31,8 +32,10 @@ int ryz_cmd_info(int argc, char **argv) {
     ryz_results r;
     ryz_results_init(&r);
     printf("ryz %s (git %s)\n", RYZ_VERSION, ryz_git_rev());
-    print_field("backends", ryz_info_backends());
-    print_field("comm", "self mpi");
+    /* Asked of cuda.c itself, so "cuda" and "nccl" appear exactly when
+     * their implementations (not stubs) are linked in. */
+    print_field("backends", ryz_cuda_built() ? "cpu cuda" : ryz_info_backends());
+    print_field("comm", ryz_cuda_built() ? "self mpi nccl" : "self mpi");
     ryz_info_mpi(buf, sizeof buf);
     print_field("MPI", buf);
     ryz_info_blas(buf, sizeof buf);

@@ -1,0 +1,52 @@
+/* Launchers of the kernels in the kernels/ .cu files, called from
+ * src/backend/cuda.c (C on one side, CUDA C++ on the other, hence C
+ * linkage). Every pointer is device memory; every launcher enqueues on the
+ * legacy default stream (the stream the cuda backend and cuBLAS use, see
+ * src/backend/cuda.c) and returns the launch status, so a bad
+ * configuration is caught at the call and a fault in the kernel at the
+ * next synchronisation. Arguments are validated by the caller: launchers
+ * only compute grid sizes. */
+#ifndef RYZ_KERNELS_H
+#define RYZ_KERNELS_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#include "ryz/backend.h"
+
+/* Largest head_dim the attention kernel takes: it keeps q and the output
+ * row of one head in shared memory (2 * head_dim floats, 8 KiB here). */
+#define RYZ_K_MAX_HEAD_DIM 1024
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y (n, dim) = x / sqrt(mean(x^2) + eps) * w per row; y may equal x. */
+cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps);
+/* Rotates interleaved pairs of x (n, heads*head_dim) in place, row t at
+ * position pos0 + t; head_dim even. */
+cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, int pos0, float base);
+/* a (n) = silu(a) * b. */
+cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n);
+/* x (n) += y. */
+cudaError_t ryz_k_add(float *x, const float *y, size_t n);
+/* Causal attention of T rows at positions pos0.. (the cuda backend's
+ * attention op, same layouts as cpu_attention); needs no scratch.
+ * 1 <= head_dim <= RYZ_K_MAX_HEAD_DIM, T >= 1. */
+cudaError_t ryz_k_attention(float *out, const float *q, const float *kc, const float *vc, int T,
+                            int pos0, ryz_attn_geom g);
+/* x (n, dim): row r is emb (vocab_local, dim) row tokens[r] - vocab_start
+ * when that is in [0, vocab_local), else zero. tokens (n) on the device. */
+cudaError_t ryz_k_embedding(float *x, const int *tokens, int n, const float *emb, int vocab_start,
+                            int vocab_local, int dim);
+/* logits (n, vocab_padded): columns vocab..vocab_padded-1 set to -inf. */
+cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded);
+/* idx (rows) = index of the largest of x[r*ld .. r*ld+n) (first on ties). */
+cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

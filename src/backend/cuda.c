@@ -1,0 +1,640 @@
+/* The cuda backend: the compute vtable on one GPU. Host-side glue in C:
+ * argument checks, cuBLAS for the matmuls, launches of the kernels/ .cu
+ * files, device memory accounting by kind, copies and CUDA-event timers.
+ *
+ * Everything runs on the legacy default (NULL) stream. One stream keeps
+ * the ops ordered without events, cuBLAS uses it unless told otherwise,
+ * and the nccl communicator's blocking stream is ordered against it both
+ * ways by CUDA's rules, so a collective reads what the last kernel wrote.
+ *
+ * The vtable ops return void, so an op that fails keeps its error in the
+ * context (first one wins) and later ops return at once; ryz_cuda_sync
+ * reports it. Faults inside a kernel surface at that synchronisation.
+ *
+ * Without RYZ_WITH_CUDA only stubs are built (the end of the file). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/cuda.h"
+
+int ryz_cuda_local_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                                       "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end = NULL;
+        long r = v && *v ? strtol(v, &end, 10) : -1;
+        if (end && *end == '\0' && r >= 0 && r < (1L << 20))
+            return (int)r;
+    }
+    return 0;
+}
+
+ryz_cuda_opts ryz_cuda_opts_default(void) {
+    return (ryz_cuda_opts){.device = -1, .tf32 = 0};
+}
+
+#ifdef RYZ_WITH_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "../../kernels/kernels.h"
+
+/* cuBLAS's recommended workspace on Hopper (4 MiB suffices before it).
+ * Given up front, so no GEMM allocates device memory on the hot path. */
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* One live cudaMalloc block. */
+typedef struct {
+    void *p;
+    size_t bytes;
+    ryz_mem_kind kind;
+} dev_block;
+
+typedef struct {
+    int device;
+    cublasHandle_t blas;
+    void *workspace;   /* (BLAS_WORKSPACE_BYTES) cuBLAS's, counted as scratch */
+    dev_block *blocks; /* (cap) live blocks, n_blocks of them, unordered */
+    size_t n_blocks, cap;
+    size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
+    ryz_status err;     /* first error of an op, RYZ_OK while none */
+    char err_msg[1024]; /* its message */
+} cuda_ctx;
+
+struct ryz_cuda_timer {
+    cudaEvent_t start, stop;
+};
+
+int ryz_cuda_built(void) {
+    return 1;
+}
+
+/* The status for a failed CUDA runtime call `what` (printf-style). */
+__attribute__((format(printf, 2, 3))) static ryz_status cu_fail(cudaError_t e, const char *what,
+                                                                ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(buf, sizeof buf, what, ap);
+    va_end(ap);
+    ryz_status s = e == cudaErrorMemoryAllocation ? RYZ_ENOMEM : RYZ_EIO;
+    return ryz_error(s, "%s failed: %s (%s)", buf, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static ryz_status cu_check(cudaError_t e, const char *call) {
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "%s", call);
+}
+
+static ryz_status blas_check(cublasStatus_t s, const char *call) {
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return RYZ_OK;
+    return ryz_error(s == CUBLAS_STATUS_ALLOC_FAILED ? RYZ_ENOMEM : RYZ_EIO, "%s failed: %s", call,
+                     cublasGetStatusString(s));
+}
+
+/* Keeps status s (message in ryz_last_error) as the context's error
+ * unless an earlier one is kept already. */
+static void keep(cuda_ctx *c, ryz_status s) {
+    if (s == RYZ_OK || c->err != RYZ_OK)
+        return;
+    c->err = s;
+    snprintf(c->err_msg, sizeof c->err_msg, "cuda backend: %s", ryz_last_error());
+}
+
+/* Keeps a failed launch of `kernel`. */
+static void launched(cuda_ctx *c, cudaError_t e, const char *kernel) {
+    if (e != cudaSuccess)
+        keep(c, cu_fail(e, "launch of the %s kernel on device %d", kernel, c->device));
+}
+
+ryz_status ryz_cuda_device_count(int *n) {
+    *n = 0;
+    cudaError_t e = cudaGetDeviceCount(n);
+    if (e != cudaSuccess) {
+        *n = 0;
+        return cu_fail(e, "cudaGetDeviceCount");
+    }
+    if (*n < 1)
+        return ryz_error(RYZ_EIO, "cudaGetDeviceCount: no CUDA device visible");
+    return RYZ_OK;
+}
+
+/* ---- memory -------------------------------------------------------------- */
+
+/* Allocates `bytes` zeroed device bytes of `kind` and records them. */
+static ryz_status dev_alloc(cuda_ctx *c, ryz_mem_kind kind, size_t bytes, void **out) {
+    *out = NULL;
+    if ((unsigned)kind >= RYZ_MEM_NKINDS)
+        return ryz_error(RYZ_EINVAL, "cuda alloc: memory kind %d is not one of ryz_mem_kind",
+                         (int)kind);
+    if (c->n_blocks == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        dev_block *nb = realloc(c->blocks, cap * sizeof *nb);
+        if (!nb)
+            return ryz_error(RYZ_ENOMEM, "out of host memory for the cuda backend's block table");
+        c->blocks = nb, c->cap = cap;
+    }
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaSuccess)
+        e = cudaMemset(p, 0, bytes);
+    if (e != cudaSuccess) {
+        if (p)
+            cudaFree(p);
+        return cu_fail(e, "cudaMalloc of %zu bytes (%s) on device %d", bytes,
+                       ryz_mem_kind_name(kind), c->device);
+    }
+    c->blocks[c->n_blocks++] = (dev_block){p, bytes, kind};
+    c->bytes[kind] += bytes;
+    if (c->bytes[kind] > c->peak[kind])
+        c->peak[kind] = c->bytes[kind];
+    *out = p;
+    return RYZ_OK;
+}
+
+/* The vtable's alloc: NULL with the message set on failure, as cpu's. */
+static void *cuda_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
+    void *p;
+    return dev_alloc(ctx, kind, bytes, &p) == RYZ_OK ? p : NULL;
+}
+
+static void cuda_free(void *ctx, void *p) {
+    cuda_ctx *c = ctx;
+    if (!p)
+        return;
+    size_t i = 0;
+    while (i < c->n_blocks && c->blocks[i].p != p)
+        i++;
+    if (i == c->n_blocks) {
+        keep(c, ryz_error(RYZ_EINVAL, "free of %p: not a live block of this cuda backend", p));
+        return;
+    }
+    c->bytes[c->blocks[i].kind] -= c->blocks[i].bytes;
+    c->blocks[i] = c->blocks[--c->n_blocks];
+    keep(c, cu_check(cudaFree(p), "cudaFree"));
+}
+
+/* ---- the compute ops ------------------------------------------------------ */
+
+/* y (n, out) = x (n, in) . W^T. cuBLAS is column-major: the row-major
+ * (n, out) y is the column-major (out, n) W x^T, W row-major (out, in)
+ * being a column-major (in, out) matrix used transposed. */
+static void cuda_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
+                        int out) {
+    cuda_ctx *c = ctx;
+    if (c->err != RYZ_OK || n == 0 || out == 0)
+        return;
+    if (n < 0 || in < 1 || out < 0) {
+        keep(c, ryz_error(RYZ_EINVAL,
+                          "matmul of (%d, %d) by (%d, %d)^T: need n >= 0, in >= 1, "
+                          "out >= 0",
+                          n, in, out, in));
+        return;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    if (n == 1)
+        keep(c,
+             blas_check(cublasSgemv(c->blas, CUBLAS_OP_T, in, out, &one, w, in, x, 1, &zero, y, 1),
+                        "cublasSgemv"));
+    else
+        keep(c, blas_check(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in,
+                                       x, in, &zero, y, out),
+                           "cublasSgemm"));
+}
+
+static void cuda_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
+                         float eps) {
+    cuda_ctx *c = ctx;
+    if (c->err != RYZ_OK || n == 0)
+        return;
+    if (n < 0 || dim < 1) {
+        keep(c,
+             ryz_error(RYZ_EINVAL, "rmsnorm of %d rows of %d: need n >= 0 and dim >= 1", n, dim));
+        return;
+    }
+    launched(c, ryz_k_rmsnorm(y, x, w, n, dim, eps), "rmsnorm");
+}
+
+static void cuda_rope(void *ctx, float *x, int n, int heads, int head_dim, int pos0, float base) {
+    cuda_ctx *c = ctx;
+    if (c->err != RYZ_OK || n == 0)
+        return;
+    if (n < 0 || heads < 1 || head_dim < 2 || head_dim % 2 || pos0 < 0) {
+        keep(c, ryz_error(RYZ_EINVAL,
+                          "rope of %d rows, %d heads of %d at position %d: need "
+                          "n >= 0, heads >= 1, head_dim even, position >= 0",
+                          n, heads, head_dim, pos0));
+        return;
+    }
+    launched(c, ryz_k_rope(x, n, heads, head_dim, pos0, base), "rope");
+}
+
+static void cuda_silu_mul(void *ctx, float *a, const float *b, size_t n) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK && n > 0)
+        launched(c, ryz_k_silu_mul(a, b, n), "silu_mul");
+}
+
+static void cuda_add(void *ctx, float *x, const float *y, size_t n) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK && n > 0)
+        launched(c, ryz_k_add(x, y, n), "add");
+}
+
+/* EINVAL unless geometry g and T, pos0 fit the attention kernel. */
+static ryz_status attn_check(const ryz_attn_geom *g, int T, int pos0) {
+    if (T < 1 || pos0 < 0 || g->heads < 1 || g->heads > 65535 || g->head_dim < 1 ||
+        g->head_dim > RYZ_K_MAX_HEAD_DIM || g->kv_heads < 1 || g->kv_mul < 1)
+        return ryz_error(RYZ_EINVAL,
+                         "attention of %d rows at position %d, %d heads of %d, %d KV heads, "
+                         "kv_mul %d: need T >= 1, position >= 0, 1..65535 heads, head_dim "
+                         "1..%d, kv_heads >= 1, kv_mul >= 1",
+                         T, pos0, g->heads, g->head_dim, g->kv_heads, g->kv_mul,
+                         RYZ_K_MAX_HEAD_DIM);
+    int first = g->head_start / g->kv_mul - g->kv_start;
+    int last = (g->head_start + g->heads - 1) / g->kv_mul - g->kv_start;
+    if (first < 0 || last >= g->kv_heads)
+        return ryz_error(RYZ_EINVAL,
+                         "attention: query heads %d..%d read local KV heads %d..%d, outside the "
+                         "%d this rank holds (kv_start %d, kv_mul %d)",
+                         g->head_start, g->head_start + g->heads - 1, first, last, g->kv_heads,
+                         g->kv_start, g->kv_mul);
+    return RYZ_OK;
+}
+
+static void cuda_attention(void *ctx, float *out, const float *q, const float *kc, const float *vc,
+                           int T, int pos0, const ryz_attn_geom *g, float *scratch) {
+    cuda_ctx *c = ctx;
+    (void)scratch; /* scores live in shared memory, a tile at a time */
+    if (c->err != RYZ_OK)
+        return;
+    ryz_status st = attn_check(g, T, pos0);
+    if (st != RYZ_OK) {
+        keep(c, st);
+        return;
+    }
+    launched(c, ryz_k_attention(out, q, kc, vc, T, pos0, *g), "attention");
+}
+
+static const ryz_backend_iface cuda_iface = {
+    .name = "cuda",
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .matmul = cuda_matmul,
+    .rmsnorm = cuda_rmsnorm,
+    .rope = cuda_rope,
+    .silu_mul = cuda_silu_mul,
+    .add = cuda_add,
+    .attention = cuda_attention,
+};
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+/* Frees everything c holds (on a partly built c too). */
+static void ctx_destroy(cuda_ctx *c) {
+    size_t leaked = c->n_blocks - (c->workspace ? 1 : 0);
+    if (leaked)
+        RYZ_WARN("cuda backend freed with %zu device block(s) still allocated; freeing them",
+                 leaked);
+    if (c->blas)
+        cublasDestroy(c->blas); /* before its workspace goes */
+    for (size_t i = 0; i < c->n_blocks; i++)
+        cudaFree(c->blocks[i].p);
+    free(c->blocks);
+    free(c);
+}
+
+/* Device ordinal for opts on a node with `count` devices. */
+static ryz_status pick_device(const ryz_cuda_opts *o, int count, int *dev) {
+    *dev = o->device >= 0 ? o->device : ryz_cuda_local_rank() % count;
+    if (*dev >= count)
+        return ryz_error(RYZ_EINVAL, "CUDA device %d requested, but %d visible (0..%d)", *dev,
+                         count, count - 1);
+    return RYZ_OK;
+}
+
+/* Handle, math mode and workspace of c's cuBLAS. */
+static ryz_status blas_setup(cuda_ctx *c, int tf32) {
+    ryz_status st = blas_check(cublasCreate(&c->blas), "cublasCreate");
+    if (st != RYZ_OK)
+        return st;
+    cublasMath_t mode = tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    st = blas_check(cublasSetMathMode(c->blas, mode), "cublasSetMathMode");
+    if (st == RYZ_OK)
+        st = dev_alloc(c, RYZ_MEM_SCRATCH, BLAS_WORKSPACE_BYTES, &c->workspace);
+    if (st == RYZ_OK)
+        st = blas_check(cublasSetWorkspace(c->blas, c->workspace, BLAS_WORKSPACE_BYTES),
+                        "cublasSetWorkspace");
+    return st;
+}
+
+ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
+    *out = (ryz_backend){0};
+    ryz_cuda_opts o = opts ? *opts : ryz_cuda_opts_default();
+    int count = 0, dev = 0;
+    ryz_status st = ryz_cuda_device_count(&count);
+    if (st == RYZ_OK)
+        st = pick_device(&o, count, &dev);
+    if (st != RYZ_OK)
+        return st;
+    cuda_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return ryz_error(RYZ_ENOMEM, "out of memory for the cuda backend");
+    c->device = dev;
+    st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
+    if (st == RYZ_OK)
+        st = blas_setup(c, o.tf32);
+    if (st != RYZ_OK) {
+        ctx_destroy(c);
+        return ryz_error_wrap(st, "cuda backend on device %d", dev);
+    }
+    *out = (ryz_backend){.iface = &cuda_iface, .ctx = c};
+    return RYZ_OK;
+}
+
+int ryz_backend_is_cuda(const ryz_backend *b) {
+    return b && b->iface == &cuda_iface && b->ctx;
+}
+
+void ryz_backend_free_cuda(ryz_backend *b) {
+    if (!ryz_backend_is_cuda(b))
+        return;
+    ctx_destroy(b->ctx);
+    *b = (ryz_backend){0};
+}
+
+/* c of backend b for the helper `fn`: EINVAL when b is not cuda, the kept
+ * error when an op failed. */
+static ryz_status enter(const ryz_backend *b, const char *fn, cuda_ctx **c) {
+    if (!ryz_backend_is_cuda(b))
+        return ryz_error(RYZ_EINVAL, "%s: backend '%s' is not the cuda backend", fn,
+                         b && b->iface ? b->iface->name : "(none)");
+    *c = b->ctx;
+    if ((*c)->err != RYZ_OK)
+        return ryz_error((*c)->err, "%s", (*c)->err_msg);
+    return RYZ_OK;
+}
+
+ryz_status ryz_cuda_sync(ryz_backend *b) {
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_sync", &c);
+    if (st != RYZ_OK)
+        return st;
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        keep(c, cu_fail(e, "work on device %d (reported by cudaDeviceSynchronize)", c->device));
+        return ryz_error(c->err, "%s", c->err_msg);
+    }
+    return RYZ_OK;
+}
+
+size_t ryz_cuda_mem_bytes(const ryz_backend *b, ryz_mem_kind kind) {
+    if (!ryz_backend_is_cuda(b) || (unsigned)kind >= RYZ_MEM_NKINDS)
+        return 0;
+    return ((const cuda_ctx *)b->ctx)->bytes[kind];
+}
+
+size_t ryz_cuda_mem_peak(const ryz_backend *b, ryz_mem_kind kind) {
+    if (!ryz_backend_is_cuda(b) || (unsigned)kind >= RYZ_MEM_NKINDS)
+        return 0;
+    return ((const cuda_ctx *)b->ctx)->peak[kind];
+}
+
+ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_mem_info", &c);
+    if (st != RYZ_OK)
+        return st;
+    return cu_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
+/* ---- copies and device helpers ------------------------------------------- */
+
+static ryz_status memcpy_checked(const ryz_backend *b, const char *fn, void *dst, const void *src,
+                                 size_t bytes, enum cudaMemcpyKind kind) {
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, fn, &c);
+    if (st != RYZ_OK || bytes == 0)
+        return st;
+    cudaError_t e = kind == cudaMemcpyDeviceToDevice ? cudaMemcpyAsync(dst, src, bytes, kind, NULL)
+                                                     : cudaMemcpy(dst, src, bytes, kind);
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "%s of %zu bytes", fn, bytes);
+}
+
+ryz_status ryz_cuda_upload(ryz_backend *b, void *dst_dev, const void *src, size_t bytes) {
+    return memcpy_checked(b, "ryz_cuda_upload", dst_dev, src, bytes, cudaMemcpyHostToDevice);
+}
+
+ryz_status ryz_cuda_download(ryz_backend *b, void *dst, const void *src_dev, size_t bytes) {
+    return memcpy_checked(b, "ryz_cuda_download", dst, src_dev, bytes, cudaMemcpyDeviceToHost);
+}
+
+ryz_status ryz_cuda_copy(ryz_backend *b, void *dst_dev, const void *src_dev, size_t bytes) {
+    return memcpy_checked(b, "ryz_cuda_copy", dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice);
+}
+
+/* The status of launching `kernel` (OK or EIO naming it). */
+static ryz_status launch_status(cudaError_t e, const char *kernel) {
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "launch of the %s kernel", kernel);
+}
+
+ryz_status ryz_cuda_embedding(ryz_backend *b, float *x_dev, const int *tokens_dev, int n,
+                              const float *emb_dev, int vocab_start, int vocab_local, int dim) {
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_embedding", &c);
+    if (st != RYZ_OK || n == 0)
+        return st;
+    if (n < 0 || dim < 1 || vocab_local < 0 || vocab_start < 0)
+        return ryz_error(RYZ_EINVAL,
+                         "ryz_cuda_embedding: %d tokens of dim %d from vocab rows "
+                         "%d..+%d: need n >= 0, dim >= 1, rows >= 0",
+                         n, dim, vocab_start, vocab_local);
+    return launch_status(
+        ryz_k_embedding(x_dev, tokens_dev, n, emb_dev, vocab_start, vocab_local, dim), "embedding");
+}
+
+ryz_status ryz_cuda_mask_vocab(ryz_backend *b, float *logits_dev, int n, int vocab,
+                               int vocab_padded) {
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_mask_vocab", &c);
+    if (st != RYZ_OK || n == 0 || vocab == vocab_padded)
+        return st;
+    if (n < 0 || vocab < 0 || vocab_padded < vocab)
+        return ryz_error(RYZ_EINVAL,
+                         "ryz_cuda_mask_vocab: %d rows, vocab %d padded to %d: need "
+                         "n >= 0 and 0 <= vocab <= vocab_padded",
+                         n, vocab, vocab_padded);
+    return launch_status(ryz_k_mask_vocab(logits_dev, n, vocab, vocab_padded), "mask_vocab");
+}
+
+ryz_status ryz_cuda_argmax(ryz_backend *b, int *idx_dev, const float *x_dev, int rows, int n,
+                           int ld) {
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_argmax", &c);
+    if (st != RYZ_OK || rows == 0)
+        return st;
+    if (rows < 0 || n < 1 || ld < n)
+        return ryz_error(RYZ_EINVAL,
+                         "ryz_cuda_argmax: %d rows of %d (stride %d): need rows >= 0, "
+                         "n >= 1, ld >= n",
+                         rows, n, ld);
+    return launch_status(ryz_k_argmax(idx_dev, x_dev, rows, n, ld), "argmax");
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+ryz_status ryz_cuda_timer_create(ryz_cuda_timer **out) {
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return ryz_error(RYZ_ENOMEM, "out of memory for a CUDA timer");
+    ryz_status st = cu_check(cudaEventCreate(&(*out)->start), "cudaEventCreate");
+    if (st == RYZ_OK)
+        st = cu_check(cudaEventCreate(&(*out)->stop), "cudaEventCreate");
+    if (st != RYZ_OK) {
+        ryz_cuda_timer_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+void ryz_cuda_timer_free(ryz_cuda_timer *t) {
+    if (!t)
+        return;
+    if (t->start)
+        cudaEventDestroy(t->start);
+    if (t->stop)
+        cudaEventDestroy(t->stop);
+    free(t);
+}
+
+ryz_status ryz_cuda_timer_start(ryz_cuda_timer *t) {
+    return cu_check(cudaEventRecord(t->start, NULL), "cudaEventRecord (timer start)");
+}
+
+ryz_status ryz_cuda_timer_stop(ryz_cuda_timer *t) {
+    return cu_check(cudaEventRecord(t->stop, NULL), "cudaEventRecord (timer stop)");
+}
+
+ryz_status ryz_cuda_timer_seconds(ryz_cuda_timer *t, double *seconds) {
+    *seconds = 0;
+    float ms = 0;
+    ryz_status st = cu_check(cudaEventSynchronize(t->stop), "cudaEventSynchronize (timer stop)");
+    if (st == RYZ_OK)
+        st = cu_check(cudaEventElapsedTime(&ms, t->start, t->stop), "cudaEventElapsedTime");
+    *seconds = (double)ms / 1e3;
+    return st;
+}
+
+#else /* !RYZ_WITH_CUDA: every entry point says so */
+
+#define NO_CUDA(fn) ryz_error(RYZ_EINVAL, "%s: built without CUDA (rebuild with make CUDA=1)", fn)
+
+int ryz_cuda_built(void) {
+    return 0;
+}
+
+ryz_status ryz_cuda_device_count(int *n) {
+    *n = 0;
+    return NO_CUDA("ryz_cuda_device_count");
+}
+
+ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
+    (void)opts;
+    *out = (ryz_backend){0};
+    return NO_CUDA("the cuda backend");
+}
+
+void ryz_backend_free_cuda(ryz_backend *b) {
+    (void)b;
+}
+
+int ryz_backend_is_cuda(const ryz_backend *b) {
+    (void)b;
+    return 0;
+}
+
+ryz_status ryz_cuda_sync(ryz_backend *b) {
+    (void)b;
+    return NO_CUDA("ryz_cuda_sync");
+}
+
+size_t ryz_cuda_mem_bytes(const ryz_backend *b, ryz_mem_kind kind) {
+    (void)b, (void)kind;
+    return 0;
+}
+
+size_t ryz_cuda_mem_peak(const ryz_backend *b, ryz_mem_kind kind) {
+    (void)b, (void)kind;
+    return 0;
+}
+
+ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *total_bytes) {
+    (void)b;
+    *free_bytes = *total_bytes = 0;
+    return NO_CUDA("ryz_cuda_mem_info");
+}
+
+ryz_status ryz_cuda_upload(ryz_backend *b, void *dst_dev, const void *src, size_t bytes) {
+    (void)b, (void)dst_dev, (void)src, (void)bytes;
+    return NO_CUDA("ryz_cuda_upload");
+}
+
+ryz_status ryz_cuda_download(ryz_backend *b, void *dst, const void *src_dev, size_t bytes) {
+    (void)b, (void)dst, (void)src_dev, (void)bytes;
+    return NO_CUDA("ryz_cuda_download");
+}
+
+ryz_status ryz_cuda_copy(ryz_backend *b, void *dst_dev, const void *src_dev, size_t bytes) {
+    (void)b, (void)dst_dev, (void)src_dev, (void)bytes;
+    return NO_CUDA("ryz_cuda_copy");
+}
+
+ryz_status ryz_cuda_embedding(ryz_backend *b, float *x_dev, const int *tokens_dev, int n,
+                              const float *emb_dev, int vocab_start, int vocab_local, int dim) {
+    (void)b, (void)x_dev, (void)tokens_dev, (void)n, (void)emb_dev, (void)vocab_start;
+    (void)vocab_local, (void)dim;
+    return NO_CUDA("ryz_cuda_embedding");
+}
+
+ryz_status ryz_cuda_mask_vocab(ryz_backend *b, float *logits_dev, int n, int vocab,
+                               int vocab_padded) {
+    (void)b, (void)logits_dev, (void)n, (void)vocab, (void)vocab_padded;
+    return NO_CUDA("ryz_cuda_mask_vocab");
+}
+
+ryz_status ryz_cuda_argmax(ryz_backend *b, int *idx_dev, const float *x_dev, int rows, int n,
+                           int ld) {
+    (void)b, (void)idx_dev, (void)x_dev, (void)rows, (void)n, (void)ld;
+    return NO_CUDA("ryz_cuda_argmax");
+}
+
+ryz_status ryz_cuda_timer_create(ryz_cuda_timer **out) {
+    *out = NULL;
+    return NO_CUDA("ryz_cuda_timer_create");
+}
+
+void ryz_cuda_timer_free(ryz_cuda_timer *t) {
+    (void)t;
+}
+
+ryz_status ryz_cuda_timer_start(ryz_cuda_timer *t) {
+    (void)t;
+    return NO_CUDA("ryz_cuda_timer_start");
+}
+
+ryz_status ryz_cuda_timer_stop(ryz_cuda_timer *t) {
+    (void)t;
+    return NO_CUDA("ryz_cuda_timer_stop");
+}
+
+ryz_status ryz_cuda_timer_seconds(ryz_cuda_timer *t, double *seconds) {
+    (void)t;
+    *seconds = 0;
+    return NO_CUDA("ryz_cuda_timer_seconds");
+}
+
+#endif

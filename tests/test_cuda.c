@@ -1,0 +1,559 @@
+/* Tests of the cuda backend and the nccl communicator (docs/gpu.md).
+ *
+ * Every vtable op of the cuda backend is run on random inputs at several
+ * shapes and compared with the cpu backend within float32 tolerance; the
+ * device embedding, vocab mask and argmax with host versions; then memory
+ * accounting, the kept-error rule, timers, and the nccl collectives on the
+ * MPI world this process has (one rank as a plain process; run it under
+ * `mpirun -np N` on N GPUs for more).
+ *
+ * Without CUDA in the build, or without a device, it prints one
+ * "test_cuda: SKIP: ..." line and exits 0. Tests do not fork (CK_NOFORK):
+ * the device check already initialised CUDA, which a forked child cannot
+ * use, and MPI does not allow forking either. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ryz/backend.h"
+#include "ryz/comm.h"
+#include "ryz/cuda.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static ryz_backend g_cpu, g_gpu;
+static ryz_comm *g_world; /* nccl over the MPI world */
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* Uniform in [-1, 1) (xorshift64*: reproducible, no libc state). */
+static float frand(void) {
+    g_rng ^= g_rng >> 12, g_rng ^= g_rng << 25, g_rng ^= g_rng >> 27;
+    uint64_t r = g_rng * 0x2545f4914f6cdd1dull;
+    return (float)((double)(r >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+/* n floats uniform in [-scale, scale) (malloc'd). */
+static float *host_rand(size_t n, float scale) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * frand();
+    return x;
+}
+
+/* A copy of h (n floats) in host memory. */
+static float *host_copy(const float *h, size_t n) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    memcpy(x, h, n * sizeof *x);
+    return x;
+}
+
+/* Device memory of `bytes` from the cuda backend's alloc. */
+static void *dev_alloc(size_t bytes) {
+    void *d = g_gpu.iface->alloc(g_gpu.ctx, RYZ_MEM_SCRATCH, bytes);
+    ck_assert_msg(d != NULL, "cuda alloc of %zu bytes: %s", bytes, ryz_last_error());
+    return d;
+}
+
+/* A device copy of h (n floats). */
+static float *dev_from(const float *h, size_t n) {
+    float *d = dev_alloc(n * sizeof *d);
+    ck_assert_msg(ryz_cuda_upload(&g_gpu, d, h, n * sizeof *d) == RYZ_OK, "%s", ryz_last_error());
+    return d;
+}
+
+static void dev_free(void *d) {
+    g_gpu.iface->free(g_gpu.ctx, d);
+}
+
+/* Waits for the device, fails on a kept error, copies d (n floats) to h. */
+static void to_host(float *h, const float *d, size_t n) {
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_msg(ryz_cuda_download(&g_gpu, h, d, n * sizeof *h) == RYZ_OK, "%s", ryz_last_error());
+}
+
+/* |got - want| <= atol + rtol * |want| elementwise (both infinite alike
+ * counts as equal), naming the first element that is not. */
+static void assert_close(const float *got, const float *want, size_t n, float atol, float rtol,
+                         const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        if (isinf(want[i]) && got[i] == want[i])
+            continue;
+        float err = fabsf(got[i] - want[i]);
+        ck_assert_msg(err <= atol + rtol * fabsf(want[i]),
+                      "%s: element %zu is %.9g on cuda, %.9g on cpu (|diff| %.3g)", what, i,
+                      (double)got[i], (double)want[i], (double)err);
+    }
+}
+
+/* ---- the vtable against the cpu backend --------------------------------- */
+
+/* y (n, out) = x (n, in) . W^T on both backends, weights scaled like the
+ * model's (1/sqrt(in)) so outputs are O(1). */
+static void check_matmul(ryz_backend *gpu, int n, int in, int out, float atol, float rtol) {
+    float *x = host_rand((size_t)n * in, 1.0f), *w = host_rand((size_t)out * in, 1 / sqrtf(in));
+    float *want = host_rand((size_t)n * out, 1.0f), *got = host_rand((size_t)n * out, 1.0f);
+    float *dx = dev_from(x, (size_t)n * in), *dw = dev_from(w, (size_t)out * in);
+    float *dy = dev_alloc((size_t)n * out * sizeof *dy);
+    g_cpu.iface->matmul(g_cpu.ctx, want, x, w, n, in, out);
+    gpu->iface->matmul(gpu->ctx, dy, dx, dw, n, in, out);
+    ck_assert_msg(ryz_cuda_sync(gpu) == RYZ_OK, "%s", ryz_last_error());
+    to_host(got, dy, (size_t)n * out);
+    char what[96];
+    snprintf(what, sizeof what, "matmul n %d in %d out %d", n, in, out);
+    assert_close(got, want, (size_t)n * out, atol, rtol, what);
+    dev_free(dx), dev_free(dw), dev_free(dy);
+    free(x), free(w), free(want), free(got);
+}
+
+START_TEST(test_matmul) {
+    static const int shapes[][3] = {{1, 64, 48},  {1, 288, 768},  {1, 3, 5},      {2, 64, 48},
+                                    {7, 96, 130}, {32, 288, 288}, {64, 512, 1000}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_matmul(&g_gpu, shapes[i][0], shapes[i][1], shapes[i][2], 2e-5f, 1e-4f);
+}
+END_TEST
+
+/* TF32 keeps 10 mantissa bits: the option works, and is only that close. */
+START_TEST(test_matmul_tf32) {
+    ryz_backend tf32;
+    ryz_cuda_opts o = ryz_cuda_opts_default();
+    o.tf32 = 1;
+    ck_assert_msg(ryz_backend_init_cuda(&o, &tf32) == RYZ_OK, "%s", ryz_last_error());
+    /* Buffers come from g_gpu's alloc; any device memory of the device works. */
+    check_matmul(&tf32, 16, 512, 256, 2e-2f, 2e-2f);
+    ryz_backend_free_cuda(&tf32);
+}
+END_TEST
+
+static void check_rmsnorm(int n, int dim, int in_place) {
+    size_t len = (size_t)n * dim;
+    float *x = host_rand(len, 3.0f), *w = host_rand((size_t)dim, 1.0f), *want = host_rand(len, 1);
+    float *got = host_rand(len, 1.0f);
+    float *dx = dev_from(x, len), *dw = dev_from(w, (size_t)dim);
+    float *dy = in_place ? dx : dev_alloc(len * sizeof *dy);
+    g_cpu.iface->rmsnorm(g_cpu.ctx, want, x, w, n, dim, 1e-5f);
+    g_gpu.iface->rmsnorm(g_gpu.ctx, dy, dx, dw, n, dim, 1e-5f);
+    to_host(got, dy, len);
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm n %d dim %d%s", n, dim, in_place ? " in place" : "");
+    assert_close(got, want, len, 1e-5f, 1e-5f, what);
+    if (!in_place)
+        dev_free(dy);
+    dev_free(dx), dev_free(dw);
+    free(x), free(w), free(want), free(got);
+}
+
+START_TEST(test_rmsnorm) {
+    check_rmsnorm(1, 288, 0);
+    check_rmsnorm(5, 4096, 0);
+    check_rmsnorm(3, 7, 0);
+    check_rmsnorm(4, 1000, 1);
+}
+END_TEST
+
+static void check_rope(int n, int heads, int hd, int pos0) {
+    size_t len = (size_t)n * heads * hd;
+    float *want = host_rand(len, 1.0f), *got = host_rand(len, 1.0f);
+    float *dx = dev_from(want, len);
+    g_cpu.iface->rope(g_cpu.ctx, want, n, heads, hd, pos0, 10000.0f);
+    g_gpu.iface->rope(g_gpu.ctx, dx, n, heads, hd, pos0, 10000.0f);
+    to_host(got, dx, len);
+    char what[96];
+    snprintf(what, sizeof what, "rope n %d heads %d head_dim %d pos0 %d", n, heads, hd, pos0);
+    assert_close(got, want, len, 1e-5f, 1e-5f, what);
+    dev_free(dx);
+    free(want), free(got);
+}
+
+START_TEST(test_rope) {
+    check_rope(1, 6, 48, 0);
+    check_rope(1, 6, 48, 77);
+    check_rope(9, 4, 64, 100);
+    check_rope(3, 2, 128, 4000);
+}
+END_TEST
+
+static void check_elementwise(size_t n) {
+    float *a = host_rand(n, 6.0f), *b = host_rand(n, 2.0f), *got = host_rand(n, 1.0f);
+    float *want = host_copy(a, n), *da = dev_from(a, n), *db = dev_from(b, n);
+    g_cpu.iface->silu_mul(g_cpu.ctx, want, b, n);
+    g_gpu.iface->silu_mul(g_gpu.ctx, da, db, n);
+    to_host(got, da, n);
+    assert_close(got, want, n, 1e-6f, 1e-5f, "silu_mul");
+    g_cpu.iface->add(g_cpu.ctx, want, b, n);
+    g_gpu.iface->add(g_gpu.ctx, da, db, n);
+    to_host(got, da, n);
+    assert_close(got, want, n, 1e-6f, 1e-5f, "add");
+    dev_free(da), dev_free(db);
+    free(a), free(b), free(got), free(want);
+}
+
+START_TEST(test_silu_mul_add) {
+    check_elementwise(1);
+    check_elementwise(1000);
+    check_elementwise((1u << 20) + 3); /* beyond one grid: the stride loop */
+}
+END_TEST
+
+/* Attention of T rows at pos0 with geometry g on both backends. Cache rows
+ * past pos0 + T hold NaN: reading one would show in the output. */
+static void check_attention(ryz_attn_geom g, int T, int pos0) {
+    int hd = g.head_dim, qdim = g.heads * hd, kvdim = g.kv_heads * hd, L = pos0 + T;
+    int seq_len = L + 5;
+    size_t cache = (size_t)seq_len * kvdim, qlen = (size_t)T * qdim;
+    float *q = host_rand(qlen, 3.0f), *kc = host_rand(cache, 1.0f), *vc = host_rand(cache, 1.0f);
+    for (size_t i = (size_t)L * kvdim; i < cache; i++)
+        kc[i] = vc[i] = NAN;
+    float *want = host_rand(qlen, 1.0f), *got = host_rand(qlen, 1.0f);
+    float *scratch = host_rand((size_t)T * L, 1.0f);
+    float *dq = dev_from(q, qlen), *dk = dev_from(kc, cache), *dv = dev_from(vc, cache);
+    float *dout = dev_alloc(qlen * sizeof *dout);
+    g_cpu.iface->attention(g_cpu.ctx, want, q, kc, vc, T, pos0, &g, scratch);
+    g_gpu.iface->attention(g_gpu.ctx, dout, dq, dk, dv, T, pos0, &g, NULL);
+    to_host(got, dout, qlen);
+    char what[160];
+    snprintf(what, sizeof what,
+             "attention T %d pos0 %d heads %d (from %d) head_dim %d kv_heads %d (from %d) "
+             "kv_mul %d",
+             T, pos0, g.heads, g.head_start, hd, g.kv_heads, g.kv_start, g.kv_mul);
+    assert_close(got, want, qlen, 1e-5f, 1e-4f, what);
+    dev_free(dq), dev_free(dk), dev_free(dv), dev_free(dout);
+    free(q), free(kc), free(vc), free(want), free(got), free(scratch);
+}
+
+START_TEST(test_attention_decode) {
+    ryz_attn_geom mha = {.heads = 4, .head_dim = 32, .kv_heads = 4, .kv_mul = 1};
+    ryz_attn_geom gqa = {.heads = 8, .head_dim = 64, .kv_heads = 2, .kv_mul = 4};
+    check_attention(mha, 1, 0); /* one key */
+    check_attention(mha, 1, 37);
+    check_attention(gqa, 1, 127); /* exactly one tile of keys */
+    check_attention(gqa, 1, 200); /* two tiles */
+    check_attention(gqa, 1, 1000);
+}
+END_TEST
+
+START_TEST(test_attention_prefill) {
+    ryz_attn_geom gqa = {.heads = 8, .head_dim = 64, .kv_heads = 2, .kv_mul = 4};
+    ryz_attn_geom wide = {.heads = 2, .head_dim = 128, .kv_heads = 1, .kv_mul = 2};
+    check_attention(gqa, 17, 0);
+    check_attention(gqa, 13, 150); /* a chunk after earlier ones */
+    check_attention(wide, 130, 0); /* the tile boundary inside the chunk */
+}
+END_TEST
+
+/* The geometries a TP rank sees: its heads start at head_start, and its
+ * KV heads are a slice (or one replicated head) of the global ones. */
+START_TEST(test_attention_tp_geometry) {
+    /* 8 heads, 2 KV heads, tp 2, rank 1: heads 4..7 read KV head 1. */
+    ryz_attn_geom r1 = {
+        .heads = 4, .head_dim = 48, .kv_heads = 1, .head_start = 4, .kv_start = 1, .kv_mul = 4};
+    /* 8 heads, 2 KV heads, tp 4, rank 1: heads 2..3 read (replicated) KV head 0. */
+    ryz_attn_geom rep = {
+        .heads = 2, .head_dim = 48, .kv_heads = 1, .head_start = 2, .kv_start = 0, .kv_mul = 4};
+    /* 12 heads, 4 KV heads, tp 2, rank 1: heads 6..11 read KV heads 2..3. */
+    ryz_attn_geom mid = {
+        .heads = 6, .head_dim = 32, .kv_heads = 2, .head_start = 6, .kv_start = 2, .kv_mul = 3};
+    check_attention(r1, 1, 50);
+    check_attention(r1, 9, 0);
+    check_attention(rep, 1, 300);
+    check_attention(rep, 6, 20);
+    check_attention(mid, 4, 10);
+}
+END_TEST
+
+/* ---- device helpers against host versions ------------------------------- */
+
+START_TEST(test_argmax) {
+    enum { ROWS = 5, N = 32000, LD = N + 3 };
+    float *x = host_rand((size_t)ROWS * LD, 10.0f);
+    x[1 * LD + 100] = x[1 * LD + 31000] = 50.0f; /* a tie: the first wins */
+    for (int i = 0; i < N; i++)
+        x[2 * LD + i] = -INFINITY;
+    x[3 * LD + N - 1] = 99.0f; /* the last column */
+    x[3 * LD + N] = 1000.0f;   /* past n, inside ld: must not count */
+    x[4 * LD + 0] = 99.0f;     /* the first column */
+    float *dx = dev_from(x, (size_t)ROWS * LD);
+    int *didx = dev_alloc(ROWS * sizeof(int)), idx[ROWS];
+    ck_assert_msg(ryz_cuda_argmax(&g_gpu, didx, dx, ROWS, N, LD) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_int_eq(ryz_cuda_download(&g_gpu, idx, didx, sizeof idx), RYZ_OK);
+    for (int r = 0; r < ROWS; r++)
+        ck_assert_msg(idx[r] == ryz_argmax(x + (size_t)r * LD, N), "row %d: cuda %d, host %d", r,
+                      idx[r], ryz_argmax(x + (size_t)r * LD, N));
+    ck_assert_int_eq(idx[1], 100);
+    ck_assert_int_eq(idx[2], 0);
+    dev_free(dx), dev_free(didx);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_embedding) {
+    enum { N = 6, DIM = 64, START = 100, LOCAL = 50 };
+    const int tokens[N] = {99, 100, 149, 150, 120, 0}; /* both edges, inside, outside */
+    float *emb = host_rand((size_t)LOCAL * DIM, 1.0f), want[N * DIM], got[N * DIM];
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < DIM; c++) {
+            int l = tokens[r] - START;
+            want[r * DIM + c] = l >= 0 && l < LOCAL ? emb[l * DIM + c] : 0.0f;
+        }
+    float *demb = dev_from(emb, (size_t)LOCAL * DIM), *dx = dev_alloc(sizeof got);
+    int *dtok = dev_alloc(sizeof tokens);
+    ck_assert_int_eq(ryz_cuda_upload(&g_gpu, dtok, tokens, sizeof tokens), RYZ_OK);
+    ck_assert_msg(ryz_cuda_embedding(&g_gpu, dx, dtok, N, demb, START, LOCAL, DIM) == RYZ_OK, "%s",
+                  ryz_last_error());
+    to_host(got, dx, N * DIM);
+    assert_close(got, want, N * DIM, 0, 0, "embedding");
+    dev_free(demb), dev_free(dx), dev_free(dtok);
+    free(emb);
+}
+END_TEST
+
+START_TEST(test_mask_vocab) {
+    enum { N = 3, VOCAB = 1000, VPAD = 1004 };
+    float *x = host_rand((size_t)N * VPAD, 1.0f), *got = host_rand((size_t)N * VPAD, 1.0f);
+    float *dx = dev_from(x, (size_t)N * VPAD);
+    for (int r = 0; r < N; r++)
+        for (int v = VOCAB; v < VPAD; v++)
+            x[r * VPAD + v] = -INFINITY;
+    ck_assert_int_eq(ryz_cuda_mask_vocab(&g_gpu, dx, N, VOCAB, VPAD), RYZ_OK);
+    to_host(got, dx, (size_t)N * VPAD);
+    assert_close(got, x, (size_t)N * VPAD, 0, 0, "mask_vocab");
+    dev_free(dx);
+    free(x), free(got);
+}
+END_TEST
+
+/* ---- memory, errors, timers ------------------------------------------- */
+
+START_TEST(test_alloc_accounting) {
+    size_t before = ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_KV), bytes = (size_t)3 << 20;
+    float *p = g_gpu.iface->alloc(g_gpu.ctx, RYZ_MEM_KV, bytes);
+    ck_assert_msg(p != NULL, "%s", ryz_last_error());
+    ck_assert_uint_eq(ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_KV), before + bytes);
+    ck_assert_uint_ge(ryz_cuda_mem_peak(&g_gpu, RYZ_MEM_KV), before + bytes);
+    ck_assert_uint_ge(ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_SCRATCH), (size_t)1 << 20); /* cuBLAS */
+    float *h = malloc(bytes);
+    ck_assert_ptr_nonnull(h);
+    to_host(h, p, bytes / sizeof *h);
+    for (size_t i = 0; i < bytes / sizeof *h; i++)
+        ck_assert_msg(h[i] == 0.0f, "alloc not zeroed at float %zu", i);
+    g_gpu.iface->free(g_gpu.ctx, p);
+    ck_assert_uint_eq(ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_KV), before);
+    size_t free_b = 0, total = 0;
+    ck_assert_msg(ryz_cuda_mem_info(&g_gpu, &free_b, &total) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_uint_gt(total, 0);
+    ck_assert_uint_le(free_b, total);
+    free(h);
+}
+END_TEST
+
+/* An op that cannot run keeps its error; later ops do nothing; sync says
+ * what went wrong. A separate backend: the error stays for good. */
+START_TEST(test_kept_error) {
+    ryz_backend b;
+    ck_assert_msg(ryz_backend_init_cuda(NULL, &b) == RYZ_OK, "%s", ryz_last_error());
+    float *x = b.iface->alloc(b.ctx, RYZ_MEM_SCRATCH, 64 * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    b.iface->rope(b.ctx, x, 1, 2, 7, 0, 10000.0f); /* odd head_dim */
+    b.iface->add(b.ctx, x, x, 64);
+    ck_assert_int_eq(ryz_cuda_sync(&b), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "rope") && strstr(ryz_last_error(), "even"),
+                  "message: %s", ryz_last_error());
+    ck_assert_int_eq(ryz_cuda_sync(&b), RYZ_EINVAL); /* stays */
+    b.iface->free(b.ctx, x);
+    ryz_backend_free_cuda(&b);
+    ck_assert_ptr_null(b.ctx);
+    ck_assert_int_eq(ryz_cuda_sync(&g_cpu), RYZ_EINVAL); /* not a cuda backend */
+    ck_assert_msg(strstr(ryz_last_error(), "'cpu'"), "message: %s", ryz_last_error());
+}
+END_TEST
+
+START_TEST(test_timer) {
+    ryz_cuda_timer *t = NULL;
+    ck_assert_msg(ryz_cuda_timer_create(&t) == RYZ_OK, "%s", ryz_last_error());
+    size_t n = (size_t)1 << 22;
+    float *d = dev_alloc(n * sizeof *d);
+    ck_assert_int_eq(ryz_cuda_timer_start(t), RYZ_OK);
+    g_gpu.iface->add(g_gpu.ctx, d, d, n);
+    ck_assert_int_eq(ryz_cuda_timer_stop(t), RYZ_OK);
+    double s = -1;
+    ck_assert_msg(ryz_cuda_timer_seconds(t, &s) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert(s >= 0 && s < 10);
+    dev_free(d);
+    ryz_cuda_timer_free(t);
+}
+END_TEST
+
+/* ---- nccl ------------------------------------------------------------ */
+
+/* all_reduce of rank-dependent values, on device and on host buffers. */
+START_TEST(test_nccl_all_reduce) {
+    int rank = ryz_comm_rank(g_world), k = ryz_comm_size(g_world);
+    enum { N = 1000 };
+    float h[N], want[N];
+    for (int i = 0; i < N; i++) {
+        h[i] = (float)(rank + 1) + 0.5f * (float)i;
+        want[i] = (float)(k * (k + 1) / 2) + 0.5f * (float)(i * k);
+    }
+    float *d = dev_from(h, N), *dr = dev_alloc(sizeof h), got[N];
+    ck_assert_msg(ryz_comm_all_reduce_sum(g_world, d, dr, N) == RYZ_OK, "%s", ryz_last_error());
+    to_host(got, dr, N);
+    assert_close(got, want, N, 0, 0, "all_reduce on the device");
+    ck_assert_msg(ryz_comm_all_reduce_sum(g_world, d, d, N) == RYZ_OK, "%s", ryz_last_error());
+    to_host(got, d, N);
+    assert_close(got, want, N, 0, 0, "all_reduce in place on the device");
+    ck_assert_msg(ryz_comm_all_reduce_sum(g_world, h, h, N) == RYZ_OK, "%s", ryz_last_error());
+    assert_close(h, want, N, 0, 0, "all_reduce in place on the host (staged)");
+    dev_free(d), dev_free(dr);
+}
+END_TEST
+
+/* all_gather from the device into the host, reduce_scatter host to host,
+ * broadcast and barrier. */
+START_TEST(test_nccl_gather_scatter_bcast) {
+    int rank = ryz_comm_rank(g_world), k = ryz_comm_size(g_world);
+    enum { N = 37 };
+    float mine[N], *all = malloc((size_t)k * N * sizeof *all), *sc = malloc(sizeof mine * k);
+    ck_assert(all && sc);
+    for (int i = 0; i < N; i++)
+        mine[i] = (float)(100 * rank + i);
+    float *d = dev_from(mine, N);
+    ck_assert_msg(ryz_comm_all_gather(g_world, d, all, N) == RYZ_OK, "%s", ryz_last_error());
+    for (int r = 0; r < k; r++)
+        for (int i = 0; i < N; i++)
+            ck_assert(all[r * N + i] == (float)(100 * r + i));
+    for (int i = 0; i < k * N; i++)
+        sc[i] = (float)i;
+    ck_assert_msg(ryz_comm_reduce_scatter(g_world, sc, mine, N) == RYZ_OK, "%s", ryz_last_error());
+    for (int i = 0; i < N; i++)
+        ck_assert(mine[i] == (float)(k * (rank * N + i)));
+    char msg[16];
+    snprintf(msg, sizeof msg, "%s", rank == 0 ? "from rank 0" : "unset");
+    ck_assert_msg(ryz_comm_broadcast(g_world, msg, sizeof msg, 0) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_str_eq(msg, "from rank 0");
+    ck_assert_msg(ryz_comm_barrier(g_world) == RYZ_OK, "%s", ryz_last_error());
+    dev_free(d);
+    free(all), free(sc);
+}
+END_TEST
+
+/* The first rank alone gets a new communicator that works. */
+START_TEST(test_nccl_split_first) {
+    ryz_comm *sub = NULL;
+    ck_assert_msg(ryz_comm_split_first(g_world, 1, &sub) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert((sub != NULL) == (ryz_comm_rank(g_world) == 0));
+    if (sub) {
+        float x[4] = {1, 2, 3, 4};
+        ck_assert_msg(ryz_comm_all_reduce_sum(sub, x, x, 4) == RYZ_OK, "%s", ryz_last_error());
+        ck_assert(x[3] == 4.0f);
+        ck_assert_str_eq(ryz_comm_name(sub), "nccl");
+        ryz_comm_free(sub);
+    }
+}
+END_TEST
+
+/* On two or more ranks: rank 0 enters an all_reduce nobody else does on a
+ * fresh communicator; it must time out, name the call and abort that
+ * communicator (later calls fail at once), leaving the world usable. */
+START_TEST(test_nccl_timeout) {
+    int k = ryz_comm_size(g_world), rank = ryz_comm_rank(g_world);
+    if (k < 2)
+        return; /* needs a peer that does not come */
+    ryz_comm *c = NULL;
+    ck_assert_msg(ryz_comm_split_first(g_world, k, &c) == RYZ_OK, "%s", ryz_last_error());
+    double old = ryz_comm_timeout();
+    int check = ryz_comm_check_enabled();
+    ryz_comm_set_check(0); /* the agreement check would stop it first */
+    ryz_comm_set_timeout(2.0);
+    if (rank == 0) {
+        float x[8] = {0};
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(c, x, x, 8), RYZ_ETIMEOUT);
+        ck_assert_msg(strstr(ryz_last_error(), "all_reduce #") &&
+                          strstr(ryz_last_error(), "RYZ_TIMEOUT"),
+                      "message: %s", ryz_last_error());
+        ck_assert_int_eq(ryz_comm_barrier(c), RYZ_ECOMM);
+        ck_assert_msg(strstr(ryz_last_error(), "aborted"), "message: %s", ryz_last_error());
+    }
+    ryz_comm_free(c); /* the others' finalize waits for rank 0: bounded by the timeout */
+    ryz_comm_set_timeout(old);
+    ryz_comm_set_check(check);
+    ck_assert_msg(ryz_comm_barrier(g_world) == RYZ_OK, "%s", ryz_last_error());
+}
+END_TEST
+
+/* ---- main --------------------------------------------------------------- */
+
+static Suite *cuda_suite(void) {
+    Suite *s = suite_create("cuda");
+    TCase *ops = tcase_create("ops");
+    tcase_set_timeout(ops, 120);
+    tcase_add_test(ops, test_matmul);
+    tcase_add_test(ops, test_matmul_tf32);
+    tcase_add_test(ops, test_rmsnorm);
+    tcase_add_test(ops, test_rope);
+    tcase_add_test(ops, test_silu_mul_add);
+    tcase_add_test(ops, test_attention_decode);
+    tcase_add_test(ops, test_attention_prefill);
+    tcase_add_test(ops, test_attention_tp_geometry);
+    tcase_add_test(ops, test_argmax);
+    tcase_add_test(ops, test_embedding);
+    tcase_add_test(ops, test_mask_vocab);
+    tcase_add_test(ops, test_alloc_accounting);
+    tcase_add_test(ops, test_kept_error);
+    tcase_add_test(ops, test_timer);
+    suite_add_tcase(s, ops);
+    TCase *nccl = tcase_create("nccl");
+    tcase_set_timeout(nccl, 120);
+    tcase_add_test(nccl, test_nccl_all_reduce);
+    tcase_add_test(nccl, test_nccl_gather_scatter_bcast);
+    tcase_add_test(nccl, test_nccl_split_first);
+    tcase_add_test(nccl, test_nccl_timeout);
+    suite_add_tcase(s, nccl);
+    return s;
+}
+
+/* Sets up both backends and the nccl world; 0 or 1 with a message. */
+static int setup(int *argc, char ***argv) {
+    if (ryz_backend_init_cpu(1, &g_cpu) != RYZ_OK ||
+        ryz_backend_init_cuda(NULL, &g_gpu) != RYZ_OK || ryz_mpi_init(argc, argv) != RYZ_OK ||
+        ryz_comm_init_nccl_world(&g_world) != RYZ_OK) {
+        fprintf(stderr, "test_cuda: set-up failed: %s\n", ryz_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int devices = 0;
+    if (!ryz_cuda_built() || ryz_cuda_device_count(&devices) != RYZ_OK) {
+        if (ryz_cuda_built())
+            printf("test_cuda: SKIP: no CUDA device (%s)\n", ryz_last_error());
+        else
+            printf("test_cuda: SKIP: built without CUDA (make CUDA=1 BUILD=build-cuda)\n");
+        return 0;
+    }
+    printf("test_cuda: %d CUDA device(s)\n", devices);
+    int failed = setup(&argc, &argv);
+    if (!failed) {
+        SRunner *sr = srunner_create(cuda_suite());
+        srunner_set_fork_status(sr, CK_NOFORK);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr) > 0;
+        srunner_free(sr);
+    }
+    ryz_comm_free(g_world);
+    ryz_backend_free_cuda(&g_gpu);
+    ryz_backend_free(&g_cpu);
+    ryz_mpi_finalize();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
