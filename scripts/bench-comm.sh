@@ -10,18 +10,14 @@
 # usage: bash scripts/bench-comm.sh [BUILD_DIR]   (make bench calls it)
 # env: NP (2) REPS (9) ITERS (2000) WARMUP (200) SIZES ("8 4096 262144")
 set -euo pipefail
-BUILD=${1:-build}
-NP=${NP:-2}
+# shellcheck source=scripts/mpi-prog.sh
+source "$(dirname "$0")/mpi-prog.sh"
 REPS=${REPS:-9}
 ITERS=${ITERS:-2000}
 WARMUP=${WARMUP:-200}
 SIZES=${SIZES:-"8 4096 262144"}
-MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
 PROG="$BUILD/comm_overhead"
-
-# shellcheck disable=SC2046
-mpicc -O2 -std=c11 -Wall -Wextra -Werror -Iinclude scripts/comm_overhead.c "$BUILD/libryz.a" \
-  $(pkg-config --cflags --libs hdf5 openblas) -lm -pthread -o "$PROG"
+mpi_prog scripts/comm_overhead.c "$PROG"
 
 echo "comm wrapper overhead: ryz comm all_reduce (out of place) vs bare MPI_Allreduce,"
 echo "$NP ranks on $(nproc) cores, $ITERS calls after $WARMUP warm-up, medians of $REPS"

@@ -63,6 +63,17 @@ START_TEST(test_parse_acceptance) {
         {"[acceptance]\nmin_speedup = x:3\n", "bad TP 'x'"},
         {"[acceptance]\nmax_comm = 0.1\n", "unknown key 'max_comm' in [acceptance]"},
         {"[acceptance]\n[acceptance]\n", "duplicate [acceptance]"},
+        {"[acceptance]\nmax_collective_ratio = 0\n",
+         "x.ini:2: bad value '0' for max_collective_ratio (want a number > 0, e.g. 1.10)"},
+        {"[acceptance]\nmax_collective_ratio = -1.1\n",
+         "bad value '-1.1' for max_collective_ratio"},
+        {"[acceptance]\nmax_collective_ratio = inf\n", "bad value 'inf' for max_collective_ratio"},
+        {"[acceptance]\nmin_bandwidth_scaling = fast\n",
+         "bad value 'fast' for min_bandwidth_scaling (want a number > 0, e.g. 0.95)"},
+        {"[acceptance]\nmin_bandwidth_scaling = 0.95x\n",
+         "bad value '0.95x' for min_bandwidth_scaling"},
+        {"[acceptance]\nmin_bandwidth_scaling = 1\nmin_bandwidth_scaling = 2\n",
+         "x.ini:3: duplicate key 'min_bandwidth_scaling' in [acceptance] (first set at line 2)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[256];
@@ -104,6 +115,85 @@ START_TEST(test_evaluate) {
 }
 END_TEST
 
+static const char *COMM_TEXT =
+    "[acceptance]\nmax_collective_ratio = 1.10\nmin_bandwidth_scaling = 0.95\n"
+    "[case a]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1 2 4\n";
+
+/* Results for the communication checks: TP 2 scales with bandwidth
+ * (speedup 1.9 over a bandwidth ratio of 1.9) and its worst collective is
+ * 1.08x isolated; TP 4 reaches 0.75 of its bandwidth ratio and one of its
+ * collectives is 1.5x isolated. */
+static void make_comm_results(ryz_results *r) {
+    ryz_results_init(r);
+    const double speedup[] = {1.0, 1.9, 3.0}, bw[] = {10, 19, 40};
+    for (int i = 0, tp = 1; tp <= 4; i++, tp *= 2) {
+        ryz_row_correctness c = {.case_name = "a", .tp = tp, .pass = 1};
+        ryz_results_add_correctness(r, &c);
+        ryz_row_timing t = {.case_name = "a", .tp = tp, .phase = "decode", .speedup = speedup[i],
+                            .read_bandwidth_gbs = bw[i]};
+        ryz_results_add_timing(r, &t);
+        if (tp == 1) continue;
+        const double ratio[] = {tp == 2 ? 1.05 : 1.5, tp == 2 ? 1.08 : 1.02};
+        for (int j = 0; j < 2; j++) {
+            ryz_row_collective k = {.case_name = "a", .tp = tp, .op = "all_reduce",
+                                    .bytes = 3072u << j, .p50_us = 10, .p50_last_us = 5 * ratio[j],
+                                    .isolated_p50_us = 5, .last_over_isolated = ratio[j]};
+            ryz_results_add_collective(r, &k);
+        }
+    }
+}
+
+/* The two communication keys parse; bad values are in test_parse_acceptance. */
+START_TEST(test_parse_comm_keys) {
+    ryz_suite s;
+    ck_assert_msg(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert(s.acc.max_collective_ratio == 1.10 && s.acc.min_bandwidth_scaling == 0.95);
+    ryz_suite_free(&s);
+    ck_assert(ryz_suite_parse(SUITE_TEXT, "acc.ini", &s) == RYZ_OK);
+    ck_assert(isnan(s.acc.max_collective_ratio) && isnan(s.acc.min_bandwidth_scaling));
+    ryz_suite_free(&s);
+}
+END_TEST
+
+START_TEST(test_evaluate_comm) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
+    make_comm_results(&r);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ck_assert_int_eq(c.n, 3 + 2 * 2); /* tolerance per TP; two thresholds per TP > 1 */
+    const ryz_check *ratio2 = find(&c, 2, "collective_ratio");
+    const ryz_check *ratio4 = find(&c, 4, "collective_ratio");
+    const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
+    const ryz_check *bw4 = find(&c, 4, "bandwidth_scaling");
+    ck_assert(ratio2 && ratio4 && bw2 && bw4);
+    ck_assert(ratio2->pass && ratio2->measured == 1.08 && ratio2->threshold == 1.10);
+    ck_assert(!ratio4->pass && ratio4->measured == 1.5 && !strcmp(ratio4->op, "<="));
+    ck_assert_msg(strstr(ratio4->note, "all_reduce of 3072 bytes"), "%s", ratio4->note);
+    ck_assert(bw2->pass && fabs(bw2->measured - 1.0) < 1e-12);
+    ck_assert(!bw4->pass && fabs(bw4->measured - 0.75) < 1e-12 && !strcmp(bw4->op, ">="));
+    ck_assert_int_eq(c.failed, 2);
+    ryz_checks_free(&c);
+    /* Not measured is a failure that says so, not a pass. */
+    for (size_t i = 0; i < r.n_collectives; i++) r.collectives[i].last_over_isolated = 0;
+    r.timing[1].read_bandwidth_gbs = 0;
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ck_assert(!find(&c, 2, "collective_ratio")->pass && !find(&c, 2, "bandwidth_scaling")->pass);
+    ck_assert(strstr(find(&c, 2, "collective_ratio")->note, "not measured"));
+    ck_assert(strstr(find(&c, 2, "bandwidth_scaling")->note, "not measured"));
+    ck_assert_int_eq(c.failed, 4);
+    ryz_checks_free(&c);
+    r.meta.oversubscribed = 1; /* timing checks: skipped */
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ck_assert_int_eq(c.failed, 0);
+    ck_assert_int_eq(c.skipped, 4);
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* Number of occurrences of needle in the file at path. */
 static int count_in_file(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");
@@ -130,6 +220,18 @@ START_TEST(test_junit) {
     ck_assert_int_eq(count_in_file(path, "<testcase "), c.n);
     ck_assert_int_eq(count_in_file(path, "<failure "), c.failed);
     ck_assert_int_eq(count_in_file(path, "measured 3, threshold &gt;= 3.8"), 2);
+    ryz_checks_free(&c);
+    ryz_suite_free(&s);
+    ryz_results_free(&r);
+    /* A failed communication check carries its note (which op and size). */
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
+    make_comm_results(&r);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ck_assert_int_eq(ryz_checks_write_junit(&c, "acc", path), RYZ_OK);
+    ck_assert_int_eq(count_in_file(path, "<failure "), 2);
+    ck_assert_int_eq(count_in_file(path, "collective_ratio: measured 1.5, threshold &lt;= 1.1 "
+                                         "(worst: all_reduce of 3072 bytes"),
+                     2);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "command -v xmllint >/dev/null || exit 0; xmllint --noout %s", path);
     ck_assert_msg(system(cmd) == 0, "xmllint rejects %s", path);
@@ -168,6 +270,8 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_parse_acceptance);
     tcase_add_test(tc, test_evaluate);
+    tcase_add_test(tc, test_parse_comm_keys);
+    tcase_add_test(tc, test_evaluate_comm);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
     suite_add_tcase(s, tc);

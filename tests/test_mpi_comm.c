@@ -2,7 +2,9 @@
  * data check passes out of place and in place, the fault hook is caught as
  * #wrong on every rank, sizes split by rank are multiples of 4k, and ranks
  * that disagree on the sweep fail with EINVAL naming both values instead of
- * hanging.
+ * hanging. Then the suite's in-situ statistics that hold collectives to
+ * that harness (ryz_suite_collectives): the cross-rank reduction, its
+ * columns, and ranks whose records differ (a warning, not a hang).
  *
  * Run under mpirun with CK_FORK=no. Every rank runs the same tests in the
  * same order; the exit code is the same on every rank (failures of all ranks
@@ -11,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 #include "ryz/bench.h"
 #include "ryz/comm.h"
+#include "ryz/suite.h"
 
 static ryz_comm *g_world;
 static int g_rank, g_k;
@@ -158,6 +162,111 @@ START_TEST(test_world_keeps_working_after_disagreement) {
 }
 END_TEST
 
+/* ---- in situ: ryz_suite_collectives ------------------------------------ */
+
+START_TEST(test_cross_rank_reduction) {
+    /* 3 ranks x 4 calls, rank-major; call 2 has the same time everywhere */
+    const double secs[] = {5, 1, 7, 2, /* rank 0 */
+                           3, 4, 7, 9, /* rank 1 */
+                           4, 2, 7, 1};
+    const double last[] = {3, 1, 7, 1}, wait[] = {2, 3, 0, 8};
+    double got_last[4], got_wait[4];
+    ryz_collectives_cross_rank(secs, 3, 4, got_last, got_wait);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(got_last[i] == last[i], "call %d: last %g, want %g", i, got_last[i], last[i]);
+        ck_assert_msg(got_wait[i] == wait[i], "call %d: wait %g, want %g", i, got_wait[i], wait[i]);
+    }
+    ryz_collectives_cross_rank(secs, 1, 4, got_last, got_wait); /* one rank: its own, no wait */
+    for (int i = 0; i < 4; i++) ck_assert(got_last[i] == secs[i] && got_wait[i] == 0);
+}
+END_TEST
+
+enum { AR_CALLS = 30, AG_CALLS = 10, AR_FLOATS = 768, AG_FLOATS = 8 };
+
+/* Clears the world's records, then issues AR_CALLS in-place all-reduces of
+ * AR_FLOATS, AG_CALLS all-gathers of AG_FLOATS per rank and one barrier. */
+static void issue_model_like_calls(void) {
+    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    ryz_comm_records_clear(g_world);
+    alarm(HANG_LIMIT_S);
+    for (int i = 0; i < AR_CALLS; i++)
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
+    for (int i = 0; i < AG_CALLS; i++)
+        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
+    ck_assert_int_eq(ryz_comm_barrier(g_world), RYZ_OK);
+    alarm(0);
+    free(x);
+}
+
+/* Runs ryz_suite_collectives on the world (rows on rank 0 only). */
+static void insitu(ryz_results *res, double *comm_s) {
+    ryz_results_init(res);
+    alarm(HANG_LIMIT_S);
+    ryz_status st = ryz_suite_collectives(g_world, "t", 1, g_rank == 0 ? res : NULL, comm_s);
+    alarm(0);
+    ck_assert_msg(st == RYZ_OK, "rank %d/%d: %s", g_rank, g_k, ryz_last_error());
+}
+
+START_TEST(test_insitu_columns) {
+    ryz_results res;
+    double comm_s = -1;
+    issue_model_like_calls();
+    insitu(&res, &comm_s);
+    ck_assert(comm_s > 0);
+    if (g_rank != 0) {
+        ck_assert_uint_eq(res.n_collectives, 0);
+        return;
+    }
+    ck_assert_uint_eq(res.n_collectives, 2); /* the barrier has no row */
+    const ryz_row_collective *ar = &res.collectives[0], *ag = &res.collectives[1];
+    ck_assert_str_eq(ar->op, "all_reduce");
+    ck_assert_uint_eq(ar->bytes, 4 * AR_FLOATS);
+    ck_assert_uint_eq(ar->count, AR_CALLS);
+    ck_assert_str_eq(ag->op, "all_gather");
+    ck_assert_uint_eq(ag->bytes, 4u * AG_FLOATS * (unsigned)g_k);
+    ck_assert_uint_eq(ag->count, AG_CALLS);
+    for (size_t i = 0; i < res.n_collectives; i++) {
+        const ryz_row_collective *c = &res.collectives[i];
+        ck_assert(c->tp == g_k && c->p50_us > 0 && c->p50_us <= c->p99_us);
+        if (g_k == 1) { /* no other rank: the cross-rank columns are not measured */
+            ck_assert(c->p50_last_us == 0 && c->wait_p50_us == 0 && c->isolated_p50_us == 0);
+            continue;
+        }
+        /* per call, the fastest rank is at most rank 0: so are their medians */
+        ck_assert_msg(c->p50_last_us > 0 && c->p50_last_us <= c->p50_us,
+                      "%s: p50_last %g, p50 %g", c->op, c->p50_last_us, c->p50_us);
+        ck_assert(c->wait_p50_us >= 0);
+        ck_assert(c->isolated_p50_us > 0);
+        ck_assert(fabs(c->last_over_isolated - c->p50_last_us / c->isolated_p50_us) <=
+                  1e-12 * c->last_over_isolated);
+    }
+    ryz_results_free(&res);
+}
+END_TEST
+
+START_TEST(test_insitu_ranks_disagree) {
+    if (g_k < 2)
+        return;
+    ryz_results res;
+    double comm_s;
+    issue_model_like_calls();
+    if (g_rank == 1)
+        ryz_comm_records_clear(g_world); /* rank 1 now holds no records */
+    insitu(&res, &comm_s);                /* a warning, no hang, no error */
+    if (g_rank == 0) {
+        ck_assert_uint_eq(res.n_collectives, 2); /* rank 0's own view is still there */
+        for (size_t i = 0; i < res.n_collectives; i++) {
+            const ryz_row_collective *c = &res.collectives[i];
+            ck_assert(c->p50_us > 0);
+            ck_assert(c->p50_last_us == 0 && c->wait_p50_us == 0 && c->isolated_p50_us == 0);
+        }
+    }
+    ryz_results_free(&res);
+    issue_model_like_calls(); /* and the world still works */
+}
+END_TEST
+
 static Suite *comm_suite(void) {
     Suite *s = suite_create("mpi_comm");
     TCase *tc = tcase_create("harness");
@@ -167,6 +276,12 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_ranks_disagree_on_size);
     tcase_add_test(tc, test_ranks_disagree_on_sweep);
     tcase_add_test(tc, test_world_keeps_working_after_disagreement);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("insitu");
+    tcase_set_timeout(tc, HANG_LIMIT_S);
+    tcase_add_test(tc, test_cross_rank_reduction);
+    tcase_add_test(tc, test_insitu_columns);
+    tcase_add_test(tc, test_insitu_ranks_disagree);
     suite_add_tcase(s, tc);
     return s;
 }

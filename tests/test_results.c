@@ -136,10 +136,13 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
         t.median_s = 0.1 + k, t.p10_s = 0.01 * k, t.p90_s = DBL_MAX / (k + 1);
         t.tokens_per_s = 1234.5 * k, t.ttft_s = 1e-9 + k, t.speedup = 1.75 + k;
         t.efficiency = 0.875 - k, t.comm_fraction = 0.0625 * k, t.roofline_fraction = -k;
+        t.read_bandwidth_gbs = 31.25 + k;
         l.tp = 8 - k;
         l.bytes = UINT64_MAX - (uint64_t)k, l.count = (uint64_t)k << 40;
         l.p50_us = 5.5 + k, l.p99_us = 77.25 * k, l.mean_us = DBL_MIN * k;
         l.algbw_gbs = 12.5 + k, l.busbw_gbs = 21.875 + k;
+        l.p50_last_us = 4.25 + k, l.wait_p50_us = 0.5 * k, l.isolated_p50_us = 3.75 + k;
+        l.last_over_isolated = l.p50_last_us / l.isolated_p50_us;
         m.tp = 2 + k, m.rank = k;
         m.weights = 3ull << 30 | (uint64_t)k, m.kv_cache = 5ull << 20, m.scratch = 4096 + k;
         m.peak_rss = (uint64_t)1 << 63, m.mem_efficiency = 0.96875 - k;
@@ -241,6 +244,7 @@ static void assert_results_equal(const ryz_results *got, const ryz_results *want
         EQ_DBL(a, b, efficiency);
         EQ_DBL(a, b, comm_fraction);
         EQ_DBL(a, b, roofline_fraction);
+        EQ_DBL(a, b, read_bandwidth_gbs);
     }
     for (size_t i = 0; i < got->n_collectives; i++) {
         const ryz_row_collective *a = &got->collectives[i], *b = &want->collectives[i];
@@ -254,6 +258,10 @@ static void assert_results_equal(const ryz_results *got, const ryz_results *want
         EQ_DBL(a, b, mean_us);
         EQ_DBL(a, b, algbw_gbs);
         EQ_DBL(a, b, busbw_gbs);
+        EQ_DBL(a, b, p50_last_us);
+        EQ_DBL(a, b, wait_p50_us);
+        EQ_DBL(a, b, isolated_p50_us);
+        EQ_DBL(a, b, last_over_isolated);
     }
     for (size_t i = 0; i < got->n_memory; i++) {
         const ryz_row_memory *a = &got->memory[i], *b = &want->memory[i];
@@ -381,7 +389,7 @@ START_TEST(test_file_layout) {
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         ck_assert_msg(H5Aexists(f, attrs[i]) > 0, "no attribute %s", attrs[i]);
     const char *dsets[] = {"/correctness", "/timing", "/collectives", "/memory", "/samples"};
-    const int members[] = {11, 13, 10, 8, 5}, rows[] = {3, 3, 3, 3, 4};
+    const int members[] = {11, 14, 14, 8, 5}, rows[] = {3, 3, 3, 3, 4};
     for (int i = 0; i < 5; i++) {
         hid_t d = H5Dopen2(f, dsets[i], H5P_DEFAULT);
         ck_assert_msg(d >= 0, "no dataset %s", dsets[i]);
@@ -399,21 +407,72 @@ START_TEST(test_file_layout) {
 }
 END_TEST
 
-START_TEST(test_schema_version_refused) {
-    char path[PATH_LEN];
-    write_sample_file(in_tmp(path, "v2.h5"));
+/* Sets the schema_version attribute of the file at path. */
+static void set_version(const char *path, int32_t v) {
     hid_t f = open_h5(path, H5F_ACC_RDWR);
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
-    int32_t v = 2;
     ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_INT32, &v), 0);
     H5Aclose(a), H5Fclose(f);
-    ryz_results back;
-    ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
-    assert_error_has(path);
-    assert_error_has("schema version 2, this build reads 1");
-    ck_assert_ptr_null(back.correctness); /* nothing half-read is returned */
-    ck_assert_ptr_null(back.meta.tool_version);
-    ryz_results_free(&back);
+}
+
+START_TEST(test_schema_version_refused) {
+    char path[PATH_LEN], want[96];
+    write_sample_file(in_tmp(path, "v3.h5"));
+    for (int32_t v = 0; v <= RYZ_RESULTS_SCHEMA + 1; v += RYZ_RESULTS_SCHEMA + 1) {
+        set_version(path, v);
+        ryz_results back;
+        ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
+        assert_error_has(path);
+        snprintf(want, sizeof want, "schema version %d, this build reads %d to %d", (int)v,
+                 RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA);
+        assert_error_has(want);
+        ck_assert_ptr_null(back.correctness); /* nothing half-read is returned */
+        ck_assert_ptr_null(back.meta.tool_version);
+        ryz_results_free(&back);
+    }
+}
+END_TEST
+
+/* tests/data/results-schema1.h5 was written by the schema 1 writer (git
+ * f3728c5: `ryz suite suites/scaling-110m.ini` on two ranks, before the
+ * schema 2 columns): it reads, with those columns 0. */
+START_TEST(test_schema1_file_reads) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema1.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(r.meta.schema_version, 1);
+    ck_assert_uint_gt(r.n_timing, 0);
+    ck_assert_uint_gt(r.n_collectives, 0);
+    for (size_t i = 0; i < r.n_timing; i++) {
+        ck_assert(r.timing[i].median_s > 0);
+        ck_assert(r.timing[i].read_bandwidth_gbs == 0);
+    }
+    for (size_t i = 0; i < r.n_collectives; i++) {
+        const ryz_row_collective *c = &r.collectives[i];
+        ck_assert(c->p50_us > 0 && c->count > 0);
+        ck_assert(c->p50_last_us == 0 && c->wait_p50_us == 0);
+        ck_assert(c->isolated_p50_us == 0 && c->last_over_isolated == 0);
+    }
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* A file that claims schema 2 must have the schema 2 columns. */
+START_TEST(test_schema2_needs_new_columns) {
+    char path[PATH_LEN];
+    ryz_results r;
+    size_t len = 0;
+    char *bytes = test_slurp("tests/data/results-schema1.h5", &len);
+    FILE *f = fopen(in_tmp(path, "v1-as-2.h5"), "wb");
+    ck_assert_ptr_nonnull(bytes);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    free(bytes);
+    set_version(path, 2);
+    ck_assert_int_eq(ryz_results_read(path, &r), RYZ_EINVAL);
+    assert_error_has("has no member read_bandwidth_gbs");
+    ryz_results_free(&r);
 }
 END_TEST
 
@@ -605,7 +664,7 @@ START_TEST(test_print) {
     ck_assert_ptr_nonnull(out);
     ryz_results_print(&r, out);
     fclose(out);
-    const char *want[] = {"schema_version: 1",
+    const char *want[] = {"schema_version: 2",
                           "tool_version: ryz 0.3.1-test",
                           "    [case a]",
                           "/correctness: 3 rows",
@@ -634,6 +693,8 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_round_trip_empty_tables);
     tcase_add_test(tc, test_file_layout);
     tcase_add_test(tc, test_schema_version_refused);
+    tcase_add_test(tc, test_schema1_file_reads);
+    tcase_add_test(tc, test_schema2_needs_new_columns);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);
     tcase_add_test(tc, test_write_rename_fails);

@@ -9,7 +9,11 @@
 
 #include "ryz/core.h"
 
-#define RYZ_RESULTS_SCHEMA 1
+/* Layout version written. 2 added /timing read_bandwidth_gbs and the
+ * /collectives last-arriver, wait and isolated columns; version 1 files
+ * are still read, those columns as 0 (not measured). */
+#define RYZ_RESULTS_SCHEMA 2
+#define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
 
 /* /correctness: one row per (case, tp). */
@@ -36,6 +40,8 @@ typedef struct {
     double efficiency;            /* speedup / tp */
     double comm_fraction;         /* time in collectives / wall time, max over ranks */
     double roofline_fraction;     /* decode: tokens/s / (bandwidth / bytes per token); 0 n/a */
+    double read_bandwidth_gbs;    /* read bandwidth of tp ranks streaming at once (GB/s,
+                                     the roofline's); 0 not measured (schema 2) */
 } ryz_row_timing;
 
 /* /collectives: one row per (case, tp, op, bytes); case "comm" for `ryz comm`. */
@@ -47,6 +53,13 @@ typedef struct {
     uint64_t count;               /* calls measured */
     double p50_us, p99_us, mean_us;
     double algbw_gbs, busbw_gbs;  /* nccl-tests conventions, at p50 */
+    /* Schema 2; 0 where not measured (TP 1, `ryz comm` rows, version 1 files). */
+    double p50_last_us;           /* p50 over calls of the fastest rank's time (the
+                                     last to arrive: the collective after all arrived) */
+    double wait_p50_us;           /* p50 over calls of slowest - fastest rank's time */
+    double isolated_p50_us;       /* the same op and size alone on the same ranks
+                                     (`ryz comm`'s harness), p50 */
+    double last_over_isolated;    /* p50_last_us / isolated_p50_us */
 } ryz_row_collective;
 
 /* /memory: one row per (case, tp, rank). */
@@ -116,8 +129,9 @@ const char *ryz_git_rev(void);
  * is removed and PATH is untouched. EIO naming the path and the HDF5 call. */
 ryz_status ryz_results_write(const ryz_results *r, const char *path);
 /* Reads a file written by ryz_results_write. EIO/EINVAL naming the file and
- * the missing or malformed part; a schema version other than
- * RYZ_RESULTS_SCHEMA is EINVAL. */
+ * the missing or malformed part; a schema version outside
+ * [RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA] is EINVAL. Columns a
+ * file's version predates read as 0; meta.schema_version keeps the file's. */
 ryz_status ryz_results_read(const char *path, ryz_results *out);
 /* Checks that `dir` exists and a file can be created in it, before a run
  * spends its compute (EIO naming the directory otherwise). */

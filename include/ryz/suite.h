@@ -45,6 +45,8 @@ typedef struct {
     double max_comm_fraction;      /* decode time in collectives / wall time */
     double min_memory_efficiency;  /* (baseline / k) / largest rank */
     double max_logit_error;        /* teacher-forced max abs error */
+    double max_collective_ratio;   /* last-arriver p50 / isolated p50, worst (op, size) */
+    double min_bandwidth_scaling;  /* decode speedup / (read bw of k ranks / of 1) */
 } ryz_acceptance;
 
 typedef struct {
@@ -114,6 +116,33 @@ typedef struct {
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
                          ryz_results *res, int *failed);
 
+/* Collective statistics of one TP group (docs/performance.md, "Collectives:
+ * in situ against ryz comm"). Collective over c: every rank of c calls it
+ * after the same sequence of collectives. Reads this rank's records of c
+ * (since the last clear) before it issues any collective itself; *comm_s
+ * gets their total seconds. On more than one rank, the ranks then agree
+ * on the number and the (op, bytes) sequence of their records (one
+ * all_gather of a fixed size): when they differ, rank 0 warns and the
+ * cross-rank columns stay 0; when they agree, every call's durations are
+ * gathered and reduced with ryz_collectives_cross_rank. With `isolate`
+ * (and agreement), each distinct (op, bytes) is then run alone on c with
+ * the `ryz comm` harness (ryz_bench_run: warm-up, then back-to-back calls,
+ * p50 of the slowest rank's call, in place where ryz_comm can say so, as
+ * the model's all-reduces are), a few hundred calls at most, which clears
+ * c's records. res (NULL: none) gets one /collectives row per (op, bytes)
+ * of c's records, barriers left out: p50/p99/mean of this rank's times,
+ * p50_last_us, wait_p50_us, isolated_p50_us and their ratio (0 where not
+ * measured). Returns OK or the communication error (every rank alike). */
+ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
+                                 ryz_results *res, double *comm_s);
+/* Per-call reduction over the k ranks of a TP group: seconds holds k rows
+ * (rank-major) of the n calls' durations, call i being the same collective
+ * on every rank. last[i] = the smallest duration of call i (that of the
+ * rank that arrived last, which waited for no one: the collective itself),
+ * wait[i] = largest - smallest (how long the first rank waited for it). */
+void ryz_collectives_cross_rank(const double *seconds, int k, size_t n, double *last,
+                                double *wait);
+
 /* One acceptance check of one (case, TP): measured against threshold. */
 typedef struct {
     char case_name[RYZ_SUITE_NAME_MAX];
@@ -146,7 +175,9 @@ ryz_status ryz_checks_write_junit(const ryz_checks *c, const char *suite_name, c
 /* The per-case table printed while a suite runs (and by `ryz show`). */
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out);
 /* One row for (case, tp) from the results tables; tp 0 prints the baseline
- * (timing and memory only). Prints nothing for rows not (yet) present. */
+ * (timing and memory only); tp > 1 is followed by one line per collective
+ * (p50 in situ, last arriver, wait, isolated, last/isolated). Prints
+ * nothing for rows not (yet) present. */
 void ryz_suite_print_row(const ryz_results *r, const char *case_name, int tp, FILE *out);
 
 #endif

@@ -65,9 +65,9 @@ int ryz_cmd_compare(int argc, char **argv) {
     }
     if (st == RYZ_OK) st = ryz_results_read(files[0], &base);
     if (st == RYZ_OK) st = ryz_results_read(files[1], &cand);
-    if (st == RYZ_OK && base.meta.schema_version != cand.meta.schema_version)
-        st = ryz_error(RYZ_EINVAL, "schema versions differ: %s has %d, %s has %d", files[0],
-                       base.meta.schema_version, files[1], cand.meta.schema_version);
+    /* Files of different schema versions compare: the reader brings every
+     * version it accepts to the current rows (columns added later read 0,
+     * and regressions are judged on columns every version has). */
     if (st == RYZ_OK) st = ryz_regress_compare(&base, &cand, &o, &r);
     if (st == RYZ_OK) ryz_regress_print(&r, stdout);
     if (st == RYZ_OK && json) st = ryz_regress_write_json(&r, json);

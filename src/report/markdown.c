@@ -143,10 +143,10 @@ static void write_correctness(const ryz_results *r, FILE *f) {
 }
 
 static void write_timing(const ryz_results *r, FILE *f) {
-    static const char *cols[] = {"case",      "TP",         "phase",  "runs",
-                                 "median ms", "p10 ms",     "p90 ms", "tokens/s",
-                                 "speedup",   "efficiency", "comm",   "roofline"};
-    table_head(f, "Timing (median of the timed runs)", cols, 12);
+    static const char *cols[] = {"case",   "TP",       "phase",       "runs",    "median ms",
+                                 "p10 ms", "p90 ms",   "tokens/s",    "speedup", "efficiency",
+                                 "comm",   "roofline", "read bw GB/s"};
+    table_head(f, "Timing (median of the timed runs)", cols, 13);
     for (size_t i = 0; i < r->n_timing; i++) {
         const ryz_row_timing *t = &r->timing[i];
         fputs("| ", f);
@@ -156,12 +156,17 @@ static void write_timing(const ryz_results *r, FILE *f) {
                 1e3 * t->p90_s, t->tokens_per_s, t->speedup, 100 * t->efficiency,
                 100 * t->comm_fraction);
         if (t->roofline_fraction > 0)
-            fprintf(f, "%.0f%% |\n", 100 * t->roofline_fraction);
+            fprintf(f, "%.0f%% |", 100 * t->roofline_fraction);
         else
-            fprintf(f, "- |\n");
+            fprintf(f, "- |");
+        if (t->read_bandwidth_gbs > 0)
+            fprintf(f, " %.2f |\n", t->read_bandwidth_gbs);
+        else
+            fprintf(f, " - |\n");
     }
     fprintf(f, "\ncomm: time in collectives / wall time (largest rank); roofline: decode "
-               "tokens/s against read bandwidth / bytes read per token.\n\n");
+               "tokens/s against read bandwidth / bytes read per token; read bw: TP ranks "
+               "streaming at once, in the same run.\n\n");
 }
 
 /* Writes one byte count as a table cell. */
@@ -188,19 +193,31 @@ static void write_memory(const ryz_results *r, FILE *f) {
 }
 
 static void write_collectives(const ryz_results *r, FILE *f) {
-    static const char *cols[] = {"case",   "TP",     "op",      "size",       "calls",
-                                 "p50 us", "p99 us", "mean us", "algbw GB/s", "busbw GB/s"};
-    table_head(f, "Collectives (per call; size as nccl-tests counts it)", cols, 10);
+    static const char *cols[] = {
+        "case",       "TP",          "op",          "size",           "calls",
+        "p50 us",     "p99 us",      "mean us",     "algbw GB/s",     "busbw GB/s",
+        "last p50 us", "wait p50 us", "isolated p50 us", "last/isolated"};
+    table_head(f, "Collectives (per call; size as nccl-tests counts it)", cols, 14);
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
         fputs("| ", f);
         md_text(f, c->case_name);
         fprintf(f, " | %d | %s |", (int)c->tp, c->op);
         bytes_cell(f, c->bytes);
-        fprintf(f, " %llu | %.1f | %.1f | %.1f | %.3f | %.3f |\n", (unsigned long long)c->count,
+        fprintf(f, " %llu | %.1f | %.1f | %.1f | %.3f | %.3f |", (unsigned long long)c->count,
                 c->p50_us, c->p99_us, c->mean_us, c->algbw_gbs, c->busbw_gbs);
+        if (c->isolated_p50_us > 0)
+            fprintf(f, " %.1f | %.1f | %.1f | %.2f |\n", c->p50_last_us, c->wait_p50_us,
+                    c->isolated_p50_us, c->last_over_isolated);
+        else if (c->p50_last_us > 0)
+            fprintf(f, " %.1f | %.1f | - | - |\n", c->p50_last_us, c->wait_p50_us);
+        else
+            fprintf(f, " - | - | - | - |\n");
     }
-    fprintf(f, "\nBandwidths follow the nccl-tests conventions, at p50.\n\n");
+    fprintf(f, "\nBandwidths follow the nccl-tests conventions, at p50. p50 is rank 0's calls "
+               "in situ; last: per call, the fastest rank's time (the last to arrive: the "
+               "collective once all arrived); wait: per call, slowest - fastest rank; isolated: "
+               "the same op and size alone on the same ranks (`ryz comm`'s harness).\n\n");
 }
 
 static void write_plots(const ryz_plot_files *plots, FILE *f) {

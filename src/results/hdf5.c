@@ -106,11 +106,15 @@ static hid_t field_type(const ryz_field *f) {
     return -1;
 }
 
-/* A new compound type with the C layout of a row of `t`; -1 on failure. */
-static hid_t row_type(const ryz_table_desc *t) {
+/* A new compound type with the C layout of a row of `t`; -1 on failure.
+ * With a file type `ftype` (>= 0), only the fields it has a member of, so
+ * a file of an older schema reads into the current rows. */
+static hid_t row_type(const ryz_table_desc *t, hid_t ftype) {
     hid_t ct = H5Tcreate(H5T_COMPOUND, t->row_size);
     for (size_t i = 0; ct >= 0 && i < t->nfields; i++) {
         const ryz_field *f = &t->fields[i];
+        if (ftype >= 0 && H5Tget_member_index(ftype, f->name) < 0)
+            continue;
         hid_t ft = field_type(f);
         herr_t rc = ft < 0 ? -1 : H5Tinsert(ct, f->name, f->offset, ft);
         close_id(ft, H5Tclose);
@@ -168,7 +172,7 @@ static ryz_status write_table(hid_t file, const ryz_results *r, const ryz_table_
     char name[DSET_NAME_MAX];
     hsize_t n = ryz_table_count(r, t), maxdim = H5S_UNLIMITED;
     hsize_t chunk = n == 0 ? 1 : n < CHUNK_ROWS ? n : CHUNK_ROWS;
-    hid_t mtype = row_type(t), ftype = -1, space = -1, dcpl = -1, dset = -1;
+    hid_t mtype = row_type(t, -1), ftype = -1, space = -1, dcpl = -1, dset = -1;
     snprintf(name, sizeof name, "/%s", t->name);
     if (mtype >= 0)
         ftype = H5Tcopy(mtype);
@@ -374,14 +378,14 @@ static ryz_status read_meta_field(hid_t file, const ryz_field *f, ryz_results_me
 }
 
 /* Reads every root attribute into `m`, the schema version first: EINVAL
- * when it is not RYZ_RESULTS_SCHEMA. */
+ * when it is outside [RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA]. */
 static ryz_status read_meta(hid_t file, ryz_results_meta *m, const char *path) {
     ryz_status st = read_meta_field(file, &ryz_results_meta_fields[0], m, path);
     if (st != RYZ_OK)
         return st;
-    if (m->schema_version != RYZ_RESULTS_SCHEMA)
-        return ryz_error(RYZ_EINVAL, "%s: schema version %d, this build reads %d", path,
-                         (int)m->schema_version, RYZ_RESULTS_SCHEMA);
+    if (m->schema_version < RYZ_RESULTS_SCHEMA_OLDEST || m->schema_version > RYZ_RESULTS_SCHEMA)
+        return ryz_error(RYZ_EINVAL, "%s: schema version %d, this build reads %d to %d", path,
+                         (int)m->schema_version, RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA);
     for (size_t i = 1; st == RYZ_OK && i < ryz_results_n_meta_fields; i++)
         st = read_meta_field(file, &ryz_results_meta_fields[i], m, path);
     return st;
@@ -395,10 +399,11 @@ static H5T_class_t field_class(ryz_field_type type, const char **what) {
 }
 
 /* EINVAL (naming `path` and dataset `name`) unless the file type `ftype` is
- * a compound with a member for every field of `t`, of the same class, and
- * strings of the same length. HDF5 converts the rest by member name. */
-static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, const char *path,
-                               const char *name) {
+ * a compound with a member for every field of `t` that schema `version`
+ * has, of the same class, and strings of the same length. HDF5 converts
+ * the rest by member name. */
+static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, int version,
+                               const char *path, const char *name) {
     if (H5Tget_class(ftype) != H5T_COMPOUND)
         return ryz_error(RYZ_EINVAL, "%s: %s is not a compound (table) dataset", path, name);
     for (size_t i = 0; i < t->nfields; i++) {
@@ -406,6 +411,8 @@ static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, const char 
         const char *what;
         H5T_class_t want = field_class(f->type, &what);
         int idx = H5Tget_member_index(ftype, f->name);
+        if (idx < 0 && f->since > version)
+            continue; /* added after this file's version: reads as 0 */
         if (idx < 0)
             return ryz_error(RYZ_EINVAL, "%s: %s has no member %s", path, name, f->name);
         hid_t mt = H5Tget_member_type(ftype, (unsigned)idx);
@@ -419,9 +426,10 @@ static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, const char 
     return RYZ_OK;
 }
 
-/* Reads the dataset /NAME of table `t` into `r` (replacing its rows).
- * EINVAL when missing or of another layout, EIO when unreadable, ENOMEM. */
-static ryz_status read_table(hid_t file, ryz_results *r, const ryz_table_desc *t,
+/* Reads the dataset /NAME of table `t`, written with schema `version`,
+ * into `r` (replacing its rows); fields the file lacks are 0. EINVAL when
+ * missing or of another layout, EIO when unreadable, ENOMEM. */
+static ryz_status read_table(hid_t file, ryz_results *r, const ryz_table_desc *t, int version,
                              const char *path) {
     ryz_status st = RYZ_OK;
     char name[DSET_NAME_MAX];
@@ -441,15 +449,16 @@ static ryz_status read_table(hid_t file, ryz_results *r, const ryz_table_desc *t
         st = ryz_error(RYZ_EINVAL, "%s: %s is not a 1-D dataset", path, name);
         goto cleanup;
     }
-    if ((st = check_layout(ftype, t, path, name)) != RYZ_OK)
+    if ((st = check_layout(ftype, t, version, path, name)) != RYZ_OK)
         goto cleanup;
-    if (n > 0 &&
-        (n > SIZE_MAX || !ryz_mul_ok((size_t)n, t->row_size, &bytes) || !(rows = malloc(bytes)))) {
+    /* calloc: the fields an older file lacks read as 0 */
+    if (n > 0 && (n > SIZE_MAX || !ryz_mul_ok((size_t)n, t->row_size, &bytes) ||
+                  !(rows = calloc(1, bytes)))) {
         st = ryz_error(RYZ_ENOMEM, "%s: out of memory for %llu rows of %s", path,
                        (unsigned long long)n, name);
         goto cleanup;
     }
-    if (n > 0 && ((mtype = row_type(t)) < 0 ||
+    if (n > 0 && ((mtype = row_type(t, ftype)) < 0 ||
                   H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)) {
         st = h5_fail(RYZ_EIO, path, "cannot read %llu rows of %s", (unsigned long long)n, name);
         goto cleanup;
@@ -486,7 +495,7 @@ ryz_status ryz_results_read(const char *path, ryz_results *out) {
     }
     st = read_meta(file, &out->meta, path);
     for (size_t i = 0; st == RYZ_OK && i < RYZ_RESULTS_NTABLES; i++)
-        st = read_table(file, out, &ryz_results_tables[i], path);
+        st = read_table(file, out, &ryz_results_tables[i], out->meta.schema_version, path);
 cleanup:
     close_id(file, H5Fclose);
     if (st != RYZ_OK) {

@@ -24,6 +24,8 @@ typedef struct {
     ryz_field_type type;
     size_t size;    /* sizeof the field (string array length for rows) */
     unsigned flags; /* RYZ_FIELD_* print hints */
+    int since;      /* schema version that added it (0: the first); files of an
+                       older version lack it and read it as 0 */
 } ryz_field;
 
 /* One table of ryz_results: where its array, count and capacity live. */

@@ -8,13 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIELD(T, f, type, flags)                                                                   \
-    { #f, offsetof(T, f), type, sizeof(((T *)0)->f), flags }
+#define FIELD_SINCE(T, f, type, flags, since)                                                      \
+    { #f, offsetof(T, f), type, sizeof(((T *)0)->f), flags, since }
+#define FIELD(T, f, type, flags) FIELD_SINCE(T, f, type, flags, 0)
 #define F_STR(T, f) FIELD(T, f, RYZ_FIELD_STR, 0)
 #define F_I32(T, f) FIELD(T, f, RYZ_FIELD_I32, 0)
 #define F_U64(T, f) FIELD(T, f, RYZ_FIELD_U64, 0)
 #define F_BYTES(T, f) FIELD(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES)
 #define F_F64(T, f) FIELD(T, f, RYZ_FIELD_F64, 0)
+#define F_F64_V2(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 2) /* added in schema 2 */
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 #define C ryz_row_correctness
@@ -40,6 +42,7 @@ static const ryz_field TIMING[] = {
     F_F64(T, efficiency),
     F_F64(T, comm_fraction),
     F_F64(T, roofline_fraction),
+    F_F64_V2(T, read_bandwidth_gbs),
 };
 #undef T
 
@@ -47,7 +50,8 @@ static const ryz_field TIMING[] = {
 static const ryz_field COLLECTIVES[] = {
     F_STR(L, case_name), F_I32(L, tp),        F_STR(L, op),     F_BYTES(L, bytes),
     F_U64(L, count),     F_F64(L, p50_us),    F_F64(L, p99_us), F_F64(L, mean_us),
-    F_F64(L, algbw_gbs), F_F64(L, busbw_gbs),
+    F_F64(L, algbw_gbs), F_F64(L, busbw_gbs), F_F64_V2(L, p50_last_us), F_F64_V2(L, wait_p50_us),
+    F_F64_V2(L, isolated_p50_us), F_F64_V2(L, last_over_isolated),
 };
 #undef L
 

@@ -68,6 +68,70 @@ static const ryz_row_timing *decode_row(const ryz_results *r, const char *name, 
     return NULL;
 }
 
+/* Writes a note on the last check added (unless it was skipped, whose
+ * note says why). */
+static void note_last(ryz_checks *c, const char *what) {
+    ryz_check *x = &c->checks[c->n - 1];
+    if (!x->skipped) snprintf(x->note, sizeof x->note, "%s", what);
+}
+
+/* Worst last-arriver / isolated p50 over the collectives of (case, tp)
+ * that have both (NAN when none has); *where names its op and size. */
+static double worst_collective_ratio(const ryz_results *r, const char *name, int tp,
+                                     char *where, size_t cap) {
+    double worst = NAN;
+    snprintf(where, cap, "not measured (no isolated reference)");
+    for (size_t i = 0; i < r->n_collectives; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        if (c->tp != tp || strcmp(c->case_name, name) || !(c->last_over_isolated > 0)) continue;
+        if (!isnan(worst) && c->last_over_isolated <= worst) continue;
+        worst = c->last_over_isolated;
+        snprintf(where, cap, "worst: %s of %llu bytes, last-arriver %.1f us / isolated %.1f us",
+                 c->op, (unsigned long long)c->bytes, c->p50_last_us, c->isolated_p50_us);
+    }
+    return worst;
+}
+
+/* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
+ * (NAN when a bandwidth or the speedup is missing); *why says which. */
+static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, char *why,
+                                size_t cap) {
+    const ryz_row_timing *d = decode_row(r, name, tp), *d1 = decode_row(r, name, 1);
+    double bw1 = d1 && d1->read_bandwidth_gbs > 0 ? d1->read_bandwidth_gbs
+                                                  : r->meta.read_bandwidth_gbs;
+    if (!d || !(d->read_bandwidth_gbs > 0) || !(bw1 > 0) || !(d->speedup > 0)) {
+        snprintf(why, cap, "not measured (decode speedup or read bandwidth missing)");
+        return NAN;
+    }
+    double ratio = d->read_bandwidth_gbs / bw1;
+    snprintf(why, cap, "speedup %.3f / bandwidth ratio %.3f (%.2f / %.2f GB/s)", d->speedup,
+             ratio, d->read_bandwidth_gbs, bw1);
+    return d->speedup / ratio;
+}
+
+/* The collective-ratio and bandwidth-scaling checks of one sharded (case,
+ * tp); a figure that was not measured fails (a gate must not pass on
+ * nothing), saying so in its note. */
+static ryz_status check_comm(const ryz_acceptance *a, const ryz_results *r, const char *n,
+                             int tp, ryz_checks *out) {
+    int skip = r->meta.oversubscribed;
+    char note[sizeof out->checks->note];
+    ryz_status st = RYZ_OK;
+    if (!isnan(a->max_collective_ratio)) {
+        double worst = worst_collective_ratio(r, n, tp, note, sizeof note);
+        st = add_check(out, n, tp, "collective_ratio", isnan(worst) ? INFINITY : worst,
+                       a->max_collective_ratio, 0, skip);
+        if (st == RYZ_OK) note_last(out, note);
+    }
+    if (st == RYZ_OK && !isnan(a->min_bandwidth_scaling)) {
+        double scaling = bandwidth_scaling(r, n, tp, note, sizeof note);
+        st = add_check(out, n, tp, "bandwidth_scaling", isnan(scaling) ? 0 : scaling,
+                       a->min_bandwidth_scaling, 1, skip);
+        if (st == RYZ_OK) note_last(out, note);
+    }
+    return st;
+}
+
 /* The threshold checks of one sharded (case, tp). */
 static ryz_status check_scaling(const ryz_acceptance *a, const ryz_results *r,
                                 const ryz_row_correctness *row, ryz_checks *out) {
@@ -90,6 +154,7 @@ static ryz_status check_scaling(const ryz_acceptance *a, const ryz_results *r,
     if (st == RYZ_OK && !isnan(a->min_memory_efficiency))
         st = add_check(out, n, tp, "memory_efficiency", isnan(me) ? 0 : me,
                        a->min_memory_efficiency, 1, 0);
+    if (st == RYZ_OK) st = check_comm(a, r, n, tp, out);
     return st;
 }
 
@@ -155,9 +220,10 @@ static void junit_case(FILE *f, const ryz_checks *c, const char *suite, const ch
         fprintf(f, "    <testcase classname=\"");
         xml_escaped(f, suite), fputc('.', f), xml_escaped(f, name);
         fprintf(f, "\" name=\"tp%d.%s\" time=\"0\">", x->tp, x->check);
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s: measured %.6g, threshold %s %.6g", x->check, x->measured,
-                 x->op, x->threshold);
+        char msg[sizeof x->check + sizeof x->note + 96];
+        snprintf(msg, sizeof msg, "%s: measured %.6g, threshold %s %.6g%s%s%s", x->check,
+                 x->measured, x->op, x->threshold, x->note[0] ? " (" : "", x->note,
+                 x->note[0] ? ")" : "");
         if (x->skipped) {
             fprintf(f, "<skipped message=\"");
             xml_escaped(f, x->note);

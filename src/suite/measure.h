@@ -15,10 +15,5 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
 /* Gathers RANK_NFIELDS doubles per rank (this rank's memory counters plus
  * comm_s and wall_s) into out (size * RANK_NFIELDS) on every rank. */
 ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out);
-/* Appends one /collectives row per (op, bytes) seen in c's records, from
- * this rank's view (none when res is NULL); returns the total seconds spent
- * in collectives. */
-double ryz_measure_collectives(const ryz_comm *c, const char *case_name, int tp,
-                               ryz_results *res);
 
 #endif

@@ -102,7 +102,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
         ryz_shard_plan(&k->cfg, tp, r, &sh);
         bytes += (double)ryz_model_bytes_per_token(&k->cfg, &sh);
     }
-    double roof = k->B * bw_of(k->bw, tp) / bytes;
+    double bw = bw_of(k->bw, tp), roof = k->B * bw / bytes;
     for (int ph = 0; ph < 2; ph++) {
         ryz_stats st;
         double x[RYZ_SUITE_MAX_REPEAT];
@@ -111,7 +111,8 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
         double tokens = ph ? (double)k->B * rs->decode_steps : (double)k->B * k->P;
         double base = ph ? k->base_decode : k->base_prefill;
         ryz_row_timing row = {.tp = tp, .runs = rs->n, .median_s = st.median, .p10_s = st.p10,
-                              .p90_s = st.p90, .comm_fraction = comm_frac};
+                              .p90_s = st.p90, .comm_fraction = comm_frac,
+                              .read_bandwidth_gbs = bw / 1e9};
         snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
         snprintf(row.phase, sizeof row.phase, "%s", ph ? "decode" : "prefill");
         row.tokens_per_s = st.median > 0 ? tokens / st.median : 0;
@@ -147,14 +148,18 @@ static double add_memory(case_ctx *k, int tp, const double *ranks) {
     return frac;
 }
 
-/* After timed runs on group c: collectives, per-rank figures, timing rows
- * (lead only adds rows). */
+/* After timed runs on group c: collectives (with their cross-rank and
+ * isolated columns when tp > 1), per-rank figures, timing rows (lead only
+ * adds rows). */
 static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs) {
     int lead = ryz_comm_rank(c) == 0;
-    double comm_s = ryz_measure_collectives(c, k->c->name, tp, lead && tp > 1 ? k->res : NULL);
+    double comm_s = 0;
+    ryz_status st = ryz_suite_collectives(c, k->c->name, tp > 1, lead && tp > 1 ? k->res : NULL,
+                                          &comm_s);
+    if (st != RYZ_OK) return st;
     double *ranks = malloc((size_t)tp * RANK_NFIELDS * sizeof *ranks);
     if (!ranks) return ryz_error(RYZ_ENOMEM, "out of memory");
-    ryz_status st = ryz_measure_ranks(c, comm_s, rs->wall_s, ranks);
+    st = ryz_measure_ranks(c, comm_s, rs->wall_s, ranks);
     if (st == RYZ_OK && lead) {
         if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
         double frac = add_memory(k, tp, ranks);

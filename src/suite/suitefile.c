@@ -32,13 +32,14 @@ static const char *const SUITE_KEYS[K_NSUITE] = {"name",    "ranks", "repeat", "
 static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
                                                "new_tokens", "backend", "comm"};
 enum { K_MIN_SPEEDUP, K_MIN_EFF, K_MAX_AR_P99, K_AR_BYTES, K_MAX_COMM, K_MIN_MEM, K_MAX_ERR,
-       K_NACCEPT };
+       K_MAX_COLL_RATIO, K_MIN_BW_SCALING, K_NACCEPT };
 static const char *const ACCEPT_KEYS[K_NACCEPT] = {
-    "min_speedup",       "min_efficiency",        "max_allreduce_p99_us", "allreduce_bytes",
-    "max_comm_fraction", "min_memory_efficiency", "max_logit_error"};
+    "min_speedup",          "min_efficiency",        "max_allreduce_p99_us", "allreduce_bytes",
+    "max_comm_fraction",    "min_memory_efficiency", "max_logit_error",      "max_collective_ratio",
+    "min_bandwidth_scaling"};
 #define ACCEPT_KNOWN                                                                             \
     "min_speedup, min_efficiency, max_allreduce_p99_us, allreduce_bytes, max_comm_fraction, "    \
-    "min_memory_efficiency, max_logit_error"
+    "min_memory_efficiency, max_logit_error, max_collective_ratio, min_bandwidth_scaling"
 #define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol"
 #define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm"
 
@@ -195,13 +196,16 @@ static ryz_status set_int(const parser *p, const char *key, const char *val, lon
     return RYZ_OK;
 }
 
-/* Sets a double field from `val` (finite, > 0); EINVAL naming the key. */
-static ryz_status set_pos_double(const parser *p, const char *key, const char *val, double *dst) {
+/* Sets a double field from `val` (finite, > 0); EINVAL naming the key and
+ * showing `example` as a good value. */
+static ryz_status set_pos_double(const parser *p, const char *key, const char *val,
+                                 const char *example, double *dst) {
     char *end = NULL;
     errno = 0;
     double v = strtod(val, &end);
     if (end == val || *end != '\0' || errno == ERANGE || !isfinite(v) || !(v > 0))
-        return perr(p, p->line, "bad value '%s' for %s (want a number > 0, e.g. 1e-4)", val, key);
+        return perr(p, p->line, "bad value '%s' for %s (want a number > 0, e.g. %s)", val, key,
+                    example);
     *dst = v;
     return RYZ_OK;
 }
@@ -275,9 +279,9 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
     case K_THREADS:
         return set_int(p, key, val, 1, &s->threads);
     case K_ATOL:
-        return set_pos_double(p, key, val, &s->atol);
+        return set_pos_double(p, key, val, "1e-4", &s->atol);
     default:
-        return set_pos_double(p, key, val, &s->rtol);
+        return set_pos_double(p, key, val, "1e-4", &s->rtol);
     }
 }
 
@@ -306,8 +310,15 @@ static ryz_status set_thresholds(const parser *p, const char *key, const char *v
 static ryz_status set_accept_key(const parser *p, int k, const char *val) {
     ryz_acceptance *a = &p->s->acc;
     const char *key = ACCEPT_KEYS[k];
-    double *dst[] = {NULL, NULL, &a->max_allreduce_p99_us, &a->allreduce_bytes,
-                     &a->max_comm_fraction, &a->min_memory_efficiency, &a->max_logit_error};
+    double *dst[] = {NULL,
+                     NULL,
+                     &a->max_allreduce_p99_us,
+                     &a->allreduce_bytes,
+                     &a->max_comm_fraction,
+                     &a->min_memory_efficiency,
+                     &a->max_logit_error,
+                     &a->max_collective_ratio,
+                     &a->min_bandwidth_scaling};
     if (k == K_MIN_SPEEDUP) return set_thresholds(p, key, val, a->min_speedup, &a->n_min_speedup);
     if (k == K_MIN_EFF)
         return set_thresholds(p, key, val, a->min_efficiency, &a->n_min_efficiency);
@@ -318,7 +329,9 @@ static ryz_status set_accept_key(const parser *p, int k, const char *val) {
         a->allreduce_bytes = (double)b;
         return RYZ_OK;
     }
-    return set_pos_double(p, key, val, dst[k]);
+    static const char *const example[K_NACCEPT] = {"", "", "5000", "", "0.10", "0.95", "1e-4",
+                                                   "1.10", "0.95"};
+    return set_pos_double(p, key, val, example[k], dst[k]);
 }
 
 /* Applies key number k (K_MODEL..) of the current [case]. */
@@ -539,6 +552,7 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->rtol = 1e-4;
     s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;
     s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
+    s->acc.max_collective_ratio = s->acc.min_bandwidth_scaling = NAN;
     s->text = strdup(text);
     if (!s->text)
         return ryz_error(RYZ_ENOMEM, "%s: out of memory for the suite text", where);

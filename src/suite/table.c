@@ -55,6 +55,30 @@ static void print_correctness(const ryz_row_correctness *c, FILE *out) {
             greedy);
 }
 
+/* The ratio cell of a collective row: "-" when not measured. */
+static void ratio_cell(const ryz_row_collective *c, char *cell, size_t cap) {
+    if (c->last_over_isolated > 0) snprintf(cell, cap, "%.2f", c->last_over_isolated);
+    else snprintf(cell, cap, "-");
+}
+
+/* Under a TP row, its collectives: in situ (rank 0's calls), last arriver
+ * and wait (per call across the ranks) and isolated, all p50 per call. */
+static void print_collectives(const ryz_results *r, const char *name, int tp, FILE *out) {
+    int head = 0;
+    for (size_t i = 0; i < r->n_collectives; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        if (c->tp != tp || strcmp(c->case_name, name)) continue;
+        if (!head++)
+            fprintf(out, "       %-14s %10s %7s %9s %9s %9s %9s %9s\n", "collective p50", "bytes",
+                    "calls", "in-situ", "last-arr", "wait", "isolated", "last/iso");
+        char ratio[16];
+        ratio_cell(c, ratio, sizeof ratio);
+        fprintf(out, "       %-14s %10llu %7llu %6.1f us %6.1f us %6.1f us %6.1f us %9s\n", c->op,
+                (unsigned long long)c->bytes, (unsigned long long)c->count, c->p50_us,
+                c->p50_last_us, c->wait_p50_us, c->isolated_p50_us, ratio);
+    }
+}
+
 void ryz_suite_print_row(const ryz_results *r, const char *name, int tp, FILE *out) {
     if (!r) return;
     int ttp = tp == 0 ? 1 : tp; /* TP=1 timing is the baseline's */
@@ -70,5 +94,6 @@ void ryz_suite_print_row(const ryz_results *r, const char *name, int tp, FILE *o
             1e3 * pre->median_s, dec->tokens_per_s, dec->speedup, dec->efficiency,
             100 * dec->comm_fraction, 100 * dec->roofline_fraction, bytes / 1048576.0, eff_mem,
             !c ? "" : c->pass ? "PASS" : "FAIL");
+    if (tp > 1) print_collectives(r, name, tp, out);
     fflush(out);
 }

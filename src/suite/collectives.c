@@ -1,0 +1,273 @@
+/* The collectives of one TP group, three ways (docs/performance.md,
+ * "Collectives: in situ against ryz comm"): this rank's per-call times as
+ * the model saw them; per call across the ranks, the fastest rank's time
+ * (the last to arrive, so the collective itself) and the spread (how long
+ * the first rank waited for the last); and the same (op, bytes) run alone
+ * with the `ryz comm` harness, the reference the in-situ figure is held
+ * to. All of it after the timed runs, never inside them. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ryz/bench.h"
+#include "ryz/suite.h"
+
+/* The isolated reference: ISOLATED_WARMUP calls, then up to ISOLATED_ITERS
+ * timed ones, fewer (not below ISOLATED_MIN_ITERS) where the in-situ
+ * last-arriver p50 says they would take more than ISOLATED_BUDGET_S. */
+enum { ISOLATED_ITERS = 200, ISOLATED_MIN_ITERS = 20, ISOLATED_WARMUP = 20 };
+#define ISOLATED_BUDGET_S 0.05
+
+/* What the ranks agree on before gathering anything sized by the records:
+ * allocation success, the record count and an FNV-1a hash of the (op,
+ * bytes) sequence. 24 bytes, sent as 6 floats. */
+typedef struct {
+    uint64_t ok, n, hash;
+} rec_key;
+enum { KEY_FLOATS = sizeof(rec_key) / sizeof(float) };
+
+/* One call of this rank's records, for grouping by (op, bytes). */
+typedef struct {
+    ryz_comm_op op;
+    uint64_t bytes;
+    size_t i; /* index in call order */
+} call_ref;
+
+typedef struct {
+    ryz_comm *c;
+    int k, rank;
+    const char *case_name;
+    size_t n;                 /* records of this rank */
+    double *secs;             /* (n) this rank's durations, in call order */
+    call_ref *calls;          /* (n) sorted by (op, bytes, i) */
+    double *all;              /* (k, n) every rank's durations */
+    double *last, *wait;      /* (n) per call; valid when `agreed` */
+    double *scratch;          /* (n) statistics buffer */
+    rec_key *keys;            /* (k) */
+    int agreed;               /* k > 1 and every rank recorded the same calls */
+    ryz_row_collective *rows; /* (n) one per (op, bytes) */
+    size_t n_rows;
+} group_ctx;
+
+static void ctx_free(group_ctx *x) {
+    free(x->secs), free(x->calls), free(x->all), free(x->last), free(x->wait);
+    free(x->scratch), free(x->keys), free(x->rows);
+}
+
+/* Copies this rank's records (before any collective of ours adds one) and
+ * allocates every buffer; 0 when out of memory (the ranks then learn it
+ * through the agreement, so none is left waiting). */
+static int snapshot(group_ctx *x, double *comm_s) {
+    size_t n = ryz_comm_record_count(x->c), m = n ? n : 1, km;
+    *comm_s = 0;
+    x->secs = malloc(m * sizeof *x->secs);
+    x->calls = malloc(m * sizeof *x->calls);
+    x->all = ryz_mul_ok((size_t)x->k, m, &km) ? malloc(km * sizeof *x->all) : NULL;
+    x->last = calloc(m, sizeof *x->last);
+    x->wait = calloc(m, sizeof *x->wait);
+    x->scratch = malloc(m * sizeof *x->scratch);
+    x->rows = calloc(m, sizeof *x->rows);
+    if (!x->secs || !x->calls || !x->all || !x->last || !x->wait || !x->scratch || !x->rows)
+        return 0;
+    x->n = n;
+    for (size_t i = 0; i < n; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(x->c, i);
+        x->secs[i] = r->seconds;
+        x->calls[i] = (call_ref){.op = r->op, .bytes = r->bytes, .i = i};
+        *comm_s += r->seconds;
+    }
+    return 1;
+}
+
+static uint64_t calls_hash(const call_ref *calls, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)calls[i].op) * 1099511628211ULL;
+        h = (h ^ calls[i].bytes) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Every rank learns every rank's key (one all_gather of KEY_FLOATS, the
+ * same on all of them): ENOMEM on every rank when one could not allocate;
+ * else x->agreed says whether all recorded the same calls, and rank 0
+ * warns when they did not. */
+static ryz_status agree(group_ctx *x, int ok) {
+    rec_key mine = {
+        .ok = (uint64_t)ok, .n = ok ? x->n : 0, .hash = ok ? calls_hash(x->calls, x->n) : 0};
+    ryz_status st = ryz_comm_all_gather(x->c, (const float *)(const void *)&mine,
+                                        (float *)(void *)x->keys, KEY_FLOATS);
+    if (st != RYZ_OK)
+        return st;
+    x->agreed = 1;
+    for (int r = 0; r < x->k; r++) {
+        const rec_key *o = &x->keys[r];
+        if (!o->ok)
+            return ryz_error(RYZ_ENOMEM, "out of memory on rank %d for the %s collective records",
+                             r, x->case_name);
+        if (x->agreed && (o->n != x->keys[0].n || o->hash != x->keys[0].hash)) {
+            x->agreed = 0;
+            if (x->rank == 0)
+                RYZ_WARN("case %s tp=%d: rank 0 recorded %llu collectives, rank %d %llu%s; "
+                         "last-arriver, wait and isolated columns not measured",
+                         x->case_name, x->k, (unsigned long long)x->keys[0].n, r,
+                         (unsigned long long)o->n,
+                         o->n == x->keys[0].n ? " (of other ops or sizes)" : "");
+        }
+    }
+    return RYZ_OK;
+}
+
+void ryz_collectives_cross_rank(const double *seconds, int k, size_t n, double *last,
+                                double *wait) {
+    for (size_t i = 0; i < n; i++) {
+        double lo = seconds[i], hi = seconds[i];
+        for (int r = 1; r < k; r++) {
+            double v = seconds[(size_t)r * n + i];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        last[i] = lo;
+        wait[i] = hi - lo;
+    }
+}
+
+/* Every rank's durations to every rank (doubles travel as pairs of floats,
+ * an exact copy), reduced per call. Only after agreement: the size is the
+ * agreed count, the same on every rank. */
+static ryz_status cross_rank(group_ctx *x) {
+    if (!x->agreed || x->n == 0)
+        return RYZ_OK;
+    size_t per = x->n * (sizeof(double) / sizeof(float));
+    ryz_status st = ryz_comm_all_gather(x->c, (const float *)(const void *)x->secs,
+                                        (float *)(void *)x->all, per);
+    if (st == RYZ_OK)
+        ryz_collectives_cross_rank(x->all, x->k, x->n, x->last, x->wait);
+    return st;
+}
+
+static int cmp_call(const void *a, const void *b) {
+    const call_ref *x = a, *y = b;
+    if (x->op != y->op)
+        return (x->op > y->op) - (x->op < y->op);
+    if (x->bytes != y->bytes)
+        return (x->bytes > y->bytes) - (x->bytes < y->bytes);
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Statistics of `src` at the calls of one group (x->scratch is reordered). */
+static void group_stats(group_ctx *x, const call_ref *g, size_t n, const double *src,
+                        ryz_stats *out) {
+    for (size_t j = 0; j < n; j++)
+        x->scratch[j] = src[g[j].i];
+    ryz_stats_compute(x->scratch, n, out);
+}
+
+/* The row of the n calls g[0..n) of one (op, bytes). */
+static void group_row(group_ctx *x, const call_ref *g, size_t n) {
+    ryz_row_collective *row = &x->rows[x->n_rows++];
+    ryz_stats own, last, wait;
+    group_stats(x, g, n, x->secs, &own);
+    *row = (ryz_row_collective){.tp = x->k,
+                                .bytes = g->bytes,
+                                .count = n,
+                                .p50_us = 1e6 * own.median,
+                                .p99_us = 1e6 * own.p99,
+                                .mean_us = 1e6 * own.mean};
+    snprintf(row->case_name, sizeof row->case_name, "%s", x->case_name);
+    snprintf(row->op, sizeof row->op, "%s", ryz_comm_op_name(g->op));
+    row->algbw_gbs = ryz_bench_algbw_gbs(row->bytes, own.median);
+    row->busbw_gbs = row->algbw_gbs * ryz_comm_busbw_factor(g->op, x->k);
+    if (!x->agreed)
+        return;
+    group_stats(x, g, n, x->last, &last);
+    group_stats(x, g, n, x->wait, &wait);
+    row->p50_last_us = 1e6 * last.median;
+    row->wait_p50_us = 1e6 * wait.median;
+}
+
+/* One row per (op, bytes) of the records, barriers left out. */
+static void group_rows(group_ctx *x) {
+    qsort(x->calls, x->n, sizeof *x->calls, cmp_call);
+    for (size_t i = 0, j; i < x->n; i = j) {
+        for (j = i;
+             j < x->n && x->calls[j].op == x->calls[i].op && x->calls[j].bytes == x->calls[i].bytes;
+             j++) {
+        }
+        if (x->calls[i].op != RYZ_OP_BARRIER)
+            group_row(x, x->calls + i, j - i);
+    }
+}
+
+/* The op of a row by name (rows hold it as text). */
+static ryz_comm_op row_op(const ryz_row_collective *row) {
+    for (int op = 0; op < RYZ_OP_COUNT; op++)
+        if (!strcmp(row->op, ryz_comm_op_name((ryz_comm_op)op)))
+            return (ryz_comm_op)op;
+    return RYZ_OP_COUNT;
+}
+
+/* Timed iterations of the isolated run of a row: the budget at its
+ * last-arriver p50 (the same on every rank: computed from the gathered
+ * durations), for both placements the harness runs. */
+static int isolated_iters(const ryz_row_collective *row) {
+    double per = 2e-6 * row->p50_last_us;
+    if (per <= 0 || ISOLATED_BUDGET_S / per >= ISOLATED_ITERS)
+        return ISOLATED_ITERS;
+    int n = (int)(ISOLATED_BUDGET_S / per);
+    return n < ISOLATED_MIN_ITERS ? ISOLATED_MIN_ITERS : n;
+}
+
+/* Runs row's (op, bytes) alone on x->c and fills its isolated columns.
+ * A size the harness cannot express (not a whole number of floats per
+ * rank) stays 0, decided alike on every rank. */
+static ryz_status isolate_row(group_ctx *x, ryz_row_collective *row) {
+    ryz_comm_op op = row_op(row);
+    if (op == RYZ_OP_COUNT || op == RYZ_OP_BARRIER ||
+        ryz_bench_round_bytes(op, row->bytes, x->k) != row->bytes || row->bytes == 0)
+        return RYZ_OK;
+    ryz_bench_opts o = {.ops = 1u << op,
+                        .min_bytes = row->bytes,
+                        .max_bytes = row->bytes,
+                        .factor = 2,
+                        .iters = isolated_iters(row),
+                        .warmup = ISOLATED_WARMUP};
+    ryz_bench_report rep;
+    ryz_status st = ryz_bench_run(x->c, &o, &rep);
+    if (st == RYZ_OK && rep.n_rows == 1) {
+        const ryz_bench_result *p = &rep.rows[0].place[rep.rows[0].place[1].ran ? 1 : 0];
+        row->isolated_p50_us = p->p50_us;
+        if (p->p50_us > 0)
+            row->last_over_isolated = row->p50_last_us / p->p50_us;
+    }
+    ryz_bench_report_free(&rep);
+    return st;
+}
+
+ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate, ryz_results *res,
+                                 double *comm_s) {
+    group_ctx x = {.c = c, .k = ryz_comm_size(c), .rank = ryz_comm_rank(c), .case_name = case_name};
+    int ok = snapshot(&x, comm_s);
+    ryz_status st = RYZ_OK;
+    if (x.k > 1) {
+        if (!(x.keys = malloc((size_t)x.k * sizeof *x.keys))) {
+            st = ryz_error(RYZ_ENOMEM, "out of memory for %d record keys", x.k);
+            goto cleanup;
+        }
+        st = agree(&x, ok);
+        if (st == RYZ_OK)
+            st = cross_rank(&x);
+    } else if (!ok) {
+        st = ryz_error(RYZ_ENOMEM, "out of memory for the %s collective records", case_name);
+    }
+    if (st != RYZ_OK)
+        goto cleanup;
+    group_rows(&x);
+    for (size_t i = 0; st == RYZ_OK && isolate && x.agreed && i < x.n_rows; i++)
+        st = isolate_row(&x, &x.rows[i]);
+    for (size_t i = 0; st == RYZ_OK && res && i < x.n_rows; i++)
+        st = ryz_results_add_collective(res, &x.rows[i]);
+cleanup:
+    ctx_free(&x);
+    return st;
+}
