@@ -207,6 +207,29 @@ START_TEST(test_suite_unknown_key) {
 }
 END_TEST
 
+/* A bf16 case is held to bf16_atol/bf16_rtol against the f32 reference:
+ * with a tolerance far below bf16's rounding it fails (exit 1). */
+START_TEST(test_suite_bf16_tolerance) {
+    char path[32], h5[32], args[128];
+    temp_path(path);
+    temp_path(h5);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[suite]\nrepeat = 1\nwarmup = 0\nbf16_atol = 1e-7\nbf16_rtol = 1e-7\n\n"
+          "[case b]\nmodel = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 4\ndtype = bf16\n",
+          f);
+    fclose(f);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 1 && count_rows(r.out, 1, "FAIL") == 1 &&
+                      strstr(r.out, "bf16 weights at every TP"),
+                  "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -233,7 +256,7 @@ START_TEST(test_suite_ci_passes) {
     ck_assert_int_eq(res.meta.world_size, 4);
     ck_assert_int_eq(res.meta.cores, cores);
     ck_assert_int_eq(res.meta.oversubscribed, 4 > cores);
-    ck_assert_msg(res.n_correctness == 11 && res.n_timing > 0 && res.n_memory > 0 &&
+    ck_assert_msg(res.n_correctness == 14 && res.n_timing > 0 && res.n_memory > 0 &&
                       res.n_collectives > 0 && res.n_samples > 0,
                   "tables: %zu correctness, %zu timing, %zu memory, %zu collectives, %zu samples",
                   res.n_correctness, res.n_timing, res.n_memory, res.n_collectives, res.n_samples);
@@ -360,6 +383,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_bench_results);
+    tcase_add_test(tc, test_suite_bf16_tolerance);
     tcase_add_test(tc, test_bench_bad_options);
     tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);

@@ -114,6 +114,9 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(s.threads, 1);
     ck_assert_double_eq(s.atol, 1e-4);
     ck_assert_double_eq(s.rtol, 1e-4);
+    ck_assert_double_eq(s.bf16_atol, 2e-2);
+    ck_assert_double_eq(s.bf16_rtol, 2e-2);
+    ck_assert_int_eq(s.cases[0].dtype, RYZ_DTYPE_F32);
     ck_assert_int_eq(s.n_cases, 1);
     ck_assert_int_eq(ryz_suite_max_tp(&s), 1);
     ryz_suite_free(&s);
@@ -209,6 +212,20 @@ START_TEST(test_no_cases) {
     EXPECT_EINVAL("[suite]\nname = q\n", "suites/x.ini:2:", "no [case NAME]");
     EXPECT_EINVAL("", "suites/x.ini:1:", "no [case NAME]");
     EXPECT_EINVAL("; only a comment\n", "no [case NAME]");
+}
+END_TEST
+
+START_TEST(test_dtype) {
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse("[suite]\nbf16_atol = 0.05\nbf16_rtol = 1e-3\n" CASE_OK
+                                     "dtype = bfloat16\n", "x", &s), RYZ_OK);
+    ck_assert_int_eq(s.cases[0].dtype, RYZ_DTYPE_BF16);
+    ck_assert_double_eq(s.bf16_atol, 0.05);
+    ck_assert_double_eq(s.bf16_rtol, 1e-3);
+    ryz_suite_free(&s);
+    EXPECT_EINVAL(CASE_OK "dtype = fp16\n", "suites/x.ini:4:", "bad dtype 'fp16'", "f32 or bf16");
+    EXPECT_EINVAL("[suite]\nbf16_atol = -1\n" CASE_OK, "suites/x.ini:2:", "bf16_atol",
+                  "e.g. 2e-2");
 }
 END_TEST
 
@@ -391,6 +408,7 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_missing_required);
     tcase_add_test(tc, test_no_cases);
     tcase_add_test(tc, test_bad_values);
+    tcase_add_test(tc, test_dtype);
     tcase_add_test(tc, test_parse_ids);
     tcase_add_test(tc, test_max_tp_and_free);
     tcase_add_test(tc, test_load);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "ryz/backend.h"
 #include "ryz/comm.h"
 #include "ryz/core.h"
 #include "ryz/results.h"
@@ -24,6 +25,8 @@ typedef struct {
     int new_tokens;                 /* >= 1 (default 16) */
     char backend[16];               /* "cpu" (default) or "cuda" */
     char comm[16];                  /* "mpi" (default) or "nccl" */
+    ryz_dtype dtype;                /* weight storage of every run (default f32); the
+                                       reference outputs always come from f32 TP=1 */
 } ryz_suite_case;
 
 /* A threshold for one TP degree; tp 0 applies to every TP > 1. */
@@ -56,6 +59,7 @@ typedef struct {
     int warmup;                    /* untimed repetitions (default 1) */
     int threads;                   /* threads per rank (default 1) */
     double atol, rtol;             /* tolerance (default 1e-4, 1e-4) */
+    double bf16_atol, bf16_rtol;   /* tolerance of bf16 cases against f32 (2e-2, 2e-2) */
     ryz_acceptance acc;            /* [acceptance] thresholds */
     ryz_suite_case *cases;         /* malloc'd array */
     int n_cases;

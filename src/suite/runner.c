@@ -48,6 +48,14 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
+/* The tolerance a case's runs are held to against the f32 reference:
+ * the suite's, or bf16's own for a bf16 case (its weights are rounded). */
+static void case_tol(const case_ctx *k, double *atol, double *rtol) {
+    int bf16 = k->c->dtype == RYZ_DTYPE_BF16;
+    *atol = bf16 ? k->s->bf16_atol : k->s->atol;
+    *rtol = bf16 ? k->s->bf16_rtol : k->s->rtol;
+}
+
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. */
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
@@ -100,7 +108,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
     for (int r = 0; r < tp; r++) {
         ryz_shard sh;
         ryz_shard_plan(&k->cfg, tp, r, &sh);
-        bytes += (double)ryz_model_bytes_per_token(&k->cfg, &sh);
+        bytes += (double)ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype);
     }
     double bw = bw_of(k->bw, tp), roof = k->B * bw / bytes;
     for (int ph = 0; ph < 2; ph++) {
@@ -179,28 +187,41 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs
     return st;
 }
 
-/* Baseline on world rank 0 (its timing and memory are the TP=1 rows), then
- * its ids to every rank. */
+/* Opens the case's model on comm with weights of `dtype` (backend b). */
+static ryz_status open_model(case_ctx *k, ryz_comm *comm, ryz_backend *b, ryz_dtype dtype,
+                             ryz_model **m) {
+    ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P, .dtype = dtype};
+    return ryz_model_open(k->c->model, comm, b, &o, m);
+}
+
+/* Baseline on world rank 0: the reference outputs from the f32 model, then
+ * timed runs of the case's dtype (the TP=1 timing and memory rows, and the
+ * reference of speedup); then the ids to every rank. */
 static ryz_status run_baseline(case_ctx *k) {
     ryz_status st = RYZ_OK;
     if (ryz_comm_rank(k->world) == 0) {
         ryz_comm *self = NULL;
-        ryz_backend be;
+        ryz_backend be = {0};
         ryz_model *m = NULL;
         run_samples rs;
-        ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P};
         int *ids = malloc((size_t)k->B * k->len * sizeof(int));
         progress(k, 1, "baseline");
         st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
         if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-        if (st == RYZ_OK) st = ryz_model_open(k->c->model, self, &be, &o, &m);
+        if (st == RYZ_OK) st = open_model(k, self, &be, RYZ_DTYPE_F32, &m);
         if (st == RYZ_OK)
             st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                     k->base_ids, k->base_logits, NULL);
+        if (st == RYZ_OK && k->c->dtype != RYZ_DTYPE_F32) {
+            ryz_model_free(m);
+            m = NULL;
+            st = open_model(k, self, &be, k->c->dtype, &m);
+        }
         if (st == RYZ_OK) st = timed_greedy(k, m, self, k->s->repeat, ids, &rs);
         if (st == RYZ_OK) st = record_group(k, self, 1, &rs);
         free(ids);
         ryz_model_free(m);
+        ryz_backend_free(&be);
         ryz_comm_free(self);
     }
     int ok = st == RYZ_OK;
@@ -226,7 +247,9 @@ static int add_correctness(case_ctx *k, int tp, const ryz_compare *cmp, const in
     int seq = 0, div = first_divergence(k, greedy, &seq), cls = 0;
     if (div >= 0) {
         const float *row = k->base_logits + ((size_t)seq * k->rows + div - 1) * k->cfg.vocab;
-        cls = ryz_compare_near_tie(row, k->cfg.vocab, k->s->atol, k->s->rtol) ? 1 : 2;
+        double atol, rtol;
+        case_tol(k, &atol, &rtol);
+        cls = ryz_compare_near_tie(row, k->cfg.vocab, atol, rtol) ? 1 : 2;
     }
     ryz_row_correctness row = {.tp = tp, .batch = k->B, .positions = cmp->rows,
                                .max_abs = cmp->max_abs, .max_rel = cmp->max_rel,
@@ -249,16 +272,15 @@ static int add_correctness(case_ctx *k, int tp, const ryz_compare *cmp, const in
  * tp > 1; TP=1 timing is the baseline's). */
 static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) {
     int lead = ryz_comm_rank(tpc) == 0;
-    ryz_backend be;
+    ryz_backend be = {0};
     ryz_model *m = NULL;
     run_samples rs;
-    ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P};
     size_t nlog = (size_t)k->B * k->rows * k->cfg.vocab;
     float *logits = lead ? malloc(nlog * sizeof(float)) : NULL;
     int *ids = malloc((size_t)k->B * k->len * sizeof(int));
     ryz_status st = ids && (logits || !lead) ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-    if (st == RYZ_OK) st = ryz_model_open(k->c->model, tpc, &be, &o, &m);
+    if (st == RYZ_OK) st = open_model(k, tpc, &be, k->c->dtype, &m);
     progress(k, tp, "teacher-forced");
     if (st == RYZ_OK)
         st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
@@ -268,11 +290,14 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, tp, &rs);
     if (st == RYZ_OK && lead) {
         ryz_compare cmp;
-        ryz_compare_logits(k->base_logits, logits, k->B * k->rows, k->cfg.vocab, k->s->atol,
-                           k->s->rtol, &cmp);
+        double atol, rtol;
+        case_tol(k, &atol, &rtol);
+        ryz_compare_logits(k->base_logits, logits, k->B * k->rows, k->cfg.vocab, atol, rtol,
+                           &cmp);
         *failed += add_correctness(k, tp, &cmp, ids);
     }
     ryz_model_free(m);
+    ryz_backend_free(&be);
     free(logits);
     free(ids);
     return st;

@@ -24,13 +24,15 @@
 enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE, SECT_ACCEPT };
 
 /* Keys of each section, in the order of the switch in set_*_key. */
-enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_NSUITE };
-enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_NCASE };
+enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_BF16_ATOL, K_BF16_RTOL,
+       K_NSUITE };
+enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_DTYPE, K_NCASE };
 
-static const char *const SUITE_KEYS[K_NSUITE] = {"name",    "ranks", "repeat", "warmup",
-                                                 "threads", "atol",  "rtol"};
+static const char *const SUITE_KEYS[K_NSUITE] = {"name", "ranks", "repeat",    "warmup",
+                                                 "threads", "atol", "rtol", "bf16_atol",
+                                                 "bf16_rtol"};
 static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
-                                               "new_tokens", "backend", "comm"};
+                                               "new_tokens", "backend", "comm",  "dtype"};
 enum { K_MIN_SPEEDUP, K_MIN_EFF, K_MAX_AR_P99, K_AR_BYTES, K_MAX_COMM, K_MIN_MEM, K_MAX_ERR,
        K_MAX_COLL_RATIO, K_MIN_BW_SCALING, K_NACCEPT };
 static const char *const ACCEPT_KEYS[K_NACCEPT] = {
@@ -40,8 +42,8 @@ static const char *const ACCEPT_KEYS[K_NACCEPT] = {
 #define ACCEPT_KNOWN                                                                             \
     "min_speedup, min_efficiency, max_allreduce_p99_us, allreduce_bytes, max_comm_fraction, "    \
     "min_memory_efficiency, max_logit_error, max_collective_ratio, min_bandwidth_scaling"
-#define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol"
-#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm"
+#define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol, bf16_atol, bf16_rtol"
+#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm, dtype"
 
 #define MAX_KEYS 16
 
@@ -280,8 +282,12 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
         return set_int(p, key, val, 1, &s->threads);
     case K_ATOL:
         return set_pos_double(p, key, val, "1e-4", &s->atol);
-    default:
+    case K_RTOL:
         return set_pos_double(p, key, val, "1e-4", &s->rtol);
+    case K_BF16_ATOL:
+        return set_pos_double(p, key, val, "2e-2", &s->bf16_atol);
+    default:
+        return set_pos_double(p, key, val, "2e-2", &s->bf16_rtol);
     }
 }
 
@@ -351,8 +357,12 @@ static ryz_status set_case_key(const parser *p, int k, const char *val) {
         return set_int(p, key, val, 1, &c->new_tokens);
     case K_BACKEND:
         return set_choice(p, key, val, "cpu", "cuda", c->backend, sizeof c->backend);
-    default:
+    case K_COMM:
         return set_choice(p, key, val, "mpi", "nccl", c->comm, sizeof c->comm);
+    default:
+        if (ryz_dtype_parse(val, &c->dtype) != RYZ_OK)
+            return perr(p, p->line, "bad dtype '%s' (want f32 or bf16)", val);
+        return RYZ_OK;
     }
 }
 
@@ -550,6 +560,7 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->threads = 1;
     s->atol = 1e-4;
     s->rtol = 1e-4;
+    s->bf16_atol = s->bf16_rtol = 2e-2;
     s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;
     s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
     s->acc.max_collective_ratio = s->acc.min_bandwidth_scaling = NAN;

@@ -6,6 +6,10 @@
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out) {
     fprintf(out, "\ncase %s: %s  batch %d  prompt %d  new_tokens %d  (%d positions compared)\n",
             c->name, c->model, c->batch, c->prompt_len, c->new_tokens, positions);
+    if (c->dtype != RYZ_DTYPE_F32)
+        fprintf(out, "  %s weights at every TP, each against the f32 TP=1 reference with %s's "
+                     "tolerance (bf16_atol, bf16_rtol)\n",
+                ryz_dtype_name(c->dtype), ryz_dtype_name(c->dtype));
     fprintf(out, "   tp    max_abs    max_rel    min_cos   top1      greedy         prefill_ms "
                  "decode_tok/s speedup   eff  comm%%  roof%% MiB/rank mem_eff  result\n");
     fflush(out);
