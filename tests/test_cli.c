@@ -120,6 +120,45 @@ static char *ids_line(const char *out) {
     return line;
 }
 
+/* --backend and --comm: bad values and combinations are one-line usage
+ * errors; cpu/mpi is the default; cuda without a device (or in a build
+ * without CUDA) is refused before any rank starts, and with one it must
+ * give the cpu run's greedy ids. */
+START_TEST(test_generate_backend_options) {
+    const char *base = "generate --model synthetic:tiny --prompt-ids \"1 2 3\" --new-tokens 8";
+    char args[512];
+    snprintf(args, sizeof args, "%s --backend gpu", base);
+    expect_one_line_error(args, 2, "backend 'gpu' unknown (known: cpu, cuda)");
+    snprintf(args, sizeof args, "%s --comm tcp", base);
+    expect_one_line_error(args, 2, "--comm 'tcp' unknown (known: mpi, nccl)");
+    snprintf(args, sizeof args, "%s --comm nccl", base);
+    expect_one_line_error(args, 2, "--comm nccl needs --backend cuda");
+    char *ids[2];
+    const char *opts[2] = {"", " --backend cpu --comm mpi"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "%s%s", base, opts[k]);
+        test_run r = test_run_ryz(NULL, args);
+        ck_assert_msg(r.code == 0, "ryz %s: exit %d; stderr:\n%s", args, r.code, r.err);
+        ids[k] = ids_line(r.out);
+        test_run_free(&r);
+    }
+    ck_assert_str_eq(ids[0], ids[1]);
+    snprintf(args, sizeof args, "%s --backend cuda", base);
+    test_run r = test_run_ryz(NULL, args);
+    if (r.code == 0) { /* a CUDA build on a GPU */
+        char *gpu = ids_line(r.out);
+        ck_assert_str_eq(gpu, ids[0]);
+        free(gpu);
+    } else {
+        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 &&
+                          strstr(r.err, "ryz: error: no CUDA device: ") && r.out[0] == '\0',
+                      "ryz %s: exit %d; stdout '%s'; stderr '%s'", args, r.code, r.out, r.err);
+    }
+    test_run_free(&r);
+    free(ids[0]), free(ids[1]);
+}
+END_TEST
+
 /* Asserts |a - b| <= 1e-4 * rowmax(|b|) + 1e-4 * |b| for (rows, vocab)
  * logits, naming the worst element. */
 static void assert_logits_close(const float *a, const float *b, int rows, int vocab) {
@@ -378,6 +417,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_help_and_version);
     tcase_add_test(tc, test_generate_tp_rule);
     tcase_add_test(tc, test_generate_bad_input);
+    tcase_add_test(tc, test_generate_backend_options);
     tcase_add_test(tc, test_generate_tp1_equals_tp2);
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);

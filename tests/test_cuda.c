@@ -3,9 +3,11 @@
  * Every vtable op of the cuda backend is run on random inputs at several
  * shapes and compared with the cpu backend within float32 tolerance; the
  * device embedding, vocab mask and argmax with host versions; then memory
- * accounting, the kept-error rule, timers, and the nccl collectives on the
+ * accounting, the kept-error rule, timers, the nccl collectives on the
  * MPI world this process has (one rank as a plain process; run it under
- * `mpirun -np N` on N GPUs for more).
+ * `mpirun -np N` on N GPUs for more), and the whole model on the device:
+ * at TP=1 against the cpu backend, and at TP=N over nccl (device buffers)
+ * and over mpi (staged through the host) against the cpu backend at TP=1.
  *
  * Without CUDA in the build, or without a device, it prints one
  * "test_cuda: SKIP: ..." line and exits 0. Tests do not fork (CK_NOFORK):
@@ -16,6 +18,8 @@
 #include "ryz/backend.h"
 #include "ryz/comm.h"
 #include "ryz/cuda.h"
+#include "ryz/model.h"
+#include "ryz/suite.h"
 
 #include <check.h>
 #include <math.h>
@@ -28,6 +32,8 @@
 
 static ryz_backend g_cpu, g_gpu;
 static ryz_comm *g_world; /* nccl over the MPI world */
+static ryz_comm *g_mpi;   /* mpi over the same world (host buffers) */
+static ryz_comm *g_self;  /* one rank: the TP=1 runs */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 /* ---- helpers --------------------------------------------------------- */
@@ -491,6 +497,141 @@ START_TEST(test_nccl_timeout) {
 }
 END_TEST
 
+/* ---- the whole model ------------------------------------------------ */
+
+/* A whole-model case: source, batch, prompt length, new tokens and the
+ * prefill chunk (chunk < prompt: chunked prefill). */
+typedef struct {
+    const char *src;
+    int batch, prompt, new_tokens, chunk;
+} model_case;
+
+static const model_case model_cases[] = {
+    {"synthetic:tiny", 1, 8, 24, 8},
+    {"synthetic:tiny,heads=8,kv_heads=2,vocab=1003,seed=5", 2, 7, 12, 3},
+    {"synthetic:15m", 1, 16, 32, 16},
+    {"synthetic:15m,seed=2", 2, 9, 16, 4},
+};
+#define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
+
+
+/* The case's prompt (B, P), spanning the vocab (its last id included). */
+static int *case_prompt(const model_case *mc, int vocab) {
+    int n = mc->batch * mc->prompt, *p = malloc((size_t)n * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < n; i++)
+        p[i] = (1 + 97 * i) % vocab;
+    p[n - 1] = vocab - 1;
+    return p;
+}
+
+/* Builds case mc on backend b over comm, generates (teacher forced by
+ * `forced` when non-NULL; greedy with last-only prefill and no logits
+ * when `last_only`), frees the model and returns the run. */
+static test_gen run_case(ryz_backend *b, ryz_comm *comm, const model_case *mc, const int *prompt,
+                        const int *forced, int last_only) {
+    ryz_model_config cfg;
+    ck_assert_msg(ryz_model_source_parse(mc->src, &cfg) == RYZ_OK, "%s", ryz_last_error());
+    int len = mc->prompt + mc->new_tokens;
+    test_gen g = {malloc((size_t)mc->batch * len * sizeof(int)),
+                 last_only ? NULL : host_rand((size_t)mc->batch * (len - 1) * cfg.vocab, 1.0f)};
+    ck_assert_ptr_nonnull(g.ids);
+    ryz_model_opts o = {.max_batch = mc->batch, .max_chunk = mc->chunk};
+    ryz_model *m = NULL;
+    ryz_status st = ryz_model_build(&cfg, comm, b, &o, &m);
+    ck_assert_msg(st == RYZ_OK, "%s on %s: %s", mc->src, b->iface->name, ryz_last_error());
+    ryz_model_set_last_only_prefill(m, last_only);
+    st = ryz_model_generate(m, prompt, mc->batch, mc->prompt, mc->new_tokens, forced, g.ids,
+                            g.logits, NULL);
+    ryz_model_free(m);
+    ck_assert_msg(st == RYZ_OK, "%s on %s (%s comm of %d): %s", mc->src, b->iface->name,
+                  ryz_comm_name(comm), ryz_comm_size(comm), ryz_last_error());
+    return g;
+}
+
+/* The logits of `cand` pass the suite's fp32 gate against `base` (atol
+ * 1e-4 of the logit range, rtol 1e-4) and the greedy ids are identical. */
+static void assert_same_run(const test_gen *base, const test_gen *cand, const model_case *mc,
+                            const char *what) {
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse(mc->src, &cfg), RYZ_OK);
+    int len = mc->prompt + mc->new_tokens;
+    for (int i = 0; i < mc->batch * len; i++)
+        ck_assert_msg(base->ids[i] == cand->ids[i], "%s, %s: greedy id [%d] is %d on cpu, %d here",
+                      mc->src, what, i, base->ids[i], cand->ids[i]);
+    if (!base->logits || !cand->logits)
+        return;
+    ryz_compare cmp;
+    ryz_compare_logits(base->logits, cand->logits, mc->batch * (len - 1), cfg.vocab, 1e-4, 1e-4,
+                       &cmp);
+    ck_assert_msg(cmp.pass,
+                  "%s, %s: logits fail the fp32 gate: %d out of tolerance, %d real top-1 "
+                  "mismatches, max abs error %g at row %d col %d (cpu %.9g, here %.9g)",
+                  mc->src, what, cmp.out_of_tol, cmp.top1_real_mismatch, cmp.max_abs,
+                  cmp.worst_row, cmp.worst_col, cmp.worst_base, cmp.worst_cand);
+}
+
+/* TP=1 on the device against the cpu backend: every position's logits
+ * within fp32 tolerance, greedy ids identical, also with last-only prefill;
+ * the device memory the model took is given back. */
+START_TEST(test_model_cuda_vs_cpu) {
+    const model_case *mc = &model_cases[_i];
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse(mc->src, &cfg), RYZ_OK);
+    int *prompt = case_prompt(mc, cfg.vocab);
+    size_t before[RYZ_MEM_NKINDS];
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        before[k] = ryz_cuda_mem_bytes(&g_gpu, (ryz_mem_kind)k);
+    test_gen cpu = run_case(&g_cpu, g_self, mc, prompt, NULL, 0);
+    test_gen gpu = run_case(&g_gpu, g_self, mc, prompt, NULL, 0);
+    test_gen last = run_case(&g_gpu, g_self, mc, prompt, NULL, 1);
+    assert_same_run(&cpu, &gpu, mc, "cuda at TP=1");
+    assert_same_run(&cpu, &last, mc, "cuda at TP=1, last-only prefill");
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++) {
+        size_t now = ryz_cuda_mem_bytes(&g_gpu, (ryz_mem_kind)k);
+        ck_assert_msg(now == before[k], "%s device bytes after the models: %zu, before %zu",
+                      ryz_mem_kind_name((ryz_mem_kind)k), now, before[k]);
+    }
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    test_gen_free(&cpu), test_gen_free(&gpu), test_gen_free(&last), free(prompt);
+}
+END_TEST
+
+/* TP=N (the world) on the device, teacher forced by the cpu's TP=1 ids:
+ * over nccl (device buffers in place) and over mpi (staged through host
+ * buffers), both within fp32 tolerance of the cpu at TP=1. On one rank
+ * both are TP=1 runs on a one-rank communicator. */
+START_TEST(test_model_tp_on_device) {
+    const model_case *mc = &model_cases[_i];
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse(mc->src, &cfg), RYZ_OK);
+    int *prompt = case_prompt(mc, cfg.vocab);
+    test_gen cpu = run_case(&g_cpu, g_self, mc, prompt, NULL, 0);
+    test_gen nccl = run_case(&g_gpu, g_world, mc, prompt, cpu.ids, 0);
+    test_gen mpi = run_case(&g_gpu, g_mpi, mc, prompt, cpu.ids, 0);
+    ck_assert_int_eq(ryz_tp_staged(&g_gpu, g_world), 0);
+    ck_assert_int_eq(ryz_tp_staged(&g_gpu, g_mpi), ryz_comm_size(g_mpi) > 1);
+    assert_same_run(&cpu, &nccl, mc, "cuda over nccl");
+    assert_same_run(&cpu, &mpi, mc, "cuda over mpi (staged)");
+    test_gen_free(&cpu), test_gen_free(&nccl), test_gen_free(&mpi), free(prompt);
+}
+END_TEST
+
+/* bf16 weights are refused on the device before anything is allocated. */
+START_TEST(test_model_cuda_refuses_bf16) {
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse("synthetic:tiny", &cfg), RYZ_OK);
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = 4, .dtype = RYZ_DTYPE_BF16};
+    ryz_model *m = NULL;
+    size_t before = ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_WEIGHTS);
+    ck_assert_int_eq(ryz_model_build(&cfg, g_self, &g_gpu, &o, &m), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "bf16 not supported by the cuda backend"), "message: %s",
+                  ryz_last_error());
+    ck_assert_ptr_null(m);
+    ck_assert_uint_eq(ryz_cuda_mem_bytes(&g_gpu, RYZ_MEM_WEIGHTS), before);
+}
+END_TEST
+
 /* ---- main --------------------------------------------------------------- */
 
 static Suite *cuda_suite(void) {
@@ -519,14 +660,22 @@ static Suite *cuda_suite(void) {
     tcase_add_test(nccl, test_nccl_split_first);
     tcase_add_test(nccl, test_nccl_timeout);
     suite_add_tcase(s, nccl);
+    TCase *model = tcase_create("model");
+    tcase_set_timeout(model, 300);
+    tcase_add_loop_test(model, test_model_cuda_vs_cpu, 0, N_MODEL_CASES);
+    tcase_add_loop_test(model, test_model_tp_on_device, 0, N_MODEL_CASES);
+    tcase_add_test(model, test_model_cuda_refuses_bf16);
+    suite_add_tcase(s, model);
     return s;
 }
 
-/* Sets up both backends and the nccl world; 0 or 1 with a message. */
+/* Sets up both backends and the nccl, mpi and one-rank comms; 0 or 1 with
+ * a message. */
 static int setup(int *argc, char ***argv) {
     if (ryz_backend_init_cpu(1, &g_cpu) != RYZ_OK ||
         ryz_backend_init_cuda(NULL, &g_gpu) != RYZ_OK || ryz_mpi_init(argc, argv) != RYZ_OK ||
-        ryz_comm_init_nccl_world(&g_world) != RYZ_OK) {
+        ryz_comm_init_nccl_world(&g_world) != RYZ_OK ||
+        ryz_comm_init_mpi_world(&g_mpi) != RYZ_OK || ryz_comm_init_self(&g_self) != RYZ_OK) {
         fprintf(stderr, "test_cuda: set-up failed: %s\n", ryz_last_error());
         return 1;
     }
@@ -551,8 +700,10 @@ int main(int argc, char **argv) {
         failed = srunner_ntests_failed(sr) > 0;
         srunner_free(sr);
     }
+    ryz_comm_free(g_self);
+    ryz_comm_free(g_mpi);
     ryz_comm_free(g_world);
-    ryz_backend_free_cuda(&g_gpu);
+    ryz_backend_free(&g_gpu);
     ryz_backend_free(&g_cpu);
     ryz_mpi_finalize();
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

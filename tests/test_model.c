@@ -6,6 +6,7 @@
 
 #include "ryz/backend.h"
 #include "ryz/comm.h"
+#include "ryz/cuda.h"
 #include "ryz/model.h"
 
 #include <check.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "shadow_backend.h"
 
 /* ================================================================ helpers */
 
@@ -811,6 +813,99 @@ START_TEST(test_argmax) {
 }
 END_TEST
 
+/* The data-movement ops of the vtable on the cpu backend: copies in host
+ * memory, exact. */
+START_TEST(test_backend_upload_download_copy) {
+    enum { ROWS = 3, W = 5, SP = 7, DP = 9 };
+    ck_assert_int_eq(be.iface->host_visible, 1);
+    float src[ROWS * SP], dst[ROWS * DP], back[ROWS * SP];
+    fill_rand(src, ROWS * SP, 40);
+    float *d = be.iface->alloc(be.ctx, RYZ_MEM_SCRATCH, sizeof src);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(be.iface->upload(be.ctx, d, src, sizeof src), RYZ_OK);
+    ck_assert_int_eq(be.iface->download(be.ctx, back, d, sizeof back), RYZ_OK);
+    ck_assert_int_eq(memcmp(back, src, sizeof src), 0);
+    ck_assert_int_eq(be.iface->upload(be.ctx, d, NULL, 0), RYZ_OK); /* nothing to copy */
+    for (int i = 0; i < ROWS * DP; i++) dst[i] = -1.0f;
+    be.iface->copy_rows(be.ctx, dst, DP * sizeof(float), d + 1, SP * sizeof(float),
+                        W * sizeof(float), ROWS);
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < DP; c++)
+            ck_assert_msg(dst[r * DP + c] == (c < W ? src[r * SP + 1 + c] : -1.0f),
+                          "copy_rows: row %d col %d is %g", r, c, (double)dst[r * DP + c]);
+    ryz_backend_copy(&be, dst, src + 2, 3 * sizeof(float)); /* one row */
+    ck_assert_int_eq(memcmp(dst, src + 2, 3 * sizeof(float)), 0);
+    ck_assert(dst[3] == src[1 + 3]); /* untouched past the copy */
+    be.iface->free(be.ctx, d);
+}
+END_TEST
+
+/* embedding (shard edges, outside tokens zero), argmax over strided rows
+ * (ties, -inf, a larger value past n), mask of trailing columns. */
+START_TEST(test_backend_embedding_argmax_mask) {
+    enum { N = 6, DIM = 4, START = 100, LOCAL = 50, ROWS = 4, COLS = 6, LD = 8 };
+    const int tokens[N] = {99, 100, 149, 150, 120, 0};
+    float emb[LOCAL * DIM], x[N * DIM];
+    fill_rand(emb, LOCAL * DIM, 41);
+    be.iface->embedding(be.ctx, x, tokens, N, emb, START, LOCAL, DIM);
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < DIM; c++) {
+            int l = tokens[r] - START;
+            ck_assert(x[r * DIM + c] == (l >= 0 && l < LOCAL ? emb[l * DIM + c] : 0.0f));
+        }
+    float m[ROWS * LD];
+    fill_rand(m, ROWS * LD, 42);
+    m[0 * LD + 1] = m[0 * LD + 4] = 9.0f; /* a tie: the first */
+    for (int c = 0; c < COLS; c++) m[1 * LD + c] = -INFINITY;
+    m[2 * LD + COLS] = 99.0f; /* past n, inside ld: ignored */
+    m[3 * LD + COLS - 1] = 9.0f;
+    int idx[ROWS] = {-1, -1, -1, -1};
+    be.iface->argmax(be.ctx, idx, m, ROWS, COLS, LD);
+    for (int r = 0; r < ROWS; r++) ck_assert_int_eq(idx[r], ryz_argmax(m + r * LD, COLS));
+    ck_assert_int_eq(idx[0], 1);
+    ck_assert_int_eq(idx[1], 0);
+    ck_assert_int_eq(idx[3], COLS - 1);
+    float keep[ROWS * LD];
+    memcpy(keep, m, sizeof m);
+    be.iface->mask_cols(be.ctx, m, ROWS, COLS, LD);
+    for (int i = 0; i < ROWS * LD; i++)
+        ck_assert(i % LD >= COLS ? isinf(m[i]) && m[i] < 0 : m[i] == keep[i]);
+    be.iface->mask_cols(be.ctx, m, ROWS, LD, LD); /* no columns */
+}
+END_TEST
+
+/* sync, memory figures through the vtable, and choosing a backend by name. */
+START_TEST(test_backend_sync_mem_kinds) {
+    ck_assert_int_eq(be.iface->sync(be.ctx), RYZ_OK);
+    size_t before = ryz_backend_mem_bytes(&be, RYZ_MEM_KV);
+    ck_assert_uint_eq(before, ryz_mem_bytes(RYZ_MEM_KV));
+    void *p = be.iface->alloc(be.ctx, RYZ_MEM_KV, 4096);
+    ck_assert_uint_eq(ryz_backend_mem_bytes(&be, RYZ_MEM_KV), before + 4096);
+    ck_assert_uint_ge(ryz_backend_mem_peak(&be, RYZ_MEM_KV), before + 4096);
+    be.iface->free(be.ctx, p);
+    ck_assert_uint_eq(ryz_backend_mem_bytes(&be, RYZ_MEM_KV), before);
+    ck_assert_uint_eq(ryz_backend_mem_bytes(&be, RYZ_MEM_NKINDS), 0); /* not a kind */
+    ryz_backend_kind k;
+    ck_assert_int_eq(ryz_backend_kind_parse("cuda", &k), RYZ_OK);
+    ck_assert_int_eq(k, RYZ_BACKEND_CUDA);
+    ck_assert_str_eq(ryz_backend_kind_name(k), "cuda");
+    ck_assert_int_eq(ryz_backend_kind_parse("gpu", &k), RYZ_EINVAL);
+    assert_error_has("known: cpu, cuda");
+    ck_assert_int_eq(ryz_backend_available(RYZ_BACKEND_CPU), RYZ_OK);
+    ryz_backend b;
+    ck_assert_int_eq(ryz_backend_init(RYZ_BACKEND_CPU, 2, &b), RYZ_OK);
+    ck_assert_str_eq(b.iface->name, "cpu");
+    ryz_backend_free(&b); /* through cpu's destroy op */
+    ck_assert_ptr_null(b.iface);
+    int n = 0;
+    if (ryz_cuda_device_count(&n) == RYZ_OK) return; /* a GPU here: test_cuda's business */
+    ck_assert_int_eq(ryz_backend_available(RYZ_BACKEND_CUDA), RYZ_EINVAL);
+    assert_error_has("no CUDA device: ");
+    ck_assert_int_eq(ryz_backend_init(RYZ_BACKEND_CUDA, 1, &b), RYZ_EINVAL);
+    ck_assert_ptr_null(b.ctx);
+}
+END_TEST
+
 /* ================================================================ TP layers */
 
 /* A fake rank 0 of `size` ranks in which every other rank holds the same
@@ -844,17 +939,25 @@ static void mirror_free(void *ctx) {
     (void)ctx;
 }
 
-/* A mirror comm of `size` ranks (only the collectives the TP layers use). */
-static ryz_comm *mirror_comm(int size) {
-    static const ryz_comm_iface iface = {.name = "mirror",
-                                         .all_reduce_sum = mirror_all_reduce,
-                                         .all_gather = mirror_all_gather,
-                                         .barrier = mirror_unused,
-                                         .free = mirror_free};
+/* A mirror comm of `size` ranks (only the collectives the TP layers use);
+ * with device_memory it claims to take device buffers, as nccl does. */
+static ryz_comm *mirror_comm_as(int size, int device_memory) {
+    static const ryz_comm_iface host = {.name = "mirror",
+                                        .all_reduce_sum = mirror_all_reduce,
+                                        .all_gather = mirror_all_gather,
+                                        .barrier = mirror_unused,
+                                        .free = mirror_free};
+    static ryz_comm_iface device;
+    device = host;
+    device.device_memory = 1;
     ryz_comm *c = NULL;
     mirror_size = size;
-    ck_assert_int_eq(ryz_comm_create(&iface, NULL, 0, size, &c), RYZ_OK);
+    ck_assert_int_eq(ryz_comm_create(device_memory ? &device : &host, NULL, 0, size, &c), RYZ_OK);
     return c;
+}
+
+static ryz_comm *mirror_comm(int size) {
+    return mirror_comm_as(size, 0);
 }
 
 START_TEST(test_tp_embedding) {
@@ -869,14 +972,14 @@ START_TEST(test_tp_embedding) {
     ck_assert_int_eq(ryz_comm_init_self(&self), RYZ_OK);
     for (int i = 0; i < N * DIM; i++)
         x[i] = 99.0f;
-    ck_assert_int_eq(ryz_tp_embedding(self, x, tokens, N, emb, 10, VL, DIM), RYZ_OK);
+    ck_assert_int_eq(ryz_tp_embedding(&be, self, x, tokens, N, emb, 10, VL, DIM, NULL), RYZ_OK);
     assert_close(x, want, N * DIM, 0, 0, "embedding on one rank");
     ryz_comm_free(self);
     /* Two ranks: the local rows, then one all-reduce over all of x. */
     ryz_comm *two = mirror_comm(2);
     for (int i = 0; i < N * DIM; i++)
         want[i] *= 2.0f;
-    ck_assert_int_eq(ryz_tp_embedding(two, x, tokens, N, emb, 10, VL, DIM), RYZ_OK);
+    ck_assert_int_eq(ryz_tp_embedding(&be, two, x, tokens, N, emb, 10, VL, DIM, NULL), RYZ_OK);
     assert_close(x, want, N * DIM, 0, 0, "embedding all-reduced");
     ck_assert_uint_eq(ryz_comm_record_count(two), 1);
     ck_assert_int_eq(ryz_comm_record_at(two, 0)->op, RYZ_OP_ALL_REDUCE);
@@ -896,7 +999,7 @@ START_TEST(test_tp_column_and_row) {
     ryz_tp_column(&be, y, x, ryz_matrix_f32(w), N, IN, OUT);
     assert_close(y, want, N * OUT, 1e-5, 1e-5, "column-parallel");
     ryz_comm *two = mirror_comm(2);
-    ck_assert_int_eq(ryz_tp_row(&be, two, y, x, ryz_matrix_f32(w), N, IN, OUT), RYZ_OK);
+    ck_assert_int_eq(ryz_tp_row(&be, two, y, x, ryz_matrix_f32(w), N, IN, OUT, NULL), RYZ_OK);
     for (int i = 0; i < N * OUT; i++)
         want[i] *= 2.0f;
     assert_close(y, want, N * OUT, 1e-5, 1e-5, "row-parallel all-reduced");
@@ -923,7 +1026,8 @@ START_TEST(test_tp_lm_head_padding) {
         for (int v = 0; v < 12; v++)
             want[i * 12 + v] = v < VOCAB ? (float)ref[i * 3 + v % 3] : -INFINITY;
     ryz_comm *four = mirror_comm(TP);
-    ck_assert_int_eq(ryz_tp_lm_head(&be, four, logits, x, ryz_matrix_f32(cls), N, DIM, VOCAB, &s, part, gather),
+    ck_assert_int_eq(ryz_tp_lm_head(&be, four, logits, x, ryz_matrix_f32(cls), N, DIM, VOCAB, &s,
+                                    part, gather, NULL),
                      RYZ_OK);
     assert_close(logits, want, N * 12, 1e-5, 1e-5, "gathered logits, padding -inf");
     for (int i = 0; i < N * 12; i++)
@@ -934,6 +1038,87 @@ START_TEST(test_tp_lm_head_padding) {
     /* Recorded as nccl-tests counts an all-gather: its output. */
     ck_assert_uint_eq(ryz_comm_record_at(four, 0)->bytes, N * 12 * sizeof(float));
     ryz_comm_free(four);
+}
+END_TEST
+
+/* A copy of `bytes` of host memory h in b's memory. */
+static void *backend_copy_of(ryz_backend *b, const void *h, size_t bytes) {
+    void *d = b->iface->alloc(b->ctx, RYZ_MEM_SCRATCH, bytes);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(b->iface->upload(b->ctx, d, h, bytes), RYZ_OK);
+    return d;
+}
+
+/* Downloads d (n floats of b's memory) and frees it. */
+static void backend_take(ryz_backend *b, float *h, void *d, size_t n) {
+    ck_assert_int_eq(b->iface->download(b->ctx, h, d, n * sizeof(float)), RYZ_OK);
+    b->iface->free(b->ctx, d);
+}
+
+/* When collectives are staged: only with several ranks, a backend the host
+ * cannot see, and a comm that takes host memory only. */
+START_TEST(test_tp_staged_rule) {
+    ryz_backend sb;
+    shadow_init(&sb);
+    ryz_comm *host = mirror_comm_as(2, 0), *dev = mirror_comm_as(2, 1), *self = NULL;
+    ck_assert_int_eq(ryz_comm_init_self(&self), RYZ_OK);
+    ck_assert_int_eq(ryz_tp_staged(&be, host), 0);
+    ck_assert_int_eq(ryz_tp_staged(&sb, host), 1);
+    ck_assert_int_eq(ryz_tp_staged(&sb, dev), 0);
+    ck_assert_int_eq(ryz_tp_staged(&sb, self), 0);
+    ck_assert_int_eq(ryz_comm_device_memory(dev), 1);
+    ck_assert_int_eq(ryz_comm_device_memory(self), 0);
+    ryz_comm_free(host), ryz_comm_free(dev), ryz_comm_free(self);
+    ryz_backend_free(&sb);
+}
+END_TEST
+
+/* The TP layers on device memory (the shadow backend) with their
+ * collectives staged through a host buffer give the cpu backend's results
+ * exactly: row-parallel, embedding (tokens in device memory) and the LM
+ * head's gather, reorder and padding mask. */
+START_TEST(test_tp_layers_staged) {
+    enum { N = 3, IN = 10, OUT = 7, DIM = 5, VOCAB = 10 };
+    ryz_backend sb;
+    shadow_init(&sb);
+    float x[N * IN], w[OUT * IN], want[N * 12], got[N * 12], stage[N * 15];
+    fill_rand(x, N * IN, 43);
+    fill_rand(w, OUT * IN, 44);
+    ryz_comm *two = mirror_comm(2);
+    ck_assert_int_eq(ryz_tp_row(&be, two, want, x, ryz_matrix_f32(w), N, IN, OUT, NULL), RYZ_OK);
+    float *dx = backend_copy_of(&sb, x, sizeof x), *dw = backend_copy_of(&sb, w, sizeof w);
+    float *dy = backend_copy_of(&sb, got, N * OUT * sizeof(float));
+    ck_assert_int_eq(ryz_tp_row(&sb, two, dy, dx, ryz_matrix_f32(dw), N, IN, OUT, stage), RYZ_OK);
+    backend_take(&sb, got, dy, N * OUT);
+    ck_assert_int_eq(memcmp(got, want, N * OUT * sizeof(float)), 0);
+    const int tokens[N] = {2, 9, 4}; /* the local rows are 0..4 of vocab_start 0 */
+    int *dtok = backend_copy_of(&sb, tokens, sizeof tokens);
+    ck_assert_int_eq(ryz_tp_embedding(&be, two, want, tokens, N, x, 0, 5, 2, NULL), RYZ_OK);
+    float *de = backend_copy_of(&sb, got, N * 2 * sizeof(float));
+    ck_assert_int_eq(ryz_tp_embedding(&sb, two, de, dtok, N, dx, 0, 5, 2, stage), RYZ_OK);
+    backend_take(&sb, got, de, N * 2);
+    ck_assert_int_eq(memcmp(got, want, N * 2 * sizeof(float)), 0);
+    ryz_comm_free(two);
+    ryz_model_config c = parse_ok("synthetic:tiny,vocab=10");
+    ryz_shard s; /* tp 4: vocab padded to 12, 3 rows a rank */
+    ryz_shard_plan(&c, 4, 0, &s);
+    ryz_comm *four = mirror_comm(4);
+    float part[N * 3], gather[N * 12];
+    ck_assert_int_eq(ryz_tp_lm_head(&be, four, want, x, ryz_matrix_f32(w), N, DIM, VOCAB, &s, part,
+                                    gather, NULL),
+                     RYZ_OK);
+    float *dl = backend_copy_of(&sb, got, sizeof got);
+    float *dp = backend_copy_of(&sb, part, sizeof part);
+    float *dg = backend_copy_of(&sb, gather, sizeof gather);
+    ck_assert_int_eq(ryz_tp_lm_head(&sb, four, dl, dx, ryz_matrix_f32(dw), N, DIM, VOCAB, &s, dp,
+                                    dg, stage),
+                     RYZ_OK);
+    backend_take(&sb, got, dl, N * 12);
+    ck_assert_int_eq(memcmp(got, want, sizeof got), 0);
+    sb.iface->free(sb.ctx, dx), sb.iface->free(sb.ctx, dw), sb.iface->free(sb.ctx, dtok);
+    sb.iface->free(sb.ctx, dp), sb.iface->free(sb.ctx, dg);
+    ryz_comm_free(four);
+    ryz_backend_free(&sb);
 }
 END_TEST
 
@@ -1301,6 +1486,67 @@ START_TEST(test_generate_consistency) {
 }
 END_TEST
 
+/* One generate run of the model test below: ids (B, LEN) and logits. */
+enum { SH_B = 2, SH_P = 5, SH_NEW = 6, SH_LEN = SH_P + SH_NEW, SH_V = 1003 };
+#define SHADOW_SRC "synthetic:tiny,vocab=1003,layers=2,heads=8,kv_heads=2,seed=7"
+
+/* Builds SHADOW_SRC on b and comm (prefill chunk 2) and generates from
+ * prompt into ids and logits (NULL: greedy only, last-only prefill). */
+static ryz_model *shadow_case(ryz_backend *b, ryz_comm *comm, const int *prompt, int *ids,
+                              float *logits) {
+    ryz_model_config c = parse_ok(SHADOW_SRC);
+    ryz_model_opts o = {.max_batch = SH_B, .max_chunk = 2};
+    ryz_model *m = NULL;
+    ck_assert_msg(ryz_model_build(&c, comm, b, &o, &m) == RYZ_OK, "%s", ryz_last_error());
+    ryz_model_set_last_only_prefill(m, logits == NULL);
+    ck_assert_msg(ryz_model_generate(m, prompt, SH_B, SH_P, SH_NEW, NULL, ids, logits, NULL) ==
+                      RYZ_OK,
+                  "%s on %s: %s", SHADOW_SRC, b->iface->name, ryz_last_error());
+    return m;
+}
+
+/* The model on device memory the host cannot touch (the shadow backend)
+ * gives the cpu backend's logits and greedy ids bit for bit, at one rank
+ * and with its collectives staged (a mirror comm of 2 ranks), waits for
+ * the backend once per forward, downloads only B ids per greedy step,
+ * refuses bf16 and frees all it allocated. */
+START_TEST(test_model_on_shadow_backend) {
+    static const int prompt[SH_B * SH_P] = {1, 1002, 7, 500, 3, 9, 8, 7, 6, 1000};
+    static int ids_c[SH_B * SH_LEN], ids_s[SH_B * SH_LEN];
+    static float lc[SH_B * (SH_LEN - 1) * SH_V], ls[SH_B * (SH_LEN - 1) * SH_V];
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_backend sb;
+    shadow_init(&sb);
+    shadow_ctx *sc = shadow_of(&sb);
+    for (int k = 1; k <= 2; k++) { /* k 2: staged through the host */
+        ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
+        ryz_model_free(shadow_case(&be, comm, prompt, ids_c, lc));
+        ryz_model *m = shadow_case(&sb, comm, prompt, ids_s, ls);
+        ck_assert_int_eq(ryz_tp_staged(&sb, comm), k > 1);
+        ck_assert_msg(!memcmp(ids_c, ids_s, sizeof ids_c) && !memcmp(lc, ls, sizeof lc),
+                      "shadow backend differs from cpu at %d rank(s)", k);
+        long syncs = sc->syncs, downloads = sc->downloads;
+        ryz_model_set_last_only_prefill(m, 1);
+        ck_assert_int_eq(ryz_model_generate(m, prompt, SH_B, SH_P, SH_NEW, NULL, ids_s, NULL, NULL),
+                         RYZ_OK);
+        ck_assert_int_eq(memcmp(ids_c, ids_s, sizeof ids_c), 0);
+        ck_assert_int_eq(sc->syncs - syncs, 3 + SH_NEW - 1); /* prefill 2 + 2 + 1, then decode */
+        if (k == 1) /* ids after the prompt, then after each decode step: nothing else */
+            ck_assert_int_eq(sc->downloads - downloads, SH_NEW);
+        ryz_model_free(m);
+        if (k > 1) ryz_comm_free(comm);
+    }
+    ryz_model_config c = parse_ok(SHADOW_SRC);
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = 2, .dtype = RYZ_DTYPE_BF16};
+    ryz_model *m = (ryz_model *)1;
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &sb, &o, &m), RYZ_EINVAL);
+    assert_error_has("dtype bf16 not supported by the shadow backend (f32 only)");
+    ryz_backend_free(&sb);
+    assert_mem_equals(before, "after the shadow backend's models");
+}
+END_TEST
+
 /* ================================================================== main */
 
 /* ============================================================ weight sources */
@@ -1370,6 +1616,7 @@ START_TEST(test_weight_source_shard_only) {
     ryz_weights_close(w);
     ryz_weights_close(cs.inner);
     ryz_comm_free(c);
+    ryz_backend_free(&be);
 }
 END_TEST
 
@@ -1409,6 +1656,11 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_tp_embedding);
     tcase_add_test(tc, test_tp_column_and_row);
     tcase_add_test(tc, test_tp_lm_head_padding);
+    tcase_add_test(tc, test_tp_staged_rule);
+    tcase_add_test(tc, test_tp_layers_staged);
+    tcase_add_test(tc, test_backend_upload_download_copy);
+    tcase_add_test(tc, test_backend_embedding_argmax_mask);
+    tcase_add_test(tc, test_backend_sync_mem_kinds);
     suite_add_tcase(s, tc);
     tc = tcase_create("forward");
     tcase_add_checked_fixture(tc, model_setup, model_teardown);
@@ -1420,6 +1672,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_build_free_accounting);
     tcase_add_test(tc, test_build_rejects);
     tcase_add_test(tc, test_generate_consistency);
+    tcase_add_test(tc, test_model_on_shadow_backend);
     tcase_add_test(tc, test_bf16_model);
     suite_add_tcase(s, tc);
     return s;

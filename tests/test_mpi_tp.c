@@ -1,6 +1,8 @@
 /* Tensor parallelism at TP degree k = MPI world size (1, 2 or 4): each TP
  * layer against a dense reference computed here with plain loops, the whole
- * model at TP=k against TP=1 (teacher forced), the fault hook that must make
+ * model at TP=k against TP=1 (teacher forced), the same on a backend whose
+ * memory the host cannot touch (tests/shadow_backend.h: collectives staged
+ * through the host, as cuda with comm = mpi), the fault hook that must make
  * the gate fail, and per-rank weight memory against the shard plan.
  *
  * Run under mpirun with CK_FORK=no. Every rank runs the same tests in the
@@ -19,6 +21,8 @@
 #include "ryz/comm.h"
 #include "ryz/model.h"
 #include "ryz/suite.h"
+#include "shadow_backend.h"
+#include "testutil.h"
 
 static ryz_comm *g_world; /* MPI_COMM_WORLD: the TP group under test */
 static ryz_comm *g_self;  /* one-rank comm for the TP=1 baseline */
@@ -186,7 +190,8 @@ START_TEST(test_row_parallel) {
                    w_local);
     float *want = falloc((size_t)n * dim), *got = falloc((size_t)n * dim);
     naive_matmul(want, x, w, n, sp.total, dim);
-    ryz_status st = ryz_tp_row(&g_be, g_world, got, x_local, ryz_matrix_f32(w_local), n, sp.local, dim);
+    ryz_status st = ryz_tp_row(&g_be, g_world, got, x_local, ryz_matrix_f32(w_local), n, sp.local,
+                               dim, NULL);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_row: %s", ryz_last_error());
     char what[96];
     snprintf(what, sizeof what, "row-parallel %s [%d, +%d)", sp.name, sp.start, sp.local);
@@ -213,7 +218,8 @@ START_TEST(test_embedding) {
     for (int i = 0; i < n; i++)
         memcpy(want + (size_t)i * dim, dense + (size_t)tokens[i] * dim, (size_t)dim * sizeof *want);
     ryz_status st =
-        ryz_tp_embedding(g_world, got, tokens, n, local, s.vocab_start, s.vocab_local, dim);
+        ryz_tp_embedding(&g_be, g_world, got, tokens, n, local, s.vocab_start, s.vocab_local,
+                         dim, NULL);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_embedding: %s", ryz_last_error());
     assert_close("embedding rows (index = token slot * dim + col)", got, want, (size_t)n * dim, 0);
     free(dense), free(got), free(want);
@@ -237,7 +243,8 @@ START_TEST(test_lm_head) {
     float *gather = falloc((size_t)n * vp), *want = falloc((size_t)n * c.vocab);
     naive_matmul(want, x, cls, n, dim, c.vocab);
     ryz_status st =
-        ryz_tp_lm_head(&g_be, g_world, logits, x, ryz_matrix_f32(cls_local), n, dim, c.vocab, &s, part, gather);
+        ryz_tp_lm_head(&g_be, g_world, logits, x, ryz_matrix_f32(cls_local), n, dim, c.vocab, &s,
+                       part, gather, NULL);
     ck_assert_msg(st == RYZ_OK, "ryz_tp_lm_head: %s", ryz_last_error());
     float *got = take_cols(logits, n, vp, 0, c.vocab);
     assert_close("lm head logits (index = row * vocab + col)", got, want, (size_t)n * c.vocab,
@@ -286,18 +293,6 @@ static const model_case model_cases[] = {
 #define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
 #define SKEW_CASE (N_MODEL_CASES - 1) /* "all at once": the fault-hook test's case */
 
-/* One generate run: ids (B, P + n_new), logits (B, P + n_new - 1, vocab). */
-typedef struct {
-    int *ids;
-    float *logits;
-} gen_out;
-
-/* Frees a run's outputs (safe on a zeroed one). */
-static void gen_free(gen_out *g) {
-    free(g->ids);
-    free(g->logits);
-    *g = (gen_out){0};
-}
 
 /* The prompt (B, P): distinct ids per sequence, spanning the vocab, the last
  * id of the vocab included (it lives in the last, padded shard). */
@@ -311,23 +306,30 @@ static int *make_prompt(const model_case *mc, int vocab) {
     return p;
 }
 
-/* Builds cfg on comm with max_chunk `chunk`, generates the case (teacher
- * forced by `forced` when non-NULL) into *out, frees the model. Returns the
- * first failing status. */
-static ryz_status run_model(const ryz_model_config *cfg, ryz_comm *comm, const model_case *mc,
-                            int chunk, const int *prompt, const int *forced, gen_out *out) {
+/* Builds cfg on comm and backend be with max_chunk `chunk`, generates the
+ * case (teacher forced by `forced` when non-NULL) into *out, frees the
+ * model. Returns the first failing status. */
+static ryz_status run_model_on(ryz_backend *be, const ryz_model_config *cfg, ryz_comm *comm,
+                               const model_case *mc, int chunk, const int *prompt,
+                               const int *forced, test_gen *out) {
     int len = mc->prompt_len + mc->new_tokens;
     out->ids = malloc((size_t)mc->batch * len * sizeof *out->ids);
     out->logits = falloc((size_t)mc->batch * (len - 1) * cfg->vocab);
     ck_assert_ptr_nonnull(out->ids);
     ryz_model_opts opts = {.max_batch = mc->batch, .max_chunk = chunk, .dtype = mc->dtype};
     ryz_model *m = NULL;
-    ryz_status st = ryz_model_build(cfg, comm, &g_be, &opts, &m);
+    ryz_status st = ryz_model_build(cfg, comm, be, &opts, &m);
     if (st == RYZ_OK)
         st = ryz_model_generate(m, prompt, mc->batch, mc->prompt_len, mc->new_tokens, forced,
                                 out->ids, out->logits, NULL);
     ryz_model_free(m);
     return st;
+}
+
+/* run_model_on the cpu backend. */
+static ryz_status run_model(const ryz_model_config *cfg, ryz_comm *comm, const model_case *mc,
+                            int chunk, const int *prompt, const int *forced, test_gen *out) {
+    return run_model_on(&g_be, cfg, comm, mc, chunk, prompt, forced, out);
 }
 
 /* How a candidate run agrees with the baseline run. */
@@ -339,7 +341,8 @@ typedef struct {
 
 /* Compares a candidate run with the baseline: the gate over every logit
  * position, and the greedy ids. */
-static agreement agree(const gen_out *base, const gen_out *cand, const model_case *mc, int vocab) {
+static agreement agree(const test_gen *base, const test_gen *cand, const model_case *mc,
+                       int vocab) {
     agreement a = {.id_mismatch = -1};
     int len = mc->prompt_len + mc->new_tokens;
     ryz_compare_logits(base->logits, cand->logits, mc->batch * (len - 1), vocab, GATE_TOL, GATE_TOL,
@@ -365,8 +368,8 @@ static void assert_agree(const char *what, const agreement *a) {
 
 /* Runs the TP=1 baseline of a case on the self comm, unchunked. The status
  * is the same on every rank (no communication). */
-static gen_out run_baseline(const ryz_model_config *cfg, const model_case *mc, const int *prompt) {
-    gen_out base = {0};
+static test_gen run_baseline(const ryz_model_config *cfg, const model_case *mc, const int *prompt) {
+    test_gen base = {0};
     ryz_status st = run_model(cfg, g_self, mc, mc->prompt_len, prompt, NULL, &base);
     ck_assert_msg(st == RYZ_OK, "%s TP=1: %s", mc->name, ryz_last_error());
     return base;
@@ -378,7 +381,7 @@ START_TEST(test_model_tp_vs_tp1) {
     const model_case *mc = &model_cases[_i];
     ryz_model_config cfg = parse_cfg(mc->src);
     int *prompt = make_prompt(mc, cfg.vocab);
-    gen_out base = run_baseline(&cfg, mc, prompt), cand = {0}, chunked = {0};
+    test_gen base = run_baseline(&cfg, mc, prompt), cand = {0}, chunked = {0};
     ryz_status st_tp = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &cand);
     ryz_status st_chunk = RYZ_OK;
     if (mc->chunk < mc->prompt_len)
@@ -386,7 +389,7 @@ START_TEST(test_model_tp_vs_tp1) {
     agreement tp = agree(&base, &cand, mc, cfg.vocab);
     agreement ch = chunked.ids ? agree(&base, &chunked, mc, cfg.vocab)
                                : (agreement){.cmp.pass = 1, .id_mismatch = -1};
-    gen_free(&base), gen_free(&cand), gen_free(&chunked), free(prompt);
+    test_gen_free(&base), test_gen_free(&cand), test_gen_free(&chunked), free(prompt);
     char what[128];
     snprintf(what, sizeof what, "%s: TP=%d vs TP=1", mc->name, g_k);
     ck_assert_msg(st_tp == RYZ_OK, "%s: %s", what, ryz_last_error());
@@ -397,6 +400,35 @@ START_TEST(test_model_tp_vs_tp1) {
 }
 END_TEST
 
+/* On a backend the host cannot touch, with its collectives staged through
+ * host buffers at k > 1 (the cuda backend's path with comm = mpi), the
+ * model at TP=k gives the cpu backend's ids and logits at TP=k bit for bit.
+ * bf16 cases are skipped: such a backend refuses them. */
+START_TEST(test_model_staged) {
+    const model_case *mc = &model_cases[_i];
+    if (mc->dtype != RYZ_DTYPE_F32) return;
+    ryz_model_config cfg = parse_cfg(mc->src);
+    int *prompt = make_prompt(mc, cfg.vocab);
+    ryz_backend sb;
+    shadow_init(&sb);
+    test_gen cpu = {0}, dev = {0};
+    ryz_status st_cpu = run_model(&cfg, g_world, mc, mc->chunk, prompt, NULL, &cpu);
+    ryz_status st_dev = run_model_on(&sb, &cfg, g_world, mc, mc->chunk, prompt, NULL, &dev);
+    int len = mc->prompt_len + mc->new_tokens, staged = ryz_tp_staged(&sb, g_world);
+    int same_ids = !memcmp(cpu.ids, dev.ids, (size_t)mc->batch * len * sizeof *cpu.ids);
+    int same_logits =
+        !memcmp(cpu.logits, dev.logits, (size_t)mc->batch * (len - 1) * cfg.vocab * sizeof(float));
+    test_gen_free(&cpu), test_gen_free(&dev), free(prompt);
+    ryz_backend_free(&sb);
+    ck_assert_msg(st_cpu == RYZ_OK && st_dev == RYZ_OK, "%s: %s", mc->name, ryz_last_error());
+    ck_assert_int_eq(staged, g_k > 1);
+    ck_assert_msg(same_ids && same_logits,
+                  "rank %d/%d %s: staged shadow backend differs from cpu (ids %s, logits %s)",
+                  g_rank, g_k, mc->name, same_ids ? "same" : "differ",
+                  same_logits ? "same" : "differ");
+}
+END_TEST
+
 /* As the suite runner does: only rank 0 keeps logits, and greedy runs set
  * last-only prefill on every rank. Both must complete (no mismatched
  * collective) and give the baseline's ids. */
@@ -404,7 +436,7 @@ START_TEST(test_logits_on_lead_only) {
     const model_case *mc = &model_cases[SKEW_CASE];
     ryz_model_config cfg = parse_cfg(mc->src);
     int *prompt = make_prompt(mc, cfg.vocab), len = mc->prompt_len + mc->new_tokens;
-    gen_out base = run_baseline(&cfg, mc, prompt);
+    test_gen base = run_baseline(&cfg, mc, prompt);
     int *ids = malloc((size_t)mc->batch * len * sizeof *ids);
     float *logits = g_rank == 0 ? falloc((size_t)mc->batch * (len - 1) * cfg.vocab) : NULL;
     ryz_model_opts opts = {.max_batch = mc->batch, .max_chunk = mc->chunk};
@@ -421,7 +453,7 @@ START_TEST(test_logits_on_lead_only) {
     }
     int same_last = st == RYZ_OK && !memcmp(ids, base.ids, (size_t)mc->batch * len * sizeof *ids);
     ryz_model_free(m);
-    free(ids), free(logits), free(prompt), gen_free(&base);
+    free(ids), free(logits), free(prompt), test_gen_free(&base);
     ck_assert_msg(st == RYZ_OK, "TP=%d: %s", g_k, ryz_last_error());
     ck_assert_msg(same_full && same_last, "greedy ids differ from TP=1 (full %d, last-only %d)",
                   same_full, same_last);
@@ -434,14 +466,14 @@ START_TEST(test_gate_catches_shard_skew) {
     const model_case *mc = &model_cases[SKEW_CASE];
     ryz_model_config cfg = parse_cfg(mc->src);
     int *prompt = make_prompt(mc, cfg.vocab);
-    gen_out base = run_baseline(&cfg, mc, prompt), skewed = {0}, fixed = {0};
+    test_gen base = run_baseline(&cfg, mc, prompt), skewed = {0}, fixed = {0};
     ryz_test_set_shard_skew(1);
     ryz_status st_skew = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &skewed);
     ryz_test_set_shard_skew(0);
     ryz_status st_fixed = run_model(&cfg, g_world, mc, mc->chunk, prompt, base.ids, &fixed);
     agreement a_skew = agree(&base, &skewed, mc, cfg.vocab);
     agreement a_fixed = agree(&base, &fixed, mc, cfg.vocab);
-    gen_free(&base), gen_free(&skewed), gen_free(&fixed), free(prompt);
+    test_gen_free(&base), test_gen_free(&skewed), test_gen_free(&fixed), free(prompt);
     ck_assert_msg(st_skew == RYZ_OK && st_fixed == RYZ_OK, "%s", ryz_last_error());
     if (g_k > 1)
         ck_assert_msg(!a_skew.cmp.pass,
@@ -552,6 +584,7 @@ static Suite *tp_suite(void) {
     TCase *model = tcase_create("model");
     tcase_add_checked_fixture(model, NULL, reset_skew);
     tcase_add_loop_test(model, test_model_tp_vs_tp1, 0, N_MODEL_CASES);
+    tcase_add_loop_test(model, test_model_staged, 0, N_MODEL_CASES);
     tcase_add_test(model, test_gate_catches_shard_skew);
     tcase_add_test(model, test_logits_on_lead_only);
     tcase_add_loop_test(model, test_weight_memory, 0, N_MODEL_CASES);

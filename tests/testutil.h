@@ -62,6 +62,20 @@ static inline void test_mkdtemp(char *dir, size_t cap, const char *tag) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
+/* One ryz_model_generate run's outputs: ids (B, P + n_new) and logits
+ * (B, P + n_new - 1, vocab), malloc'd. */
+typedef struct {
+    int *ids;
+    float *logits;
+} test_gen;
+
+/* Frees a run's outputs and zeroes it (safe on a zeroed one). */
+static inline void test_gen_free(test_gen *g) {
+    free(g->ids);
+    free(g->logits);
+    *g = (test_gen){0};
+}
+
 /* What one run of the binary did. */
 typedef struct {
     int code;  /* exit status, or -1 if it did not exit normally */

@@ -1,6 +1,14 @@
-/* backend: the compute vtable the model runs on. cpu (OpenBLAS) now; cuda
- * (kernels/ + cuBLAS) fills the same table in a CUDA build. All matrices are
- * row-major float32; W is (out, in) as in llama2.c. */
+/* backend: the compute vtable the model runs on, in the spirit of ggml's
+ * backend interface: cpu (OpenBLAS) and, in a CUDA build, cuda (kernels/ +
+ * cuBLAS, include/ryz/cuda.h) fill the same table. All matrices are
+ * row-major float32; W is (out, in) as in llama2.c.
+ *
+ * Every pointer an op takes lives in the backend's memory (from its alloc)
+ * unless its name says host_. On cpu that is host memory; on cuda it is
+ * device memory, which the host reaches only through upload and download.
+ * The model uses nothing else for backend memory, so it runs unchanged on
+ * either. Ops may be asynchronous (cuda): they run in order, an op that
+ * fails keeps its error and later ops do nothing, and sync returns it. */
 #ifndef RYZ_BACKEND_H
 #define RYZ_BACKEND_H
 
@@ -33,6 +41,11 @@ typedef struct {
 
 typedef struct ryz_backend_iface {
     const char *name;
+    /* 1 when the host may read and write the backend's memory directly
+     * (cpu): its buffers then go to any comm as they are, and the model
+     * reads logits in place. 0 (cuda): only upload and download reach it. */
+    int host_visible;
+    /* `bytes` zeroed bytes counted as `kind`; NULL (message set) on failure. */
     void *(*alloc)(void *ctx, ryz_mem_kind kind, size_t bytes);
     void (*free)(void *ctx, void *p);
     /* y (n, out) = x (n, in) . W^T, W (out, in). */
@@ -58,6 +71,35 @@ typedef struct ryz_backend_iface {
      * scratch (T, pos0+T) floats. */
     void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
                       int T, int pos0, const ryz_attn_geom *g, float *scratch);
+
+    /* ---- data movement (sizes in bytes) ---- */
+    /* Host to backend memory and back. Synchronous: upload has read
+     * host_src when it returns; download waits for every earlier op, so
+     * host_dst holds the result. The status of the copy, or the error an
+     * earlier op kept. */
+    ryz_status (*upload)(void *ctx, void *dst, const void *host_src, size_t bytes);
+    ryz_status (*download)(void *ctx, void *host_dst, const void *src, size_t bytes);
+    /* rows rows of `width` bytes from src (rows src_pitch bytes apart) to
+     * dst (dst_pitch apart), within backend memory; the regions must not
+     * overlap. Pitches >= width (any value when rows == 1). */
+    void (*copy_rows)(void *ctx, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                      size_t width, size_t rows);
+    /* x (n, dim) = rows tokens[r] - vocab_start of emb (vocab_local, dim)
+     * where that is in [0, vocab_local), zero elsewhere; tokens (n). */
+    void (*embedding)(void *ctx, float *x, const int *tokens, int n, const float *emb,
+                      int vocab_start, int vocab_local, int dim);
+    /* idx (rows) = index of the largest of x[r*ld .. r*ld+n) per row, the
+     * first on ties as ryz_argmax; n >= 1, ld >= n. */
+    void (*argmax)(void *ctx, int *idx, const float *x, int rows, int n, int ld);
+    /* x (rows, ld): columns col0..ld-1 of every row set to -inf. */
+    void (*mask_cols)(void *ctx, float *x, int rows, int col0, int ld);
+    /* Waits for every enqueued op; the first error an op kept (with its
+     * message), else OK. The error stays: a failed backend is not reused. */
+    ryz_status (*sync)(void *ctx);
+    /* Live and peak bytes of `kind` in the backend's memory. */
+    void (*mem_usage)(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak);
+    /* Releases ctx and everything it holds (ryz_backend_free calls it). */
+    void (*destroy)(void *ctx);
 } ryz_backend_iface;
 
 struct ryz_backend {
@@ -68,8 +110,32 @@ struct ryz_backend {
 /* The CPU backend with `threads` threads (>= 1) for its own decode GEMV and
  * for OpenBLAS; free with ryz_backend_free. */
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
-/* Releases what init allocated; safe on a zeroed or freed backend. */
+/* Releases what init allocated, whatever the backend (its destroy op), and
+ * zeroes *b; safe on a zeroed or freed backend. */
 void ryz_backend_free(ryz_backend *b);
+/* Live and peak bytes of `kind` in b's memory (device memory on cuda; the
+ * process's ryz_mem_alloc counters on cpu). */
+size_t ryz_backend_mem_bytes(const ryz_backend *b, ryz_mem_kind kind);
+size_t ryz_backend_mem_peak(const ryz_backend *b, ryz_mem_kind kind);
+
+/* The backends a command can ask for by name. */
+typedef enum { RYZ_BACKEND_CPU = 0, RYZ_BACKEND_CUDA = 1 } ryz_backend_kind;
+/* "cpu" or "cuda" into *out; EINVAL naming the known ones otherwise. */
+ryz_status ryz_backend_kind_parse(const char *name, ryz_backend_kind *out);
+const char *ryz_backend_kind_name(ryz_backend_kind k);
+/* Whether `kind` can run in this process: OK for cpu; for cuda, EINVAL
+ * "no CUDA device: REASON" in a build without CUDA or when the driver
+ * offers no device. Cheap: for refusing early, before ranks start. */
+ryz_status ryz_backend_available(ryz_backend_kind kind);
+/* The cpu backend with `threads` threads, or the cuda backend on this
+ * rank's local device (ryz_cuda_opts_default; threads unused); free with
+ * ryz_backend_free. Errors as ryz_backend_available, then as the init. */
+ryz_status ryz_backend_init(ryz_backend_kind kind, int threads, ryz_backend *out);
+/* `bytes` contiguous bytes from src to dst within b's memory (copy_rows
+ * with one row). */
+static inline void ryz_backend_copy(ryz_backend *b, void *dst, const void *src, size_t bytes) {
+    b->iface->copy_rows(b->ctx, dst, bytes, src, bytes, bytes, 1);
+}
 
 /* y (n, out) = x (n, in) . W^T through the backend's matmul for W's dtype. */
 void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,

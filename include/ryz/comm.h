@@ -36,6 +36,10 @@ typedef struct ryz_comm_iface {
     /* Whether every other rank still answers within grace_s seconds (OK)
      * or which do not (ECOMM). NULL: one process, nothing to ask. */
     ryz_status (*check_peers)(void *ctx, int size, double grace_s);
+    /* 1 when the collectives take device memory of the cuda backend in
+     * place (nccl); 0 (self, mpi): host memory only, so a caller holding
+     * device buffers stages them through the host. */
+    int device_memory;
 } ryz_comm_iface;
 
 /* One profiled call. */
@@ -68,6 +72,9 @@ void ryz_comm_free(ryz_comm *c);
 int ryz_comm_rank(const ryz_comm *c);
 int ryz_comm_size(const ryz_comm *c);
 const char *ryz_comm_name(const ryz_comm *c);
+/* Whether c's collectives take cuda device memory in place (iface's
+ * device_memory); else they need host buffers. */
+int ryz_comm_device_memory(const ryz_comm *c);
 
 /* The profiled collectives. recv may equal send for all_reduce (in place). */
 ryz_status ryz_comm_all_reduce_sum(ryz_comm *c, const float *send, float *recv, size_t count);

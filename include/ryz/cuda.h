@@ -54,14 +54,16 @@ ryz_cuda_opts ryz_cuda_opts_default(void);
  * Every vtable op takes device pointers, runs on the calling thread's
  * current device (this one) and is asynchronous. The ops cannot return a
  * status: the first error (bad argument, launch or cuBLAS failure) is
- * kept, later ops do nothing, and ryz_cuda_sync returns it. attention's
- * scratch argument is not used (scores stay in shared memory).
+ * kept, later ops do nothing, and the sync op (ryz_cuda_sync) returns it.
+ * The data ops of the vtable (upload, download, copy_rows, embedding,
+ * argmax, mask_cols) are the helpers below; host_visible is 0.
+ * attention's scratch argument is not used (scores stay in shared memory).
  * EINVAL for a bad device or without CUDA, EIO/ENOMEM naming the CUDA or
- * cuBLAS call that failed. Free with ryz_backend_free_cuda. */
+ * cuBLAS call that failed. Free with ryz_backend_free: it destroys the
+ * cuBLAS handle and frees every block still allocated through the backend
+ * (a warning names how many). */
 ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out);
-/* Destroys the cuBLAS handle and frees every block still allocated through
- * the backend (a warning names how many); zeroes *b. No-op on a zeroed
- * backend; a non-cuda backend is left alone. */
+/* ryz_backend_free for a cuda backend; a non-cuda backend is left alone. */
 void ryz_backend_free_cuda(ryz_backend *b);
 /* Whether b is a cuda backend. */
 int ryz_backend_is_cuda(const ryz_backend *b);

@@ -58,25 +58,35 @@ void ryz_synth_fill(uint64_t seed, uint32_t t, float scale, int64_t row0, int nr
 float ryz_synth_value(uint64_t seed, uint32_t t, int64_t row, int64_t col);
 
 
-/* TP layers (also used directly by tests). Each returns the comm status. */
+/* TP layers (also used directly by tests). Each returns the comm status.
+ * Every buffer is b's memory (device memory on cuda). When
+ * ryz_tp_staged(b, c), the collectives go through `stage`, a host buffer
+ * of the size each layer names; otherwise stage is unused (NULL is fine). */
+/* 1 when collectives on b's memory must be staged through the host: more
+ * than one rank, b's memory not host-visible (cuda) and c taking host
+ * memory only (mpi). */
+int ryz_tp_staged(const ryz_backend *b, const ryz_comm *c);
 /* Vocab-parallel embedding: x (n, dim) = rows of emb_local (vocab_local, dim)
- * for tokens in [vocab_start, vocab_start+vocab_local), zero elsewhere,
- * then all-reduce. */
-ryz_status ryz_tp_embedding(ryz_comm *c, float *x, const int *tokens, int n,
-                            const float *emb_local, int vocab_start, int vocab_local, int dim);
+ * for tokens (n, in b's memory) in [vocab_start, vocab_start+vocab_local),
+ * zero elsewhere, then all-reduce. stage: n * dim floats. */
+ryz_status ryz_tp_embedding(ryz_backend *b, ryz_comm *c, float *x, const int *tokens, int n,
+                            const float *emb_local, int vocab_start, int vocab_local, int dim,
+                            float *stage);
 /* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
 void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
                    int out_local);
 /* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
- * . W_local^T, W_local (out, in_local). */
+ * . W_local^T, W_local (out, in_local). stage: n * out floats. */
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
-                      ryz_matrix w_local, int n, int in_local, int out);
+                      ryz_matrix w_local, int n, int in_local, int out, float *stage);
 /* Vocab-parallel LM head: logits (n, vocab_padded) gathered from every rank's
  * x (n, dim) . cls_local^T, padded columns (>= vocab) set to -inf.
- * part (n * vocab_local) and gather (n * vocab_padded) are scratch. */
+ * part (n * vocab_local) and gather (n * vocab_padded) are scratch (unused
+ * at tp 1, where the matmul writes logits directly and nothing is
+ * gathered). stage: n * (vocab_local + vocab_padded) floats. */
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
                           ryz_matrix cls_local, int n, int dim, int vocab,
-                          const ryz_shard *s, float *part, float *gather);
+                          const ryz_shard *s, float *part, float *gather, float *stage);
 
 typedef struct ryz_model ryz_model;
 
@@ -87,9 +97,13 @@ typedef struct {
 } ryz_model_opts;
 
 /* Builds this rank's shard (rank and tp from comm) with weights from `w`,
- * its KV cache and scratch. Validates first; allocates nothing on failure.
- * The model borrows w (only during the build), comm and backend; comm and
- * backend must outlive it. */
+ * its KV cache and scratch, all in the backend's memory (weights uploaded
+ * a block of rows at a time when the host cannot see it). Validates first,
+ * including that the backend has opts->dtype (cuda: f32 only); allocates
+ * nothing on failure. The model borrows w (only during the build), comm
+ * and backend; comm and backend must outlive it. On a backend whose
+ * memory is not host-visible with a host-only comm on several ranks
+ * (cuda with mpi), collectives are staged through a host buffer. */
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *w, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out);
@@ -105,9 +119,11 @@ const ryz_model_config *ryz_model_config_of(const ryz_model *m);
 const ryz_shard *ryz_model_shard(const ryz_model *m);
 const ryz_model_opts *ryz_model_opts_of(const ryz_model *m);
 
-/* One forward pass: tokens (B, T) at positions pos0..pos0+T-1 of each of B
- * sequences. *logits points at (B*T, vocab_padded) floats owned by the model,
- * valid until the next call; columns >= vocab are -inf. */
+/* One forward pass: tokens (B, T, host memory) at positions pos0..pos0+T-1
+ * of each of B sequences. *logits points at (B*T, vocab_padded) floats in
+ * host memory owned by the model (downloaded from the device on cuda),
+ * valid until the next call; columns >= vocab are -inf. Waits for the
+ * backend once, and returns the error any of its ops kept. */
 ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
                              const float **logits);
 

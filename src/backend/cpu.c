@@ -1,6 +1,7 @@
 /* The CPU backend: OpenBLAS sgemm for prefill, an AVX2 GEMV on the
  * backend's own threads for decode (fp32 or bf16 weights), plain C loops for
- * the rest (llama2.c math). */
+ * the rest (llama2.c math). Its memory is the host's, so the data-movement
+ * ops are plain copies. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -352,8 +353,72 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     }
 }
 
+/* ---- data movement: host memory, so plain copies ---- */
+
+static ryz_status cpu_upload(void *ctx, void *dst, const void *host_src, size_t bytes) {
+    (void)ctx;
+    if (bytes) memcpy(dst, host_src, bytes);
+    return RYZ_OK;
+}
+
+static ryz_status cpu_download(void *ctx, void *host_dst, const void *src, size_t bytes) {
+    return cpu_upload(ctx, host_dst, src, bytes);
+}
+
+static void cpu_copy_rows(void *ctx, void *dst, size_t dst_pitch, const void *src,
+                          size_t src_pitch, size_t width, size_t rows) {
+    (void)ctx;
+    for (size_t r = 0; r < rows; r++)
+        memcpy((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+}
+
+static void cpu_embedding(void *ctx, float *x, const int *tokens, int n, const float *emb,
+                          int vocab_start, int vocab_local, int dim) {
+    (void)ctx;
+    for (int r = 0; r < n; r++) {
+        float *xr = x + (size_t)r * dim;
+        int local = tokens[r] - vocab_start;
+        if (local >= 0 && local < vocab_local)
+            memcpy(xr, emb + (size_t)local * dim, (size_t)dim * sizeof(float));
+        else
+            memset(xr, 0, (size_t)dim * sizeof(float));
+    }
+}
+
+static void cpu_argmax(void *ctx, int *idx, const float *x, int rows, int n, int ld) {
+    (void)ctx;
+    for (int r = 0; r < rows; r++) idx[r] = ryz_argmax(x + (size_t)r * ld, n);
+}
+
+static void cpu_mask_cols(void *ctx, float *x, int rows, int col0, int ld) {
+    (void)ctx;
+    for (int r = 0; r < rows; r++)
+        for (int v = col0; v < ld; v++) x[(size_t)r * ld + v] = -INFINITY;
+}
+
+/* Every op has finished when it returns, and none can fail. */
+static ryz_status cpu_sync(void *ctx) {
+    (void)ctx;
+    return RYZ_OK;
+}
+
+static void cpu_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak) {
+    (void)ctx;
+    *live = ryz_mem_bytes(kind);
+    *peak = ryz_mem_peak(kind);
+}
+
+static void cpu_destroy(void *ctx) {
+    cpu_ctx *c = ctx;
+    ryz_pool_free(c->pool);
+    free(c->wide);
+    free(c->xperm);
+    free(c);
+}
+
 static const ryz_backend_iface cpu_iface = {
     .name = "cpu",
+    .host_visible = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .matmul = cpu_matmul,
@@ -363,6 +428,15 @@ static const ryz_backend_iface cpu_iface = {
     .silu_mul = cpu_silu_mul,
     .add = cpu_add,
     .attention = cpu_attention,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy_rows = cpu_copy_rows,
+    .embedding = cpu_embedding,
+    .argmax = cpu_argmax,
+    .mask_cols = cpu_mask_cols,
+    .sync = cpu_sync,
+    .mem_usage = cpu_mem_usage,
+    .destroy = cpu_destroy,
 };
 
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
@@ -377,47 +451,4 @@ ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
     openblas_set_num_threads(threads);
     *out = (ryz_backend){.iface = &cpu_iface, .ctx = c};
     return RYZ_OK;
-}
-
-void ryz_backend_free(ryz_backend *b) {
-    if (!b) return;
-    if (b->iface == &cpu_iface && b->ctx) {
-        cpu_ctx *c = b->ctx;
-        ryz_pool_free(c->pool);
-        free(c->wide);
-        free(c->xperm);
-        free(c);
-    }
-    *b = (ryz_backend){0};
-}
-
-void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,
-                        int out) {
-    if (w.dtype == RYZ_DTYPE_BF16) b->iface->matmul_bf16(b->ctx, y, x, w.data, n, in, out);
-    else b->iface->matmul(b->ctx, y, x, w.data, n, in, out);
-}
-
-const char *ryz_dtype_name(ryz_dtype d) {
-    return d == RYZ_DTYPE_BF16 ? "bf16" : "f32";
-}
-
-size_t ryz_dtype_size(ryz_dtype d) {
-    return d == RYZ_DTYPE_BF16 ? 2 : 4;
-}
-
-ryz_status ryz_dtype_parse(const char *text, ryz_dtype *out) {
-    static const char *const names[] = {"f32", "fp32", "float32", "bf16", "bfloat16"};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(text, names[i])) {
-            *out = i < 3 ? RYZ_DTYPE_F32 : RYZ_DTYPE_BF16;
-            return RYZ_OK;
-        }
-    return ryz_error(RYZ_EINVAL, "dtype '%s' unknown (known: f32, bf16)", text);
-}
-
-int ryz_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
 }

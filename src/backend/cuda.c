@@ -7,9 +7,12 @@
  * and the nccl communicator's blocking stream is ordered against it both
  * ways by CUDA's rules, so a collective reads what the last kernel wrote.
  *
- * The vtable ops return void, so an op that fails keeps its error in the
- * context (first one wins) and later ops return at once; ryz_cuda_sync
- * reports it. Faults inside a kernel surface at that synchronisation.
+ * The compute and enqueued data ops return void, so an op that fails keeps
+ * its error in the context (first one wins) and later ops return at once;
+ * the sync op (and upload/download) reports it. Faults inside a kernel
+ * surface at that synchronisation. The backend's memory is not visible to
+ * the host (host_visible 0): the model moves data only through the
+ * vtable's upload, download and copy_rows.
  *
  * Without RYZ_WITH_CUDA only stubs are built (the end of the file). */
 #include <stdarg.h>
@@ -279,19 +282,152 @@ static void cuda_attention(void *ctx, float *out, const float *q, const float *k
     launched(c, ryz_k_attention(out, q, kc, vc, T, pos0, *g), "attention");
 }
 
-static const ryz_backend_iface cuda_iface = {
-    .name = "cuda",
-    .alloc = cuda_alloc,
-    .free = cuda_free,
-    .matmul = cuda_matmul,
-    .rmsnorm = cuda_rmsnorm,
-    .rope = cuda_rope,
-    .silu_mul = cuda_silu_mul,
-    .add = cuda_add,
-    .attention = cuda_attention,
-};
+/* ---- data movement (the vtable's ops; the helpers below share them) ---- */
 
-/* ---- life cycle ------------------------------------------------------------ */
+/* OK, or the error c kept (with its message). */
+static ryz_status kept(const cuda_ctx *c) {
+    return c->err == RYZ_OK ? RYZ_OK : ryz_error(c->err, "%s", c->err_msg);
+}
+
+/* A synchronous host<->device copy: `what` names it in an error. Host
+ * memory may be pageable; cudaMemcpy orders it after earlier NULL-stream
+ * work, and a download returns once the data is on the host. */
+static ryz_status xfer(cuda_ctx *c, const char *what, void *dst, const void *src, size_t bytes,
+                       enum cudaMemcpyKind kind) {
+    if (bytes == 0)
+        return RYZ_OK;
+    cudaError_t e = cudaMemcpy(dst, src, bytes, kind);
+    return e == cudaSuccess ? RYZ_OK
+                            : cu_fail(e, "%s of %zu bytes on device %d", what, bytes, c->device);
+}
+
+/* xfer as the vtable's upload and download do it: the kept error first,
+ * and a failed copy is kept too (a fault of an earlier kernel surfaces
+ * here). */
+static ryz_status kept_xfer(cuda_ctx *c, const char *what, void *dst, const void *src,
+                            size_t bytes, enum cudaMemcpyKind kind) {
+    ryz_status st = kept(c);
+    if (st == RYZ_OK)
+        keep(c, st = xfer(c, what, dst, src, bytes, kind));
+    return st;
+}
+
+static ryz_status cuda_upload(void *ctx, void *dst, const void *host_src, size_t bytes) {
+    return kept_xfer(ctx, "upload (host to device)", dst, host_src, bytes, cudaMemcpyHostToDevice);
+}
+
+static ryz_status cuda_download(void *ctx, void *host_dst, const void *src, size_t bytes) {
+    return kept_xfer(ctx, "download (device to host)", host_dst, src, bytes,
+                     cudaMemcpyDeviceToHost);
+}
+
+/* Enqueues rows x width bytes device to device: one cudaMemcpyAsync for a
+ * single row (no pitch limits), cudaMemcpy2DAsync for several. */
+static ryz_status copy_rows_run(cuda_ctx *c, void *dst, size_t dst_pitch, const void *src,
+                                size_t src_pitch, size_t width, size_t rows) {
+    if (width == 0 || rows == 0)
+        return RYZ_OK;
+    if (rows > 1 && (dst_pitch < width || src_pitch < width))
+        return ryz_error(RYZ_EINVAL,
+                         "copy of %zu rows of %zu bytes with pitches %zu (to) and %zu (from): "
+                         "pitches must be >= the row width",
+                         rows, width, dst_pitch, src_pitch);
+    cudaError_t e =
+        rows == 1 ? cudaMemcpyAsync(dst, src, width, cudaMemcpyDeviceToDevice, NULL)
+                  : cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows,
+                                      cudaMemcpyDeviceToDevice, NULL);
+    return e == cudaSuccess ? RYZ_OK
+                            : cu_fail(e, "device copy of %zu rows of %zu bytes on device %d", rows,
+                                      width, c->device);
+}
+
+/* The status of launching `kernel` (OK or EIO naming it). */
+static ryz_status launch_status(cudaError_t e, const char *kernel) {
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "launch of the %s kernel", kernel);
+}
+
+static ryz_status embedding_run(float *x, const int *tokens, int n, const float *emb,
+                                int vocab_start, int vocab_local, int dim) {
+    if (n == 0)
+        return RYZ_OK;
+    if (n < 0 || dim < 1 || vocab_local < 0 || vocab_start < 0)
+        return ryz_error(RYZ_EINVAL,
+                         "embedding: %d tokens of dim %d from vocab rows %d..+%d: need n >= 0, "
+                         "dim >= 1, rows >= 0",
+                         n, dim, vocab_start, vocab_local);
+    return launch_status(ryz_k_embedding(x, tokens, n, emb, vocab_start, vocab_local, dim),
+                         "embedding");
+}
+
+/* Columns col0..ld-1 of x (rows, ld) to -inf. */
+static ryz_status mask_run(float *x, int rows, int col0, int ld) {
+    if (rows == 0 || col0 == ld)
+        return RYZ_OK;
+    if (rows < 0 || col0 < 0 || ld < col0)
+        return ryz_error(RYZ_EINVAL,
+                         "mask of columns %d..%d of %d rows: need rows >= 0 and "
+                         "0 <= first column <= row length",
+                         col0, ld - 1, rows);
+    return launch_status(ryz_k_mask_vocab(x, rows, col0, ld), "mask_vocab");
+}
+
+static ryz_status argmax_run(int *idx, const float *x, int rows, int n, int ld) {
+    if (rows == 0)
+        return RYZ_OK;
+    if (rows < 0 || n < 1 || ld < n)
+        return ryz_error(RYZ_EINVAL,
+                         "argmax of %d rows of %d (stride %d): need rows >= 0, n >= 1, ld >= n",
+                         rows, n, ld);
+    return launch_status(ryz_k_argmax(idx, x, rows, n, ld), "argmax");
+}
+
+/* The enqueued ops as the vtable has them: nothing after a kept error,
+ * their own error kept. */
+static void cuda_copy_rows(void *ctx, void *dst, size_t dst_pitch, const void *src,
+                           size_t src_pitch, size_t width, size_t rows) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK)
+        keep(c, copy_rows_run(c, dst, dst_pitch, src, src_pitch, width, rows));
+}
+
+static void cuda_embedding(void *ctx, float *x, const int *tokens, int n, const float *emb,
+                           int vocab_start, int vocab_local, int dim) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK)
+        keep(c, embedding_run(x, tokens, n, emb, vocab_start, vocab_local, dim));
+}
+
+static void cuda_argmax(void *ctx, int *idx, const float *x, int rows, int n, int ld) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK)
+        keep(c, argmax_run(idx, x, rows, n, ld));
+}
+
+static void cuda_mask_cols(void *ctx, float *x, int rows, int col0, int ld) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK)
+        keep(c, mask_run(x, rows, col0, ld));
+}
+
+/* Waits for the device; a failure there (a kernel's fault, usually) is
+ * kept with the device named. */
+static ryz_status cuda_sync(void *ctx) {
+    cuda_ctx *c = ctx;
+    ryz_status st = kept(c);
+    if (st != RYZ_OK)
+        return st;
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess)
+        return RYZ_OK;
+    keep(c, cu_fail(e, "work on device %d (reported by cudaDeviceSynchronize)", c->device));
+    return kept(c);
+}
+
+static void cuda_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak) {
+    const cuda_ctx *c = ctx;
+    *live = c->bytes[kind];
+    *peak = c->peak[kind];
+}
 
 /* Frees everything c holds (on a partly built c too). */
 static void ctx_destroy(cuda_ctx *c) {
@@ -306,6 +442,34 @@ static void ctx_destroy(cuda_ctx *c) {
     free(c->blocks);
     free(c);
 }
+
+static void cuda_destroy(void *ctx) {
+    ctx_destroy(ctx);
+}
+
+static const ryz_backend_iface cuda_iface = {
+    .name = "cuda",
+    .host_visible = 0,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .matmul = cuda_matmul,
+    .rmsnorm = cuda_rmsnorm,
+    .rope = cuda_rope,
+    .silu_mul = cuda_silu_mul,
+    .add = cuda_add,
+    .attention = cuda_attention,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy_rows = cuda_copy_rows,
+    .embedding = cuda_embedding,
+    .argmax = cuda_argmax,
+    .mask_cols = cuda_mask_cols,
+    .sync = cuda_sync,
+    .mem_usage = cuda_mem_usage,
+    .destroy = cuda_destroy,
+};
+
+/* ---- life cycle ------------------------------------------------------------ */
 
 /* Device ordinal for opts on a node with `count` devices. */
 static ryz_status pick_device(const ryz_cuda_opts *o, int count, int *dev) {
@@ -360,10 +524,8 @@ int ryz_backend_is_cuda(const ryz_backend *b) {
 }
 
 void ryz_backend_free_cuda(ryz_backend *b) {
-    if (!ryz_backend_is_cuda(b))
-        return;
-    ctx_destroy(b->ctx);
-    *b = (ryz_backend){0};
+    if (ryz_backend_is_cuda(b))
+        ryz_backend_free(b);
 }
 
 /* c of backend b for the helper `fn`: EINVAL when b is not cuda, the kept
@@ -373,34 +535,21 @@ static ryz_status enter(const ryz_backend *b, const char *fn, cuda_ctx **c) {
         return ryz_error(RYZ_EINVAL, "%s: backend '%s' is not the cuda backend", fn,
                          b && b->iface ? b->iface->name : "(none)");
     *c = b->ctx;
-    if ((*c)->err != RYZ_OK)
-        return ryz_error((*c)->err, "%s", (*c)->err_msg);
-    return RYZ_OK;
+    return kept(*c);
 }
 
 ryz_status ryz_cuda_sync(ryz_backend *b) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_sync", &c);
-    if (st != RYZ_OK)
-        return st;
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) {
-        keep(c, cu_fail(e, "work on device %d (reported by cudaDeviceSynchronize)", c->device));
-        return ryz_error(c->err, "%s", c->err_msg);
-    }
-    return RYZ_OK;
+    return st == RYZ_OK ? cuda_sync(c) : st;
 }
 
 size_t ryz_cuda_mem_bytes(const ryz_backend *b, ryz_mem_kind kind) {
-    if (!ryz_backend_is_cuda(b) || (unsigned)kind >= RYZ_MEM_NKINDS)
-        return 0;
-    return ((const cuda_ctx *)b->ctx)->bytes[kind];
+    return ryz_backend_is_cuda(b) ? ryz_backend_mem_bytes(b, kind) : 0;
 }
 
 size_t ryz_cuda_mem_peak(const ryz_backend *b, ryz_mem_kind kind) {
-    if (!ryz_backend_is_cuda(b) || (unsigned)kind >= RYZ_MEM_NKINDS)
-        return 0;
-    return ((const cuda_ctx *)b->ctx)->peak[kind];
+    return ryz_backend_is_cuda(b) ? ryz_backend_mem_peak(b, kind) : 0;
 }
 
 ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *total_bytes) {
@@ -412,77 +561,49 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     return cu_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
 }
 
-/* ---- copies and device helpers ------------------------------------------- */
-
-static ryz_status memcpy_checked(const ryz_backend *b, const char *fn, void *dst, const void *src,
-                                 size_t bytes, enum cudaMemcpyKind kind) {
-    cuda_ctx *c = NULL;
-    ryz_status st = enter(b, fn, &c);
-    if (st != RYZ_OK || bytes == 0)
-        return st;
-    cudaError_t e = kind == cudaMemcpyDeviceToDevice ? cudaMemcpyAsync(dst, src, bytes, kind, NULL)
-                                                     : cudaMemcpy(dst, src, bytes, kind);
-    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "%s of %zu bytes", fn, bytes);
-}
+/* ---- device helpers: the vtable's data ops, for a backend handle ---------- */
 
 ryz_status ryz_cuda_upload(ryz_backend *b, void *dst_dev, const void *src, size_t bytes) {
-    return memcpy_checked(b, "ryz_cuda_upload", dst_dev, src, bytes, cudaMemcpyHostToDevice);
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_upload", &c);
+    return st == RYZ_OK ? xfer(c, "ryz_cuda_upload", dst_dev, src, bytes, cudaMemcpyHostToDevice)
+                        : st;
 }
 
 ryz_status ryz_cuda_download(ryz_backend *b, void *dst, const void *src_dev, size_t bytes) {
-    return memcpy_checked(b, "ryz_cuda_download", dst, src_dev, bytes, cudaMemcpyDeviceToHost);
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_download", &c);
+    return st == RYZ_OK ? xfer(c, "ryz_cuda_download", dst, src_dev, bytes, cudaMemcpyDeviceToHost)
+                        : st;
 }
 
 ryz_status ryz_cuda_copy(ryz_backend *b, void *dst_dev, const void *src_dev, size_t bytes) {
-    return memcpy_checked(b, "ryz_cuda_copy", dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice);
-}
-
-/* The status of launching `kernel` (OK or EIO naming it). */
-static ryz_status launch_status(cudaError_t e, const char *kernel) {
-    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "launch of the %s kernel", kernel);
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_copy", &c);
+    return st == RYZ_OK ? copy_rows_run(c, dst_dev, bytes, src_dev, bytes, bytes, 1) : st;
 }
 
 ryz_status ryz_cuda_embedding(ryz_backend *b, float *x_dev, const int *tokens_dev, int n,
                               const float *emb_dev, int vocab_start, int vocab_local, int dim) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_embedding", &c);
-    if (st != RYZ_OK || n == 0)
-        return st;
-    if (n < 0 || dim < 1 || vocab_local < 0 || vocab_start < 0)
-        return ryz_error(RYZ_EINVAL,
-                         "ryz_cuda_embedding: %d tokens of dim %d from vocab rows "
-                         "%d..+%d: need n >= 0, dim >= 1, rows >= 0",
-                         n, dim, vocab_start, vocab_local);
-    return launch_status(
-        ryz_k_embedding(x_dev, tokens_dev, n, emb_dev, vocab_start, vocab_local, dim), "embedding");
+    return st == RYZ_OK
+               ? embedding_run(x_dev, tokens_dev, n, emb_dev, vocab_start, vocab_local, dim)
+               : st;
 }
 
 ryz_status ryz_cuda_mask_vocab(ryz_backend *b, float *logits_dev, int n, int vocab,
                                int vocab_padded) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_mask_vocab", &c);
-    if (st != RYZ_OK || n == 0 || vocab == vocab_padded)
-        return st;
-    if (n < 0 || vocab < 0 || vocab_padded < vocab)
-        return ryz_error(RYZ_EINVAL,
-                         "ryz_cuda_mask_vocab: %d rows, vocab %d padded to %d: need "
-                         "n >= 0 and 0 <= vocab <= vocab_padded",
-                         n, vocab, vocab_padded);
-    return launch_status(ryz_k_mask_vocab(logits_dev, n, vocab, vocab_padded), "mask_vocab");
+    return st == RYZ_OK ? mask_run(logits_dev, n, vocab, vocab_padded) : st;
 }
 
 ryz_status ryz_cuda_argmax(ryz_backend *b, int *idx_dev, const float *x_dev, int rows, int n,
                            int ld) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_argmax", &c);
-    if (st != RYZ_OK || rows == 0)
-        return st;
-    if (rows < 0 || n < 1 || ld < n)
-        return ryz_error(RYZ_EINVAL,
-                         "ryz_cuda_argmax: %d rows of %d (stride %d): need rows >= 0, "
-                         "n >= 1, ld >= n",
-                         rows, n, ld);
-    return launch_status(ryz_k_argmax(idx_dev, x_dev, rows, n, ld), "argmax");
+    return st == RYZ_OK ? argmax_run(idx_dev, x_dev, rows, n, ld) : st;
 }
 
 /* ---- timers ---------------------------------------------------------------- */

@@ -16,7 +16,7 @@ void ryz_info_blas(char *buf, size_t cap) {
 
 const char *ryz_info_backends(void) {
 #ifdef RYZ_WITH_CUDA
-    return "cpu (CUDA toolkit linked; the cuda backend is not implemented yet)";
+    return "cpu cuda";
 #else
     return "cpu";
 #endif

@@ -5,29 +5,45 @@
 
 #include "args.h"
 #include "ryz/cli.h"
+#include "ryz/cuda.h"
 #include "ryz/model.h"
 #include "ryz/suite.h"
 
 typedef struct {
     const char *model, *ids, *text, *tokenizer, *dump;
     int new_tokens, tp, tp_set, batch, threads;
+    int nccl; /* --comm nccl */
     ryz_dtype dtype;
+    ryz_backend_kind backend;
 } gen_args;
 
 static void gen_usage(FILE *f) {
     fprintf(f, "usage: ryz generate --model SRC (--prompt-ids \"1 2 3\" | --prompt TEXT\n"
                "                    [--tokenizer tokenizer.bin]) --new-tokens N\n"
                "                    [--tp K] [--batch B] [--threads T] [--dtype f32|bf16]\n"
-               "                    [--dump-logits FILE]\n"
+               "                    [--backend cpu|cuda] [--comm mpi|nccl] [--dump-logits FILE]\n"
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
                "  row of vocab floats per forward position (sequence 0). --dtype bf16 stores\n"
                "  the weight matrices as bfloat16 (fp32 accumulation; half the bytes).\n"
                "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin);\n"
                "  with a tokenizer the sequence is also printed as one 'text:' line.\n"
+               "  --backend cuda runs each rank on a GPU (its local rank's; f32 only) and needs\n"
+               "  a CUDA build (make CUDA=1) and a device. --comm nccl (cuda only) all-reduces\n"
+               "  device buffers with NCCL, one GPU per rank; with mpi (the default) a cuda\n"
+               "  run stages each collective through host memory.\n"
                "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
                "  llama2.c .bin, a Hugging Face directory, or a `ryz shard` directory (its tp\n"
                "  is the default --tp).\n");
+}
+
+/* --comm's value: "mpi" or "nccl". */
+static ryz_status gen_parse_comm(const char *v, gen_args *a) {
+    if (v && (!strcmp(v, "mpi") || !strcmp(v, "nccl"))) {
+        a->nccl = !strcmp(v, "nccl");
+        return RYZ_OK;
+    }
+    return ryz_error(RYZ_EINVAL, "--comm '%s' unknown (known: mpi, nccl)", v ? v : "");
 }
 
 static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
@@ -53,13 +69,22 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
         else if (!strcmp(o, "--dtype")) {
             const char *v = ryz_arg_value(argc, argv, &i);
             st = v ? ryz_dtype_parse(v, &a->dtype) : ryz_error(RYZ_EINVAL, "--dtype needs a value");
-        } else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
+        } else if (!strcmp(o, "--backend")) {
+            const char *v = ryz_arg_value(argc, argv, &i);
+            st = v ? ryz_backend_kind_parse(v, &a->backend)
+                   : ryz_error(RYZ_EINVAL, "--backend needs a value (cpu or cuda)");
+        } else if (!strcmp(o, "--comm")) st = gen_parse_comm(ryz_arg_value(argc, argv, &i), a);
+        else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
         if (st != RYZ_OK) return st;
     }
     if (*help) return RYZ_OK;
     if (!a->model) return ryz_error(RYZ_EINVAL, "generate: --model is required");
     if (!a->ids == !a->text)
         return ryz_error(RYZ_EINVAL, "generate: give one of --prompt-ids or --prompt");
+    if (a->nccl && a->backend != RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL,
+                         "generate: --comm nccl needs --backend cuda (NCCL moves GPU memory; the "
+                         "cpu backend uses --comm mpi)");
     return RYZ_OK;
 }
 
@@ -98,16 +123,19 @@ static ryz_status gen_report(const gen_args *a, const int *ids, int len, const f
     return RYZ_OK;
 }
 
-/* Prints every rank's memory by category, gathered to rank 0. */
-static ryz_status gen_memory(ryz_comm *c) {
-    float mine[4] = {(float)ryz_mem_bytes(RYZ_MEM_WEIGHTS), (float)ryz_mem_bytes(RYZ_MEM_KV),
-                     (float)ryz_mem_bytes(RYZ_MEM_SCRATCH), (float)ryz_mem_peak_rss()};
+/* Prints every rank's memory by category (in the backend's memory: device
+ * bytes on cuda) and its peak RSS, gathered to rank 0. */
+static ryz_status gen_memory(ryz_comm *c, const ryz_backend *be) {
+    float mine[4] = {(float)ryz_backend_mem_bytes(be, RYZ_MEM_WEIGHTS),
+                     (float)ryz_backend_mem_bytes(be, RYZ_MEM_KV),
+                     (float)ryz_backend_mem_bytes(be, RYZ_MEM_SCRATCH), (float)ryz_mem_peak_rss()};
     int k = ryz_comm_size(c);
     float all[4 * 64];
     if (k > 64) return RYZ_OK;
     ryz_status st = ryz_comm_all_gather(c, mine, all, 4);
     if (st != RYZ_OK || ryz_comm_rank(c) != 0) return st;
-    fprintf(stderr, "memory (MiB)  rank  weights  kv_cache  scratch  peak_rss\n");
+    fprintf(stderr, "memory (MiB)  rank  weights  kv_cache  scratch  peak_rss  (%s memory)\n",
+            be->iface->name);
     for (int r = 0; r < k; r++)
         fprintf(stderr, "              %4d %8.1f %9.1f %8.1f %9.1f\n", r, all[4 * r] / 1048576,
                 all[4 * r + 1] / 1048576, all[4 * r + 2] / 1048576, all[4 * r + 3] / 1048576);
@@ -125,7 +153,7 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     ryz_status st = prompts && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     for (int b = 0; st == RYZ_OK && b < B; b++)
         for (int i = 0; i < P; i++) prompts[b * P + i] = prompt[i];
-    if (st == RYZ_OK) st = ryz_backend_init_cpu(a->threads, &be);
+    if (st == RYZ_OK) st = ryz_backend_init(a->backend, a->threads, &be);
     ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len,
                            .dtype = a->dtype};
     if (st == RYZ_OK) st = ryz_model_open(a->model, tpc, &be, &opts, &m);
@@ -134,7 +162,7 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
         if (!logits) st = ryz_error(RYZ_ENOMEM, "out of memory for --dump-logits");
     }
     if (st == RYZ_OK) st = ryz_model_generate(m, prompts, B, P, a->new_tokens, NULL, ids, logits, NULL);
-    if (st == RYZ_OK) st = gen_memory(tpc);
+    if (st == RYZ_OK) st = gen_memory(tpc, &be);
     if (st == RYZ_OK && ryz_comm_rank(tpc) == 0) st = gen_report(a, ids, len, logits, cfg->vocab);
     ryz_model_free(m);
     ryz_backend_free(&be);
@@ -142,6 +170,13 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     free(ids);
     free(logits);
     return st;
+}
+
+/* NCCL over the MPI world, which it bootstraps from: MPI is started as a
+ * singleton when this process is not under mpirun (a one-rank run). */
+static ryz_status gen_nccl_world(ryz_comm **out) {
+    ryz_status st = ryz_mpi_init(NULL, NULL);
+    return st == RYZ_OK ? ryz_comm_init_nccl_world(out) : st;
 }
 
 int ryz_cmd_generate(int argc, char **argv) {
@@ -170,17 +205,21 @@ int ryz_cmd_generate(int argc, char **argv) {
     if (st == RYZ_OK && P + a.new_tokens - 1 > cfg.seq_len)
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", P,
                        a.new_tokens, cfg.seq_len);
+    if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
     if (st != RYZ_OK) {
         free(prompt);
         return ryz_cli_fail(st, NULL);
     }
-    ryz_comm *world = NULL, *tpc = NULL;
+    ryz_comm *world = NULL, *nccl = NULL, *tpc = NULL;
     st = ryz_cli_world(a.tp, argc + 1, argv - 1, &world, &code);
-    if (st == RYZ_OK) st = ryz_comm_split_first(world, a.tp, &tpc);
+    if (st == RYZ_OK && a.nccl) st = gen_nccl_world(&nccl);
+    if (st == RYZ_OK) st = ryz_comm_split_first(nccl ? nccl : world, a.tp, &tpc);
     if (st == RYZ_OK && tpc) st = gen_run(&a, &cfg, prompt, P, tpc);
     code = st == RYZ_OK ? 0 : ryz_cli_fail(st, world);
     ryz_comm_free(tpc);
+    ryz_comm_free(nccl);
     ryz_cli_world_free(world);
+    if (a.nccl) ryz_mpi_finalize(); /* the singleton MPI of a one-rank nccl run */
     free(prompt);
     return code;
 }

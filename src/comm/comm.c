@@ -141,6 +141,10 @@ const char *ryz_comm_name(const ryz_comm *c) {
     return c->iface->name;
 }
 
+int ryz_comm_device_memory(const ryz_comm *c) {
+    return c->iface->device_memory;
+}
+
 uint64_t ryz_comm_seq(const ryz_comm *c) {
     return c->seq;
 }

@@ -418,6 +418,7 @@ static const ryz_comm_iface nccl_iface = {
     .split_first = nccl_split_first,
     .free = nccl_free,
     .check_peers = nccl_check_peers,
+    .device_memory = 1,
 };
 
 /* An nccl comm over the ranks of boot, which it takes over (freed on

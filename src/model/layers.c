@@ -1,21 +1,45 @@
-/* Tensor-parallel layers: the only places the model communicates. */
-#include <math.h>
-#include <string.h>
-
+/* Tensor-parallel layers: the only places the model communicates. Every
+ * buffer is backend memory; a collective takes it in place, or, when
+ * ryz_tp_staged says so, goes through a host buffer (download, collective,
+ * upload). */
 #include "ryz/model.h"
 
-ryz_status ryz_tp_embedding(ryz_comm *c, float *x, const int *tokens, int n,
-                            const float *emb_local, int vocab_start, int vocab_local, int dim) {
-    for (int r = 0; r < n; r++) {
-        float *xr = x + (size_t)r * dim;
-        int local = tokens[r] - vocab_start;
-        if (local >= 0 && local < vocab_local)
-            memcpy(xr, emb_local + (size_t)local * dim, (size_t)dim * sizeof(float));
-        else
-            memset(xr, 0, (size_t)dim * sizeof(float));
-    }
+int ryz_tp_staged(const ryz_backend *b, const ryz_comm *c) {
+    return ryz_comm_size(c) > 1 && !b->iface->host_visible && !ryz_comm_device_memory(c);
+}
+
+/* In-place all-reduce (sum) of buf (count floats), staged when stage is
+ * non-NULL (stage: count floats). */
+static ryz_status tp_all_reduce(ryz_backend *b, ryz_comm *c, float *buf, size_t count,
+                                float *stage) {
+    if (!stage) return ryz_comm_all_reduce_sum(c, buf, buf, count);
+    size_t bytes = count * sizeof(float);
+    ryz_status st = b->iface->download(b->ctx, stage, buf, bytes);
+    if (st == RYZ_OK) st = ryz_comm_all_reduce_sum(c, stage, stage, count);
+    if (st == RYZ_OK) st = b->iface->upload(b->ctx, buf, stage, bytes);
+    return st;
+}
+
+/* All-gather of send (count floats per rank) into recv (size * count),
+ * staged when stage is non-NULL (stage: (1 + size) * count floats). */
+static ryz_status tp_all_gather(ryz_backend *b, ryz_comm *c, const float *send, float *recv,
+                                size_t count, float *stage) {
+    if (!stage) return ryz_comm_all_gather(c, send, recv, count);
+    float *host_recv = stage + count;
+    size_t bytes = count * sizeof(float);
+    ryz_status st = b->iface->download(b->ctx, stage, send, bytes);
+    if (st == RYZ_OK) st = ryz_comm_all_gather(c, stage, host_recv, count);
+    if (st == RYZ_OK)
+        st = b->iface->upload(b->ctx, recv, host_recv, bytes * (size_t)ryz_comm_size(c));
+    return st;
+}
+
+ryz_status ryz_tp_embedding(ryz_backend *b, ryz_comm *c, float *x, const int *tokens, int n,
+                            const float *emb_local, int vocab_start, int vocab_local, int dim,
+                            float *stage) {
+    b->iface->embedding(b->ctx, x, tokens, n, emb_local, vocab_start, vocab_local, dim);
     if (ryz_comm_size(c) == 1) return RYZ_OK;
-    return ryz_comm_all_reduce_sum(c, x, x, (size_t)n * dim);
+    return tp_all_reduce(b, c, x, (size_t)n * dim, stage);
 }
 
 void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
@@ -24,26 +48,29 @@ void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local,
 }
 
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
-                      ryz_matrix w_local, int n, int in_local, int out) {
+                      ryz_matrix w_local, int n, int in_local, int out, float *stage) {
     ryz_backend_matmul(b, y, x_local, w_local, n, in_local, out);
     if (ryz_comm_size(c) == 1) return RYZ_OK;
-    return ryz_comm_all_reduce_sum(c, y, y, (size_t)n * out);
+    return tp_all_reduce(b, c, y, (size_t)n * out, stage);
 }
 
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
-                          ryz_matrix cls_local, int n, int dim, int vocab,
-                          const ryz_shard *s, float *part, float *gather) {
-    int vl = s->vocab_local;
-    ryz_backend_matmul(b, part, x, cls_local, n, dim, vl);
-    ryz_status st = ryz_comm_all_gather(c, part, gather, (size_t)n * vl);
-    if (st != RYZ_OK) return st;
-    /* gather is (tp, n, vl) rank-major; logits want (n, tp * vl). */
-    for (int r = 0; r < s->tp; r++)
-        for (int i = 0; i < n; i++)
-            memcpy(logits + (size_t)i * s->vocab_padded + (size_t)r * vl,
-                   gather + ((size_t)r * n + i) * vl, (size_t)vl * sizeof(float));
-    for (int i = 0; i < n; i++)
-        for (int v = vocab; v < s->vocab_padded; v++)
-            logits[(size_t)i * s->vocab_padded + v] = -INFINITY;
+                          ryz_matrix cls_local, int n, int dim, int vocab, const ryz_shard *s,
+                          float *part, float *gather, float *stage) {
+    const ryz_backend_iface *f = b->iface;
+    int vl = s->vocab_local, vp = s->vocab_padded;
+    if (s->tp == 1) { /* the whole (padded) vocab is local: nothing to gather */
+        ryz_backend_matmul(b, logits, x, cls_local, n, dim, vl);
+    } else {
+        ryz_backend_matmul(b, part, x, cls_local, n, dim, vl);
+        ryz_status st = tp_all_gather(b, c, part, gather, (size_t)n * vl, stage);
+        if (st != RYZ_OK) return st;
+        /* gather is (tp, n, vl) rank-major; logits want (n, tp * vl). */
+        size_t row = (size_t)vl * sizeof(float);
+        for (int r = 0; r < s->tp; r++)
+            f->copy_rows(b->ctx, logits + (size_t)r * vl, (size_t)vp * sizeof(float),
+                         gather + (size_t)r * n * vl, row, row, (size_t)n);
+    }
+    if (vocab < vp) f->mask_cols(b->ctx, logits, n, vocab, vp);
     return RYZ_OK;
 }

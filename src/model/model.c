@@ -1,10 +1,17 @@
 /* The per-rank Llama forward pass (llama2.c's, sharded Megatron-style).
  * Communication happens in exactly four places: the embedding and the LM
- * head, and the two row-parallel layers of each block (after wo, after w2). */
+ * head, and the two row-parallel layers of each block (after wo, after w2).
+ *
+ * Everything the forward pass touches lives in the backend's memory and is
+ * reached only through its vtable (device memory on cuda): the host hands
+ * in token ids (upload) and takes out logits or greedy ids (download), and
+ * waits for the backend once per forward. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "ryz/model.h"
 
 typedef struct {
@@ -48,10 +55,19 @@ struct ryz_model {
     float *part;   /* (R, vocab_local) */
     float *gather; /* (R, vocab_padded) */
     float *logits; /* (R, vocab_padded) */
-    float *widen;  /* (FILL_ROWS, widest matrix row): bf16 loading only */
+    int *tok;      /* (R) this forward's token ids */
+    int *next;     /* (max_batch) greedy ids of each sequence's last row */
+    int rows;      /* logits rows the last forward left (0 after a failure) */
+    /* Host memory, only where the backend's is not host-visible (cuda). */
+    float *host_logits; /* (R, vocab_padded) downloaded logits */
+    float *stage;       /* (R, max(dim, vocab_local + vocab_padded)) staged
+                           collectives, only when ryz_tp_staged */
+    float *widen; /* (FILL_ROWS, widest matrix row): loading only, when bf16
+                     is packed or weights are uploaded */
 };
 
-/* Rows of a bf16 matrix read from the source at a time (through widen). */
+/* Rows of a matrix read from the source at a time when it goes through
+ * widen (packed to bf16, or uploaded to the device). */
 #define FILL_ROWS 64
 
 static int shard_skew;
@@ -86,18 +102,32 @@ static ryz_matrix matrix_of(const ryz_model *m, const void *w) {
     return (ryz_matrix){w, m->opts.dtype};
 }
 
-/* Fills a matrix block (nrows, ncols) of tensor t into out, stored in the
- * model's dtype: bf16 goes through `widen` FILL_ROWS rows at a time, so
- * loading never holds a float copy of a whole matrix. */
-static ryz_status fill_matrix(ryz_model *m, ryz_weights *src, uint32_t t, int64_t row0, int nrows,
-                              int64_t col0, int ncols, void *out) {
-    if (m->opts.dtype == RYZ_DTYPE_F32)
+/* Whether the weights are read through widen rather than straight into
+ * the backend's memory. */
+static int fills_through_widen(const ryz_model *m) {
+    return !m->be->iface->host_visible || m->opts.dtype != RYZ_DTYPE_F32;
+}
+
+/* Fills block (nrows, ncols) of tensor t into out (backend memory) stored
+ * as dtype. Float32 on a host-visible backend is read in place; otherwise
+ * FILL_ROWS rows at a time go through the host buffer widen, then are
+ * packed (bf16) or uploaded, so loading never holds a host copy of a
+ * whole matrix. */
+static ryz_status fill_block(ryz_model *m, ryz_weights *src, uint32_t t, int64_t row0, int nrows,
+                             int64_t col0, int ncols, ryz_dtype dtype, void *out) {
+    const ryz_backend_iface *f = m->be->iface;
+    if (f->host_visible && dtype == RYZ_DTYPE_F32)
         return ryz_weights_fill(src, t, row0, nrows, col0, ncols, ncols, out);
     for (int r = 0; r < nrows; r += FILL_ROWS) {
         int rows = nrows - r < FILL_ROWS ? nrows - r : FILL_ROWS;
         ryz_status st = ryz_weights_fill(src, t, row0 + r, rows, col0, ncols, ncols, m->widen);
         if (st != RYZ_OK) return st;
-        ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
+        if (dtype == RYZ_DTYPE_BF16) /* host-visible: build_from refuses bf16 otherwise */
+            ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
+        else
+            st = f->upload(m->be->ctx, (float *)out + (size_t)r * ncols, m->widen,
+                           (size_t)rows * ncols * sizeof(float));
+        if (st != RYZ_OK) return st;
     }
     return RYZ_OK;
 }
@@ -141,10 +171,10 @@ static ryz_status build_layer(ryz_model *m, ryz_weights *src, int l, layer_weigh
         {RYZ_T_W2, 0, dim, s->hidden_start, s->hidden, w->w2},
     };
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
-        uint32_t t = RYZ_T_LAYER(l, blocks[i].t);
-        ryz_status st = i < 2 ? ryz_weights_fill(src, t, 0, 1, 0, dim, dim, blocks[i].out)
-                              : fill_matrix(m, src, t, blocks[i].row0, blocks[i].nrows,
-                                            blocks[i].col0, blocks[i].ncols, blocks[i].out);
+        ryz_dtype dt = i < 2 ? RYZ_DTYPE_F32 : m->opts.dtype; /* norms stay float */
+        ryz_status st = fill_block(m, src, RYZ_T_LAYER(l, blocks[i].t), blocks[i].row0,
+                                   blocks[i].nrows, blocks[i].col0, blocks[i].ncols, dt,
+                                   blocks[i].out);
         if (st != RYZ_OK) return st;
     }
     return RYZ_OK;
@@ -165,23 +195,46 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     int widest = c->dim > s->hidden ? c->dim : s->hidden;
     if (s->heads * s->head_dim > widest) widest = s->heads * s->head_dim;
-    if (m->opts.dtype != RYZ_DTYPE_F32)
+    if (fills_through_widen(m))
         m->widen = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->widen);
     if (!m->emb || !m->cls || !m->final_norm || !m->layers ||
-        (m->opts.dtype != RYZ_DTYPE_F32 && !m->widen))
+        (fills_through_widen(m) && !m->widen))
         return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
                          s->rank);
-    ryz_status st = ryz_weights_fill(src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
-                                     c->dim, m->emb);
+    ryz_status st = fill_block(m, src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
+                               RYZ_DTYPE_F32, m->emb);
     if (st == RYZ_OK)
-        st = fill_matrix(m, src, RYZ_T_CLS, s->vocab_start, s->vocab_local, 0, c->dim, m->cls);
+        st = fill_block(m, src, RYZ_T_CLS, s->vocab_start, s->vocab_local, 0, c->dim,
+                        m->opts.dtype, m->cls);
     if (st == RYZ_OK)
-        st = ryz_weights_fill(src, RYZ_T_FINAL_NORM, 0, 1, 0, c->dim, c->dim, m->final_norm);
+        st = fill_block(m, src, RYZ_T_FINAL_NORM, 0, 1, 0, c->dim, RYZ_DTYPE_F32, m->final_norm);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++)
         st = build_layer(m, src, l, &m->layers[l]);
     free(m->widen);
     m->widen = NULL;
     return st;
+}
+
+/* The host side of a backend the host cannot see: logits to download
+ * into and, when collectives are staged, their buffer. Counted as scratch
+ * in the process's (host) memory figures; the backend's are device bytes. */
+static ryz_status build_host_buffers(ryz_model *m, size_t R) {
+    const ryz_shard *s = &m->sh;
+    if (m->be->iface->host_visible) return RYZ_OK;
+    size_t gather = (size_t)s->vocab_local + (size_t)s->vocab_padded;
+    size_t stage = (size_t)m->cfg.dim > gather ? (size_t)m->cfg.dim : gather;
+    size_t n;
+    if (!ryz_mul_ok(R, (size_t)s->vocab_padded, &n) || !ryz_mul_ok(R, stage, &stage))
+        return ryz_error(RYZ_ENOMEM, "host buffers of %zu rows overflow on rank %d", R, s->rank);
+    m->host_logits = ryz_mem_alloc(RYZ_MEM_SCRATCH, n, sizeof(float));
+    if (ryz_tp_staged(m->be, m->comm))
+        m->stage = ryz_mem_alloc(RYZ_MEM_SCRATCH, stage, sizeof(float));
+    if (!m->host_logits || (ryz_tp_staged(m->be, m->comm) && !m->stage))
+        return ryz_error(RYZ_ENOMEM,
+                         "out of host memory for the logits (%zu floats) and staging buffer "
+                         "(%zu floats) of the %s backend on rank %d",
+                         n, stage, m->be->iface->name, s->rank);
+    return RYZ_OK;
 }
 
 static ryz_status build_state(ryz_model *m) {
@@ -205,11 +258,14 @@ static ryz_status build_state(ryz_model *m) {
     m->part = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_local);
     m->gather = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
     m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
+    m->tok = alloc_n(m, RYZ_MEM_SCRATCH, R, 1, sizeof(int));
+    m->next = alloc_n(m, RYZ_MEM_SCRATCH, B, 1, sizeof(int));
     if (!m->kc || !m->vc || !m->x || !m->xb || !m->y || !m->q || !m->att || !m->k || !m->v ||
-        !m->h1 || !m->h3 || !m->scores || !m->part || !m->gather || !m->logits)
+        !m->h1 || !m->h3 || !m->scores || !m->part || !m->gather || !m->logits || !m->tok ||
+        !m->next)
         return ryz_error(RYZ_ENOMEM, "out of memory for KV cache and scratch on rank %d",
                          s->rank);
-    return RYZ_OK;
+    return build_host_buffers(m, R);
 }
 
 ryz_status ryz_model_build(const ryz_model_config *cfg, ryz_comm *comm, ryz_backend *backend,
@@ -246,6 +302,18 @@ ryz_status ryz_model_open(const char *src, ryz_comm *comm, ryz_backend *backend,
     return st;
 }
 
+/* EINVAL unless the backend can hold and multiply weights of dtype. bf16
+ * is packed on the host straight into the backend's memory (fill_block),
+ * so it needs a host-visible backend with a bf16 matmul. */
+static ryz_status check_dtype(ryz_dtype dtype, const ryz_backend *b) {
+    int has_bf16 = b->iface->matmul_bf16 && b->iface->host_visible;
+    if (dtype == RYZ_DTYPE_F32 || (dtype == RYZ_DTYPE_BF16 && has_bf16)) return RYZ_OK;
+    char name[16];
+    snprintf(name, sizeof name, dtype == RYZ_DTYPE_BF16 ? "bf16" : "%d", (int)dtype);
+    return ryz_error(RYZ_EINVAL, "dtype %s not supported by the %s backend (f32%s)", name,
+                     b->iface->name, has_bf16 ? " or bf16" : " only");
+}
+
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out) {
@@ -256,11 +324,8 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
     if (opts->max_batch < 1 || opts->max_chunk < 1 || opts->max_chunk > cfg->seq_len)
         return ryz_error(RYZ_EINVAL, "batch %d and chunk %d must be >= 1, chunk <= seq_len %d",
                          opts->max_batch, opts->max_chunk, cfg->seq_len);
-    if (opts->dtype != RYZ_DTYPE_F32 &&
-        (opts->dtype != RYZ_DTYPE_BF16 || !backend->iface->matmul_bf16))
-        return ryz_error(RYZ_EINVAL, "dtype %d not supported by the %s backend (f32%s)",
-                         (int)opts->dtype, backend->iface->name,
-                         backend->iface->matmul_bf16 ? " or bf16" : " only");
+    st = check_dtype(opts->dtype, backend);
+    if (st != RYZ_OK) return st;
     ryz_model *m = calloc(1, sizeof *m);
     if (!m) return ryz_error(RYZ_ENOMEM, "out of memory for the model");
     m->cfg = *cfg;
@@ -285,10 +350,13 @@ void ryz_model_free(ryz_model *m) {
     for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free_layer(m, &m->layers[l]);
     free(m->layers);
     free(m->widen);
-    void *p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc, &m->vc,     &m->x,
-                   &m->xb,  &m->y,   &m->q,          &m->att, &m->k,     &m->v,
-                   &m->h1,  &m->h3,  &m->scores,     &m->part, &m->gather, &m->logits};
+    void *p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc,     &m->vc,     &m->x,
+                 &m->xb,  &m->y,   &m->q,          &m->att,    &m->k,      &m->v,
+                 &m->h1,  &m->h3,  &m->scores,     &m->part,   &m->gather, &m->logits,
+                 &m->tok, &m->next};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
+    ryz_mem_free(m->host_logits);
+    ryz_mem_free(m->stage);
     free(m);
 }
 
@@ -332,12 +400,15 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
         float *kc = m->kc + layer_off, *vc = m->vc + layer_off;
         f->rope(m->be->ctx, m->q + row * qd, T, s->heads, hd, pos0, c->rope_base);
         f->rope(m->be->ctx, m->k + row * kvd, T, s->kv_heads, hd, pos0, c->rope_base);
-        memcpy(kc + (size_t)pos0 * kvd, m->k + row * kvd, (size_t)T * kvd * sizeof(float));
-        memcpy(vc + (size_t)pos0 * kvd, m->v + row * kvd, (size_t)T * kvd * sizeof(float));
+        ryz_backend_copy(m->be, kc + (size_t)pos0 * kvd, m->k + row * kvd,
+                         (size_t)T * kvd * sizeof(float));
+        ryz_backend_copy(m->be, vc + (size_t)pos0 * kvd, m->v + row * kvd,
+                         (size_t)T * kvd * sizeof(float));
         f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, pos0, &g,
                      m->scores);
     }
-    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->att, matrix_of(m, w->wo), n, qd, dim);
+    ryz_status st =
+        ryz_tp_row(m->be, m->comm, m->y, m->att, matrix_of(m, w->wo), n, qd, dim, m->stage);
     if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
     return st;
 }
@@ -352,17 +423,35 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
     ryz_tp_column(m->be, m->h1, m->xb, matrix_of(m, w->w1), n, dim, hl);
     ryz_tp_column(m->be, m->h3, m->xb, matrix_of(m, w->w3), n, dim, hl);
     f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
-    ryz_status st = ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim);
+    ryz_status st =
+        ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
     if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
     return st;
 }
 
-/* The forward pass; with last_only the LM head runs on each sequence's last
- * row only (B rows of logits), which is all greedy prefill needs. */
-static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
-                          const float **logits) {
+/* Final RMSNorm and LM head into m->logits. With last_only, each
+ * sequence's last row is first copied to xb, so the norm and the head see
+ * B rows; x (the residual stream) is left as it is. */
+static ryz_status head(ryz_model *m, int B, int T, int last_only) {
     const ryz_model_config *c = &m->cfg;
-    const ryz_shard *s = &m->sh;
+    const ryz_backend_iface *f = m->be->iface;
+    int n = B * T;
+    const float *in = m->x;
+    if (last_only && T > 1) { /* rows b*T + T-1 of x to rows b of xb */
+        size_t row = (size_t)c->dim * sizeof(float);
+        f->copy_rows(m->be->ctx, m->xb, row, m->x + (size_t)(T - 1) * c->dim, row * (size_t)T,
+                     row, (size_t)B);
+        in = m->xb, n = B;
+    }
+    f->rmsnorm(m->be->ctx, m->xb, in, m->final_norm, n, c->dim, c->norm_eps);
+    return ryz_tp_lm_head(m->be, m->comm, m->logits, m->xb, matrix_of(m, m->cls), n, c->dim,
+                          c->vocab, &m->sh, m->part, m->gather, m->stage);
+}
+
+/* EINVAL unless B sequences of T tokens at pos0 fit the model and every
+ * token is in the vocab. */
+static ryz_status check_input(const ryz_model *m, const int *tokens, int B, int T, int pos0) {
+    const ryz_model_config *c = &m->cfg;
     if (B < 1 || B > m->opts.max_batch || T < 1 || T > m->opts.max_chunk || pos0 < 0 ||
         pos0 + T > c->seq_len)
         return ryz_error(RYZ_EINVAL,
@@ -373,25 +462,58 @@ static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos
         if (tokens[i] < 0 || tokens[i] >= c->vocab)
             return ryz_error(RYZ_EINVAL, "token id %d outside vocab [0, %d)", tokens[i],
                              c->vocab);
+    return RYZ_OK;
+}
+
+/* Enqueues the embedding, every block and the head for tokens (host). */
+static ryz_status enqueue_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
+                                  int last_only) {
+    const ryz_model_config *c = &m->cfg;
+    const ryz_shard *s = &m->sh;
     int n = B * T;
-    ryz_status st =
-        ryz_tp_embedding(m->comm, m->x, tokens, n, m->emb, s->vocab_start, s->vocab_local, c->dim);
+    ryz_status st = m->be->iface->upload(m->be->ctx, m->tok, tokens, (size_t)n * sizeof(int));
+    if (st == RYZ_OK)
+        st = ryz_tp_embedding(m->be, m->comm, m->x, m->tok, n, m->emb, s->vocab_start,
+                              s->vocab_local, c->dim, m->stage);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++) {
         st = attention_block(m, l, B, T, pos0);
         if (st == RYZ_OK) st = ffn_block(m, l, n);
     }
+    return st == RYZ_OK ? head(m, B, T, last_only) : st;
+}
+
+ryz_status ryz_model_step(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
+                          int *next) {
+    const ryz_backend_iface *f = m->be->iface;
+    m->rows = 0;
+    ryz_status st = check_input(m, tokens, B, T, pos0);
     if (st != RYZ_OK) return st;
-    if (last_only && T > 1) { /* rows b*T + T-1 move to row b (b ascending: no overlap) */
-        for (int b = 0; b < B; b++)
-            memmove(m->x + (size_t)b * c->dim, m->x + ((size_t)b * T + T - 1) * c->dim,
-                    (size_t)c->dim * sizeof(float));
-        n = B;
-    }
-    m->be->iface->rmsnorm(m->be->ctx, m->x, m->x, m->final_norm, n, c->dim, c->norm_eps);
-    st = ryz_tp_lm_head(m->be, m->comm, m->logits, m->x, matrix_of(m, m->cls), n, c->dim, c->vocab, s,
-                        m->part, m->gather);
-    *logits = m->logits;
+    int rows = last_only ? 1 : T; /* logits rows per sequence */
+    st = enqueue_forward(m, tokens, B, T, pos0, last_only);
+    if (st == RYZ_OK && next) /* greedy ids on the backend: only B ints come back */
+        f->argmax(m->be->ctx, m->next, m->logits + (size_t)(rows - 1) * m->sh.vocab_padded, B,
+                  m->cfg.vocab, rows * m->sh.vocab_padded);
+    ryz_status done = f->sync(m->be->ctx); /* the forward's one wait; an op's kept error */
+    if (st == RYZ_OK) st = done;
+    if (st == RYZ_OK && next) st = f->download(m->be->ctx, next, m->next, (size_t)B * sizeof(int));
+    if (st == RYZ_OK) m->rows = B * rows;
     return st;
+}
+
+ryz_status ryz_model_step_logits(ryz_model *m, const float **logits) {
+    const ryz_backend_iface *f = m->be->iface;
+    *logits = f->host_visible ? m->logits : m->host_logits;
+    if (f->host_visible) return RYZ_OK;
+    size_t floats = (size_t)m->rows * (size_t)m->sh.vocab_padded;
+    return f->download(m->be->ctx, m->host_logits, m->logits, floats * sizeof(float));
+}
+
+/* A forward pass with its logits in host memory. */
+static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
+                          const float **logits) {
+    ryz_status st = ryz_model_step(m, tokens, B, T, pos0, last_only, NULL);
+    ryz_status got = ryz_model_step_logits(m, logits); /* on failure: no rows, a valid pointer */
+    return st != RYZ_OK ? st : got;
 }
 
 ryz_status ryz_model_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,

@@ -1,0 +1,90 @@
+/* What every backend shares: choosing one by name, freeing it through its
+ * destroy op, memory figures, the dtype-dispatching matmul, dtype names
+ * and the host argmax. */
+#include <string.h>
+
+#include "ryz/backend.h"
+#include "ryz/cuda.h"
+
+static const char *const kind_names[] = {"cpu", "cuda"};
+
+ryz_status ryz_backend_kind_parse(const char *name, ryz_backend_kind *out) {
+    for (int k = 0; k < 2; k++)
+        if (!strcmp(name, kind_names[k])) {
+            *out = (ryz_backend_kind)k;
+            return RYZ_OK;
+        }
+    return ryz_error(RYZ_EINVAL, "backend '%s' unknown (known: cpu, cuda)", name);
+}
+
+const char *ryz_backend_kind_name(ryz_backend_kind k) {
+    return (unsigned)k < 2 ? kind_names[k] : "unknown";
+}
+
+ryz_status ryz_backend_available(ryz_backend_kind kind) {
+    if (kind == RYZ_BACKEND_CPU) return RYZ_OK;
+    int devices = 0;
+    ryz_status st = ryz_cuda_device_count(&devices);
+    return st == RYZ_OK ? RYZ_OK : ryz_error_wrap(RYZ_EINVAL, "no CUDA device");
+}
+
+ryz_status ryz_backend_init(ryz_backend_kind kind, int threads, ryz_backend *out) {
+    *out = (ryz_backend){0};
+    if (kind == RYZ_BACKEND_CPU) return ryz_backend_init_cpu(threads, out);
+    ryz_status st = ryz_backend_available(kind);
+    if (st != RYZ_OK) return st;
+    ryz_cuda_opts o = ryz_cuda_opts_default();
+    return ryz_backend_init_cuda(&o, out);
+}
+
+void ryz_backend_free(ryz_backend *b) {
+    if (!b) return;
+    if (b->iface && b->ctx) b->iface->destroy(b->ctx);
+    *b = (ryz_backend){0};
+}
+
+/* b's live (want_peak 0) or peak bytes of kind. */
+static size_t mem_figure(const ryz_backend *b, ryz_mem_kind kind, int want_peak) {
+    size_t live = 0, peak = 0;
+    if ((unsigned)kind < RYZ_MEM_NKINDS) b->iface->mem_usage(b->ctx, kind, &live, &peak);
+    return want_peak ? peak : live;
+}
+
+size_t ryz_backend_mem_bytes(const ryz_backend *b, ryz_mem_kind kind) {
+    return mem_figure(b, kind, 0);
+}
+
+size_t ryz_backend_mem_peak(const ryz_backend *b, ryz_mem_kind kind) {
+    return mem_figure(b, kind, 1);
+}
+
+void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,
+                        int out) {
+    if (w.dtype == RYZ_DTYPE_BF16) b->iface->matmul_bf16(b->ctx, y, x, w.data, n, in, out);
+    else b->iface->matmul(b->ctx, y, x, w.data, n, in, out);
+}
+
+const char *ryz_dtype_name(ryz_dtype d) {
+    return d == RYZ_DTYPE_BF16 ? "bf16" : "f32";
+}
+
+size_t ryz_dtype_size(ryz_dtype d) {
+    return d == RYZ_DTYPE_BF16 ? 2 : 4;
+}
+
+ryz_status ryz_dtype_parse(const char *text, ryz_dtype *out) {
+    static const char *const names[] = {"f32", "fp32", "float32", "bf16", "bfloat16"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(text, names[i])) {
+            *out = i < 3 ? RYZ_DTYPE_F32 : RYZ_DTYPE_BF16;
+            return RYZ_OK;
+        }
+    return ryz_error(RYZ_EINVAL, "dtype '%s' unknown (known: f32, bf16)", text);
+}
+
+int ryz_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
