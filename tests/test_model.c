@@ -628,11 +628,12 @@ END_TEST
  * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
  * rounded values), at 1, 2 and 3 threads. out 205 splits into thread bands
  * and leaves a row after the last bf16 row group; in 37 and 40 take the
- * row-major layout, 4096 the tiled one (and makes the bf16 prefill widen W
- * in several blocks). */
+ * row-major bf16 layout, 64 and 4096 the tiled one (4096 makes the bf16
+ * prefill widen W in several blocks); fp32 in 37 is scalar, 40 four rows
+ * per pass, 64 one short row at a time. */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 205, NMAX = 3 };
-    const int ins[] = {37, 40, 4096}, ns[] = {1, NMAX};
+    const int ins[] = {37, 40, 64, 4096}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
     float *x = malloc(sizeof(float) * NMAX * 4096), *w = malloc(sizeof(float) * OUT * 4096);
@@ -640,7 +641,7 @@ static void check_matmul_paths(int threads, int bf16) {
     uint16_t *h = malloc(sizeof(uint16_t) * OUT * 4096);
     double *ref = malloc(sizeof(double) * NMAX * OUT);
     ck_assert(x && w && y && want && h && ref);
-    for (int a = 0; a < 3; a++)
+    for (int a = 0; a < 4; a++)
         for (int k = 0; k < 2; k++) {
             int in = ins[a], n = ns[k];
             char what[80];

@@ -147,6 +147,28 @@ AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in,
     }
 }
 
+/* Decode GEMV rows [o0, o1), one row at a time, in % 32 == 0: for short
+ * rows (wo at TP 2 has 384 columns, 1.5 KiB) four interleaved row streams
+ * each end before the hardware prefetcher has locked on (75 % of the read
+ * bandwidth against 90 % reading the rows in order, measured on 768 x 384
+ * matrices). */
+AVX2 static void gemv_f32_row_avx2(float *y, const float *x, const void *wv, int in, int out,
+                                   int o0, int o1) {
+    const float *w = wv;
+    (void)out;
+    for (int o = o0; o < o1; o++) {
+        const float *r = w + (size_t)o * in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < in; i += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+        }
+        y[o] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    }
+}
+
 /* 16 bf16 weights at p times x: unpacking against zero puts each weight in
  * the high half of a float (the widening costs no extra op), in the order
  * of 128-bit lanes, which xl/xh (bf16_permute_x) already follow. */
@@ -205,6 +227,7 @@ static int have_avx2(void) {
     return 0;
 }
 #define gemv_f32_avx2 gemv_f32_scalar
+#define gemv_f32_row_avx2 gemv_f32_scalar
 #define gemv_bf16_avx2 gemv_bf16_scalar
 #endif
 
@@ -227,10 +250,18 @@ static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const vo
     else ryz_pool_run(c->pool, gemv_part, &j);
 }
 
+/* Rows shorter than this (floats) are read one at a time. */
+#define GEMV_SHORT_ROW 768
+
+static gemv_rows_fn gemv_f32_kernel(int in) {
+    if (!have_avx2() || in % 8 != 0) return gemv_f32_scalar;
+    return in % 32 == 0 && in < GEMV_SHORT_ROW ? gemv_f32_row_avx2 : gemv_f32_avx2;
+}
+
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                        int out) {
     if (n == 1)
-        gemv(ctx, in % 8 == 0 && have_avx2() ? gemv_f32_avx2 : gemv_f32_scalar, y, x, w, in, out);
+        gemv(ctx, gemv_f32_kernel(in), y, x, w, in, out);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in,
                     0.0f, y, out);
