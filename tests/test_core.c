@@ -497,6 +497,27 @@ START_TEST(test_record_bytes_convention) {
 }
 END_TEST
 
+static void count_call(void *ctx) {
+    ++*(int *)ctx;
+}
+
+/* The probe's passes: before() ahead of every pass, each pass timed, and
+ * the best pass is what ryz_mem_read_bandwidth reports (no timing bound is
+ * asserted: the machine is shared). */
+START_TEST(test_mem_read_passes) {
+    double sec[3] = {0};
+    int calls = 0;
+    ck_assert_int_eq(ryz_mem_read_passes((size_t)4 << 20, 2, 3, count_call, &calls, sec), RYZ_OK);
+    ck_assert_int_eq(calls, 3);
+    for (int r = 0; r < 3; r++) ck_assert_msg(sec[r] > 0, "pass %d took %g s", r, sec[r]);
+    ck_assert_int_eq(ryz_mem_read_passes(100, 1, 1, NULL, NULL, sec), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "bytes 100 >= 4096"), "%s", ryz_last_error());
+    ck_assert_int_eq(ryz_mem_read_passes((size_t)1 << 20, 65, 1, NULL, NULL, sec), RYZ_EINVAL);
+    ck_assert(ryz_mem_read_bandwidth((size_t)4 << 20, 1, 2) > 0);
+    ck_assert(ryz_mem_read_bandwidth((size_t)4 << 20, 0, 2) == 0);
+}
+END_TEST
+
 START_TEST(test_error_wrap) {
     ryz_error(RYZ_EINVAL, "n_heads 4 not divisible by tp 3\nhidden 2 smaller than tp 3");
     ck_assert_int_eq(ryz_error_wrap(RYZ_EINVAL, "case %s", "a"), RYZ_EINVAL);
@@ -566,6 +587,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_overflow);
     tcase_add_test(tc, test_mem_kind_names);
     tcase_add_test(tc, test_mem_peak_rss);
+    tcase_add_test(tc, test_mem_read_passes);
     suite_add_tcase(s, tc);
     tc = tcase_create("env_time");
     tcase_add_test(tc, test_env_int_unset_and_valid);

@@ -75,26 +75,31 @@ static double one_pass(const uint64_t *buf, size_t n, int threads, uint64_t *sin
     return dt;
 }
 
-double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {
-    if (threads < 1 || threads > 64 || reps < 1 || bytes < 4096) {
-        ryz_error(RYZ_EINVAL, "bandwidth probe: threads %d in [1, 64], reps %d >= 1, bytes %zu >= 4096",
-                  threads, reps, bytes);
-        return 0;
-    }
+ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps, void (*before)(void *),
+                               void *ctx, double *seconds) {
+    if (threads < 1 || threads > 64 || reps < 1 || bytes < 4096)
+        return ryz_error(RYZ_EINVAL,
+                         "bandwidth probe: threads %d in [1, 64], reps %d >= 1, bytes %zu >= 4096",
+                         threads, reps, bytes);
     size_t n = bytes / sizeof(uint64_t);
     uint64_t *buf = ryz_alloc_stream(n * sizeof *buf); /* as the weights are allocated */
-    if (!buf) {
-        ryz_error(RYZ_ENOMEM, "bandwidth probe: out of memory for %zu bytes", bytes);
-        return 0;
-    }
+    if (!buf) return ryz_error(RYZ_ENOMEM, "bandwidth probe: out of memory for %zu bytes", bytes);
     for (size_t i = 0; i < n; i++) buf[i] = i; /* touch every page */
     uint64_t sink = 0;
-    double best = 0;
     for (int r = 0; r < reps; r++) {
-        double dt = one_pass(buf, n, threads, &sink);
-        if (dt > 0 && (double)(n * sizeof *buf) / dt > best) best = (double)(n * sizeof *buf) / dt;
+        if (before) before(ctx);
+        seconds[r] = one_pass(buf, n, threads, &sink);
     }
     free(buf);
     bandwidth_sink = sink;
+    return RYZ_OK;
+}
+
+double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {
+    double sec[64], best = 0;
+    if (reps > 64) reps = 64;
+    if (ryz_mem_read_passes(bytes, threads, reps, NULL, NULL, sec) != RYZ_OK) return 0;
+    for (int r = 0; r < reps; r++)
+        if (sec[r] > 0 && (double)(bytes / 8 * 8) / sec[r] > best) best = (double)(bytes / 8 * 8) / sec[r];
     return best;
 }

@@ -2,6 +2,7 @@
  * degree teacher-forced (every position compared) and greedy (first
  * divergence classified), timed, with one table per case printed by rank 0
  * and every figure recorded in the results tables. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,20 +345,46 @@ static ryz_status run_case(case_ctx *k, int *failed) {
     return st;
 }
 
+/* Barrier of the probing group before each pass (its status kept). */
+typedef struct {
+    ryz_comm *group;
+    ryz_status st;
+} probe_sync;
+
+static void probe_barrier(void *v) {
+    probe_sync *p = v;
+    if (p->st == RYZ_OK) p->st = ryz_comm_barrier(p->group);
+}
+
+#define PROBE_REPS 3
+#define PROBE_BYTES ((size_t)256 << 20)
+
 /* Aggregate read bandwidth of k ranks streaming at once, each with its
  * suite threads, into t (a collective over world; the other ranks wait).
- * Probing from one rank with k * threads threads would share cores with the
- * ranks spinning in the barrier and under-state it. */
+ * Every pass starts on a barrier and the aggregate of a pass is all bytes
+ * over the slowest rank's time: summing each rank's best pass would count
+ * passes that ran while the others had finished, and overstate it. One
+ * rank with k * threads threads would instead share cores with the ranks
+ * spinning in the barrier. */
 static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_table *t) {
-    ryz_comm *group = NULL;
-    float mine = 0, sum = 0;
-    ryz_status st = ryz_comm_split_first(world, k, &group);
-    if (st == RYZ_OK && group) st = ryz_comm_barrier(group);
-    if (st == RYZ_OK && group)
-        mine = (float)(ryz_mem_read_bandwidth((size_t)256 << 20, s->threads, 3) / 1e6);
-    if (st == RYZ_OK && group) st = ryz_comm_all_reduce_sum(group, &mine, &sum, 1);
-    ryz_comm_free(group);
-    t->k[t->n] = k, t->bw[t->n] = (double)sum * 1e6; /* MB/s in the float */
+    probe_sync ps = {NULL, RYZ_OK};
+    double sec[PROBE_REPS] = {0}, best = 0;
+    float mine[PROBE_REPS] = {0}, *all = calloc((size_t)k * PROBE_REPS, sizeof *all);
+    ryz_status st = all ? ryz_comm_split_first(world, k, &ps.group)
+                        : ryz_error(RYZ_ENOMEM, "out of memory for the bandwidth probe");
+    if (st == RYZ_OK && ps.group)
+        st = ryz_mem_read_passes(PROBE_BYTES, s->threads, PROBE_REPS, probe_barrier, &ps, sec);
+    if (st == RYZ_OK) st = ps.st;
+    for (int r = 0; r < PROBE_REPS; r++) mine[r] = (float)sec[r];
+    if (st == RYZ_OK && ps.group) st = ryz_comm_all_gather(ps.group, mine, all, PROBE_REPS);
+    for (int r = 0; st == RYZ_OK && ps.group && r < PROBE_REPS; r++) {
+        double slowest = 0;
+        for (int i = 0; i < k; i++) slowest = fmax(slowest, all[i * PROBE_REPS + r]);
+        if (slowest > 0) best = fmax(best, (double)k * PROBE_BYTES / slowest);
+    }
+    ryz_comm_free(ps.group);
+    free(all);
+    t->k[t->n] = k, t->bw[t->n] = best;
     t->n++;
     return st == RYZ_OK ? ryz_comm_barrier(world) : st;
 }
