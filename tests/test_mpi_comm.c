@@ -22,6 +22,7 @@
 #include "ryz/bench.h"
 #include "ryz/comm.h"
 #include "ryz/suite.h"
+#include "testutil.h"
 
 static ryz_comm *g_world;
 static int g_rank, g_k;
@@ -286,28 +287,17 @@ static Suite *comm_suite(void) {
     return s;
 }
 
+/* Corruption off before the exit code's own all-reduce. */
+static void corrupt_off(void) {
+    ryz_comm_test_corrupt(0);
+}
+
 int main(int argc, char **argv) {
-    if (ryz_mpi_init(&argc, &argv) != RYZ_OK || ryz_comm_init_mpi_world(&g_world) != RYZ_OK) {
-        fprintf(stderr, "test_mpi_comm: setup failed: %s\n", ryz_last_error());
-        ryz_mpi_finalize();
-        return EXIT_FAILURE;
-    }
+    if (test_mpi_setup(&argc, &argv, "test_mpi_comm", &g_world)) return EXIT_FAILURE;
     g_rank = ryz_comm_rank(g_world);
     g_k = ryz_comm_size(g_world);
-    ryz_log_set_rank(g_rank);
-
-    SRunner *sr = srunner_create(comm_suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    float failed = (float)srunner_ntests_failed(sr), all_failed = 0;
-    srunner_free(sr);
-    ryz_comm_test_corrupt(0);
-    if (ryz_comm_all_reduce_sum(g_world, &failed, &all_failed, 1) != RYZ_OK)
-        all_failed = 1;
-    if (g_rank == 0)
-        fprintf(stderr, "test_mpi_comm at %d rank(s): %.0f failed test(s) over all ranks\n", g_k,
-                (double)all_failed);
+    int code = test_run_mpi_suite(comm_suite(), g_world, "test_mpi_comm", corrupt_off);
     ryz_comm_free(g_world);
     ryz_mpi_finalize();
-    return all_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return code;
 }

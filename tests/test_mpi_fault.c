@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ryz/comm.h"
+#include "testutil.h"
 
 static ryz_comm *g_world;
 static int g_rank, g_k;
@@ -240,27 +241,11 @@ static Suite *fault_suite(void) {
 }
 
 int main(int argc, char **argv) {
-    if (ryz_mpi_init(&argc, &argv) != RYZ_OK || ryz_comm_init_mpi_world(&g_world) != RYZ_OK) {
-        fprintf(stderr, "test_mpi_fault: setup failed: %s\n", ryz_last_error());
-        ryz_mpi_finalize();
-        return EXIT_FAILURE;
-    }
+    if (test_mpi_setup(&argc, &argv, "test_mpi_fault", &g_world)) return EXIT_FAILURE;
     g_rank = ryz_comm_rank(g_world);
     g_k = ryz_comm_size(g_world);
-    ryz_log_set_rank(g_rank);
-
-    SRunner *sr = srunner_create(fault_suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    float failed = (float)srunner_ntests_failed(sr), all_failed = 0;
-    srunner_free(sr);
-    reset();
-    if (ryz_comm_all_reduce_sum(g_world, &failed, &all_failed, 1) != RYZ_OK)
-        all_failed = 1;
-    if (g_rank == 0)
-        fprintf(stderr, "test_mpi_fault at %d rank(s): %.0f failed test(s) over all ranks\n", g_k,
-                (double)all_failed);
+    int code = test_run_mpi_suite(fault_suite(), g_world, "test_mpi_fault", reset);
     ryz_comm_free(g_world);
     ryz_mpi_finalize();
-    return all_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return code;
 }

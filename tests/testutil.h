@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ryz/comm.h"
+
 /* The ryz binary under test: $RYZ_BIN, or build/ryz. */
 static inline const char *test_ryz_bin(void) {
     const char *b = getenv("RYZ_BIN");
@@ -104,6 +106,38 @@ static inline test_run test_run_ryz(const char *env, const char *args) {
 static inline void test_run_free(test_run *r) {
     free(r->out);
     free(r->err);
+}
+
+/* The start of an MPI test program: MPI and its world communicator, the
+ * log's rank prefix. 0, or 1 after saying why on stderr (MPI finalised). */
+static inline int test_mpi_setup(int *argc, char ***argv, const char *name, ryz_comm **world) {
+    if (ryz_mpi_init(argc, argv) != RYZ_OK || ryz_comm_init_mpi_world(world) != RYZ_OK) {
+        fprintf(stderr, "%s: setup failed: %s\n", name, ryz_last_error());
+        ryz_mpi_finalize();
+        return 1;
+    }
+    ryz_log_set_rank(ryz_comm_rank(*world));
+    return 0;
+}
+
+/* Runs one Check suite on every rank of world without forking (MPI does
+ * not allow it), calls before_sum (NULL: nothing; e.g. to switch off a
+ * fault that would disturb the sum), then sums the failures of all ranks,
+ * which rank 0 prints under `name`. The exit status, the same on every
+ * rank: failure when any rank failed. */
+static inline int test_run_mpi_suite(Suite *s, ryz_comm *world, const char *name,
+                                     void (*before_sum)(void)) {
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    float failed = (float)srunner_ntests_failed(sr), all_failed = 0;
+    srunner_free(sr);
+    if (before_sum) before_sum();
+    if (ryz_comm_all_reduce_sum(world, &failed, &all_failed, 1) != RYZ_OK) all_failed = 1;
+    if (ryz_comm_rank(world) == 0)
+        fprintf(stderr, "%s at %d rank(s): %.0f failed test(s) over all ranks\n", name,
+                ryz_comm_size(world), (double)all_failed);
+    return all_failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 /* Runs one Check suite (CK_NORMAL) and returns the process exit status. */
