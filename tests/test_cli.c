@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ryz/cuda.h"
 #include "ryz/results.h"
 #include "testutil.h"
 
@@ -269,6 +270,46 @@ START_TEST(test_suite_bf16_tolerance) {
 }
 END_TEST
 
+/* A new temporary file holding text; its path in `path` (32 bytes). */
+static void temp_file_with(char *path, const char *text) {
+    temp_path(path);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs `ryz suite` on a one-case file of `lines`, expecting exit 2 with
+ * one error line containing needle. */
+static void expect_suite_refused(const char *lines, const char *needle) {
+    char path[32], text[256], args[64];
+    snprintf(text, sizeof text, "[case a]\nmodel = synthetic:tiny\nprompt = 1 2\n%s\n", lines);
+    temp_file_with(path, text);
+    snprintf(args, sizeof args, "suite %s", path);
+    expect_one_line_error(args, 2, needle);
+    unlink(path);
+}
+
+/* backend = cuda and comm = nccl: combinations no machine runs are exit 2
+ * naming the case; without a CUDA build or device a cuda case is exit 2
+ * with the reason, before any rank starts (suites/acceptance-4gpu.ini
+ * included); with fewer GPUs than its 4 ranks it is refused for nccl. */
+START_TEST(test_suite_cuda_refusals) {
+    expect_suite_refused("comm = nccl", "case a: comm nccl needs backend = cuda");
+    expect_suite_refused("backend = cuda\ndtype = bf16",
+                         "case a: dtype bf16 is not supported by backend cuda");
+    int devices = 0;
+    if (ryz_cuda_device_count(&devices) != RYZ_OK) {
+        expect_suite_refused("backend = cuda", "case a: backend cuda: no CUDA device: ");
+        expect_one_line_error("suite suites/acceptance-4gpu.ini", 2,
+                              "case llama-7b-decode: backend cuda: no CUDA device: ");
+    } else if (devices < 4) {
+        expect_one_line_error("suite suites/acceptance-4gpu.ini", 2,
+                              "case llama-7b-decode: comm nccl needs one GPU per rank");
+    } /* 4 GPUs or more: it would run, for many minutes; not a unit test */
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -421,6 +462,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_generate_tp1_equals_tp2);
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
+    tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);

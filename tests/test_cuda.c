@@ -7,7 +7,9 @@
  * MPI world this process has (one rank as a plain process; run it under
  * `mpirun -np N` on N GPUs for more), and the whole model on the device:
  * at TP=1 against the cpu backend, and at TP=N over nccl (device buffers)
- * and over mpi (staged through the host) against the cpu backend at TP=1.
+ * and over mpi (staged through the host) against the cpu backend at TP=1;
+ * and the suite runner with cases on cuda over mpi and nccl (the checks of
+ * suite files against the device, and a run against a cpu case).
  *
  * Without CUDA in the build, or without a device, it prints one
  * "test_cuda: SKIP: ..." line and exits 0. Tests do not fork (CK_NOFORK):
@@ -632,6 +634,116 @@ START_TEST(test_model_cuda_refuses_bf16) {
 }
 END_TEST
 
+/* ---- the suite runner on the device ----------------------------------- */
+
+/* Validates a one-case suite (case "g", synthetic:tiny) with `lines`, as
+ * if `node_ranks` ranks ran on this node (what mpirun would say). */
+static ryz_status validate_as(const char *lines, int node_ranks) {
+    char text[256], ranks[16];
+    snprintf(text, sizeof text, "[case g]\nmodel = synthetic:tiny\nprompt = 1 2\n%s\n", lines);
+    snprintf(ranks, sizeof ranks, "%d", node_ranks);
+    const char *was = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", ranks, 1);
+    ryz_suite s = {0};
+    ck_assert_msg(ryz_suite_parse(text, "g.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ryz_status st = ryz_suite_validate(&s);
+    ryz_suite_free(&s);
+    if (saved) setenv("OMPI_COMM_WORLD_LOCAL_SIZE", saved, 1);
+    else unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    free(saved);
+    return st;
+}
+
+/* With a device, a cuda case validates; nccl wants one GPU per rank on the
+ * node (refused with a message naming comm = mpi when there are more
+ * ranks); bf16 on cuda stays refused. */
+START_TEST(test_suite_validate_on_device) {
+    int devices = 0;
+    ck_assert_int_eq(ryz_cuda_device_count(&devices), RYZ_OK);
+    ryz_status st = validate_as("backend = cuda", devices + 1);
+    ck_assert_msg(st == RYZ_OK, "staged cuda refused: %s", ryz_last_error());
+    st = validate_as("backend = cuda\ncomm = nccl", devices);
+    ck_assert_msg(st == RYZ_OK, "nccl on %d devices refused: %s", devices, ryz_last_error());
+    st = validate_as("backend = cuda\ncomm = nccl", devices + 1);
+    ck_assert_msg(st == RYZ_EINVAL && strstr(ryz_last_error(), "one GPU per rank") &&
+                      strstr(ryz_last_error(), "comm = mpi"),
+                  "%d ranks on %d devices: %d %s", devices + 1, devices, st, ryz_last_error());
+    st = validate_as("backend = cuda\ndtype = bf16", 1);
+    ck_assert_msg(st == RYZ_EINVAL && strstr(ryz_last_error(), "dtype bf16 is not supported"),
+                  "%s", ryz_last_error());
+}
+END_TEST
+
+static const ryz_row_memory *memory_row(const ryz_results *r, const char *name, int tp,
+                                        int rank) {
+    for (size_t i = 0; i < r->n_memory; i++)
+        if (r->memory[i].tp == tp && r->memory[i].rank == rank &&
+            !strcmp(r->memory[i].case_name, name))
+            return &r->memory[i];
+    ck_abort_msg("no memory row %s tp %d rank %d", name, tp, rank);
+    return NULL;
+}
+
+/* Rank 0's checks of the run: every correctness row passes (the cuda cases
+ * against the cpu's f32 TP=1 reference), the device's weight and KV bytes
+ * equal the cpu's for the same shard, and the isolated collective
+ * reference is measured over mpi only. */
+static void assert_suite_results(const ryz_results *r, const ryz_suite *s) {
+    for (size_t i = 0; i < r->n_correctness; i++)
+        ck_assert_msg(r->correctness[i].pass, "%s tp %d failed: max_abs %g",
+                      r->correctness[i].case_name, r->correctness[i].tp,
+                      r->correctness[i].max_abs);
+    for (int c = 1; c < s->n_cases; c++)
+        for (int i = 0; i < s->cases[c].n_tp; i++)
+            for (int rank = 0; rank < s->cases[c].tp[i]; rank++) {
+                int tp = s->cases[c].tp[i];
+                const ryz_row_memory *dev = memory_row(r, s->cases[c].name, tp, rank);
+                const ryz_row_memory *cpu = memory_row(r, "cpu", tp, rank);
+                ck_assert_msg(dev->weights == cpu->weights && dev->kv_cache == cpu->kv_cache,
+                              "%s tp %d rank %d: device weights %llu kv %llu, cpu %llu %llu",
+                              s->cases[c].name, tp, rank, (unsigned long long)dev->weights,
+                              (unsigned long long)dev->kv_cache,
+                              (unsigned long long)cpu->weights, (unsigned long long)cpu->kv_cache);
+            }
+    for (size_t i = 0; i < r->n_collectives; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        int nccl = !strcmp(c->case_name, "cuda-nccl");
+        ck_assert_msg(nccl == (c->isolated_p50_us == 0), "%s %s: isolated %g", c->case_name,
+                      c->op, c->isolated_p50_us);
+    }
+}
+
+/* `ryz suite`'s runner with a cpu case and the same model on cuda over mpi
+ * (staged) and over nccl, at TP up to the world size: everything passes. */
+START_TEST(test_suite_on_device) {
+    int k = ryz_comm_size(g_mpi);
+    const char *tps = k >= 4 ? "1 2 4" : k >= 2 ? "1 2" : "1";
+    const char *model = "synthetic:15m,heads=8,kv_heads=2,vocab=1003";
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[suite]\nname = gpu\nrepeat = 3\n"
+             "[case cpu]\nmodel = %s\ntp = %s\nbatch = 2\nprompt = 5 6 7 8\nnew_tokens = 8\n"
+             "[case cuda-mpi]\nmodel = %s\ntp = %s\nbatch = 2\nprompt = 5 6 7 8\n"
+             "new_tokens = 8\nbackend = cuda\n"
+             "[case cuda-nccl]\nmodel = %s\ntp = %s\nbatch = 2\nprompt = 5 6 7 8\n"
+             "new_tokens = 8\nbackend = cuda\ncomm = nccl\n",
+             model, tps, model, tps, model, tps);
+    ryz_suite s = {0};
+    ck_assert_msg(ryz_suite_parse(text, "gpu.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ryz_results res;
+    ryz_results_init(&res);
+    ryz_run_opts o = {.quiet = 1, .nccl = g_world};
+    int failed = -1;
+    ryz_status st = ryz_suite_run(&s, g_mpi, &o, &res, &failed);
+    ck_assert_msg(st == RYZ_OK && failed == 0, "suite run: %d, %d failed: %s", st, failed,
+                  ryz_last_error());
+    if (ryz_comm_rank(g_mpi) == 0) assert_suite_results(&res, &s);
+    ryz_results_free(&res);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* ---- main --------------------------------------------------------------- */
 
 static Suite *cuda_suite(void) {
@@ -666,6 +778,11 @@ static Suite *cuda_suite(void) {
     tcase_add_loop_test(model, test_model_tp_on_device, 0, N_MODEL_CASES);
     tcase_add_test(model, test_model_cuda_refuses_bf16);
     suite_add_tcase(s, model);
+    TCase *runner = tcase_create("suite");
+    tcase_set_timeout(runner, 300);
+    tcase_add_test(runner, test_suite_validate_on_device);
+    tcase_add_test(runner, test_suite_on_device);
+    suite_add_tcase(s, runner);
     return s;
 }
 

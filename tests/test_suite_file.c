@@ -377,8 +377,9 @@ static void expect_invalid(const char *suite, const char *model, const char *ext
 START_TEST(test_validate) {
     const char *tiny = "synthetic:tiny";
     expect_invalid("", tiny, "tp = 1 3", "case c1: n_heads 4 not divisible by tp 3");
-    expect_invalid("", tiny, "backend = cuda", "backend cuda is not in this build");
-    expect_invalid("", tiny, "comm = nccl", "comm nccl is not in this build");
+    expect_invalid("", tiny, "comm = nccl", "case c1: comm nccl needs backend = cuda");
+    expect_invalid("", tiny, "backend = cuda\ndtype = bf16",
+                   "case c1: dtype bf16 is not supported by backend cuda");
     expect_invalid("", "synthetic:nope", "", "case c1: unknown synthetic preset 'nope'");
     expect_invalid("", "synthetic:tiny,vocab=3", "", "prompt id 3 outside vocab [0, 3)");
     expect_invalid("", tiny, "new_tokens = 127", "exceed seq_len 128");
@@ -390,6 +391,21 @@ START_TEST(test_validate) {
     ck_assert_msg(ryz_suite_validate(&s) == RYZ_OK, "valid suite rejected: %s",
                   ryz_last_error());
     ryz_suite_free(&s);
+}
+END_TEST
+
+/* backend = cuda needs a CUDA build and a device: without them the case
+ * is refused with the reason, before any rank starts (test_cuda checks
+ * the GPU side: one GPU per rank for comm = nccl). */
+START_TEST(test_validate_cuda) {
+    if (ryz_backend_available(RYZ_BACKEND_CUDA) == RYZ_OK) {
+        printf("test_validate_cuda: a CUDA device is present; refusals covered by test_cuda\n");
+        return;
+    }
+    const char *tiny = "synthetic:tiny";
+    expect_invalid("", tiny, "backend = cuda", "case c1: backend cuda: no CUDA device: ");
+    expect_invalid("", tiny, "backend = cuda\ncomm = nccl\ntp = 1 2",
+                   "case c1: backend cuda: no CUDA device: ");
 }
 END_TEST
 
@@ -414,6 +430,7 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_load);
     tcase_add_test(tc, test_load_missing);
     tcase_add_test(tc, test_validate);
+    tcase_add_test(tc, test_validate_cuda);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,8 +28,15 @@ int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
  * *code). Otherwise initialises MPI when launched by mpirun, else a
  * one-rank world, and returns the world communicator in *world. */
 ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code);
-/* Finalises what ryz_cli_world set up. */
+/* Frees world and finalises MPI when it was started (by ryz_cli_world or
+ * ryz_cli_nccl_world); free every communicator built on MPI first. */
 void ryz_cli_world_free(ryz_comm *world);
+/* The nccl communicator over the MPI world (one GPU per rank), after
+ * ryz_cli_world: MPI is started as a singleton when this process is not
+ * under mpirun (a one-rank run). Collective over the world. Errors as
+ * ryz_comm_init_nccl_world. Free it (ryz_comm_free) before
+ * ryz_cli_world_free. */
+ryz_status ryz_cli_nccl_world(ryz_comm **out);
 /* Reports a failed status as one "ryz: error: ..." line per message line on
  * stderr, from rank 0 only unless the error is a communication failure, and
  * returns its exit code (128 + N once signal N arrived). On a world of

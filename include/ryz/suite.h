@@ -79,9 +79,16 @@ void ryz_suite_free(ryz_suite *s);
 int ryz_suite_max_tp(const ryz_suite *s);
 /* Checks what can be checked before any rank allocates: every case's model
  * source, the TP rules for each of its degrees, prompt ids inside the vocab,
- * prompt + new_tokens within seq_len, and the backend and comm this build
- * supports. EINVAL naming the case and the problem. */
+ * prompt + new_tokens within seq_len; then its backend and comm: comm =
+ * nccl needs backend = cuda, dtype = bf16 needs backend = cpu (the cuda
+ * backend is f32 only), backend = cuda needs a CUDA build and a device
+ * (ryz_backend_available), and comm = nccl one device per rank on this node
+ * (the ranks mpirun put here, or those `ryz suite` would launch). EINVAL
+ * naming the case and the problem, e.g. "case a: backend cuda: no CUDA
+ * device: ...". */
 ryz_status ryz_suite_validate(const ryz_suite *s);
+/* Whether any case has comm = nccl (the run then needs ryz_run_opts.nccl). */
+int ryz_suite_needs_nccl(const ryz_suite *s);
 /* Parses a list of token ids separated by spaces or commas into a malloc'd
  * array. EINVAL naming the bad token; ids must be in [0, 2^31). */
 ryz_status ryz_parse_ids(const char *text, int **ids, int *n);
@@ -109,14 +116,32 @@ int ryz_compare_near_tie(const float *row, int vocab, double atol, double rtol);
 /* Options of a run. */
 typedef struct {
     int quiet; /* no progress lines on stderr */
+    /* The nccl communicator over the ranks of world, in the same order
+     * (ryz_comm_init_nccl_world), from which the TP groups of comm = nccl
+     * cases are split; world stays the one for everything else (broadcasts,
+     * barriers, peer checks). NULL when no case has comm = nccl. */
+    ryz_comm *nccl;
+    /* TEST ONLY: makes the backend of a case's runs instead of
+     * ryz_backend_init(case backend, threads), so that tests can run a
+     * case with backend = cuda on a stand-in (tests/shadow_backend.h).
+     * NULL in normal use. The reference outputs use the cpu backend
+     * either way. */
+    ryz_status (*backend_init)(const ryz_suite_case *c, int threads, ryz_backend *out);
 } ryz_run_opts;
 
 /* Runs every case on `world` (size >= max tp; rank 0 reports and prints one
- * table per case). Returns OK and *failed = number of failed (case, tp)
- * checks, or an error status (EINVAL bad input, ECOMM/ETIMEOUT
- * communication). On world rank 0, res (initialised by the caller) receives
- * the tables and the machine attributes; other ranks leave it empty. All
- * ranks return the same result. */
+ * table per case). Per case the reference outputs come from the f32 model
+ * at TP=1 on the cpu backend (world rank 0), whatever the case's backend,
+ * so a cuda case is also checked against the cpu at every TP; the TP=1
+ * timing baseline and every TP degree run on the case's backend and dtype
+ * (ryz_backend_init, or opts->backend_init), their TP groups split from
+ * world, or from opts->nccl for comm = nccl. Memory rows are the backend's
+ * bytes (device bytes on cuda). Call ryz_suite_validate first. Returns OK
+ * and *failed = number of failed (case, tp) checks, or an error status
+ * (EINVAL bad input, e.g. a comm = nccl case without opts->nccl;
+ * ECOMM/ETIMEOUT communication). On world rank 0, res (initialised by the
+ * caller) receives the tables and the machine attributes; other ranks
+ * leave it empty. All ranks return the same result. */
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
                          ryz_results *res, int *failed);
 
@@ -133,10 +158,13 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
  * the `ryz comm` harness (ryz_bench_run: warm-up, then back-to-back calls,
  * p50 of the slowest rank's call, in place where ryz_comm can say so, as
  * the model's all-reduces are), a few hundred calls at most, which clears
- * c's records. res (NULL: none) gets one /collectives row per (op, bytes)
- * of c's records, barriers left out: p50/p99/mean of this rank's times,
- * p50_last_us, wait_p50_us, isolated_p50_us and their ratio (0 where not
- * measured). Returns OK or the communication error (every rank alike). */
+ * c's records; not on a comm that takes device memory (nccl), since the
+ * harness's host buffers would time nccl's host staging instead of the
+ * model's in-place device calls (the isolated columns stay 0). res
+ * (NULL: none) gets one /collectives row per (op, bytes) of c's records,
+ * barriers left out: p50/p99/mean of this rank's times, p50_last_us,
+ * wait_p50_us, isolated_p50_us and their ratio (0 where not measured).
+ * Returns OK or the communication error (every rank alike). */
 ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
                                  ryz_results *res, double *comm_s);
 /* Per-call reduction over the k ranks of a TP group: seconds holds k rows
@@ -176,7 +204,9 @@ void ryz_checks_print(const ryz_checks *c, FILE *out);
  * (temporary name, then rename). EIO naming the path. */
 ryz_status ryz_checks_write_junit(const ryz_checks *c, const char *suite_name, const char *path);
 
-/* The per-case table printed while a suite runs (and by `ryz show`). */
+/* The per-case table printed while a suite runs (and by `ryz show`); a
+ * case on a backend other than cpu, or on comm = nccl, gets a line saying
+ * what its reference, memory and collective columns are. */
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out);
 /* One row for (case, tp) from the results tables; tp 0 prints the baseline
  * (timing and memory only); tp > 1 is followed by one line per collective

@@ -172,13 +172,6 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     return st;
 }
 
-/* NCCL over the MPI world, which it bootstraps from: MPI is started as a
- * singleton when this process is not under mpirun (a one-rank run). */
-static ryz_status gen_nccl_world(ryz_comm **out) {
-    ryz_status st = ryz_mpi_init(NULL, NULL);
-    return st == RYZ_OK ? ryz_comm_init_nccl_world(out) : st;
-}
-
 int ryz_cmd_generate(int argc, char **argv) {
     gen_args a;
     int help, code, *prompt = NULL, P = 0;
@@ -212,14 +205,13 @@ int ryz_cmd_generate(int argc, char **argv) {
     }
     ryz_comm *world = NULL, *nccl = NULL, *tpc = NULL;
     st = ryz_cli_world(a.tp, argc + 1, argv - 1, &world, &code);
-    if (st == RYZ_OK && a.nccl) st = gen_nccl_world(&nccl);
+    if (st == RYZ_OK && a.nccl) st = ryz_cli_nccl_world(&nccl);
     if (st == RYZ_OK) st = ryz_comm_split_first(nccl ? nccl : world, a.tp, &tpc);
     if (st == RYZ_OK && tpc) st = gen_run(&a, &cfg, prompt, P, tpc);
     code = st == RYZ_OK ? 0 : ryz_cli_fail(st, world);
     ryz_comm_free(tpc);
     ryz_comm_free(nccl);
-    ryz_cli_world_free(world);
-    if (a.nccl) ryz_mpi_finalize(); /* the singleton MPI of a one-rank nccl run */
+    ryz_cli_world_free(world); /* also the singleton MPI of a one-rank nccl run */
     free(prompt);
     return code;
 }

@@ -23,6 +23,9 @@ static void suite_usage(FILE *f) {
                "  in the current directory). Launches its\n"
                "  own ranks (mpirun) when started outside mpirun. Correctness and the suite's\n"
                "  [acceptance] thresholds are checks; --junit writes them as JUnit XML.\n"
+               "  A case with backend = cuda runs each rank on its GPU (a CUDA build and a\n"
+               "  device; f32), checked against the cpu backend's f32 TP=1 reference;\n"
+               "  comm = nccl (cuda only) needs one GPU per rank.\n"
                "  Exit: 0 all pass, 1 a check failed, 2 bad input, 3 communication failure.\n");
 }
 
@@ -138,12 +141,14 @@ int ryz_cmd_suite(int argc, char **argv) {
     if (!a.out) sub_argv[sub_argc++] = "-o", sub_argv[sub_argc++] = out;
     sub_argv[sub_argc] = NULL;
     st = ryz_cli_world(np, sub_argc, sub_argv, &world, &code);
+    if (st == RYZ_OK && ryz_suite_needs_nccl(&s)) st = ryz_cli_nccl_world(&a.run.nccl);
     if (st == RYZ_OK) st = ryz_suite_run(&s, world, &a.run, &res, &failed);
     int lead = world && ryz_comm_rank(world) == 0;
     if (st == RYZ_OK && lead) st = suite_finish(&a, &s, &res, out, &failed);
     else if (lead && ryz_interrupted()) st = suite_write_interrupted(world, &res, out, st);
     if (st != RYZ_OK) code = ryz_cli_fail(st, world);
     else code = failed ? 1 : 0;
+    ryz_comm_free(a.run.nccl);
     ryz_cli_world_free(world);
     ryz_results_free(&res);
     ryz_suite_free(&s);

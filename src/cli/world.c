@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ryz/cli.h"
+#include "ryz/cuda.h"
 
 /* Re-executes this binary as `mpirun -np N ryz ARGS...`. */
 static ryz_status relaunch(int np, int argc, char **argv) {
@@ -62,7 +63,13 @@ ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *c
 
 void ryz_cli_world_free(ryz_comm *world) {
     ryz_comm_free(world);
-    if (ryz_mpi_launched()) ryz_mpi_finalize();
+    ryz_mpi_finalize(); /* nothing to do when MPI was never started */
+}
+
+ryz_status ryz_cli_nccl_world(ryz_comm **out) {
+    *out = NULL;
+    ryz_status st = ryz_mpi_init(NULL, NULL);
+    return st == RYZ_OK ? ryz_comm_init_nccl_world(out) : st;
 }
 
 int ryz_cli_fail(ryz_status s, ryz_comm *world) {

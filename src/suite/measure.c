@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "measure.h"
-
+#include "ryz/info.h"
 
 /* Whether name is one of the comma-separated entries of list. */
 static int listed(const char *list, const char *name) {
@@ -43,18 +43,52 @@ static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
     return st;
 }
 
-ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta) {
-    char hosts[1024];
-    ryz_status st = world_hosts(world, hosts, sizeof hosts);
-    if (st != RYZ_OK) return st;
-    return ryz_results_meta_machine(meta, ryz_comm_size(world), s->threads, hosts, "cpu+mpi",
-                                    s->name, s->text);
+/* The suite's distinct "backend+comm" pairs, comma-separated, in case order. */
+static void suite_backends(const ryz_suite *s, char *out, size_t cap) {
+    out[0] = '\0';
+    for (int i = 0; i < s->n_cases; i++) {
+        char pair[40];
+        snprintf(pair, sizeof pair, "%s+%s", s->cases[i].backend, s->cases[i].comm);
+        if (listed(out, pair)) continue;
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", len ? "," : "", pair);
+    }
 }
 
-ryz_status ryz_measure_ranks(ryz_comm *c, double comm_s, double wall_s, double *out) {
-    double mine[RANK_NFIELDS] = {(double)ryz_mem_bytes(RYZ_MEM_WEIGHTS),
-                                 (double)ryz_mem_bytes(RYZ_MEM_KV),
-                                 (double)ryz_mem_bytes(RYZ_MEM_SCRATCH),
+/* "cpu", or when a case runs on cuda the runtime and devices `ryz info`
+ * lists, on one line (the attribute is printed in a table row). */
+static void suite_device(const ryz_suite *s, char *out, size_t cap) {
+    snprintf(out, cap, "cpu");
+    for (int i = 0; i < s->n_cases; i++)
+        if (!strcmp(s->cases[i].backend, "cuda")) {
+            char info[1024];
+            size_t n = 0;
+            ryz_info_cuda(info, sizeof info);
+            for (const char *p = info; *p && n + 3 < cap; p++) {
+                if (*p == '\n') out[n++] = ';';
+                out[n++] = *p == '\n' ? ' ' : *p;
+            }
+            out[n] = '\0';
+            return;
+        }
+}
+
+ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta) {
+    char hosts[1024], backends[256], device[1024];
+    ryz_status st = world_hosts(world, hosts, sizeof hosts);
+    if (st != RYZ_OK) return st;
+    suite_backends(s, backends, sizeof backends);
+    suite_device(s, device, sizeof device);
+    st = ryz_results_meta_machine(meta, ryz_comm_size(world), s->threads, hosts, backends,
+                                  s->name, s->text);
+    return st == RYZ_OK ? ryz_results_set_str(&meta->device, device) : st;
+}
+
+ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
+                             double *out) {
+    double mine[RANK_NFIELDS] = {(double)ryz_backend_mem_bytes(be, RYZ_MEM_WEIGHTS),
+                                 (double)ryz_backend_mem_bytes(be, RYZ_MEM_KV),
+                                 (double)ryz_backend_mem_bytes(be, RYZ_MEM_SCRATCH),
                                  (double)ryz_mem_peak_rss(), comm_s, wall_s};
     /* Doubles travel as pairs of floats (an exact byte copy), so byte
      * counts past 2^24 stay exact. */

@@ -1,7 +1,8 @@
-/* The suite runner: per case, a TP=1 baseline on rank 0, then each TP
- * degree teacher-forced (every position compared) and greedy (first
- * divergence classified), timed, with one table per case printed by rank 0
- * and every figure recorded in the results tables. */
+/* The suite runner: per case, on rank 0 the reference outputs (f32, TP=1,
+ * cpu backend) and the TP=1 timing baseline (the case's backend and dtype),
+ * then each TP degree teacher-forced (every position compared) and greedy
+ * (first divergence classified), timed, with one table per case printed by
+ * rank 0 and every figure recorded in the results tables. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,12 @@ typedef struct {
     double base_decode;  /* baseline median decode seconds */
     double base_state;   /* baseline weights + KV bytes */
 } case_ctx;
+
+/* A backend and the case's model on it, opened and closed together. */
+typedef struct {
+    ryz_backend be;
+    ryz_model *m;
+} model_env;
 
 /* Timed greedy runs of one model on one rank. */
 typedef struct {
@@ -101,8 +108,11 @@ static double bw_of(const bw_table *t, int k) {
     return i < 0 ? 0 : t->bw[i];
 }
 
-/* Two /timing rows (prefill, decode) from samples; comm_frac from ranks. */
-static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
+/* Two /timing rows (prefill, decode) from samples; comm_frac from ranks.
+ * The roofline and read bandwidth only for a backend whose weights are in
+ * host memory: the probe measures host memory, not a device's. */
+static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
+                       int host_memory) {
     /* The tp ranks stream their shards concurrently through the bandwidth
      * they share: the roofline is aggregate bandwidth / all ranks' bytes. */
     double bytes = 0;
@@ -111,7 +121,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac) {
         ryz_shard_plan(&k->cfg, tp, r, &sh);
         bytes += (double)ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype);
     }
-    double bw = bw_of(k->bw, tp), roof = k->B * bw / bytes;
+    double bw = host_memory ? bw_of(k->bw, tp) : 0, roof = k->B * bw / bytes;
     for (int ph = 0; ph < 2; ph++) {
         ryz_stats st;
         double x[RYZ_SUITE_MAX_REPEAT];
@@ -157,10 +167,11 @@ static double add_memory(case_ctx *k, int tp, const double *ranks) {
     return frac;
 }
 
-/* After timed runs on group c: collectives (with their cross-rank and
- * isolated columns when tp > 1), per-rank figures, timing rows (lead only
- * adds rows). */
-static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs) {
+/* After timed runs on group c with backend be: collectives (with their
+ * cross-rank and isolated columns when tp > 1), per-rank figures (memory
+ * in be's memory), timing rows (lead only adds rows). */
+static ryz_status record_group(case_ctx *k, ryz_comm *c, const ryz_backend *be, int tp,
+                               run_samples *rs) {
     int lead = ryz_comm_rank(c) == 0;
     double comm_s = 0;
     ryz_status st = ryz_suite_collectives(c, k->c->name, tp > 1, lead && tp > 1 ? k->res : NULL,
@@ -168,7 +179,7 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs
     if (st != RYZ_OK) return st;
     double *ranks = malloc((size_t)tp * RANK_NFIELDS * sizeof *ranks);
     if (!ranks) return ryz_error(RYZ_ENOMEM, "out of memory");
-    st = ryz_measure_ranks(c, comm_s, rs->wall_s, ranks);
+    st = ryz_measure_ranks(c, be, comm_s, rs->wall_s, ranks);
     if (st == RYZ_OK && lead) {
         if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
         double frac = add_memory(k, tp, ranks);
@@ -182,49 +193,76 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, int tp, run_samples *rs
             ryz_stats_compute(x, (size_t)rs->n, &st1);
             k->base_decode = st1.median;
         }
-        add_timing(k, tp, rs, frac);
+        add_timing(k, tp, rs, frac, be->iface->host_visible);
     }
     free(ranks);
     return st;
 }
 
-/* Opens the case's model on comm with weights of `dtype` (backend b). */
-static ryz_status open_model(case_ctx *k, ryz_comm *comm, ryz_backend *b, ryz_dtype dtype,
-                             ryz_model **m) {
-    ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P, .dtype = dtype};
-    return ryz_model_open(k->c->model, comm, b, &o, m);
+/* The backend of the case's runs: its `backend` with the suite's threads,
+ * or the test hook's. */
+static ryz_status case_backend(const case_ctx *k, ryz_backend *be) {
+    if (k->opts->backend_init) return k->opts->backend_init(k->c, k->s->threads, be);
+    ryz_backend_kind kind;
+    ryz_status st = ryz_backend_kind_parse(k->c->backend, &kind);
+    return st == RYZ_OK ? ryz_backend_init(kind, k->s->threads, be) : st;
 }
 
-/* Baseline on world rank 0: the reference outputs from the f32 model, then
- * timed runs of the case's dtype (the TP=1 timing and memory rows, and the
- * reference of speedup); then the ids to every rank. */
+/* Opens the case's model on comm: the reference (f32 on the cpu backend)
+ * or the case's own (its backend and dtype). */
+static ryz_status env_open(const case_ctx *k, ryz_comm *comm, int reference, model_env *e) {
+    *e = (model_env){0};
+    ryz_status st =
+        reference ? ryz_backend_init_cpu(k->s->threads, &e->be) : case_backend(k, &e->be);
+    ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P,
+                        .dtype = reference ? RYZ_DTYPE_F32 : k->c->dtype};
+    if (st == RYZ_OK) st = ryz_model_open(k->c->model, comm, &e->be, &o, &e->m);
+    return st;
+}
+
+static void env_close(model_env *e) {
+    ryz_model_free(e->m);
+    ryz_backend_free(&e->be);
+    *e = (model_env){0};
+}
+
+/* Whether the case runs what the reference runs (cpu, f32): then one
+ * model serves both. */
+static int case_is_reference(const case_ctx *k) {
+    return !k->opts->backend_init && !strcmp(k->c->backend, "cpu") &&
+           k->c->dtype == RYZ_DTYPE_F32;
+}
+
+/* World rank 0: the reference outputs, then timed runs of the case's
+ * backend and dtype (the TP=1 timing and memory rows, and the reference
+ * of speedup). The reference model is closed before the case's opens, so
+ * the memory figures are the case's alone. */
+static ryz_status baseline_on_lead(case_ctx *k) {
+    ryz_comm *self = NULL;
+    model_env ref = {0}, run = {0};
+    run_samples rs;
+    int same = case_is_reference(k), *ids = malloc((size_t)k->B * k->len * sizeof(int));
+    progress(k, 1, "baseline");
+    ryz_status st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
+    if (st == RYZ_OK) st = env_open(k, self, 1, &ref);
+    if (st == RYZ_OK)
+        st = ryz_model_generate(ref.m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
+                                k->base_ids, k->base_logits, NULL);
+    if (!same) env_close(&ref);
+    if (st == RYZ_OK && !same) st = env_open(k, self, 0, &run);
+    model_env *timed = same ? &ref : &run;
+    if (st == RYZ_OK) st = timed_greedy(k, timed->m, self, k->s->repeat, ids, &rs);
+    if (st == RYZ_OK) st = record_group(k, self, &timed->be, 1, &rs);
+    free(ids);
+    env_close(&ref);
+    env_close(&run);
+    ryz_comm_free(self);
+    return st;
+}
+
+/* The baseline on world rank 0, then the reference ids to every rank. */
 static ryz_status run_baseline(case_ctx *k) {
-    ryz_status st = RYZ_OK;
-    if (ryz_comm_rank(k->world) == 0) {
-        ryz_comm *self = NULL;
-        ryz_backend be = {0};
-        ryz_model *m = NULL;
-        run_samples rs;
-        int *ids = malloc((size_t)k->B * k->len * sizeof(int));
-        progress(k, 1, "baseline");
-        st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
-        if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-        if (st == RYZ_OK) st = open_model(k, self, &be, RYZ_DTYPE_F32, &m);
-        if (st == RYZ_OK)
-            st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
-                                    k->base_ids, k->base_logits, NULL);
-        if (st == RYZ_OK && k->c->dtype != RYZ_DTYPE_F32) {
-            ryz_model_free(m);
-            m = NULL;
-            st = open_model(k, self, &be, k->c->dtype, &m);
-        }
-        if (st == RYZ_OK) st = timed_greedy(k, m, self, k->s->repeat, ids, &rs);
-        if (st == RYZ_OK) st = record_group(k, self, 1, &rs);
-        free(ids);
-        ryz_model_free(m);
-        ryz_backend_free(&be);
-        ryz_comm_free(self);
-    }
+    ryz_status st = ryz_comm_rank(k->world) == 0 ? baseline_on_lead(k) : RYZ_OK;
     int ok = st == RYZ_OK;
     ryz_status bs = ryz_comm_broadcast(k->world, &ok, sizeof ok, 0);
     if (bs != RYZ_OK) return bs;
@@ -273,22 +311,20 @@ static int add_correctness(case_ctx *k, int tp, const ryz_compare *cmp, const in
  * tp > 1; TP=1 timing is the baseline's). */
 static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) {
     int lead = ryz_comm_rank(tpc) == 0;
-    ryz_backend be = {0};
-    ryz_model *m = NULL;
+    model_env e = {0};
     run_samples rs;
     size_t nlog = (size_t)k->B * k->rows * k->cfg.vocab;
     float *logits = lead ? malloc(nlog * sizeof(float)) : NULL;
     int *ids = malloc((size_t)k->B * k->len * sizeof(int));
     ryz_status st = ids && (logits || !lead) ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
-    if (st == RYZ_OK) st = ryz_backend_init_cpu(k->s->threads, &be);
-    if (st == RYZ_OK) st = open_model(k, tpc, &be, k->c->dtype, &m);
+    if (st == RYZ_OK) st = env_open(k, tpc, 0, &e);
     progress(k, tp, "teacher-forced");
     if (st == RYZ_OK)
-        st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
+        st = ryz_model_generate(e.m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
                                 logits, NULL);
     progress(k, tp, "greedy");
-    if (st == RYZ_OK) st = timed_greedy(k, m, tpc, tp > 1 ? k->s->repeat : 1, ids, &rs);
-    if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, tp, &rs);
+    if (st == RYZ_OK) st = timed_greedy(k, e.m, tpc, tp > 1 ? k->s->repeat : 1, ids, &rs);
+    if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, &e.be, tp, &rs);
     if (st == RYZ_OK && lead) {
         ryz_compare cmp;
         double atol, rtol;
@@ -297,8 +333,7 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
                            &cmp);
         *failed += add_correctness(k, tp, &cmp, ids);
     }
-    ryz_model_free(m);
-    ryz_backend_free(&be);
+    env_close(&e);
     free(logits);
     free(ids);
     return st;
@@ -326,6 +361,8 @@ static ryz_status case_prepare(case_ctx *k) {
 }
 
 static ryz_status run_case(case_ctx *k, int *failed) {
+    /* TP groups of an nccl case come from the nccl comm over world's ranks */
+    ryz_comm *parent = strcmp(k->c->comm, "nccl") ? k->world : k->opts->nccl;
     ryz_status st = case_prepare(k);
     if (st == RYZ_OK && ryz_comm_rank(k->world) == 0)
         ryz_suite_print_case_header(k->c, k->B * k->rows, stdout);
@@ -334,7 +371,7 @@ static ryz_status run_case(case_ctx *k, int *failed) {
         ryz_suite_print_row(k->res, k->c->name, 0, stdout);
     for (int i = 0; st == RYZ_OK && i < k->c->n_tp; i++) {
         ryz_comm *tpc = NULL;
-        st = ryz_comm_split_first(k->world, k->c->tp[i], &tpc);
+        st = ryz_comm_split_first(parent, k->c->tp[i], &tpc);
         if (st == RYZ_OK && tpc) st = run_tp_group(k, tpc, k->c->tp[i], failed);
         ryz_comm_free(tpc);
         if (st == RYZ_OK) st = ryz_comm_barrier(k->world);
@@ -410,6 +447,12 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
     if (s->repeat > RYZ_SUITE_MAX_REPEAT) return ryz_suite_validate(s); /* says why */
+    if (ryz_suite_needs_nccl(s) && !opts->nccl)
+        return ryz_error(RYZ_EINVAL, "suite %s has a case with comm = nccl but the run has no "
+                                     "nccl communicator (ryz_run_opts.nccl)", s->name);
+    if (opts->nccl && ryz_comm_size(opts->nccl) != ryz_comm_size(world))
+        return ryz_error(RYZ_EINVAL, "suite %s: the nccl communicator has %d ranks, the world %d",
+                         s->name, ryz_comm_size(opts->nccl), ryz_comm_size(world));
     bw_table bw = {0};
     ryz_status st = ryz_measure_machine(world, s, &res->meta);
     if (st == RYZ_OK) st = measure_bandwidth(s, world, &bw);

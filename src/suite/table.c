@@ -10,6 +10,13 @@ void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *o
         fprintf(out, "  %s weights at every TP, each against the f32 TP=1 reference with %s's "
                      "tolerance (bf16_atol, bf16_rtol)\n",
                 ryz_dtype_name(c->dtype), ryz_dtype_name(c->dtype));
+    if (*c->backend && strcmp(c->backend, "cpu") != 0) /* "": a file without its suite */
+        fprintf(out, "  backend %s: every TP against the cpu backend's f32 TP=1 reference; "
+                     "MiB/rank in %s memory, roof%% not measured\n",
+                c->backend, c->backend);
+    if (strcmp(c->comm, "nccl") == 0)
+        fprintf(out, "  comm nccl: collectives in place on device memory; isolated reference "
+                     "not measured (its harness uses host buffers)\n");
     fprintf(out, "   tp    max_abs    max_rel    min_cos   top1      greedy         prefill_ms "
                  "decode_tok/s speedup   eff  comm%%  roof%% MiB/rank mem_eff  result\n");
     fflush(out);
@@ -59,10 +66,13 @@ static void print_correctness(const ryz_row_correctness *c, FILE *out) {
             greedy);
 }
 
-/* The ratio cell of a collective row: "-" when not measured. */
-static void ratio_cell(const ryz_row_collective *c, char *cell, size_t cap) {
-    if (c->last_over_isolated > 0) snprintf(cell, cap, "%.2f", c->last_over_isolated);
-    else snprintf(cell, cap, "-");
+/* The isolated and ratio cells of a collective row: "-" when not measured
+ * (a size the harness cannot express, or a comm = nccl case). */
+static void isolated_cells(const ryz_row_collective *c, char *iso, char *ratio, size_t cap) {
+    if (c->isolated_p50_us > 0) snprintf(iso, cap, "%6.1f us", c->isolated_p50_us);
+    else snprintf(iso, cap, "-");
+    if (c->last_over_isolated > 0) snprintf(ratio, cap, "%.2f", c->last_over_isolated);
+    else snprintf(ratio, cap, "-");
 }
 
 /* Under a TP row, its collectives: in situ (rank 0's calls), last arriver
@@ -75,11 +85,11 @@ static void print_collectives(const ryz_results *r, const char *name, int tp, FI
         if (!head++)
             fprintf(out, "       %-14s %10s %7s %9s %9s %9s %9s %9s\n", "collective p50", "bytes",
                     "calls", "in-situ", "last-arr", "wait", "isolated", "last/iso");
-        char ratio[16];
-        ratio_cell(c, ratio, sizeof ratio);
-        fprintf(out, "       %-14s %10llu %7llu %6.1f us %6.1f us %6.1f us %6.1f us %9s\n", c->op,
+        char iso[16], ratio[16];
+        isolated_cells(c, iso, ratio, sizeof ratio);
+        fprintf(out, "       %-14s %10llu %7llu %6.1f us %6.1f us %6.1f us %9s %9s\n", c->op,
                 (unsigned long long)c->bytes, (unsigned long long)c->count, c->p50_us,
-                c->p50_last_us, c->wait_p50_us, c->isolated_p50_us, ratio);
+                c->p50_last_us, c->wait_p50_us, iso, ratio);
     }
 }
 

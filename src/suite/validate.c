@@ -1,6 +1,8 @@
 /* Up-front validation of a suite, so bad input fails before any launch. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "ryz/cuda.h"
 #include "ryz/model.h"
 #include "ryz/suite.h"
 
@@ -20,19 +22,63 @@ static ryz_status validate_case(const ryz_suite_case *c) {
     if (c->prompt_len + c->new_tokens - 1 > cfg.seq_len)
         return ryz_error(RYZ_EINVAL, "case %s: prompt %d + new_tokens %d exceed seq_len %d",
                          c->name, c->prompt_len, c->new_tokens, cfg.seq_len);
-    if (strcmp(c->backend, "cpu") != 0)
-        return ryz_error(RYZ_EINVAL,
-                         "case %s: backend %s is not in this build (available: cpu)", c->name,
-                         c->backend);
-    if (strcmp(c->comm, "mpi") != 0)
-        return ryz_error(RYZ_EINVAL, "case %s: comm %s is not in this build (available: mpi)",
-                         c->name, c->comm);
     return RYZ_OK;
+}
+
+/* Ranks of the suite on this node: as mpirun says when under it, else the
+ * world `ryz suite` launches here; 0 when a launcher does not say. */
+static int ranks_on_node(const ryz_suite *s) {
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (local) return atoi(local);
+    if (ryz_mpi_launched()) return 0;
+    return s->ranks ? s->ranks : ryz_suite_max_tp(s);
+}
+
+/* NCCL refuses two ranks on one GPU: with fewer devices than ranks on this
+ * node the nccl set-up would fail after launch, so say it here. */
+static ryz_status check_gpu_per_rank(const ryz_suite *s, const ryz_suite_case *c) {
+    int devices = 0, ranks = ranks_on_node(s);
+    ryz_status st = ryz_cuda_device_count(&devices);
+    if (st != RYZ_OK) return ryz_error_wrap(st, "case %s: comm nccl", c->name);
+    if (ranks <= devices) return RYZ_OK;
+    return ryz_error(RYZ_EINVAL,
+                     "case %s: comm nccl needs one GPU per rank, but %d ranks run on this node "
+                     "and it has %d CUDA device%s (NCCL refuses two ranks on one GPU; ranks "
+                     "sharing a GPU use comm = mpi, which stages collectives through host memory)",
+                     c->name, ranks, devices, devices == 1 ? "" : "s");
+}
+
+/* The case's backend, comm and dtype: combinations no machine can run
+ * first, then what this build and machine offer. */
+static ryz_status validate_backend(const ryz_suite *s, const ryz_suite_case *c) {
+    ryz_backend_kind kind;
+    ryz_status st = ryz_backend_kind_parse(c->backend, &kind);
+    if (st != RYZ_OK) return ryz_error_wrap(st, "case %s", c->name);
+    if (!strcmp(c->comm, "nccl") && kind != RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL,
+                         "case %s: comm nccl needs backend = cuda (NCCL moves GPU memory; "
+                         "backend %s uses comm = mpi)",
+                         c->name, c->backend);
+    if (c->dtype == RYZ_DTYPE_BF16 && kind == RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL,
+                         "case %s: dtype bf16 is not supported by backend cuda (it has no bf16 "
+                         "matmul: use dtype = f32, or backend = cpu for bf16)",
+                         c->name);
+    st = ryz_backend_available(kind);
+    if (st != RYZ_OK) return ryz_error_wrap(st, "case %s: backend %s", c->name, c->backend);
+    return strcmp(c->comm, "nccl") ? RYZ_OK : check_gpu_per_rank(s, c);
+}
+
+int ryz_suite_needs_nccl(const ryz_suite *s) {
+    for (int i = 0; i < s->n_cases; i++)
+        if (!strcmp(s->cases[i].comm, "nccl")) return 1;
+    return 0;
 }
 
 ryz_status ryz_suite_validate(const ryz_suite *s) {
     for (int i = 0; i < s->n_cases; i++) {
         ryz_status st = validate_case(&s->cases[i]);
+        if (st == RYZ_OK) st = validate_backend(s, &s->cases[i]);
         if (st != RYZ_OK) return st;
     }
     if (s->repeat > RYZ_SUITE_MAX_REPEAT)
