@@ -231,12 +231,20 @@ static int have_avx2(void) {
 #define gemv_bf16_avx2 gemv_bf16_scalar
 #endif
 
+/* Rows [*r0, *r1) of `total` for thread t of n: contiguous bands whose
+ * starts are multiples of 4 (whole bf16 row groups); empty when r0 >= r1. */
+static void band_of(int total, int t, int n, int *r0, int *r1) {
+    int per = ((total + n - 1) / n + 3) & ~3;
+    *r0 = t * per;
+    *r1 = *r0 + per < total ? *r0 + per : total;
+}
+
 /* Thread t of n takes a contiguous band of rows, a multiple of 4 long, so
  * each thread streams its own part of W. */
 static void gemv_part(void *arg, int t, int n) {
     gemv_job *j = arg;
-    int per = ((j->out + n - 1) / n + 3) & ~3, o0 = t * per, o1 = o0 + per;
-    if (o1 > j->out) o1 = j->out;
+    int o0, o1;
+    band_of(j->out, t, n, &o0, &o1);
     if (o0 < o1) j->fn(j->y, j->x, j->w, j->in, j->out, o0, o1);
 }
 
@@ -267,6 +275,23 @@ static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int 
                     0.0f, y, out);
 }
 
+/* Rows [o0, o0 + rows) of a bf16 matrix (out, in) to widen into dst. */
+typedef struct {
+    float *dst;
+    const uint16_t *w;
+    int o0, rows, in, out;
+} widen_job;
+
+/* Thread t of n widens a band of whole row groups: the widening is a
+ * pass over W, the same size as a decode GEMV, so it is shared out too. */
+static void widen_part(void *arg, int t, int n) {
+    widen_job *j = arg;
+    int r0, r1;
+    band_of(j->rows, t, n, &r0, &r1);
+    if (r0 < r1)
+        bf16_unpack_rows(j->dst + (size_t)r0 * j->in, j->w, j->o0 + r0, r1 - r0, j->in, j->out);
+}
+
 /* Prefill with bf16 weights: blocks of rows widened to fp32, then sgemm on
  * each block, so the GEMM runs at the fp32 rate and the widening (one pass
  * over W) is small beside it. */
@@ -291,7 +316,8 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     int rows = (int)(c->wide_floats / (size_t)in) & ~3; /* whole row groups */
     for (int o0 = 0; o0 < out; o0 += rows) {
         int rb = out - o0 < rows ? out - o0 : rows;
-        bf16_unpack_rows(c->wide, w, o0, rb, in, out);
+        widen_job j = {c->wide, w, o0, rb, in, out};
+        ryz_pool_run(c->pool, widen_part, &j);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in, 1.0f, x, in, c->wide,
                     in, 0.0f, y + o0, out);
     }
