@@ -400,7 +400,7 @@ START_TEST(test_bench_results) {
     temp_path(h5);
     snprintf(args, sizeof args,
              "bench --model synthetic:tiny --repeat 3 --prompt-len 8 --new-tokens 4 "
-             "--threads 1,2 --dtype f32,bf16 -o %s", h5);
+             "--threads 1,2 --dtype f32,bf16 --probe-mib 16 -o %s", h5);
     test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm") &&
                       strstr(r.out, "(target >= 90%)") && strstr(r.out, "bf16-t2: bf16 weights") &&

@@ -497,19 +497,26 @@ START_TEST(test_record_bytes_convention) {
 }
 END_TEST
 
-static void count_call(void *ctx) {
-    ++*(int *)ctx;
+/* Counts the calls; stops the passes at rep 2 when asked to. */
+static ryz_status count_call(void *ctx, int rep) {
+    int *calls = ctx;
+    ++calls[0];
+    return calls[1] && rep == 2 ? ryz_error(RYZ_ECOMM, "stop at pass %d", rep) : RYZ_OK;
 }
 
-/* The probe's passes: before() ahead of every pass, each pass timed, and
- * the best pass is what ryz_mem_read_bandwidth reports (no timing bound is
- * asserted: the machine is shared). */
+/* The probe's passes: before() ahead of every pass, each pass timed, a
+ * failing before() stops them with its status, and the best pass is what
+ * ryz_mem_read_bandwidth reports (no timing bound is asserted: the machine
+ * is shared). */
 START_TEST(test_mem_read_passes) {
     double sec[3] = {0};
-    int calls = 0;
-    ck_assert_int_eq(ryz_mem_read_passes((size_t)4 << 20, 2, 3, count_call, &calls, sec), RYZ_OK);
-    ck_assert_int_eq(calls, 3);
+    int calls[2] = {0, 0};
+    ck_assert_int_eq(ryz_mem_read_passes((size_t)4 << 20, 2, 3, count_call, calls, sec), RYZ_OK);
+    ck_assert_int_eq(calls[0], 3);
     for (int r = 0; r < 3; r++) ck_assert_msg(sec[r] > 0, "pass %d took %g s", r, sec[r]);
+    int stop[2] = {0, 1}; /* before() failing at pass 2: its status, no third pass */
+    ck_assert_int_eq(ryz_mem_read_passes((size_t)4 << 20, 1, 3, count_call, stop, sec), RYZ_ECOMM);
+    ck_assert_int_eq(stop[0], 3);
     ck_assert_int_eq(ryz_mem_read_passes(100, 1, 1, NULL, NULL, sec), RYZ_EINVAL);
     ck_assert_msg(strstr(ryz_last_error(), "bytes 100 >= 4096"), "%s", ryz_last_error());
     ck_assert_int_eq(ryz_mem_read_passes((size_t)1 << 20, 65, 1, NULL, NULL, sec), RYZ_EINVAL);

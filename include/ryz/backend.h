@@ -107,8 +107,9 @@ struct ryz_backend {
     void *ctx;
 };
 
-/* The CPU backend with `threads` threads (>= 1) for its own decode GEMV and
- * for OpenBLAS; free with ryz_backend_free. */
+/* The CPU backend with `threads` threads (>= 1) for its own work (decode
+ * GEMV, bf16 widening for prefill) and for OpenBLAS; free with
+ * ryz_backend_free. */
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
 /* Releases what init allocated, whatever the backend (its destroy op), and
  * zeroes *b; safe on a zeroed or freed backend. */

@@ -88,11 +88,14 @@ void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
  * rep counts. 0 with a message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
 /* The passes behind it: `reps` timed passes (seconds[r]) over one buffer,
- * calling before(ctx) ahead of each pass, so that several processes can
+ * calling before(ctx, r) ahead of each pass, so that several processes can
  * start every pass together (a barrier) and their aggregate be taken pass
- * by pass. RYZ_OK, or ENOMEM / EINVAL with a message. */
-ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps, void (*before)(void *),
-                               void *ctx, double *seconds);
+ * by pass; a status other than RYZ_OK from before() stops and is returned.
+ * before() is first called once the buffer exists: ENOMEM (or EINVAL for
+ * bad arguments) returns without calling it. */
+ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps,
+                               ryz_status (*before)(void *ctx, int rep), void *ctx,
+                               double *seconds);
 
 /* Interruption (src/core/signal.c). Installs SIGINT and SIGTERM handlers
  * that only record the first signal (idempotent); a second one at least a

@@ -4,6 +4,7 @@
  * a condition variable, so idle ranks do not steal cores for long. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -16,8 +17,19 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Spins before sleeping: about 100 us on a 3 GHz x86. */
-#define POOL_SPINS 20000
+/* How long a thread spins before it sleeps (a worker) or yields its core
+ * (the caller waiting for the workers): a time, since a pause instruction
+ * costs 10 to 140 cycles depending on the CPU. */
+#define POOL_SPIN_S 100e-6
+
+/* Whether a spin that started at *t0 (0: not yet timed) has run out; the
+ * clock is read every 256 spins only. */
+static int spin_over(int i, double *t0) {
+    if ((i & 255) != 255) return 0;
+    double now = ryz_time_now();
+    if (*t0 == 0) *t0 = now;
+    return now - *t0 > POOL_SPIN_S;
+}
 
 struct ryz_pool {
     int threads;
@@ -38,7 +50,8 @@ typedef struct {
 
 /* Waits until the generation differs from seen; returns the new one. */
 static unsigned wait_job(ryz_pool *p, unsigned seen) {
-    for (int i = 0; i < POOL_SPINS; i++) {
+    double t0 = 0;
+    for (int i = 0; !spin_over(i, &t0); i++) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen) return g;
         cpu_relax();
@@ -121,5 +134,13 @@ void ryz_pool_run(ryz_pool *p, ryz_pool_fn fn, void *arg) {
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     publish(p);
     fn(arg, 0, p->threads);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1) cpu_relax();
+    /* A worker that lost its core (more threads than cores) gets it back
+     * sooner if this thread yields after spinning a while. */
+    double t0 = 0;
+    int yielding = 0;
+    for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1; i++) {
+        if (!yielding) yielding = spin_over(i, &t0);
+        if (yielding) sched_yield();
+        else cpu_relax();
+    }
 }

@@ -75,8 +75,9 @@ static double one_pass(const uint64_t *buf, size_t n, int threads, uint64_t *sin
     return dt;
 }
 
-ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps, void (*before)(void *),
-                               void *ctx, double *seconds) {
+ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps,
+                               ryz_status (*before)(void *ctx, int rep), void *ctx,
+                               double *seconds) {
     if (threads < 1 || threads > 64 || reps < 1 || bytes < 4096)
         return ryz_error(RYZ_EINVAL,
                          "bandwidth probe: threads %d in [1, 64], reps %d >= 1, bytes %zu >= 4096",
@@ -86,13 +87,14 @@ ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps, void (*befor
     if (!buf) return ryz_error(RYZ_ENOMEM, "bandwidth probe: out of memory for %zu bytes", bytes);
     for (size_t i = 0; i < n; i++) buf[i] = i; /* touch every page */
     uint64_t sink = 0;
-    for (int r = 0; r < reps; r++) {
-        if (before) before(ctx);
-        seconds[r] = one_pass(buf, n, threads, &sink);
+    ryz_status st = RYZ_OK;
+    for (int r = 0; st == RYZ_OK && r < reps; r++) {
+        if (before) st = before(ctx, r);
+        if (st == RYZ_OK) seconds[r] = one_pass(buf, n, threads, &sink);
     }
     free(buf);
     bandwidth_sink = sink;
-    return RYZ_OK;
+    return st;
 }
 
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {

@@ -18,11 +18,11 @@
 enum { ISOLATED_ITERS = 200, ISOLATED_MIN_ITERS = 20, ISOLATED_WARMUP = 20 };
 #define ISOLATED_BUDGET_S 0.05
 
-/* What the ranks agree on before gathering anything sized by the records:
- * allocation success, the record count and an FNV-1a hash of the (op,
- * bytes) sequence. 24 bytes, sent as 6 floats. */
+/* What the ranks agree on before gathering anything sized by the records
+ * (after agreeing that every one allocated): the record count and an
+ * FNV-1a hash of the (op, bytes) sequence. 16 bytes, sent as 4 floats. */
 typedef struct {
-    uint64_t ok, n, hash;
+    uint64_t n, hash;
 } rec_key;
 enum { KEY_FLOATS = sizeof(rec_key) / sizeof(float) };
 
@@ -88,23 +88,27 @@ static uint64_t calls_hash(const call_ref *calls, size_t n) {
     return h;
 }
 
-/* Every rank learns every rank's key (one all_gather of KEY_FLOATS, the
- * same on all of them): ENOMEM on every rank when one could not allocate;
- * else x->agreed says whether all recorded the same calls, and rank 0
- * warns when they did not. */
+/* First the ranks agree that every one allocated its buffers (one float
+ * summed: a rank short of memory, even for x->keys, still takes part), so
+ * ENOMEM comes out on every rank and none is left waiting. Then every rank
+ * learns every rank's key (one all_gather of KEY_FLOATS): x->agreed says
+ * whether all recorded the same calls, and rank 0 warns when they did not. */
 static ryz_status agree(group_ctx *x, int ok) {
-    rec_key mine = {
-        .ok = (uint64_t)ok, .n = ok ? x->n : 0, .hash = ok ? calls_hash(x->calls, x->n) : 0};
-    ryz_status st = ryz_comm_all_gather(x->c, (const float *)(const void *)&mine,
-                                        (float *)(void *)x->keys, KEY_FLOATS);
+    float mine_ok = ok && x->keys, all_ok = 0;
+    ryz_status st = ryz_comm_all_reduce_sum(x->c, &mine_ok, &all_ok, 1);
+    if (st != RYZ_OK)
+        return st;
+    if (all_ok < (float)x->k)
+        return ryz_error(RYZ_ENOMEM, "out of memory on %d rank(s) for the %s collective records",
+                         x->k - (int)all_ok, x->case_name);
+    rec_key mine = {.n = x->n, .hash = calls_hash(x->calls, x->n)};
+    st = ryz_comm_all_gather(x->c, (const float *)(const void *)&mine, (float *)(void *)x->keys,
+                             KEY_FLOATS);
     if (st != RYZ_OK)
         return st;
     x->agreed = 1;
     for (int r = 0; r < x->k; r++) {
         const rec_key *o = &x->keys[r];
-        if (!o->ok)
-            return ryz_error(RYZ_ENOMEM, "out of memory on rank %d for the %s collective records",
-                             r, x->case_name);
         if (x->agreed && (o->n != x->keys[0].n || o->hash != x->keys[0].hash)) {
             x->agreed = 0;
             if (x->rank == 0)
@@ -250,10 +254,7 @@ ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate
     int ok = snapshot(&x, comm_s);
     ryz_status st = RYZ_OK;
     if (x.k > 1) {
-        if (!(x.keys = malloc((size_t)x.k * sizeof *x.keys))) {
-            st = ryz_error(RYZ_ENOMEM, "out of memory for %d record keys", x.k);
-            goto cleanup;
-        }
+        x.keys = malloc((size_t)x.k * sizeof *x.keys); /* NULL: agree() says so to all */
         st = agree(&x, ok);
         if (st == RYZ_OK)
             st = cross_rank(&x);

@@ -382,19 +382,33 @@ static ryz_status run_case(case_ctx *k, int *failed) {
     return st;
 }
 
-/* Barrier of the probing group before each pass (its status kept). */
+#define PROBE_REPS 3
+#define PROBE_MIB 256
+
+/* The probing group ahead of each pass: before the first, the ranks agree
+ * that each has its buffer (a rank that could not allocate one joins that
+ * agreement from bandwidth_of_k with ok = 0, so none is left waiting);
+ * before the others, a barrier, so the passes run together. */
 typedef struct {
     ryz_comm *group;
-    ryz_status st;
+    int agreed;
 } probe_sync;
 
-static void probe_barrier(void *v) {
-    probe_sync *p = v;
-    if (p->st == RYZ_OK) p->st = ryz_comm_barrier(p->group);
+static ryz_status probe_agree(probe_sync *p, int ok) {
+    float mine = (float)ok, all = 0;
+    int k = ryz_comm_size(p->group);
+    p->agreed = 1;
+    ryz_status st = ryz_comm_all_reduce_sum(p->group, &mine, &all, 1);
+    if (st == RYZ_OK && all < (float)k)
+        st = ryz_error(RYZ_ENOMEM, "bandwidth probe: %d of %d ranks are out of memory for "
+                       "%d MiB", k - (int)all, k, PROBE_MIB);
+    return st;
 }
 
-#define PROBE_REPS 3
-#define PROBE_BYTES ((size_t)256 << 20)
+static ryz_status probe_before(void *v, int rep) {
+    probe_sync *p = v;
+    return rep == 0 ? probe_agree(p, 1) : ryz_comm_barrier(p->group);
+}
 
 /* Aggregate read bandwidth of k ranks streaming at once, each with its
  * suite threads, into t (a collective over world; the other ranks wait).
@@ -404,23 +418,27 @@ static void probe_barrier(void *v) {
  * rank with k * threads threads would instead share cores with the ranks
  * spinning in the barrier. */
 static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_table *t) {
-    probe_sync ps = {NULL, RYZ_OK};
+    probe_sync ps = {NULL, 0};
+    size_t bytes = (size_t)PROBE_MIB << 20;
     double sec[PROBE_REPS] = {0}, best = 0;
     float mine[PROBE_REPS] = {0}, *all = calloc((size_t)k * PROBE_REPS, sizeof *all);
-    ryz_status st = all ? ryz_comm_split_first(world, k, &ps.group)
-                        : ryz_error(RYZ_ENOMEM, "out of memory for the bandwidth probe");
-    if (st == RYZ_OK && ps.group)
-        st = ryz_mem_read_passes(PROBE_BYTES, s->threads, PROBE_REPS, probe_barrier, &ps, sec);
-    if (st == RYZ_OK) st = ps.st;
+    ryz_status st = ryz_comm_split_first(world, k, &ps.group);
+    if (st == RYZ_OK && ps.group) {
+        if (all) st = ryz_mem_read_passes(bytes, s->threads, PROBE_REPS, probe_before, &ps, sec);
+        if (!ps.agreed) { /* this rank failed before the agreement: tell the others */
+            ryz_status a = probe_agree(&ps, 0);
+            if (st == RYZ_OK) st = a;
+        }
+    }
     for (int r = 0; r < PROBE_REPS; r++) mine[r] = (float)sec[r];
     if (st == RYZ_OK && ps.group) st = ryz_comm_all_gather(ps.group, mine, all, PROBE_REPS);
     for (int r = 0; st == RYZ_OK && ps.group && r < PROBE_REPS; r++) {
         double slowest = 0;
         for (int i = 0; i < k; i++) slowest = fmax(slowest, all[i * PROBE_REPS + r]);
-        if (slowest > 0) best = fmax(best, (double)k * PROBE_BYTES / slowest);
+        if (slowest > 0) best = fmax(best, (double)k * (double)bytes / slowest);
     }
-    ryz_comm_free(ps.group);
     free(all);
+    ryz_comm_free(ps.group);
     t->k[t->n] = k, t->bw[t->n] = best;
     t->n++;
     return st == RYZ_OK ? ryz_comm_barrier(world) : st;

@@ -560,7 +560,7 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->threads = 1;
     s->atol = 1e-4;
     s->rtol = 1e-4;
-    s->bf16_atol = s->bf16_rtol = 2e-2;
+    s->bf16_atol = s->bf16_rtol = RYZ_BF16_TOL;
     s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;
     s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
     s->acc.max_collective_ratio = s->acc.min_bandwidth_scaling = NAN;
