@@ -310,6 +310,34 @@ START_TEST(test_suite_cuda_refusals) {
 }
 END_TEST
 
+/* A rank that cannot allocate its bandwidth probe tells the group, which
+ * stops with the reason instead of waiting in a barrier for the watchdog
+ * (RYZ_TEST_PROBE_NOMEM=1 starves world rank 1). */
+START_TEST(test_suite_probe_nomem_no_hang) {
+    char path[32], h5[32], args[128];
+    temp_path(path);
+    temp_path(h5);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[suite]\nrepeat = 1\nwarmup = 0\n\n[case a]\nmodel = synthetic:tiny\n"
+          "prompt = 1 2 3\nnew_tokens = 2\ntp = 1 2\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    double t0 = ryz_time_now();
+    test_run r = test_run_ryz("RYZ_TEST_PROBE_NOMEM=1 RYZ_TIMEOUT=60", args);
+    double dt = ryz_time_now() - t0;
+    ck_assert_msg(r.code != 0 && r.code != 3 && strstr(r.err, "1 of 2 ranks are out of memory"),
+                  "exit %d after %.1f s; stderr:\n%s", r.code, dt, r.err);
+    ck_assert_msg(dt < 30, "took %.1f s: a rank waited for the watchdog", dt);
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) != RYZ_OK, "results written to %s after the failure",
+                  h5);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -466,6 +494,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
+    tcase_add_test(tc, test_suite_probe_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);
     tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);
