@@ -164,6 +164,29 @@ START_TEST(test_cli_compare) {
 }
 END_TEST
 
+/* The JSON of a comparison stays JSON: quotes and backslashes in a case
+ * name are escaped and a ratio that is not finite is null. */
+START_TEST(test_json_escapes) {
+    ryz_regress_row row = {.tp = 2, .base = 1, .cand = 2, .ratio = INFINITY, .p_value = NAN,
+                           .n_base = 3, .n_cand = 3, .regression = 1};
+    snprintf(row.case_name, sizeof row.case_name, "%s", "a\"b\\c");
+    snprintf(row.metric, sizeof row.metric, "%s", "decode_s");
+    snprintf(row.why, sizeof row.why, "%s", "tab\there");
+    ryz_regress r = {.rows = &row, .n = 1, .regressions = 1};
+    char path[] = "/tmp/ryz_regress_jXXXXXX";
+    close(mkstemp(path));
+    ck_assert_int_eq(ryz_regress_write_json(&r, path), RYZ_OK);
+    char *text = test_slurp(path, NULL);
+    unlink(path);
+    ck_assert_ptr_nonnull(text);
+    const char *want[] = {"\"case\": \"a\\\"b\\\\c\"", "\"ratio\": null", "\"p\": null",
+                          "\"why\": \"tab\\u0009here\"", "\"base\": 1,", "\"regressions\": 1"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]), "no %s in:\n%s", want[i], text);
+    free(text);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("regress");
     TCase *tc = tcase_create("regress");
@@ -174,6 +197,7 @@ int main(void) {
     tcase_add_test(tc, test_correctness_and_memory);
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_cli_compare);
+    tcase_add_test(tc, test_json_escapes);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -136,6 +136,11 @@ ryz_status ryz_results_read(const char *path, ryz_results *out);
 /* Checks that `dir` exists and a file can be created in it, before a run
  * spends its compute (EIO naming the directory otherwise). */
 ryz_status ryz_results_check_writable(const char *path);
+/* JSON output shared by every writer: a string literal of s (quotes,
+ * backslashes and control characters escaped; NULL as ""), and a number
+ * (null when not finite, which JSON cannot hold). */
+void ryz_json_string(FILE *f, const char *s);
+void ryz_json_number(FILE *f, double x);
 /* Prints every table as aligned text (what `ryz show` prints). */
 void ryz_results_print(const ryz_results *r, FILE *out);
 

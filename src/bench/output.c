@@ -138,29 +138,6 @@ ryz_status ryz_bench_results(const ryz_bench_report *r, const char *cmdline, ryz
 
 /* ---- JSON --------------------------------------------------------------- */
 
-/* A JSON string literal of s. */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
-/* A JSON number (null when not finite). */
-static void json_num(FILE *f, double x) {
-    if (isfinite(x))
-        fprintf(f, "%.9g", x);
-    else
-        fputs("null", f);
-}
-
 static void json_meta(FILE *f, const ryz_results_meta *m) {
     const char *keys[] = {"tool_version", "git_rev",   "time_utc",   "hosts",     "backends",
                           "device",       "cpu_model", "suite_name", "suite_text"};
@@ -169,7 +146,7 @@ static void json_meta(FILE *f, const ryz_results_meta *m) {
     fprintf(f, "  \"meta\": {\"schema_version\": %d", m->schema_version);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fprintf(f, ", \"%s\": ", keys[i]);
-        json_str(f, vals[i]);
+        ryz_json_string(f, vals[i]);
     }
     fprintf(f, ", \"world_size\": %d, \"cores\": %d, \"oversubscribed\": %d},\n", m->world_size,
             m->cores, m->oversubscribed);
@@ -177,16 +154,16 @@ static void json_meta(FILE *f, const ryz_results_meta *m) {
 
 static void json_collective(FILE *f, const ryz_row_collective *c) {
     fprintf(f, "{\"case_name\": ");
-    json_str(f, c->case_name);
+    ryz_json_string(f, c->case_name);
     fprintf(f, ", \"tp\": %d, \"op\": ", c->tp);
-    json_str(f, c->op);
+    ryz_json_string(f, c->op);
     fprintf(f, ", \"bytes\": %llu, \"count\": %llu", (unsigned long long)c->bytes,
             (unsigned long long)c->count);
     const char *keys[] = {"p50_us", "p99_us", "mean_us", "algbw_gbs", "busbw_gbs"};
     const double vals[] = {c->p50_us, c->p99_us, c->mean_us, c->algbw_gbs, c->busbw_gbs};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fprintf(f, ", \"%s\": ", keys[i]);
-        json_num(f, vals[i]);
+        ryz_json_number(f, vals[i]);
     }
     fputc('}', f);
 }
@@ -201,7 +178,7 @@ static void json_place(FILE *f, const ryz_bench_result *p) {
     fputc('{', f);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fprintf(f, "\"%s\": ", keys[i]);
-        json_num(f, vals[i]);
+        ryz_json_number(f, vals[i]);
         fputs(", ", f);
     }
     if (p->wrong < 0)
@@ -211,7 +188,7 @@ static void json_place(FILE *f, const ryz_bench_result *p) {
     for (size_t i = 0; i < p->n_samples; i++) {
         if (i)
             fputs(", ", f);
-        json_num(f, p->samples_us[i]);
+        ryz_json_number(f, p->samples_us[i]);
     }
     fputs("]}", f);
 }
@@ -233,7 +210,7 @@ static void json_doc(FILE *f, const ryz_bench_report *r, const ryz_results *res)
     fputs("{\n", f);
     json_meta(f, &res->meta);
     fputs("  \"avg_busbw_gbs\": ", f);
-    json_num(f, r->avg_busbw_gbs);
+    ryz_json_number(f, r->avg_busbw_gbs);
     if (r->wrong < 0)
         fputs(",\n  \"wrong\": null,\n  \"collectives\": [", f);
     else

@@ -4,6 +4,7 @@
 #include "schema.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #define CELL_MAX 96   /* longest formatted cell (names are < RYZ_NAME_LEN) */
@@ -114,4 +115,25 @@ void ryz_results_print(const ryz_results *r, FILE *out) {
     print_meta(&r->meta, out);
     for (size_t i = 0; i < RYZ_RESULTS_NTABLES; i++)
         print_table(r, &ryz_results_tables[i], out);
+}
+
+void ryz_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+void ryz_json_number(FILE *f, double x) {
+    if (isfinite(x))
+        fprintf(f, "%.9g", x);
+    else
+        fputs("null", f);
 }

@@ -287,13 +287,20 @@ ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path) {
     fprintf(f, "{\"regressions\": %d, \"rows\": [", r->regressions);
     for (size_t i = 0; i < r->n; i++) {
         const ryz_regress_row *x = &r->rows[i];
-        fprintf(f,
-                "%s\n  {\"case\": \"%s\", \"tp\": %d, \"metric\": \"%s\", \"base\": %.9g, "
-                "\"new\": %.9g, \"ratio\": %.9g, \"p\": %.9g, \"n_base\": %d, \"n_new\": %d, "
-                "\"regression\": %s, \"why\": \"%s\"}",
-                i ? "," : "", x->case_name, x->tp, x->metric, isfinite(x->base) ? x->base : 0,
-                isfinite(x->cand) ? x->cand : 0, x->ratio, x->p_value, x->n_base, x->n_cand,
-                x->regression ? "true" : "false", x->why);
+        const char *keys[] = {"base", "new", "ratio", "p"};
+        const double vals[] = {x->base, x->cand, x->ratio, x->p_value};
+        fprintf(f, "%s\n  {\"case\": ", i ? "," : "");
+        ryz_json_string(f, x->case_name);
+        fprintf(f, ", \"tp\": %d, \"metric\": ", x->tp);
+        ryz_json_string(f, x->metric);
+        for (int k = 0; k < 4; k++) {
+            fprintf(f, ", \"%s\": ", keys[k]);
+            ryz_json_number(f, vals[k]);
+        }
+        fprintf(f, ", \"n_base\": %d, \"n_new\": %d, \"regression\": %s, \"why\": ",
+                x->n_base, x->n_cand, x->regression ? "true" : "false");
+        ryz_json_string(f, x->why);
+        fputc('}', f);
     }
     fprintf(f, "\n]}\n");
     if (fclose(f) != 0) return ryz_error(RYZ_EIO, "short write to %s", path);
