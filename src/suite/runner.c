@@ -128,7 +128,9 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
         memcpy(x, ph ? rs->decode_s : rs->prefill_s, sizeof x);
         ryz_stats_compute(x, (size_t)rs->n, &st);
         double tokens = ph ? (double)k->B * rs->decode_steps : (double)k->B * k->P;
-        double base = ph ? k->base_decode : k->base_prefill;
+        double *base_s = ph ? &k->base_decode : &k->base_prefill;
+        if (tp == 1) *base_s = st.median; /* the baseline is the reference of speedup */
+        double base = *base_s;
         ryz_row_timing row = {.tp = tp, .runs = rs->n, .median_s = st.median, .p10_s = st.p10,
                               .p90_s = st.p90, .comm_fraction = comm_frac,
                               .read_bandwidth_gbs = bw / 1e9};
@@ -183,16 +185,6 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, const ryz_backend *be, 
     if (st == RYZ_OK && lead) {
         if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
         double frac = add_memory(k, tp, ranks);
-        if (tp == 1) { /* the baseline is the reference of speedup */
-            double x[RYZ_SUITE_MAX_REPEAT];
-            ryz_stats st1;
-            memcpy(x, rs->prefill_s, sizeof x);
-            ryz_stats_compute(x, (size_t)rs->n, &st1);
-            k->base_prefill = st1.median;
-            memcpy(x, rs->decode_s, sizeof x);
-            ryz_stats_compute(x, (size_t)rs->n, &st1);
-            k->base_decode = st1.median;
-        }
         add_timing(k, tp, rs, frac, be->iface->host_visible);
     }
     free(ranks);
