@@ -461,6 +461,15 @@ START_TEST(test_bench_bad_options) {
                           "exceed seq_len 128");
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --dtype f16", 2,
                           "dtype 'f16' unknown");
+    expect_one_line_error("bench --bf16-tol 0", 2, "--bf16-tol '0' is not a number in (0, 1]");
+    /* bf16 logits held to a tolerance far below bf16's rounding: a wrong
+     * output, exit 2, not a slow one. */
+    test_run r = test_run_ryz(NULL, "bench --model synthetic:tiny --repeat 1 --prompt-len 8 "
+                                    "--new-tokens 2 --dtype bf16 --probe-mib 4 --bf16-tol 1e-9");
+    ck_assert_msg(r.code == 2 && strstr(r.out, "FAIL") &&
+                      strstr(r.err, "ryz: error: bf16 logits outside tolerance against f32"),
+                  "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    test_run_free(&r);
 }
 END_TEST
 

@@ -29,6 +29,7 @@ typedef struct {
     int n_dtype, repeat, prompt, new_tokens;
     int decode_prompt; /* context before decoding: short, so weights dominate */
     int probe_mib;     /* bandwidth probe buffer, larger than the caches */
+    double bf16_tol;   /* atol and rtol of bf16 logits against f32 */
 } bench_args;
 
 /* Per-run samples of the phases (seconds) and the probe (bytes/s). */
@@ -71,10 +72,22 @@ static ryz_status parse_list_option(const char *opt, const char *v, bench_args *
     return st;
 }
 
+/* --bf16-tol: a number in (0, 1]. */
+static ryz_status parse_tol(const char *v, double *out) {
+    char *end = NULL;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || !(x > 0 && x <= 1))
+        return ryz_error(RYZ_EINVAL, "--bf16-tol '%s' is not a number in (0, 1] (default %g)",
+                         v ? v : "", RYZ_BF16_TOL);
+    *out = x;
+    return RYZ_OK;
+}
+
 static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
     *a = (bench_args){.model = "synthetic:110m", .threads = {1}, .n_threads = 1,
                       .dtype = {RYZ_DTYPE_F32}, .n_dtype = 1, .repeat = 5, .prompt = 256,
-                      .new_tokens = 64, .decode_prompt = 16, .probe_mib = 512};
+                      .new_tokens = 64, .decode_prompt = 16, .probe_mib = 512,
+                      .bf16_tol = RYZ_BF16_TOL};
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
@@ -95,6 +108,8 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 16, &a->decode_prompt);
         else if (!strcmp(o, "--probe-mib"))
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 16, &a->probe_mib);
+        else if (!strcmp(o, "--bf16-tol"))
+            st = parse_tol(ryz_arg_value(argc, argv, &i), &a->bf16_tol);
         else if (!strcmp(o, "-o")) {
             if (!(v = ryz_arg_value(argc, argv, &i))) return ryz_error(RYZ_EINVAL, "-o needs a path");
             a->out = v;
@@ -267,10 +282,10 @@ static ryz_status bench_bf16_error(const bench_args *a, ryz_backend *be, ryz_com
     if (st == RYZ_OK) st = prompt_logits(a, be, self, RYZ_DTYPE_BF16, cfg, b);
     if (st == RYZ_OK) {
         ryz_compare c;
-        ryz_compare_logits(f, b, a->prompt, cfg->vocab, RYZ_BF16_TOL, RYZ_BF16_TOL, &c);
+        ryz_compare_logits(f, b, a->prompt, cfg->vocab, a->bf16_tol, a->bf16_tol, &c);
         printf("bf16 against f32 over %d prompt positions: max error %.2e of the logit range "
                "(tolerance %.0e), cosine %.6f, top-1 %d/%d  %s\n", a->prompt, c.max_rel,
-               RYZ_BF16_TOL, c.min_cos, c.top1_agree, c.rows, c.pass ? "PASS" : "FAIL");
+               a->bf16_tol, c.min_cos, c.top1_agree, c.rows, c.pass ? "PASS" : "FAIL");
         if (!c.pass) /* a wrong output, not a slow one: the bench fails */
             st = ryz_error(RYZ_EINVAL, "bf16 logits outside tolerance against f32: %d elements, "
                            "%d real top-1 mismatches", c.out_of_tol, c.top1_real_mismatch);
@@ -329,14 +344,14 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
 static void bench_usage(void) {
     printf("usage: ryz bench [--model SRC] [--threads T[,T...]] [--dtype f32[,bf16]]\n"
            "                 [--repeat N] [--prompt-len P] [--decode-prompt D]\n"
-           "                 [--new-tokens N] [--probe-mib M] [-o RESULTS.h5]\n"
+           "                 [--new-tokens N] [--probe-mib M] [--bf16-tol T] [-o F.h5]\n"
            "  TP=1 decode and prefill of SRC (default synthetic:110m) for each dtype and\n"
            "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
            "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
            "  read bandwidth probed with the same threads between runs, over M MiB,\n"
-           "  default 512); bf16 logits against fp32 with bf16's tolerance (exit 2 when\n"
-           "  outside it). Each ratio is printed beside its target. -o writes the runs\n"
+           "  default 512); bf16 logits against fp32 with bf16's tolerance T (default\n"
+           "  2e-2 of the logit range; exit 2 when outside it). Each ratio is printed beside its target. -o writes the runs\n"
            "  (case = dtype-tTHREADS) as a results file that `ryz compare` tracks.\n");
 }
 
