@@ -305,6 +305,31 @@ static void write_sample_file(const char *path) {
 
 /* ---- in-memory tables ---- */
 
+/* One (case, tp)'s memory rows summed up: largest rank with and without
+ * scratch, the lowest efficiency; other cases and TP degrees ignored. */
+START_TEST(test_memory_summary) {
+    ryz_results r;
+    ryz_results_init(&r);
+    ryz_row_memory rows[] = {
+        {.case_name = "a", .tp = 2, .rank = 0, .weights = 100, .kv_cache = 20, .scratch = 5,
+         .mem_efficiency = 0.9},
+        {.case_name = "a", .tp = 2, .rank = 1, .weights = 90, .kv_cache = 20, .scratch = 50,
+         .mem_efficiency = 0.8},
+        {.case_name = "a", .tp = 4, .rank = 0, .weights = 1000, .mem_efficiency = 0.1},
+        {.case_name = "b", .tp = 2, .rank = 0, .weights = 1000, .mem_efficiency = 0.1},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        ck_assert_int_eq(ryz_results_add_memory(&r, &rows[i]), RYZ_OK);
+    ryz_memory_summary m;
+    ryz_results_memory_of(&r, "a", 2, &m);
+    ck_assert_int_eq(m.ranks, 2);
+    ck_assert(m.largest_state == 120 && m.largest_total == 160 && m.efficiency == 0.8);
+    ryz_results_memory_of(&r, "c", 2, &m);
+    ck_assert(m.ranks == 0 && m.largest_state == 0 && isnan(m.efficiency));
+    ryz_results_free(&r);
+}
+END_TEST
+
 START_TEST(test_init_add_free) {
     ryz_results r;
     memset(&r, 0, sizeof r);
@@ -689,6 +714,7 @@ static Suite *results_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_init_add_free);
+    tcase_add_test(tc, test_memory_summary);
     tcase_add_test(tc, test_round_trip_full);
     tcase_add_test(tc, test_round_trip_empty_tables);
     tcase_add_test(tc, test_file_layout);

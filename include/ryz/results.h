@@ -110,6 +110,17 @@ ryz_status ryz_results_add_correctness(ryz_results *r, const ryz_row_correctness
 ryz_status ryz_results_add_timing(ryz_results *r, const ryz_row_timing *row);
 ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *row);
 ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row);
+
+/* The /memory rows of one (case, tp), summed up the ways the suite table,
+ * the acceptance checks and `ryz compare` read them. */
+typedef struct {
+    int ranks;            /* rows found (0: none, the rest is 0 / NAN) */
+    double largest_state; /* weights + KV cache of the largest rank, bytes */
+    double largest_total; /* weights + KV + scratch of the largest rank, bytes */
+    double efficiency;    /* lowest memory efficiency over the ranks (NAN: none) */
+} ryz_memory_summary;
+void ryz_results_memory_of(const ryz_results *r, const char *case_name, int tp,
+                           ryz_memory_summary *out);
 ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row);
 /* Sets an owned string attribute (*field = strdup(value)). */
 ryz_status ryz_results_set_str(char **field, const char *value);

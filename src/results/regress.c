@@ -211,13 +211,9 @@ static ryz_status compare_correctness(const ryz_results *b, const ryz_results *c
 
 /* Largest rank's weights + KV of (case, tp) in r. */
 static double mem_of(const ryz_results *r, const char *name, int tp) {
-    double big = 0;
-    for (size_t i = 0; i < r->n_memory; i++) {
-        const ryz_row_memory *m = &r->memory[i];
-        if (m->tp == tp && !strcmp(m->case_name, name))
-            big = fmax(big, (double)(m->weights + m->kv_cache));
-    }
-    return big;
+    ryz_memory_summary m;
+    ryz_results_memory_of(r, name, tp, &m);
+    return m.largest_state;
 }
 
 static ryz_status compare_memory(const ryz_results *b, const ryz_results *c,

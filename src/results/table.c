@@ -6,6 +6,7 @@
 #include "schema.h"
 
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #define FIELD_SINCE(T, f, type, flags, since)                                                      \
@@ -194,6 +195,21 @@ ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *
 
 ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row) {
     return append(r, &ryz_results_tables[RYZ_TABLE_MEMORY], row);
+}
+
+void ryz_results_memory_of(const ryz_results *r, const char *case_name, int tp,
+                           ryz_memory_summary *out) {
+    *out = (ryz_memory_summary){.efficiency = NAN};
+    for (size_t i = 0; i < r->n_memory; i++) {
+        const ryz_row_memory *m = &r->memory[i];
+        if (m->tp != tp || strcmp(m->case_name, case_name)) continue;
+        double state = (double)(m->weights + m->kv_cache);
+        out->ranks++;
+        out->largest_state = fmax(out->largest_state, state);
+        out->largest_total = fmax(out->largest_total, state + (double)m->scratch);
+        out->efficiency = isnan(out->efficiency) ? m->mem_efficiency
+                                                 : fmin(out->efficiency, m->mem_efficiency);
+    }
 }
 
 ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row) {

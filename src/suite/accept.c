@@ -52,12 +52,9 @@ static double allreduce_p99(const ryz_results *r, const char *name, int tp, doub
 }
 
 static double mem_eff(const ryz_results *r, const char *name, int tp) {
-    double worst = NAN;
-    for (size_t i = 0; i < r->n_memory; i++)
-        if (r->memory[i].tp == tp && !strcmp(r->memory[i].case_name, name))
-            worst = isnan(worst) ? r->memory[i].mem_efficiency
-                                 : fmin(worst, r->memory[i].mem_efficiency);
-    return worst;
+    ryz_memory_summary m;
+    ryz_results_memory_of(r, name, tp, &m);
+    return m.efficiency;
 }
 
 static const ryz_row_timing *decode_row(const ryz_results *r, const char *name, int tp) {

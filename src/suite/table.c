@@ -39,19 +39,6 @@ static const ryz_row_correctness *find_correctness(const ryz_results *r, const c
     return NULL;
 }
 
-/* Largest rank's weights + KV + scratch, and its memory efficiency. */
-static double largest_rank(const ryz_results *r, const char *name, int tp, double *eff) {
-    double big = 0;
-    *eff = 0;
-    for (size_t i = 0; i < r->n_memory; i++) {
-        const ryz_row_memory *m = &r->memory[i];
-        double b = (double)(m->weights + m->kv_cache + m->scratch);
-        if (m->tp != tp || strcmp(m->case_name, name) || b < big) continue;
-        big = b, *eff = m->mem_efficiency;
-    }
-    return big;
-}
-
 static void print_correctness(const ryz_row_correctness *c, FILE *out) {
     char top1[24], greedy[32];
     if (!c) {
@@ -100,13 +87,15 @@ void ryz_suite_print_row(const ryz_results *r, const char *name, int tp, FILE *o
     const ryz_row_timing *pre = find_timing(r, name, ttp, "prefill");
     const ryz_row_timing *dec = find_timing(r, name, ttp, "decode");
     if ((tp && !c) || !pre || !dec) return;
-    double eff_mem, bytes = largest_rank(r, name, ttp, &eff_mem);
+    ryz_memory_summary mem;
+    ryz_results_memory_of(r, name, ttp, &mem);
     if (tp) fprintf(out, "  %3d", tp);
     else fprintf(out, " base");
     print_correctness(c, out);
     fprintf(out, " %10.2f %12.1f %7.2f %5.2f %5.1f%% %5.1f%% %8.1f %7.3f  %s\n",
             1e3 * pre->median_s, dec->tokens_per_s, dec->speedup, dec->efficiency,
-            100 * dec->comm_fraction, 100 * dec->roofline_fraction, bytes / 1048576.0, eff_mem,
+            100 * dec->comm_fraction, 100 * dec->roofline_fraction, mem.largest_total / 1048576.0,
+            mem.ranks ? mem.efficiency : 0,
             !c ? "" : c->pass ? "PASS" : "FAIL");
     if (tp > 1) print_collectives(r, name, tp, out);
     fflush(out);
