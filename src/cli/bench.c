@@ -120,12 +120,18 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
     return RYZ_OK;
 }
 
-/* Median, and spread as (p90 - p10) / median, of n samples. */
-static double stats(const double *v, int n, double *spread) {
+/* Statistics of n <= RYZ_BENCH_MAX_RUNS samples (v is left unsorted). */
+static ryz_stats sample_stats(const double *v, int n) {
     double x[RYZ_BENCH_MAX_RUNS];
     ryz_stats st;
     memcpy(x, v, (size_t)n * sizeof *x);
     ryz_stats_compute(x, (size_t)n, &st);
+    return st;
+}
+
+/* Median, and spread as (p90 - p10) / median, of n samples. */
+static double stats(const double *v, int n, double *spread) {
+    ryz_stats st = sample_stats(v, n);
     *spread = st.median > 0 ? (st.p90 - st.p10) / st.median : 0;
     return st.median;
 }
@@ -138,7 +144,7 @@ static double sgemm_rate(ryz_backend *be, const ryz_model_config *c, int P) {
     int kvd = c->dim / c->n_heads * c->n_kv_heads, big = c->hidden > c->dim ? c->hidden : c->dim;
     int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim},      {kvd, c->dim},   {c->dim, c->dim},
                         {c->hidden, c->dim}, {c->hidden, c->dim}, {c->dim, c->hidden}};
-    float *w = calloc((size_t)big * big, sizeof *w), *x = calloc((size_t)P * big, sizeof *x),
+    float *w = calloc((size_t)big * c->dim, sizeof *w), *x = calloc((size_t)P * big, sizeof *x),
           *y = calloc((size_t)P * big, sizeof *y);
     double best = 0;
     for (int rep = 0; w && x && y && rep < 3; rep++) {
@@ -169,10 +175,8 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
     ryz_status st = RYZ_OK;
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
         const double *v = ph ? s->dec_s : s->pre_s;
-        double x[RYZ_BENCH_MAX_RUNS], per = ph ? 1 : a->prompt;
-        ryz_stats q;
-        memcpy(x, v, (size_t)s->n * sizeof *x);
-        ryz_stats_compute(x, (size_t)s->n, &q);
+        double per = ph ? 1 : a->prompt;
+        ryz_stats q = sample_stats(v, s->n);
         ryz_row_timing t = {.tp = 1, .runs = s->n, .median_s = q.median, .p10_s = q.p10,
                             .p90_s = q.p90, .speedup = 1, .efficiency = 1,
                             .tokens_per_s = q.median > 0 ? per / q.median : 0,
