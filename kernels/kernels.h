@@ -11,12 +11,16 @@
 
 #include <cuda_runtime_api.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ryz/backend.h"
 
 /* Largest head_dim the attention kernel takes: it keeps q and the output
  * row of one head in shared memory (2 * head_dim floats, 8 KiB here). */
 #define RYZ_K_MAX_HEAD_DIM 1024
+/* Largest n (rows of x) the bf16 GEMV takes; a larger n is a prefill,
+ * which widens W to fp32 for cuBLAS. Decode batches are this small. */
+#define RYZ_K_BF16_GEMV_MAX_N 8
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +48,19 @@ cudaError_t ryz_k_embedding(float *x, const int *tokens, int n, const float *emb
 cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded);
 /* idx (rows) = index of the largest of x[r*ld .. r*ld+n) (first on ties). */
 cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld);
+
+/* y (n, out) = x (n, in) . W^T with W (out, in) bfloat16 in the layout of
+ * ryz_bf16_offset, fp32 accumulation: the decode GEMV, which reads W once
+ * in 16-byte loads. 1 <= n <= RYZ_K_BF16_GEMV_MAX_N (else
+ * cudaErrorInvalidValue); when in % 16 == 0, x and w 16-byte aligned. */
+cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in, int out);
+/* dst (rows, in) row-major fp32 = rows o0..o0+rows-1 of W (out, in) as
+ * above. o0 a multiple of 4 and o0 + rows a multiple of 4 or out: whole
+ * row groups, which occupy W's elements [o0 * in, (o0 + rows) * in). */
+cudaError_t ryz_k_bf16_widen(float *dst, const uint16_t *w, int o0, int rows, int in, int out);
+/* bytes bytes from src to dst (16-byte aligned, not overlapping): a
+ * grid-stride float4 copy, the bandwidth probe's kernel. */
+cudaError_t ryz_k_copy(void *dst, const void *src, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,7 @@
  * (a memcpy the model forgot to route through the vtable) crashes, while
  * pointer arithmetic on them stays linear. Every op untags its pointers
  * and runs the cpu backend's op, so results must equal the cpu backend's
- * bit for bit. host_visible is 0 and matmul_bf16 NULL, as on cuda; the
+ * bit for bit. host_visible is 0 and it has a matmul_bf16, as cuda; the
  * shadow counts syncs, uploads and downloads so tests can check the
  * forward pass's traffic. Header-only (static): include it in one test. */
 #ifndef RYZ_TEST_SHADOW_BACKEND_H
@@ -45,6 +45,12 @@ static void shadow_matmul(void *ctx, float *y, const float *x, const float *w, i
                           int out) {
     shadow_ctx *s = ctx;
     s->cpu.iface->matmul(s->cpu.ctx, SH(y), SH(x), SH(w), n, in, out);
+}
+
+static void shadow_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n,
+                               int in, int out) {
+    shadow_ctx *s = ctx;
+    s->cpu.iface->matmul_bf16(s->cpu.ctx, SH(y), SH(x), SH(w), n, in, out);
 }
 
 static void shadow_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -134,6 +140,7 @@ static const ryz_backend_iface shadow_iface = {
     .alloc = shadow_alloc,
     .free = shadow_free,
     .matmul = shadow_matmul,
+    .matmul_bf16 = shadow_matmul_bf16,
     .rmsnorm = shadow_rmsnorm,
     .rope = shadow_rope,
     .silu_mul = shadow_silu_mul,

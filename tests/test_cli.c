@@ -291,16 +291,17 @@ static void expect_suite_refused(const char *lines, const char *needle) {
 }
 
 /* backend = cuda and comm = nccl: combinations no machine runs are exit 2
- * naming the case; without a CUDA build or device a cuda case is exit 2
- * with the reason, before any rank starts (suites/acceptance-4gpu.ini
- * included); with fewer GPUs than its 4 ranks it is refused for nccl. */
+ * naming the case; without a CUDA build or device a cuda case (bf16 too)
+ * is exit 2 with the reason, before any rank starts
+ * (suites/acceptance-4gpu.ini included); with fewer GPUs than its 4 ranks
+ * it is refused for nccl. */
 START_TEST(test_suite_cuda_refusals) {
     expect_suite_refused("comm = nccl", "case a: comm nccl needs backend = cuda");
-    expect_suite_refused("backend = cuda\ndtype = bf16",
-                         "case a: dtype bf16 is not supported by backend cuda");
     int devices = 0;
     if (ryz_cuda_device_count(&devices) != RYZ_OK) {
         expect_suite_refused("backend = cuda", "case a: backend cuda: no CUDA device: ");
+        expect_suite_refused("backend = cuda\ndtype = bf16",
+                             "case a: backend cuda: no CUDA device: ");
         expect_one_line_error("suite suites/acceptance-4gpu.ini", 2,
                               "case llama-7b-decode: backend cuda: no CUDA device: ");
     } else if (devices < 4) {

@@ -898,6 +898,12 @@ START_TEST(test_backend_sync_mem_kinds) {
     ck_assert_str_eq(b.iface->name, "cpu");
     ryz_backend_free(&b); /* through cpu's destroy op */
     ck_assert_ptr_null(b.iface);
+    double rate = -1;
+    ck_assert_int_eq(ryz_cuda_copy_bandwidth(&be, (size_t)1 << 20, 1, &rate), RYZ_EINVAL);
+    ck_assert(rate == 0);
+    ck_assert_msg(strstr(ryz_last_error(), ryz_cuda_built() ? "'cpu' is not the cuda backend"
+                                                            : "built without CUDA"),
+                  "message: %s", ryz_last_error());
     int n = 0;
     if (ryz_cuda_device_count(&n) == RYZ_OK) return; /* a GPU here: test_cuda's business */
     ck_assert_int_eq(ryz_backend_available(RYZ_BACKEND_CUDA), RYZ_EINVAL);
@@ -1491,18 +1497,39 @@ END_TEST
 enum { SH_B = 2, SH_P = 5, SH_NEW = 6, SH_LEN = SH_P + SH_NEW, SH_V = 1003 };
 #define SHADOW_SRC "synthetic:tiny,vocab=1003,layers=2,heads=8,kv_heads=2,seed=7"
 
-/* Builds SHADOW_SRC on b and comm (prefill chunk 2) and generates from
- * prompt into ids and logits (NULL: greedy only, last-only prefill). */
-static ryz_model *shadow_case(ryz_backend *b, ryz_comm *comm, const int *prompt, int *ids,
-                              float *logits) {
-    ryz_model_config c = parse_ok(SHADOW_SRC);
-    ryz_model_opts o = {.max_batch = SH_B, .max_chunk = 2};
+/* Builds src (vocab SH_V) with weights stored as dtype on b and comm
+ * (prefill chunk 2) and generates from prompt into ids and logits (NULL:
+ * greedy only, last-only prefill). */
+static ryz_model *shadow_case(ryz_backend *b, ryz_comm *comm, const char *src, ryz_dtype dtype,
+                              const int *prompt, int *ids, float *logits) {
+    ryz_model_config c = parse_ok(src);
+    ryz_model_opts o = {.max_batch = SH_B, .max_chunk = 2, .dtype = dtype};
     ryz_model *m = NULL;
     ck_assert_msg(ryz_model_build(&c, comm, b, &o, &m) == RYZ_OK, "%s", ryz_last_error());
     ryz_model_set_last_only_prefill(m, logits == NULL);
     ck_assert_msg(ryz_model_generate(m, prompt, SH_B, SH_P, SH_NEW, NULL, ids, logits, NULL) ==
                       RYZ_OK,
-                  "%s on %s: %s", SHADOW_SRC, b->iface->name, ryz_last_error());
+                  "%s (%s) on %s: %s", src, ryz_dtype_name(dtype), b->iface->name,
+                  ryz_last_error());
+    return m;
+}
+
+static const int shadow_prompt[SH_B * SH_P] = {1, 1002, 7, 500, 3, 9, 8, 7, 6, 1000};
+/* The last runs of shadow_matches_cpu: ids (B, LEN) and logits on each. */
+static int sh_ids_c[SH_B * SH_LEN], sh_ids_s[SH_B * SH_LEN];
+static float sh_lc[SH_B * (SH_LEN - 1) * SH_V], sh_ls[SH_B * (SH_LEN - 1) * SH_V];
+
+/* Runs src as dtype over comm on the cpu backend and on the shadow backend
+ * sb, asserts that the shadow's ids and logits are the cpu's bit for bit,
+ * and returns the shadow's model (still built) for more checks. */
+static ryz_model *shadow_matches_cpu(ryz_backend *sb, ryz_comm *comm, const char *src,
+                                     ryz_dtype dtype) {
+    ryz_model_free(shadow_case(&be, comm, src, dtype, shadow_prompt, sh_ids_c, sh_lc));
+    ryz_model *m = shadow_case(sb, comm, src, dtype, shadow_prompt, sh_ids_s, sh_ls);
+    ck_assert_msg(!memcmp(sh_ids_c, sh_ids_s, sizeof sh_ids_c) &&
+                      !memcmp(sh_lc, sh_ls, sizeof sh_lc),
+                  "%s (%s): shadow backend differs from cpu at %d rank(s)", src,
+                  ryz_dtype_name(dtype), ryz_comm_size(comm));
     return m;
 }
 
@@ -1510,11 +1537,9 @@ static ryz_model *shadow_case(ryz_backend *b, ryz_comm *comm, const int *prompt,
  * gives the cpu backend's logits and greedy ids bit for bit, at one rank
  * and with its collectives staged (a mirror comm of 2 ranks), waits for
  * the backend once per forward, downloads only B ids per greedy step,
- * refuses bf16 and frees all it allocated. */
+ * refuses bf16 when the backend has no matmul_bf16 and frees all it
+ * allocated. */
 START_TEST(test_model_on_shadow_backend) {
-    static const int prompt[SH_B * SH_P] = {1, 1002, 7, 500, 3, 9, 8, 7, 6, 1000};
-    static int ids_c[SH_B * SH_LEN], ids_s[SH_B * SH_LEN];
-    static float lc[SH_B * (SH_LEN - 1) * SH_V], ls[SH_B * (SH_LEN - 1) * SH_V];
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
     ryz_backend sb;
@@ -1522,16 +1547,14 @@ START_TEST(test_model_on_shadow_backend) {
     shadow_ctx *sc = shadow_of(&sb);
     for (int k = 1; k <= 2; k++) { /* k 2: staged through the host */
         ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
-        ryz_model_free(shadow_case(&be, comm, prompt, ids_c, lc));
-        ryz_model *m = shadow_case(&sb, comm, prompt, ids_s, ls);
+        ryz_model *m = shadow_matches_cpu(&sb, comm, SHADOW_SRC, RYZ_DTYPE_F32);
         ck_assert_int_eq(ryz_tp_staged(&sb, comm), k > 1);
-        ck_assert_msg(!memcmp(ids_c, ids_s, sizeof ids_c) && !memcmp(lc, ls, sizeof lc),
-                      "shadow backend differs from cpu at %d rank(s)", k);
         long syncs = sc->syncs, downloads = sc->downloads;
         ryz_model_set_last_only_prefill(m, 1);
-        ck_assert_int_eq(ryz_model_generate(m, prompt, SH_B, SH_P, SH_NEW, NULL, ids_s, NULL, NULL),
+        ck_assert_int_eq(ryz_model_generate(m, shadow_prompt, SH_B, SH_P, SH_NEW, NULL, sh_ids_s,
+                                            NULL, NULL),
                          RYZ_OK);
-        ck_assert_int_eq(memcmp(ids_c, ids_s, sizeof ids_c), 0);
+        ck_assert_int_eq(memcmp(sh_ids_c, sh_ids_s, sizeof sh_ids_c), 0);
         ck_assert_int_eq(sc->syncs - syncs, 3 + SH_NEW - 1); /* prefill 2 + 2 + 1, then decode */
         if (k == 1) /* ids after the prompt, then after each decode step: nothing else */
             ck_assert_int_eq(sc->downloads - downloads, SH_NEW);
@@ -1541,10 +1564,42 @@ START_TEST(test_model_on_shadow_backend) {
     ryz_model_config c = parse_ok(SHADOW_SRC);
     ryz_model_opts o = {.max_batch = 1, .max_chunk = 2, .dtype = RYZ_DTYPE_BF16};
     ryz_model *m = (ryz_model *)1;
-    ck_assert_int_eq(ryz_model_build(&c, self_comm, &sb, &o, &m), RYZ_EINVAL);
+    ryz_backend_iface no_bf16 = *sb.iface;
+    no_bf16.matmul_bf16 = NULL;
+    ryz_backend nb = {.iface = &no_bf16, .ctx = sb.ctx};
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &nb, &o, &m), RYZ_EINVAL);
     assert_error_has("dtype bf16 not supported by the shadow backend (f32 only)");
+    ck_assert_ptr_null(m);
     ryz_backend_free(&sb);
     assert_mem_equals(before, "after the shadow backend's models");
+}
+END_TEST
+
+/* bf16 weights on a backend the host cannot touch are packed on the host
+ * FILL_ROWS rows at a time and uploaded: the model then gives the cpu
+ * backend's bf16 logits and ids bit for bit, at one rank and staged over
+ * two. Shapes: in % 16 == 0 with row groups and a row-major tail (vocab
+ * 1003: 3 tail rows at one rank, 2 at two; uploads of 64 rows then 43),
+ * and in % 16 != 0 everywhere (dim 36, hidden 90: every matrix
+ * row-major, and the w1/w3 chunks end in a tail, 45 rows a rank at two). */
+START_TEST(test_bf16_model_on_shadow_backend) {
+    static const char *const srcs[] = {
+        SHADOW_SRC,
+        "synthetic:tiny,dim=36,heads=6,kv_heads=3,hidden=90,vocab=1003,layers=2,seed=3"};
+    size_t before[RYZ_MEM_NKINDS];
+    mem_snapshot(before);
+    ryz_backend sb;
+    shadow_init(&sb);
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
+        for (int k = 1; k <= 2; k++) {
+            ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
+            long uploads = shadow_of(&sb)->uploads;
+            ryz_model_free(shadow_matches_cpu(&sb, comm, srcs[i], RYZ_DTYPE_BF16));
+            ck_assert_int_gt(shadow_of(&sb)->uploads, uploads);
+            if (k > 1) ryz_comm_free(comm);
+        }
+    ryz_backend_free(&sb);
+    assert_mem_equals(before, "after the shadow backend's bf16 models");
 }
 END_TEST
 
@@ -1674,6 +1729,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_build_rejects);
     tcase_add_test(tc, test_generate_consistency);
     tcase_add_test(tc, test_model_on_shadow_backend);
+    tcase_add_test(tc, test_bf16_model_on_shadow_backend);
     tcase_add_test(tc, test_bf16_model);
     suite_add_tcase(s, tc);
     return s;

@@ -50,7 +50,11 @@ ryz_cuda_opts ryz_cuda_opts_default(void);
 
 /* Makes opts->device current on the calling thread and fills *out with the
  * cuda vtable: alloc/free through cudaMalloc (zeroed, counted by kind),
- * matmul through cuBLAS (GEMM, GEMV for n = 1), the rest in kernels/.
+ * matmul through cuBLAS (GEMM, GEMV for n = 1), matmul_bf16 through a
+ * GEMV kernel for n <= 8 (decode) and for larger n by widening W to fp32
+ * a block of rows at a time into a scratch buffer (at most 64 MiB,
+ * allocated at the first bf16 prefill and grown for larger matrices, freed
+ * by destroy) for cuBLAS, the rest in kernels/.
  * Every vtable op takes device pointers, runs on the calling thread's
  * current device (this one) and is asynchronous. The ops cannot return a
  * status: the first error (bad argument, launch or cuBLAS failure) is
@@ -80,6 +84,19 @@ size_t ryz_cuda_mem_peak(const ryz_backend *b, ryz_mem_kind kind);
 /* cudaMemGetInfo of b's device: free and total bytes (other processes and
  * the CUDA context included, which the per-kind counts are not). */
 ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *total_bytes);
+
+/* The device's memory bandwidth as a copy kernel sees it (grid-stride,
+ * 16-byte loads and stores): two scratch buffers of `bytes` each are
+ * allocated through b (counted as scratch, freed before returning), one
+ * copy warms up, then `reps` copies are timed with CUDA events and the
+ * best is returned as *bytes_per_s = 2 * bytes / seconds: bytes read PLUS
+ * bytes written. Decode only reads its weights, but a read+write copy is
+ * the HBM limit issue 7 names, and what vendors' bandwidth figures mean.
+ * Waits for the device. EINVAL for a non-cuda backend (or without CUDA),
+ * bytes < 1 MiB or reps < 1; ENOMEM naming the bytes asked for and the
+ * device's free memory when the buffers do not fit; EIO naming the CUDA
+ * call that failed; a kept error of b. *bytes_per_s is 0 on failure. */
+ryz_status ryz_cuda_copy_bandwidth(ryz_backend *b, size_t bytes, int reps, double *bytes_per_s);
 
 /* Synchronous copies (they wait for earlier work on the device, then for
  * the copy). Host memory may be pageable. */

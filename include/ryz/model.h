@@ -99,11 +99,13 @@ typedef struct {
 /* Builds this rank's shard (rank and tp from comm) with weights from `w`,
  * its KV cache and scratch, all in the backend's memory (weights uploaded
  * a block of rows at a time when the host cannot see it). Validates first,
- * including that the backend has opts->dtype (cuda: f32 only); allocates
- * nothing on failure. The model borrows w (only during the build), comm
- * and backend; comm and backend must outlive it. On a backend whose
- * memory is not host-visible with a host-only comm on several ranks
- * (cuda with mpi), collectives are staged through a host buffer. */
+ * including that the backend has opts->dtype (bf16 needs a matmul_bf16:
+ * cpu and cuda have one; on cuda the bf16 rows are packed on the host and
+ * uploaded a block at a time); allocates nothing on failure. The model
+ * borrows w (only during the build), comm and backend; comm and backend
+ * must outlive it. On a backend whose memory is not host-visible with a
+ * host-only comm on several ranks (cuda with mpi), collectives are staged
+ * through a host buffer. */
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *w, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out);

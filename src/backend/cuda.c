@@ -49,6 +49,16 @@ ryz_cuda_opts ryz_cuda_opts_default(void) {
  * Given up front, so no GEMM allocates device memory on the hot path. */
 #define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
+/* The bf16 prefill's fp32 copy of W is made this many floats (64 MiB) at
+ * a time at most, a block of rows per cuBLAS call: big enough that each
+ * GEMM runs at full rate, small beside the weights of a model whose
+ * matrices exceed it (a 7B LM head widened whole would be 512 MiB). */
+#define WIDE_MAX_FLOATS ((size_t)16 << 20)
+
+/* The bandwidth probe's smallest copy: below it launch overhead and
+ * caches, not memory, set the time. */
+#define COPY_MIN_BYTES ((size_t)1 << 20)
+
 /* One live cudaMalloc block. */
 typedef struct {
     void *p;
@@ -60,6 +70,10 @@ typedef struct {
     int device;
     cublasHandle_t blas;
     void *workspace;   /* (BLAS_WORKSPACE_BYTES) cuBLAS's, counted as scratch */
+    float *wide;       /* (wide_floats) bf16 prefill's widened rows of W, counted
+                          as scratch; allocated at the first bf16 prefill,
+                          grown when a larger matrix comes, freed by destroy */
+    size_t wide_floats;
     dev_block *blocks; /* (cap) live blocks, n_blocks of them, unordered */
     size_t n_blocks, cap;
     size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
@@ -107,6 +121,11 @@ static void keep(cuda_ctx *c, ryz_status s) {
     snprintf(c->err_msg, sizeof c->err_msg, "cuda backend: %s", ryz_last_error());
 }
 
+/* The status of launching `kernel` (OK or EIO naming it). */
+static ryz_status launch_status(cudaError_t e, const char *kernel) {
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "launch of the %s kernel", kernel);
+}
+
 /* Keeps a failed launch of `kernel`. */
 static void launched(cuda_ctx *c, cudaError_t e, const char *kernel) {
     if (e != cudaSuccess)
@@ -147,6 +166,7 @@ static ryz_status dev_alloc(cuda_ctx *c, ryz_mem_kind kind, size_t bytes, void *
     if (e != cudaSuccess) {
         if (p)
             cudaFree(p);
+        cudaGetLastError(); /* not sticky: the next launch check must not see it */
         return cu_fail(e, "cudaMalloc of %zu bytes (%s) on device %d", bytes,
                        ryz_mem_kind_name(kind), c->device);
     }
@@ -182,30 +202,99 @@ static void cuda_free(void *ctx, void *p) {
 
 /* ---- the compute ops ------------------------------------------------------ */
 
-/* y (n, out) = x (n, in) . W^T. cuBLAS is column-major: the row-major
- * (n, out) y is the column-major (out, n) W x^T, W row-major (out, in)
- * being a column-major (in, out) matrix used transposed. */
+/* Whether a matmul op `op` of (n, in) by (out, in)^T has work to do: 0
+ * when n or out is 0, after a kept error, or (error kept) for a bad shape. */
+static int matmul_runs(cuda_ctx *c, const char *op, int n, int in, int out) {
+    if (c->err != RYZ_OK || n == 0 || out == 0)
+        return 0;
+    if (n >= 0 && in >= 1 && out >= 0)
+        return 1;
+    keep(c, ryz_error(RYZ_EINVAL, "%s of (%d, %d) by (%d, %d)^T: need n >= 0, in >= 1, out >= 0",
+                      op, n, in, out, in));
+    return 0;
+}
+
+/* y (n, rows) with rows ldy floats apart = x (n, in) . W^T, W row-major
+ * fp32 (rows, in). cuBLAS is column-major: the row-major y is the
+ * column-major (rows, n) W x^T with leading dimension ldy, W row-major
+ * (rows, in) being a column-major (in, rows) matrix used transposed. */
+static ryz_status sgemm_rows(cuda_ctx *c, float *y, int ldy, const float *x, const float *w, int n,
+                             int in, int rows) {
+    const float one = 1.0f, zero = 0.0f;
+    return blas_check(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, in, &one, w, in, x,
+                                  in, &zero, y, ldy),
+                      "cublasSgemm");
+}
+
+/* y (n, out) = x (n, in) . W^T: cublasSgemv for n = 1, else sgemm_rows. */
 static void cuda_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                         int out) {
     cuda_ctx *c = ctx;
-    if (c->err != RYZ_OK || n == 0 || out == 0)
+    if (!matmul_runs(c, "matmul", n, in, out))
         return;
-    if (n < 0 || in < 1 || out < 0) {
-        keep(c, ryz_error(RYZ_EINVAL,
-                          "matmul of (%d, %d) by (%d, %d)^T: need n >= 0, in >= 1, "
-                          "out >= 0",
-                          n, in, out, in));
-        return;
-    }
     const float one = 1.0f, zero = 0.0f;
     if (n == 1)
         keep(c,
              blas_check(cublasSgemv(c->blas, CUBLAS_OP_T, in, out, &one, w, in, x, 1, &zero, y, 1),
                         "cublasSgemv"));
     else
-        keep(c, blas_check(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in,
-                                       x, in, &zero, y, out),
-                           "cublasSgemm"));
+        keep(c, sgemm_rows(c, y, out, x, w, n, in, out));
+}
+
+/* Rows of W (out, in) a widening block of c->wide holds, after growing it
+ * (when it is smaller) to min(out, max(4, WIDE_MAX_FLOATS / in)) rows:
+ * whole row groups, or all of W. It only grows, so a model's prefill
+ * allocates at most once per larger matrix, and decode never. */
+static ryz_status wide_rows(cuda_ctx *c, int in, int out, int *rows) {
+    size_t cap = WIDE_MAX_FLOATS / (size_t)in < 4 ? 4 * (size_t)in : WIDE_MAX_FLOATS;
+    size_t want = (size_t)out * (size_t)in < cap ? (size_t)out * (size_t)in : cap;
+    if (c->wide_floats < want) {
+        cuda_free(c, c->wide);
+        c->wide = NULL, c->wide_floats = 0;
+        ryz_status st = dev_alloc(c, RYZ_MEM_SCRATCH, want * sizeof(float), (void **)&c->wide);
+        if (st != RYZ_OK)
+            return ryz_error_wrap(st, "bf16 prefill: the fp32 copy of %d rows of W (%d, %d)",
+                                  (int)(want / (size_t)in), out, in);
+        c->wide_floats = want;
+    }
+    size_t fit = c->wide_floats / (size_t)in;
+    *rows = fit >= (size_t)out ? out : (int)(fit & ~(size_t)3);
+    return RYZ_OK;
+}
+
+/* Prefill with bf16 W: a block of rows at a time widened to fp32 in
+ * c->wide, then multiplied by cuBLAS into the block's columns of y, so the
+ * GEMM runs at the fp32 rate and the widening is one pass over W. */
+static ryz_status bf16_prefill(cuda_ctx *c, float *y, const float *x, const uint16_t *w, int n,
+                               int in, int out) {
+    int rows = 0;
+    ryz_status st = wide_rows(c, in, out, &rows);
+    for (int o0 = 0; st == RYZ_OK && o0 < out; o0 += rows) {
+        int rb = out - o0 < rows ? out - o0 : rows;
+        st = launch_status(ryz_k_bf16_widen(c->wide, w, o0, rb, in, out), "bf16 widen");
+        if (st == RYZ_OK)
+            st = sgemm_rows(c, y + o0, out, x, c->wide, n, in, rb);
+    }
+    return st;
+}
+
+static int aligned16(const void *p) {
+    return (uintptr_t)p % 16 == 0;
+}
+
+/* y (n, out) = x (n, in) . W^T, W bf16 in ryz_bf16_offset's layout: the
+ * GEMV kernel for decode-sized n (its tiled loads need x and W 16-byte
+ * aligned, which allocations and the model's row offsets are), else
+ * bf16_prefill. */
+static void cuda_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
+                             int out) {
+    cuda_ctx *c = ctx;
+    if (!matmul_runs(c, "matmul_bf16", n, in, out))
+        return;
+    if (n <= RYZ_K_BF16_GEMV_MAX_N && (in % 16 != 0 || (aligned16(x) && aligned16(w))))
+        launched(c, ryz_k_bf16_gemv(y, x, w, n, in, out), "bf16 gemv");
+    else
+        keep(c, bf16_prefill(c, y, x, w, n, in, out));
 }
 
 static void cuda_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -341,11 +430,6 @@ static ryz_status copy_rows_run(cuda_ctx *c, void *dst, size_t dst_pitch, const 
                                       width, c->device);
 }
 
-/* The status of launching `kernel` (OK or EIO naming it). */
-static ryz_status launch_status(cudaError_t e, const char *kernel) {
-    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "launch of the %s kernel", kernel);
-}
-
 static ryz_status embedding_run(float *x, const int *tokens, int n, const float *emb,
                                 int vocab_start, int vocab_local, int dim) {
     if (n == 0)
@@ -431,7 +515,7 @@ static void cuda_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *p
 
 /* Frees everything c holds (on a partly built c too). */
 static void ctx_destroy(cuda_ctx *c) {
-    size_t leaked = c->n_blocks - (c->workspace ? 1 : 0);
+    size_t leaked = c->n_blocks - (c->workspace ? 1 : 0) - (c->wide ? 1 : 0);
     if (leaked)
         RYZ_WARN("cuda backend freed with %zu device block(s) still allocated; freeing them",
                  leaked);
@@ -453,6 +537,7 @@ static const ryz_backend_iface cuda_iface = {
     .alloc = cuda_alloc,
     .free = cuda_free,
     .matmul = cuda_matmul,
+    .matmul_bf16 = cuda_matmul_bf16,
     .rmsnorm = cuda_rmsnorm,
     .rope = cuda_rope,
     .silu_mul = cuda_silu_mul,
@@ -559,6 +644,80 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     if (st != RYZ_OK)
         return st;
     return cu_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
+/* ---- bandwidth probe -------------------------------------------------------- */
+
+/* Two scratch blocks of `bytes` for the probe; ENOMEM says how much was
+ * asked for and how much the device has free. The caller frees both
+ * (NULL when not allocated). */
+static ryz_status probe_alloc(cuda_ctx *c, size_t bytes, void **src, void **dst) {
+    *dst = NULL;
+    ryz_status st = dev_alloc(c, RYZ_MEM_SCRATCH, bytes, src);
+    if (st == RYZ_OK)
+        st = dev_alloc(c, RYZ_MEM_SCRATCH, bytes, dst);
+    if (st != RYZ_ENOMEM)
+        return st;
+    size_t free_bytes = 0, total = 0;
+    cudaMemGetInfo(&free_bytes, &total);
+    return ryz_error(RYZ_ENOMEM,
+                     "copy bandwidth probe: cannot allocate two buffers of %zu bytes on device "
+                     "%d (%zu of %zu bytes free%s); ask for fewer bytes",
+                     bytes, c->device, free_bytes, total, *src ? " with the first allocated" : "");
+}
+
+/* Seconds of one copy kernel of `bytes` between two CUDA events on t. */
+static ryz_status time_copy(ryz_cuda_timer *t, void *dst, const void *src, size_t bytes,
+                            double *seconds) {
+    ryz_status st = ryz_cuda_timer_start(t);
+    if (st == RYZ_OK)
+        st = launch_status(ryz_k_copy(dst, src, bytes), "copy");
+    if (st == RYZ_OK)
+        st = ryz_cuda_timer_stop(t);
+    return st == RYZ_OK ? ryz_cuda_timer_seconds(t, seconds) : st;
+}
+
+/* The best of `reps` timed copies after one untimed warm-up, as the rate
+ * 2 * bytes / seconds. */
+static ryz_status best_copy_rate(void *dst, const void *src, size_t bytes, int reps,
+                                 double *bytes_per_s) {
+    ryz_cuda_timer *t = NULL;
+    double best = 0, s = 0;
+    ryz_status st = ryz_cuda_timer_create(&t);
+    if (st == RYZ_OK)
+        st = time_copy(t, dst, src, bytes, &s);
+    for (int i = 0; st == RYZ_OK && i < reps; i++) {
+        st = time_copy(t, dst, src, bytes, &s);
+        if (st == RYZ_OK && s > 0 && (best == 0 || s < best))
+            best = s;
+    }
+    ryz_cuda_timer_free(t);
+    if (st == RYZ_OK && best <= 0)
+        return ryz_error(RYZ_EIO, "copy bandwidth probe: %d copies of %zu bytes timed at 0 s by "
+                                  "cudaEventElapsedTime", reps, bytes);
+    if (st == RYZ_OK)
+        *bytes_per_s = 2.0 * (double)bytes / best;
+    return st;
+}
+
+ryz_status ryz_cuda_copy_bandwidth(ryz_backend *b, size_t bytes, int reps, double *bytes_per_s) {
+    *bytes_per_s = 0;
+    cuda_ctx *c = NULL;
+    ryz_status st = enter(b, "ryz_cuda_copy_bandwidth", &c);
+    if (st != RYZ_OK)
+        return st;
+    if (bytes < COPY_MIN_BYTES || reps < 1)
+        return ryz_error(RYZ_EINVAL,
+                         "ryz_cuda_copy_bandwidth of %zu bytes, %d repetitions: need at least "
+                         "%zu bytes (1 MiB) and 1 repetition",
+                         bytes, reps, COPY_MIN_BYTES);
+    void *src = NULL, *dst = NULL;
+    st = probe_alloc(c, bytes, &src, &dst);
+    if (st == RYZ_OK)
+        st = best_copy_rate(dst, src, bytes, reps, bytes_per_s);
+    cuda_free(c, src);
+    cuda_free(c, dst);
+    return st;
 }
 
 /* ---- device helpers: the vtable's data ops, for a backend handle ---------- */
@@ -697,6 +856,12 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     (void)b;
     *free_bytes = *total_bytes = 0;
     return NO_CUDA("ryz_cuda_mem_info");
+}
+
+ryz_status ryz_cuda_copy_bandwidth(ryz_backend *b, size_t bytes, int reps, double *bytes_per_s) {
+    (void)b, (void)bytes, (void)reps;
+    *bytes_per_s = 0;
+    return NO_CUDA("ryz_cuda_copy_bandwidth");
 }
 
 ryz_status ryz_cuda_upload(ryz_backend *b, void *dst_dev, const void *src, size_t bytes) {

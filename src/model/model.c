@@ -64,11 +64,15 @@ struct ryz_model {
                            collectives, only when ryz_tp_staged */
     float *widen; /* (FILL_ROWS, widest matrix row): loading only, when bf16
                      is packed or weights are uploaded */
+    uint16_t *pack; /* (FILL_ROWS, widest matrix row) bf16: loading only, when
+                       bf16 is packed on the host for upload */
 };
 
 /* Rows of a matrix read from the source at a time when it goes through
- * widen (packed to bf16, or uploaded to the device). */
+ * widen (packed to bf16, or uploaded to the device). A multiple of 4, so
+ * a chunk is whole bf16 row groups (see upload_bf16_rows). */
 #define FILL_ROWS 64
+_Static_assert(FILL_ROWS % 4 == 0, "FILL_ROWS must keep bf16 row groups whole");
 
 static int shard_skew;
 
@@ -108,25 +112,52 @@ static int fills_through_widen(const ryz_model *m) {
     return !m->be->iface->host_visible || m->opts.dtype != RYZ_DTYPE_F32;
 }
 
+/* Whether bf16 weights are packed on the host and uploaded (through
+ * pack) rather than packed straight into the backend's memory. */
+static int packs_for_upload(const ryz_model *m) {
+    return !m->be->iface->host_visible && m->opts.dtype == RYZ_DTYPE_BF16;
+}
+
+/* Rows [r, r + rows) of a bf16 matrix (nrows, ncols), as floats in widen,
+ * packed in m->pack and uploaded into the matrix's storage out. r is a
+ * multiple of 4 and r + rows one too or nrows, so in ryz_bf16_offset's
+ * layout these rows are whole row groups (and the row-major tail): the
+ * contiguous elements from ryz_bf16_offset(r, 0), laid out exactly as a
+ * matrix of just these rows would be. */
+static ryz_status upload_bf16_rows(ryz_model *m, void *out, int r, int rows, int ncols,
+                                   int nrows) {
+    RYZ_ASSERT(r % 4 == 0 && (rows % 4 == 0 || r + rows == nrows));
+    ryz_bf16_pack_rows(m->pack, m->widen, 0, rows, ncols, rows);
+    uint16_t *dst = (uint16_t *)out + ryz_bf16_offset(r, 0, ncols, nrows);
+    return m->be->iface->upload(m->be->ctx, dst, m->pack, (size_t)rows * ncols * sizeof *dst);
+}
+
+/* Rows [r, r + rows) of a matrix (nrows, ncols), as floats in widen, into
+ * its storage out (backend memory) as dtype: uploaded (f32), packed in
+ * place (bf16, host-visible) or packed and uploaded. */
+static ryz_status store_rows(ryz_model *m, void *out, int r, int rows, int ncols, int nrows,
+                             ryz_dtype dtype) {
+    if (dtype == RYZ_DTYPE_F32)
+        return m->be->iface->upload(m->be->ctx, (float *)out + (size_t)r * ncols, m->widen,
+                                    (size_t)rows * ncols * sizeof(float));
+    if (!m->be->iface->host_visible) return upload_bf16_rows(m, out, r, rows, ncols, nrows);
+    ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
+    return RYZ_OK;
+}
+
 /* Fills block (nrows, ncols) of tensor t into out (backend memory) stored
  * as dtype. Float32 on a host-visible backend is read in place; otherwise
  * FILL_ROWS rows at a time go through the host buffer widen, then are
- * packed (bf16) or uploaded, so loading never holds a host copy of a
+ * packed (bf16) and/or uploaded, so loading never holds a host copy of a
  * whole matrix. */
 static ryz_status fill_block(ryz_model *m, ryz_weights *src, uint32_t t, int64_t row0, int nrows,
                              int64_t col0, int ncols, ryz_dtype dtype, void *out) {
-    const ryz_backend_iface *f = m->be->iface;
-    if (f->host_visible && dtype == RYZ_DTYPE_F32)
+    if (m->be->iface->host_visible && dtype == RYZ_DTYPE_F32)
         return ryz_weights_fill(src, t, row0, nrows, col0, ncols, ncols, out);
     for (int r = 0; r < nrows; r += FILL_ROWS) {
         int rows = nrows - r < FILL_ROWS ? nrows - r : FILL_ROWS;
         ryz_status st = ryz_weights_fill(src, t, row0 + r, rows, col0, ncols, ncols, m->widen);
-        if (st != RYZ_OK) return st;
-        if (dtype == RYZ_DTYPE_BF16) /* host-visible: build_from refuses bf16 otherwise */
-            ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
-        else
-            st = f->upload(m->be->ctx, (float *)out + (size_t)r * ncols, m->widen,
-                           (size_t)rows * ncols * sizeof(float));
+        if (st == RYZ_OK) st = store_rows(m, out, r, rows, ncols, nrows, dtype);
         if (st != RYZ_OK) return st;
     }
     return RYZ_OK;
@@ -186,6 +217,14 @@ static void free_layer(ryz_model *m, layer_weights *w) {
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
 }
 
+/* The host buffers that live only while the weights load. */
+static void free_loading_buffers(ryz_model *m) {
+    free(m->widen);
+    free(m->pack);
+    m->widen = NULL;
+    m->pack = NULL;
+}
+
 static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
@@ -197,8 +236,10 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     if (s->heads * s->head_dim > widest) widest = s->heads * s->head_dim;
     if (fills_through_widen(m))
         m->widen = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->widen);
+    if (packs_for_upload(m))
+        m->pack = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->pack);
     if (!m->emb || !m->cls || !m->final_norm || !m->layers ||
-        (fills_through_widen(m) && !m->widen))
+        (fills_through_widen(m) && !m->widen) || (packs_for_upload(m) && !m->pack))
         return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
                          s->rank);
     ryz_status st = fill_block(m, src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
@@ -210,8 +251,7 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
         st = fill_block(m, src, RYZ_T_FINAL_NORM, 0, 1, 0, c->dim, RYZ_DTYPE_F32, m->final_norm);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++)
         st = build_layer(m, src, l, &m->layers[l]);
-    free(m->widen);
-    m->widen = NULL;
+    free_loading_buffers(m);
     return st;
 }
 
@@ -302,11 +342,11 @@ ryz_status ryz_model_open(const char *src, ryz_comm *comm, ryz_backend *backend,
     return st;
 }
 
-/* EINVAL unless the backend can hold and multiply weights of dtype. bf16
- * is packed on the host straight into the backend's memory (fill_block),
- * so it needs a host-visible backend with a bf16 matmul. */
+/* EINVAL unless the backend can hold and multiply weights of dtype: bf16
+ * needs a bf16 matmul (its storage is packed on the host, in place or for
+ * upload: fill_block). */
 static ryz_status check_dtype(ryz_dtype dtype, const ryz_backend *b) {
-    int has_bf16 = b->iface->matmul_bf16 && b->iface->host_visible;
+    int has_bf16 = b->iface->matmul_bf16 != NULL;
     if (dtype == RYZ_DTYPE_F32 || (dtype == RYZ_DTYPE_BF16 && has_bf16)) return RYZ_OK;
     char name[16];
     snprintf(name, sizeof name, dtype == RYZ_DTYPE_BF16 ? "bf16" : "%d", (int)dtype);
@@ -349,7 +389,7 @@ void ryz_model_free(ryz_model *m) {
     if (!m) return;
     for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free_layer(m, &m->layers[l]);
     free(m->layers);
-    free(m->widen);
+    free_loading_buffers(m);
     void *p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc,     &m->vc,     &m->x,
                  &m->xb,  &m->y,   &m->q,          &m->att,    &m->k,      &m->v,
                  &m->h1,  &m->h3,  &m->scores,     &m->part,   &m->gather, &m->logits,

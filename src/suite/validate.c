@@ -59,11 +59,6 @@ static ryz_status validate_backend(const ryz_suite *s, const ryz_suite_case *c) 
                          "case %s: comm nccl needs backend = cuda (NCCL moves GPU memory; "
                          "backend %s uses comm = mpi)",
                          c->name, c->backend);
-    if (c->dtype == RYZ_DTYPE_BF16 && kind == RYZ_BACKEND_CUDA)
-        return ryz_error(RYZ_EINVAL,
-                         "case %s: dtype bf16 is not supported by backend cuda (it has no bf16 "
-                         "matmul: use dtype = f32, or backend = cpu for bf16)",
-                         c->name);
     st = ryz_backend_available(kind);
     if (st != RYZ_OK) return ryz_error_wrap(st, "case %s: backend %s", c->name, c->backend);
     return strcmp(c->comm, "nccl") ? RYZ_OK : check_gpu_per_rank(s, c);

@@ -1,0 +1,206 @@
+// bf16 weights with fp32 accumulation: y (n, out) = x (n, in) . W^T, W in
+// the layout of ryz_bf16_offset (include/ryz/backend.h). Two pieces:
+//
+// - a GEMV for decode (n <= RYZ_K_BF16_GEMV_MAX_N) that streams W once,
+//   16 bytes per load, and does the multiply-adds on the fly. Decode is
+//   bound by the bytes of W read, so the loads are what matters: each
+//   row group (four rows, 8 * in bytes, one sequential stream when
+//   in % 16 == 0) is read by a block of GEMV_THREADS threads, each with
+//   GEMV_UNROLL loads in flight before it does any arithmetic;
+// - a widening kernel for prefill: rows of W to row-major fp32, which
+//   cuBLAS then multiplies at the fp32 rate (src/backend/cuda.c).
+//
+// bf16 is the high half of a float, so widening is a shift (or a mask for
+// the upper element of a 32-bit word): exact, no rounding.
+#include <stdint.h>
+
+#include "common.cuh"
+#include "kernels.h"
+
+// Threads per row group of the tiled GEMV: four warps split the group's
+// stream, so even a matrix of few groups keeps every SM loading.
+#define GEMV_THREADS 128
+// 16-byte loads each thread issues before it uses any of them.
+#define GEMV_UNROLL 4
+// Rows (one warp each) per block of the row-major GEMV.
+#define ROWS_WARPS 8
+
+// The two bf16 of a 32-bit word as floats: element 2k is the low half.
+__device__ __forceinline__ float bf16_lo(unsigned u) {
+    return __uint_as_float(u << 16);
+}
+__device__ __forceinline__ float bf16_hi(unsigned u) {
+    return __uint_as_float(u & 0xffff0000u);
+}
+
+// acc + the dot product of 8 bf16 weights (one 16-byte load) with the 8
+// floats a, b.
+__device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
+    acc = fmaf(bf16_lo(w.x), a.x, acc);
+    acc = fmaf(bf16_hi(w.x), a.y, acc);
+    acc = fmaf(bf16_lo(w.y), a.z, acc);
+    acc = fmaf(bf16_hi(w.y), a.w, acc);
+    acc = fmaf(bf16_lo(w.z), b.x, acc);
+    acc = fmaf(bf16_hi(w.z), b.y, acc);
+    acc = fmaf(bf16_lo(w.w), b.z, acc);
+    return fmaf(bf16_hi(w.w), b.w, acc);
+}
+
+// Block g: rows 4g..4g+3 of W, in % 16 == 0, x and W 16-byte aligned.
+// The group is in / 2 16-byte vectors; vector j holds row (j & 7) >> 1,
+// columns 16 (j >> 3) + 8 (j & 1) .. +7 (16-column tiles of the four rows
+// in turn). The stride between a thread's vectors is a multiple of 8, so
+// each thread always works on the same row: N accumulators (one per row
+// of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
+// three shuffles sum a warp's share; shared memory adds the four warps'.
+template <int N>
+static __global__ void __launch_bounds__(GEMV_THREADS)
+    gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {
+    __shared__ float part[GEMV_THREADS / 32][4][N];
+    const int tid = threadIdx.x, nvec = in / 2;
+    const uint4 *gw = w + (size_t)blockIdx.x * (size_t)nvec;
+    float acc[N];
+#pragma unroll
+    for (int r = 0; r < N; r++)
+        acc[r] = 0.0f;
+    for (int j0 = tid; j0 < nvec; j0 += GEMV_THREADS * GEMV_UNROLL) {
+        uint4 v[GEMV_UNROLL];
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            int j = j0 + u * GEMV_THREADS;
+            v[u] = j < nvec ? __ldcs(gw + j) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            int j = j0 + u * GEMV_THREADS;
+            if (j >= nvec)
+                break;
+            int col = (j >> 3) * 16 + (j & 1) * 8;
+#pragma unroll
+            for (int r = 0; r < N; r++) {
+                const float4 *xr = (const float4 *)(x + (size_t)r * in + col);
+                acc[r] = dot8(v[u], __ldg(xr), __ldg(xr + 1), acc[r]);
+            }
+        }
+    }
+    const int lane = tid & 31, warp = tid >> 5, row = (tid >> 1) & 3;
+#pragma unroll
+    for (int r = 0; r < N; r++) {
+        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 1);
+        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 8);
+        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 16);
+    }
+    if (lane < 8 && !(lane & 1)) // lanes 0, 2, 4, 6: rows 0..3
+#pragma unroll
+        for (int r = 0; r < N; r++)
+            part[warp][row][r] = acc[r];
+    __syncthreads();
+    if (tid < 4 * N) {
+        int r = tid >> 2, wr = tid & 3;
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < GEMV_THREADS / 32; k++)
+            s += part[k][wr][r];
+        y[(size_t)r * out + 4 * (size_t)blockIdx.x + wr] = s;
+    }
+}
+
+// Rows row0.. of W stored row-major (the rows after the last full group,
+// or all of them when in % 16 != 0), one warp per row, one bf16 per lane
+// per step: rows here are short or few, so simple loads do.
+template <int N>
+static __global__ void __launch_bounds__(ROWS_WARPS * 32)
+    gemv_rows_kernel(float *y, const float *x, const uint16_t *w, int in, int out, int row0) {
+    const int lane = threadIdx.x & 31;
+    const int o = row0 + (int)blockIdx.x * ROWS_WARPS + (int)(threadIdx.x >> 5);
+    if (o >= out) // the whole warp: its shuffles stay full
+        return;
+    const uint16_t *wr = w + (size_t)o * in;
+    float acc[N];
+#pragma unroll
+    for (int r = 0; r < N; r++)
+        acc[r] = 0.0f;
+    for (int i = lane; i < in; i += 32) {
+        float wv = bf16_lo(wr[i]);
+#pragma unroll
+        for (int r = 0; r < N; r++)
+            acc[r] = fmaf(wv, x[(size_t)r * in + i], acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < N; r++) {
+        acc[r] = ryz_warp_sum(acc[r]);
+        if (lane == 0)
+            y[(size_t)r * out + o] = acc[r];
+    }
+}
+
+// Both GEMV kernels for n = N: the full row groups (tiled, in % 16 == 0)
+// and the row-major rest.
+template <int N>
+static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out) {
+    int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
+    if (groups > 0)
+        gemv_tiled_kernel<N>
+            <<<(unsigned)groups, GEMV_THREADS>>>(y, x, (const uint4 *)w, in, out);
+    if (row0 < out)
+        gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
+                              ROWS_WARPS * 32>>>(y, x, w, in, out, row0);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
+                                       int out) {
+    typedef cudaError_t (*launch_fn)(float *, const float *, const uint16_t *, int, int);
+    static const launch_fn launch[RYZ_K_BF16_GEMV_MAX_N] = {
+        gemv_launch<1>, gemv_launch<2>, gemv_launch<3>, gemv_launch<4>,
+        gemv_launch<5>, gemv_launch<6>, gemv_launch<7>, gemv_launch<8>};
+    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
+        return cudaErrorInvalidValue;
+    return launch[n - 1](y, x, w, in, out);
+}
+
+// Row and column of storage element p of a bf16 matrix (out, in): the
+// inverse of ryz_bf16_offset.
+__device__ __forceinline__ void bf16_place(size_t p, int in, int out, int *row, int *col) {
+    size_t tiled = in % 16 == 0 ? (size_t)(out - out % 4) * (size_t)in : 0;
+    if (p >= tiled) {
+        *row = (int)(p / (size_t)in), *col = (int)(p % (size_t)in);
+        return;
+    }
+    size_t g = p / (4 * (size_t)in), q = p % (4 * (size_t)in);
+    *row = (int)(4 * g + (q % 64) / 16);
+    *col = (int)(q / 64 * 16 + q % 16);
+}
+
+// dst (rows, in) fp32 = rows o0.. of W, which are the storage elements
+// [o0 * in, o0 * in + count) (whole row groups). Each thread widens V
+// elements at a time: 8 (one 16-byte load, two 16-byte stores; needs
+// in % 8 == 0, so the 8 lie in one row, and W 16-byte aligned) or 1.
+template <int V>
+static __global__ void __launch_bounds__(RYZ_K_THREADS)
+    widen_kernel(float *dst, const uint16_t *w, int o0, size_t count, int in, int out) {
+    const size_t p0 = (size_t)o0 * (size_t)in;
+    for (size_t e = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * V; e < count;
+         e += (size_t)gridDim.x * blockDim.x * V) {
+        int row, col;
+        bf16_place(p0 + e, in, out, &row, &col);
+        float *d = dst + (size_t)(row - o0) * (size_t)in + (size_t)col;
+        if (V == 8) {
+            uint4 v = __ldcs((const uint4 *)(w + p0 + e));
+            ((float4 *)d)[0] = make_float4(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
+            ((float4 *)d)[1] = make_float4(bf16_lo(v.z), bf16_hi(v.z), bf16_lo(v.w), bf16_hi(v.w));
+        } else {
+            d[0] = bf16_lo(w[p0 + e]);
+        }
+    }
+}
+
+extern "C" cudaError_t ryz_k_bf16_widen(float *dst, const uint16_t *w, int o0, int rows, int in,
+                                        int out) {
+    size_t count = (size_t)rows * (size_t)in;
+    if (in % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)dst % 16 == 0)
+        widen_kernel<8><<<ryz_k_blocks(count / 8), RYZ_K_THREADS>>>(dst, w, o0, count, in, out);
+    else
+        widen_kernel<1><<<ryz_k_blocks(count), RYZ_K_THREADS>>>(dst, w, o0, count, in, out);
+    return cudaGetLastError();
+}
