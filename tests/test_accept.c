@@ -115,6 +115,29 @@ START_TEST(test_evaluate) {
 }
 END_TEST
 
+/* max_logit_error gates IEEE fp32 cases only: a bf16 or tf32 case is held
+ * to its own tolerance (outputs_within_tolerance), never to the fp32 bound. */
+START_TEST(test_logit_error_fp32_only) {
+    const char *extra[] = {"dtype = bf16\n", "backend = cuda\ntf32 = 1\n"};
+    for (int i = 0; i < 2; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s", SUITE_TEXT, extra[i]);
+        ryz_suite s;
+        ryz_results r;
+        ryz_checks c;
+        ck_assert_msg(ryz_suite_parse(text, "acc.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+        make_results(&r, 0);
+        ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+        ck_assert_int_eq(c.n, 3 * 1 + 2 * 5);
+        ck_assert_ptr_null(find(&c, 2, "logit_error"));
+        ck_assert_ptr_nonnull(find(&c, 2, "outputs_within_tolerance"));
+        ryz_checks_free(&c);
+        ryz_results_free(&r);
+        ryz_suite_free(&s);
+    }
+}
+END_TEST
+
 static const char *COMM_TEXT =
     "[acceptance]\nmax_collective_ratio = 1.10\nmin_bandwidth_scaling = 0.95\n"
     "[case a]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1 2 4\n";
@@ -270,6 +293,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_parse_acceptance);
     tcase_add_test(tc, test_evaluate);
+    tcase_add_test(tc, test_logit_error_fp32_only);
     tcase_add_test(tc, test_parse_comm_keys);
     tcase_add_test(tc, test_evaluate_comm);
     tcase_add_test(tc, test_junit);

@@ -134,6 +134,8 @@ START_TEST(test_generate_backend_options) {
     expect_one_line_error(args, 2, "--comm 'tcp' unknown (known: mpi, nccl)");
     snprintf(args, sizeof args, "%s --comm nccl", base);
     expect_one_line_error(args, 2, "--comm nccl needs --backend cuda");
+    snprintf(args, sizeof args, "%s --tf32", base);
+    expect_one_line_error(args, 2, "--tf32 needs --backend cuda");
     char *ids[2];
     const char *opts[2] = {"", " --backend cpu --comm mpi"};
     for (int k = 0; k < 2; k++) {
@@ -463,6 +465,11 @@ START_TEST(test_bench_bad_options) {
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --dtype f16", 2,
                           "dtype 'f16' unknown");
     expect_one_line_error("bench --bf16-tol 0", 2, "--bf16-tol '0' is not a number in (0, 1]");
+    expect_one_line_error("bench --tf32", 2, "--tf32 needs --backend cuda");
+    expect_one_line_error("bench --backend cuda --threads 2", 2, "--threads is for the cpu");
+    expect_one_line_error("bench --backend tpu", 2, "backend 'tpu' unknown");
+    if (ryz_backend_available(RYZ_BACKEND_CUDA) != RYZ_OK) /* else test_cuda runs it */
+        expect_one_line_error("bench --backend cuda --model synthetic:tiny", 2, "no CUDA device");
     /* bf16 logits held to a tolerance far below bf16's rounding: a wrong
      * output, exit 2, not a slow one. */
     test_run r = test_run_ryz(NULL, "bench --model synthetic:tiny --repeat 1 --prompt-len 8 "

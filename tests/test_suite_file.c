@@ -229,6 +229,36 @@ START_TEST(test_dtype) {
 }
 END_TEST
 
+/* tf32 = 1 (cuda's TF32 GEMMs) and its own tolerance keys. */
+START_TEST(test_tf32) {
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "x", &s), RYZ_OK);
+    ck_assert_int_eq(s.cases[0].tf32, 0);
+    ck_assert_double_eq(s.tf32_atol, RYZ_TF32_TOL);
+    ck_assert_double_eq(s.tf32_rtol, RYZ_TF32_TOL);
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_parse("[suite]\ntf32_atol = 3e-3\ntf32_rtol = 4e-3\n" CASE_OK
+                                     "backend = cuda\ntf32 = 1\n", "x", &s), RYZ_OK);
+    ck_assert_int_eq(s.cases[0].tf32, 1);
+    ck_assert_double_eq(s.tf32_atol, 3e-3);
+    ck_assert_double_eq(s.tf32_rtol, 4e-3);
+    ryz_suite_free(&s);
+    EXPECT_EINVAL(CASE_OK "tf32 = yes\n", "suites/x.ini:4:", "bad tf32 'yes'", "0 or 1");
+    /* Each case's tolerance: fp32's, bf16's, tf32's, the larger of both. */
+    ryz_suite t = {.atol = 1, .rtol = 2, .bf16_atol = 30, .bf16_rtol = 4,
+                   .tf32_atol = 5, .tf32_rtol = 60};
+    ryz_suite_case c = {.dtype = RYZ_DTYPE_F32};
+    double want[4][2] = {{1, 2}, {30, 4}, {5, 60}, {30, 60}}, atol, rtol;
+    for (int k = 0; k < 4; k++) {
+        c.dtype = k & 1 ? RYZ_DTYPE_BF16 : RYZ_DTYPE_F32, c.tf32 = k >> 1;
+        ryz_suite_case_tol(&t, &c, &atol, &rtol);
+        ck_assert_msg(atol == want[k][0] && rtol == want[k][1], "case %d: %g %g", k, atol, rtol);
+    }
+    EXPECT_EINVAL("[suite]\ntf32_rtol = 0\n" CASE_OK, "suites/x.ini:2:", "tf32_rtol",
+                  "e.g. 1e-2");
+}
+END_TEST
+
 START_TEST(test_bad_values) {
     EXPECT_EINVAL(CASE_OK "backend = gpu\n", "suites/x.ini:4:", "'gpu'", "cpu or cuda");
     EXPECT_EINVAL(CASE_OK "comm = gloo\n", "'gloo'", "mpi or nccl");
@@ -378,6 +408,7 @@ START_TEST(test_validate) {
     const char *tiny = "synthetic:tiny";
     expect_invalid("", tiny, "tp = 1 3", "case c1: n_heads 4 not divisible by tp 3");
     expect_invalid("", tiny, "comm = nccl", "case c1: comm nccl needs backend = cuda");
+    expect_invalid("", tiny, "tf32 = 1", "case c1: tf32 = 1 needs backend = cuda");
     if (ryz_backend_available(RYZ_BACKEND_CUDA) != RYZ_OK) /* bf16 on cuda: only the device */
         expect_invalid("", tiny, "backend = cuda\ndtype = bf16",
                        "case c1: backend cuda: no CUDA device: ");
@@ -426,6 +457,7 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_no_cases);
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_dtype);
+    tcase_add_test(tc, test_tf32);
     tcase_add_test(tc, test_parse_ids);
     tcase_add_test(tc, test_max_tp_and_free);
     tcase_add_test(tc, test_load);

@@ -128,9 +128,19 @@ const char *ryz_backend_kind_name(ryz_backend_kind k);
  * "no CUDA device: REASON" in a build without CUDA or when the driver
  * offers no device. Cheap: for refusing early, before ranks start. */
 ryz_status ryz_backend_available(ryz_backend_kind kind);
-/* The cpu backend with `threads` threads, or the cuda backend on this
- * rank's local device (ryz_cuda_opts_default; threads unused); free with
- * ryz_backend_free. Errors as ryz_backend_available, then as the init. */
+/* What a command may choose of a backend by kind. */
+typedef struct {
+    int threads; /* cpu: threads of its own work and of OpenBLAS (>= 1) */
+    int tf32;    /* cuda: 1 lets cuBLAS use TF32 tensor cores for fp32 GEMMs
+                    (10 mantissa bits; held to RYZ_TF32_TOL); cpu: must be 0 */
+} ryz_backend_opts;
+/* The cpu backend with o->threads threads, or the cuda backend on this
+ * rank's local device with o->tf32 (ryz_cuda_opts_default otherwise); free
+ * with ryz_backend_free. EINVAL for tf32 on cpu (its sgemm is IEEE fp32
+ * only); errors as ryz_backend_available, then as the init. */
+ryz_status ryz_backend_init_opts(ryz_backend_kind kind, const ryz_backend_opts *o,
+                                 ryz_backend *out);
+/* ryz_backend_init_opts with `threads` and tf32 off. */
 ryz_status ryz_backend_init(ryz_backend_kind kind, int threads, ryz_backend *out);
 /* `bytes` contiguous bytes from src to dst within b's memory (copy_rows
  * with one row). */

@@ -18,6 +18,11 @@
  * bf16 keeps 8 bits of mantissa, and 110m logits land within 5e-3 of the
  * range (docs/performance.md), so 2e-2 leaves room without hiding a bug. */
 #define RYZ_BF16_TOL 2e-2
+/* Default tolerance of cases run with TF32 GEMMs (tf32 = 1, cuda): TF32
+ * rounds both operands to 11 significant bits, against bf16's 8 on the
+ * weights alone, so its error is expected below bf16's; 1e-2 keeps the same
+ * margin. Not yet measured on a GPU (docs/gpu.md). */
+#define RYZ_TF32_TOL 1e-2
 
 typedef struct {
     char name[RYZ_SUITE_NAME_MAX];  /* from "[case NAME]" */
@@ -32,6 +37,7 @@ typedef struct {
     char comm[16];                  /* "mpi" (default) or "nccl" */
     ryz_dtype dtype;                /* weight storage of every run (default f32); the
                                        reference outputs always come from f32 TP=1 */
+    int tf32;                       /* 1: cuBLAS may use TF32 (backend = cuda only) */
 } ryz_suite_case;
 
 /* A threshold for one TP degree; tp 0 applies to every TP > 1. */
@@ -65,6 +71,7 @@ typedef struct {
     int threads;                   /* threads per rank (default 1) */
     double atol, rtol;             /* tolerance (default 1e-4, 1e-4) */
     double bf16_atol, bf16_rtol;   /* tolerance of bf16 cases against f32 (RYZ_BF16_TOL) */
+    double tf32_atol, tf32_rtol;   /* tolerance of tf32 cases against f32 (RYZ_TF32_TOL) */
     ryz_acceptance acc;            /* [acceptance] thresholds */
     ryz_suite_case *cases;         /* malloc'd array */
     int n_cases;
@@ -85,13 +92,18 @@ int ryz_suite_max_tp(const ryz_suite *s);
 /* Checks what can be checked before any rank allocates: every case's model
  * source, the TP rules for each of its degrees, prompt ids inside the vocab,
  * prompt + new_tokens within seq_len; then its backend and comm: comm =
- * nccl needs backend = cuda, dtype = bf16 needs backend = cpu (the cuda
- * backend is f32 only), backend = cuda needs a CUDA build and a device
+ * nccl needs backend = cuda, tf32 = 1 needs backend = cuda, backend = cuda needs a CUDA build and a device
  * (ryz_backend_available), and comm = nccl one device per rank on this node
  * (the ranks mpirun put here, or those `ryz suite` would launch). EINVAL
  * naming the case and the problem, e.g. "case a: backend cuda: no CUDA
  * device: ...". */
 ryz_status ryz_suite_validate(const ryz_suite *s);
+/* The tolerance case c's outputs are held to against the f32 TP=1
+ * reference: the suite's atol/rtol, or, when the case rounds its weights
+ * (dtype bf16) or its GEMM operands (tf32 = 1), the larger of those
+ * precisions' own (bf16_atol, tf32_atol and their rtol). */
+void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *atol,
+                        double *rtol);
 /* Whether any case has comm = nccl (the run then needs ryz_run_opts.nccl). */
 int ryz_suite_needs_nccl(const ryz_suite *s);
 /* Parses a list of token ids separated by spaces or commas into a malloc'd

@@ -28,13 +28,23 @@ ryz_status ryz_backend_available(ryz_backend_kind kind) {
     return st == RYZ_OK ? RYZ_OK : ryz_error_wrap(RYZ_EINVAL, "no CUDA device");
 }
 
-ryz_status ryz_backend_init(ryz_backend_kind kind, int threads, ryz_backend *out) {
+ryz_status ryz_backend_init_opts(ryz_backend_kind kind, const ryz_backend_opts *o,
+                                 ryz_backend *out) {
     *out = (ryz_backend){0};
-    if (kind == RYZ_BACKEND_CPU) return ryz_backend_init_cpu(threads, out);
+    if (kind == RYZ_BACKEND_CPU && o->tf32)
+        return ryz_error(RYZ_EINVAL, "tf32 needs backend cuda (the cpu backend's GEMMs are "
+                         "IEEE fp32 only)");
+    if (kind == RYZ_BACKEND_CPU) return ryz_backend_init_cpu(o->threads, out);
     ryz_status st = ryz_backend_available(kind);
     if (st != RYZ_OK) return st;
-    ryz_cuda_opts o = ryz_cuda_opts_default();
-    return ryz_backend_init_cuda(&o, out);
+    ryz_cuda_opts c = ryz_cuda_opts_default();
+    c.tf32 = o->tf32;
+    return ryz_backend_init_cuda(&c, out);
+}
+
+ryz_status ryz_backend_init(ryz_backend_kind kind, int threads, ryz_backend *out) {
+    ryz_backend_opts o = {.threads = threads};
+    return ryz_backend_init_opts(kind, &o, out);
 }
 
 void ryz_backend_free(ryz_backend *b) {

@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "ryz/cli.h"
+#include "ryz/cuda.h"
 #include "ryz/model.h"
 #include "ryz/results.h"
 #include "ryz/suite.h"
@@ -18,9 +19,12 @@
 #define RYZ_BENCH_MAX_RUNS 64
 #define BENCH_MAX_LIST 8
 
-/* Targets of issue 10, printed beside each ratio. */
+/* Targets printed beside each ratio: issue 10 (cpu) and issue 7 (cuda,
+ * decode against the HBM roofline of a copy kernel). */
 #define TARGET_DECODE_ROOF 0.90
+#define TARGET_DECODE_ROOF_CUDA 0.70
 #define TARGET_PREFILL_GEMM 0.50
+#define CUDA_PROBE_REPS 5
 
 typedef struct {
     const char *model, *out;
@@ -30,6 +34,8 @@ typedef struct {
     int decode_prompt; /* context before decoding: short, so weights dominate */
     int probe_mib;     /* bandwidth probe buffer, larger than the caches */
     double bf16_tol;   /* atol and rtol of bf16 logits against f32 */
+    ryz_backend_kind backend;
+    int tf32;          /* cuda: fp32 GEMMs may use TF32 (held to RYZ_TF32_TOL) */
 } bench_args;
 
 /* Per-run samples of the phases (seconds) and the probe (bytes/s). */
@@ -83,6 +89,18 @@ static ryz_status parse_tol(const char *v, double *out) {
     return RYZ_OK;
 }
 
+/* Options that only one backend has: --tf32 is cuda's, and cuda runs one
+ * configuration per dtype (its threads are the GPU's). */
+static ryz_status bench_check_backend(const bench_args *a) {
+    if (a->tf32 && a->backend != RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL, "bench: --tf32 needs --backend cuda (the cpu backend "
+                         "computes in IEEE fp32 only)");
+    if (a->backend == RYZ_BACKEND_CUDA && (a->n_threads != 1 || a->threads[0] != 1))
+        return ryz_error(RYZ_EINVAL, "bench: --threads is for the cpu backend; with --backend "
+                         "cuda leave it out (one configuration per dtype)");
+    return RYZ_OK;
+}
+
 static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
     *a = (bench_args){.model = "synthetic:110m", .threads = {1}, .n_threads = 1,
                       .dtype = {RYZ_DTYPE_F32}, .n_dtype = 1, .repeat = 5, .prompt = 256,
@@ -110,6 +128,11 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
             st = ryz_arg_int(o, ryz_arg_value(argc, argv, &i), 1, 1 << 16, &a->probe_mib);
         else if (!strcmp(o, "--bf16-tol"))
             st = parse_tol(ryz_arg_value(argc, argv, &i), &a->bf16_tol);
+        else if (!strcmp(o, "--backend")) {
+            v = ryz_arg_value(argc, argv, &i);
+            st = v ? ryz_backend_kind_parse(v, &a->backend)
+                   : ryz_error(RYZ_EINVAL, "--backend needs a value (cpu or cuda)");
+        } else if (!strcmp(o, "--tf32")) a->tf32 = 1;
         else if (!strcmp(o, "-o")) {
             if (!(v = ryz_arg_value(argc, argv, &i))) return ryz_error(RYZ_EINVAL, "-o needs a path");
             a->out = v;
@@ -117,7 +140,7 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
         else return ryz_error(RYZ_EINVAL, "bench: unknown option '%s' (see --help)", o);
         if (st != RYZ_OK) return st;
     }
-    return RYZ_OK;
+    return bench_check_backend(a);
 }
 
 /* Statistics of n <= RYZ_BENCH_MAX_RUNS samples (v is left unsorted). */
@@ -138,25 +161,31 @@ static double stats(const double *v, int n, double *spread) {
 
 /* sgemm rate (flop/s) of the backend on one layer's prefill shapes: x (P,
  * in) times each of wq, wk, wv, wo, w1, w3, w2 (the largest weights a
- * prefill multiplies), in fp32, best of 3 passes: the limit prefill is
- * held to whatever the weights' dtype. */
+ * prefill multiplies), in fp32 (TF32 when the backend has it on), best of
+ * 3 passes, in the backend's memory and waiting for it: the limit prefill
+ * is held to whatever the weights' dtype. 0 when the buffers do not fit. */
 static double sgemm_rate(ryz_backend *be, const ryz_model_config *c, int P) {
+    const ryz_backend_iface *f = be->iface;
     int kvd = c->dim / c->n_heads * c->n_kv_heads, big = c->hidden > c->dim ? c->hidden : c->dim;
     int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim},      {kvd, c->dim},   {c->dim, c->dim},
                         {c->hidden, c->dim}, {c->hidden, c->dim}, {c->dim, c->hidden}};
-    float *w = calloc((size_t)big * c->dim, sizeof *w), *x = calloc((size_t)P * big, sizeof *x),
-          *y = calloc((size_t)P * big, sizeof *y);
+    float *w = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)big * c->dim * sizeof(float)),
+          *x = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float)),
+          *y = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float));
     double best = 0;
     for (int rep = 0; w && x && y && rep < 3; rep++) {
         double flops = 0, t0 = ryz_time_now();
         for (int s = 0; s < 7; s++) {
-            be->iface->matmul(be->ctx, y, x, w, P, shapes[s][1], shapes[s][0]);
+            f->matmul(be->ctx, y, x, w, P, shapes[s][1], shapes[s][0]);
             flops += 2.0 * P * shapes[s][0] * shapes[s][1];
         }
+        if (f->sync(be->ctx) != RYZ_OK) break;
         double dt = ryz_time_now() - t0;
         if (dt > 0 && flops / dt > best) best = flops / dt;
     }
-    free(w), free(x), free(y);
+    void *bufs[3] = {w, x, y};
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) f->free(be->ctx, bufs[i]);
     return best;
 }
 
@@ -199,13 +228,25 @@ static void bench_prompt(int *p, int n, int vocab) {
     for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
 }
 
+/* The memory bandwidth decode is held to: the host's read bandwidth with
+ * the configuration's threads (cpu), or the device's copy bandwidth, bytes
+ * read plus written (cuda, best of CUDA_PROBE_REPS copies). */
+static ryz_status bench_probe(const bench_args *a, const bench_config *k, ryz_backend *be,
+                              double *bw) {
+    size_t bytes = (size_t)a->probe_mib << 20;
+    if (a->backend == RYZ_BACKEND_CUDA)
+        return ryz_cuda_copy_bandwidth(be, bytes, CUDA_PROBE_REPS, bw);
+    *bw = ryz_mem_read_bandwidth(bytes, k->threads, 2);
+    return *bw > 0 ? RYZ_OK : ryz_error(RYZ_ENOMEM, "no memory for the bandwidth probe");
+}
+
 /* Interleaves bandwidth probes (with the configuration's thread count)
  * with model runs, so the roofline and the speed come from the same
  * minutes of the machine's life. Prefill is timed on the long prompt;
  * decode after the short one, so that the KV cache it reads stays small
  * beside the weights (bench_print reports its share). dec_s is per token. */
-static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m, int vocab,
-                             bench_samples *s) {
+static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m,
+                             ryz_backend *be, int vocab, bench_samples *s) {
     int P = a->prompt, D = a->decode_prompt, len = (P > D ? P : D) + a->new_tokens;
     int *prompt = malloc((size_t)len * sizeof *prompt), *ids = malloc((size_t)len * sizeof *ids);
     ryz_status st = prompt && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
@@ -214,10 +255,10 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         ryz_gen_timing tp, td;
         st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, D, a->new_tokens, NULL, ids, NULL, &td);
+        double b = 0;
+        if (st == RYZ_OK) st = bench_probe(a, k, be, &b);
         if (st != RYZ_OK) break;
-        double b = ryz_mem_read_bandwidth((size_t)a->probe_mib << 20, k->threads, 2);
-        if (b == 0) st = ryz_error(RYZ_ENOMEM, "no memory for the bandwidth probe");
-        if (r < 0 || st != RYZ_OK) continue;
+        if (r < 0) continue;
         fprintf(stderr, "[ryz] bench %s run %d/%d\n", k->name, r + 1, s->n);
         s->bw[r] = b, s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
     }
@@ -242,57 +283,73 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
      * position so far, every layer, this rank's KV heads. */
     double ctx = a->decode_prompt + (a->new_tokens - 1) / 2.0;
     double kv = 2.0 * ctx * cfg->n_layers * sh.kv_heads * sh.head_dim * sizeof(float);
-    printf("%s: %s weights, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
-           k->name, ryz_dtype_name(k->dtype), k->threads, n);
-    printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
+    int cuda = a->backend == RYZ_BACKEND_CUDA;
+    double target = cuda ? TARGET_DECODE_ROOF_CUDA : TARGET_DECODE_ROOF;
+    if (cuda)
+        printf("%s: %s weights%s, cuda, %d runs (median, spread = (p90-p10)/median)\n", k->name,
+               ryz_dtype_name(k->dtype), a->tf32 ? ", TF32 GEMMs" : "", n);
+    else
+        printf("%s: %s weights, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
+               k->name, ryz_dtype_name(k->dtype), k->threads, n);
+    printf("  %s %8.2f GB/s   spread %4.1f%%\n",
+           cuda ? "copy bandwidth (r+w)   " : "read bandwidth         ", mbw / 1e9, 100 * sbw);
     printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
     printf("  KV cache per token      %8.1f MB     (%.1f%% more, not in the roofline: decode "
            "after a %d-token prompt)\n", kv / 1e6, 100 * kv / bpt, a->decode_prompt);
     printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
     printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
-           "(target >= %.0f%%)\n", mdec, 100 * sdec, 100 * mdec / roof, 100 * TARGET_DECODE_ROOF);
+           "(target >= %.0f%%)\n", mdec, 100 * sdec, 100 * mdec / roof, 100 * target);
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
            "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
            100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
     return mdec / roof;
 }
 
-/* Full logits of the prompt (P rows of vocab) from a model of `dtype`. */
-static ryz_status prompt_logits(const bench_args *a, ryz_backend *be, ryz_comm *self,
+/* Full logits of the prompt (P rows of vocab) from a model of `dtype` on
+ * the bench's backend with `threads` threads and TF32 `tf32`. */
+static ryz_status prompt_logits(const bench_args *a, int threads, int tf32, ryz_comm *self,
                                 ryz_dtype dtype, const ryz_model_config *cfg, float *out) {
     int P = a->prompt, *prompt = malloc((size_t)P * sizeof *prompt);
     ryz_model_opts o = {.max_batch = 1, .max_chunk = P, .dtype = dtype};
+    ryz_backend_opts bo = {.threads = threads, .tf32 = tf32};
+    ryz_backend be = {0};
     ryz_model *m = NULL;
     const float *lg;
-    ryz_status st = prompt ? ryz_model_open(a->model, self, be, &o, &m)
+    ryz_status st = prompt ? ryz_backend_init_opts(a->backend, &bo, &be)
                            : ryz_error(RYZ_ENOMEM, "out of memory");
+    if (st == RYZ_OK) st = ryz_model_open(a->model, self, &be, &o, &m);
     if (prompt) bench_prompt(prompt, P, cfg->vocab);
     if (st == RYZ_OK) st = ryz_model_forward(m, prompt, 1, P, 0, &lg);
     for (int r = 0; st == RYZ_OK && r < P; r++) /* rows are vocab_padded long */
         memcpy(out + (size_t)r * cfg->vocab, lg + (size_t)r * ryz_model_shard(m)->vocab_padded,
                (size_t)cfg->vocab * sizeof *out);
     ryz_model_free(m);
+    ryz_backend_free(&be);
     free(prompt);
     return st;
 }
 
-/* bf16 against fp32: every logit of the prompt, with bf16's own tolerance. */
-static ryz_status bench_bf16_error(const bench_args *a, ryz_backend *be, ryz_comm *self,
-                                   const ryz_model_config *cfg) {
+/* A reduced precision against IEEE fp32 on the same backend: `what` is
+ * "bf16" (weights stored as dtype bf16) or "tf32" (fp32 GEMMs on TF32
+ * tensor cores), held to its own tolerance over every logit of the prompt. */
+static ryz_status bench_precision(const bench_args *a, int threads, ryz_comm *self,
+                                  const ryz_model_config *cfg, const char *what, ryz_dtype dtype,
+                                  int tf32, double tol) {
     size_t n = (size_t)a->prompt * cfg->vocab;
     float *f = malloc(n * sizeof *f), *b = malloc(n * sizeof *b);
     ryz_status st = f && b ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory for the logits");
-    if (st == RYZ_OK) st = prompt_logits(a, be, self, RYZ_DTYPE_F32, cfg, f);
-    if (st == RYZ_OK) st = prompt_logits(a, be, self, RYZ_DTYPE_BF16, cfg, b);
+    if (st == RYZ_OK) st = prompt_logits(a, threads, 0, self, RYZ_DTYPE_F32, cfg, f);
+    if (st == RYZ_OK) st = prompt_logits(a, threads, tf32, self, dtype, cfg, b);
     if (st == RYZ_OK) {
         ryz_compare c;
-        ryz_compare_logits(f, b, a->prompt, cfg->vocab, a->bf16_tol, a->bf16_tol, &c);
-        printf("bf16 against f32 over %d prompt positions: max error %.2e of the logit range "
-               "(tolerance %.0e), cosine %.6f, top-1 %d/%d  %s\n", a->prompt, c.max_rel,
-               a->bf16_tol, c.min_cos, c.top1_agree, c.rows, c.pass ? "PASS" : "FAIL");
+        ryz_compare_logits(f, b, a->prompt, cfg->vocab, tol, tol, &c);
+        printf("%s against f32 over %d prompt positions (%s): max error %.2e of the logit range "
+               "(tolerance %.0e), cosine %.6f, top-1 %d/%d  %s\n", what, a->prompt,
+               ryz_backend_kind_name(a->backend), c.max_rel, tol, c.min_cos, c.top1_agree, c.rows,
+               c.pass ? "PASS" : "FAIL");
         if (!c.pass) /* a wrong output, not a slow one: the bench fails */
-            st = ryz_error(RYZ_EINVAL, "bf16 logits outside tolerance against f32: %d elements, "
-                           "%d real top-1 mismatches", c.out_of_tol, c.top1_real_mismatch);
+            st = ryz_error(RYZ_EINVAL, "%s logits outside tolerance against f32: %d elements, "
+                           "%d real top-1 mismatches", what, c.out_of_tol, c.top1_real_mismatch);
     }
     free(f), free(b);
     return st;
@@ -305,40 +362,52 @@ static ryz_status bench_config_run(const bench_args *a, const bench_config *k, r
     ryz_model *m = NULL;
     bench_samples s = {.n = a->repeat};
     ryz_model_opts o = {.max_batch = 1, .max_chunk = a->prompt, .dtype = k->dtype};
-    ryz_status st = ryz_backend_init_cpu(k->threads, &be);
+    ryz_backend_opts bo = {.threads = k->threads, .tf32 = a->tf32};
+    ryz_status st = ryz_backend_init_opts(a->backend, &bo, &be);
     if (st == RYZ_OK) st = ryz_model_open(a->model, self, &be, &o, &m);
     if (st == RYZ_OK) ryz_model_set_last_only_prefill(m, 1);
-    if (st == RYZ_OK) st = bench_runs(a, k, m, cfg->vocab, &s);
+    if (st == RYZ_OK) st = bench_runs(a, k, m, &be, cfg->vocab, &s);
     ryz_model_free(m);
-    if (st == RYZ_OK) {
-        double frac = bench_print(a, k, cfg, &s, sgemm_rate(&be, cfg, a->prompt));
-        st = bench_rows(k, a, &s, frac, res);
-    }
+    double gemm = st == RYZ_OK ? sgemm_rate(&be, cfg, a->prompt) : 0;
+    if (st == RYZ_OK && !(gemm > 0))
+        st = ryz_error_wrap(RYZ_ENOMEM, "bench %s: the sgemm rate could not be measured (no "
+                            "memory for its %d-row buffers?)", k->name, a->prompt);
+    if (st == RYZ_OK) st = bench_rows(k, a, &s, bench_print(a, k, cfg, &s, gemm), res);
     ryz_backend_free(&be);
     return st;
+}
+
+/* The results file's case name of a configuration: dtype-tTHREADS on the
+ * cpu, cuda-DTYPE[-tf32] on the GPU. */
+static void bench_config_name(const bench_args *a, bench_config *k) {
+    if (a->backend == RYZ_BACKEND_CUDA)
+        snprintf(k->name, sizeof k->name, "cuda-%s%s", ryz_dtype_name(k->dtype),
+                 a->tf32 ? "-tf32" : "");
+    else
+        snprintf(k->name, sizeof k->name, "%s-t%d", ryz_dtype_name(k->dtype), k->threads);
 }
 
 static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ryz_comm *self) {
     ryz_results res;
     char text[600];
     int has_bf16 = 0, threads = 1;
+    const char *kind = ryz_backend_kind_name(a->backend);
     ryz_results_init(&res);
     for (int i = 0; i < a->n_threads; i++) threads = a->threads[i] > threads ? a->threads[i] : threads;
-    snprintf(text, sizeof text, "[case bench]\nmodel = %s\n", a->model);
-    ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, "cpu", "bench", text);
+    snprintf(text, sizeof text, "[case bench]\nmodel = %s\nbackend = %s\n%s", a->model, kind,
+             a->tf32 ? "tf32 = 1\n" : "");
+    ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, kind, "bench", text);
     for (int d = 0; st == RYZ_OK && d < a->n_dtype; d++)
         for (int t = 0; st == RYZ_OK && t < a->n_threads; t++) {
             bench_config k = {a->dtype[d], a->threads[t], ""};
-            snprintf(k.name, sizeof k.name, "%s-t%d", ryz_dtype_name(k.dtype), k.threads);
+            bench_config_name(a, &k);
             has_bf16 |= k.dtype == RYZ_DTYPE_BF16;
             st = bench_config_run(a, &k, self, cfg, &res);
         }
-    if (st == RYZ_OK && has_bf16) {
-        ryz_backend be = {0};
-        st = ryz_backend_init_cpu(threads, &be);
-        if (st == RYZ_OK) st = bench_bf16_error(a, &be, self, cfg);
-        ryz_backend_free(&be);
-    }
+    if (st == RYZ_OK && has_bf16)
+        st = bench_precision(a, threads, self, cfg, "bf16", RYZ_DTYPE_BF16, 0, a->bf16_tol);
+    if (st == RYZ_OK && a->tf32)
+        st = bench_precision(a, threads, self, cfg, "tf32", RYZ_DTYPE_F32, 1, RYZ_TF32_TOL);
     if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
     if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
     ryz_results_free(&res);
@@ -347,16 +416,23 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
 
 static void bench_usage(void) {
     printf("usage: ryz bench [--model SRC] [--threads T[,T...]] [--dtype f32[,bf16]]\n"
-           "                 [--repeat N] [--prompt-len P] [--decode-prompt D]\n"
-           "                 [--new-tokens N] [--probe-mib M] [--bf16-tol T] [-o F.h5]\n"
+           "                 [--backend cpu|cuda [--tf32]] [--repeat N] [--prompt-len P]\n"
+           "                 [--decode-prompt D] [--new-tokens N] [--probe-mib M]\n"
+           "                 [--bf16-tol T] [-o F.h5]\n"
            "  TP=1 decode and prefill of SRC (default synthetic:110m) for each dtype and\n"
            "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
            "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
            "  read bandwidth probed with the same threads between runs, over M MiB,\n"
            "  default 512); bf16 logits against fp32 with bf16's tolerance T (default\n"
-           "  2e-2 of the logit range; exit 2 when outside it). Each ratio is printed beside its target. -o writes the runs\n"
-           "  (case = dtype-tTHREADS) as a results file that `ryz compare` tracks.\n");
+           "  2e-2 of the logit range; exit 2 when outside it). Each ratio is printed\n"
+           "  beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
+           "  file that `ryz compare` tracks.\n"
+           "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
+           "  cuda-DTYPE), decode against the HBM roofline of a copy kernel (bytes read +\n"
+           "  written per second over 2 x M MiB, best of 5; target >= 70%%). --tf32 lets\n"
+           "  the fp32 GEMMs use TF32 and checks its logits against IEEE fp32 (tolerance\n"
+           "  1e-2).\n");
 }
 
 int ryz_cmd_bench(int argc, char **argv) {
@@ -370,6 +446,7 @@ int ryz_cmd_bench(int argc, char **argv) {
         bench_usage();
         return 0;
     }
+    if (st == RYZ_OK) st = ryz_backend_available(a.backend);
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
     ryz_weights_close(w);
     if (st == RYZ_OK && (a.prompt > cfg.seq_len || a.decode_prompt + a.new_tokens - 1 > cfg.seq_len))

@@ -13,6 +13,7 @@ typedef struct {
     const char *model, *ids, *text, *tokenizer, *dump;
     int new_tokens, tp, tp_set, batch, threads;
     int nccl; /* --comm nccl */
+    int tf32; /* --tf32: cuBLAS may use TF32 (cuda) */
     ryz_dtype dtype;
     ryz_backend_kind backend;
 } gen_args;
@@ -21,15 +22,17 @@ static void gen_usage(FILE *f) {
     fprintf(f, "usage: ryz generate --model SRC (--prompt-ids \"1 2 3\" | --prompt TEXT\n"
                "                    [--tokenizer tokenizer.bin]) --new-tokens N\n"
                "                    [--tp K] [--batch B] [--threads T] [--dtype f32|bf16]\n"
-               "                    [--backend cpu|cuda] [--comm mpi|nccl] [--dump-logits FILE]\n"
+               "                    [--backend cpu|cuda [--tf32]] [--comm mpi|nccl]\n"
+               "                    [--dump-logits FILE]\n"
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
                "  row of vocab floats per forward position (sequence 0). --dtype bf16 stores\n"
                "  the weight matrices as bfloat16 (fp32 accumulation; half the bytes).\n"
                "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin);\n"
                "  with a tokenizer the sequence is also printed as one 'text:' line.\n"
-               "  --backend cuda runs each rank on a GPU (its local rank's; f32 only) and needs\n"
-               "  a CUDA build (make CUDA=1) and a device. --comm nccl (cuda only) all-reduces\n"
+               "  --backend cuda runs each rank on a GPU (its local rank's) and needs a CUDA\n"
+               "  build (make CUDA=1) and a device; --tf32 lets its fp32 GEMMs use TF32\n"
+               "  tensor cores (10 mantissa bits). --comm nccl (cuda only) all-reduces\n"
                "  device buffers with NCCL, one GPU per rank; with mpi (the default) a cuda\n"
                "  run stages each collective through host memory.\n"
                "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
@@ -74,6 +77,7 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
             st = v ? ryz_backend_kind_parse(v, &a->backend)
                    : ryz_error(RYZ_EINVAL, "--backend needs a value (cpu or cuda)");
         } else if (!strcmp(o, "--comm")) st = gen_parse_comm(ryz_arg_value(argc, argv, &i), a);
+        else if (!strcmp(o, "--tf32")) a->tf32 = 1;
         else return ryz_error(RYZ_EINVAL, "generate: unknown option '%s' (see --help)", o);
         if (st != RYZ_OK) return st;
     }
@@ -85,6 +89,9 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
         return ryz_error(RYZ_EINVAL,
                          "generate: --comm nccl needs --backend cuda (NCCL moves GPU memory; the "
                          "cpu backend uses --comm mpi)");
+    if (a->tf32 && a->backend != RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL, "generate: --tf32 needs --backend cuda (the cpu backend "
+                         "computes in IEEE fp32 only)");
     return RYZ_OK;
 }
 
@@ -153,7 +160,8 @@ static ryz_status gen_run(const gen_args *a, const ryz_model_config *cfg, const 
     ryz_status st = prompts && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     for (int b = 0; st == RYZ_OK && b < B; b++)
         for (int i = 0; i < P; i++) prompts[b * P + i] = prompt[i];
-    if (st == RYZ_OK) st = ryz_backend_init(a->backend, a->threads, &be);
+    ryz_backend_opts bo = {.threads = a->threads, .tf32 = a->tf32};
+    if (st == RYZ_OK) st = ryz_backend_init_opts(a->backend, &bo, &be);
     ryz_model_opts opts = {.max_batch = B, .max_chunk = P < cfg->seq_len ? P : cfg->seq_len,
                            .dtype = a->dtype};
     if (st == RYZ_OK) st = ryz_model_open(a->model, tpc, &be, &opts, &m);

@@ -155,11 +155,13 @@ static ryz_status check_scaling(const ryz_acceptance *a, const ryz_results *r,
     return st;
 }
 
-/* Whether case `name` stores its weights in f32: max_logit_error is an
- * fp32 gate; bf16 cases are held to their own tolerance (bf16_atol). */
+/* Whether case `name` computes in IEEE fp32 (f32 weights, no TF32):
+ * max_logit_error is an fp32 gate; bf16 and tf32 cases are held to their
+ * own tolerances (bf16_atol, tf32_atol). */
 static int case_is_f32(const ryz_suite *s, const char *name) {
     for (int i = 0; i < s->n_cases; i++)
-        if (!strcmp(s->cases[i].name, name)) return s->cases[i].dtype == RYZ_DTYPE_F32;
+        if (!strcmp(s->cases[i].name, name))
+            return s->cases[i].dtype == RYZ_DTYPE_F32 && !s->cases[i].tf32;
     return 1;
 }
 

@@ -56,14 +56,6 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
-/* The tolerance a case's runs are held to against the f32 reference:
- * the suite's, or bf16's own for a bf16 case (its weights are rounded). */
-static void case_tol(const case_ctx *k, double *atol, double *rtol) {
-    int bf16 = k->c->dtype == RYZ_DTYPE_BF16;
-    *atol = bf16 ? k->s->bf16_atol : k->s->atol;
-    *rtol = bf16 ? k->s->bf16_rtol : k->s->rtol;
-}
-
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. */
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
@@ -191,13 +183,14 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, const ryz_backend *be, 
     return st;
 }
 
-/* The backend of the case's runs: its `backend` with the suite's threads,
- * or the test hook's. */
+/* The backend of the case's runs: its `backend` with the suite's threads
+ * and the case's tf32, or the test hook's. */
 static ryz_status case_backend(const case_ctx *k, ryz_backend *be) {
     if (k->opts->backend_init) return k->opts->backend_init(k->c, k->s->threads, be);
     ryz_backend_kind kind;
+    ryz_backend_opts o = {.threads = k->s->threads, .tf32 = k->c->tf32};
     ryz_status st = ryz_backend_kind_parse(k->c->backend, &kind);
-    return st == RYZ_OK ? ryz_backend_init(kind, k->s->threads, be) : st;
+    return st == RYZ_OK ? ryz_backend_init_opts(kind, &o, be) : st;
 }
 
 /* Opens the case's model on comm: the reference (f32 on the cpu backend)
@@ -279,7 +272,7 @@ static int add_correctness(case_ctx *k, int tp, const ryz_compare *cmp, const in
     if (div >= 0) {
         const float *row = k->base_logits + ((size_t)seq * k->rows + div - 1) * k->cfg.vocab;
         double atol, rtol;
-        case_tol(k, &atol, &rtol);
+        ryz_suite_case_tol(k->s, k->c, &atol, &rtol);
         cls = ryz_compare_near_tie(row, k->cfg.vocab, atol, rtol) ? 1 : 2;
     }
     ryz_row_correctness row = {.tp = tp, .batch = k->B, .positions = cmp->rows,
@@ -320,7 +313,7 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     if (st == RYZ_OK && lead) {
         ryz_compare cmp;
         double atol, rtol;
-        case_tol(k, &atol, &rtol);
+        ryz_suite_case_tol(k->s, k->c, &atol, &rtol);
         ryz_compare_logits(k->base_logits, logits, k->B * k->rows, k->cfg.vocab, atol, rtol,
                            &cmp);
         *failed += add_correctness(k, tp, &cmp, ids);

@@ -25,14 +25,16 @@ enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE, SECT_ACCEPT };
 
 /* Keys of each section, in the order of the switch in set_*_key. */
 enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_BF16_ATOL, K_BF16_RTOL,
-       K_NSUITE };
-enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_DTYPE, K_NCASE };
+       K_TF32_ATOL, K_TF32_RTOL, K_NSUITE };
+enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_DTYPE, K_TF32,
+       K_NCASE };
 
 static const char *const SUITE_KEYS[K_NSUITE] = {"name", "ranks", "repeat",    "warmup",
                                                  "threads", "atol", "rtol", "bf16_atol",
-                                                 "bf16_rtol"};
+                                                 "bf16_rtol", "tf32_atol", "tf32_rtol"};
 static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
-                                               "new_tokens", "backend", "comm",  "dtype"};
+                                               "new_tokens", "backend", "comm",  "dtype",
+                                               "tf32"};
 enum { K_MIN_SPEEDUP, K_MIN_EFF, K_MAX_AR_P99, K_AR_BYTES, K_MAX_COMM, K_MIN_MEM, K_MAX_ERR,
        K_MAX_COLL_RATIO, K_MIN_BW_SCALING, K_NACCEPT };
 static const char *const ACCEPT_KEYS[K_NACCEPT] = {
@@ -42,8 +44,9 @@ static const char *const ACCEPT_KEYS[K_NACCEPT] = {
 #define ACCEPT_KNOWN                                                                             \
     "min_speedup, min_efficiency, max_allreduce_p99_us, allreduce_bytes, max_comm_fraction, "    \
     "min_memory_efficiency, max_logit_error, max_collective_ratio, min_bandwidth_scaling"
-#define SUITE_KNOWN "name, ranks, repeat, warmup, threads, atol, rtol, bf16_atol, bf16_rtol"
-#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm, dtype"
+#define SUITE_KNOWN                                                                              \
+    "name, ranks, repeat, warmup, threads, atol, rtol, bf16_atol, bf16_rtol, tf32_atol, tf32_rtol"
+#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm, dtype, tf32"
 
 #define MAX_KEYS 16
 
@@ -286,8 +289,12 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
         return set_pos_double(p, key, val, "1e-4", &s->rtol);
     case K_BF16_ATOL:
         return set_pos_double(p, key, val, "2e-2", &s->bf16_atol);
-    default:
+    case K_BF16_RTOL:
         return set_pos_double(p, key, val, "2e-2", &s->bf16_rtol);
+    case K_TF32_ATOL:
+        return set_pos_double(p, key, val, "1e-2", &s->tf32_atol);
+    default:
+        return set_pos_double(p, key, val, "1e-2", &s->tf32_rtol);
     }
 }
 
@@ -359,6 +366,11 @@ static ryz_status set_case_key(const parser *p, int k, const char *val) {
         return set_choice(p, key, val, "cpu", "cuda", c->backend, sizeof c->backend);
     case K_COMM:
         return set_choice(p, key, val, "mpi", "nccl", c->comm, sizeof c->comm);
+    case K_TF32:
+        if (strcmp(val, "0") && strcmp(val, "1"))
+            return perr(p, p->line, "bad tf32 '%s' (want 0 or 1)", val);
+        c->tf32 = val[0] == '1';
+        return RYZ_OK;
     default:
         if (ryz_dtype_parse(val, &c->dtype) != RYZ_OK)
             return perr(p, p->line, "bad dtype '%s' (want f32 or bf16)", val);
@@ -561,6 +573,7 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->atol = 1e-4;
     s->rtol = 1e-4;
     s->bf16_atol = s->bf16_rtol = RYZ_BF16_TOL;
+    s->tf32_atol = s->tf32_rtol = RYZ_TF32_TOL;
     s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;
     s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
     s->acc.max_collective_ratio = s->acc.min_bandwidth_scaling = NAN;

@@ -1,4 +1,5 @@
 /* Up-front validation of a suite, so bad input fails before any launch. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +60,23 @@ static ryz_status validate_backend(const ryz_suite *s, const ryz_suite_case *c) 
                          "case %s: comm nccl needs backend = cuda (NCCL moves GPU memory; "
                          "backend %s uses comm = mpi)",
                          c->name, c->backend);
+    if (c->tf32 && kind != RYZ_BACKEND_CUDA)
+        return ryz_error(RYZ_EINVAL,
+                         "case %s: tf32 = 1 needs backend = cuda (backend %s computes in IEEE "
+                         "fp32 only; drop tf32 or set backend = cuda)",
+                         c->name, c->backend);
     st = ryz_backend_available(kind);
     if (st != RYZ_OK) return ryz_error_wrap(st, "case %s: backend %s", c->name, c->backend);
     return strcmp(c->comm, "nccl") ? RYZ_OK : check_gpu_per_rank(s, c);
+}
+
+void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *atol,
+                        double *rtol) {
+    int bf16 = c->dtype == RYZ_DTYPE_BF16, tf32 = c->tf32;
+    double a = bf16 || tf32 ? 0 : s->atol, r = bf16 || tf32 ? 0 : s->rtol;
+    if (bf16) a = fmax(a, s->bf16_atol), r = fmax(r, s->bf16_rtol);
+    if (tf32) a = fmax(a, s->tf32_atol), r = fmax(r, s->tf32_rtol);
+    *atol = a, *rtol = r;
 }
 
 int ryz_suite_needs_nccl(const ryz_suite *s) {
