@@ -56,7 +56,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
 .DEFAULT_GOAL := all
-.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden FORCE
+.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden gpu-bundle FORCE
 
 # The git revision recorded in results; meta.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -154,6 +154,11 @@ fuzz: $(FUZZ_BIN)
 	  $$f -runs=$(FUZZ_RUNS) build-fuzz/corpus-$$p tests/corpus/$$p >build-fuzz/$$p.log 2>&1 \
 	  || { tail -n 40 build-fuzz/$$p.log; exit 1; }; tail -n 1 build-fuzz/$$p.log; done
 
+# The archive a GPU machine without MPI or HDF5 runs (docs/gpu.md): the
+# CUDA build's binaries, Open MPI's launcher and every library they load.
+gpu-bundle: deps
+	bash scripts/gpu-bundle.sh
+
 # Regenerates reference/ (a deliberate act: review and commit the diff).
 golden: $(BUILD)/tests/test_golden
 	$(BUILD)/tests/test_golden --write reference
@@ -162,6 +167,6 @@ format:
 	clang-format -i src/*/*.c include/ryz/*.h tests/*.c
 
 clean:
-	rm -rf build build-cov build-san build-fuzz
+	rm -rf build build-cov build-san build-fuzz build-cuda .gpu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

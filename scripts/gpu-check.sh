@@ -1,61 +1,142 @@
 #!/usr/bin/env bash
 # Everything in this repository that needs a GPU, in one command
-# (docs/gpu.md, "Running the GPU tests"):
-#   1. the CUDA build and `ryz info` (the devices should be listed);
-#   2. test_cuda on one rank, then under mpirun on every GPU (one per rank):
-#      each op against the cpu backend, nccl, the model, the suite runner;
-#   3. `ryz generate --backend cuda` against the cpu's ids;
-#   4. suites/gpu-smoke.ini (cuda over mpi, ranks may share a GPU), then the
-#      same suite with comm = nccl on as many ranks as there are GPUs (TP 1
-#      only on one GPU, where the 2-rank nccl suite must be refused).
-# Without a CUDA device it says SKIP and exits 0, like test_cuda.
-# usage: bash scripts/gpu-check.sh        env: BUILD (build-cuda), MPIRUN
-set -euo pipefail
+# (docs/gpu.md, "Running the GPU checks"), each step bounded in time and
+# run even when an earlier one failed, with a summary at the end:
+#   info     the build's backends and the visible devices;
+#   test     test_cuda on one rank (and on every GPU when there are several):
+#            each op against the cpu backend, nccl, the model, the runner;
+#   ids      `ryz generate --backend cuda` gives the cpu's greedy ids (15m);
+#   smoke    suites/gpu-smoke.ini over mpi (ranks may share a GPU): cuda at
+#            TP 1 and 2 against the cpu's f32 TP=1 on 15m and 110m, bf16
+#            and tf32 with their own tolerances;
+#   nccl     the same suite with comm = nccl (on one GPU: the 2-rank suite
+#            must be refused, then TP 1 runs);
+#   bench    `ryz bench --backend cuda` on synthetic:1b, f32 and bf16:
+#            decode against the HBM roofline of a copy kernel, prefill
+#            against cuBLAS on its shapes; then tf32 against fp32 on 110m.
+# Logs and results files go to results/ and, when OUT is set (the device
+# tool's folder), are copied there too.
+#
+# usage: bash scripts/gpu-check.sh
+# env:   RYZ_GPU_BUNDLE  an unpacked scripts/gpu-bundle.sh archive: use its
+#                        binaries and libraries, build nothing (the GPU
+#                        machine has no MPI or HDF5 to build with)
+#        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 300)
+#        RYZ_GPU_CHECK_DRY=1  run the plumbing on the cpu backend without a
+#                        GPU (every backend = cuda becomes cpu; test, nccl
+#                        and the copy probe are skipped): a check of this
+#                        script, not of the GPU
+set -uo pipefail
 cd "$(dirname "$0")/.."
-B=${BUILD:-build-cuda}
-MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
+DRY=${RYZ_GPU_CHECK_DRY:-0}
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}
+export RYZ_TIMEOUT=${RYZ_TIMEOUT:-120} # a hung collective fails its step, not the session
 say() { printf '\n=== gpu-check: %s\n' "$*"; }
 
-say "build ($B)"
-make CUDA=1 BUILD="$B" "$B/ryz" "$B/tests/test_cuda"
-"$B/ryz" info
-gpus=$("$B/ryz" info | grep -c '^ *device [0-9]*:' || true)
-if [ "$gpus" -eq 0 ]; then
-  echo "gpu-check: SKIP: no CUDA device ($("$B/ryz" info | grep -o 'no device:.*' || echo 'none listed'))"
+if [ -n "${RYZ_GPU_BUNDLE:-}" ]; then
+  # shellcheck source=/dev/null
+  . "$RYZ_GPU_BUNDLE/env.sh" || exit 2
+  RYZ="$RYZ_GPU_BUNDLE/bin/ryz" TEST_CUDA="$RYZ_GPU_BUNDLE/tests/test_cuda"
+  say "bundle $RYZ_GPU_BUNDLE (ryz at $(cat "$RYZ_GPU_BUNDLE/gitrev"), tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+else
+  B=${BUILD:-build-cuda}
+  say "build ($B)"
+  make CUDA=1 BUILD="$B" "$B/ryz" "$B/tests/test_cuda" >/dev/null || exit 2
+  RYZ="$B/ryz" TEST_CUDA="$B/tests/test_cuda"
+fi
+mkdir -p results
+LOG=results/gpu-check.log
+: > "$LOG"
+failed=() passed=() skipped=()
+
+# step NAME CMD...: runs CMD under STEP_TIMEOUT, output to the terminal and
+# the log, and records whether it passed.
+step() {
+  local name=$1; shift
+  say "$name: $*" | tee -a "$LOG"
+  timeout "$STEP_TIMEOUT" bash -c '"$@"' step "$@" 2>&1 | tee -a "$LOG"
+  local st=${PIPESTATUS[0]}
+  if [ "$st" -eq 0 ]; then passed+=("$name"); else failed+=("$name (exit $st)"); fi
+}
+skip() { say "$1: SKIP: $2" | tee -a "$LOG"; skipped+=("$1"); }
+
+"$RYZ" info | tee -a "$LOG"
+command -v nvidia-smi >/dev/null && nvidia-smi -L | tee -a "$LOG"
+gpus=$("$RYZ" info | grep -c '^ *device [0-9]*:' || true)
+if [ "$gpus" -eq 0 ] && [ "$DRY" != 1 ]; then
+  echo "gpu-check: SKIP: no CUDA device ($("$RYZ" info | grep -o 'no device:.*' || echo 'none listed'))"
   exit 0
 fi
+BACKEND=cuda
+[ "$DRY" = 1 ] && BACKEND=cpu
+export RYZ BACKEND gpus # for the step functions, which run in a bounded child bash
 
-say "test_cuda, 1 rank"
-CK_FORK=no "$B/tests/test_cuda"
-if [ "$gpus" -ge 2 ]; then
-  say "test_cuda, $gpus ranks (one GPU each)"
-  CK_FORK=no $MPIRUN -np "$gpus" "$B/tests/test_cuda"
-fi
-
-say "generate: cuda against cpu"
-gen="generate --model synthetic:15m --prompt-ids \"1 2 3\" --new-tokens 16"
-cpu=$(eval "$B/ryz $gen" | grep '^ids:')
-dev=$(eval "$B/ryz $gen --backend cuda" | grep '^ids:')
-[ "$cpu" = "$dev" ] || { echo "gpu-check: cuda ids differ: cpu '$cpu', cuda '$dev'"; exit 1; }
-echo "same ids: $dev"
-
-mkdir -p results
-say "suites/gpu-smoke.ini (comm = mpi)"
-"$B/ryz" suite suites/gpu-smoke.ini -o results/gpu-smoke.h5
-
-nccl_ini=$(mktemp /tmp/gpu-smoke-nccl-XXXXXX.ini)
-trap 'rm -f "$nccl_ini"' EXIT
-sed -e 's/^name = gpu-smoke$/name = gpu-smoke-nccl/' -e 's/^backend = cuda$/&\ncomm = nccl/' \
-  suites/gpu-smoke.ini > "$nccl_ini"
-if [ "$gpus" -lt 2 ]; then
-  say "nccl on 2 ranks and 1 GPU: must be refused"
-  st=0; err=$("$B/ryz" suite "$nccl_ini" 2>&1 >/dev/null) || st=$?
-  echo "$err"
-  if [ "$st" != 2 ] || ! grep -q "one GPU per rank" <<<"$err"; then
-    echo "gpu-check: expected exit 2 'one GPU per rank', got $st"; exit 1
+if [ "$DRY" = 1 ]; then skip test "dry run"; else
+  CK_FORK=no step test "$TEST_CUDA"
+  if [ "$gpus" -ge 2 ]; then
+    CK_FORK=no step test-np"$gpus" mpirun --allow-run-as-root --oversubscribe -np "$gpus" "$TEST_CUDA"
   fi
-  sed -i 's/^tp = 1 2$/tp = 1/' "$nccl_ini"
 fi
-say "gpu-smoke with comm = nccl"
-"$B/ryz" suite "$nccl_ini" -o results/gpu-smoke-nccl.h5
-say "PASS"
+
+# ids: the device's greedy ids are the cpu's.
+same_ids() {
+  local gen=(generate --model synthetic:15m --prompt-ids "1 2 3" --new-tokens 16) cpu dev
+  cpu=$("$RYZ" "${gen[@]}" | grep '^ids:') || return 1
+  dev=$("$RYZ" "${gen[@]}" --backend "$BACKEND" | grep '^ids:') || return 1
+  echo "cpu  $cpu"; echo "$BACKEND $dev"
+  [ "$cpu" = "$dev" ]
+}
+export -f same_ids
+step ids same_ids
+
+suite=$(mktemp /tmp/gpu-smoke-XXXXXX.ini)
+nccl_ini=$(mktemp /tmp/gpu-smoke-nccl-XXXXXX.ini)
+trap 'rm -f "$suite" "$nccl_ini"' EXIT
+export nccl_ini
+if [ "$DRY" = 1 ]; then
+  sed -e 's/^backend = cuda$/backend = cpu/' -e '/^tf32 = 1$/d' suites/gpu-smoke.ini > "$suite"
+else
+  cp suites/gpu-smoke.ini "$suite"
+fi
+step smoke "$RYZ" suite "$suite" -o results/gpu-smoke.h5
+
+# nccl: one GPU per rank, every cuda case of the smoke suite.
+nccl_suite() {
+  sed -e 's/^name = gpu-smoke$/name = gpu-smoke-nccl/' -e 's/^backend = cuda$/&\ncomm = nccl/' \
+    suites/gpu-smoke.ini > "$nccl_ini"
+  if [ "$gpus" -lt 2 ]; then
+    local st=0 err
+    err=$("$RYZ" suite "$nccl_ini" 2>&1 >/dev/null) || st=$?
+    echo "$err"
+    if [ "$st" != 2 ] || ! grep -q "one GPU per rank" <<<"$err"; then
+      echo "gpu-check: expected exit 2 'one GPU per rank' from 2 nccl ranks on 1 GPU, got $st"
+      return 1
+    fi
+    sed -i 's/^tp = 1 2$/tp = 1/' "$nccl_ini"
+  fi
+  "$RYZ" suite "$nccl_ini" -o results/gpu-smoke-nccl.h5
+}
+export -f nccl_suite
+if [ "$DRY" = 1 ]; then skip nccl "dry run"; else step nccl nccl_suite; fi
+
+if [ "$DRY" = 1 ]; then
+  step bench "$RYZ" bench --model synthetic:15m --dtype f32,bf16 --repeat 2 --probe-mib 64 \
+    -o results/gpu-bench-1b.h5
+else
+  step bench "$RYZ" bench --backend cuda --model synthetic:1b --dtype f32,bf16 --repeat 5 \
+    -o results/gpu-bench-1b.h5
+  step bench-tf32 "$RYZ" bench --backend cuda --tf32 --model synthetic:110m --dtype f32 \
+    --repeat 3 -o results/gpu-bench-tf32.h5
+fi
+
+say "summary" | tee -a "$LOG"
+{
+  echo "passed:  ${passed[*]:-none}"
+  echo "skipped: ${skipped[*]:-none}"
+  echo "failed:  ${failed[*]:-none}"
+} | tee -a "$LOG"
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+  cp results/gpu-check.log results/gpu-smoke*.h5 results/gpu-bench*.h5 "$OUT"/ 2>/dev/null
+  echo "gpu-check: copied to $OUT: $(ls "$OUT" | tr '\n' ' ')"
+fi
+[ ${#failed[@]} -eq 0 ]
