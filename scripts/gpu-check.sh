@@ -14,14 +14,17 @@
 #   bench    `ryz bench --backend cuda` on synthetic:1b, f32 and bf16:
 #            decode against the HBM roofline of a copy kernel, prefill
 #            against cuBLAS on its shapes; then tf32 against fp32 on 110m.
-# Logs and results files go to results/ and, when OUT is set (the device
-# tool's folder), are copied there too.
+# The log and results files go to OUT when it is set (the device tool's
+# folder, so that they come back even if the run is cut short), else to
+# results/.
 #
 # usage: bash scripts/gpu-check.sh
 # env:   RYZ_GPU_BUNDLE  an unpacked scripts/gpu-bundle.sh archive: use its
 #                        binaries and libraries, build nothing (the GPU
 #                        machine has no MPI or HDF5 to build with)
 #        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 300)
+#        STEPS          the steps to run (default: "test ids smoke nccl bench"),
+#                       e.g. STEPS="nccl bench" to finish a run cut short
 #        RYZ_GPU_CHECK_DRY=1  run the plumbing on the cpu backend without a
 #                        GPU (every backend = cuda becomes cpu; test, nccl
 #                        and the copy probe are skipped): a check of this
@@ -44,9 +47,12 @@ else
   make CUDA=1 BUILD="$B" "$B/ryz" "$B/tests/test_cuda" >/dev/null || exit 2
   RYZ="$B/ryz" TEST_CUDA="$B/tests/test_cuda"
 fi
-mkdir -p results
-LOG=results/gpu-check.log
+RES=${OUT:-results}
+mkdir -p "$RES"
+LOG=$RES/gpu-check.log
 : > "$LOG"
+STEPS=" ${STEPS:-test ids smoke nccl bench} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
 failed=() passed=() skipped=()
 
 # step NAME CMD...: runs CMD under STEP_TIMEOUT, output to the terminal and
@@ -71,7 +77,7 @@ BACKEND=cuda
 [ "$DRY" = 1 ] && BACKEND=cpu
 export RYZ BACKEND gpus # for the step functions, which run in a bounded child bash
 
-if [ "$DRY" = 1 ]; then skip test "dry run"; else
+if ! want test; then :; elif [ "$DRY" = 1 ]; then skip test "dry run"; else
   CK_FORK=no step test "$TEST_CUDA"
   if [ "$gpus" -ge 2 ]; then
     CK_FORK=no step test-np"$gpus" mpirun --allow-run-as-root --oversubscribe -np "$gpus" "$TEST_CUDA"
@@ -87,18 +93,18 @@ same_ids() {
   [ "$cpu" = "$dev" ]
 }
 export -f same_ids
-step ids same_ids
+want ids && step ids same_ids
 
 suite=$(mktemp /tmp/gpu-smoke-XXXXXX.ini)
 nccl_ini=$(mktemp /tmp/gpu-smoke-nccl-XXXXXX.ini)
 trap 'rm -f "$suite" "$nccl_ini"' EXIT
-export nccl_ini
+export nccl_ini RES
 if [ "$DRY" = 1 ]; then
   sed -e 's/^backend = cuda$/backend = cpu/' -e '/^tf32 = 1$/d' suites/gpu-smoke.ini > "$suite"
 else
   cp suites/gpu-smoke.ini "$suite"
 fi
-step smoke "$RYZ" suite "$suite" -o results/gpu-smoke.h5
+want smoke && step smoke "$RYZ" suite "$suite" -o "$RES/gpu-smoke.h5"
 
 # nccl: one GPU per rank, every cuda case of the smoke suite.
 nccl_suite() {
@@ -114,19 +120,19 @@ nccl_suite() {
     fi
     sed -i 's/^tp = 1 2$/tp = 1/' "$nccl_ini"
   fi
-  "$RYZ" suite "$nccl_ini" -o results/gpu-smoke-nccl.h5
+  "$RYZ" suite "$nccl_ini" -o "$RES/gpu-smoke-nccl.h5"
 }
 export -f nccl_suite
-if [ "$DRY" = 1 ]; then skip nccl "dry run"; else step nccl nccl_suite; fi
+if ! want nccl; then :; elif [ "$DRY" = 1 ]; then skip nccl "dry run"; else step nccl nccl_suite; fi
 
-if [ "$DRY" = 1 ]; then
+if ! want bench; then :; elif [ "$DRY" = 1 ]; then
   step bench "$RYZ" bench --model synthetic:15m --dtype f32,bf16 --repeat 2 --probe-mib 64 \
-    -o results/gpu-bench-1b.h5
+    -o "$RES/gpu-bench-1b.h5"
 else
   step bench "$RYZ" bench --backend cuda --model synthetic:1b --dtype f32,bf16 --repeat 5 \
-    -o results/gpu-bench-1b.h5
+    -o "$RES/gpu-bench-1b.h5"
   step bench-tf32 "$RYZ" bench --backend cuda --tf32 --model synthetic:110m --dtype f32 \
-    --repeat 3 -o results/gpu-bench-tf32.h5
+    --repeat 3 -o "$RES/gpu-bench-tf32.h5"
 fi
 
 say "summary" | tee -a "$LOG"
@@ -135,8 +141,5 @@ say "summary" | tee -a "$LOG"
   echo "skipped: ${skipped[*]:-none}"
   echo "failed:  ${failed[*]:-none}"
 } | tee -a "$LOG"
-if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
-  cp results/gpu-check.log results/gpu-smoke*.h5 results/gpu-bench*.h5 "$OUT"/ 2>/dev/null
-  echo "gpu-check: copied to $OUT: $(ls "$OUT" | tr '\n' ' ')"
-fi
+echo "gpu-check: log and results in $RES: $(ls "$RES" | grep '^gpu-' | tr '\n' ' ')"
 [ ${#failed[@]} -eq 0 ]
