@@ -50,7 +50,7 @@ while read -r name path; do
   [ -e "$S/lib/$name" ] || cp -L "$path" "$S/lib/$name"
 done <<< "$missing"
 cp scripts/gpu-env.sh "$S/env.sh"
-git rev-parse --short HEAD > "$S/gitrev" 2>/dev/null || echo unknown > "$S/gitrev"
+git describe --always --dirty > "$S/gitrev" 2>/dev/null || echo unknown > "$S/gitrev"
 
 mkdir -p "$OUTDIR"
 tar -C "$work" -cJf "$OUTDIR/ryz-gpu.tar.xz" ryz-gpu

@@ -22,7 +22,7 @@
 # env:   RYZ_GPU_BUNDLE  an unpacked scripts/gpu-bundle.sh archive: use its
 #                        binaries and libraries, build nothing (the GPU
 #                        machine has no MPI or HDF5 to build with)
-#        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 300)
+#        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 150)
 #        STEPS          the steps to run (default: "test ids smoke nccl bench"),
 #                       e.g. STEPS="nccl bench" to finish a run cut short
 #        RYZ_GPU_CHECK_DRY=1  run the plumbing on the cpu backend without a
@@ -32,7 +32,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=${RYZ_GPU_CHECK_DRY:-0}
-STEP_TIMEOUT=${STEP_TIMEOUT:-300}
+STEP_TIMEOUT=${STEP_TIMEOUT:-150}
 export RYZ_TIMEOUT=${RYZ_TIMEOUT:-120} # a hung collective fails its step, not the session
 say() { printf '\n=== gpu-check: %s\n' "$*"; }
 
@@ -40,7 +40,9 @@ if [ -n "${RYZ_GPU_BUNDLE:-}" ]; then
   # shellcheck source=/dev/null
   . "$RYZ_GPU_BUNDLE/env.sh" || exit 2
   RYZ="$RYZ_GPU_BUNDLE/bin/ryz" TEST_CUDA="$RYZ_GPU_BUNDLE/tests/test_cuda"
-  say "bundle $RYZ_GPU_BUNDLE (ryz at $(cat "$RYZ_GPU_BUNDLE/gitrev"), tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  built=$(cat "$RYZ_GPU_BUNDLE/gitrev") tree=$(git describe --always --dirty 2>/dev/null || echo '?')
+  say "bundle $RYZ_GPU_BUNDLE (ryz built at $built, this tree at $tree)"
+  [ "$built" = "$tree" ] || echo "gpu-check: warning: the archive was not built from this tree: make gpu-bundle again"
 else
   B=${BUILD:-build-cuda}
   say "build ($B)"
@@ -55,12 +57,14 @@ STEPS=" ${STEPS:-test ids smoke nccl bench} "
 want() { [[ "$STEPS" == *" $1 "* ]]; }
 failed=() passed=() skipped=()
 
-# step NAME CMD...: runs CMD under STEP_TIMEOUT, output to the terminal and
-# the log, and records whether it passed.
+# step NAME CMD...: runs CMD under STEP_TIMEOUT (twice that for bench,
+# which builds 1b four times on the host), output to the terminal and the
+# log, and records whether it passed.
 step() {
-  local name=$1; shift
+  local name=$1 limit=$STEP_TIMEOUT; shift
+  [ "$name" = bench ] && limit=$((2 * STEP_TIMEOUT))
   say "$name: $*" | tee -a "$LOG"
-  timeout "$STEP_TIMEOUT" bash -c '"$@"' step "$@" 2>&1 | tee -a "$LOG"
+  timeout "$limit" bash -c '"$@"' step "$@" 2>&1 | tee -a "$LOG"
   local st=${PIPESTATUS[0]}
   if [ "$st" -eq 0 ]; then passed+=("$name"); else failed+=("$name (exit $st)"); fi
 }

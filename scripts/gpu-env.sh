@@ -18,6 +18,8 @@ _rg_libs="$_rg_dir/lib:$_rg_dir/usr/lib/x86_64-linux-gnu/openmpi/lib:$_rg_dir/us
 for _rg_so in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   _rg_hit=$(ls /usr/local/cuda/lib64/$_rg_so /usr/local/cuda/targets/x86_64-linux/lib/$_rg_so \
               /usr/lib/x86_64-linux-gnu/$_rg_so 2>/dev/null | head -n1)
+  [ -n "$_rg_hit" ] || _rg_hit=$(ls /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib/$_rg_so \
+              /usr/local/lib/python3*/dist-packages/nvidia/*/lib/$_rg_so 2>/dev/null | head -n1)
   [ -n "$_rg_hit" ] || _rg_hit=$(find / -xdev -path /proc -prune -o -name "$_rg_so" -print 2>/dev/null | head -n1)
   if [ -n "$_rg_hit" ]; then
     case ":$_rg_libs:" in *":$(dirname "$_rg_hit"):"*) ;; *) _rg_libs="$_rg_libs:$(dirname "$_rg_hit")" ;; esac
