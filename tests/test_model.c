@@ -1430,8 +1430,10 @@ START_TEST(test_bf16_model) {
     ryz_model_free(m);
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
+    ryz_backend b16; /* its own backend: the bf16 scratch it grows is counted and given back */
+    ck_assert_int_eq(ryz_backend_init_cpu(1, &b16), RYZ_OK);
     ryz_model_opts o = {.max_batch = 1, .max_chunk = P, .dtype = RYZ_DTYPE_BF16};
-    ck_assert_int_eq(ryz_model_build(&c, self_comm, &be, &o, &m), RYZ_OK);
+    ck_assert_int_eq(ryz_model_build(&c, self_comm, &b16, &o, &m), RYZ_OK);
     size_t kvd = 64 / c.n_heads * c.n_kv_heads;
     size_t mat = ((2 * 64 * 64 + 2 * kvd * 64 + 3 * 64 * 176) * 3 + 300 * 64);
     ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS) - before[RYZ_MEM_WEIGHTS],
@@ -1442,7 +1444,11 @@ START_TEST(test_bf16_model) {
                       ryz_model_bytes_per_token(&c, &sh) - 2 * mat);
     ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, ids, ids2, lb, NULL), RYZ_OK);
     ryz_model_free(m);
-    assert_mem_equals(before, "after freeing the bf16 model");
+    /* the widened prefill block (1 MiB) and the permuted x of decode */
+    ck_assert_uint_ge(ryz_mem_bytes(RYZ_MEM_SCRATCH) - before[RYZ_MEM_SCRATCH],
+                      (1u << 20) + 64 * sizeof(float));
+    ryz_backend_free(&b16);
+    assert_mem_equals(before, "after freeing the bf16 model and its backend");
     double worst = 0, scale = max_abs(lf, ROWS * V);
     for (int i = 0; i < ROWS * V; i++) worst = fmax(worst, fabs((double)lf[i] - lb[i]));
     ck_assert_msg(worst > 1e-6 * scale && worst < 2e-2 * scale,
@@ -1519,12 +1525,12 @@ static const int shadow_prompt[SH_B * SH_P] = {1, 1002, 7, 500, 3, 9, 8, 7, 6, 1
 static int sh_ids_c[SH_B * SH_LEN], sh_ids_s[SH_B * SH_LEN];
 static float sh_lc[SH_B * (SH_LEN - 1) * SH_V], sh_ls[SH_B * (SH_LEN - 1) * SH_V];
 
-/* Runs src as dtype over comm on the cpu backend and on the shadow backend
- * sb, asserts that the shadow's ids and logits are the cpu's bit for bit,
- * and returns the shadow's model (still built) for more checks. */
-static ryz_model *shadow_matches_cpu(ryz_backend *sb, ryz_comm *comm, const char *src,
-                                     ryz_dtype dtype) {
-    ryz_model_free(shadow_case(&be, comm, src, dtype, shadow_prompt, sh_ids_c, sh_lc));
+/* Runs src as dtype over comm on the cpu backend cb and on the shadow
+ * backend sb, asserts that the shadow's ids and logits are the cpu's bit
+ * for bit, and returns the shadow's model (still built) for more checks. */
+static ryz_model *shadow_matches_cpu(ryz_backend *cb, ryz_backend *sb, ryz_comm *comm,
+                                     const char *src, ryz_dtype dtype) {
+    ryz_model_free(shadow_case(cb, comm, src, dtype, shadow_prompt, sh_ids_c, sh_lc));
     ryz_model *m = shadow_case(sb, comm, src, dtype, shadow_prompt, sh_ids_s, sh_ls);
     ck_assert_msg(!memcmp(sh_ids_c, sh_ids_s, sizeof sh_ids_c) &&
                       !memcmp(sh_lc, sh_ls, sizeof sh_lc),
@@ -1547,7 +1553,7 @@ START_TEST(test_model_on_shadow_backend) {
     shadow_ctx *sc = shadow_of(&sb);
     for (int k = 1; k <= 2; k++) { /* k 2: staged through the host */
         ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
-        ryz_model *m = shadow_matches_cpu(&sb, comm, SHADOW_SRC, RYZ_DTYPE_F32);
+        ryz_model *m = shadow_matches_cpu(&be, &sb, comm, SHADOW_SRC, RYZ_DTYPE_F32);
         ck_assert_int_eq(ryz_tp_staged(&sb, comm), k > 1);
         long syncs = sc->syncs, downloads = sc->downloads;
         ryz_model_set_last_only_prefill(m, 1);
@@ -1588,17 +1594,19 @@ START_TEST(test_bf16_model_on_shadow_backend) {
         "synthetic:tiny,dim=36,heads=6,kv_heads=3,hidden=90,vocab=1003,layers=2,seed=3"};
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
-    ryz_backend sb;
+    ryz_backend sb, cb; /* cb's own bf16 scratch is given back with it */
     shadow_init(&sb);
+    ck_assert_int_eq(ryz_backend_init_cpu(1, &cb), RYZ_OK);
     for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
         for (int k = 1; k <= 2; k++) {
             ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
             long uploads = shadow_of(&sb)->uploads;
-            ryz_model_free(shadow_matches_cpu(&sb, comm, srcs[i], RYZ_DTYPE_BF16));
+            ryz_model_free(shadow_matches_cpu(&cb, &sb, comm, srcs[i], RYZ_DTYPE_BF16));
             ck_assert_int_gt(shadow_of(&sb)->uploads, uploads);
             if (k > 1) ryz_comm_free(comm);
         }
     ryz_backend_free(&sb);
+    ryz_backend_free(&cb);
     assert_mem_equals(before, "after the shadow backend's bf16 models");
 }
 END_TEST

@@ -23,11 +23,13 @@ typedef struct {
 } cpu_ctx;
 
 /* *buf with room for `want` floats, grown (once per size, never in the
- * steady state of a run); NULL when out of memory. */
+ * steady state of a run; the contents are not kept) and counted as
+ * scratch memory; NULL when out of memory, *buf then unchanged. */
 static float *scratch_grow(float **buf, size_t *cap, size_t want) {
     if (*cap < want) {
-        float *p = realloc(*buf, want * sizeof *p);
+        float *p = ryz_mem_alloc(RYZ_MEM_SCRATCH, want, sizeof *p);
         if (!p) return NULL;
+        ryz_mem_free(*buf);
         *buf = p, *cap = want;
     }
     return *buf;
@@ -468,8 +470,8 @@ static void cpu_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *pe
 static void cpu_destroy(void *ctx) {
     cpu_ctx *c = ctx;
     ryz_pool_free(c->pool);
-    free(c->wide);
-    free(c->xperm);
+    ryz_mem_free(c->wide);
+    ryz_mem_free(c->xperm);
     free(c);
 }
 
