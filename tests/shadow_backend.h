@@ -8,8 +8,8 @@
  * pointer arithmetic on them stays linear. Every op untags its pointers
  * and runs the cpu backend's op, so results must equal the cpu backend's
  * bit for bit. host_visible is 0 and it has a matmul_bf16, as cuda; the
- * shadow counts syncs, uploads and downloads so tests can check the
- * forward pass's traffic. Header-only (static): include it in one test. */
+ * shadow counts syncs, uploads, downloads and host pins so tests can check
+ * the forward pass's traffic. Header-only (static): include it in one test. */
 #ifndef RYZ_TEST_SHADOW_BACKEND_H
 #define RYZ_TEST_SHADOW_BACKEND_H
 
@@ -22,6 +22,7 @@
 typedef struct {
     ryz_backend cpu; /* the backend doing the work (owned) */
     long syncs, uploads, downloads;
+    long pins, unpins; /* pin_host / unpin_host calls */
     size_t upload_bytes, download_bytes;
 } shadow_ctx;
 
@@ -123,6 +124,19 @@ static ryz_status shadow_sync(void *ctx) {
     return s->cpu.iface->sync(s->cpu.ctx);
 }
 
+static ryz_status shadow_pin_host(void *ctx, void *p, size_t bytes) {
+    shadow_ctx *s = ctx;
+    (void)p, (void)bytes;
+    s->pins++;
+    return RYZ_OK;
+}
+
+static void shadow_unpin_host(void *ctx, void *p) {
+    shadow_ctx *s = ctx;
+    (void)p;
+    s->unpins++;
+}
+
 static void shadow_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak) {
     shadow_ctx *s = ctx;
     s->cpu.iface->mem_usage(s->cpu.ctx, kind, live, peak);
@@ -154,6 +168,8 @@ static const ryz_backend_iface shadow_iface = {
     .mask_cols = shadow_mask_cols,
     .sync = shadow_sync,
     .mem_usage = shadow_mem_usage,
+    .pin_host = shadow_pin_host,
+    .unpin_host = shadow_unpin_host,
     .destroy = shadow_destroy,
 };
 

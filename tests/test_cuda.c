@@ -428,6 +428,33 @@ START_TEST(test_alloc_accounting) {
 }
 END_TEST
 
+/* Host memory the backend page-locks carries uploads and downloads like
+ * pageable memory, can be unlocked and locked again, and the cpu backend
+ * has no pinning (NULL ops). */
+START_TEST(test_pin_host) {
+    ck_assert_ptr_null(g_cpu.iface->pin_host);
+    size_t n = (size_t)1 << 20;
+    float *h = ryz_mem_alloc(RYZ_MEM_SCRATCH, n, sizeof *h), *d;
+    ck_assert_ptr_nonnull(h);
+    d = g_gpu.iface->alloc(g_gpu.ctx, RYZ_MEM_SCRATCH, n * sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_msg(g_gpu.iface->pin_host(g_gpu.ctx, h, n * sizeof *h) == RYZ_OK, "%s",
+                      ryz_last_error());
+        for (size_t i = 0; i < n; i++) h[i] = (float)(i % 977) + round;
+        ck_assert_int_eq(g_gpu.iface->upload(g_gpu.ctx, d, h, n * sizeof *h), RYZ_OK);
+        memset(h, 0, n * sizeof *h);
+        ck_assert_int_eq(g_gpu.iface->download(g_gpu.ctx, h, d, n * sizeof *h), RYZ_OK);
+        for (size_t i = 0; i < n; i += 4099)
+            ck_assert_float_eq(h[i], (float)(i % 977) + round);
+        g_gpu.iface->unpin_host(g_gpu.ctx, h);
+    }
+    ck_assert_int_eq(ryz_cuda_sync(&g_gpu), RYZ_OK);
+    g_gpu.iface->free(g_gpu.ctx, d);
+    ryz_mem_free(h);
+}
+END_TEST
+
 /* An op that cannot run keeps its error; later ops do nothing; sync says
  * what went wrong. A separate backend: the error stays for good. */
 START_TEST(test_kept_error) {
@@ -849,6 +876,7 @@ static Suite *cuda_suite(void) {
     tcase_add_test(ops, test_embedding);
     tcase_add_test(ops, test_mask_vocab);
     tcase_add_test(ops, test_alloc_accounting);
+    tcase_add_test(ops, test_pin_host);
     tcase_add_test(ops, test_kept_error);
     tcase_add_test(ops, test_timer);
     tcase_add_test(ops, test_copy_bandwidth);

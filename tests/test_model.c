@@ -1541,10 +1541,11 @@ static ryz_model *shadow_matches_cpu(ryz_backend *cb, ryz_backend *sb, ryz_comm 
 
 /* The model on device memory the host cannot touch (the shadow backend)
  * gives the cpu backend's logits and greedy ids bit for bit, at one rank
- * and with its collectives staged (a mirror comm of 2 ranks), waits for
- * the backend once per forward, downloads only B ids per greedy step,
- * refuses bf16 when the backend has no matmul_bf16 and frees all it
- * allocated. */
+ * and with its collectives staged (a mirror comm of 2 ranks), has the
+ * backend page-lock its host buffers (the logits; and the staging buffer
+ * when staged) and unlock them when freed, waits for the backend once per
+ * forward, downloads only B ids per greedy step, refuses bf16 when the
+ * backend has no matmul_bf16 and frees all it allocated. */
 START_TEST(test_model_on_shadow_backend) {
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
@@ -1553,8 +1554,11 @@ START_TEST(test_model_on_shadow_backend) {
     shadow_ctx *sc = shadow_of(&sb);
     for (int k = 1; k <= 2; k++) { /* k 2: staged through the host */
         ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
+        long pins = sc->pins;
         ryz_model *m = shadow_matches_cpu(&be, &sb, comm, SHADOW_SRC, RYZ_DTYPE_F32);
         ck_assert_int_eq(ryz_tp_staged(&sb, comm), k > 1);
+        ck_assert_int_eq(sc->pins - pins, k > 1 ? 2 : 1); /* logits, and the stage */
+        ck_assert_int_eq(sc->unpins, pins);               /* none of this model's yet */
         long syncs = sc->syncs, downloads = sc->downloads;
         ryz_model_set_last_only_prefill(m, 1);
         ck_assert_int_eq(ryz_model_generate(m, shadow_prompt, SH_B, SH_P, SH_NEW, NULL, sh_ids_s,
@@ -1565,6 +1569,7 @@ START_TEST(test_model_on_shadow_backend) {
         if (k == 1) /* ids after the prompt, then after each decode step: nothing else */
             ck_assert_int_eq(sc->downloads - downloads, SH_NEW);
         ryz_model_free(m);
+        ck_assert_int_eq(sc->unpins, sc->pins);
         if (k > 1) ryz_comm_free(comm);
     }
     ryz_model_config c = parse_ok(SHADOW_SRC);

@@ -98,6 +98,12 @@ typedef struct ryz_backend_iface {
     ryz_status (*sync)(void *ctx);
     /* Live and peak bytes of `kind` in the backend's memory. */
     void (*mem_usage)(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak);
+    /* Page-locks host memory [p, p + bytes) so that upload and download
+     * with it run at full DMA speed (cuda: cudaHostRegister), until
+     * unpin_host(p). A failure leaves p pageable and usable. NULL (both)
+     * when the backend gains nothing from it (cpu). */
+    ryz_status (*pin_host)(void *ctx, void *p, size_t bytes);
+    void (*unpin_host)(void *ctx, void *p);
     /* Releases ctx and everything it holds (ryz_backend_free calls it). */
     void (*destroy)(void *ctx);
 } ryz_backend_iface;

@@ -401,6 +401,19 @@ static ryz_status kept_xfer(cuda_ctx *c, const char *what, void *dst, const void
     return st;
 }
 
+static ryz_status cuda_pin_host(void *ctx, void *p, size_t bytes) {
+    cuda_ctx *c = ctx;
+    cudaError_t e = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+    if (e == cudaSuccess) return RYZ_OK;
+    cudaGetLastError(); /* not sticky: later launches must not report it */
+    return cu_fail(e, "cudaHostRegister of %zu host bytes for device %d", bytes, c->device);
+}
+
+static void cuda_unpin_host(void *ctx, void *p) {
+    (void)ctx;
+    if (cudaHostUnregister(p) != cudaSuccess) cudaGetLastError();
+}
+
 static ryz_status cuda_upload(void *ctx, void *dst, const void *host_src, size_t bytes) {
     return kept_xfer(ctx, "upload (host to device)", dst, host_src, bytes, cudaMemcpyHostToDevice);
 }
@@ -551,6 +564,8 @@ static const ryz_backend_iface cuda_iface = {
     .mask_cols = cuda_mask_cols,
     .sync = cuda_sync,
     .mem_usage = cuda_mem_usage,
+    .pin_host = cuda_pin_host,
+    .unpin_host = cuda_unpin_host,
     .destroy = cuda_destroy,
 };
 

@@ -60,6 +60,7 @@ struct ryz_model {
     int rows;      /* logits rows the last forward left (0 after a failure) */
     /* Host memory, only where the backend's is not host-visible (cuda). */
     float *host_logits; /* (R, vocab_padded) downloaded logits */
+    int pinned[2];      /* host_logits, stage page-locked by the backend */
     float *stage;       /* (R, max(dim, vocab_local + vocab_padded)) staged
                            collectives, only when ryz_tp_staged */
     float *widen; /* (FILL_ROWS, widest matrix row): loading only, when bf16
@@ -255,9 +256,21 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
     return st;
 }
 
+/* Page-locks host buffer p for the backend when it offers that (cuda:
+ * copies at DMA speed); 1 when pinned. A failure is a warning: pageable
+ * memory works, only slower. */
+static int pin_host(ryz_model *m, void *p, size_t bytes) {
+    const ryz_backend_iface *f = m->be->iface;
+    if (!p || !f->pin_host) return 0;
+    if (f->pin_host(m->be->ctx, p, bytes) == RYZ_OK) return 1;
+    ryz_log(RYZ_LOG_WARN, "%s; copies through it stay pageable", ryz_last_error());
+    return 0;
+}
+
 /* The host side of a backend the host cannot see: logits to download
- * into and, when collectives are staged, their buffer. Counted as scratch
- * in the process's (host) memory figures; the backend's are device bytes. */
+ * into and, when collectives are staged, their buffer, both page-locked
+ * when the backend can. Counted as scratch in the process's (host) memory
+ * figures; the backend's are device bytes. */
 static ryz_status build_host_buffers(ryz_model *m, size_t R) {
     const ryz_shard *s = &m->sh;
     if (m->be->iface->host_visible) return RYZ_OK;
@@ -274,6 +287,8 @@ static ryz_status build_host_buffers(ryz_model *m, size_t R) {
                          "out of host memory for the logits (%zu floats) and staging buffer "
                          "(%zu floats) of the %s backend on rank %d",
                          n, stage, m->be->iface->name, s->rank);
+    m->pinned[0] = pin_host(m, m->host_logits, n * sizeof(float));
+    m->pinned[1] = pin_host(m, m->stage, stage * sizeof(float));
     return RYZ_OK;
 }
 
@@ -395,8 +410,11 @@ void ryz_model_free(ryz_model *m) {
                  &m->h1,  &m->h3,  &m->scores,     &m->part,   &m->gather, &m->logits,
                  &m->tok, &m->next};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
-    ryz_mem_free(m->host_logits);
-    ryz_mem_free(m->stage);
+    float *host[2] = {m->host_logits, m->stage};
+    for (int i = 0; i < 2; i++) {
+        if (m->pinned[i]) m->be->iface->unpin_host(m->be->ctx, host[i]);
+        ryz_mem_free(host[i]);
+    }
     free(m);
 }
 
