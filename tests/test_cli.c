@@ -313,10 +313,10 @@ START_TEST(test_suite_cuda_refusals) {
 }
 END_TEST
 
-/* A rank that cannot allocate its bandwidth probe tells the group, which
- * stops with the reason instead of waiting in a barrier for the watchdog
- * (RYZ_TEST_PROBE_NOMEM=1 starves world rank 1). */
-START_TEST(test_suite_probe_nomem_no_hang) {
+/* A 2-rank suite with `env` (a test hook that starves rank 1 of one
+ * buffer) stops with `needle` on stderr, quickly (no rank waits for the
+ * watchdog), and writes no results. */
+static void expect_nomem_no_hang(const char *env, const char *needle) {
     char path[32], h5[32], args[128];
     temp_path(path);
     temp_path(h5);
@@ -327,10 +327,10 @@ START_TEST(test_suite_probe_nomem_no_hang) {
     fclose(f);
     snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
     double t0 = ryz_time_now();
-    test_run r = test_run_ryz("RYZ_TEST_PROBE_NOMEM=1 RYZ_TIMEOUT=60", args);
+    test_run r = test_run_ryz(env, args);
     double dt = ryz_time_now() - t0;
-    ck_assert_msg(r.code != 0 && r.code != 3 && strstr(r.err, "1 of 2 ranks are out of memory"),
-                  "exit %d after %.1f s; stderr:\n%s", r.code, dt, r.err);
+    ck_assert_msg(r.code != 0 && r.code != 3 && strstr(r.err, needle),
+                  "%s: exit %d after %.1f s; stderr:\n%s", env, r.code, dt, r.err);
     ck_assert_msg(dt < 30, "took %.1f s: a rank waited for the watchdog", dt);
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) != RYZ_OK, "results written to %s after the failure",
@@ -338,6 +338,15 @@ START_TEST(test_suite_probe_nomem_no_hang) {
     test_run_free(&r);
     unlink(path);
     unlink(h5);
+}
+
+/* A rank that cannot allocate its bandwidth probe, or its buffers for the
+ * collective records, tells the group, which stops with the reason
+ * instead of waiting in a collective for the watchdog. */
+START_TEST(test_suite_nomem_no_hang) {
+    expect_nomem_no_hang("RYZ_TEST_PROBE_NOMEM=1 RYZ_TIMEOUT=60", "1 of 2 ranks are out of memory");
+    expect_nomem_no_hang("RYZ_TEST_RECORDS_NOMEM=1 RYZ_TIMEOUT=60",
+                         "out of memory on 1 rank(s) for the a collective records");
 }
 END_TEST
 
@@ -511,7 +520,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
-    tcase_add_test(tc, test_suite_probe_nomem_no_hang);
+    tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);
     tcase_add_test(tc, test_suite_default_output);
     tcase_add_test(tc, test_suite_ci_passes);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "measure.h"
 #include "ryz/bench.h"
 #include "ryz/suite.h"
 
@@ -60,6 +61,7 @@ static void ctx_free(group_ctx *x) {
 static int snapshot(group_ctx *x, double *comm_s) {
     size_t n = ryz_comm_record_count(x->c), m = n ? n : 1, km;
     *comm_s = 0;
+    if (ryz_measure_starved("RYZ_TEST_RECORDS_NOMEM", x->rank)) return 0;
     x->secs = malloc(m * sizeof *x->secs);
     x->calls = malloc(m * sizeof *x->calls);
     x->all = ryz_mul_ok((size_t)x->k, m, &km) ? malloc(km * sizeof *x->all) : NULL;

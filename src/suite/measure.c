@@ -84,6 +84,11 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
     return st == RYZ_OK ? ryz_results_set_str(&meta->device, device) : st;
 }
 
+int ryz_measure_starved(const char *var, int rank) {
+    long starved = -1;
+    return ryz_env_int(var, -1, -1, 1 << 20, &starved) == RYZ_OK && starved == rank;
+}
+
 ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
                              double *out) {
     double mine[RANK_NFIELDS] = {(double)ryz_backend_mem_bytes(be, RYZ_MEM_WEIGHTS),

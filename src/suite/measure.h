@@ -20,5 +20,10 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
  * and wall_s) into out (size * RANK_NFIELDS) on every rank. */
 ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
                              double *out);
+/* Test hook: whether environment variable `var` names `rank`, whose
+ * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
+ * bandwidth probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective
+ * records, rank in the TP group). */
+int ryz_measure_starved(const char *var, int rank);
 
 #endif

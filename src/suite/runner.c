@@ -406,11 +406,9 @@ static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_
     probe_sync ps = {NULL, 0};
     size_t bytes = (size_t)PROBE_MIB << 20;
     double sec[PROBE_REPS] = {0}, best = 0;
-    long starved = -1; /* test hook: this world rank's allocation fails */
-    if (ryz_env_int("RYZ_TEST_PROBE_NOMEM", -1, -1, 1 << 20, &starved) != RYZ_OK) starved = -1;
-    float mine[PROBE_REPS] = {0}, *all = starved == ryz_comm_rank(world)
-                                             ? NULL
-                                             : calloc((size_t)k * PROBE_REPS, sizeof *all);
+    int starved = ryz_measure_starved("RYZ_TEST_PROBE_NOMEM", ryz_comm_rank(world));
+    float mine[PROBE_REPS] = {0};
+    float *all = starved ? NULL : calloc((size_t)k * PROBE_REPS, sizeof *all);
     ryz_status st = ryz_comm_split_first(world, k, &ps.group);
     if (st == RYZ_OK && ps.group) {
         if (all) st = ryz_mem_read_passes(bytes, s->threads, PROBE_REPS, probe_before, &ps, sec);
