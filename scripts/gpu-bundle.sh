@@ -41,7 +41,7 @@ cp -a /usr/share/openmpi "$S/usr/share/"
 skip='^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libnccl|libnvidia-.*)\.so'
 objs=("$S/bin/ryz" "$S/tests/test_cuda" "$S/bin/orterun" "$S/bin/orted")
 while IFS= read -r -d '' so; do objs+=("$so"); done < <(find "$S/usr" -name '*.so*' -type f -print0)
-missing=$(for o in "${objs[@]}"; do ldd "$o" 2>/dev/null; done | awk '/=>/ {print $1, $3}' | sort -u)
+missing=$(for o in "${objs[@]}"; do ldd "$o" 2>/dev/null || true; done | awk '/=>/ {print $1, $3}' | sort -u)
 while read -r name path; do
   [[ "$name" =~ $skip ]] && continue
   if [ "$path" = "not" ]; then
@@ -51,6 +51,7 @@ while read -r name path; do
 done <<< "$missing"
 cp scripts/gpu-env.sh "$S/env.sh"
 git describe --always --dirty > "$S/gitrev" 2>/dev/null || echo unknown > "$S/gitrev"
+bash scripts/tree-hash.sh > "$S/srchash"
 
 mkdir -p "$OUTDIR"
 tar -C "$work" -cJf "$OUTDIR/ryz-gpu.tar.xz" ryz-gpu

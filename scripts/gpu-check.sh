@@ -25,6 +25,9 @@
 #        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 150)
 #        STEPS          the steps to run (default: "test ids smoke nccl bench"),
 #                       e.g. STEPS="nccl bench" to finish a run cut short
+#        DEADLINE       seconds for the whole run (0: none); a step that would
+#                       pass it gets the time left, and steps after it are
+#                       skipped, so the summary is always written
 #        RYZ_GPU_CHECK_DRY=1  run the plumbing on the cpu backend without a
 #                        GPU (every backend = cuda becomes cpu; test, nccl
 #                        and the copy probe are skipped): a check of this
@@ -33,6 +36,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=${RYZ_GPU_CHECK_DRY:-0}
 STEP_TIMEOUT=${STEP_TIMEOUT:-150}
+DEADLINE=${DEADLINE:-0}
+START=$SECONDS
 export RYZ_TIMEOUT=${RYZ_TIMEOUT:-120} # a hung collective fails its step, not the session
 say() { printf '\n=== gpu-check: %s\n' "$*"; }
 
@@ -40,9 +45,9 @@ if [ -n "${RYZ_GPU_BUNDLE:-}" ]; then
   # shellcheck source=/dev/null
   . "$RYZ_GPU_BUNDLE/env.sh" || exit 2
   RYZ="$RYZ_GPU_BUNDLE/bin/ryz" TEST_CUDA="$RYZ_GPU_BUNDLE/tests/test_cuda"
-  built=$(cat "$RYZ_GPU_BUNDLE/gitrev") tree=$(git describe --always --dirty 2>/dev/null || echo '?')
-  say "bundle $RYZ_GPU_BUNDLE (ryz built at $built, this tree at $tree)"
-  [ "$built" = "$tree" ] || echo "gpu-check: warning: the archive was not built from this tree: make gpu-bundle again"
+  say "bundle $RYZ_GPU_BUNDLE (ryz built at $(cat "$RYZ_GPU_BUNDLE/gitrev"))"
+  [ "$(cat "$RYZ_GPU_BUNDLE/srchash")" = "$(bash scripts/tree-hash.sh)" ] ||
+    echo "gpu-check: warning: the archive was not built from these sources: make gpu-bundle again"
 else
   B=${BUILD:-build-cuda}
   say "build ($B)"
@@ -61,8 +66,13 @@ failed=() passed=() skipped=()
 # which builds 1b four times on the host), output to the terminal and the
 # log, and records whether it passed.
 step() {
-  local name=$1 limit=$STEP_TIMEOUT; shift
+  local name=$1 limit=$STEP_TIMEOUT left; shift
   [ "$name" = bench ] && limit=$((2 * STEP_TIMEOUT))
+  if [ "$DEADLINE" -gt 0 ]; then
+    left=$((DEADLINE - (SECONDS - START)))
+    if [ "$left" -lt 20 ]; then skip "$name" "DEADLINE ($DEADLINE s) reached"; return; fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   say "$name: $*" | tee -a "$LOG"
   timeout "$limit" bash -c '"$@"' step "$@" 2>&1 | tee -a "$LOG"
   local st=${PIPESTATUS[0]}
@@ -70,11 +80,22 @@ step() {
 }
 skip() { say "$1: SKIP: $2" | tee -a "$LOG"; skipped+=("$1"); }
 
-"$RYZ" info | tee -a "$LOG"
-command -v nvidia-smi >/dev/null && nvidia-smi -L | tee -a "$LOG"
-gpus=$("$RYZ" info | grep -c '^ *device [0-9]*:' || true)
+# A ryz that does not start (a library missing) fails here, loudly: it
+# must not look like a machine without a GPU.
+info=$("$RYZ" info 2>&1) || { echo "gpu-check: FAIL: $RYZ does not run: $info" | tee -a "$LOG"; exit 2; }
+echo "$info" | tee -a "$LOG"
+smi=0
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi -L 2>&1 | tee -a "$LOG"
+  smi=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+fi
+gpus=$(grep -c '^ *device [0-9]*:' <<<"$info" || true)
 if [ "$gpus" -eq 0 ] && [ "$DRY" != 1 ]; then
-  echo "gpu-check: SKIP: no CUDA device ($("$RYZ" info | grep -o 'no device:.*' || echo 'none listed'))"
+  why="no CUDA device ($(grep -o 'no device:.*' <<<"$info" || echo 'none listed'))"
+  if [ "$smi" -gt 0 ]; then
+    echo "gpu-check: FAIL: nvidia-smi lists $smi GPU(s) but ryz finds $why" | tee -a "$LOG"; exit 1
+  fi
+  echo "gpu-check: SKIP: $why" | tee -a "$LOG"
   exit 0
 fi
 BACKEND=cuda

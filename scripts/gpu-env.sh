@@ -13,9 +13,11 @@ export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl='^ofi'
 export OMPI_MCA_osc='^ucx' OMPI_MCA_mca_base_component_show_load_errors=0
 export OMPI_MCA_btl_base_warn_component_unused=0
 _rg_libs="$_rg_dir/lib:$_rg_dir/usr/lib/x86_64-linux-gnu/openmpi/lib:$_rg_dir/usr/lib/x86_64-linux-gnu/pmix2/lib"
-# First directory holding each CUDA library the build links: the
-# toolkit's, then any Python wheel's (nvidia/<pkg>/lib).
-for _rg_so in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
+# First directory holding each CUDA library the build links (the names
+# ldd lists for ryz): the toolkit's, then any Python wheel's
+# (nvidia/<pkg>/lib), then anywhere.
+_rg_need=$(ldd "$_rg_dir/bin/ryz" 2>/dev/null | awk '$1 ~ /^lib(cudart|cublas|cublasLt|nccl)\.so/ {print $1}' | sort -u)
+for _rg_so in ${_rg_need:-libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2}; do
   _rg_hit=$(ls /usr/local/cuda/lib64/$_rg_so /usr/local/cuda/targets/x86_64-linux/lib/$_rg_so \
               /usr/lib/x86_64-linux-gnu/$_rg_so 2>/dev/null | head -n1)
   [ -n "$_rg_hit" ] || _rg_hit=$(ls /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib/$_rg_so \
@@ -28,4 +30,4 @@ for _rg_so in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   fi
 done
 export LD_LIBRARY_PATH="$_rg_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unset _rg_dir _rg_libs _rg_so _rg_hit
+unset _rg_dir _rg_libs _rg_so _rg_hit _rg_need

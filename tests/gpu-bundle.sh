@@ -26,13 +26,15 @@ hide_and_run() {
   for f in /usr/bin/orterun /usr/bin/orted $(readlink -f /usr/lib/x86_64-linux-gnu/lib{mpi,open-pal,open-rte,hdf5_serial,pmix,hwloc,event_core-2.1,curl,sz,aec,gfortran,subunit}.so.[0-9]* 2>/dev/null | sort -u); do
     [ -e "$f" ] && mount --bind "$work/emptyfile" "$f"
   done
-  if build-cuda/ryz --help >/dev/null 2>&1; then
+  local host_ryz=${BUILD:-build-cuda}/ryz
+  [ -x "$host_ryz" ] || { echo "tests/gpu-bundle.sh: no $host_ryz to check the hiding with"; return 1; }
+  if "$host_ryz" --help >/dev/null 2>&1; then
     echo "tests/gpu-bundle.sh: the host's libraries are still visible"; return 1
   fi
   "$@"
 }
 export -f hide_and_run
-export work
+export work BUILD
 run=(env RYZ_GPU_CHECK_DRY=1 OUT="$work/out" RYZ_GPU_BUNDLE="$work/ryz-gpu" STEP_TIMEOUT=600
      bash scripts/gpu-check.sh)
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then

@@ -477,7 +477,7 @@ START_TEST(test_bench_bad_options) {
     expect_one_line_error("bench --tf32", 2, "--tf32 needs --backend cuda");
     expect_one_line_error("bench --backend cuda --threads 2", 2, "--threads is for the cpu");
     expect_one_line_error("bench --backend tpu", 2, "backend 'tpu' unknown");
-    if (ryz_backend_available(RYZ_BACKEND_CUDA) != RYZ_OK) /* else test_cuda runs it */
+    if (ryz_backend_available(RYZ_BACKEND_CUDA) != RYZ_OK) /* else gpu-check's bench runs it */
         expect_one_line_error("bench --backend cuda --model synthetic:tiny", 2, "no CUDA device");
     /* bf16 logits held to a tolerance far below bf16's rounding: a wrong
      * output, exit 2, not a slow one. */

@@ -438,9 +438,12 @@ START_TEST(test_pin_host) {
     ck_assert_ptr_nonnull(h);
     d = g_gpu.iface->alloc(g_gpu.ctx, RYZ_MEM_SCRATCH, n * sizeof *d);
     ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(ryz_cuda_host_pinned(h), 0);
     for (int round = 0; round < 2; round++) {
         ck_assert_msg(g_gpu.iface->pin_host(g_gpu.ctx, h, n * sizeof *h) == RYZ_OK, "%s",
                       ryz_last_error());
+        ck_assert_int_eq(ryz_cuda_host_pinned(h), 1);
+        ck_assert_int_eq(ryz_cuda_host_pinned(h + n - 1), 1);
         for (size_t i = 0; i < n; i++) h[i] = (float)(i % 977) + round;
         ck_assert_int_eq(g_gpu.iface->upload(g_gpu.ctx, d, h, n * sizeof *h), RYZ_OK);
         memset(h, 0, n * sizeof *h);
@@ -448,6 +451,7 @@ START_TEST(test_pin_host) {
         for (size_t i = 0; i < n; i += 4099)
             ck_assert_float_eq(h[i], (float)(i % 977) + round);
         g_gpu.iface->unpin_host(g_gpu.ctx, h);
+        ck_assert_int_eq(ryz_cuda_host_pinned(h), 0);
     }
     ck_assert_int_eq(ryz_cuda_sync(&g_gpu), RYZ_OK);
     g_gpu.iface->free(g_gpu.ctx, d);

@@ -626,7 +626,7 @@ END_TEST
 
 /* Every matmul path against the double reference on W: fp32 weights, or
  * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
- * rounded values), at 1, 2 and 3 threads. out 205 splits into thread bands
+ * rounded values), at 1, 2 and 3 threads. out 205 splits into row-group chunks the threads claim
  * and leaves a row after the last bf16 row group; in 37 and 40 take the
  * row-major bf16 layout, 64 and 4096 the tiled one (4096 makes the bf16
  * prefill widen W in several blocks); fp32 in 37 is scalar, 40 four rows
@@ -898,7 +898,14 @@ START_TEST(test_backend_sync_mem_kinds) {
     ck_assert_str_eq(b.iface->name, "cpu");
     ryz_backend_free(&b); /* through cpu's destroy op */
     ck_assert_ptr_null(b.iface);
+    ryz_backend_opts tf32_on_cpu = {.threads = 1, .tf32 = 1};
+    b.iface = (const ryz_backend_iface *)1;
+    ck_assert_int_eq(ryz_backend_init_opts(RYZ_BACKEND_CPU, &tf32_on_cpu, &b), RYZ_EINVAL);
+    assert_error_has("tf32 needs backend cuda");
+    ck_assert_ptr_null(b.iface); /* zeroed: safe to free */
+    ck_assert_ptr_null(be.iface->pin_host); /* host memory needs no pinning */
     double rate = -1;
+    ck_assert_int_eq(ryz_cuda_host_pinned(&rate), 0);
     ck_assert_int_eq(ryz_cuda_copy_bandwidth(&be, (size_t)1 << 20, 1, &rate), RYZ_EINVAL);
     ck_assert(rate == 0);
     ck_assert_msg(strstr(ryz_last_error(), ryz_cuda_built() ? "'cpu' is not the cuda backend"

@@ -84,6 +84,9 @@ size_t ryz_cuda_mem_peak(const ryz_backend *b, ryz_mem_kind kind);
 /* cudaMemGetInfo of b's device: free and total bytes (other processes and
  * the CUDA context included, which the per-kind counts are not). */
 ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *total_bytes);
+/* 1 when host address p lies in memory page-locked for CUDA (the backend's
+ * pin_host, cudaHostRegister, cudaMallocHost), else 0; 0 without CUDA. */
+int ryz_cuda_host_pinned(const void *p);
 
 /* The device's memory bandwidth as a copy kernel sees it (grid-stride,
  * 16-byte loads and stores): two scratch buffers of `bytes` each are

@@ -17,5 +17,8 @@ const char *ryz_info_backends(void);
 /* CUDA runtime, driver and NCCL versions and visible devices, one per line
  * ("not built" without CUDA=1; "no device: REASON" without a GPU). */
 void ryz_info_cuda(char *buf, size_t cap);
+/* The same on one line, "; " between its lines: a results file's device
+ * attribute, printed in a table row. */
+void ryz_info_cuda_line(char *buf, size_t cap);
 
 #endif

@@ -268,13 +268,14 @@ static void gemv_part(void *arg, int t, int n) {
 
 static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const void *w, int in,
                  int out) {
-    int n = ryz_pool_threads(c->pool);
-    gemv_job j = {fn, y, x, w, in, out, out, 0};
+    int n = ryz_pool_threads(c->pool), per = n * GEMV_CHUNKS_PER_THREAD;
     if (out < GEMV_MIN_ROWS_PER_THREAD * n) {
         fn(y, x, w, in, out, 0, out);
         return;
     }
-    j.chunk = ((out + n * GEMV_CHUNKS_PER_THREAD - 1) / (n * GEMV_CHUNKS_PER_THREAD) + 3) & ~3;
+    gemv_job j = {.fn = fn, .y = y, .x = x, .w = w, .in = in, .out = out,
+                  .chunk = ((out + per - 1) / per + 3) & ~3};
+    atomic_init(&j.next, 0);
     ryz_pool_run(c->pool, gemv_part, &j);
 }
 

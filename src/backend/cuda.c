@@ -661,6 +661,15 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     return cu_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
 }
 
+int ryz_cuda_host_pinned(const void *p) {
+    struct cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError(); /* not a kept error: a plain answer */
+        return 0;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
 /* ---- bandwidth probe -------------------------------------------------------- */
 
 /* Two scratch blocks of `bytes` for the probe; ENOMEM says how much was
@@ -871,6 +880,11 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     (void)b;
     *free_bytes = *total_bytes = 0;
     return NO_CUDA("ryz_cuda_mem_info");
+}
+
+int ryz_cuda_host_pinned(const void *p) {
+    (void)p;
+    return 0;
 }
 
 ryz_status ryz_cuda_copy_bandwidth(ryz_backend *b, size_t bytes, int reps, double *bytes_per_s) {

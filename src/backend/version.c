@@ -46,3 +46,14 @@ void ryz_info_cuda(char *buf, size_t cap) {
     snprintf(buf, cap, "not built (make CUDA=1)");
 #endif
 }
+
+void ryz_info_cuda_line(char *buf, size_t cap) {
+    char info[1024];
+    size_t n = 0;
+    ryz_info_cuda(info, sizeof info);
+    for (const char *p = info; *p && n + 3 < cap; p++) {
+        if (*p == '\n') buf[n++] = ';';
+        buf[n++] = *p == '\n' ? ' ' : *p;
+    }
+    if (cap) buf[n < cap ? n : cap - 1] = '\0';
+}

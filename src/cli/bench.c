@@ -12,6 +12,7 @@
 #include "args.h"
 #include "ryz/cli.h"
 #include "ryz/cuda.h"
+#include "ryz/info.h"
 #include "ryz/model.h"
 #include "ryz/results.h"
 #include "ryz/suite.h"
@@ -140,7 +141,7 @@ static ryz_status bench_parse(int argc, char **argv, bench_args *a, int *help) {
         else return ryz_error(RYZ_EINVAL, "bench: unknown option '%s' (see --help)", o);
         if (st != RYZ_OK) return st;
     }
-    return bench_check_backend(a);
+    return *help ? RYZ_OK : bench_check_backend(a);
 }
 
 /* Statistics of n <= RYZ_BENCH_MAX_RUNS samples (v is left unsorted). */
@@ -397,6 +398,11 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     snprintf(text, sizeof text, "[case bench]\nmodel = %s\nbackend = %s\n%s", a->model, kind,
              a->tf32 ? "tf32 = 1\n" : "");
     ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, kind, "bench", text);
+    if (st == RYZ_OK && a->backend == RYZ_BACKEND_CUDA) { /* which GPU made these numbers */
+        char device[1024];
+        ryz_info_cuda_line(device, sizeof device);
+        st = ryz_results_set_str(&res.meta.device, device);
+    }
     for (int d = 0; st == RYZ_OK && d < a->n_dtype; d++)
         for (int t = 0; st == RYZ_OK && t < a->n_threads; t++) {
             bench_config k = {a->dtype[d], a->threads[t], ""};
@@ -429,10 +435,10 @@ static void bench_usage(void) {
            "  beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
            "  file that `ryz compare` tracks.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
-           "  cuda-DTYPE), decode against the HBM roofline of a copy kernel (bytes read +\n"
-           "  written per second over 2 x M MiB, best of 5; target >= 70%%). --tf32 lets\n"
-           "  the fp32 GEMMs use TF32 and checks its logits against IEEE fp32 (tolerance\n"
-           "  1e-2).\n");
+           "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"
+           "  read + written per second over 2 x M MiB, best of 5; target >= 70%%).\n"
+           "  --tf32 lets every configuration's fp32 GEMMs use TF32 and checks fp32 with\n"
+           "  TF32 against IEEE fp32 (tolerance 1e-2); bf16's check runs with TF32 off.\n");
 }
 
 int ryz_cmd_bench(int argc, char **argv) {

@@ -239,10 +239,13 @@ static ryz_status build_weights(ryz_model *m, ryz_weights *src) {
         m->widen = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->widen);
     if (packs_for_upload(m))
         m->pack = malloc((size_t)FILL_ROWS * (size_t)widest * sizeof *m->pack);
-    if (!m->emb || !m->cls || !m->final_norm || !m->layers ||
-        (fills_through_widen(m) && !m->widen) || (packs_for_upload(m) && !m->pack))
+    if (!m->emb || !m->cls || !m->final_norm || !m->layers)
         return ryz_error(RYZ_ENOMEM, "out of memory for embedding and LM head on rank %d",
                          s->rank);
+    if ((fills_through_widen(m) && !m->widen) || (packs_for_upload(m) && !m->pack))
+        return ryz_error(RYZ_ENOMEM, "out of host memory for the loading buffers (2 x %zu "
+                         "bytes: %d rows of %d) on rank %d", (size_t)FILL_ROWS * widest * 4,
+                         FILL_ROWS, widest, s->rank);
     ryz_status st = fill_block(m, src, RYZ_T_EMBED, s->vocab_start, s->vocab_local, 0, c->dim,
                                RYZ_DTYPE_F32, m->emb);
     if (st == RYZ_OK)

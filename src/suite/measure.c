@@ -61,14 +61,7 @@ static void suite_device(const ryz_suite *s, char *out, size_t cap) {
     snprintf(out, cap, "cpu");
     for (int i = 0; i < s->n_cases; i++)
         if (!strcmp(s->cases[i].backend, "cuda")) {
-            char info[1024];
-            size_t n = 0;
-            ryz_info_cuda(info, sizeof info);
-            for (const char *p = info; *p && n + 3 < cap; p++) {
-                if (*p == '\n') out[n++] = ';';
-                out[n++] = *p == '\n' ? ' ' : *p;
-            }
-            out[n] = '\0';
+            ryz_info_cuda_line(out, cap);
             return;
         }
 }

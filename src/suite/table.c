@@ -6,10 +6,14 @@
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out) {
     fprintf(out, "\ncase %s: %s  batch %d  prompt %d  new_tokens %d  (%d positions compared)\n",
             c->name, c->model, c->batch, c->prompt_len, c->new_tokens, positions);
-    if (c->dtype != RYZ_DTYPE_F32)
-        fprintf(out, "  %s weights at every TP, each against the f32 TP=1 reference with %s's "
-                     "tolerance (bf16_atol, bf16_rtol)\n",
-                ryz_dtype_name(c->dtype), ryz_dtype_name(c->dtype));
+    int bf16 = c->dtype == RYZ_DTYPE_BF16;
+    if (bf16 || c->tf32) /* the tolerance ryz_suite_case_tol gives them */
+        fprintf(out, "  %s at every TP, each against the f32 TP=1 reference with %s\n",
+                bf16 && c->tf32 ? "bf16 weights and TF32 GEMMs" : bf16 ? "bf16 weights"
+                                                                       : "TF32 GEMMs",
+                bf16 && c->tf32 ? "the larger of bf16's and tf32's tolerances"
+                : bf16          ? "bf16's tolerance (bf16_atol, bf16_rtol)"
+                                : "tf32's tolerance (tf32_atol, tf32_rtol)");
     if (*c->backend && strcmp(c->backend, "cpu") != 0) /* "": a file without its suite */
         fprintf(out, "  backend %s: every TP against the cpu backend's f32 TP=1 reference; "
                      "MiB/rank in %s memory, roof%% not measured\n",
