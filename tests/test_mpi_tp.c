@@ -261,6 +261,46 @@ START_TEST(test_lm_head) {
 }
 END_TEST
 
+/* Greedy ids from each rank's part of the logits equal ryz_argmax on the
+ * gathered row, on rows made to trip it: a unique maximum, all equal, the
+ * maximum in two shards (the first wins), NaN at global index 0 (where
+ * ryz_argmax's scan starts and stays), NaN opening another shard, all
+ * -inf; the padded columns of the last shard hold 1e30 and must not
+ * count (vocab 1001 at k = 2 and 4 leaves padding). */
+START_TEST(test_greedy_ids) {
+    enum { N = 6 };
+    ryz_model_config c = parse_cfg(LAYER_SRC);
+    ryz_shard s = shard_of(&c);
+    int V = c.vocab, vl = s.vocab_local, ids[N];
+    float *row = falloc((size_t)N * V), *part = falloc((size_t)N * vl);
+    float *pairs = falloc((size_t)N * RYZ_GREEDY_FLOATS * (s.tp + 1));
+    for (int i = 0; i < V; i++) {
+        row[i] = (float)((i * 7919) % 1009) / 1009.0f;      /* unique maximum */
+        row[V + i] = 0.5f;                                   /* all equal */
+        row[2 * V + i] = (float)(i % 13);                    /* 12 at i = 12, 25, ... */
+        row[3 * V + i] = (float)i;                           /* NaN at 0, below */
+        row[4 * V + i] = (float)(i % 17);
+        row[5 * V + i] = -INFINITY;
+    }
+    row[2 * V + V - 1] = 12;          /* the last shard ties the first */
+    row[3 * V] = NAN;
+    row[4 * V + V / 2] = NAN;                         /* mid-row */
+    if (s.vocab_local < V) row[4 * V + s.vocab_local] = NAN; /* opens rank 1's shard */
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < vl; j++) {
+            int g = s.vocab_start + j;
+            part[(size_t)r * vl + j] = g < V ? row[(size_t)r * V + g] : 1e30f;
+        }
+    ryz_status st = ryz_tp_greedy_ids(g_world, part, N, V, &s, pairs, ids);
+    ck_assert_msg(st == RYZ_OK, "%s", ryz_last_error());
+    for (int r = 0; r < N; r++)
+        ck_assert_msg(ids[r] == ryz_argmax(row + (size_t)r * V, V),
+                      "rank %d/%d row %d: greedy id %d, ryz_argmax on the whole row %d", g_rank,
+                      g_k, r, ids[r], ryz_argmax(row + (size_t)r * V, V));
+    free(row), free(part), free(pairs);
+}
+END_TEST
+
 /* ---- 2, 3. Whole model at TP=k against TP=1 --------------------------- */
 
 /* A whole-model case: source, batch, prompt length, new tokens, the
@@ -429,8 +469,9 @@ START_TEST(test_model_staged) {
 END_TEST
 
 /* As the suite runner does: only rank 0 keeps logits, and greedy runs set
- * last-only prefill on every rank. Both must complete (no mismatched
- * collective) and give the baseline's ids. */
+ * last-only prefill on every rank (at TP > 1 the ids then come from each
+ * rank's part of the logits, ryz_tp_greedy_ids). Both must complete (no
+ * mismatched collective) and give the baseline's ids. */
 START_TEST(test_logits_on_lead_only) {
     const model_case *mc = &model_cases[SKEW_CASE];
     ryz_model_config cfg = parse_cfg(mc->src);
@@ -447,9 +488,18 @@ START_TEST(test_logits_on_lead_only) {
     int same_full = st == RYZ_OK && !memcmp(ids, base.ids, (size_t)mc->batch * len * sizeof *ids);
     if (st == RYZ_OK) {
         ryz_model_set_last_only_prefill(m, 1);
+        ryz_comm_records_clear(g_world);
         st = ryz_model_generate(m, prompt, mc->batch, mc->prompt_len, mc->new_tokens, NULL, ids,
                                 NULL, NULL);
     }
+    size_t gathers = 0, vocab_gathers = 0; /* last-only greedy gathers ids, not logits */
+    for (size_t i = 0; i < ryz_comm_record_count(g_world); i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(g_world, i);
+        gathers += r->op == RYZ_OP_ALL_GATHER;
+        vocab_gathers += r->op == RYZ_OP_ALL_GATHER && r->bytes >= (size_t)cfg.vocab / g_k * 4;
+    }
+    ck_assert_uint_eq(vocab_gathers, 0);
+    ck_assert_uint_eq(gathers, g_k > 1 ? (size_t)mc->new_tokens : 0);
     int same_last = st == RYZ_OK && !memcmp(ids, base.ids, (size_t)mc->batch * len * sizeof *ids);
     ryz_model_free(m);
     free(ids), free(logits), free(prompt), test_gen_free(&base);
@@ -579,6 +629,7 @@ static Suite *tp_suite(void) {
     tcase_add_loop_test(layers, test_row_parallel, 0, 2);
     tcase_add_test(layers, test_embedding);
     tcase_add_test(layers, test_lm_head);
+    tcase_add_test(layers, test_greedy_ids);
     suite_add_tcase(s, layers);
     TCase *model = tcase_create("model");
     tcase_add_checked_fixture(model, NULL, reset_skew);

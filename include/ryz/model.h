@@ -84,6 +84,18 @@ ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_loca
  * part (n * vocab_local) and gather (n * vocab_padded) are scratch (unused
  * at tp 1, where the matmul writes logits directly and nothing is
  * gathered). stage: n * (vocab_local + vocab_padded) floats. */
+/* Greedy ids of n rows of vocab-parallel logits without gathering them
+ * (host-visible memory): each rank sends, per row, its shard's first logit
+ * and its first maximum (NaNs skipped) with that logit's global index,
+ * GREEDY_FLOATS floats; one all_gather of those, and every rank picks for
+ * row r the id ryz_argmax would give on the gathered row (a scan from the
+ * row's first logit, replaced by a strictly larger one: the lowest index
+ * on ties). part (n, vocab_local) is this rank's logits, columns past
+ * vocab ignored; pairs is scratch of n * RYZ_GREEDY_FLOATS * (tp + 1)
+ * floats; ids (n) on every rank. */
+#define RYZ_GREEDY_FLOATS 3
+ryz_status ryz_tp_greedy_ids(ryz_comm *c, const float *part, int n, int vocab,
+                             const ryz_shard *s, float *pairs, int *ids);
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
                           ryz_matrix cls_local, int n, int dim, int vocab,
                           const ryz_shard *s, float *part, float *gather, float *stage);
@@ -141,10 +153,15 @@ typedef struct {
 ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T, int pos0,
                                   const float **logits);
 
-/* With on, ryz_model_generate calls without a logits record prefill with
- * ryz_model_forward_last. Off by default: every rank of a TP group must make
- * the same choice (the LM head's all-gather size depends on it), so callers
- * set it uniformly, e.g. for timed greedy runs. */
+/* With on, ryz_model_generate calls without a logits record compute only
+ * what greedy decoding needs: the prefill's last rows
+ * (ryz_model_forward_last; no head at all for the chunks before the
+ * last), and at TP > 1 on host-visible memory each
+ * step's ids from every rank's part of the logits (ryz_tp_greedy_ids), with
+ * no all-gather of the vocab. Off by default: every rank of a TP group must
+ * make the same choice, and none may pass a logits record while it is on
+ * (the LM head's collectives depend on both), so callers set it uniformly,
+ * e.g. for timed greedy runs. */
 void ryz_model_set_last_only_prefill(ryz_model *m, int on);
 int ryz_model_last_only_prefill(const ryz_model *m);
 

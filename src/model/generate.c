@@ -28,7 +28,8 @@ static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *to
         T = P - pos < max_chunk ? P - pos : max_chunk;
         for (int b = 0; b < B; b++)
             memcpy(tok + (size_t)b * T, prompt + (size_t)b * P + pos, (size_t)T * sizeof(int));
-        ryz_status st = ryz_model_step(m, tok, B, T, pos, last, pos + T == P ? next : NULL);
+        ryz_status st = ryz_model_step(m, tok, B, T, pos, last, pos + T == P ? next : NULL,
+                                       logits != NULL);
         const float *out = NULL;
         if (st == RYZ_OK && logits) st = ryz_model_step_logits(m, &out);
         if (st != RYZ_OK) return st;
@@ -43,7 +44,7 @@ static ryz_status prefill(ryz_model *m, const int *prompt, int B, int P, int *to
 static ryz_status decode_step(ryz_model *m, const int *tok, int B, int pos, int *next,
                               float *logits, int rows) {
     int vocab = ryz_model_config_of(m)->vocab, vpad = ryz_model_shard(m)->vocab_padded;
-    ryz_status st = ryz_model_step(m, tok, B, 1, pos, 0, next);
+    ryz_status st = ryz_model_step(m, tok, B, 1, pos, 0, next, logits != NULL);
     const float *out = NULL;
     if (st == RYZ_OK && logits) st = ryz_model_step_logits(m, &out);
     if (st == RYZ_OK && logits) keep_logits(logits, out, B, 1, 0, pos, rows, vocab, vpad);

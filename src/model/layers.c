@@ -2,6 +2,10 @@
  * buffer is backend memory; a collective takes it in place, or, when
  * ryz_tp_staged says so, goes through a host buffer (download, collective,
  * upload). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "ryz/model.h"
 
 int ryz_tp_staged(const ryz_backend *b, const ryz_comm *c) {
@@ -52,6 +56,39 @@ ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_loca
     ryz_backend_matmul(b, y, x_local, w_local, n, in_local, out);
     if (ryz_comm_size(c) == 1) return RYZ_OK;
     return tp_all_reduce(b, c, y, (size_t)n * out, stage);
+}
+
+/* Row (n valid logits of a shard starting at global index start) into what
+ * ryz_tp_greedy_ids gathers: first logit, first maximum with NaNs skipped
+ * (NaN when there is none), its global index as int32 bits. */
+static void shard_best(const float *row, int n, int start, float out[RYZ_GREEDY_FLOATS]) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(row[i]) && (best < 0 || row[i] > row[best])) best = i;
+    int32_t g = best < 0 ? INT32_MAX : start + best;
+    out[0] = n > 0 ? row[0] : NAN;
+    out[1] = best < 0 ? NAN : row[best];
+    memcpy(&out[2], &g, sizeof g);
+}
+
+ryz_status ryz_tp_greedy_ids(ryz_comm *c, const float *part, int n, int vocab,
+                             const ryz_shard *s, float *pairs, int *ids) {
+    int vl = s->vocab_local, valid = vocab - s->vocab_start;
+    valid = valid < 0 ? 0 : valid > vl ? vl : valid;
+    float *mine = pairs, *all = pairs + (size_t)n * RYZ_GREEDY_FLOATS;
+    for (int r = 0; r < n; r++)
+        shard_best(part + (size_t)r * vl, valid, s->vocab_start, mine + (size_t)r * RYZ_GREEDY_FLOATS);
+    ryz_status st = ryz_comm_all_gather(c, mine, all, (size_t)n * RYZ_GREEDY_FLOATS);
+    for (int r = 0; st == RYZ_OK && r < n; r++) {
+        float best = all[(size_t)r * RYZ_GREEDY_FLOATS]; /* rank 0's first: where the scan starts */
+        int32_t id = 0;
+        for (int k = 0; k < s->tp; k++) {
+            const float *q = all + ((size_t)k * n + r) * RYZ_GREEDY_FLOATS;
+            if (q[1] > best) best = q[1], memcpy(&id, &q[2], sizeof id);
+        }
+        ids[r] = id;
+    }
+    return st;
 }
 
 ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,

@@ -53,6 +53,7 @@ struct ryz_model {
     float *h3;     /* (R, hidden_local) */
     float *scores; /* (max_chunk, seq_len) attention scores of one head */
     float *part;   /* (R, vocab_local) */
+    float *greedy; /* (B, RYZ_GREEDY_FLOATS * (tp + 1)): ryz_tp_greedy_ids, host-visible */
     float *gather; /* (R, vocab_padded) */
     float *logits; /* (R, vocab_padded) */
     int *tok;      /* (R) this forward's token ids */
@@ -318,9 +319,11 @@ static ryz_status build_state(ryz_model *m) {
     m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
     m->tok = alloc_n(m, RYZ_MEM_SCRATCH, R, 1, sizeof(int));
     m->next = alloc_n(m, RYZ_MEM_SCRATCH, B, 1, sizeof(int));
+    if (m->be->iface->host_visible)
+        m->greedy = alloc_f(m, RYZ_MEM_SCRATCH, B, (size_t)RYZ_GREEDY_FLOATS * (s->tp + 1));
     if (!m->kc || !m->vc || !m->x || !m->xb || !m->y || !m->q || !m->att || !m->k || !m->v ||
         !m->h1 || !m->h3 || !m->scores || !m->part || !m->gather || !m->logits || !m->tok ||
-        !m->next)
+        !m->next || (m->be->iface->host_visible && !m->greedy))
         return ryz_error(RYZ_ENOMEM, "out of memory for KV cache and scratch on rank %d",
                          s->rank);
     return build_host_buffers(m, R);
@@ -411,7 +414,7 @@ void ryz_model_free(ryz_model *m) {
     void *p[] = {&m->emb, &m->cls, &m->final_norm, &m->kc,     &m->vc,     &m->x,
                  &m->xb,  &m->y,   &m->q,          &m->att,    &m->k,      &m->v,
                  &m->h1,  &m->h3,  &m->scores,     &m->part,   &m->gather, &m->logits,
-                 &m->tok, &m->next};
+                 &m->tok, &m->next, &m->greedy};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free_f(m, p[i]);
     float *host[2] = {m->host_logits, m->stage};
     for (int i = 0; i < 2; i++) {
@@ -492,8 +495,10 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
 
 /* Final RMSNorm and LM head into m->logits. With last_only, each
  * sequence's last row is first copied to xb, so the norm and the head see
- * B rows; x (the residual stream) is left as it is. */
-static ryz_status head(ryz_model *m, int B, int T, int last_only) {
+ * B rows; x (the residual stream) is left as it is. With ids (B, host;
+ * one row per sequence, see greedy_in_place), only this rank's part of
+ * the logits is computed and ids receives the greedy ids. */
+static ryz_status head(ryz_model *m, int B, int T, int last_only, int *ids) {
     const ryz_model_config *c = &m->cfg;
     const ryz_backend_iface *f = m->be->iface;
     int n = B * T;
@@ -505,8 +510,24 @@ static ryz_status head(ryz_model *m, int B, int T, int last_only) {
         in = m->xb, n = B;
     }
     f->rmsnorm(m->be->ctx, m->xb, in, m->final_norm, n, c->dim, c->norm_eps);
+    if (ids) {
+        ryz_backend_matmul(m->be, m->part, m->xb, matrix_of(m, m->cls), n, c->dim,
+                           m->sh.vocab_local);
+        return ryz_tp_greedy_ids(m->comm, m->part, n, c->vocab, &m->sh, m->greedy, ids);
+    }
     return ryz_tp_lm_head(m->be, m->comm, m->logits, m->xb, matrix_of(m, m->cls), n, c->dim,
                           c->vocab, &m->sh, m->part, m->gather, m->stage);
+}
+
+/* Whether a step's greedy ids come from each rank's part of the logits
+ * (ryz_tp_greedy_ids: a few floats per sequence instead of an all-gather
+ * of the vocab): at TP > 1 on host-visible memory, with last-only prefill
+ * set (a choice every rank of the group makes alike, unlike whether it
+ * keeps logits), when the head has one row per sequence and the caller
+ * wants no logits. */
+static int greedy_in_place(const ryz_model *m, int T, int last_only, int want_logits) {
+    return !want_logits && m->last_only_prefill && (T == 1 || last_only) && m->sh.tp > 1 &&
+           m->be->iface->host_visible;
 }
 
 /* EINVAL unless B sequences of T tokens at pos0 fit the model and every
@@ -526,9 +547,10 @@ static ryz_status check_input(const ryz_model *m, const int *tokens, int B, int 
     return RYZ_OK;
 }
 
-/* Enqueues the embedding, every block and the head for tokens (host). */
+/* Enqueues the embedding, every block and (unless no_head) the head for
+ * tokens (host); ids as head's. */
 static ryz_status enqueue_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
-                                  int last_only) {
+                                  int last_only, int no_head, int *ids) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     int n = B * T;
@@ -540,24 +562,29 @@ static ryz_status enqueue_forward(ryz_model *m, const int *tokens, int B, int T,
         st = attention_block(m, l, B, T, pos0);
         if (st == RYZ_OK) st = ffn_block(m, l, n);
     }
-    return st == RYZ_OK ? head(m, B, T, last_only) : st;
+    return st == RYZ_OK && !no_head ? head(m, B, T, last_only, ids) : st;
 }
 
 ryz_status ryz_model_step(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
-                          int *next) {
+                          int *next, int want_logits) {
     const ryz_backend_iface *f = m->be->iface;
     m->rows = 0;
     ryz_status st = check_input(m, tokens, B, T, pos0);
     if (st != RYZ_OK) return st;
     int rows = last_only ? 1 : T; /* logits rows per sequence */
-    st = enqueue_forward(m, tokens, B, T, pos0, last_only);
-    if (st == RYZ_OK && next) /* greedy ids on the backend: only B ints come back */
+    int in_place = next && greedy_in_place(m, T, last_only, want_logits);
+    /* a prefill chunk before the last one, when no one keeps logits: its
+     * head would make logits nobody reads (decided alike on every rank) */
+    int no_head = !next && !want_logits && m->last_only_prefill;
+    st = enqueue_forward(m, tokens, B, T, pos0, last_only, no_head, in_place ? next : NULL);
+    if (st == RYZ_OK && next && !in_place) /* greedy ids on the backend: B ints come back */
         f->argmax(m->be->ctx, m->next, m->logits + (size_t)(rows - 1) * m->sh.vocab_padded, B,
                   m->cfg.vocab, rows * m->sh.vocab_padded);
     ryz_status done = f->sync(m->be->ctx); /* the forward's one wait; an op's kept error */
     if (st == RYZ_OK) st = done;
-    if (st == RYZ_OK && next) st = f->download(m->be->ctx, next, m->next, (size_t)B * sizeof(int));
-    if (st == RYZ_OK) m->rows = B * rows;
+    if (st == RYZ_OK && next && !in_place)
+        st = f->download(m->be->ctx, next, m->next, (size_t)B * sizeof(int));
+    if (st == RYZ_OK && !in_place && !no_head) m->rows = B * rows; /* else no logits made */
     return st;
 }
 
@@ -572,7 +599,7 @@ ryz_status ryz_model_step_logits(ryz_model *m, const float **logits) {
 /* A forward pass with its logits in host memory. */
 static ryz_status forward(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
                           const float **logits) {
-    ryz_status st = ryz_model_step(m, tokens, B, T, pos0, last_only, NULL);
+    ryz_status st = ryz_model_step(m, tokens, B, T, pos0, last_only, NULL, 1);
     ryz_status got = ryz_model_step_logits(m, logits); /* on failure: no rows, a valid pointer */
     return st != RYZ_OK ? st : got;
 }
