@@ -69,6 +69,12 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs,
         ryz_status st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                            ids, NULL, &t);
         if (st != RYZ_OK) return st;
+        /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
+         * collective (where the comm wrapper stops rank 0) may come for
+         * all `repeat` runs. With peers, rank 0 keeps to the collectives,
+         * or they would wait for it. */
+        int sig = ryz_comm_size(k->world) == 1 ? ryz_interrupted() : 0;
+        if (sig) return ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig);
         if (i < 0) continue;
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
         out->decode_steps = t.decode_steps;
