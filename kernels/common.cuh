@@ -22,41 +22,54 @@ static inline unsigned ryz_k_blocks(size_t n) {
     return (unsigned)(b < 1 ? 1 : b > RYZ_K_MAX_BLOCKS ? RYZ_K_MAX_BLOCKS : b);
 }
 
-__device__ __forceinline__ float ryz_warp_sum(float v) {
+// The two reductions the kernels need, as functors for the templates below.
+struct RyzAdd {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct RyzMax {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// op over the 32 lanes of a warp (butterfly), returned to every lane.
+template <class Op>
+__device__ __forceinline__ float ryz_warp_reduce(float v, Op op) {
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(RYZ_FULL_MASK, v, o);
+        v = op(v, __shfl_xor_sync(RYZ_FULL_MASK, v, o));
     return v;
+}
+
+// op over the block, returned to every thread; identity fills the lanes
+// past the last warp. red: 32 floats of shared memory. Starts with a
+// barrier, so shared writes made before the call are visible to the whole
+// block after it, and red may be reused by consecutive calls. Every thread
+// of the block must call it.
+template <class Op>
+__device__ __forceinline__ float ryz_block_reduce(float v, float *red, Op op, float identity) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    v = ryz_warp_reduce(v, op);
+    __syncthreads();
+    if (lane == 0)
+        red[warp] = v;
+    __syncthreads();
+    return ryz_warp_reduce(lane < warps ? red[lane] : identity, op);
+}
+
+__device__ __forceinline__ float ryz_warp_sum(float v) {
+    return ryz_warp_reduce(v, RyzAdd());
 }
 
 __device__ __forceinline__ float ryz_warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(RYZ_FULL_MASK, v, o));
-    return v;
+    return ryz_warp_reduce(v, RyzMax());
 }
 
-// Sum of v over the block, returned to every thread. red: 32 floats of
-// shared memory. Starts with a barrier, so shared writes made before the
-// call are visible to the whole block after it, and red may be reused by
-// consecutive calls. Every thread of the block must call it.
+// Sum of v over the block (ryz_block_reduce).
 __device__ __forceinline__ float ryz_block_sum(float v, float *red) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = ryz_warp_sum(v);
-    __syncthreads();
-    if (lane == 0)
-        red[warp] = v;
-    __syncthreads();
-    return ryz_warp_sum(lane < warps ? red[lane] : 0.0f);
+    return ryz_block_reduce(v, red, RyzAdd(), 0.0f);
 }
 
-// Maximum of v over the block, as ryz_block_sum.
+// Maximum of v over the block (ryz_block_reduce).
 __device__ __forceinline__ float ryz_block_max(float v, float *red) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = ryz_warp_max(v);
-    __syncthreads();
-    if (lane == 0)
-        red[warp] = v;
-    __syncthreads();
-    return ryz_warp_max(lane < warps ? red[lane] : -INFINITY);
+    return ryz_block_reduce(v, red, RyzMax(), -INFINITY);
 }
 
 #endif
