@@ -6,7 +6,8 @@
 # all-reduce (the comparison fails the case, exit 1) and SIGTERM during a run
 # (results absent or complete and marked interrupted, never truncated); then
 # one rank interrupted, a slow rank under the timeout, a full disk, bad
-# settings, and the two acceptance commands of issue 9 on suites/quick.ini.
+# settings, a hung and a killed rank inside the shm backend's collectives,
+# and the two acceptance commands of issue 9 on suites/quick.ini.
 # usage: bash tests/fault.sh [BUILD_DIR]   (tests/run.sh calls it)
 set -u
 BUILD=${1:-build}
@@ -17,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 export RYZ_TIMEOUT=5
 failed=0
 
-# suite NAME TP_LIST NEW_TOKENS REPEAT [MODEL]: writes $tmp/NAME.ini
+# suite NAME TP_LIST NEW_TOKENS REPEAT [MODEL [COMM]]: writes $tmp/NAME.ini
 suite() {
   cat >"$tmp/$1.ini" <<EOF
 [suite]
@@ -30,6 +31,7 @@ model = ${5:-synthetic:tiny}
 tp = $2
 prompt = 1 2 3 4 5 6 7 8
 new_tokens = $3
+comm = ${6:-mpi}
 EOF
 }
 suite np2 "1 2" 16 1
@@ -39,6 +41,7 @@ long="synthetic:tiny,dim=256,layers=4,seq_len=512" # ~20 s on 2 cores
 suite long1 "1" 400 64 "$long"
 suite long2 "1 2" 400 64 "$long"
 suite long4 "1 2 4" 400 64 "$long"
+suite shm2 "2" 16 1 synthetic:tiny shm
 
 # run NAME BOUND_S CMD...: runs CMD with a time limit; sets rc, secs, log.
 run() {
@@ -127,6 +130,18 @@ for np in 2 4; do
   verdict "SIGTERM np=$np" "non-zero; results $state (absent or complete, never broken)" \
     eval '[ "$rc" -ne 0 ] && [ "${secs%.*}" -lt 20 ] && [ "$state" != broken ]'
 done
+
+# Inside the shm backend's collectives (rank 0 polls shared memory, not
+# MPI): the watchdog still names the call and rank 1, and mpirun still ends
+# the job when a rank dies.
+RYZ_FAULT=hang:rank=1:step=30:op=all_reduce run shm-hang 60 $MPIRUN -np 2 "$RYZ" suite \
+  "$tmp/shm2.ini" -q -o "$tmp/shm.h5"
+verdict "shm hang np=2" "watchdog: exit 3 within timeout + 10 s naming the op and rank 1" \
+  eval 'is 3 && [ "${secs%.*}" -lt 20 ] && has "$timed_out" && has "rank 1 did not arrive" && no_file "$tmp/shm.h5"'
+RYZ_FAULT=kill:rank=1:step=30:op=all_reduce run shm-kill 60 $MPIRUN -np 2 "$RYZ" suite \
+  "$tmp/shm2.ini" -q -o "$tmp/shm.h5"
+verdict "shm kill np=2" "every rank exits non-zero, no results file" \
+  eval 'failed_fast any && no_file "$tmp/shm.h5"'
 
 sigterm term1 long1 2
 state=$(results_state "$tmp/term1.h5")

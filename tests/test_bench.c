@@ -412,8 +412,9 @@ END_TEST
 
 START_TEST(test_cli_corrupt_exits_1) {
     const char *runs[] = {"comm --np 1 -b 8 -e 64 -n 2 -w 0 -c 1",
-                          "comm --np 2 -b 8 -e 64 -n 2 -w 0 -c 1"};
-    for (int i = 0; i < 2; i++) {
+                          "comm --np 2 -b 8 -e 64 -n 2 -w 0 -c 1",
+                          "comm --np 2 --backend shm --op all -b 8 -e 1M -f 32 -n 2 -w 0 -c 1"};
+    for (int i = 0; i < 3; i++) {
         test_run r = test_run_ryz("RYZ_TEST_CORRUPT=1", runs[i]);
         ck_assert_msg(r.code == 1, "%s: exit %d\n%s%s", runs[i], r.code, r.out, r.err);
         ck_assert_msg(strstr(r.out, "# Wrong elements       : ") && strstr(r.out, "FAILED"),
@@ -422,6 +423,7 @@ START_TEST(test_cli_corrupt_exits_1) {
         r = test_run_ryz(NULL, runs[i]);
         ck_assert_msg(r.code == 0, "%s without the hook: exit %d\n%s", runs[i], r.code, r.err);
         ck_assert_msg(strstr(r.out, ": 0 OK"), "%s:\n%s", runs[i], r.out);
+        ck_assert_msg(i < 2 || strstr(r.out, "backend shm, 2 ranks"), "%s:\n%s", runs[i], r.out);
         test_run_free(&r);
     }
 }

@@ -122,23 +122,23 @@ static char *ids_line(const char *out) {
 }
 
 /* --backend and --comm: bad values and combinations are one-line usage
- * errors; cpu/mpi is the default; cuda without a device (or in a build
- * without CUDA) is refused before any rank starts, and with one it must
- * give the cpu run's greedy ids. */
+ * errors; cpu/mpi is the default; two ranks over shm give the same greedy
+ * ids; cuda without a device (or in a build without CUDA) is refused
+ * before any rank starts, and with one it must give the cpu run's ids. */
 START_TEST(test_generate_backend_options) {
     const char *base = "generate --model synthetic:tiny --prompt-ids \"1 2 3\" --new-tokens 8";
     char args[512];
     snprintf(args, sizeof args, "%s --backend gpu", base);
     expect_one_line_error(args, 2, "backend 'gpu' unknown (known: cpu, cuda)");
     snprintf(args, sizeof args, "%s --comm tcp", base);
-    expect_one_line_error(args, 2, "--comm 'tcp' unknown (known: mpi, nccl)");
+    expect_one_line_error(args, 2, "--comm 'tcp' unknown (known: mpi, nccl, shm)");
     snprintf(args, sizeof args, "%s --comm nccl", base);
     expect_one_line_error(args, 2, "--comm nccl needs --backend cuda");
     snprintf(args, sizeof args, "%s --tf32", base);
     expect_one_line_error(args, 2, "--tf32 needs --backend cuda");
-    char *ids[2];
-    const char *opts[2] = {"", " --backend cpu --comm mpi"};
-    for (int k = 0; k < 2; k++) {
+    char *ids[3];
+    const char *opts[3] = {"", " --backend cpu --comm mpi", " --tp 2 --comm shm"};
+    for (int k = 0; k < 3; k++) {
         snprintf(args, sizeof args, "%s%s", base, opts[k]);
         test_run r = test_run_ryz(NULL, args);
         ck_assert_msg(r.code == 0, "ryz %s: exit %d; stderr:\n%s", args, r.code, r.err);
@@ -146,6 +146,7 @@ START_TEST(test_generate_backend_options) {
         test_run_free(&r);
     }
     ck_assert_str_eq(ids[0], ids[1]);
+    ck_assert_str_eq(ids[0], ids[2]);
     snprintf(args, sizeof args, "%s --backend cuda", base);
     test_run r = test_run_ryz(NULL, args);
     if (r.code == 0) { /* a CUDA build on a GPU */
@@ -158,7 +159,7 @@ START_TEST(test_generate_backend_options) {
                       "ryz %s: exit %d; stdout '%s'; stderr '%s'", args, r.code, r.out, r.err);
     }
     test_run_free(&r);
-    free(ids[0]), free(ids[1]);
+    free(ids[0]), free(ids[1]), free(ids[2]);
 }
 END_TEST
 
@@ -376,7 +377,7 @@ START_TEST(test_suite_ci_passes) {
     ck_assert_int_eq(res.meta.world_size, 4);
     ck_assert_int_eq(res.meta.cores, cores);
     ck_assert_int_eq(res.meta.oversubscribed, 4 > cores);
-    ck_assert_msg(res.n_correctness == 14 && res.n_timing > 0 && res.n_memory > 0 &&
+    ck_assert_msg(res.n_correctness == 16 && res.n_timing > 0 && res.n_memory > 0 &&
                       res.n_collectives > 0 && res.n_samples > 0,
                   "tables: %zu correctness, %zu timing, %zu memory, %zu collectives, %zu samples",
                   res.n_correctness, res.n_timing, res.n_memory, res.n_collectives, res.n_samples);

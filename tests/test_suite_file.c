@@ -261,7 +261,7 @@ END_TEST
 
 START_TEST(test_bad_values) {
     EXPECT_EINVAL(CASE_OK "backend = gpu\n", "suites/x.ini:4:", "'gpu'", "cpu or cuda");
-    EXPECT_EINVAL(CASE_OK "comm = gloo\n", "'gloo'", "mpi or nccl");
+    EXPECT_EINVAL(CASE_OK "comm = gloo\n", "'gloo'", "mpi, nccl or shm");
     EXPECT_EINVAL("[case a]\nmodel = m\nprompt = 1 two\n", "suites/x.ini:3:", "prompt", "'two'");
     EXPECT_EINVAL("[case a]\nmodel = \"m\nprompt = 1\n", "suites/x.ini:2:", "unterminated quote");
     EXPECT_EINVAL("[case a]\nmodel =\nprompt = 1\n", "suites/x.ini:2:", "empty value", "model");

@@ -29,14 +29,16 @@ int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
  * one-rank world, and returns the world communicator in *world. */
 ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code);
 /* Frees world and finalises MPI when it was started (by ryz_cli_world or
- * ryz_cli_nccl_world); free every communicator built on MPI first. */
+ * ryz_cli_comm_world); free every communicator built on MPI first. */
 void ryz_cli_world_free(ryz_comm *world);
-/* The nccl communicator over the MPI world (one GPU per rank), after
- * ryz_cli_world: MPI is started as a singleton when this process is not
- * under mpirun (a one-rank run). Collective over the world. Errors as
- * ryz_comm_init_nccl_world. Free it (ryz_comm_free) before
+/* The communicator named `comm` over the MPI world, after ryz_cli_world:
+ * "nccl" (one GPU per rank; ryz_comm_init_nccl_world) or "shm" (ranks of
+ * one node; ryz_comm_init_shm_world); *out NULL for "mpi", whose
+ * communicator is the world itself. MPI is started as a singleton when
+ * this process is not under mpirun (a one-rank run). Collective over the
+ * world; errors as those functions. Free it (ryz_comm_free) before
  * ryz_cli_world_free. */
-ryz_status ryz_cli_nccl_world(ryz_comm **out);
+ryz_status ryz_cli_comm_world(const char *comm, ryz_comm **out);
 /* Reports a failed status as one "ryz: error: ..." line per message line on
  * stderr, from rank 0 only unless the error is a communication failure, and
  * returns its exit code (128 + N once signal N arrived). On a world of

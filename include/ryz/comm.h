@@ -60,6 +60,12 @@ ryz_status ryz_comm_init_self(ryz_comm **out);
  * watchdog on, also starts this process's watchdog thread (stopped by
  * ryz_mpi_finalize). EINVAL when built without MPI. */
 ryz_status ryz_comm_init_mpi_world(ryz_comm **out);
+/* The shared-memory communicator over MPI_COMM_WORLD, after ryz_mpi_init
+ * (src/comm/shm.c): the same ranks, collectives through a segment in
+ * /dev/shm that every rank maps, host memory only. Collective over the
+ * world. EINVAL when the ranks are not all on one node; EIO when the
+ * segment cannot be mapped. */
+ryz_status ryz_comm_init_shm_world(ryz_comm **out);
 /* Initialises MPI once; safe to call twice. Runs ryz_comm_setup first
  * (its error is returned). Asks for MPI_THREAD_MULTIPLE while the watchdog
  * is on (RYZ_TIMEOUT > 0), else funneled. */

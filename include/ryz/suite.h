@@ -34,7 +34,7 @@ typedef struct {
     int prompt_len;                 /* >= 1 */
     int new_tokens;                 /* >= 1 (default 16) */
     char backend[16];               /* "cpu" (default) or "cuda" */
-    char comm[16];                  /* "mpi" (default) or "nccl" */
+    char comm[16];                  /* "mpi" (default), "nccl" or "shm" */
     ryz_dtype dtype;                /* weight storage of every run (default f32); the
                                        reference outputs always come from f32 TP=1 */
     int tf32;                       /* 1: cuBLAS may use TF32 (backend = cuda only) */
@@ -104,8 +104,9 @@ ryz_status ryz_suite_validate(const ryz_suite *s);
  * precisions' own (bf16_atol, tf32_atol and their rtol). */
 void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *atol,
                         double *rtol);
-/* Whether any case has comm = nccl (the run then needs ryz_run_opts.nccl). */
-int ryz_suite_needs_nccl(const ryz_suite *s);
+/* Whether any case has comm = `comm` ("nccl" or "shm": the run then needs
+ * ryz_run_opts.nccl or .shm). */
+int ryz_suite_needs_comm(const ryz_suite *s, const char *comm);
 /* Parses a list of token ids separated by spaces or commas into a malloc'd
  * array. EINVAL naming the bad token; ids must be in [0, 2^31). */
 ryz_status ryz_parse_ids(const char *text, int **ids, int *n);
@@ -138,6 +139,8 @@ typedef struct {
      * cases are split; world stays the one for everything else (broadcasts,
      * barriers, peer checks). NULL when no case has comm = nccl. */
     ryz_comm *nccl;
+    /* The same for comm = shm (ryz_comm_init_shm_world). */
+    ryz_comm *shm;
     /* TEST ONLY: makes the backend of a case's runs instead of
      * ryz_backend_init(case backend, threads), so that tests can run a
      * case with backend = cuda on a stand-in (tests/shadow_backend.h).
@@ -152,7 +155,7 @@ typedef struct {
  * so a cuda case is also checked against the cpu at every TP; the TP=1
  * timing baseline and every TP degree run on the case's backend and dtype
  * (ryz_backend_init, or opts->backend_init), their TP groups split from
- * world, or from opts->nccl for comm = nccl. Memory rows are the backend's
+ * world, or from opts->nccl or opts->shm for comm = nccl or shm. Memory rows are the backend's
  * bytes (device bytes on cuda). Call ryz_suite_validate first. Returns OK
  * and *failed = number of failed (case, tp) checks, or an error status
  * (EINVAL bad input, e.g. a comm = nccl case without opts->nccl;

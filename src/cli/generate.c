@@ -12,7 +12,7 @@
 typedef struct {
     const char *model, *ids, *text, *tokenizer, *dump;
     int new_tokens, tp, tp_set, batch, threads;
-    int nccl; /* --comm nccl */
+    const char *comm; /* --comm: mpi (default), nccl or shm */
     int tf32; /* --tf32: cuBLAS may use TF32 (cuda) */
     ryz_dtype dtype;
     ryz_backend_kind backend;
@@ -22,7 +22,7 @@ static void gen_usage(FILE *f) {
     fprintf(f, "usage: ryz generate --model SRC (--prompt-ids \"1 2 3\" | --prompt TEXT\n"
                "                    [--tokenizer tokenizer.bin]) --new-tokens N\n"
                "                    [--tp K] [--batch B] [--threads T] [--dtype f32|bf16]\n"
-               "                    [--backend cpu|cuda [--tf32]] [--comm mpi|nccl]\n"
+               "                    [--backend cpu|cuda [--tf32]] [--comm mpi|nccl|shm]\n"
                "                    [--dump-logits FILE]\n"
                "  Prints the prompt and generated ids as one line 'ids: ...'. With --tp K > 1\n"
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
@@ -34,23 +34,24 @@ static void gen_usage(FILE *f) {
                "  build (make CUDA=1) and a device; --tf32 lets its fp32 GEMMs use TF32\n"
                "  tensor cores (10 mantissa bits). --comm nccl (cuda only) all-reduces\n"
                "  device buffers with NCCL, one GPU per rank; with mpi (the default) a cuda\n"
-               "  run stages each collective through host memory.\n"
+               "  run stages each collective through host memory. --comm shm uses ryz's own\n"
+               "  shared-memory collectives (all ranks on one node) instead of Open MPI's.\n"
                "  SRC: synthetic:PRESET[,key=value...] (presets tiny 15m 110m 1b 7b), a\n"
                "  llama2.c .bin, a Hugging Face directory, or a `ryz shard` directory (its tp\n"
                "  is the default --tp).\n");
 }
 
-/* --comm's value: "mpi" or "nccl". */
+/* --comm's value: "mpi", "nccl" or "shm". */
 static ryz_status gen_parse_comm(const char *v, gen_args *a) {
-    if (v && (!strcmp(v, "mpi") || !strcmp(v, "nccl"))) {
-        a->nccl = !strcmp(v, "nccl");
+    if (v && (!strcmp(v, "mpi") || !strcmp(v, "nccl") || !strcmp(v, "shm"))) {
+        a->comm = v;
         return RYZ_OK;
     }
-    return ryz_error(RYZ_EINVAL, "--comm '%s' unknown (known: mpi, nccl)", v ? v : "");
+    return ryz_error(RYZ_EINVAL, "--comm '%s' unknown (known: mpi, nccl, shm)", v ? v : "");
 }
 
 static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
-    *a = (gen_args){.new_tokens = 16, .tp = 1, .batch = 1, .threads = 1};
+    *a = (gen_args){.new_tokens = 16, .tp = 1, .batch = 1, .threads = 1, .comm = "mpi"};
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -85,7 +86,7 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     if (!a->model) return ryz_error(RYZ_EINVAL, "generate: --model is required");
     if (!a->ids == !a->text)
         return ryz_error(RYZ_EINVAL, "generate: give one of --prompt-ids or --prompt");
-    if (a->nccl && a->backend != RYZ_BACKEND_CUDA)
+    if (!strcmp(a->comm, "nccl") && a->backend != RYZ_BACKEND_CUDA)
         return ryz_error(RYZ_EINVAL,
                          "generate: --comm nccl needs --backend cuda (NCCL moves GPU memory; the "
                          "cpu backend uses --comm mpi)");
@@ -211,15 +212,15 @@ int ryz_cmd_generate(int argc, char **argv) {
         free(prompt);
         return ryz_cli_fail(st, NULL);
     }
-    ryz_comm *world = NULL, *nccl = NULL, *tpc = NULL;
+    ryz_comm *world = NULL, *over = NULL, *tpc = NULL; /* over: the --comm world, unless mpi */
     st = ryz_cli_world(a.tp, argc + 1, argv - 1, &world, &code);
-    if (st == RYZ_OK && a.nccl) st = ryz_cli_nccl_world(&nccl);
-    if (st == RYZ_OK) st = ryz_comm_split_first(nccl ? nccl : world, a.tp, &tpc);
+    if (st == RYZ_OK) st = ryz_cli_comm_world(a.comm, &over);
+    if (st == RYZ_OK) st = ryz_comm_split_first(over ? over : world, a.tp, &tpc);
     if (st == RYZ_OK && tpc) st = gen_run(&a, &cfg, prompt, P, tpc);
     code = st == RYZ_OK ? 0 : ryz_cli_fail(st, world);
     ryz_comm_free(tpc);
-    ryz_comm_free(nccl);
-    ryz_cli_world_free(world); /* also the singleton MPI of a one-rank nccl run */
+    ryz_comm_free(over);
+    ryz_cli_world_free(world); /* also the singleton MPI of a one-rank nccl or shm run */
     free(prompt);
     return code;
 }

@@ -35,7 +35,7 @@ int ryz_cmd_info(int argc, char **argv) {
     /* Asked of cuda.c itself, so "cuda" and "nccl" appear exactly when
      * their implementations (not stubs) are linked in. */
     print_field("backends", ryz_cuda_built() ? "cpu cuda" : ryz_info_backends());
-    print_field("comm", ryz_cuda_built() ? "self mpi nccl" : "self mpi");
+    print_field("comm", ryz_cuda_built() ? "self mpi shm nccl" : "self mpi shm");
     ryz_info_mpi(buf, sizeof buf);
     print_field("MPI", buf);
     ryz_info_blas(buf, sizeof buf);

@@ -25,7 +25,8 @@ static void suite_usage(FILE *f) {
                "  [acceptance] thresholds are checks; --junit writes them as JUnit XML.\n"
                "  A case with backend = cuda runs each rank on its GPU (a CUDA build and a\n"
                "  device; f32), checked against the cpu backend's f32 TP=1 reference;\n"
-               "  comm = nccl (cuda only) needs one GPU per rank.\n"
+               "  comm = nccl (cuda only) needs one GPU per rank; comm = shm uses ryz's own\n"
+               "  shared-memory collectives (all ranks on one node) instead of Open MPI's.\n"
                "  Exit: 0 all pass, 1 a check failed, 2 bad input, 3 communication failure.\n");
 }
 
@@ -141,7 +142,8 @@ int ryz_cmd_suite(int argc, char **argv) {
     if (!a.out) sub_argv[sub_argc++] = "-o", sub_argv[sub_argc++] = out;
     sub_argv[sub_argc] = NULL;
     st = ryz_cli_world(np, sub_argc, sub_argv, &world, &code);
-    if (st == RYZ_OK && ryz_suite_needs_nccl(&s)) st = ryz_cli_nccl_world(&a.run.nccl);
+    if (st == RYZ_OK && ryz_suite_needs_comm(&s, "nccl")) st = ryz_cli_comm_world("nccl", &a.run.nccl);
+    if (st == RYZ_OK && ryz_suite_needs_comm(&s, "shm")) st = ryz_cli_comm_world("shm", &a.run.shm);
     if (st == RYZ_OK) st = ryz_suite_run(&s, world, &a.run, &res, &failed);
     int lead = world && ryz_comm_rank(world) == 0;
     if (st == RYZ_OK && lead) st = suite_finish(&a, &s, &res, out, &failed);
@@ -149,6 +151,7 @@ int ryz_cmd_suite(int argc, char **argv) {
     if (st != RYZ_OK) code = ryz_cli_fail(st, world);
     else code = failed ? 1 : 0;
     ryz_comm_free(a.run.nccl);
+    ryz_comm_free(a.run.shm);
     ryz_cli_world_free(world);
     ryz_results_free(&res);
     ryz_suite_free(&s);

@@ -66,10 +66,12 @@ void ryz_cli_world_free(ryz_comm *world) {
     ryz_mpi_finalize(); /* nothing to do when MPI was never started */
 }
 
-ryz_status ryz_cli_nccl_world(ryz_comm **out) {
+ryz_status ryz_cli_comm_world(const char *comm, ryz_comm **out) {
     *out = NULL;
+    if (!strcmp(comm, "mpi")) return RYZ_OK;
     ryz_status st = ryz_mpi_init(NULL, NULL);
-    return st == RYZ_OK ? ryz_comm_init_nccl_world(out) : st;
+    if (st != RYZ_OK) return st;
+    return !strcmp(comm, "nccl") ? ryz_comm_init_nccl_world(out) : ryz_comm_init_shm_world(out);
 }
 
 int ryz_cli_fail(ryz_status s, ryz_comm *world) {

@@ -39,6 +39,10 @@ void comm_describe(const comm_call *call, char *buf, size_t cap);
 int comm_process_rank(void);
 void comm_set_process_rank(int rank);
 
+/* The mpi backend's check_peers (mpi.c), also the shm backend's: asks
+ * world ranks 0..n-1 over the watchdog's side channel, ctx unused. */
+ryz_status comm_mpi_check_peers(void *ctx, int n, double grace_s);
+
 /* Sleeps s seconds, resuming after signals. */
 void comm_sleep(double s);
 

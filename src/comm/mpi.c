@@ -380,7 +380,7 @@ static void watchdog_stop(void) {
 }
 
 /* Which of ranks 0..n-1 answer within grace_s (main thread). */
-static ryz_status mpi_check_peers(void *ctx, int n, double grace_s) {
+ryz_status comm_mpi_check_peers(void *ctx, int n, double grace_s) {
     (void)ctx;
     if (!wd.on || !wd.side_on)
         return ryz_error(RYZ_ECOMM, "cannot tell whether the other ranks are alive: no watchdog "
@@ -464,7 +464,7 @@ static const ryz_comm_iface mpi_iface = {
     .abort = mpi_abort,
     .split_first = mpi_split_first,
     .free = mpi_free,
-    .check_peers = mpi_check_peers,
+    .check_peers = comm_mpi_check_peers,
 };
 
 static ryz_status mpi_wrap(MPI_Comm comm, int owned, ryz_comm **out) {

@@ -351,9 +351,31 @@ static ryz_status case_prepare(case_ctx *k) {
     return RYZ_OK;
 }
 
+/* The communicator the TP groups of a comm = `name` case are split from:
+ * opts' one over world's ranks for nccl and shm, world itself for mpi. */
+static ryz_comm *comm_for(const ryz_run_opts *o, ryz_comm *world, const char *name) {
+    return !strcmp(name, "nccl") ? o->nccl : !strcmp(name, "shm") ? o->shm : world;
+}
+
+/* EINVAL when a case's comm is missing from opts, or has other ranks than
+ * world. */
+static ryz_status check_run_comms(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *o) {
+    static const char *const names[] = {"nccl", "shm"};
+    for (int i = 0; i < 2; i++) {
+        ryz_comm *c = comm_for(o, world, names[i]);
+        if (!c && ryz_suite_needs_comm(s, names[i]))
+            return ryz_error(RYZ_EINVAL, "suite %s has a case with comm = %s but the run has no "
+                             "%s communicator (ryz_run_opts.%s)", s->name, names[i], names[i],
+                             names[i]);
+        if (c && ryz_comm_size(c) != ryz_comm_size(world))
+            return ryz_error(RYZ_EINVAL, "suite %s: the %s communicator has %d ranks, the world %d",
+                             s->name, names[i], ryz_comm_size(c), ryz_comm_size(world));
+    }
+    return RYZ_OK;
+}
+
 static ryz_status run_case(case_ctx *k, int *failed) {
-    /* TP groups of an nccl case come from the nccl comm over world's ranks */
-    ryz_comm *parent = strcmp(k->c->comm, "nccl") ? k->world : k->opts->nccl;
+    ryz_comm *parent = comm_for(k->opts, k->world, k->c->comm);
     ryz_status st = case_prepare(k);
     if (st == RYZ_OK && ryz_comm_rank(k->world) == 0)
         ryz_suite_print_case_header(k->c, k->B * k->rows, stdout);
@@ -458,14 +480,9 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
     if (s->repeat > RYZ_SUITE_MAX_REPEAT) return ryz_suite_validate(s); /* says why */
-    if (ryz_suite_needs_nccl(s) && !opts->nccl)
-        return ryz_error(RYZ_EINVAL, "suite %s has a case with comm = nccl but the run has no "
-                                     "nccl communicator (ryz_run_opts.nccl)", s->name);
-    if (opts->nccl && ryz_comm_size(opts->nccl) != ryz_comm_size(world))
-        return ryz_error(RYZ_EINVAL, "suite %s: the nccl communicator has %d ranks, the world %d",
-                         s->name, ryz_comm_size(opts->nccl), ryz_comm_size(world));
     bw_table bw = {0};
-    ryz_status st = ryz_measure_machine(world, s, &res->meta);
+    ryz_status st = check_run_comms(s, world, opts);
+    if (st == RYZ_OK) st = ryz_measure_machine(world, s, &res->meta);
     if (st == RYZ_OK) st = measure_bandwidth(s, world, &bw);
     res->meta.read_bandwidth_gbs = bw_of(&bw, 1) / 1e9;
     if (st == RYZ_OK && lead && res->meta.oversubscribed)

@@ -226,11 +226,18 @@ static ryz_status set_str(const parser *p, const char *key, const char *val, cha
 }
 
 /* Sets dst to `val` when it is one of a or b; else EINVAL listing both. */
-static ryz_status set_choice(const parser *p, const char *key, const char *val, const char *a,
-                             const char *b, char *dst, size_t cap) {
-    if (strcmp(val, a) != 0 && strcmp(val, b) != 0)
-        return perr(p, p->line, "bad %s '%s' (want %s or %s)", key, val, a, b);
-    return set_str(p, key, val, dst, cap);
+/* val must be one of the NULL-terminated `choices`; the error lists them
+ * ("want mpi, nccl or shm"). */
+static ryz_status set_choice(const parser *p, const char *key, const char *val,
+                             const char *const *choices, char *dst, size_t cap) {
+    char want[128] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(val, choices[i])) return set_str(p, key, val, dst, cap);
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof want - len, "%s%s", i == 0 ? "" : choices[i + 1] ? ", " : " or ",
+                 choices[i]);
+    }
+    return perr(p, p->line, "bad %s '%s' (want %s)", key, val, want);
 }
 
 /* Parses a tp list ("1, 2 4") into c->tp; each degree >= 1, at most
@@ -363,9 +370,11 @@ static ryz_status set_case_key(const parser *p, int k, const char *val) {
     case K_NEW_TOKENS:
         return set_int(p, key, val, 1, &c->new_tokens);
     case K_BACKEND:
-        return set_choice(p, key, val, "cpu", "cuda", c->backend, sizeof c->backend);
+        return set_choice(p, key, val, (const char *const[]){"cpu", "cuda", NULL}, c->backend,
+                          sizeof c->backend);
     case K_COMM:
-        return set_choice(p, key, val, "mpi", "nccl", c->comm, sizeof c->comm);
+        return set_choice(p, key, val, (const char *const[]){"mpi", "nccl", "shm", NULL}, c->comm,
+                          sizeof c->comm);
     case K_TF32:
         if (strcmp(val, "0") && strcmp(val, "1"))
             return perr(p, p->line, "bad tf32 '%s' (want 0 or 1)", val);

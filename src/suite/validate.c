@@ -79,9 +79,9 @@ void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *ato
     *atol = a, *rtol = r;
 }
 
-int ryz_suite_needs_nccl(const ryz_suite *s) {
+int ryz_suite_needs_comm(const ryz_suite *s, const char *comm) {
     for (int i = 0; i < s->n_cases; i++)
-        if (!strcmp(s->cases[i].comm, "nccl")) return 1;
+        if (!strcmp(s->cases[i].comm, comm)) return 1;
     return 0;
 }
 
