@@ -525,6 +525,27 @@ START_TEST(test_mem_read_passes) {
 }
 END_TEST
 
+/* The probe's sum of every pass (src/core/bandwidth.c), kept observable. */
+extern volatile uint64_t bandwidth_sink;
+
+/* Every element is read exactly once per pass, whatever the split into
+ * threads and into four (skewed, past 1 MiB per thread) streams per
+ * thread leaves over: the buffer holds
+ * 0, 1, 2, ..., so the passes' sum is reps * n (n - 1) / 2. */
+START_TEST(test_mem_read_every_element) {
+    const size_t sizes[] = {4096, 4096 + 8, (64 << 10) + 8 * 37, (1 << 20) - 8, (4 << 20) + 8 * 13};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (int threads = 1; threads <= 3; threads++) {
+            double sec[2];
+            ck_assert_int_eq(ryz_mem_read_passes(sizes[k], threads, 2, NULL, NULL, sec), RYZ_OK);
+            uint64_t n = sizes[k] / 8, want = 2 * (n * (n - 1) / 2);
+            ck_assert_msg(bandwidth_sink == want, "%zu bytes, %d threads: sum %llu, want %llu",
+                          sizes[k], threads, (unsigned long long)bandwidth_sink,
+                          (unsigned long long)want);
+        }
+}
+END_TEST
+
 START_TEST(test_error_wrap) {
     ryz_error(RYZ_EINVAL, "n_heads 4 not divisible by tp 3\nhidden 2 smaller than tp 3");
     ck_assert_int_eq(ryz_error_wrap(RYZ_EINVAL, "case %s", "a"), RYZ_EINVAL);
@@ -595,6 +616,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_kind_names);
     tcase_add_test(tc, test_mem_peak_rss);
     tcase_add_test(tc, test_mem_read_passes);
+    tcase_add_test(tc, test_mem_read_every_element);
     suite_add_tcase(s, tc);
     tc = tcase_create("env_time");
     tcase_add_test(tc, test_env_int_unset_and_valid);

@@ -629,8 +629,10 @@ END_TEST
  * rounded values), at 1, 2 and 3 threads. out 205 splits into row-group chunks the threads claim
  * and leaves a row after the last bf16 row group; in 37 and 40 take the
  * row-major bf16 layout, 64 and 4096 the tiled one (4096 makes the bf16
- * prefill widen W in several blocks); fp32 in 37 is scalar, 40 four rows
- * per pass, 64 one short row at a time. */
+ * prefill widen W in several blocks); fp32 in 37 is scalar, 40 and up the
+ * four-band kernel. Each thread count cuts the rows into other chunks, so
+ * the bands, the bf16 kernel's odd last group and the rows after the last
+ * group fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 205, NMAX = 3 };
     const int ins[] = {37, 40, 64, 4096}, ns[] = {1, NMAX};

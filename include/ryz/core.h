@@ -83,9 +83,10 @@ typedef struct {
 } ryz_stats;
 void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
 
-/* Memory read bandwidth in bytes/s: `threads` threads each stream their
- * part of a `bytes` buffer (larger than the caches) `reps` times; the best
- * rep counts. 0 with a message on failure. */
+/* Memory read bandwidth in bytes/s: `threads` threads each read their
+ * part of a `bytes` buffer (larger than the caches) as four sequential
+ * streams side by side, `reps` times; the best rep counts. 0 with a
+ * message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
 /* The passes behind it: `reps` timed passes (seconds[r]) over one buffer,
  * calling before(ctx, r) ahead of each pass, so that several processes can

@@ -124,16 +124,21 @@ AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Decode GEMV rows [o0, o1), in % 8 == 0: four rows per pass so four
- * streams of W are in flight while x stays in L1. Decode is bound by
- * reading W once; this keeps the loads back to back. */
+/* Decode GEMV rows [o0, o1), in % 8 == 0. The rows split into four
+ * bands read side by side, one row of each per pass, so W is four long
+ * sequential streams while x stays in L1: on the development VM four
+ * streams read 1.3x faster than one, and four interleaved rows of one
+ * band (streams 3 KiB long, restarting at every row group) only reached
+ * 68-87 % of that (docs/performance.md). Each row is summed in the same
+ * order whatever its band. */
 AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in, int out, int o0,
                                int o1) {
     const float *w = wv;
-    int o = o0;
+    int band = (o1 - o0) / 4, o = o0;
+    size_t step = (size_t)band * in;
     (void)out;
-    for (; o + 4 <= o1; o += 4) {
-        const float *w0 = w + (size_t)o * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+    for (; o < o0 + band; o++) {
+        const float *w0 = w + (size_t)o * in, *w1 = w0 + step, *w2 = w1 + step, *w3 = w2 + step;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < in; i += 8) {
             __m256 xv = _mm256_loadu_ps(x + i);
@@ -142,9 +147,10 @@ AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in,
             a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
             a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
         }
-        y[o] = hsum256(a0), y[o + 1] = hsum256(a1), y[o + 2] = hsum256(a2), y[o + 3] = hsum256(a3);
+        y[o] = hsum256(a0), y[o + band] = hsum256(a1);
+        y[o + 2 * band] = hsum256(a2), y[o + 3 * band] = hsum256(a3);
     }
-    for (; o < o1; o++) {
+    for (o = o0 + 4 * band; o < o1; o++) {
         __m256 a = _mm256_setzero_ps();
         for (int i = 0; i < in; i += 8)
             a = _mm256_fmadd_ps(_mm256_loadu_ps(w + (size_t)o * in + i), _mm256_loadu_ps(x + i), a);
@@ -152,75 +158,75 @@ AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in,
     }
 }
 
-/* Decode GEMV rows [o0, o1), one row at a time, in % 32 == 0: for short
- * rows (wo at TP 2 has 384 columns, 1.5 KiB) four interleaved row streams
- * each end before the hardware prefetcher has locked on (75 % of the read
- * bandwidth against 90 % reading the rows in order, measured on 768 x 384
- * matrices). */
-AVX2 static void gemv_f32_row_avx2(float *y, const float *x, const void *wv, int in, int out,
-                                   int o0, int o1) {
-    const float *w = wv;
-    (void)out;
-    for (int o = o0; o < o1; o++) {
-        const float *r = w + (size_t)o * in;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int i = 0; i < in; i += 32) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 16), _mm256_loadu_ps(x + i + 16), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 24), _mm256_loadu_ps(x + i + 24), a3);
-        }
-        y[o] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    }
-}
-
-/* 16 bf16 weights at p times x: unpacking against zero puts each weight in
- * the high half of a float (the widening costs no extra op), in the order
- * of 128-bit lanes, which xl/xh (bf16_permute_x) already follow. */
-#define BF16_FMA16(p, xl, xh, al, ah)                                                      \
-    do {                                                                                   \
-        __m256i v_ = _mm256_loadu_si256((const __m256i *)(const void *)(p));               \
-        al = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v_)), xl, al); \
-        ah = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, ah); \
+/* 16 bf16 weights at p times x, into one row's accumulator a: unpacking
+ * against zero puts each weight in the high half of a float (the widening
+ * costs no extra op), in the order of 128-bit lanes, which xl/xh
+ * (bf16_permute_x) already follow. */
+#define BF16_FMA16(p, xl, xh, a)                                                          \
+    do {                                                                                  \
+        __m256i v_ = _mm256_loadu_si256((const __m256i *)(const void *)(p));              \
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v_)), xl, a); \
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, a); \
     } while (0)
 
-/* How far ahead of the tile being read the bf16 kernel prefetches. The
- * bf16 kernel does more work per byte than the fp32 one, so the hardware
- * prefetcher alone left it at about 55-85 % of the read bandwidth; one
- * sequential stream plus this prefetch reaches 92-100 % (measured on 2 x
- * 768 x 2048 x 64 matrices, docs/performance.md). */
+/* How far ahead of the tile being read the bf16 kernel prefetches: it does
+ * more work per byte than the fp32 one, and the hardware prefetcher alone
+ * left it further below the read bandwidth (docs/performance.md). */
 #define BF16_PREFETCH_BYTES 1024
 
+/* One 16-column step of the row group at g (64 weights, four rows) into
+ * a[0..3], with its prefetch. */
+#define BF16_GROUP_STEP(g, xl, xh, a)                                            \
+    do {                                                                         \
+        _mm_prefetch((const char *)(g) + BF16_PREFETCH_BYTES, _MM_HINT_T0);      \
+        _mm_prefetch((const char *)(g) + BF16_PREFETCH_BYTES + 64, _MM_HINT_T0); \
+        BF16_FMA16(g, xl, xh, a[0]);                                             \
+        BF16_FMA16((g) + 16, xl, xh, a[1]);                                      \
+        BF16_FMA16((g) + 32, xl, xh, a[2]);                                      \
+        BF16_FMA16((g) + 48, xl, xh, a[3]);                                      \
+    } while (0)
+
 /* Decode GEMV with bf16 weights in the layout of ryz_bf16_offset (in % 16
- * == 0), x permuted by bf16_permute_x: one row group (four rows, 64
- * weights per tile) per pass, two accumulators per row. */
+ * == 0, o0 % 4 == 0), x permuted by bf16_permute_x. Like the fp32 kernel
+ * it reads W as several sequential streams: the row groups split into two
+ * bands, one group of each per pass (eight rows, one accumulator each:
+ * sixteen would not fit in the registers); then a last odd group, then
+ * the rows after the last whole group (stored row-major). Every row sums
+ * its tiles in the same order, whichever pass reads it. */
 AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, int out,
                                 int o0, int o1) {
     const uint16_t *w = wv;
     const __m256i zero = _mm256_setzero_si256();
-    int o = o0, full = out - out % 4;
-    for (; o + 4 <= o1 && o < full; o += 4) {
-        const uint16_t *g = w + (size_t)o * in;
-        __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0,
-               b3 = a0;
-        for (int i = 0; i < in; i += 16, g += 64) {
-            _mm_prefetch((const char *)g + BF16_PREFETCH_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)g + BF16_PREFETCH_BYTES + 64, _MM_HINT_T0);
+    int full = out - out % 4, end = o1 < full ? o1 : full;
+    if (end < o0) end = o0; /* [o0, o1) holds only rows after the last group */
+    int band = (end - o0) / 8 * 4; /* rows per band, whole groups */
+    size_t step = (size_t)band * in;
+    int o = o0;
+    for (; o < o0 + band; o += 4) {
+        const uint16_t *g = w + (size_t)o * in, *h = g + step;
+        __m256 a[4], b[4];
+        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
+        for (int i = 0; i < in; i += 16, g += 64, h += 64) {
             __m256 xl = _mm256_loadu_ps(xp + i), xh = _mm256_loadu_ps(xp + i + 8);
-            BF16_FMA16(g, xl, xh, a0, b0);
-            BF16_FMA16(g + 16, xl, xh, a1, b1);
-            BF16_FMA16(g + 32, xl, xh, a2, b2);
-            BF16_FMA16(g + 48, xl, xh, a3, b3);
+            BF16_GROUP_STEP(g, xl, xh, a);
+            BF16_GROUP_STEP(h, xl, xh, b);
         }
-        y[o] = hsum256(_mm256_add_ps(a0, b0)), y[o + 1] = hsum256(_mm256_add_ps(a1, b1));
-        y[o + 2] = hsum256(_mm256_add_ps(a2, b2)), y[o + 3] = hsum256(_mm256_add_ps(a3, b3));
+        for (int r = 0; r < 4; r++) y[o + r] = hsum256(a[r]), y[o + band + r] = hsum256(b[r]);
     }
-    for (; o < o1; o++) { /* rows after the last group: row-major */
-        __m256 a = _mm256_setzero_ps(), b = a;
+    for (o = o0 + 2 * band; o + 4 <= end; o += 4) {
+        const uint16_t *g = w + (size_t)o * in;
+        __m256 a[4];
+        for (int r = 0; r < 4; r++) a[r] = _mm256_setzero_ps();
+        for (int i = 0; i < in; i += 16, g += 64)
+            BF16_GROUP_STEP(g, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8), a);
+        for (int r = 0; r < 4; r++) y[o + r] = hsum256(a[r]);
+    }
+    for (o = end; o < o1; o++) {
+        __m256 a = _mm256_setzero_ps();
         for (int i = 0; i < in; i += 16)
-            BF16_FMA16(w + (size_t)o * in + i, _mm256_loadu_ps(xp + i),
-                       _mm256_loadu_ps(xp + i + 8), a, b);
-        y[o] = hsum256(_mm256_add_ps(a, b));
+            BF16_FMA16(w + (size_t)o * in + i, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8),
+                       a);
+        y[o] = hsum256(a);
     }
 }
 
@@ -232,7 +238,6 @@ static int have_avx2(void) {
     return 0;
 }
 #define gemv_f32_avx2 gemv_f32_scalar
-#define gemv_f32_row_avx2 gemv_f32_scalar
 #define gemv_bf16_avx2 gemv_bf16_scalar
 #endif
 
@@ -263,13 +268,17 @@ static void gemv_part(void *arg, int t, int n) {
 #define GEMV_MIN_ROWS_PER_THREAD 64
 /* Chunks per thread: enough that the last one is short beside a GEMV,
  * few enough that each stays a long sequential stream (768 rows at 2
- * threads: 48-row chunks, 144 KiB of fp32). */
+ * threads: 48-row chunks, 144 KiB of fp32, in four bands). */
 #define GEMV_CHUNKS_PER_THREAD 8
 
+/* One thread takes the whole matrix as one chunk: nothing to balance, and
+ * the kernel's four bands stay as long as they can be (1-thread decode of
+ * 110m: 91-100 % of the roofline against 81-86 % in 8 chunks, three A/B
+ * pairs). */
 static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const void *w, int in,
                  int out) {
     int n = ryz_pool_threads(c->pool), per = n * GEMV_CHUNKS_PER_THREAD;
-    if (out < GEMV_MIN_ROWS_PER_THREAD * n) {
+    if (n == 1 || out < GEMV_MIN_ROWS_PER_THREAD * n) {
         fn(y, x, w, in, out, 0, out);
         return;
     }
@@ -279,12 +288,8 @@ static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const vo
     ryz_pool_run(c->pool, gemv_part, &j);
 }
 
-/* Rows shorter than this (floats) are read one at a time. */
-#define GEMV_SHORT_ROW 768
-
 static gemv_rows_fn gemv_f32_kernel(int in) {
-    if (!have_avx2() || in % 8 != 0) return gemv_f32_scalar;
-    return in % 32 == 0 && in < GEMV_SHORT_ROW ? gemv_f32_row_avx2 : gemv_f32_avx2;
+    return have_avx2() && in % 8 == 0 ? gemv_f32_avx2 : gemv_f32_scalar;
 }
 
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
