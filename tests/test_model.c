@@ -801,6 +801,33 @@ START_TEST(test_backend_attention_causal) {
 }
 END_TEST
 
+/* One decode step (T = 1) after 9 cached positions against the double
+ * reference: head_dim 16 takes the vectorised loops, 6 the scalar ones;
+ * 4 query heads over 2 KV heads. */
+START_TEST(test_backend_attention_decode) {
+    enum { HEADS = 4, KVH = 2, POS = 9, SEQ = 12, HDMAX = 16 };
+    const int hds[] = {16, 6};
+    for (int k = 0; k < 2; k++) {
+        int hd = hds[k], qd = HEADS * hd, kvd = KVH * hd;
+        const ryz_attn_geom g = {HEADS, hd, KVH, 0, 0, HEADS / KVH};
+        float q[HEADS * HDMAX], kc[SEQ * KVH * HDMAX], vc[SEQ * KVH * HDMAX];
+        float out[HEADS * HDMAX], want[HEADS * HDMAX], scratch[POS + 1];
+        double qdd[HEADS * HDMAX], kd[SEQ * KVH * HDMAX], vd[SEQ * KVH * HDMAX];
+        double ref[HEADS * HDMAX], sc[SEQ];
+        fill_rand(q, (size_t)qd, 14);
+        fill_rand(kc, (size_t)SEQ * kvd, 15);
+        fill_rand(vc, (size_t)SEQ * kvd, 16);
+        to_double(qdd, q, (size_t)qd);
+        to_double(kd, kc, (size_t)SEQ * kvd);
+        to_double(vd, vc, (size_t)SEQ * kvd);
+        ref_attend(ref, qdd, kd, vd, POS, HEADS, hd, KVH, sc);
+        to_float(want, ref, (size_t)qd);
+        be.iface->attention(be.ctx, out, q, kc, vc, 1, POS, &g, scratch);
+        assert_close(out, want, (size_t)qd, 1e-6, 1e-5, hd == 16 ? "decode attention, hd 16" : "decode attention, hd 6");
+    }
+}
+END_TEST
+
 START_TEST(test_argmax) {
     const float a[] = {1, 3, 3, 2};
     ck_assert_int_eq(ryz_argmax(a, 4), 1);
@@ -1730,6 +1757,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_silu_mul_add);
     tcase_add_test(tc, test_backend_attention_single_position);
     tcase_add_test(tc, test_backend_attention_causal);
+    tcase_add_test(tc, test_backend_attention_decode);
     tcase_add_test(tc, test_argmax);
     tcase_add_test(tc, test_tp_embedding);
     tcase_add_test(tc, test_tp_column_and_row);

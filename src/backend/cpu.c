@@ -93,6 +93,24 @@ static void gemv_bf16_scalar(float *y, const float *x, const void *wv, int in, i
     }
 }
 
+/* Decode attention of one head over L cached positions (rows kvdim
+ * apart): scores[l] = scale * q . K[l]. */
+static void attn_scores_scalar(float *scores, const float *q, const float *K, int L, int hd,
+                               int kvdim, float scale) {
+    for (int l = 0; l < L; l++) {
+        float a = 0.0f;
+        for (int i = 0; i < hd; i++) a += q[i] * K[(size_t)l * kvdim + i];
+        scores[l] = scale * a;
+    }
+}
+
+/* o = sum over l of p[l] * V[l] (hd floats). */
+static void attn_mix_scalar(float *o, const float *p, const float *V, int L, int hd, int kvdim) {
+    for (int i = 0; i < hd; i++) o[i] = 0.0f;
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < hd; i++) o[i] += p[l] * V[(size_t)l * kvdim + i];
+}
+
 void ryz_bf16_pack_rows(uint16_t *dst, const float *src, int row0, int nrows, int in, int out) {
     for (int r = 0; r < nrows; r++)
         for (int i = 0; i < in; i++)
@@ -230,6 +248,28 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int i
     }
 }
 
+/* attn_scores_scalar for hd % 8 == 0. */
+AVX2 static void attn_scores_avx2(float *scores, const float *q, const float *K, int L, int hd,
+                                  int kvdim, float scale) {
+    for (int l = 0; l < L; l++) {
+        const float *k = K + (size_t)l * kvdim;
+        __m256 a = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), a);
+        scores[l] = scale * hsum256(a);
+    }
+}
+
+/* attn_mix_scalar for hd % 8 == 0: o stays in L1 across the positions. */
+AVX2 static void attn_mix_avx2(float *o, const float *p, const float *V, int L, int hd, int kvdim) {
+    for (int i = 0; i < hd; i += 8) _mm256_storeu_ps(o + i, _mm256_setzero_ps());
+    for (int l = 0; l < L; l++) {
+        const float *v = V + (size_t)l * kvdim;
+        __m256 pl = _mm256_set1_ps(p[l]);
+        for (int i = 0; i < hd; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pl, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+    }
+}
+
 static int have_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
@@ -239,6 +279,8 @@ static int have_avx2(void) {
 }
 #define gemv_f32_avx2 gemv_f32_scalar
 #define gemv_bf16_avx2 gemv_bf16_scalar
+#define attn_scores_avx2 attn_scores_scalar
+#define attn_mix_avx2 attn_mix_scalar
 #endif
 
 /* Rows [*r0, *r1) of `total` for thread t of n: contiguous bands whose
@@ -408,9 +450,11 @@ static void softmax_masked(float *x, int n, int len) {
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
-/* Per head, two BLAS calls over the strided caches: S (T, L) = Q K^T / sqrt(hd),
- * causal softmax per row, O (T, hd) = S V. The masked upper triangle of a
- * prefill costs some flops but keeps the work in sgemm. */
+/* Per head, S (T, L) = Q K^T / sqrt(hd), causal softmax per row, O (T,
+ * hd) = S V over the strided caches. Prefill: two sgemm calls (the masked
+ * upper triangle costs some flops but keeps the work in sgemm). Decode:
+ * plain loops, because two BLAS calls per head cost about 40 us per layer
+ * of 110m (12 heads, L <= 80), 2-4 % of a token, for a few thousand flops. */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
                           const float *vc, int T, int pos0, const ryz_attn_geom *g,
                           float *scores) {
@@ -422,10 +466,11 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
         const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd;
         const float *Q = q + (size_t)h * hd;
         float *O = out + (size_t)h * hd;
-        if (T == 1) { /* decode: GEMV avoids sgemm's packing of a 1-row operand */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, L, hd, scale, K, kvdim, Q, 1, 0.0f, scores, 1);
+        if (T == 1) {
+            int vec = hd % 8 == 0 && have_avx2();
+            (vec ? attn_scores_avx2 : attn_scores_scalar)(scores, Q, K, L, hd, kvdim, scale);
             softmax_masked(scores, L, L);
-            cblas_sgemv(CblasRowMajor, CblasTrans, L, hd, 1.0f, V, kvdim, scores, 1, 0.0f, O, 1);
+            (vec ? attn_mix_avx2 : attn_mix_scalar)(O, scores, V, L, hd, kvdim);
             continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, Q, qdim, K, kvdim,
