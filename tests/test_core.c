@@ -199,6 +199,41 @@ START_TEST(test_mem_alignment_and_zeroed) {
 }
 END_TEST
 
+/* Weight blocks from 256 KiB to 4 MiB share slabs of huge pages: carved
+ * one after another (the next starts 64 header bytes after the previous
+ * one ends), zeroed, counted, and freed in any order; a slab full or freed
+ * makes the next block start a new one. */
+START_TEST(test_mem_weight_slabs) {
+    enum { N = 40 };
+    size_t before = ryz_mem_bytes(RYZ_MEM_WEIGHTS), sz = (size_t)1 << 20;
+    unsigned char *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = ryz_mem_alloc(RYZ_MEM_WEIGHTS, sz, 1);
+        ck_assert_ptr_nonnull(b[i]);
+        ck_assert_uint_eq((uintptr_t)b[i] % 64, 0);
+        ck_assert(b[i][0] == 0 && b[i][sz - 1] == 0);
+        memset(b[i], 0xab, sz);
+    }
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS), before + N * sz);
+    int adjacent = 0;
+    for (int i = 1; i < N; i++) adjacent += b[i] == b[i - 1] + sz + 64;
+    ck_assert_msg(adjacent >= N - 3 && adjacent < N - 1, "%d of %d blocks follow the previous one",
+                  adjacent, N - 1); /* 32 MiB slabs hold 31 blocks of 1 MiB + header */
+    for (int i = 0; i < N; i += 2) ryz_mem_free(b[i]);
+    for (int i = 1; i < N; i += 2) {
+        for (size_t k = 0; k < sz; k += 4096) ck_assert(b[i][k] == 0xab); /* untouched */
+        ryz_mem_free(b[i]);
+    }
+    ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS), before);
+    unsigned char *again = ryz_mem_alloc(RYZ_MEM_WEIGHTS, sz, 1); /* a fresh slab */
+    ck_assert(again && again[0] == 0 && again[sz - 1] == 0);
+    ryz_mem_free(again);
+    void *small = ryz_mem_alloc(RYZ_MEM_SCRATCH, sz, 1); /* other kinds: their own blocks */
+    ck_assert_ptr_nonnull(small);
+    ryz_mem_free(small);
+}
+END_TEST
+
 START_TEST(test_mem_overflow) {
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
@@ -615,6 +650,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_overflow);
     tcase_add_test(tc, test_mem_kind_names);
     tcase_add_test(tc, test_mem_peak_rss);
+    tcase_add_test(tc, test_mem_weight_slabs);
     tcase_add_test(tc, test_mem_read_passes);
     tcase_add_test(tc, test_mem_read_every_element);
     suite_add_tcase(s, tc);
