@@ -100,15 +100,23 @@ sigterm() {
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 }
 
+# kill_and_hang LABEL SUITE AT NP: rank 1 killed, then hung, at AT (RYZ_FAULT's
+# step part) of a suite on NP ranks.
+kill_and_hang() {
+  local label=$1 s=$2 at=$3 np=$4 out="$tmp/kh.h5"
+  RYZ_FAULT=kill:rank=1:$at run "kill-${label// /-}" 60 \
+    $MPIRUN -np "$np" "$RYZ" suite "$s" -q -o "$out"
+  verdict "kill $label" "every rank exits non-zero, no results file" \
+    eval 'failed_fast any && no_file "$out"'
+  RYZ_FAULT=hang:rank=1:$at run "hang-${label// /-}" 60 \
+    $MPIRUN -np "$np" "$RYZ" suite "$s" -q -o "$out"
+  verdict "hang $label" "watchdog: exit 3 within timeout + 10 s naming the op and rank 1" \
+    eval 'is 3 && [ "${secs%.*}" -lt 20 ] && has "$timed_out" && has "rank 1 did not arrive" && no_file "$out"'
+}
+
 for np in 2 4; do
   s="$tmp/np$np.ini" out="$tmp/out$np.h5"
-  RYZ_FAULT=kill:rank=1:step=40 run kill$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
-  verdict "kill np=$np" "every rank exits non-zero, no results file" \
-    eval 'failed_fast any && no_file "$out"'
-
-  RYZ_FAULT=hang:rank=1:step=40 run hang$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
-  verdict "hang np=$np" "watchdog: exit 3 within timeout + 10 s naming the op and rank 1" \
-    eval 'is 3 && [ "${secs%.*}" -lt 20 ] && has "$timed_out" && has "rank 1 did not arrive" && no_file "$out"'
+  kill_and_hang "np=$np" "$s" step=40 "$np"
 
   RYZ_CHECK_COLLECTIVES=1 RYZ_FAULT=desync:rank=1:step=40 \
     run desync$np 60 $MPIRUN -np $np "$RYZ" suite "$s" -q -o "$out"
@@ -134,14 +142,7 @@ done
 # Inside the shm backend's collectives (rank 0 polls shared memory, not
 # MPI): the watchdog still names the call and rank 1, and mpirun still ends
 # the job when a rank dies.
-RYZ_FAULT=hang:rank=1:step=30:op=all_reduce run shm-hang 60 $MPIRUN -np 2 "$RYZ" suite \
-  "$tmp/shm2.ini" -q -o "$tmp/shm.h5"
-verdict "shm hang np=2" "watchdog: exit 3 within timeout + 10 s naming the op and rank 1" \
-  eval 'is 3 && [ "${secs%.*}" -lt 20 ] && has "$timed_out" && has "rank 1 did not arrive" && no_file "$tmp/shm.h5"'
-RYZ_FAULT=kill:rank=1:step=30:op=all_reduce run shm-kill 60 $MPIRUN -np 2 "$RYZ" suite \
-  "$tmp/shm2.ini" -q -o "$tmp/shm.h5"
-verdict "shm kill np=2" "every rank exits non-zero, no results file" \
-  eval 'failed_fast any && no_file "$tmp/shm.h5"'
+kill_and_hang "shm np=2" "$tmp/shm2.ini" step=30:op=all_reduce 2
 
 sigterm term1 long1 2
 state=$(results_state "$tmp/term1.h5")

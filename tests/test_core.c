@@ -215,10 +215,12 @@ START_TEST(test_mem_weight_slabs) {
         memset(b[i], 0xab, sz);
     }
     ck_assert_uint_eq(ryz_mem_bytes(RYZ_MEM_WEIGHTS), before + N * sz);
+#if !defined(__SANITIZE_ADDRESS__) /* under ASan every block is its own */
     int adjacent = 0;
     for (int i = 1; i < N; i++) adjacent += b[i] == b[i - 1] + sz + 64;
     ck_assert_msg(adjacent >= N - 3 && adjacent < N - 1, "%d of %d blocks follow the previous one",
                   adjacent, N - 1); /* 32 MiB slabs hold 31 blocks of 1 MiB + header */
+#endif
     for (int i = 0; i < N; i += 2) ryz_mem_free(b[i]);
     for (int i = 1; i < N; i += 2) {
         for (size_t k = 0; k < sz; k += 4096) ck_assert(b[i][k] == 0xab); /* untouched */

@@ -603,8 +603,8 @@ START_TEST(test_backend_init) {
 END_TEST
 
 START_TEST(test_backend_matmul) {
-    /* in 40 takes the vectorised decode path, in 37 the BLAS one; out 19
-     * leaves a tail after groups of four rows. */
+    /* in 40 takes the vectorised decode path, in 37 the scalar one (and
+     * sgemm for n > 1); out 19 leaves rows after the four bands. */
     enum { INMAX = 40, OUT = 19, NMAX = 6 };
     float x[NMAX * INMAX], w[OUT * INMAX], y[NMAX * OUT], want[NMAX * OUT];
     double ref[NMAX * OUT];
@@ -780,51 +780,45 @@ START_TEST(test_backend_attention_single_position) {
 }
 END_TEST
 
-START_TEST(test_backend_attention_causal) {
-    enum { HEADS = 4, KVH = 2, HD = 6, POS0 = 2, T = 3, SEQ = 8 };
-    enum { QD = HEADS * HD, KVD = KVH * HD };
-    const ryz_attn_geom g = {HEADS, HD, KVH, 0, 0, HEADS / KVH};
-    float q[T * QD], kc[SEQ * KVD], vc[SEQ * KVD], out[T * QD], want[T * QD];
-    float scratch[T * (POS0 + T)]; /* (T, pos0 + T) */
-    double qd[T * QD], kd[SEQ * KVD], vd[SEQ * KVD], ref[T * QD], sc[SEQ];
-    fill_rand(q, T * QD, 11);
-    fill_rand(kc, SEQ * KVD, 12);
-    fill_rand(vc, SEQ * KVD, 13);
-    to_double(qd, q, T * QD);
-    to_double(kd, kc, SEQ * KVD);
-    to_double(vd, vc, SEQ * KVD);
+/* T positions from pos0 on (4 query heads over 2 KV heads, head_dim hd)
+ * against the double reference, each query row over the cache rows up to
+ * its own position. */
+static void check_attention(int T, int pos0, int hd, const char *what) {
+    enum { HEADS = 4, KVH = 2 };
+    int qd = HEADS * hd, kvd = KVH * hd, seq = pos0 + T + 2, L = pos0 + T;
+    const ryz_attn_geom g = {HEADS, hd, KVH, 0, 0, HEADS / KVH};
+    float *q = malloc(sizeof(float) * T * qd), *kc = malloc(sizeof(float) * seq * kvd);
+    float *vc = malloc(sizeof(float) * seq * kvd), *out = malloc(sizeof(float) * T * qd);
+    float *want = malloc(sizeof(float) * T * qd), *scratch = malloc(sizeof(float) * T * L);
+    double *qdd = malloc(sizeof(double) * T * qd), *kd = malloc(sizeof(double) * seq * kvd);
+    double *vd = malloc(sizeof(double) * seq * kvd), *ref = malloc(sizeof(double) * T * qd);
+    double *sc = malloc(sizeof(double) * seq);
+    ck_assert(q && kc && vc && out && want && scratch && qdd && kd && vd && ref && sc);
+    fill_rand(q, (size_t)T * qd, 11);
+    fill_rand(kc, (size_t)seq * kvd, 12);
+    fill_rand(vc, (size_t)seq * kvd, 13);
+    to_double(qdd, q, (size_t)T * qd);
+    to_double(kd, kc, (size_t)seq * kvd);
+    to_double(vd, vc, (size_t)seq * kvd);
     for (int t = 0; t < T; t++)
-        ref_attend(ref + t * QD, qd + t * QD, kd, vd, POS0 + t, HEADS, HD, KVH, sc);
-    to_float(want, ref, T * QD);
-    be.iface->attention(be.ctx, out, q, kc, vc, T, POS0, &g, scratch);
-    assert_close(out, want, T * QD, 1e-6, 1e-5, "causal attention");
+        ref_attend(ref + t * qd, qdd + t * qd, kd, vd, pos0 + t, HEADS, hd, KVH, sc);
+    to_float(want, ref, (size_t)T * qd);
+    be.iface->attention(be.ctx, out, q, kc, vc, T, pos0, &g, scratch);
+    assert_close(out, want, (size_t)T * qd, 1e-6, 1e-5, what);
+    free(q), free(kc), free(vc), free(out), free(want), free(scratch);
+    free(qdd), free(kd), free(vd), free(ref), free(sc);
+}
+
+START_TEST(test_backend_attention_causal) {
+    check_attention(3, 2, 6, "causal attention (prefill)");
 }
 END_TEST
 
-/* One decode step (T = 1) after 9 cached positions against the double
- * reference: head_dim 16 takes the vectorised loops, 6 the scalar ones;
- * 4 query heads over 2 KV heads. */
+/* One decode step after 9 cached positions: head_dim 16 takes the
+ * vectorised loops, 6 the scalar ones. */
 START_TEST(test_backend_attention_decode) {
-    enum { HEADS = 4, KVH = 2, POS = 9, SEQ = 12, HDMAX = 16 };
-    const int hds[] = {16, 6};
-    for (int k = 0; k < 2; k++) {
-        int hd = hds[k], qd = HEADS * hd, kvd = KVH * hd;
-        const ryz_attn_geom g = {HEADS, hd, KVH, 0, 0, HEADS / KVH};
-        float q[HEADS * HDMAX], kc[SEQ * KVH * HDMAX], vc[SEQ * KVH * HDMAX];
-        float out[HEADS * HDMAX], want[HEADS * HDMAX], scratch[POS + 1];
-        double qdd[HEADS * HDMAX], kd[SEQ * KVH * HDMAX], vd[SEQ * KVH * HDMAX];
-        double ref[HEADS * HDMAX], sc[SEQ];
-        fill_rand(q, (size_t)qd, 14);
-        fill_rand(kc, (size_t)SEQ * kvd, 15);
-        fill_rand(vc, (size_t)SEQ * kvd, 16);
-        to_double(qdd, q, (size_t)qd);
-        to_double(kd, kc, (size_t)SEQ * kvd);
-        to_double(vd, vc, (size_t)SEQ * kvd);
-        ref_attend(ref, qdd, kd, vd, POS, HEADS, hd, KVH, sc);
-        to_float(want, ref, (size_t)qd);
-        be.iface->attention(be.ctx, out, q, kc, vc, 1, POS, &g, scratch);
-        assert_close(out, want, (size_t)qd, 1e-6, 1e-5, hd == 16 ? "decode attention, hd 16" : "decode attention, hd 6");
-    }
+    check_attention(1, 9, 16, "decode attention, head_dim 16");
+    check_attention(1, 9, 6, "decode attention, head_dim 6");
 }
 END_TEST
 

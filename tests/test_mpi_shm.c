@@ -3,7 +3,9 @@
  * to several slots (256 KiB each) out of place and in place; all-reduce
  * results identical to the bit on every rank (the sum in rank order) and
  * equal to Open MPI's within rounding; sub-communicators of the first n
- * ranks; and the wrapper's watchdog publication and records on shm calls.
+ * ranks (a broadcast from their last rank); and the wrapper's numbering
+ * and records of shm calls. (tests/fault.sh hangs and kills a rank inside
+ * shm collectives.)
  *
  * Run under mpirun with CK_FORK=no. Every rank runs the same tests in the
  * same order; a test that could hang arms alarm() first. */
@@ -56,9 +58,10 @@ START_TEST(test_ops_checked_small) {
 }
 END_TEST
 
-/* Past one slot: several rounds, the last one partial. */
+/* Past one slot: several rounds, the last one partial; at 4 MiB even an
+ * all_gather's per-rank part (1 MiB at 4 ranks) takes several. */
 START_TEST(test_ops_checked_several_slots) {
-    sweep((256 << 10) - 64, (1 << 20) + 48, 3);
+    sweep((256 << 10) - 64, (4 << 20) + 48, 4);
 }
 END_TEST
 
@@ -73,7 +76,8 @@ START_TEST(test_all_reduce_same_bits_as_rank_order) {
     size_t n = 100003; /* one slot and a partial second */
     float *x = malloc(n * sizeof *x), *mpi = malloc(n * sizeof *mpi);
     ck_assert(x && mpi);
-    for (size_t i = 0; i < n; i++) mpi[i] = x[i] = value_of(g_rank, i);
+    for (size_t i = 0; i < n; i++)
+        mpi[i] = x[i] = value_of(g_rank, i);
     alarm(HANG_LIMIT_S);
     ck_assert_int_eq(ryz_comm_all_reduce_sum(g_shm, x, x, n), RYZ_OK);
     ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, mpi, mpi, n), RYZ_OK);
@@ -81,18 +85,22 @@ START_TEST(test_all_reduce_same_bits_as_rank_order) {
     size_t differ = 0;
     for (size_t i = 0; i < n; i++) {
         float want = value_of(0, i);
-        for (int r = 1; r < g_k; r++) want += value_of(r, i);
+        for (int r = 1; r < g_k; r++)
+            want += value_of(r, i);
         ck_assert_msg(memcmp(&x[i], &want, sizeof want) == 0, "rank %d element %zu: %a, want %a",
                       g_rank, i, (double)x[i], (double)want);
         double scale = 0;
-        for (int r = 0; r < g_k; r++) scale += fabs((double)value_of(r, i));
+        for (int r = 0; r < g_k; r++)
+            scale += fabs((double)value_of(r, i));
         ck_assert_msg(fabs((double)x[i] - (double)mpi[i]) <= 1e-6 * scale + 1e-30,
                       "element %zu: shm %g, mpi %g", i, (double)x[i], (double)mpi[i]);
         differ += x[i] != mpi[i];
     }
     if (g_rank == 0 && g_k > 2)
-        fprintf(stderr, "test_mpi_shm: %zu of %zu sums differ from Open MPI's in the last bits "
-                        "(another order)\n", differ, n);
+        fprintf(stderr,
+                "test_mpi_shm: %zu of %zu sums differ from Open MPI's in the last bits "
+                "(another order)\n",
+                differ, n);
     free(x), free(mpi);
 }
 END_TEST
@@ -111,8 +119,13 @@ START_TEST(test_split_first) {
             float v[3] = {1, (float)g_rank, 2}, want = (float)(n * (n - 1) / 2);
             ck_assert_int_eq(ryz_comm_all_reduce_sum(sub, v, v, 3), RYZ_OK);
             ck_assert(v[0] == (float)n && v[1] == want && v[2] == 2.0f * (float)n);
-            float g[8] = {0};
+            float g[8];
+            for (int i = 0; i < 8; i++)
+                g[i] = g_rank == n - 1 ? (float)(i * 3 + n) : -1.0f;
             ck_assert_int_eq(ryz_comm_broadcast(sub, g, sizeof g, n - 1), RYZ_OK);
+            for (int i = 0; i < 8; i++)
+                ck_assert_msg(g[i] == (float)(i * 3 + n), "rank %d, n %d: g[%d] = %g", g_rank, n, i,
+                              (double)g[i]);
             ck_assert_int_eq(ryz_comm_barrier(sub), RYZ_OK);
         }
         ryz_comm_free(sub);
@@ -128,7 +141,8 @@ START_TEST(test_records_and_sequence) {
     uint64_t seq = ryz_comm_seq(g_shm);
     float x[768] = {0}, all[768 * 4];
     alarm(HANG_LIMIT_S);
-    for (int i = 0; i < 5; i++) ck_assert_int_eq(ryz_comm_all_reduce_sum(g_shm, x, x, 768), RYZ_OK);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_shm, x, x, 768), RYZ_OK);
     ck_assert_int_eq(ryz_comm_all_gather(g_shm, x, all, 768), RYZ_OK);
     alarm(0);
     ck_assert_uint_eq(ryz_comm_seq(g_shm), seq + 6);
@@ -153,7 +167,8 @@ static Suite *shm_suite(void) {
 }
 
 int main(int argc, char **argv) {
-    if (test_mpi_setup(&argc, &argv, "test_mpi_shm", &g_world)) return EXIT_FAILURE;
+    if (test_mpi_setup(&argc, &argv, "test_mpi_shm", &g_world))
+        return EXIT_FAILURE;
     g_rank = ryz_comm_rank(g_world);
     g_k = ryz_comm_size(g_world);
     if (ryz_comm_init_shm_world(&g_shm) != RYZ_OK) {

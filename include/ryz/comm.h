@@ -1,4 +1,4 @@
-/* comm: collectives behind a vtable (self, mpi), every call profiled,
+/* comm: collectives behind a vtable (self, mpi, shm, nccl), every call profiled,
  * numbered per communicator, optionally checked for agreement across ranks,
  * and watched for hangs (docs/reliability.md). Nothing above comm/ includes
  * mpi.h. */
@@ -37,7 +37,7 @@ typedef struct ryz_comm_iface {
      * or which do not (ECOMM). NULL: one process, nothing to ask. */
     ryz_status (*check_peers)(void *ctx, int size, double grace_s);
     /* 1 when the collectives take device memory of the cuda backend in
-     * place (nccl); 0 (self, mpi): host memory only, so a caller holding
+     * place (nccl); 0 (self, mpi, shm): host memory only, so a caller holding
      * device buffers stages them through the host. */
     int device_memory;
 } ryz_comm_iface;
@@ -63,8 +63,10 @@ ryz_status ryz_comm_init_mpi_world(ryz_comm **out);
 /* The shared-memory communicator over MPI_COMM_WORLD, after ryz_mpi_init
  * (src/comm/shm.c): the same ranks, collectives through a segment in
  * /dev/shm that every rank maps, host memory only. Collective over the
- * world. EINVAL when the ranks are not all on one node; EIO when the
- * segment cannot be mapped. */
+ * world. Its calls are watched by the watchdog that ryz_comm_init_mpi_world
+ * starts, so create that world first (as ryz_cli_world does). EINVAL when
+ * the ranks are not all on one node; EIO when the segment cannot be mapped
+ * (/dev/shm full or missing); ECOMM when MPI fails. */
 ryz_status ryz_comm_init_shm_world(ryz_comm **out);
 /* Initialises MPI once; safe to call twice. Runs ryz_comm_setup first
  * (its error is returned). Asks for MPI_THREAD_MULTIPLE while the watchdog

@@ -47,8 +47,9 @@ static void bf16_permute_x(float *xp, const float *x, int in) {
     }
 }
 
-/* One GEMV over rows [o0, o1) of W (out, in): y[o] = W[o] . x. Bands
- * start at multiples of 4 rows (whole bf16 row groups). */
+/* One GEMV over rows [o0, o1) of W (out, in): y[o] = W[o] . x. o0 is a
+ * multiple of 4 and o1 one too or out (chunks of whole bf16 row groups);
+ * the kernels split [o0, o1) into their own bands. */
 typedef void (*gemv_rows_fn)(float *y, const float *x, const void *w, int in, int out, int o0,
                              int o1);
 
@@ -254,7 +255,8 @@ AVX2 static void attn_scores_avx2(float *scores, const float *q, const float *K,
     for (int l = 0; l < L; l++) {
         const float *k = K + (size_t)l * kvdim;
         __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), a);
+        for (int i = 0; i < hd; i += 8)
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), a);
         scores[l] = scale * hsum256(a);
     }
 }
@@ -265,8 +267,10 @@ AVX2 static void attn_mix_avx2(float *o, const float *p, const float *V, int L, 
     for (int l = 0; l < L; l++) {
         const float *v = V + (size_t)l * kvdim;
         __m256 pl = _mm256_set1_ps(p[l]);
-        for (int i = 0; i < hd; i += 8)
-            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pl, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
+        for (int i = 0; i < hd; i += 8) {
+            __m256 acc = _mm256_loadu_ps(o + i);
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pl, _mm256_loadu_ps(v + i), acc));
+        }
     }
 }
 

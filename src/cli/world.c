@@ -69,6 +69,8 @@ void ryz_cli_world_free(ryz_comm *world) {
 ryz_status ryz_cli_comm_world(const char *comm, ryz_comm **out) {
     *out = NULL;
     if (!strcmp(comm, "mpi")) return RYZ_OK;
+    if (strcmp(comm, "nccl") && strcmp(comm, "shm"))
+        return ryz_error(RYZ_EINVAL, "comm '%s' unknown (known: mpi, nccl, shm)", comm);
     ryz_status st = ryz_mpi_init(NULL, NULL);
     if (st != RYZ_OK) return st;
     return !strcmp(comm, "nccl") ? ryz_comm_init_nccl_world(out) : ryz_comm_init_shm_world(out);

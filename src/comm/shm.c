@@ -19,9 +19,14 @@
  * order on every rank, so every rank gets the same bits.
  *
  * The segment is POSIX shared memory (/dev/shm), created by rank 0, opened
- * by the others and unlinked once all have mapped it: nothing is left
- * behind after a crash, and freeing it is a local munmap, never a
- * collective that could wait for a rank that failed. */
+ * by the others and unlinked as soon as all have mapped it (or one could
+ * not): after that no crash leaves it behind, and unmapping it is local.
+ *
+ * Hangs and dead ranks are the watchdog's (src/comm/mpi.c), which
+ * ryz_comm_init_mpi_world starts: it watches every call the wrapper
+ * publishes, whatever the backend. Ranks that disagree on a call's size
+ * are caught only with RYZ_CHECK_COLLECTIVES=1; without it they read each
+ * other's slots out of step (docs/reliability.md). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,11 +42,11 @@
 
 #include "internal.h"
 
-#define SLOT_BYTES ((size_t)256 << 10)          /* one round's data from one rank */
-#define HEAD_BYTES ((size_t)4096)               /* the round counter, on its own page */
+#define SLOT_BYTES ((size_t)256 << 10)             /* one round's data from one rank */
+#define HEAD_BYTES ((size_t)4096)                  /* the round counter, on its own page */
 #define REGION_BYTES (HEAD_BYTES + 2 * SLOT_BYTES) /* one rank's part of the segment */
-#define SPINS 4096  /* busy polls before yielding the core */
-#define YIELDS 1000 /* yields before sleeping between polls */
+#define SPINS 4096                                 /* busy polls before yielding the core */
+#define YIELDS 1000                                /* yields before sleeping between polls */
 
 typedef struct {
     MPI_Comm comm; /* owned: set-up, split, abort */
@@ -104,7 +109,8 @@ static void sum_slots(const shm_ctx *s, size_t at, float *out, size_t n) {
     memcpy(out, first, n * sizeof(float));
     for (int p = 1; p < s->size; p++) {
         const float *x = (const float *)slot_of(s, p, s->round) + at;
-        for (size_t i = 0; i < n; i++) out[i] += x[i];
+        for (size_t i = 0; i < n; i++)
+            out[i] += x[i];
     }
 }
 
@@ -158,9 +164,11 @@ static ryz_status shm_broadcast(void *ctx, void *buf, size_t bytes, int root) {
     unsigned char *b = buf;
     for (size_t off = 0; off < bytes; off += SLOT_BYTES) {
         size_t n = min_size(bytes - off, SLOT_BYTES);
-        if (s->rank == root) memcpy(slot_next(s), b + off, n);
+        if (s->rank == root)
+            memcpy(slot_next(s), b + off, n);
         round_sync(s);
-        if (s->rank != root) memcpy(b + off, slot_of(s, root, s->round), n);
+        if (s->rank != root)
+            memcpy(b + off, slot_of(s, root, s->round), n);
     }
     return RYZ_OK;
 }
@@ -177,9 +185,12 @@ static void shm_abort(void *ctx, int code) {
 
 static void shm_free(void *ctx) {
     shm_ctx *s = ctx;
-    if (!s) return;
-    if (s->base) munmap(s->base, (size_t)s->size * REGION_BYTES);
-    if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
+    if (!s)
+        return;
+    if (s->base)
+        munmap(s->base, (size_t)s->size * REGION_BYTES);
+    if (s->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&s->comm);
     free(s);
 }
 
@@ -202,23 +213,51 @@ static ryz_status check_one_node(MPI_Comm comm, int size) {
     return RYZ_OK;
 }
 
-/* Maps the segment named `name` (rank 0 creates it). Returns the mapping or
- * NULL with errno set. */
+/* Whether this node runs more of the world's ranks than it has cores:
+ * then a waiting rank yields at once, since spinning would hold a core
+ * that a rank it waits for needs. Asked once, over the world (collective
+ * the first time). */
+static int node_oversubscribed(void) {
+    static int known, over;
+    if (!known) {
+        MPI_Comm node;
+        int here = 1;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+            MPI_SUCCESS) {
+            MPI_Comm_size(node, &here);
+            MPI_Comm_free(&node);
+        }
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        known = 1, over = cores > 0 && here > cores;
+    }
+    return over;
+}
+
+/* Maps the segment named `name`. Rank 0 creates it and reserves its pages
+ * (on tmpfs ftruncate reserves nothing, and a full /dev/shm would be a
+ * SIGBUS at the first copy instead of ENOSPC here); a creator that fails
+ * after creating unlinks it. Returns the mapping or NULL with errno set. */
 static unsigned char *segment_map(const char *name, size_t bytes, int create) {
     int fd = create ? shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600) : shm_open(name, O_RDWR, 0);
-    if (fd < 0) return NULL;
+    if (fd < 0)
+        return NULL;
     void *p = MAP_FAILED;
-    if (!create || ftruncate(fd, (off_t)bytes) == 0)
+    int err = create ? posix_fallocate(fd, 0, (off_t)bytes) : 0;
+    if (err == 0) {
         p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int err = errno;
+        err = p == MAP_FAILED ? errno : 0;
+    }
     close(fd);
+    if (err && create)
+        shm_unlink(name);
     errno = err;
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Rank 0 creates the segment, then tells the others its name; once every
- * rank has mapped it (or any failed: all return the error) rank 0 unlinks
- * it. Collective over s->comm. */
+/* Rank 0 creates the segment, then tells the others its name (empty when
+ * it failed, so they do not look for it); once every rank has mapped it,
+ * or any failed and all return that rank's error, rank 0 unlinks it.
+ * Collective over s->comm. */
 static ryz_status segment_open(shm_ctx *s) {
     static unsigned serial;
     char name[64] = {0};
@@ -229,21 +268,32 @@ static ryz_status segment_open(shm_ctx *s) {
         s->base = segment_map(name, bytes, 1);
         err = s->base ? 0 : errno;
     }
-    if (MPI_Bcast(name, sizeof name, MPI_CHAR, 0, s->comm) != MPI_SUCCESS)
-        return ryz_error(RYZ_ECOMM, "comm shm: cannot send the segment's name");
-    if (s->rank != 0) {
+    char sent[64] = {0};
+    if (s->base)
+        memcpy(sent, name, sizeof sent);
+    int rc = MPI_Bcast(sent, sizeof sent, MPI_CHAR, 0, s->comm);
+    if (s->rank != 0 && rc == MPI_SUCCESS && sent[0]) {
+        memcpy(name, sent, sizeof name);
         s->base = segment_map(name, bytes, 0);
         err = s->base ? 0 : errno;
     }
-    struct { int err, rank; } mine = {err, s->rank}, worst = {0, 0};
-    int rc = MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MAXLOC, s->comm);
-    if (s->rank == 0 && s->base) shm_unlink(name);
-    if (rc == MPI_SUCCESS && worst.err == 0) return RYZ_OK;
-    if (s->base) munmap(s->base, bytes);
+    struct {
+        int err, rank;
+    } mine = {err, s->rank}, worst = {0, 0};
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MAXLOC, s->comm);
+    if (s->rank == 0 && s->base)
+        shm_unlink(name);
+    if (rc == MPI_SUCCESS && worst.err == 0)
+        return RYZ_OK;
+    if (s->base)
+        munmap(s->base, bytes);
     s->base = NULL;
     if (rc != MPI_SUCCESS)
-        return ryz_error(RYZ_ECOMM, "comm shm: the ranks could not agree on shared memory %s", name);
-    return ryz_error(RYZ_EIO, "comm shm: rank %d cannot map %zu bytes of shared memory %s: %s "
+        return ryz_error(RYZ_ECOMM, "comm shm: the ranks could not agree on shared memory %s",
+                         name);
+    return ryz_error(RYZ_EIO,
+                     "comm shm: rank %d cannot map %zu bytes of shared memory %s: %s "
                      "(is /dev/shm mounted and writable, with room?)",
                      worst.rank, bytes, name, strerror(worst.err));
 }
@@ -262,11 +312,12 @@ static ryz_status shm_wrap(MPI_Comm comm, ryz_comm **out) {
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm, &s->rank);
     MPI_Comm_size(comm, &s->size);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->spins = cores > 0 && s->size > cores ? 0 : SPINS;
+    s->spins = node_oversubscribed() ? 0 : SPINS;
     ryz_status st = check_one_node(comm, s->size);
-    if (st == RYZ_OK) st = segment_open(s);
-    if (st == RYZ_OK) return ryz_comm_create(&shm_iface, s, s->rank, s->size, out);
+    if (st == RYZ_OK)
+        st = segment_open(s);
+    if (st == RYZ_OK)
+        return ryz_comm_create(&shm_iface, s, s->rank, s->size, out);
     shm_free(s);
     return st;
 }
@@ -303,6 +354,7 @@ ryz_status ryz_comm_init_shm_world(ryz_comm **out) {
     if (MPI_Comm_dup(MPI_COMM_WORLD, &dup) != MPI_SUCCESS)
         return ryz_error(RYZ_ECOMM, "comm shm: MPI comm_dup failed");
     ryz_status st = shm_wrap(dup, out);
-    if (st == RYZ_OK) comm_set_process_rank(ryz_comm_rank(*out));
+    if (st == RYZ_OK)
+        comm_set_process_rank(ryz_comm_rank(*out));
     return st;
 }

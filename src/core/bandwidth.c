@@ -27,6 +27,7 @@ typedef struct {
  * while the GEMV's bands are never that aligned. */
 #define STREAMS 4
 #define SKEW (64 * 1024 + 4096 + 64)
+_Static_assert(SKEW % 64 == 0, "the AVX2 loop steps 8 elements: the skew must keep bands whole");
 
 /* Elements per stream of a part of n: an even split less SKEW when the
  * part is large enough; what is left after STREAMS of them is read after. */
@@ -49,8 +50,9 @@ __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size
         ADD4(a0, q0 + i), ADD4(a1, q1 + i), ADD4(a2, q2 + i), ADD4(a3, q3 + i);
         ADD4(b0, q0 + i + 4), ADD4(b1, q1 + i + 4), ADD4(b2, q2 + i + 4), ADD4(b3, q3 + i + 4);
     }
-    __m256i t = _mm256_add_epi64(_mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)),
-                                 _mm256_add_epi64(_mm256_add_epi64(b0, b1), _mm256_add_epi64(b2, b3)));
+    __m256i ta = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    __m256i tb = _mm256_add_epi64(_mm256_add_epi64(b0, b1), _mm256_add_epi64(b2, b3));
+    __m256i t = _mm256_add_epi64(ta, tb);
     uint64_t lanes[4];
     _mm256_storeu_si256((__m256i *)lanes, t);
     uint64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
@@ -62,7 +64,8 @@ __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size
 static uint64_t sum_plain(const uint64_t *p, size_t n) {
     size_t band = band_of(n, 1), i = 0;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (; i < band; i++) s0 += p[i], s1 += p[band + i], s2 += p[2 * band + i], s3 += p[3 * band + i];
+    for (; i < band; i++)
+        s0 += p[i], s1 += p[band + i], s2 += p[2 * band + i], s3 += p[3 * band + i];
     for (i = STREAMS * band; i < n; i++) s0 += p[i];
     return s0 + s1 + s2 + s3;
 }

@@ -40,6 +40,11 @@ _Static_assert(sizeof(mem_header) == 64, "mem_header keeps payloads 64-byte alig
  * model's memory, and on 4 KiB pages the decode GEMV read bf16 110m 7-8 %
  * slower (its 48 matrices of 1.2 MB and 36 of 3.1 MB, docs/performance.md). */
 #define SLAB_MIN ((size_t)256 << 10)
+#if defined(__SANITIZE_ADDRESS__)
+#define SLABS 0 /* ASan sees overruns only between blocks of their own */
+#else
+#define SLABS 1
+#endif
 #define SLAB_BYTES ((size_t)32 << 20)
 
 void *ryz_alloc_stream(size_t bytes) {
@@ -80,7 +85,7 @@ void *ryz_mem_alloc(ryz_mem_kind kind, size_t count, size_t size) {
         return NULL;
     }
     size_t total = (sizeof(mem_header) + bytes + 63) & ~(size_t)63;
-    int slabbed = kind == RYZ_MEM_WEIGHTS && total >= SLAB_MIN && total < HUGE_MIN;
+    int slabbed = SLABS && kind == RYZ_MEM_WEIGHTS && total >= SLAB_MIN && total < HUGE_MIN;
     mem_header *h = slabbed            ? slab_carve(total)
                     : total >= HUGE_MIN ? ryz_alloc_stream(total)
                                         : aligned_alloc(64, total);

@@ -225,7 +225,6 @@ static ryz_status set_str(const parser *p, const char *key, const char *val, cha
     return RYZ_OK;
 }
 
-/* Sets dst to `val` when it is one of a or b; else EINVAL listing both. */
 /* val must be one of the NULL-terminated `choices`; the error lists them
  * ("want mpi, nccl or shm"). */
 static ryz_status set_choice(const parser *p, const char *key, const char *val,
@@ -234,8 +233,8 @@ static ryz_status set_choice(const parser *p, const char *key, const char *val,
     for (int i = 0; choices[i]; i++) {
         if (!strcmp(val, choices[i])) return set_str(p, key, val, dst, cap);
         size_t len = strlen(want);
-        snprintf(want + len, sizeof want - len, "%s%s", i == 0 ? "" : choices[i + 1] ? ", " : " or ",
-                 choices[i]);
+        const char *sep = i == 0 ? "" : choices[i + 1] ? ", " : " or ";
+        snprintf(want + len, sizeof want - len, "%s%s", sep, choices[i]);
     }
     return perr(p, p->line, "bad %s '%s' (want %s)", key, val, want);
 }
