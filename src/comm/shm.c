@@ -42,7 +42,8 @@
 
 #include "internal.h"
 
-#define SLOT_BYTES ((size_t)256 << 10)             /* one round's data from one rank */
+#define SLOT_BYTES ((size_t)256 << 10) /* one round's data from one rank */
+#define SLOT_FLOATS (SLOT_BYTES / sizeof(float))
 #define HEAD_BYTES ((size_t)4096)                  /* the round counter, on its own page */
 #define REGION_BYTES (HEAD_BYTES + 2 * SLOT_BYTES) /* one rank's part of the segment */
 #define SPINS 4096                                 /* busy polls before yielding the core */
@@ -120,12 +121,20 @@ static size_t min_size(size_t a, size_t b) {
 
 /* ---- the collectives ----------------------------------------------------- */
 
+/* One round carrying src's floats from off on, as many as a slot holds
+ * (count in all); afterwards every rank's part of it is readable. Returns
+ * how many it carried. */
+static size_t round_put(shm_ctx *s, const float *src, size_t off, size_t count) {
+    size_t n = min_size(count - off, SLOT_FLOATS);
+    memcpy(slot_next(s), src + off, n * sizeof(float));
+    round_sync(s);
+    return n;
+}
+
 static ryz_status shm_all_reduce_sum(void *ctx, const float *send, float *recv, size_t count) {
     shm_ctx *s = ctx;
-    for (size_t off = 0; off < count; off += SLOT_BYTES / sizeof(float)) {
-        size_t n = min_size(count - off, SLOT_BYTES / sizeof(float));
-        memcpy(slot_next(s), send + off, n * sizeof(float));
-        round_sync(s);
+    for (size_t off = 0; off < count; off += SLOT_FLOATS) {
+        size_t n = round_put(s, send, off, count);
         sum_slots(s, 0, recv + off, n);
     }
     return RYZ_OK;
@@ -133,10 +142,8 @@ static ryz_status shm_all_reduce_sum(void *ctx, const float *send, float *recv, 
 
 static ryz_status shm_all_gather(void *ctx, const float *send, float *recv, size_t count) {
     shm_ctx *s = ctx;
-    for (size_t off = 0; off < count; off += SLOT_BYTES / sizeof(float)) {
-        size_t n = min_size(count - off, SLOT_BYTES / sizeof(float));
-        memcpy(slot_next(s), send + off, n * sizeof(float));
-        round_sync(s);
+    for (size_t off = 0; off < count; off += SLOT_FLOATS) {
+        size_t n = round_put(s, send, off, count);
         for (int p = 0; p < s->size; p++)
             memcpy(recv + (size_t)p * count + off, slot_of(s, p, s->round), n * sizeof(float));
     }
@@ -147,7 +154,7 @@ static ryz_status shm_all_gather(void *ctx, const float *send, float *recv, size
  * floats off..off+n go to slot position q*n. */
 static ryz_status shm_reduce_scatter(void *ctx, const float *send, float *recv, size_t count) {
     shm_ctx *s = ctx;
-    size_t step = SLOT_BYTES / sizeof(float) / (size_t)s->size;
+    size_t step = SLOT_FLOATS / (size_t)s->size;
     for (size_t off = 0; off < count; off += step) {
         size_t n = min_size(count - off, step);
         float *mine = slot_next(s);
