@@ -25,6 +25,15 @@ static void temp_path(char *path) {
     close(fd);
 }
 
+/* A new temporary file holding text; its path in `path` (32 bytes). */
+static void temp_file_with(char *path, const char *text) {
+    temp_path(path);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* Number of lines of a captured stream. */
 static int count_lines(const char *s) {
     int n = 0;
@@ -237,13 +246,8 @@ static int count_rows(const char *out, int tp, const char *result) {
 
 START_TEST(test_suite_unknown_key) {
     char path[32], args[64];
-    temp_path(path);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("[suite]\nrepeat = 1\n\n[case a]\nmodel = synthetic:tiny\nprompt = 1 2\n"
-          "tp = 1 2\nflavour = vanilla\n",
-          f);
-    fclose(f);
+    temp_file_with(path, "[suite]\nrepeat = 1\n\n[case a]\nmodel = synthetic:tiny\nprompt = 1 2\n"
+                         "tp = 1 2\nflavour = vanilla\n");
     snprintf(args, sizeof args, "suite %s", path);
     expect_one_line_error(args, 2, "flavour");
     unlink(path);
@@ -254,14 +258,10 @@ END_TEST
  * with a tolerance far below bf16's rounding it fails (exit 1). */
 START_TEST(test_suite_bf16_tolerance) {
     char path[32], h5[32], args[128];
-    temp_path(path);
+    temp_file_with(path, "[suite]\nrepeat = 1\nwarmup = 0\nbf16_atol = 1e-7\nbf16_rtol = 1e-7\n\n"
+                         "[case b]\nmodel = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 4\n"
+                         "dtype = bf16\n");
     temp_path(h5);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("[suite]\nrepeat = 1\nwarmup = 0\nbf16_atol = 1e-7\nbf16_rtol = 1e-7\n\n"
-          "[case b]\nmodel = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 4\ndtype = bf16\n",
-          f);
-    fclose(f);
     snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
     test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 1 && count_rows(r.out, 1, "FAIL") == 1 &&
@@ -272,15 +272,6 @@ START_TEST(test_suite_bf16_tolerance) {
     unlink(h5);
 }
 END_TEST
-
-/* A new temporary file holding text; its path in `path` (32 bytes). */
-static void temp_file_with(char *path, const char *text) {
-    temp_path(path);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 /* Runs `ryz suite` on a one-case file of `lines`, expecting exit 2 with
  * one error line containing needle. */
@@ -319,13 +310,9 @@ END_TEST
  * watchdog), and writes no results. */
 static void expect_nomem_no_hang(const char *env, const char *needle) {
     char path[32], h5[32], args[128];
-    temp_path(path);
+    temp_file_with(path, "[suite]\nrepeat = 1\nwarmup = 0\n\n[case a]\nmodel = synthetic:tiny\n"
+                         "prompt = 1 2 3\nnew_tokens = 2\ntp = 1 2\n");
     temp_path(h5);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("[suite]\nrepeat = 1\nwarmup = 0\n\n[case a]\nmodel = synthetic:tiny\n"
-          "prompt = 1 2 3\nnew_tokens = 2\ntp = 1 2\n", f);
-    fclose(f);
     snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
     double t0 = ryz_time_now();
     test_run r = test_run_ryz(env, args);
