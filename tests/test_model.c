@@ -626,15 +626,17 @@ END_TEST
 
 /* Every matmul path against the double reference on W: fp32 weights, or
  * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
- * rounded values), at 1, 2 and 3 threads. out 205 splits into row-group chunks the threads claim
- * and leaves a row after the last bf16 row group; in 37 and 40 take the
+ * rounded values), at 1, 2 and 3 threads. out 213 splits into row-group chunks the threads claim
+ * and leaves a row after the last bf16 row group; at 1 thread its 53 groups
+ * are three bands of 17 and two groups after them, at 2 threads a chunk of
+ * four groups is three bands and one group; in 37 and 40 take the
  * row-major bf16 layout, 64 and 4096 the tiled one (4096 makes the bf16
  * prefill widen W in several blocks); fp32 in 37 is scalar, 40 and up the
  * four-band kernel. Each thread count cuts the rows into other chunks, so
- * the bands, the bf16 kernel's odd last group and the rows after the last
- * group fall in different places. */
+ * the bands, the bf16 kernel's groups after its bands and the rows after
+ * the last group fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
-    enum { OUT = 205, NMAX = 3 };
+    enum { OUT = 213, NMAX = 3 };
     const int ins[] = {37, 40, 64, 4096}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
@@ -760,14 +762,16 @@ START_TEST(test_backend_silu_mul_add) {
 END_TEST
 
 START_TEST(test_backend_attention_single_position) {
-    enum { HD = 4, SEQ = 3 };
-    /* Full geometry: 4 query heads over 2 KV heads; and a shard holding
-     * query heads 2..3 whose only KV head is global head 1. */
-    const ryz_attn_geom geoms[] = {{4, HD, 2, 0, 0, 2}, {2, HD, 1, 2, 1, 2}};
-    for (int gi = 0; gi < 2; gi++) {
+    enum { HD = 8, SEQ = 3 };
+    /* Full geometry: 4 query heads over 2 KV heads; a shard holding query
+     * heads 2..3 whose only KV head is global head 1; and one holding heads
+     * 1..2, which starts inside KV head 0's group and ends in head 1's
+     * (head_dim 8: the vectorised all-heads loop where the CPU has AVX2). */
+    const ryz_attn_geom geoms[] = {{4, HD, 2, 0, 0, 2}, {2, HD, 1, 2, 1, 2}, {2, HD, 2, 1, 0, 2}};
+    for (int gi = 0; gi < 3; gi++) {
         const ryz_attn_geom *g = &geoms[gi];
         float q[4 * HD], kc[SEQ * 2 * HD], vc[SEQ * 2 * HD], out[4 * HD], want[4 * HD];
-        float scratch[1]; /* (T, pos0 + T) */
+        float scratch[4]; /* (max(T, heads), pos0 + T) */
         fill_rand(q, 4 * HD, 8);
         fill_rand(kc, SEQ * 2 * HD, 9);
         fill_rand(vc, SEQ * 2 * HD, 10);
@@ -789,7 +793,8 @@ static void check_attention(int T, int pos0, int hd, const char *what) {
     const ryz_attn_geom g = {HEADS, hd, KVH, 0, 0, HEADS / KVH};
     float *q = malloc(sizeof(float) * T * qd), *kc = malloc(sizeof(float) * seq * kvd);
     float *vc = malloc(sizeof(float) * seq * kvd), *out = malloc(sizeof(float) * T * qd);
-    float *want = malloc(sizeof(float) * T * qd), *scratch = malloc(sizeof(float) * T * L);
+    float *want = malloc(sizeof(float) * T * qd);
+    float *scratch = malloc(sizeof(float) * (T > HEADS ? T : HEADS) * L);
     double *qdd = malloc(sizeof(double) * T * qd), *kd = malloc(sizeof(double) * seq * kvd);
     double *vd = malloc(sizeof(double) * seq * kvd), *ref = malloc(sizeof(double) * T * qd);
     double *sc = malloc(sizeof(double) * seq);
@@ -822,6 +827,24 @@ START_TEST(test_backend_attention_decode) {
 }
 END_TEST
 
+/* silu over its whole range against double precision, 8 lanes at a time
+ * and a tail: within 3e-7 relative (5 ulp) where exp is a normal float, to 0 from
+ * below (-0 or a denormal) where it is not; NaN stays NaN. */
+START_TEST(test_backend_silu_range) {
+    enum { N = 803 };
+    static float a[N], b[N], want[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = -100.0f + 0.25f * (float)i, b[i] = 1.0f;
+        want[i] = (float)(a[i] / (1.0 + exp(-(double)a[i])));
+    }
+    a[N / 2] = NAN; /* in a vector of 8 */
+    be.iface->silu_mul(be.ctx, a, b, N);
+    ck_assert(isnan(a[N / 2]));
+    a[N / 2] = want[N / 2] = 0.0f;
+    assert_close(a, want, N, 1e-30, 3e-7, "silu over [-100, 100]");
+}
+END_TEST
+
 START_TEST(test_argmax) {
     const float a[] = {1, 3, 3, 2};
     ck_assert_int_eq(ryz_argmax(a, 4), 1);
@@ -834,6 +857,39 @@ START_TEST(test_argmax) {
     ck_assert_int_eq(ryz_argmax(d, 1), 0);
     const float e[] = {1, 2, INFINITY};
     ck_assert_int_eq(ryz_argmax(e, 3), 2);
+}
+END_TEST
+
+/* The first index of the largest value, as a plain loop finds it. */
+static int argmax_plain(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Long enough for the vector path (8 lanes, then a tail): values from a
+ * few levels, so the largest repeats in several lanes and the first one
+ * must win; a NaN in the middle never wins, one in x[0] always does;
+ * signed zeros tie. */
+START_TEST(test_argmax_long) {
+    enum { N = 77 };
+    float x[N];
+    for (int n = 1; n <= N; n++)
+        for (int seed = 0; seed < 8; seed++) {
+            for (int i = 0; i < n; i++) x[i] = (float)((i * 7919 + seed * 104729) % 5) - 2.0f;
+            ck_assert_msg(ryz_argmax(x, n) == argmax_plain(x, n), "n %d seed %d: %d, want %d",
+                          n, seed, ryz_argmax(x, n), argmax_plain(x, n));
+            if (n > 9) {
+                x[n / 2] = NAN;
+                ck_assert_int_eq(ryz_argmax(x, n), argmax_plain(x, n));
+                x[0] = NAN;
+                ck_assert_int_eq(ryz_argmax(x, n), 0);
+            }
+        }
+    float z[16] = {-1.0f};
+    z[3] = -0.0f, z[12] = 0.0f;
+    ck_assert_int_eq(ryz_argmax(z, 16), 1); /* z[1] = +0, the first of the zeros */
 }
 END_TEST
 
@@ -1753,6 +1809,8 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_attention_causal);
     tcase_add_test(tc, test_backend_attention_decode);
     tcase_add_test(tc, test_argmax);
+    tcase_add_test(tc, test_backend_silu_range);
+    tcase_add_test(tc, test_argmax_long);
     tcase_add_test(tc, test_tp_embedding);
     tcase_add_test(tc, test_tp_column_and_row);
     tcase_add_test(tc, test_tp_lm_head_padding);

@@ -68,7 +68,7 @@ typedef struct ryz_backend_iface {
     /* Causal attention for T new rows at positions pos0..pos0+T-1 of one
      * sequence: q (T, heads*head_dim), caches (seq_len, kv_heads*head_dim)
      * already holding positions 0..pos0+T-1, out (T, heads*head_dim),
-     * scratch (T, pos0+T) floats. */
+     * scratch (max(T, heads), pos0+T) floats. */
     void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
                       int T, int pos0, const ryz_attn_geom *g, float *scratch);
 

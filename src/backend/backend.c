@@ -92,9 +92,45 @@ ryz_status ryz_dtype_parse(const char *text, ryz_dtype *out) {
     return ryz_error(RYZ_EINVAL, "dtype '%s' unknown (known: f32, bf16)", text);
 }
 
-int ryz_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
+/* ryz_argmax from index `from` on, best so far at `best`. */
+static int argmax_from(const float *x, int n, int from, int best) {
+    for (int i = from; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* ryz_argmax over 8 lanes: each lane keeps the first of its largest values
+ * above x[0] and where it was, then the largest lane wins, the lowest
+ * index among equals. Like the plain loop, NaN never beats anything (and
+ * nothing beats a NaN in x[0]). A decode step's greedy pick scans the
+ * whole vocab (32000 floats for 110m): the plain loop took about 1 % of a
+ * bf16 token. */
+__attribute__((target("avx2"))) static int argmax_avx2(const float *x, int n) {
+    __m256 best = _mm256_set1_ps(x[0]);
+    __m256i at = _mm256_setzero_si256(), cur = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i eight = _mm256_set1_epi32(8);
+    int i = 0;
+    for (; i + 8 <= n; i += 8, cur = _mm256_add_epi32(cur, eight)) {
+        __m256 v = _mm256_loadu_ps(x + i), gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        best = _mm256_blendv_ps(best, v, gt);
+        at = _mm256_blendv_epi8(at, cur, _mm256_castps_si256(gt));
+    }
+    float bv[8];
+    int bi[8], b = 0;
+    _mm256_storeu_ps(bv, best);
+    _mm256_storeu_si256((__m256i *)(void *)bi, at);
+    for (int k = 1; k < 8; k++)
+        if (bv[k] > bv[b] || (bv[k] == bv[b] && bi[k] < bi[b])) b = k;
+    return argmax_from(x, n, i, bi[b]);
+}
+#endif
+
+int ryz_argmax(const float *x, int n) {
+#if defined(__x86_64__)
+    if (n >= 8 && __builtin_cpu_supports("avx2")) return argmax_avx2(x, n);
+#endif
+    return argmax_from(x, n, 1, 0);
 }

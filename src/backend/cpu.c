@@ -188,51 +188,51 @@ AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in,
         a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, a); \
     } while (0)
 
-/* How far ahead of the tile being read the bf16 kernel prefetches: it does
- * more work per byte than the fp32 one, and the hardware prefetcher alone
- * left it further below the read bandwidth (docs/performance.md). */
-#define BF16_PREFETCH_BYTES 1024
-
 /* One 16-column step of the row group at g (64 weights, four rows) into
- * a[0..3], with its prefetch. */
-#define BF16_GROUP_STEP(g, xl, xh, a)                                            \
-    do {                                                                         \
-        _mm_prefetch((const char *)(g) + BF16_PREFETCH_BYTES, _MM_HINT_T0);      \
-        _mm_prefetch((const char *)(g) + BF16_PREFETCH_BYTES + 64, _MM_HINT_T0); \
-        BF16_FMA16(g, xl, xh, a[0]);                                             \
-        BF16_FMA16((g) + 16, xl, xh, a[1]);                                      \
-        BF16_FMA16((g) + 32, xl, xh, a[2]);                                      \
-        BF16_FMA16((g) + 48, xl, xh, a[3]);                                      \
+ * a[0..3]. */
+#define BF16_GROUP_STEP(g, xl, xh, a)       \
+    do {                                    \
+        BF16_FMA16(g, xl, xh, a[0]);        \
+        BF16_FMA16((g) + 16, xl, xh, a[1]); \
+        BF16_FMA16((g) + 32, xl, xh, a[2]); \
+        BF16_FMA16((g) + 48, xl, xh, a[3]); \
     } while (0)
 
 /* Decode GEMV with bf16 weights in the layout of ryz_bf16_offset (in % 16
  * == 0, o0 % 4 == 0), x permuted by bf16_permute_x. Like the fp32 kernel
- * it reads W as several sequential streams: the row groups split into two
- * bands, one group of each per pass (eight rows, one accumulator each:
- * sixteen would not fit in the registers); then a last odd group, then
- * the rows after the last whole group (stored row-major). Every row sums
- * its tiles in the same order, whichever pass reads it. */
+ * it reads W as several sequential streams: the row groups split into
+ * three bands, one group of each per pass (twelve rows, one accumulator
+ * each, the most that fit in the sixteen registers beside x); then the
+ * last one or two groups, then the rows after the last whole group
+ * (stored row-major). Three bands read 1.06-1.10x faster than two on the
+ * development VM, four (spilling accumulators) no faster than two, and
+ * software prefetch did not help three (docs/performance.md). Every row
+ * sums its tiles in the same order, whichever pass reads it. */
 AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, int out,
                                 int o0, int o1) {
     const uint16_t *w = wv;
     const __m256i zero = _mm256_setzero_si256();
     int full = out - out % 4, end = o1 < full ? o1 : full;
     if (end < o0) end = o0; /* [o0, o1) holds only rows after the last group */
-    int band = (end - o0) / 8 * 4; /* rows per band, whole groups */
+    int band = (end - o0) / 12 * 4; /* rows per band, whole groups */
     size_t step = (size_t)band * in;
     int o = o0;
     for (; o < o0 + band; o += 4) {
-        const uint16_t *g = w + (size_t)o * in, *h = g + step;
-        __m256 a[4], b[4];
-        for (int r = 0; r < 4; r++) a[r] = b[r] = _mm256_setzero_ps();
-        for (int i = 0; i < in; i += 16, g += 64, h += 64) {
+        const uint16_t *g = w + (size_t)o * in, *h = g + step, *k = h + step;
+        __m256 a[4], b[4], c[4];
+        for (int r = 0; r < 4; r++) a[r] = b[r] = c[r] = _mm256_setzero_ps();
+        for (int i = 0; i < in; i += 16, g += 64, h += 64, k += 64) {
             __m256 xl = _mm256_loadu_ps(xp + i), xh = _mm256_loadu_ps(xp + i + 8);
             BF16_GROUP_STEP(g, xl, xh, a);
             BF16_GROUP_STEP(h, xl, xh, b);
+            BF16_GROUP_STEP(k, xl, xh, c);
         }
-        for (int r = 0; r < 4; r++) y[o + r] = hsum256(a[r]), y[o + band + r] = hsum256(b[r]);
+        for (int r = 0; r < 4; r++) {
+            y[o + r] = hsum256(a[r]), y[o + band + r] = hsum256(b[r]);
+            y[o + 2 * band + r] = hsum256(c[r]);
+        }
     }
-    for (o = o0 + 2 * band; o + 4 <= end; o += 4) {
+    for (o = o0 + 3 * band; o + 4 <= end; o += 4) {
         const uint16_t *g = w + (size_t)o * in;
         __m256 a[4];
         for (int r = 0; r < 4; r++) a[r] = _mm256_setzero_ps();
@@ -249,29 +249,80 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int i
     }
 }
 
-/* attn_scores_scalar for hd % 8 == 0. */
-AVX2 static void attn_scores_avx2(float *scores, const float *q, const float *K, int L, int hd,
-                                  int kvdim, float scale) {
+static void softmax_masked(float *x, int n, int len);
+
+/* Decode attention (one new row at position L - 1) over every head at
+ * once, hd % 8 == 0: each cached K row, then each V row, is read whole and
+ * in order (a row holds every head's slice), where a pass per head read
+ * pieces of hd floats kvdim apart. s (heads, L) holds each head's scores,
+ * then their softmax. Every score and output element sums in the same
+ * order as attn_scores_scalar and attn_mix_scalar. */
+AVX2 static void attn_decode_avx2(float *out, const float *q, const float *kc, const float *vc,
+                                  int L, const ryz_attn_geom *g, float *s) {
+    int hd = g->head_dim, kvdim = g->kv_heads * hd, heads = g->heads;
+    int kv0 = g->head_start / g->kv_mul - g->kv_start, r0 = g->head_start % g->kv_mul;
+    float scale = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < L; l++) {
-        const float *k = K + (size_t)l * kvdim;
-        __m256 a = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i += 8)
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), a);
-        scores[l] = scale * hsum256(a);
+        const float *K = kc + (size_t)l * kvdim + (size_t)kv0 * hd;
+        for (int h = 0, r = r0; h < heads; h++) {
+            __m256 a = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 8)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(K + i), _mm256_loadu_ps(q + h * hd + i), a);
+            s[(size_t)h * L + l] = scale * hsum256(a);
+            if (++r == g->kv_mul) r = 0, K += hd; /* the next head's KV head */
+        }
+    }
+    for (int h = 0; h < heads; h++) softmax_masked(s + (size_t)h * L, L, L);
+    for (int i = 0; i < heads * hd; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
+    for (int l = 0; l < L; l++) {
+        const float *V = vc + (size_t)l * kvdim + (size_t)kv0 * hd;
+        for (int h = 0, r = r0; h < heads; h++) {
+            float *o = out + h * hd;
+            __m256 p = _mm256_set1_ps(s[(size_t)h * L + l]);
+            for (int i = 0; i < hd; i += 8)
+                _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(V + i),
+                                                        _mm256_loadu_ps(o + i)));
+            if (++r == g->kv_mul) r = 0, V += hd;
+        }
     }
 }
 
-/* attn_mix_scalar for hd % 8 == 0: o stays in L1 across the positions. */
-AVX2 static void attn_mix_avx2(float *o, const float *p, const float *V, int L, int hd, int kvdim) {
-    for (int i = 0; i < hd; i += 8) _mm256_storeu_ps(o + i, _mm256_setzero_ps());
-    for (int l = 0; l < L; l++) {
-        const float *v = V + (size_t)l * kvdim;
-        __m256 pl = _mm256_set1_ps(p[l]);
-        for (int i = 0; i < hd; i += 8) {
-            __m256 acc = _mm256_loadu_ps(o + i);
-            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pl, _mm256_loadu_ps(v + i), acc));
-        }
+/* e^x for 8 floats: Cephes' expf (2^n times a degree-5 polynomial of the
+ * remainder, as in avx_mathfun), within a few ulp of expf. Below -88.37
+ * it gives 0 and above 88.37 infinity, where expf is denormal or already
+ * near FLT_MAX; a NaN stays NaN (min and max return their second operand
+ * on NaN). */
+AVX2 static __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f),
+                      _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x));
+    __m256 n = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln 2, split in two */
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(x, x), x), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void silu_mul_scalar(float *a, const float *b, size_t n);
+
+/* silu_mul_scalar 8 at a time: a decode step of 110m runs 24576 of them,
+ * and expf one by one was about 2 % of a bf16 token. */
+AVX2 static void silu_mul_avx2(float *a, const float *b, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(a + i);
+        __m256 d = _mm256_add_ps(one, exp256(_mm256_xor_ps(v, neg)));
+        _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_div_ps(v, d), _mm256_loadu_ps(b + i)));
     }
+    silu_mul_scalar(a + i, b + i, n - i);
 }
 
 static int have_avx2(void) {
@@ -283,8 +334,7 @@ static int have_avx2(void) {
 }
 #define gemv_f32_avx2 gemv_f32_scalar
 #define gemv_bf16_avx2 gemv_bf16_scalar
-#define attn_scores_avx2 attn_scores_scalar
-#define attn_mix_avx2 attn_mix_scalar
+#define silu_mul_avx2 silu_mul_scalar
 #endif
 
 /* Rows [*r0, *r1) of `total` for thread t of n: contiguous bands whose
@@ -427,12 +477,16 @@ static void cpu_rope(void *ctx, float *x, int n, int heads, int head_dim, int po
     }
 }
 
-static void cpu_silu_mul(void *ctx, float *a, const float *b, size_t n) {
-    (void)ctx;
+static void silu_mul_scalar(float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = a[i];
         a[i] = v / (1.0f + expf(-v)) * b[i];
     }
+}
+
+static void cpu_silu_mul(void *ctx, float *a, const float *b, size_t n) {
+    (void)ctx;
+    (have_avx2() ? silu_mul_avx2 : silu_mul_scalar)(a, b, n);
 }
 
 static void cpu_add(void *ctx, float *x, const float *y, size_t n) {
@@ -458,23 +512,29 @@ static void softmax_masked(float *x, int n, int len) {
  * hd) = S V over the strided caches. Prefill: two sgemm calls (the masked
  * upper triangle costs some flops but keeps the work in sgemm). Decode:
  * plain loops, because two BLAS calls per head cost about 40 us per layer
- * of 110m (12 heads, L <= 80), 2-4 % of a token, for a few thousand flops. */
+ * of 110m (12 heads, L <= 80), 2-4 % of a token, for a few thousand flops;
+ * all heads at once row by row when vectorised. */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
                           const float *vc, int T, int pos0, const ryz_attn_geom *g,
                           float *scores) {
     (void)ctx;
     int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd, L = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
+#if defined(__x86_64__)
+    if (T == 1 && hd % 8 == 0 && have_avx2()) {
+        attn_decode_avx2(out, q, kc, vc, L, g, scores);
+        return;
+    }
+#endif
     for (int h = 0; h < g->heads; h++) {
         int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
         const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd;
         const float *Q = q + (size_t)h * hd;
         float *O = out + (size_t)h * hd;
         if (T == 1) {
-            int vec = hd % 8 == 0 && have_avx2();
-            (vec ? attn_scores_avx2 : attn_scores_scalar)(scores, Q, K, L, hd, kvdim, scale);
+            attn_scores_scalar(scores, Q, K, L, hd, kvdim, scale);
             softmax_masked(scores, L, L);
-            (vec ? attn_mix_avx2 : attn_mix_scalar)(O, scores, V, L, hd, kvdim);
+            attn_mix_scalar(O, scores, V, L, hd, kvdim);
             continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, Q, qdim, K, kvdim,
