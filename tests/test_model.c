@@ -630,19 +630,19 @@ END_TEST
  * and leaves a row after the last bf16 row group; at 1 thread its 53 groups
  * are three bands of 17 and two groups after them, at 2 threads a chunk of
  * four groups is three bands and one group; in 37 and 40 take the
- * row-major bf16 layout, 64 and 4096 the tiled one (4096 makes the bf16
- * prefill widen W in several blocks); fp32 in 37 is scalar, 40 and up the
- * four-band kernel. Each thread count cuts the rows into other chunks, so
+ * row-major bf16 layout, 64 and MAXIN the tiled one (MAXIN makes the bf16
+ * prefill widen W in two blocks of 2^21 floats); fp32 in 37 is scalar, 40
+ * and up the four-band kernel. Each thread count cuts the rows into other chunks, so
  * the bands, the bf16 kernel's groups after its bands and the rows after
  * the last group fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
-    enum { OUT = 213, NMAX = 3 };
-    const int ins[] = {37, 40, 64, 4096}, ns[] = {1, NMAX};
+    enum { OUT = 213, NMAX = 3, MAXIN = 10256 };
+    const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
-    float *x = malloc(sizeof(float) * NMAX * 4096), *w = malloc(sizeof(float) * OUT * 4096);
+    float *x = malloc(sizeof(float) * NMAX * MAXIN), *w = malloc(sizeof(float) * OUT * MAXIN);
     float *y = malloc(sizeof(float) * NMAX * OUT), *want = malloc(sizeof(float) * NMAX * OUT);
-    uint16_t *h = malloc(sizeof(uint16_t) * OUT * 4096);
+    uint16_t *h = malloc(sizeof(uint16_t) * OUT * MAXIN);
     double *ref = malloc(sizeof(double) * NMAX * OUT);
     ck_assert(x && w && y && want && h && ref);
     for (int a = 0; a < 4; a++)

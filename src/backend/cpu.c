@@ -416,8 +416,12 @@ static void widen_part(void *arg, int t, int n) {
 
 /* Prefill with bf16 weights: blocks of rows widened to fp32, then sgemm on
  * each block, so the GEMM runs at the fp32 rate and the widening (one pass
- * over W) is small beside it. */
-#define WIDE_FLOATS ((size_t)1 << 18)
+ * over W) is small beside it. Each block hands the cores from the pool's
+ * threads to OpenBLAS's and back, so blocks are large (8 MiB: every 110m
+ * layer matrix in one, still inside the L3 the sgemm reads it from): at 2
+ * threads, 256-token prefill ran 1.1-1.3x faster than with 1 MiB blocks
+ * (docs/performance.md). */
+#define WIDE_FLOATS ((size_t)1 << 21)
 
 static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                             int out) {
