@@ -197,7 +197,20 @@ START_TEST(test_evaluate_comm) {
     ck_assert(bw2->pass && fabs(bw2->measured - 1.0) < 1e-12);
     ck_assert(!bw4->pass && fabs(bw4->measured - 0.75) < 1e-12 && !strcmp(bw4->op, ">="));
     ck_assert_int_eq(c.failed, 2);
+    ck_assert_msg(!strstr(bw2->note, "decode's"), "%s", bw2->note);
     ryz_checks_free(&c);
+    /* A probe that read less than decode streamed (TP 2 at 1.25x its
+     * roofline) is not the machine's bandwidth: decode's 23.75 GB/s is,
+     * and the speedup of 1.9 is only 0.8 of 23.75 / 10. At or below the
+     * roofline (TP 1 at 0.9) the probe stands. */
+    r.timing[1].roofline_fraction = 1.25, r.timing[0].roofline_fraction = 0.9;
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    bw2 = find(&c, 2, "bandwidth_scaling");
+    ck_assert_msg(!bw2->pass && fabs(bw2->measured - 0.8) < 1e-12, "%g", bw2->measured);
+    ck_assert_msg(strstr(bw2->note, "23.75 / 10.00 GB/s, decode's where higher"), "%s",
+                  bw2->note);
+    ryz_checks_free(&c);
+    r.timing[1].roofline_fraction = 0;
     /* Not measured is a failure that says so, not a pass. */
     for (size_t i = 0; i < r.n_collectives; i++) r.collectives[i].last_over_isolated = 0;
     r.timing[1].read_bandwidth_gbs = 0;
