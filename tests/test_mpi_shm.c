@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ryz/bench.h"
@@ -105,6 +106,40 @@ START_TEST(test_all_reduce_same_bits_as_rank_order) {
 }
 END_TEST
 
+/* Small collectives back to back, 1 to 9 floats a rank, each round's
+ * data different; every so often one rank comes late, so the others
+ * start the next round while it still reads this one (a slot must not be
+ * rewritten under it). Integer values: the sums are exact. */
+START_TEST(test_small_rounds_mixed_and_late) {
+    float send[9], got[9 * 4], sum[9], b[9];
+    alarm(HANG_LIMIT_S);
+    for (int it = 0; it < 3000; it++) {
+        size_t n = 1 + (size_t)it % 9;
+        struct timespec late = {0, 2000000};
+        if (it % 97 == 0 && g_rank == (it / 97) % g_k)
+            nanosleep(&late, NULL);
+        for (size_t j = 0; j < n; j++)
+            send[j] = (float)(it * 16 + g_rank * 4 + (int)j), b[j] = (float)(it - (int)j);
+        ck_assert_int_eq(ryz_comm_all_gather(g_shm, send, got, n), RYZ_OK);
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_shm, send, sum, n), RYZ_OK);
+        ck_assert_int_eq(ryz_comm_broadcast(g_shm, b, n * sizeof(float), it % g_k), RYZ_OK);
+        for (size_t j = 0; j < n; j++) {
+            float want = 0;
+            for (int r = 0; r < g_k; r++) {
+                float v = (float)(it * 16 + r * 4 + (int)j);
+                ck_assert_msg(got[(size_t)r * n + j] == v, "round %d n %zu rank %d: [%d][%zu] %g",
+                              it, n, g_rank, r, j, (double)got[(size_t)r * n + j]);
+                want += v;
+            }
+            ck_assert_msg(sum[j] == want && b[j] == (float)(it - (int)j),
+                          "round %d n %zu rank %d: sum %g want %g, broadcast %g", it, n, g_rank,
+                          (double)sum[j], (double)want, (double)b[j]);
+        }
+    }
+    alarm(0);
+}
+END_TEST
+
 START_TEST(test_split_first) {
     for (int n = 1; n <= g_k; n++) {
         ryz_comm *sub = NULL;
@@ -160,6 +195,7 @@ static Suite *shm_suite(void) {
     tcase_add_test(tc, test_ops_checked_small);
     tcase_add_test(tc, test_ops_checked_several_slots);
     tcase_add_test(tc, test_all_reduce_same_bits_as_rank_order);
+    tcase_add_test(tc, test_small_rounds_mixed_and_late);
     tcase_add_test(tc, test_split_first);
     tcase_add_test(tc, test_records_and_sequence);
     suite_add_tcase(s, tc);
