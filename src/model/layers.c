@@ -62,9 +62,9 @@ ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_loca
  * ryz_tp_greedy_ids gathers: first logit, first maximum with NaNs skipped
  * (NaN when there is none), its global index as int32 bits. */
 static void shard_best(const float *row, int n, int start, float out[RYZ_GREEDY_FLOATS]) {
-    int best = -1;
-    for (int i = 0; i < n; i++)
-        if (!isnan(row[i]) && (best < 0 || row[i] > row[best])) best = i;
+    int first = 0; /* ryz_argmax from the first number on: after it, NaN never wins */
+    while (first < n && isnan(row[first])) first++;
+    int best = first < n ? first + ryz_argmax(row + first, n - first) : -1;
     int32_t g = best < 0 ? INT32_MAX : start + best;
     out[0] = n > 0 ? row[0] : NAN;
     out[1] = best < 0 ? NAN : row[best];
