@@ -433,7 +433,8 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
         gemv(c, xp ? gemv_bf16_avx2 : gemv_bf16_scalar, y, xp ? xp : x, w, in, out);
         return;
     }
-    size_t want = WIDE_FLOATS > (size_t)in * 4 ? WIDE_FLOATS : (size_t)in * 4;
+    size_t whole = (size_t)in * (size_t)out, want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
+    if (want < (size_t)in * 4) want = (size_t)in * 4; /* a whole row group at least */
     if (!scratch_grow(&c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)
             gemv_bf16_scalar(y + (size_t)r * out, x + (size_t)r * in, w, in, out, 0, out);
