@@ -286,7 +286,7 @@ static void check_attention(ryz_attn_geom g, int T, int pos0) {
     for (size_t i = (size_t)L * kvdim; i < cache; i++)
         kc[i] = vc[i] = NAN;
     float *want = host_rand(qlen, 1.0f), *got = host_rand(qlen, 1.0f);
-    float *scratch = host_rand((size_t)(T > g.heads ? T : g.heads) * L, 1.0f);
+    float *scratch = host_rand((size_t)ryz_attention_scratch_rows(T, g.heads) * L, 1.0f);
     float *dq = dev_from(q, qlen), *dk = dev_from(kc, cache), *dv = dev_from(vc, cache);
     float *dout = dev_alloc(qlen * sizeof *dout);
     g_cpu.iface->attention(g_cpu.ctx, want, q, kc, vc, T, pos0, &g, scratch);

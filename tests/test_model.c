@@ -631,7 +631,7 @@ END_TEST
  * are three bands of 17 and two groups after them, at 2 threads a chunk of
  * four groups is three bands and one group; in 37 and 40 take the
  * row-major bf16 layout, 64 and MAXIN the tiled one (MAXIN makes the bf16
- * prefill widen W in two blocks of 2^21 floats); fp32 in 37 is scalar, 40
+ * prefill widen W in two blocks, 204 rows then 9); fp32 in 37 is scalar, 40
  * and up the four-band kernel. Each thread count cuts the rows into other chunks, so
  * the bands, the bf16 kernel's groups after its bands and the rows after
  * the last group fall in different places. */
@@ -784,17 +784,18 @@ START_TEST(test_backend_attention_single_position) {
 }
 END_TEST
 
-/* T positions from pos0 on (4 query heads over 2 KV heads, head_dim hd)
- * against the double reference, each query row over the cache rows up to
- * its own position. */
-static void check_attention(int T, int pos0, int hd, const char *what) {
-    enum { HEADS = 4, KVH = 2 };
-    int qd = HEADS * hd, kvd = KVH * hd, seq = pos0 + T + 2, L = pos0 + T;
-    const ryz_attn_geom g = {HEADS, hd, KVH, 0, 0, HEADS / KVH};
+/* T positions from pos0 on with geometry g against the double reference,
+ * each query row over the cache rows up to its own position. The
+ * reference maps head h to KV head h / (heads / kv_heads): g must map its
+ * heads alike (any whole model does; so does a shard starting inside a KV
+ * group whose heads each fall in the next group). */
+static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *what) {
+    int heads = g.heads, kvh = g.kv_heads, hd = g.head_dim;
+    int qd = heads * hd, kvd = kvh * hd, seq = pos0 + T + 2, L = pos0 + T;
     float *q = malloc(sizeof(float) * T * qd), *kc = malloc(sizeof(float) * seq * kvd);
     float *vc = malloc(sizeof(float) * seq * kvd), *out = malloc(sizeof(float) * T * qd);
     float *want = malloc(sizeof(float) * T * qd);
-    float *scratch = malloc(sizeof(float) * (T > HEADS ? T : HEADS) * L);
+    float *scratch = malloc(sizeof(float) * ryz_attention_scratch_rows(T, heads) * L);
     double *qdd = malloc(sizeof(double) * T * qd), *kd = malloc(sizeof(double) * seq * kvd);
     double *vd = malloc(sizeof(double) * seq * kvd), *ref = malloc(sizeof(double) * T * qd);
     double *sc = malloc(sizeof(double) * seq);
@@ -806,12 +807,17 @@ static void check_attention(int T, int pos0, int hd, const char *what) {
     to_double(kd, kc, (size_t)seq * kvd);
     to_double(vd, vc, (size_t)seq * kvd);
     for (int t = 0; t < T; t++)
-        ref_attend(ref + t * qd, qdd + t * qd, kd, vd, pos0 + t, HEADS, hd, KVH, sc);
+        ref_attend(ref + t * qd, qdd + t * qd, kd, vd, pos0 + t, heads, hd, kvh, sc);
     to_float(want, ref, (size_t)T * qd);
     be.iface->attention(be.ctx, out, q, kc, vc, T, pos0, &g, scratch);
     assert_close(out, want, (size_t)T * qd, 1e-6, 1e-5, what);
     free(q), free(kc), free(vc), free(out), free(want), free(scratch);
     free(qdd), free(kd), free(vd), free(ref), free(sc);
+}
+
+/* 4 query heads over 2 KV heads, head_dim hd. */
+static void check_attention(int T, int pos0, int hd, const char *what) {
+    check_attention_geom((ryz_attn_geom){4, hd, 2, 0, 0, 2}, T, pos0, what);
 }
 
 START_TEST(test_backend_attention_causal) {
@@ -820,28 +826,34 @@ START_TEST(test_backend_attention_causal) {
 END_TEST
 
 /* One decode step after 9 cached positions: head_dim 16 takes the
- * vectorised loops, 6 the scalar ones. */
+ * vectorised all-heads loop, 6 the scalar one. */
 START_TEST(test_backend_attention_decode) {
     check_attention(1, 9, 16, "decode attention, head_dim 16");
     check_attention(1, 9, 6, "decode attention, head_dim 6");
+    /* query heads 1..2 of 4 over KV heads 0..1 (kv_mul 2): head 0 is in
+     * KV head 0's group, head 1 in KV head 1's, so the K and V walks must
+     * move on between them */
+    check_attention_geom((ryz_attn_geom){2, 16, 2, 1, 0, 2}, 1, 9, "decode, shard inside a group");
 }
 END_TEST
 
-/* silu over its whole range against double precision, 8 lanes at a time
- * and a tail: within 3e-7 relative (5 ulp) where exp is a normal float, to 0 from
- * below (-0 or a denormal) where it is not; NaN stays NaN. */
+/* silu over [-100, 100] against double precision, 8 lanes at a time and
+ * a tail: within 3e-7 relative (5 ulp), or 1e-36 absolute where it
+ * underflows (-0 for the vector path below about -87.7, a denormal or -0
+ * for expf); NaN stays NaN, +inf gives +inf and -inf NaN, as in the plain
+ * loop. */
 START_TEST(test_backend_silu_range) {
-    enum { N = 803 };
+    enum { N = 803, NANAT = N / 2, INF = 9, NEGINF = 10 }; /* all in vectors of 8 */
     static float a[N], b[N], want[N];
     for (int i = 0; i < N; i++) {
         a[i] = -100.0f + 0.25f * (float)i, b[i] = 1.0f;
         want[i] = (float)(a[i] / (1.0 + exp(-(double)a[i])));
     }
-    a[N / 2] = NAN; /* in a vector of 8 */
+    a[NANAT] = NAN, a[INF] = INFINITY, a[NEGINF] = -INFINITY;
     be.iface->silu_mul(be.ctx, a, b, N);
-    ck_assert(isnan(a[N / 2]));
-    a[N / 2] = want[N / 2] = 0.0f;
-    assert_close(a, want, N, 1e-30, 3e-7, "silu over [-100, 100]");
+    ck_assert(isnan(a[NANAT]) && isnan(a[NEGINF]) && isinf(a[INF]) && a[INF] > 0);
+    a[NANAT] = want[NANAT] = a[INF] = want[INF] = a[NEGINF] = want[NEGINF] = 0.0f;
+    assert_close(a, want, N, 1e-36, 3e-7, "silu over [-100, 100]");
 }
 END_TEST
 
@@ -887,9 +899,8 @@ START_TEST(test_argmax_long) {
                 ck_assert_int_eq(ryz_argmax(x, n), 0);
             }
         }
-    float z[16] = {-1.0f};
-    z[3] = -0.0f, z[12] = 0.0f;
-    ck_assert_int_eq(ryz_argmax(z, 16), 1); /* z[1] = +0, the first of the zeros */
+    float z[16] = {-1.0f, -0.0f}; /* then +0: equal to -0, so -0 at 1 stays first */
+    ck_assert_int_eq(ryz_argmax(z, 16), 1);
 }
 END_TEST
 

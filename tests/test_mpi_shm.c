@@ -111,18 +111,21 @@ END_TEST
  * start the next round while it still reads this one (a slot must not be
  * rewritten under it). Integer values: the sums are exact. */
 START_TEST(test_small_rounds_mixed_and_late) {
-    float send[9], got[9 * 4], sum[9], b[9];
+    enum { MAXK = 64 };
+    float send[9], got[9 * MAXK], sum[9], b[9];
+    ck_assert_int_le(g_k, MAXK);
     alarm(HANG_LIMIT_S);
     for (int it = 0; it < 3000; it++) {
         size_t n = 1 + (size_t)it % 9;
+        int root = it % g_k;
         struct timespec late = {0, 2000000};
         if (it % 97 == 0 && g_rank == (it / 97) % g_k)
             nanosleep(&late, NULL);
         for (size_t j = 0; j < n; j++)
-            send[j] = (float)(it * 16 + g_rank * 4 + (int)j), b[j] = (float)(it - (int)j);
+            send[j] = b[j] = (float)(it * 16 + g_rank * 4 + (int)j);
         ck_assert_int_eq(ryz_comm_all_gather(g_shm, send, got, n), RYZ_OK);
         ck_assert_int_eq(ryz_comm_all_reduce_sum(g_shm, send, sum, n), RYZ_OK);
-        ck_assert_int_eq(ryz_comm_broadcast(g_shm, b, n * sizeof(float), it % g_k), RYZ_OK);
+        ck_assert_int_eq(ryz_comm_broadcast(g_shm, b, n * sizeof(float), root), RYZ_OK);
         for (size_t j = 0; j < n; j++) {
             float want = 0;
             for (int r = 0; r < g_k; r++) {
@@ -131,9 +134,10 @@ START_TEST(test_small_rounds_mixed_and_late) {
                               it, n, g_rank, r, j, (double)got[(size_t)r * n + j]);
                 want += v;
             }
-            ck_assert_msg(sum[j] == want && b[j] == (float)(it - (int)j),
-                          "round %d n %zu rank %d: sum %g want %g, broadcast %g", it, n, g_rank,
-                          (double)sum[j], (double)want, (double)b[j]);
+            float from_root = (float)(it * 16 + root * 4 + (int)j);
+            ck_assert_msg(sum[j] == want && b[j] == from_root,
+                          "round %d n %zu rank %d: sum %g want %g, broadcast %g want %g", it, n,
+                          g_rank, (double)sum[j], (double)want, (double)b[j], (double)from_root);
         }
     }
     alarm(0);

@@ -68,7 +68,7 @@ typedef struct ryz_backend_iface {
     /* Causal attention for T new rows at positions pos0..pos0+T-1 of one
      * sequence: q (T, heads*head_dim), caches (seq_len, kv_heads*head_dim)
      * already holding positions 0..pos0+T-1, out (T, heads*head_dim),
-     * scratch (max(T, heads), pos0+T) floats. */
+     * scratch (ryz_attention_scratch_rows(T, heads), pos0+T) floats. */
     void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
                       int T, int pos0, const ryz_attn_geom *g, float *scratch);
 
@@ -194,6 +194,11 @@ static inline size_t ryz_bf16_offset(int o, int i, int in, int out) {
  * in src (nrows, in), into their places in dst (the whole matrix's bf16
  * storage). Chunks may be packed in any order. */
 void ryz_bf16_pack_rows(uint16_t *dst, const float *src, int row0, int nrows, int in, int out);
+/* Rows of the attention op's scratch for T new rows over `heads` local
+ * query heads: (this many, pos0 + T) floats. */
+static inline int ryz_attention_scratch_rows(int T, int heads) {
+    return T > heads ? T : heads;
+}
 /* Index of the largest of x[0..n) (first one on ties). */
 int ryz_argmax(const float *x, int n);
 

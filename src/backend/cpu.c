@@ -256,7 +256,8 @@ static void softmax_masked(float *x, int n, int len);
  * in order (a row holds every head's slice), where a pass per head read
  * pieces of hd floats kvdim apart. s (heads, L) holds each head's scores,
  * then their softmax. Every score and output element sums in the same
- * order as attn_scores_scalar and attn_mix_scalar. */
+ * order as the per-head AVX2 loops this replaced (8-lane partial sums,
+ * then the lanes), so its results are the same bits. */
 AVX2 static void attn_decode_avx2(float *out, const float *q, const float *kc, const float *vc,
                                   int L, const ryz_attn_geom *g, float *s) {
     int hd = g->head_dim, kvdim = g->kv_heads * hd, heads = g->heads;
@@ -287,14 +288,13 @@ AVX2 static void attn_decode_avx2(float *out, const float *q, const float *kc, c
     }
 }
 
-/* e^x for 8 floats: Cephes' expf (2^n times a degree-5 polynomial of the
- * remainder, as in avx_mathfun), within a few ulp of expf. Below -88.37
- * it gives 0 and above 88.37 infinity, where expf is denormal or already
- * near FLT_MAX; a NaN stays NaN (min and max return their second operand
- * on NaN). */
-AVX2 static __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f),
-                      _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x));
+/* e^x for 8 floats x <= 0: Cephes' expf (2^n times a degree-5 polynomial
+ * of the remainder, as in avx_mathfun), within a few ulp of expf down to
+ * about -87.3, then denormal, and 0 below -87.68 (expf's denormals there
+ * are under 2e-38). A NaN stays NaN (max returns its second operand on
+ * NaN). */
+AVX2 static __m256 exp256_neg(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-88.3762626647949f), x);
     __m256 n = _mm256_floor_ps(
         _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
     x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln 2, split in two */
@@ -306,21 +306,26 @@ AVX2 static __m256 exp256(__m256 x) {
     p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(x, x), x), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
 }
 
 static void silu_mul_scalar(float *a, const float *b, size_t n);
 
 /* silu_mul_scalar 8 at a time: a decode step of 110m runs 24576 of them,
- * and expf one by one was about 2 % of a bf16 token. */
+ * and expf one by one was about 2 % of a bf16 token. silu(v) = v / (1 +
+ * e) for v >= 0 and v e / (1 + e) below, with e = e^-|v| <= 1, so nothing
+ * overflows: where e underflows silu is v, or -0 (|silu| < 1e-36 there);
+ * NaN and -inf give NaN, +inf gives +inf, as the scalar loop does. */
 AVX2 static void silu_mul_avx2(float *a, const float *b, size_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(a + i);
-        __m256 d = _mm256_add_ps(one, exp256(_mm256_xor_ps(v, neg)));
-        _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_div_ps(v, d), _mm256_loadu_ps(b + i)));
+        __m256 e = exp256_neg(_mm256_or_ps(v, sign)); /* e^-|v| */
+        __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ);
+        __m256 f = _mm256_div_ps(_mm256_blendv_ps(e, one, pos), _mm256_add_ps(one, e));
+        _mm256_storeu_ps(a + i, _mm256_mul_ps(_mm256_mul_ps(v, f), _mm256_loadu_ps(b + i)));
     }
     silu_mul_scalar(a + i, b + i, n - i);
 }
@@ -433,7 +438,8 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
         gemv(c, xp ? gemv_bf16_avx2 : gemv_bf16_scalar, y, xp ? xp : x, w, in, out);
         return;
     }
-    size_t whole = (size_t)in * (size_t)out, want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
+    size_t whole = (size_t)in * (size_t)((out + 3) & ~3); /* blocks hold whole row groups */
+    size_t want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
     if (want < (size_t)in * 4) want = (size_t)in * 4; /* a whole row group at least */
     if (!scratch_grow(&c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)

@@ -51,7 +51,7 @@ struct ryz_model {
     float *y;      /* (R, dim) row-parallel output */
     float *h1;     /* (R, hidden_local) */
     float *h3;     /* (R, hidden_local) */
-    float *scores; /* (max(max_chunk, heads), seq_len) attention scores */
+    float *scores; /* (ryz_attention_scratch_rows(max_chunk, heads), seq_len) */
     float *part;   /* (R, vocab_local) */
     float *greedy; /* (B, RYZ_GREEDY_FLOATS * (tp + 1)): ryz_tp_greedy_ids, host-visible */
     float *gather; /* (R, vocab_padded) */
@@ -313,8 +313,8 @@ static ryz_status build_state(ryz_model *m) {
     m->v = alloc_f(m, RYZ_MEM_SCRATCH, R, kvd);
     m->h1 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
     m->h3 = alloc_f(m, RYZ_MEM_SCRATCH, R, s->hidden);
-    int score_rows = m->opts.max_chunk > s->heads ? m->opts.max_chunk : s->heads;
-    m->scores = alloc_f(m, RYZ_MEM_SCRATCH, score_rows, c->seq_len);
+    m->scores = alloc_f(m, RYZ_MEM_SCRATCH, ryz_attention_scratch_rows(m->opts.max_chunk, s->heads),
+                        c->seq_len);
     m->part = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_local);
     m->gather = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
     m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);

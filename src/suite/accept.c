@@ -108,7 +108,8 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
         return NAN;
     }
     double bw = bandwidth_of(d), ratio = bw / bw1;
-    int raised = bw > d->read_bandwidth_gbs || (d1 && bw1 > d1->read_bandwidth_gbs);
+    int raised = bw > d->read_bandwidth_gbs || (d1 && d1->read_bandwidth_gbs > 0 &&
+                                                 bw1 > d1->read_bandwidth_gbs);
     snprintf(why, cap, "speedup %.3f / bandwidth ratio %.3f (%.2f / %.2f GB/s%s)", d->speedup,
              ratio, bw, bw1, raised ? ", decode's where higher" : "");
     return d->speedup / ratio;
