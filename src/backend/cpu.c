@@ -254,15 +254,14 @@ static void softmax_masked(float *x, int n, int len);
 /* Decode attention (one new row at position L - 1) over every head at
  * once, hd % 8 == 0: each cached K row, then each V row, is read whole and
  * in order (a row holds every head's slice), where a pass per head read
- * pieces of hd floats kvdim apart. s (heads, L) holds each head's scores,
- * then their softmax. Every score and output element sums in the same
+ * pieces of hd floats kvdim apart. s (heads, L) holds each head's scores
+ * (q . k times scale), then their softmax. Every score and output element sums in the same
  * order as the per-head AVX2 loops this replaced (8-lane partial sums,
  * then the lanes), so its results are the same bits. */
 AVX2 static void attn_decode_avx2(float *out, const float *q, const float *kc, const float *vc,
-                                  int L, const ryz_attn_geom *g, float *s) {
+                                  int L, const ryz_attn_geom *g, float scale, float *s) {
     int hd = g->head_dim, kvdim = g->kv_heads * hd, heads = g->heads;
     int kv0 = g->head_start / g->kv_mul - g->kv_start, r0 = g->head_start % g->kv_mul;
-    float scale = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < L; l++) {
         const float *K = kc + (size_t)l * kvdim + (size_t)kv0 * hd;
         for (int h = 0, r = r0; h < heads; h++) {
@@ -533,7 +532,7 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     float scale = 1.0f / sqrtf((float)hd);
 #if defined(__x86_64__)
     if (T == 1 && hd % 8 == 0 && have_avx2()) {
-        attn_decode_avx2(out, q, kc, vc, L, g, scores);
+        attn_decode_avx2(out, q, kc, vc, L, g, scale, scores);
         return;
     }
 #endif
