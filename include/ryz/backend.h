@@ -183,8 +183,8 @@ static inline float ryz_f32_from_bf16(uint16_t h) {
 /* Where element (o, i) of a bf16 matrix (out, in) lives. When in % 16 == 0,
  * rows go in groups of four, each group stored as 16-column tiles of its
  * four rows in turn (r0 i..i+15, r1 i..i+15, ...), so a decode GEMV reads
- * each band of groups as one sequential stream; rows after the last full group, and every row when
- * in % 16 != 0, are plain row-major. */
+ * each band of groups as one sequential stream; rows after the last full
+ * group, and every row when in % 16 != 0, are plain row-major. */
 static inline size_t ryz_bf16_offset(int o, int i, int in, int out) {
     if (in % 16 != 0 || o >= out - out % 4) return (size_t)o * in + (size_t)i;
     return (size_t)(o & ~3) * in + (size_t)(i >> 4) * 64 + (size_t)(o & 3) * 16 + (size_t)(i & 15);

@@ -84,10 +84,13 @@ ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_loca
  * part (n * vocab_local) and gather (n * vocab_padded) are scratch (unused
  * at tp 1, where the matmul writes logits directly and nothing is
  * gathered). stage: n * (vocab_local + vocab_padded) floats. */
+ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
+                          ryz_matrix cls_local, int n, int dim, int vocab,
+                          const ryz_shard *s, float *part, float *gather, float *stage);
 /* Greedy ids of n rows of vocab-parallel logits without gathering them
  * (host-visible memory): each rank sends, per row, its shard's first logit
  * and its first maximum (NaNs skipped) with that logit's global index,
- * GREEDY_FLOATS floats; one all_gather of those, and every rank picks for
+ * RYZ_GREEDY_FLOATS floats; one all_gather of those, and every rank picks for
  * row r the id ryz_argmax would give on the gathered row (a scan from the
  * row's first logit, replaced by a strictly larger one: the lowest index
  * on ties). part (n, vocab_local) is this rank's logits, columns past
@@ -96,9 +99,6 @@ ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_loca
 #define RYZ_GREEDY_FLOATS 3
 ryz_status ryz_tp_greedy_ids(ryz_comm *c, const float *part, int n, int vocab,
                              const ryz_shard *s, float *pairs, int *ids);
-ryz_status ryz_tp_lm_head(ryz_backend *b, ryz_comm *c, float *logits, const float *x,
-                          ryz_matrix cls_local, int n, int dim, int vocab,
-                          const ryz_shard *s, float *part, float *gather, float *stage);
 
 typedef struct ryz_model ryz_model;
 

@@ -77,7 +77,8 @@ ryz_status ryz_tp_greedy_ids(ryz_comm *c, const float *part, int n, int vocab,
     valid = valid < 0 ? 0 : valid > vl ? vl : valid;
     float *mine = pairs, *all = pairs + (size_t)n * RYZ_GREEDY_FLOATS;
     for (int r = 0; r < n; r++)
-        shard_best(part + (size_t)r * vl, valid, s->vocab_start, mine + (size_t)r * RYZ_GREEDY_FLOATS);
+        shard_best(part + (size_t)r * vl, valid, s->vocab_start,
+                   mine + (size_t)r * RYZ_GREEDY_FLOATS);
     ryz_status st = ryz_comm_all_gather(c, mine, all, (size_t)n * RYZ_GREEDY_FLOATS);
     for (int r = 0; st == RYZ_OK && r < n; r++) {
         float best = all[(size_t)r * RYZ_GREEDY_FLOATS]; /* rank 0's first: where the scan starts */
