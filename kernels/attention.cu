@@ -10,13 +10,13 @@
 // Threads per block; also the number of keys scored per tile.
 #define ATT_THREADS 128
 
-// Block (t, h): query row t (position pos0 + t), local head h. Shared
+// Block (t, h): query row t (position *pos + t), local head h. Shared
 // memory: q_s (head_dim) the query, acc (head_dim) the running output,
 // both sized by the launch; p_s the current tile's probabilities.
 // Thread j scores key j0 + j of a tile (its own dot product over head_dim);
 // for the V product, thread d owns output elements d, d + ATT_THREADS, ...
 static __global__ void __launch_bounds__(ATT_THREADS)
-    attention_kernel(float *out, const float *q, const float *kc, const float *vc, int pos0,
+    attention_kernel(float *out, const float *q, const float *kc, const float *vc, const int *pos,
                      ryz_attn_geom g, float scale) {
     extern __shared__ float dyn[]; // 2 * head_dim floats
     __shared__ float p_s[ATT_THREADS];
@@ -32,7 +32,7 @@ static __global__ void __launch_bounds__(ATT_THREADS)
         acc[d] = 0.0f;
     }
     __syncthreads();
-    const int len = pos0 + t + 1; // keys 0..pos0+t: causal
+    const int len = *pos + t + 1; // keys 0..*pos+t: causal
     float m = -INFINITY, l = 0.0f;
     for (int j0 = 0; j0 < len; j0 += ATT_THREADS) {
         const int j = j0 + tid, nj = min(ATT_THREADS, len - j0);
@@ -66,10 +66,10 @@ static __global__ void __launch_bounds__(ATT_THREADS)
 }
 
 extern "C" cudaError_t ryz_k_attention(float *out, const float *q, const float *kc, const float *vc,
-                                       int T, int pos0, ryz_attn_geom g) {
+                                       int T, const int *pos, ryz_attn_geom g, cudaStream_t s) {
     dim3 grid((unsigned)T, (unsigned)g.heads);
     size_t shared = 2 * (size_t)g.head_dim * sizeof(float);
     float scale = 1.0f / sqrtf((float)g.head_dim);
-    attention_kernel<<<grid, ATT_THREADS, shared>>>(out, q, kc, vc, pos0, g, scale);
+    attention_kernel<<<grid, ATT_THREADS, shared, s>>>(out, q, kc, vc, pos, g, scale);
     return cudaGetLastError();
 }

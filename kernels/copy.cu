@@ -30,9 +30,9 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
         ((char *)(dst + n))[threadIdx.x] = ((const char *)(src + n))[threadIdx.x];
 }
 
-extern "C" cudaError_t ryz_k_copy(void *dst, const void *src, size_t bytes) {
+extern "C" cudaError_t ryz_k_copy(void *dst, const void *src, size_t bytes, cudaStream_t s) {
     size_t n = bytes / 16;
-    copy_kernel<<<ryz_k_blocks((n + COPY_UNROLL - 1) / COPY_UNROLL), RYZ_K_THREADS>>>(
+    copy_kernel<<<ryz_k_blocks((n + COPY_UNROLL - 1) / COPY_UNROLL), RYZ_K_THREADS, 0, s>>>(
         (float4 *)dst, (const float4 *)src, n, (int)(bytes % 16));
     return cudaGetLastError();
 }

@@ -23,8 +23,8 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 }
 
 extern "C" cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim,
-                                     float eps) {
-    rmsnorm_kernel<<<(unsigned)n, RYZ_K_THREADS>>>(y, x, w, dim, eps);
+                                     float eps, cudaStream_t s) {
+    rmsnorm_kernel<<<(unsigned)n, RYZ_K_THREADS, 0, s>>>(y, x, w, dim, eps);
     return cudaGetLastError();
 }
 
@@ -35,8 +35,8 @@ extern "C" cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, i
 // already turn the pair by 1e-3 rad. The frequency is rounded where the
 // host rounds it (powf, then the reciprocal) so both see the same angle.
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
-    rope_kernel(float *x, size_t pairs, int heads, int head_dim, int pos0, float base) {
-    int half = head_dim / 2;
+    rope_kernel(float *x, size_t pairs, int heads, int head_dim, const int *pos, float base) {
+    const int half = head_dim / 2, pos0 = *pos;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < pairs;
          e += (size_t)gridDim.x * blockDim.x) {
         int i = 2 * (int)(e % (size_t)half);
@@ -53,9 +53,11 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     }
 }
 
-extern "C" cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, int pos0, float base) {
+extern "C" cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, const int *pos,
+                                  float base, cudaStream_t s) {
     size_t pairs = (size_t)n * (size_t)heads * (size_t)(head_dim / 2);
-    rope_kernel<<<ryz_k_blocks(pairs), RYZ_K_THREADS>>>(x, pairs, heads, head_dim, pos0, base);
+    rope_kernel<<<ryz_k_blocks(pairs), RYZ_K_THREADS, 0, s>>>(x, pairs, heads, head_dim, pos,
+                                                              base);
     return cudaGetLastError();
 }
 
@@ -68,8 +70,8 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     }
 }
 
-extern "C" cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n) {
-    silu_mul_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS>>>(a, b, n);
+extern "C" cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n, cudaStream_t s) {
+    silu_mul_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS, 0, s>>>(a, b, n);
     return cudaGetLastError();
 }
 
@@ -80,7 +82,24 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
         x[i] += y[i];
 }
 
-extern "C" cudaError_t ryz_k_add(float *x, const float *y, size_t n) {
-    add_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS>>>(x, y, n);
+extern "C" cudaError_t ryz_k_add(float *x, const float *y, size_t n, cudaStream_t s) {
+    add_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS, 0, s>>>(x, y, n);
+    return cudaGetLastError();
+}
+
+// cache rows *pos.. = src, count floats: the position is read on the
+// device, so a recorded decode step writes where the step is.
+static __global__ void __launch_bounds__(RYZ_K_THREADS)
+    store_rows_kernel(float *cache, const float *src, size_t count, int width, const int *pos) {
+    float *dst = cache + (size_t)*pos * (size_t)width;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = src[i];
+}
+
+extern "C" cudaError_t ryz_k_store_rows(float *cache, const float *src, int T, int width,
+                                        const int *pos, cudaStream_t s) {
+    size_t count = (size_t)T * (size_t)width;
+    store_rows_kernel<<<ryz_k_blocks(count), RYZ_K_THREADS, 0, s>>>(cache, src, count, width, pos);
     return cudaGetLastError();
 }

@@ -1,8 +1,9 @@
 /* Launchers of the kernels in the kernels/ .cu files, called from
  * src/backend/cuda.c (C on one side, CUDA C++ on the other, hence C
- * linkage). Every pointer is device memory; every launcher enqueues on the
- * legacy default stream (the stream the cuda backend and cuBLAS use, see
- * src/backend/cuda.c) and returns the launch status, so a bad
+ * linkage). Every pointer is device memory; every launcher enqueues on
+ * stream s (the cuda backend's: the legacy default stream, or its
+ * recording stream while it records, see src/backend/cuda.c) and returns
+ * the launch status, so a bad
  * configuration is caught at the call and a fault in the kernel at the
  * next synchronisation. Arguments are validated by the caller: launchers
  * only compute grid sizes. */
@@ -27,40 +28,48 @@ extern "C" {
 #endif
 
 /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w per row; y may equal x. */
-cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps);
+cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps,
+                          cudaStream_t s);
 /* Rotates interleaved pairs of x (n, heads*head_dim) in place, row t at
- * position pos0 + t; head_dim even. */
-cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, int pos0, float base);
+ * position *pos + t (pos on the device, read by the kernel); head_dim
+ * even. */
+cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, const int *pos, float base,
+                       cudaStream_t s);
 /* a (n) = silu(a) * b. */
-cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n);
+cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n, cudaStream_t s);
 /* x (n) += y. */
-cudaError_t ryz_k_add(float *x, const float *y, size_t n);
-/* Causal attention of T rows at positions pos0.. (the cuda backend's
+cudaError_t ryz_k_add(float *x, const float *y, size_t n, cudaStream_t s);
+/* Rows *pos..*pos+T-1 of cache (rows of width floats) = src (T, width). */
+cudaError_t ryz_k_store_rows(float *cache, const float *src, int T, int width, const int *pos,
+                             cudaStream_t s);
+/* Causal attention of T rows at positions *pos.. (the cuda backend's
  * attention op, same layouts as cpu_attention); needs no scratch.
  * 1 <= head_dim <= RYZ_K_MAX_HEAD_DIM, T >= 1. */
 cudaError_t ryz_k_attention(float *out, const float *q, const float *kc, const float *vc, int T,
-                            int pos0, ryz_attn_geom g);
+                            const int *pos, ryz_attn_geom g, cudaStream_t s);
 /* x (n, dim): row r is emb (vocab_local, dim) row tokens[r] - vocab_start
  * when that is in [0, vocab_local), else zero. tokens (n) on the device. */
 cudaError_t ryz_k_embedding(float *x, const int *tokens, int n, const float *emb, int vocab_start,
-                            int vocab_local, int dim);
+                            int vocab_local, int dim, cudaStream_t s);
 /* logits (n, vocab_padded): columns vocab..vocab_padded-1 set to -inf. */
-cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded);
+cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded, cudaStream_t s);
 /* idx (rows) = index of the largest of x[r*ld .. r*ld+n) (first on ties). */
-cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld);
+cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld, cudaStream_t s);
 
 /* y (n, out) = x (n, in) . W^T with W (out, in) bfloat16 in the layout of
  * ryz_bf16_offset, fp32 accumulation: the decode GEMV, which reads W once
  * in 16-byte loads. 1 <= n <= RYZ_K_BF16_GEMV_MAX_N (else
  * cudaErrorInvalidValue); when in % 16 == 0, x and w 16-byte aligned. */
-cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in, int out);
+cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in, int out,
+                            cudaStream_t s);
 /* dst (rows, in) row-major fp32 = rows o0..o0+rows-1 of W (out, in) as
  * above. o0 a multiple of 4 and o0 + rows a multiple of 4 or out: whole
  * row groups, which occupy W's elements [o0 * in, (o0 + rows) * in). */
-cudaError_t ryz_k_bf16_widen(float *dst, const uint16_t *w, int o0, int rows, int in, int out);
+cudaError_t ryz_k_bf16_widen(float *dst, const uint16_t *w, int o0, int rows, int in, int out,
+                             cudaStream_t s);
 /* bytes bytes from src to dst (16-byte aligned, not overlapping): a
  * grid-stride float4 copy, the bandwidth probe's kernel. */
-cudaError_t ryz_k_copy(void *dst, const void *src, size_t bytes);
+cudaError_t ryz_k_copy(void *dst, const void *src, size_t bytes, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -137,26 +137,28 @@ static __global__ void __launch_bounds__(ROWS_WARPS * 32)
 // Both GEMV kernels for n = N: the full row groups (tiled, in % 16 == 0)
 // and the row-major rest.
 template <int N>
-static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out) {
+static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out,
+                               cudaStream_t s) {
     int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
     if (groups > 0)
         gemv_tiled_kernel<N>
-            <<<(unsigned)groups, GEMV_THREADS>>>(y, x, (const uint4 *)w, in, out);
+            <<<(unsigned)groups, GEMV_THREADS, 0, s>>>(y, x, (const uint4 *)w, in, out);
     if (row0 < out)
         gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
-                              ROWS_WARPS * 32>>>(y, x, w, in, out, row0);
+                              ROWS_WARPS * 32, 0, s>>>(y, x, w, in, out, row0);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
-                                       int out) {
-    typedef cudaError_t (*launch_fn)(float *, const float *, const uint16_t *, int, int);
+                                       int out, cudaStream_t s) {
+    typedef cudaError_t (*launch_fn)(float *, const float *, const uint16_t *, int, int,
+                                     cudaStream_t);
     static const launch_fn launch[RYZ_K_BF16_GEMV_MAX_N] = {
         gemv_launch<1>, gemv_launch<2>, gemv_launch<3>, gemv_launch<4>,
         gemv_launch<5>, gemv_launch<6>, gemv_launch<7>, gemv_launch<8>};
     if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
         return cudaErrorInvalidValue;
-    return launch[n - 1](y, x, w, in, out);
+    return launch[n - 1](y, x, w, in, out, s);
 }
 
 // Row and column of storage element p of a bf16 matrix (out, in): the
@@ -196,11 +198,12 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 }
 
 extern "C" cudaError_t ryz_k_bf16_widen(float *dst, const uint16_t *w, int o0, int rows, int in,
-                                        int out) {
+                                        int out, cudaStream_t s) {
     size_t count = (size_t)rows * (size_t)in;
     if (in % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)dst % 16 == 0)
-        widen_kernel<8><<<ryz_k_blocks(count / 8), RYZ_K_THREADS>>>(dst, w, o0, count, in, out);
+        widen_kernel<8><<<ryz_k_blocks(count / 8), RYZ_K_THREADS, 0, s>>>(dst, w, o0, count, in,
+                                                                          out);
     else
-        widen_kernel<1><<<ryz_k_blocks(count), RYZ_K_THREADS>>>(dst, w, o0, count, in, out);
+        widen_kernel<1><<<ryz_k_blocks(count), RYZ_K_THREADS, 0, s>>>(dst, w, o0, count, in, out);
     return cudaGetLastError();
 }

@@ -18,10 +18,11 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 }
 
 extern "C" cudaError_t ryz_k_embedding(float *x, const int *tokens, int n, const float *emb,
-                                       int vocab_start, int vocab_local, int dim) {
+                                       int vocab_start, int vocab_local, int dim,
+                                       cudaStream_t s) {
     size_t total = (size_t)n * (size_t)dim;
-    embedding_kernel<<<ryz_k_blocks(total), RYZ_K_THREADS>>>(x, tokens, total, emb, vocab_start,
-                                                             vocab_local, dim);
+    embedding_kernel<<<ryz_k_blocks(total), RYZ_K_THREADS, 0, s>>>(x, tokens, total, emb,
+                                                                   vocab_start, vocab_local, dim);
     return cudaGetLastError();
 }
 
@@ -34,11 +35,12 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     }
 }
 
-extern "C" cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded) {
+extern "C" cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded,
+                                        cudaStream_t s) {
     int pad = vocab_padded - vocab;
     size_t total = (size_t)n * (size_t)pad;
-    mask_vocab_kernel<<<ryz_k_blocks(total), RYZ_K_THREADS>>>(logits, total, vocab, pad,
-                                                              vocab_padded);
+    mask_vocab_kernel<<<ryz_k_blocks(total), RYZ_K_THREADS, 0, s>>>(logits, total, vocab, pad,
+                                                                    vocab_padded);
     return cudaGetLastError();
 }
 
@@ -86,7 +88,8 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
         idx[blockIdx.x] = bi == INT_MAX ? 0 : bi;
 }
 
-extern "C" cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld) {
-    argmax_kernel<<<(unsigned)rows, RYZ_K_THREADS>>>(idx, x, n, ld);
+extern "C" cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld,
+                                    cudaStream_t s) {
+    argmax_kernel<<<(unsigned)rows, RYZ_K_THREADS, 0, s>>>(idx, x, n, ld);
     return cudaGetLastError();
 }

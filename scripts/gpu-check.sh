@@ -98,6 +98,15 @@ if [ "$gpus" -eq 0 ] && [ "$DRY" != 1 ]; then
   echo "gpu-check: SKIP: $why" | tee -a "$LOG"
   exit 0
 fi
+# One rank that starts MPI by itself (a singleton, as test_cuda and the
+# one-GPU nccl suite do) needs Open MPI's orted: say so here, not as a
+# failed test.
+if ! single=$("$RYZ" generate --model synthetic:tiny --prompt-ids "1 2" --new-tokens 1 \
+    --comm shm 2>&1); then
+  echo "gpu-check: FAIL: one rank starting MPI alone (singleton) failed:" | tee -a "$LOG"
+  tail -n 5 <<<"$single" | tee -a "$LOG"
+  exit 2
+fi
 BACKEND=cuda
 [ "$DRY" = 1 ] && BACKEND=cpu
 export RYZ BACKEND gpus # for the step functions, which run in a bounded child bash

@@ -7,6 +7,9 @@ _rg_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export RYZ_GPU_BUNDLE="$_rg_dir"
 export PATH="$_rg_dir/bin:$_rg_dir/tests:$PATH"
 export OPAL_PREFIX="$_rg_dir/usr"
+# orted is in bin/, not under the prefix: a process that starts MPI by
+# itself (a singleton: test_cuda, a one-rank nccl suite) execs it from here.
+export OPAL_BINDIR="$_rg_dir/bin"
 export PMIX_PREFIX="$_rg_dir/usr/lib/x86_64-linux-gnu/pmix2"
 # Shared memory and TCP only: the target has no verbs, UCX or libfabric.
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl='^ofi'

@@ -82,6 +82,14 @@ static void dev_free(void *d) {
     g_gpu.iface->free(g_gpu.ctx, d);
 }
 
+/* A device int holding pos: where rope, attention and store_rows read
+ * their position. */
+static int *dev_pos(int pos) {
+    int *d = dev_alloc(sizeof *d);
+    ck_assert_msg(ryz_cuda_upload(&g_gpu, d, &pos, sizeof pos) == RYZ_OK, "%s", ryz_last_error());
+    return d;
+}
+
 /* Waits for the device, fails on a kept error, copies d (n floats) to h. */
 static void to_host(float *h, const float *d, size_t n) {
     ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
@@ -236,9 +244,11 @@ static void check_rope(int n, int heads, int hd, int pos0) {
     size_t len = (size_t)n * heads * hd;
     float *want = host_rand(len, 1.0f), *got = host_rand(len, 1.0f);
     float *dx = dev_from(want, len);
-    g_cpu.iface->rope(g_cpu.ctx, want, n, heads, hd, pos0, 10000.0f);
-    g_gpu.iface->rope(g_gpu.ctx, dx, n, heads, hd, pos0, 10000.0f);
+    int *dpos = dev_pos(pos0);
+    g_cpu.iface->rope(g_cpu.ctx, want, n, heads, hd, &pos0, 10000.0f);
+    g_gpu.iface->rope(g_gpu.ctx, dx, n, heads, hd, dpos, 10000.0f);
     to_host(got, dx, len);
+    dev_free(dpos);
     char what[96];
     snprintf(what, sizeof what, "rope n %d heads %d head_dim %d pos0 %d", n, heads, hd, pos0);
     assert_close(got, want, len, 1e-5f, 1e-5f, what);
@@ -289,9 +299,11 @@ static void check_attention(ryz_attn_geom g, int T, int pos0) {
     float *scratch = host_rand((size_t)ryz_attention_scratch_rows(T, g.heads) * L, 1.0f);
     float *dq = dev_from(q, qlen), *dk = dev_from(kc, cache), *dv = dev_from(vc, cache);
     float *dout = dev_alloc(qlen * sizeof *dout);
-    g_cpu.iface->attention(g_cpu.ctx, want, q, kc, vc, T, pos0, &g, scratch);
-    g_gpu.iface->attention(g_gpu.ctx, dout, dq, dk, dv, T, pos0, &g, NULL);
+    int *dpos = dev_pos(pos0);
+    g_cpu.iface->attention(g_cpu.ctx, want, q, kc, vc, T, &pos0, &g, scratch);
+    g_gpu.iface->attention(g_gpu.ctx, dout, dq, dk, dv, T, dpos, &g, NULL);
     to_host(got, dout, qlen);
+    dev_free(dpos);
     char what[160];
     snprintf(what, sizeof what,
              "attention T %d pos0 %d heads %d (from %d) head_dim %d kv_heads %d (from %d) "
@@ -466,7 +478,7 @@ START_TEST(test_kept_error) {
     ck_assert_msg(ryz_backend_init_cuda(NULL, &b) == RYZ_OK, "%s", ryz_last_error());
     float *x = b.iface->alloc(b.ctx, RYZ_MEM_SCRATCH, 64 * sizeof *x);
     ck_assert_ptr_nonnull(x);
-    b.iface->rope(b.ctx, x, 1, 2, 7, 0, 10000.0f); /* odd head_dim */
+    b.iface->rope(b.ctx, x, 1, 2, 7, (const int *)x, 10000.0f); /* odd head_dim */
     b.iface->add(b.ctx, x, x, 64);
     ck_assert_int_eq(ryz_cuda_sync(&b), RYZ_EINVAL);
     ck_assert_msg(strstr(ryz_last_error(), "rope") && strstr(ryz_last_error(), "even"),
@@ -477,6 +489,55 @@ START_TEST(test_kept_error) {
     ck_assert_ptr_null(b.ctx);
     ck_assert_int_eq(ryz_cuda_sync(&g_cpu), RYZ_EINVAL); /* not a cuda backend */
     ck_assert_msg(strstr(ryz_last_error(), "'cpu'"), "message: %s", ryz_last_error());
+}
+END_TEST
+
+/* Recording: ops between record_begin and record_end do not run; each
+ * replay runs them with the position read then (an add, then the result
+ * stored at row *pos of a cache). Host traffic while recording fails the
+ * recording, and the backend is usable after it. */
+START_TEST(test_recording) {
+    enum { N = 1000, ROWS = 4 };
+    const ryz_backend_iface *f = g_gpu.iface;
+    float *x = host_rand(N, 1.0f), *y = host_rand(N, 1.0f), *want = host_copy(x, N);
+    float *got = host_rand((size_t)ROWS * N, 1.0f);
+    float *dx = dev_from(x, N), *dy = dev_from(y, N), *dc = dev_alloc((size_t)ROWS * N * 4);
+    int *dpos = dev_pos(0);
+    void *graph = NULL;
+    ck_assert_msg(f->record_begin(g_gpu.ctx) == RYZ_OK, "%s", ryz_last_error());
+    f->add(g_gpu.ctx, dx, dy, N);
+    f->store_rows(g_gpu.ctx, dc, dx, 1, N, dpos);
+    ck_assert_msg(f->record_end(g_gpu.ctx, &graph) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_ptr_nonnull(graph);
+    to_host(got, dx, N);
+    assert_close(got, x, N, 0, 0, "x after recording (nothing ran)");
+    for (int p = ROWS - 1; p >= 0; p--) { /* rows from the last: each must land at its own */
+        ck_assert_int_eq(ryz_cuda_upload(&g_gpu, dpos, &p, sizeof p), RYZ_OK);
+        f->replay(g_gpu.ctx, graph);
+    }
+    to_host(got, dc, (size_t)ROWS * N);
+    for (int p = ROWS - 1; p >= 0; p--) {
+        for (int i = 0; i < N; i++)
+            want[i] += y[i];
+        char what[64];
+        snprintf(what, sizeof what, "cache row %d after replays", p);
+        assert_close(got + (size_t)p * N, want, N, 0, 0, what);
+    }
+    f->graph_free(g_gpu.ctx, graph);
+    ck_assert_int_eq(f->record_begin(g_gpu.ctx), RYZ_OK); /* a download inside: refused */
+    f->add(g_gpu.ctx, dx, dy, N);
+    float one = 0;
+    ryz_status dl = ryz_cuda_download(&g_gpu, &one, dx, sizeof one);
+    ryz_status end = f->record_end(g_gpu.ctx, &graph);
+    ck_assert_msg(dl != RYZ_OK || end != RYZ_OK, "a download while recording went through");
+    if (end != RYZ_OK)
+        ck_assert_ptr_null(graph);
+    else
+        f->graph_free(g_gpu.ctx, graph);
+    f->add(g_gpu.ctx, dx, dy, N); /* usable: no error left behind */
+    to_host(got, dx, N);
+    dev_free(dx), dev_free(dy), dev_free(dc), dev_free(dpos);
+    free(x), free(y), free(want), free(got);
 }
 END_TEST
 
@@ -704,8 +765,10 @@ static void assert_same_run(const test_gen *base, const test_gen *cand, const mo
 }
 
 /* TP=1 on the device against the cpu backend: every position's logits
- * within fp32 tolerance, greedy ids identical, also with last-only prefill;
- * the device memory a model took is given back. The figures before are
+ * within fp32 tolerance, greedy ids identical, also with last-only prefill
+ * and with recording off (RYZ_CUDA_GRAPHS=0: every op launched, where by
+ * default one-row steps replay a CUDA graph); the device memory a model
+ * took is given back. The figures before are
  * taken after the first model on the device: the backend's bf16 widening
  * buffer, allocated at its first bf16 prefill, stays with the backend. */
 START_TEST(test_model_cuda_vs_cpu) {
@@ -719,15 +782,20 @@ START_TEST(test_model_cuda_vs_cpu) {
     for (int k = 0; k < RYZ_MEM_NKINDS; k++)
         before[k] = ryz_cuda_mem_bytes(&g_gpu, (ryz_mem_kind)k);
     test_gen last = run_case(&g_gpu, g_self, mc, prompt, NULL, 1);
+    setenv("RYZ_CUDA_GRAPHS", "0", 1);
+    test_gen direct = run_case(&g_gpu, g_self, mc, prompt, NULL, 0);
+    unsetenv("RYZ_CUDA_GRAPHS");
     assert_same_run(&cpu, &gpu, mc, "cuda at TP=1");
     assert_same_run(&cpu, &last, mc, "cuda at TP=1, last-only prefill");
+    assert_same_run(&cpu, &direct, mc, "cuda at TP=1, no CUDA graphs");
     for (int k = 0; k < RYZ_MEM_NKINDS; k++) {
         size_t now = ryz_cuda_mem_bytes(&g_gpu, (ryz_mem_kind)k);
         ck_assert_msg(now == before[k], "%s device bytes after the models: %zu, before %zu",
                       ryz_mem_kind_name((ryz_mem_kind)k), now, before[k]);
     }
     ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
-    test_gen_free(&cpu), test_gen_free(&gpu), test_gen_free(&last), free(prompt);
+    test_gen_free(&cpu), test_gen_free(&gpu), test_gen_free(&last), test_gen_free(&direct);
+    free(prompt);
 }
 END_TEST
 
@@ -882,6 +950,7 @@ static Suite *cuda_suite(void) {
     tcase_add_test(ops, test_alloc_accounting);
     tcase_add_test(ops, test_pin_host);
     tcase_add_test(ops, test_kept_error);
+    tcase_add_test(ops, test_recording);
     tcase_add_test(ops, test_timer);
     tcase_add_test(ops, test_copy_bandwidth);
     suite_add_tcase(s, ops);

@@ -719,11 +719,12 @@ START_TEST(test_backend_rope) {
     fill_rand(orig, N * W, 5);
     /* Position 0 is the identity, exactly. */
     memcpy(x, orig, sizeof x);
-    be.iface->rope(be.ctx, x, 1, HEADS, HD, 0, 10000.0f);
+    const int p0 = 0, p5 = 5, p7 = 7; /* positions: backend memory, host-visible on cpu */
+    be.iface->rope(be.ctx, x, 1, HEADS, HD, &p0, 10000.0f);
     assert_close(x, orig, W, 0, 0, "rope at position 0");
     /* Rows at positions 5..8 against the double formula; pair norms kept. */
     memcpy(x, orig, sizeof x);
-    be.iface->rope(be.ctx, x, N, HEADS, HD, 5, 10000.0f);
+    be.iface->rope(be.ctx, x, N, HEADS, HD, &p5, 10000.0f);
     to_double(ref, orig, N * W);
     for (int t = 0; t < N; t++)
         ref_rope(ref + t * W, HEADS, HD, 5 + t, 10000.0);
@@ -738,7 +739,7 @@ START_TEST(test_backend_rope) {
     /* Row t at pos0 equals a single row at pos0 + t. */
     float one[W];
     memcpy(one, orig + 2 * W, sizeof one);
-    be.iface->rope(be.ctx, one, 1, HEADS, HD, 7, 10000.0f);
+    be.iface->rope(be.ctx, one, 1, HEADS, HD, &p7, 10000.0f);
     assert_close(one, x + 2 * W, W, 0, 0, "rope row 2 at 5 vs row at 7");
 }
 END_TEST
@@ -778,7 +779,8 @@ START_TEST(test_backend_attention_single_position) {
         for (int h = 0; h < g->heads; h++) /* softmax of one score is 1: out = v */
             memcpy(want + h * HD, vc + ((g->head_start + h) / g->kv_mul - g->kv_start) * HD,
                    HD * sizeof(float));
-        be.iface->attention(be.ctx, out, q, kc, vc, 1, 0, g, scratch);
+        const int pos0 = 0;
+        be.iface->attention(be.ctx, out, q, kc, vc, 1, &pos0, g, scratch);
         assert_close(out, want, (size_t)g->heads * HD, 0, 0, "attention at position 0");
     }
 }
@@ -809,7 +811,7 @@ static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *w
     for (int t = 0; t < T; t++)
         ref_attend(ref + t * qd, qdd + t * qd, kd, vd, pos0 + t, heads, hd, kvh, sc);
     to_float(want, ref, (size_t)T * qd);
-    be.iface->attention(be.ctx, out, q, kc, vc, T, pos0, &g, scratch);
+    be.iface->attention(be.ctx, out, q, kc, vc, T, &pos0, &g, scratch);
     assert_close(out, want, (size_t)T * qd, 1e-6, 1e-5, what);
     free(q), free(kc), free(vc), free(out), free(want), free(scratch);
     free(qdd), free(kd), free(vd), free(ref), free(sc);
@@ -1640,11 +1642,13 @@ static ryz_model *shadow_matches_cpu(ryz_backend *cb, ryz_backend *sb, ryz_comm 
 
 /* The model on device memory the host cannot touch (the shadow backend)
  * gives the cpu backend's logits and greedy ids bit for bit, at one rank
- * and with its collectives staged (a mirror comm of 2 ranks), has the
- * backend page-lock its host buffers (the logits; and the staging buffer
- * when staged) and unlock them when freed, waits for the backend once per
- * forward, downloads only B ids per greedy step, refuses bf16 when the
- * backend has no matmul_bf16 and frees all it allocated. */
+ * (its one-row steps recorded once and replayed, at every position) and
+ * with its collectives staged (a mirror comm of 2 ranks, nothing
+ * recorded), has the backend page-lock its host buffers (the logits; and
+ * the staging buffer when staged) and unlock them when freed, waits for
+ * the backend once per forward, downloads only B ids per greedy step,
+ * refuses bf16 when the backend has no matmul_bf16 and frees all it
+ * allocated. */
 START_TEST(test_model_on_shadow_backend) {
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
@@ -1653,8 +1657,11 @@ START_TEST(test_model_on_shadow_backend) {
     shadow_ctx *sc = shadow_of(&sb);
     for (int k = 1; k <= 2; k++) { /* k 2: staged through the host */
         ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
-        long pins = sc->pins;
+        long pins = sc->pins, records = sc->records, replays = sc->replays;
         ryz_model *m = shadow_matches_cpu(&be, &sb, comm, SHADOW_SRC, RYZ_DTYPE_F32);
+        /* the last prompt row (chunks 2, 2, 1) and each decode step: one shape */
+        ck_assert_int_eq(sc->records - records, k == 1);
+        ck_assert_int_eq(sc->replays - replays, k == 1 ? SH_NEW : 0);
         ck_assert_int_eq(ryz_tp_staged(&sb, comm), k > 1);
         ck_assert_int_eq(sc->pins - pins, k > 1 ? 2 : 1); /* logits, and the stage */
         ck_assert_int_eq(sc->unpins, pins);               /* none of this model's yet */
@@ -1667,7 +1674,9 @@ START_TEST(test_model_on_shadow_backend) {
         ck_assert_int_eq(sc->syncs - syncs, 3 + SH_NEW - 1); /* prefill 2 + 2 + 1, then decode */
         if (k == 1) /* ids after the prompt, then after each decode step: nothing else */
             ck_assert_int_eq(sc->downloads - downloads, SH_NEW);
+        ck_assert_int_eq(sc->records - records, k == 1); /* the same shape: kept */
         ryz_model_free(m);
+        ck_assert_int_eq(sc->bad_calls, 0); /* no host traffic while recording */
         ck_assert_int_eq(sc->unpins, sc->pins);
         if (k > 1) ryz_comm_free(comm);
     }
@@ -1682,6 +1691,54 @@ START_TEST(test_model_on_shadow_backend) {
     ck_assert_ptr_null(m);
     ryz_backend_free(&sb);
     assert_mem_equals(before, "after the shadow backend's models");
+}
+END_TEST
+
+/* A record_end that records, then fails as a CUDA capture can. */
+static ryz_status failing_record_end(void *ctx, void **graph) {
+    ryz_status st = shadow_iface.record_end(ctx, graph);
+    shadow_iface.graph_free(ctx, *graph);
+    *graph = NULL;
+    return st == RYZ_OK ? ryz_error(RYZ_EIO, "test: the capture failed") : st;
+}
+
+/* Recorded steps on the shadow backend: a logits step (no argmax) is a
+ * shape of its own, kept beside the greedy one; RYZ_CUDA_GRAPHS=0 turns
+ * recording off; a recording that fails turns it off for the model, which
+ * runs its ops one by one and still gives the cpu's ids and logits. */
+START_TEST(test_model_recorded_steps) {
+    ryz_backend sb;
+    shadow_init(&sb);
+    shadow_ctx *sc = shadow_of(&sb);
+    ryz_model *m = shadow_matches_cpu(&be, &sb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32);
+    long records = sc->records;
+    const float *lg = NULL;
+    int step[SH_B] = {5, 6};
+    ck_assert_int_eq(ryz_model_forward(m, step, SH_B, 1, SH_LEN, &lg), RYZ_OK);
+    ck_assert_int_eq(sc->records - records, 1); /* logits, no argmax: a new shape */
+    ck_assert_int_eq(ryz_model_generate(m, shadow_prompt, SH_B, SH_P, SH_NEW, NULL, sh_ids_s,
+                                        sh_ls, NULL),
+                     RYZ_OK);
+    ck_assert_int_eq(sc->records - records, 1); /* the greedy shape was kept */
+    ck_assert_int_eq(memcmp(sh_ids_c, sh_ids_s, sizeof sh_ids_c), 0);
+    ck_assert_int_eq(memcmp(sh_lc, sh_ls, sizeof sh_lc), 0);
+    ryz_model_free(m);
+
+    setenv("RYZ_CUDA_GRAPHS", "0", 1);
+    records = sc->records;
+    ryz_model_free(shadow_matches_cpu(&be, &sb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32));
+    ck_assert_int_eq(sc->records, records);
+    unsetenv("RYZ_CUDA_GRAPHS");
+
+    ryz_backend_iface failing = *sb.iface;
+    failing.record_end = failing_record_end;
+    ryz_backend fb = {.iface = &failing, .ctx = sb.ctx};
+    long replays = sc->replays;
+    ryz_model_free(shadow_matches_cpu(&be, &fb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32));
+    ck_assert_int_eq(sc->records - records, 1); /* tried once, then not again */
+    ck_assert_int_eq(sc->replays, replays);
+    ck_assert_int_eq(sc->bad_calls, 0);
+    ryz_backend_free(&sb);
 }
 END_TEST
 
@@ -1844,6 +1901,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_build_rejects);
     tcase_add_test(tc, test_generate_consistency);
     tcase_add_test(tc, test_model_on_shadow_backend);
+    tcase_add_test(tc, test_model_recorded_steps);
     tcase_add_test(tc, test_bf16_model_on_shadow_backend);
     tcase_add_test(tc, test_bf16_model);
     suite_add_tcase(s, tc);

@@ -59,18 +59,25 @@ typedef struct ryz_backend_iface {
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                     float eps);
     /* Rotates interleaved pairs of x (n, heads*head_dim) in place; row t is
-     * at position pos0 + t. */
-    void (*rope)(void *ctx, float *x, int n, int heads, int head_dim, int pos0, float base);
+     * at position *pos + t. Positions live in backend memory (one int,
+     * read when the op runs, >= 0), so a recorded step replays anywhere. */
+    void (*rope)(void *ctx, float *x, int n, int heads, int head_dim, const int *pos,
+                 float base);
     /* a (n) = silu(a) * b. */
     void (*silu_mul)(void *ctx, float *a, const float *b, size_t n);
     /* x (n) += y. */
     void (*add)(void *ctx, float *x, const float *y, size_t n);
-    /* Causal attention for T new rows at positions pos0..pos0+T-1 of one
-     * sequence: q (T, heads*head_dim), caches (seq_len, kv_heads*head_dim)
-     * already holding positions 0..pos0+T-1, out (T, heads*head_dim),
-     * scratch (ryz_attention_scratch_rows(T, heads), pos0+T) floats. */
+    /* Causal attention for T new rows at positions p..p+T-1 (p = *pos, as
+     * rope's) of one sequence: q (T, heads*head_dim), caches (seq_len,
+     * kv_heads*head_dim) already holding positions 0..p+T-1, out (T,
+     * heads*head_dim), scratch (ryz_attention_scratch_rows(T, heads), p+T)
+     * floats. */
     void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
-                      int T, int pos0, const ryz_attn_geom *g, float *scratch);
+                      int T, const int *pos, const ryz_attn_geom *g, float *scratch);
+    /* Rows *pos..*pos+T-1 of cache (rows of width floats) = src (T, width):
+     * the KV cache write, at a position read when the op runs. */
+    void (*store_rows)(void *ctx, float *cache, const float *src, int T, int width,
+                       const int *pos);
 
     /* ---- data movement (sizes in bytes) ---- */
     /* Host to backend memory and back. Synchronous: upload has read
@@ -104,6 +111,18 @@ typedef struct ryz_backend_iface {
      * when the backend gains nothing from it (cpu). */
     ryz_status (*pin_host)(void *ctx, void *p, size_t bytes);
     void (*unpin_host)(void *ctx, void *p);
+    /* Recording (CUDA graphs). Between record_begin and record_end the
+     * compute and enqueued data ops are recorded into a graph instead of
+     * run; no upload, download or sync may come between. replay runs the
+     * recorded ops again with the same pointers and sizes, reading backend
+     * memory (tokens, positions) as it is then; a failure is kept, as an
+     * op's. record_end returns the graph (free with graph_free) or the
+     * error of the recording. NULL (all four) when the backend does not
+     * record (cpu): the caller enqueues the ops each time. */
+    ryz_status (*record_begin)(void *ctx);
+    ryz_status (*record_end)(void *ctx, void **graph);
+    void (*replay)(void *ctx, void *graph);
+    void (*graph_free)(void *ctx, void *graph);
     /* Releases ctx and everything it holds (ryz_backend_free calls it). */
     void (*destroy)(void *ctx);
 } ryz_backend_iface;

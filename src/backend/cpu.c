@@ -468,9 +468,10 @@ static void cpu_rmsnorm(void *ctx, float *y, const float *x, const float *w, int
     }
 }
 
-static void cpu_rope(void *ctx, float *x, int n, int heads, int head_dim, int pos0,
+static void cpu_rope(void *ctx, float *x, int n, int heads, int head_dim, const int *pos,
                      float base) {
     (void)ctx;
+    int pos0 = *pos;
     for (int t = 0; t < n; t++) {
         float *row = x + (size_t)t * heads * head_dim;
         for (int i = 0; i < head_dim; i += 2) {
@@ -525,9 +526,10 @@ static void softmax_masked(float *x, int n, int len) {
  * of 110m (12 heads, L <= 80), 2-4 % of a token, for a few thousand flops;
  * all heads at once row by row when vectorised. */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
-                          const float *vc, int T, int pos0, const ryz_attn_geom *g,
+                          const float *vc, int T, const int *pos, const ryz_attn_geom *g,
                           float *scores) {
     (void)ctx;
+    int pos0 = *pos;
     int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd, L = pos0 + T;
     float scale = 1.0f / sqrtf((float)hd);
 #if defined(__x86_64__)
@@ -553,6 +555,12 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V, kvdim,
                     0.0f, O, qdim);
     }
+}
+
+static void cpu_store_rows(void *ctx, float *cache, const float *src, int T, int width,
+                           const int *pos) {
+    (void)ctx;
+    memcpy(cache + (size_t)*pos * width, src, (size_t)T * width * sizeof(float));
 }
 
 /* ---- data movement: host memory, so plain copies ---- */
@@ -630,6 +638,7 @@ static const ryz_backend_iface cpu_iface = {
     .silu_mul = cpu_silu_mul,
     .add = cpu_add,
     .attention = cpu_attention,
+    .store_rows = cpu_store_rows,
     .upload = cpu_upload,
     .download = cpu_download,
     .copy_rows = cpu_copy_rows,

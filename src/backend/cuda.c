@@ -6,6 +6,10 @@
  * the ops ordered without events, cuBLAS uses it unless told otherwise,
  * and the nccl communicator's blocking stream is ordered against it both
  * ways by CUDA's rules, so a collective reads what the last kernel wrote.
+ * The one exception is recording: the legacy stream cannot be captured,
+ * so between record_begin and record_end the ops go to a stream of the
+ * backend's own, captured into a CUDA graph, and the graph is launched on
+ * the legacy stream again, in order with everything else.
  *
  * The compute and enqueued data ops return void, so an op that fails keeps
  * its error in the context (first one wins) and later ops return at once;
@@ -77,6 +81,8 @@ typedef struct {
     dev_block *blocks; /* (cap) live blocks, n_blocks of them, unordered */
     size_t n_blocks, cap;
     size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
+    cudaStream_t stream; /* where ops enqueue: NULL (legacy), or rec while recording */
+    cudaStream_t rec;    /* the recording stream, made at the first record_begin */
     ryz_status err;     /* first error of an op, RYZ_OK while none */
     char err_msg[1024]; /* its message */
 } cuda_ctx;
@@ -271,7 +277,8 @@ static ryz_status bf16_prefill(cuda_ctx *c, float *y, const float *x, const uint
     ryz_status st = wide_rows(c, in, out, &rows);
     for (int o0 = 0; st == RYZ_OK && o0 < out; o0 += rows) {
         int rb = out - o0 < rows ? out - o0 : rows;
-        st = launch_status(ryz_k_bf16_widen(c->wide, w, o0, rb, in, out), "bf16 widen");
+        st = launch_status(ryz_k_bf16_widen(c->wide, w, o0, rb, in, out, c->stream),
+                           "bf16 widen");
         if (st == RYZ_OK)
             st = sgemm_rows(c, y + o0, out, x, c->wide, n, in, rb);
     }
@@ -292,7 +299,7 @@ static void cuda_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t
     if (!matmul_runs(c, "matmul_bf16", n, in, out))
         return;
     if (n <= RYZ_K_BF16_GEMV_MAX_N && (in % 16 != 0 || (aligned16(x) && aligned16(w))))
-        launched(c, ryz_k_bf16_gemv(y, x, w, n, in, out), "bf16 gemv");
+        launched(c, ryz_k_bf16_gemv(y, x, w, n, in, out, c->stream), "bf16 gemv");
     else
         keep(c, bf16_prefill(c, y, x, w, n, in, out));
 }
@@ -307,44 +314,57 @@ static void cuda_rmsnorm(void *ctx, float *y, const float *x, const float *w, in
              ryz_error(RYZ_EINVAL, "rmsnorm of %d rows of %d: need n >= 0 and dim >= 1", n, dim));
         return;
     }
-    launched(c, ryz_k_rmsnorm(y, x, w, n, dim, eps), "rmsnorm");
+    launched(c, ryz_k_rmsnorm(y, x, w, n, dim, eps, c->stream), "rmsnorm");
 }
 
-static void cuda_rope(void *ctx, float *x, int n, int heads, int head_dim, int pos0, float base) {
+static void cuda_rope(void *ctx, float *x, int n, int heads, int head_dim, const int *pos,
+                      float base) {
     cuda_ctx *c = ctx;
     if (c->err != RYZ_OK || n == 0)
         return;
-    if (n < 0 || heads < 1 || head_dim < 2 || head_dim % 2 || pos0 < 0) {
+    if (n < 0 || heads < 1 || head_dim < 2 || head_dim % 2) {
         keep(c, ryz_error(RYZ_EINVAL,
-                          "rope of %d rows, %d heads of %d at position %d: need "
-                          "n >= 0, heads >= 1, head_dim even, position >= 0",
-                          n, heads, head_dim, pos0));
+                          "rope of %d rows, %d heads of %d: need n >= 0, heads >= 1, head_dim "
+                          "even",
+                          n, heads, head_dim));
         return;
     }
-    launched(c, ryz_k_rope(x, n, heads, head_dim, pos0, base), "rope");
+    launched(c, ryz_k_rope(x, n, heads, head_dim, pos, base, c->stream), "rope");
 }
 
 static void cuda_silu_mul(void *ctx, float *a, const float *b, size_t n) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK && n > 0)
-        launched(c, ryz_k_silu_mul(a, b, n), "silu_mul");
+        launched(c, ryz_k_silu_mul(a, b, n, c->stream), "silu_mul");
 }
 
 static void cuda_add(void *ctx, float *x, const float *y, size_t n) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK && n > 0)
-        launched(c, ryz_k_add(x, y, n), "add");
+        launched(c, ryz_k_add(x, y, n, c->stream), "add");
 }
 
-/* EINVAL unless geometry g and T, pos0 fit the attention kernel. */
-static ryz_status attn_check(const ryz_attn_geom *g, int T, int pos0) {
-    if (T < 1 || pos0 < 0 || g->heads < 1 || g->heads > 65535 || g->head_dim < 1 ||
+static void cuda_store_rows(void *ctx, float *cache, const float *src, int T, int width,
+                            const int *pos) {
+    cuda_ctx *c = ctx;
+    if (c->err != RYZ_OK || T == 0)
+        return;
+    if (T < 0 || width < 1) {
+        keep(c, ryz_error(RYZ_EINVAL, "store_rows of %d rows of %d: need T >= 0, width >= 1", T,
+                          width));
+        return;
+    }
+    launched(c, ryz_k_store_rows(cache, src, T, width, pos, c->stream), "store_rows");
+}
+
+/* EINVAL unless geometry g and T fit the attention kernel. */
+static ryz_status attn_check(const ryz_attn_geom *g, int T) {
+    if (T < 1 || g->heads < 1 || g->heads > 65535 || g->head_dim < 1 ||
         g->head_dim > RYZ_K_MAX_HEAD_DIM || g->kv_heads < 1 || g->kv_mul < 1)
         return ryz_error(RYZ_EINVAL,
-                         "attention of %d rows at position %d, %d heads of %d, %d KV heads, "
-                         "kv_mul %d: need T >= 1, position >= 0, 1..65535 heads, head_dim "
-                         "1..%d, kv_heads >= 1, kv_mul >= 1",
-                         T, pos0, g->heads, g->head_dim, g->kv_heads, g->kv_mul,
+                         "attention of %d rows, %d heads of %d, %d KV heads, kv_mul %d: need "
+                         "T >= 1, 1..65535 heads, head_dim 1..%d, kv_heads >= 1, kv_mul >= 1",
+                         T, g->heads, g->head_dim, g->kv_heads, g->kv_mul,
                          RYZ_K_MAX_HEAD_DIM);
     int first = g->head_start / g->kv_mul - g->kv_start;
     int last = (g->head_start + g->heads - 1) / g->kv_mul - g->kv_start;
@@ -358,17 +378,17 @@ static ryz_status attn_check(const ryz_attn_geom *g, int T, int pos0) {
 }
 
 static void cuda_attention(void *ctx, float *out, const float *q, const float *kc, const float *vc,
-                           int T, int pos0, const ryz_attn_geom *g, float *scratch) {
+                           int T, const int *pos, const ryz_attn_geom *g, float *scratch) {
     cuda_ctx *c = ctx;
     (void)scratch; /* scores live in shared memory, a tile at a time */
     if (c->err != RYZ_OK)
         return;
-    ryz_status st = attn_check(g, T, pos0);
+    ryz_status st = attn_check(g, T);
     if (st != RYZ_OK) {
         keep(c, st);
         return;
     }
-    launched(c, ryz_k_attention(out, q, kc, vc, T, pos0, *g), "attention");
+    launched(c, ryz_k_attention(out, q, kc, vc, T, pos, *g, c->stream), "attention");
 }
 
 /* ---- data movement (the vtable's ops; the helpers below share them) ---- */
@@ -386,8 +406,10 @@ static ryz_status xfer(cuda_ctx *c, const char *what, void *dst, const void *src
     if (bytes == 0)
         return RYZ_OK;
     cudaError_t e = cudaMemcpy(dst, src, bytes, kind);
-    return e == cudaSuccess ? RYZ_OK
-                            : cu_fail(e, "%s of %zu bytes on device %d", what, bytes, c->device);
+    if (e == cudaSuccess)
+        return RYZ_OK;
+    cudaGetLastError(); /* not sticky: the next launch check must not see it */
+    return cu_fail(e, "%s of %zu bytes on device %d", what, bytes, c->device);
 }
 
 /* xfer as the vtable's upload and download do it: the kept error first,
@@ -435,16 +457,16 @@ static ryz_status copy_rows_run(cuda_ctx *c, void *dst, size_t dst_pitch, const 
                          "pitches must be >= the row width",
                          rows, width, dst_pitch, src_pitch);
     cudaError_t e =
-        rows == 1 ? cudaMemcpyAsync(dst, src, width, cudaMemcpyDeviceToDevice, NULL)
+        rows == 1 ? cudaMemcpyAsync(dst, src, width, cudaMemcpyDeviceToDevice, c->stream)
                   : cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows,
-                                      cudaMemcpyDeviceToDevice, NULL);
+                                      cudaMemcpyDeviceToDevice, c->stream);
     return e == cudaSuccess ? RYZ_OK
                             : cu_fail(e, "device copy of %zu rows of %zu bytes on device %d", rows,
                                       width, c->device);
 }
 
-static ryz_status embedding_run(float *x, const int *tokens, int n, const float *emb,
-                                int vocab_start, int vocab_local, int dim) {
+static ryz_status embedding_run(const cuda_ctx *c, float *x, const int *tokens, int n,
+                                const float *emb, int vocab_start, int vocab_local, int dim) {
     if (n == 0)
         return RYZ_OK;
     if (n < 0 || dim < 1 || vocab_local < 0 || vocab_start < 0)
@@ -452,12 +474,12 @@ static ryz_status embedding_run(float *x, const int *tokens, int n, const float 
                          "embedding: %d tokens of dim %d from vocab rows %d..+%d: need n >= 0, "
                          "dim >= 1, rows >= 0",
                          n, dim, vocab_start, vocab_local);
-    return launch_status(ryz_k_embedding(x, tokens, n, emb, vocab_start, vocab_local, dim),
-                         "embedding");
+    return launch_status(
+        ryz_k_embedding(x, tokens, n, emb, vocab_start, vocab_local, dim, c->stream), "embedding");
 }
 
 /* Columns col0..ld-1 of x (rows, ld) to -inf. */
-static ryz_status mask_run(float *x, int rows, int col0, int ld) {
+static ryz_status mask_run(const cuda_ctx *c, float *x, int rows, int col0, int ld) {
     if (rows == 0 || col0 == ld)
         return RYZ_OK;
     if (rows < 0 || col0 < 0 || ld < col0)
@@ -465,17 +487,18 @@ static ryz_status mask_run(float *x, int rows, int col0, int ld) {
                          "mask of columns %d..%d of %d rows: need rows >= 0 and "
                          "0 <= first column <= row length",
                          col0, ld - 1, rows);
-    return launch_status(ryz_k_mask_vocab(x, rows, col0, ld), "mask_vocab");
+    return launch_status(ryz_k_mask_vocab(x, rows, col0, ld, c->stream), "mask_vocab");
 }
 
-static ryz_status argmax_run(int *idx, const float *x, int rows, int n, int ld) {
+static ryz_status argmax_run(const cuda_ctx *c, int *idx, const float *x, int rows, int n,
+                             int ld) {
     if (rows == 0)
         return RYZ_OK;
     if (rows < 0 || n < 1 || ld < n)
         return ryz_error(RYZ_EINVAL,
                          "argmax of %d rows of %d (stride %d): need rows >= 0, n >= 1, ld >= n",
                          rows, n, ld);
-    return launch_status(ryz_k_argmax(idx, x, rows, n, ld), "argmax");
+    return launch_status(ryz_k_argmax(idx, x, rows, n, ld, c->stream), "argmax");
 }
 
 /* The enqueued ops as the vtable has them: nothing after a kept error,
@@ -491,19 +514,19 @@ static void cuda_embedding(void *ctx, float *x, const int *tokens, int n, const 
                            int vocab_start, int vocab_local, int dim) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK)
-        keep(c, embedding_run(x, tokens, n, emb, vocab_start, vocab_local, dim));
+        keep(c, embedding_run(c, x, tokens, n, emb, vocab_start, vocab_local, dim));
 }
 
 static void cuda_argmax(void *ctx, int *idx, const float *x, int rows, int n, int ld) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK)
-        keep(c, argmax_run(idx, x, rows, n, ld));
+        keep(c, argmax_run(c, idx, x, rows, n, ld));
 }
 
 static void cuda_mask_cols(void *ctx, float *x, int rows, int col0, int ld) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK)
-        keep(c, mask_run(x, rows, col0, ld));
+        keep(c, mask_run(c, x, rows, col0, ld));
 }
 
 /* Waits for the device; a failure there (a kernel's fault, usually) is
@@ -520,6 +543,84 @@ static ryz_status cuda_sync(void *ctx) {
     return kept(c);
 }
 
+/* ---- recording: stream capture into CUDA graphs ------------------------ */
+
+/* Points cuBLAS and the ops at stream s (the recording stream or NULL). */
+static ryz_status use_stream(cuda_ctx *c, cudaStream_t s) {
+    c->stream = s;
+    return blas_check(cublasSetStream(c->blas, s), "cublasSetStream");
+}
+
+static ryz_status cuda_record_begin(void *ctx) {
+    cuda_ctx *c = ctx;
+    ryz_status st = kept(c);
+    if (st == RYZ_OK && c->stream)
+        return ryz_error(RYZ_EINVAL, "cuda record_begin: already recording");
+    if (st == RYZ_OK && !c->rec)
+        st = cu_check(cudaStreamCreateWithFlags(&c->rec, cudaStreamNonBlocking),
+                      "cudaStreamCreateWithFlags (the recording stream)");
+    if (st == RYZ_OK)
+        st = cu_check(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeThreadLocal),
+                      "cudaStreamBeginCapture");
+    if (st != RYZ_OK)
+        return st;
+    st = use_stream(c, c->rec);
+    if (st != RYZ_OK) { /* end the capture: the stream must not stay in it */
+        cudaGraph_t g = NULL;
+        if (cudaStreamEndCapture(c->rec, &g) == cudaSuccess && g)
+            cudaGraphDestroy(g);
+        use_stream(c, NULL);
+    }
+    return st;
+}
+
+/* The graph captured on c->rec, instantiated into *exec. */
+static ryz_status end_capture(cuda_ctx *c, cudaGraphExec_t *exec) {
+    cudaGraph_t g = NULL;
+    ryz_status st = cu_check(cudaStreamEndCapture(c->rec, &g), "cudaStreamEndCapture");
+    if (st != RYZ_OK)
+        cudaGetLastError(); /* an invalidated capture is not a kept error by itself */
+    if (st == RYZ_OK)
+        st = cu_check(cudaGraphInstantiate(exec, g, 0), "cudaGraphInstantiate");
+    if (g)
+        cudaGraphDestroy(g);
+    return st;
+}
+
+static ryz_status cuda_record_end(void *ctx, void **graph) {
+    cuda_ctx *c = ctx;
+    *graph = NULL;
+    if (!c->rec || c->stream != c->rec)
+        return ryz_error(RYZ_EINVAL, "cuda record_end: not recording (no record_begin)");
+    cudaGraphExec_t exec = NULL;
+    ryz_status st = end_capture(c, &exec);
+    ryz_status back = use_stream(c, NULL);
+    if (st == RYZ_OK)
+        st = back;
+    if (st == RYZ_OK)
+        st = kept(c); /* an op failed while recording */
+    if (st != RYZ_OK) {
+        if (exec)
+            cudaGraphExecDestroy(exec);
+        return ryz_error_wrap(st, "recording a step on device %d", c->device);
+    }
+    *graph = exec;
+    return RYZ_OK;
+}
+
+static void cuda_replay(void *ctx, void *graph) {
+    cuda_ctx *c = ctx;
+    if (c->err == RYZ_OK)
+        keep(c, cu_check(cudaGraphLaunch((cudaGraphExec_t)graph, c->stream),
+                         "cudaGraphLaunch (a recorded step)"));
+}
+
+static void cuda_graph_free(void *ctx, void *graph) {
+    (void)ctx;
+    if (graph)
+        cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+
 static void cuda_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak) {
     const cuda_ctx *c = ctx;
     *live = c->bytes[kind];
@@ -534,6 +635,8 @@ static void ctx_destroy(cuda_ctx *c) {
                  leaked);
     if (c->blas)
         cublasDestroy(c->blas); /* before its workspace goes */
+    if (c->rec)
+        cudaStreamDestroy(c->rec);
     for (size_t i = 0; i < c->n_blocks; i++)
         cudaFree(c->blocks[i].p);
     free(c->blocks);
@@ -556,6 +659,7 @@ static const ryz_backend_iface cuda_iface = {
     .silu_mul = cuda_silu_mul,
     .add = cuda_add,
     .attention = cuda_attention,
+    .store_rows = cuda_store_rows,
     .upload = cuda_upload,
     .download = cuda_download,
     .copy_rows = cuda_copy_rows,
@@ -566,6 +670,10 @@ static const ryz_backend_iface cuda_iface = {
     .mem_usage = cuda_mem_usage,
     .pin_host = cuda_pin_host,
     .unpin_host = cuda_unpin_host,
+    .record_begin = cuda_record_begin,
+    .record_end = cuda_record_end,
+    .replay = cuda_replay,
+    .graph_free = cuda_graph_free,
     .destroy = cuda_destroy,
 };
 
@@ -695,7 +803,7 @@ static ryz_status time_copy(ryz_cuda_timer *t, void *dst, const void *src, size_
                             double *seconds) {
     ryz_status st = ryz_cuda_timer_start(t);
     if (st == RYZ_OK)
-        st = launch_status(ryz_k_copy(dst, src, bytes), "copy");
+        st = launch_status(ryz_k_copy(dst, src, bytes, NULL), "copy");
     if (st == RYZ_OK)
         st = ryz_cuda_timer_stop(t);
     return st == RYZ_OK ? ryz_cuda_timer_seconds(t, seconds) : st;
@@ -771,7 +879,7 @@ ryz_status ryz_cuda_embedding(ryz_backend *b, float *x_dev, const int *tokens_de
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_embedding", &c);
     return st == RYZ_OK
-               ? embedding_run(x_dev, tokens_dev, n, emb_dev, vocab_start, vocab_local, dim)
+               ? embedding_run(c, x_dev, tokens_dev, n, emb_dev, vocab_start, vocab_local, dim)
                : st;
 }
 
@@ -779,14 +887,14 @@ ryz_status ryz_cuda_mask_vocab(ryz_backend *b, float *logits_dev, int n, int voc
                                int vocab_padded) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_mask_vocab", &c);
-    return st == RYZ_OK ? mask_run(logits_dev, n, vocab, vocab_padded) : st;
+    return st == RYZ_OK ? mask_run(c, logits_dev, n, vocab, vocab_padded) : st;
 }
 
 ryz_status ryz_cuda_argmax(ryz_backend *b, int *idx_dev, const float *x_dev, int rows, int n,
                            int ld) {
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_argmax", &c);
-    return st == RYZ_OK ? argmax_run(idx_dev, x_dev, rows, n, ld) : st;
+    return st == RYZ_OK ? argmax_run(c, idx_dev, x_dev, rows, n, ld) : st;
 }
 
 /* ---- timers ---------------------------------------------------------------- */

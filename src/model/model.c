@@ -27,6 +27,18 @@ typedef struct {
     void *w2;        /* (dim, hidden_local)         row-parallel */
 } layer_weights;
 
+/* A decode step recorded by the backend, and the shape it was recorded
+ * for (step_key). */
+typedef struct {
+    void *graph;
+    int key;
+    unsigned used;
+} recorded_step;
+
+/* Shapes of decode steps kept recorded at once: greedy and logits steps
+ * alternate in the suite's runs, and each batch size is its own. */
+#define RECORDED_STEPS 4
+
 struct ryz_model {
     ryz_model_config cfg;
     ryz_shard sh;
@@ -56,9 +68,14 @@ struct ryz_model {
     float *greedy; /* (B, RYZ_GREEDY_FLOATS * (tp + 1)): ryz_tp_greedy_ids, host-visible */
     float *gather; /* (R, vocab_padded) */
     float *logits; /* (R, vocab_padded) */
-    int *tok;      /* (R) this forward's token ids */
+    int *tok;      /* (R + 1) this forward's token ids, then its first position */
+    int *pos;      /* tok + R: rope, attention and the cache writes read it */
     int *next;     /* (max_batch) greedy ids of each sequence's last row */
     int rows;      /* logits rows the last forward left (0 after a failure) */
+    /* Recorded decode steps (see replay_step), when the backend records. */
+    int record;                   /* 1 while recording is on for this model */
+    recorded_step steps[RECORDED_STEPS]; /* graph NULL where unused */
+    unsigned step_uses;           /* a clock for replacing the least recently used */
     /* Host memory, only where the backend's is not host-visible (cuda). */
     float *host_logits; /* (R, vocab_padded) downloaded logits */
     int pinned[2];      /* host_logits, stage page-locked by the backend */
@@ -318,7 +335,8 @@ static ryz_status build_state(ryz_model *m) {
     m->part = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_local);
     m->gather = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
     m->logits = alloc_f(m, RYZ_MEM_SCRATCH, R, s->vocab_padded);
-    m->tok = alloc_n(m, RYZ_MEM_SCRATCH, R, 1, sizeof(int));
+    m->tok = alloc_n(m, RYZ_MEM_SCRATCH, R + 1, 1, sizeof(int));
+    m->pos = m->tok ? m->tok + R : NULL;
     m->next = alloc_n(m, RYZ_MEM_SCRATCH, B, 1, sizeof(int));
     if (m->be->iface->host_visible)
         m->greedy = alloc_f(m, RYZ_MEM_SCRATCH, B, (size_t)RYZ_GREEDY_FLOATS * (s->tp + 1));
@@ -397,6 +415,8 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
     ryz_shard_plan(cfg, tp, ryz_comm_rank(comm), &m->sh);
     const char *skew = getenv("RYZ_TEST_SHARD_SKEW");
     if (skew && strcmp(skew, "1") == 0) shard_skew = 1;
+    const char *graphs = getenv("RYZ_CUDA_GRAPHS");
+    m->record = backend->iface->record_begin && tp == 1 && !(graphs && strcmp(graphs, "0") == 0);
     st = build_weights(m, src);
     if (st == RYZ_OK) st = build_state(m);
     if (st != RYZ_OK) {
@@ -409,6 +429,8 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
 
 void ryz_model_free(ryz_model *m) {
     if (!m) return;
+    for (int i = 0; i < RECORDED_STEPS; i++)
+        if (m->steps[i].graph) m->be->iface->graph_free(m->be->ctx, m->steps[i].graph);
     for (int l = 0; m->layers && l < m->cfg.n_layers; l++) free_layer(m, &m->layers[l]);
     free(m->layers);
     free_loading_buffers(m);
@@ -447,7 +469,7 @@ const ryz_model_opts *ryz_model_opts_of(const ryz_model *m) {
 
 /* Attention sub-block of layer l for B sequences of T rows: QKV, RoPE, KV
  * cache write, causal attention, then row-parallel wo (all-reduce). */
-static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
+static ryz_status attention_block(ryz_model *m, int l, int B, int T) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     const layer_weights *w = &m->layers[l];
@@ -463,13 +485,11 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pos0) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
         float *kc = m->kc + layer_off, *vc = m->vc + layer_off;
-        f->rope(m->be->ctx, m->q + row * qd, T, s->heads, hd, pos0, c->rope_base);
-        f->rope(m->be->ctx, m->k + row * kvd, T, s->kv_heads, hd, pos0, c->rope_base);
-        ryz_backend_copy(m->be, kc + (size_t)pos0 * kvd, m->k + row * kvd,
-                         (size_t)T * kvd * sizeof(float));
-        ryz_backend_copy(m->be, vc + (size_t)pos0 * kvd, m->v + row * kvd,
-                         (size_t)T * kvd * sizeof(float));
-        f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, pos0, &g,
+        f->rope(m->be->ctx, m->q + row * qd, T, s->heads, hd, m->pos, c->rope_base);
+        f->rope(m->be->ctx, m->k + row * kvd, T, s->kv_heads, hd, m->pos, c->rope_base);
+        f->store_rows(m->be->ctx, kc, m->k + row * kvd, T, kvd, m->pos);
+        f->store_rows(m->be->ctx, vc, m->v + row * kvd, T, kvd, m->pos);
+        f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, m->pos, &g,
                      m->scores);
     }
     ryz_status st =
@@ -548,22 +568,79 @@ static ryz_status check_input(const ryz_model *m, const int *tokens, int B, int 
     return RYZ_OK;
 }
 
-/* Enqueues the embedding, every block and (unless no_head) the head for
- * tokens (host); ids as head's. */
-static ryz_status enqueue_forward(ryz_model *m, const int *tokens, int B, int T, int pos0,
-                                  int last_only, int no_head, int *ids) {
+/* Enqueues the embedding of m->tok (B x T tokens at position *m->pos),
+ * every block and (unless no_head) the head; ids as head's; with argmax,
+ * then each sequence's greedy id into m->next. */
+static ryz_status enqueue_forward(ryz_model *m, int B, int T, int last_only, int no_head,
+                                  int *ids, int argmax) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
-    int n = B * T;
-    ryz_status st = m->be->iface->upload(m->be->ctx, m->tok, tokens, (size_t)n * sizeof(int));
-    if (st == RYZ_OK)
-        st = ryz_tp_embedding(m->be, m->comm, m->x, m->tok, n, m->emb, s->vocab_start,
-                              s->vocab_local, c->dim, m->stage);
+    int n = B * T, rows = last_only ? 1 : T; /* logits rows per sequence */
+    ryz_status st = ryz_tp_embedding(m->be, m->comm, m->x, m->tok, n, m->emb, s->vocab_start,
+                                     s->vocab_local, c->dim, m->stage);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++) {
-        st = attention_block(m, l, B, T, pos0);
+        st = attention_block(m, l, B, T);
         if (st == RYZ_OK) st = ffn_block(m, l, n);
     }
-    return st == RYZ_OK && !no_head ? head(m, B, T, last_only, ids) : st;
+    if (st == RYZ_OK && !no_head) st = head(m, B, T, last_only, ids);
+    if (st == RYZ_OK && argmax)
+        m->be->iface->argmax(m->be->ctx, m->next, m->logits + (size_t)(rows - 1) * s->vocab_padded,
+                             B, c->vocab, rows * s->vocab_padded);
+    return st;
+}
+
+/* The recorded step for key, recording it first (enqueue_forward of a
+ * decode step) when it is not kept, in place of the least recently used;
+ * NULL with the recording's error. */
+static void *recorded(ryz_model *m, int key, int B, int no_head, int argmax, ryz_status *st) {
+    const ryz_backend_iface *f = m->be->iface;
+    recorded_step *r = &m->steps[0];
+    for (int i = 0; i < RECORDED_STEPS; i++) {
+        if (m->steps[i].graph && m->steps[i].key == key) {
+            r = &m->steps[i];
+            break;
+        }
+        if (!m->steps[i].graph || m->steps[i].used < r->used) r = &m->steps[i];
+    }
+    r->used = ++m->step_uses;
+    if (r->graph && r->key == key) return r->graph;
+    if (r->graph) f->graph_free(m->be->ctx, r->graph);
+    r->graph = NULL;
+    *st = f->record_begin(m->be->ctx);
+    if (*st != RYZ_OK) return NULL;
+    ryz_status enq = enqueue_forward(m, B, 1, 0, no_head, NULL, argmax);
+    *st = f->record_end(m->be->ctx, &r->graph);
+    if (*st == RYZ_OK && enq != RYZ_OK) { /* cannot happen at TP=1: no collectives */
+        f->graph_free(m->be->ctx, r->graph);
+        r->graph = NULL, *st = enq;
+    }
+    r->key = key;
+    return r->graph;
+}
+
+/* A decode step (T = 1) on a backend that records, at TP=1: the step's
+ * few hundred ops are recorded once per shape and replayed as one launch
+ * (on cuda, the launches had cost more than the GPU's work on 1b). A
+ * failed recording turns recording off for this model with a warning,
+ * and the step runs op by op. */
+static ryz_status replay_step(ryz_model *m, int B, int no_head, int argmax) {
+    ryz_status st = RYZ_OK;
+    void *g = recorded(m, (B << 2) | (no_head << 1) | argmax, B, no_head, argmax, &st);
+    if (g) {
+        m->be->iface->replay(m->be->ctx, g);
+        return RYZ_OK;
+    }
+    RYZ_WARN("recording a decode step failed (%s); running its ops one by one from now on",
+             ryz_last_error());
+    m->record = 0;
+    return enqueue_forward(m, B, 1, 0, no_head, NULL, argmax);
+}
+
+/* Tokens (B x T, host) and the position pos0 into m->tok and m->pos. */
+static ryz_status upload_input(ryz_model *m, const int *tokens, int n, int pos0) {
+    const ryz_backend_iface *f = m->be->iface;
+    ryz_status st = f->upload(m->be->ctx, m->tok, tokens, (size_t)n * sizeof(int));
+    return st == RYZ_OK ? f->upload(m->be->ctx, m->pos, &pos0, sizeof pos0) : st;
 }
 
 ryz_status ryz_model_step(ryz_model *m, const int *tokens, int B, int T, int pos0, int last_only,
@@ -577,10 +654,12 @@ ryz_status ryz_model_step(ryz_model *m, const int *tokens, int B, int T, int pos
     /* a prefill chunk before the last one, when no one keeps logits: its
      * head would make logits nobody reads (decided alike on every rank) */
     int no_head = !next && !want_logits && m->last_only_prefill;
-    st = enqueue_forward(m, tokens, B, T, pos0, last_only, no_head, in_place ? next : NULL);
-    if (st == RYZ_OK && next && !in_place) /* greedy ids on the backend: B ints come back */
-        f->argmax(m->be->ctx, m->next, m->logits + (size_t)(rows - 1) * m->sh.vocab_padded, B,
-                  m->cfg.vocab, rows * m->sh.vocab_padded);
+    int argmax = next && !in_place; /* greedy ids on the backend: B ints come back */
+    st = upload_input(m, tokens, B * T, pos0);
+    if (st == RYZ_OK && T == 1 && m->record)
+        st = replay_step(m, B, no_head, argmax);
+    else if (st == RYZ_OK)
+        st = enqueue_forward(m, B, T, last_only, no_head, in_place ? next : NULL, argmax);
     ryz_status done = f->sync(m->be->ctx); /* the forward's one wait; an op's kept error */
     if (st == RYZ_OK) st = done;
     if (st == RYZ_OK && next && !in_place)
