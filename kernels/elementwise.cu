@@ -4,11 +4,15 @@
 #include "common.cuh"
 #include "kernels.h"
 
+// Most threads a row's block gets: a decode row is one block, so its time
+// is a chain of dependent loads per thread, which threads shorten.
+#define RMS_MAX_THREADS 1024
+
 // One block per row: the sum of squares is a block reduction, then every
 // thread scales the elements it read. y may equal x: each element is read
 // and written by one thread, and the reduction's barriers separate the
 // reads of the whole row from the writes.
-static __global__ void __launch_bounds__(RYZ_K_THREADS)
+static __global__ void __launch_bounds__(RMS_MAX_THREADS)
     rmsnorm_kernel(float *y, const float *x, const float *w, int dim, float eps) {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * dim;
@@ -24,7 +28,10 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 
 extern "C" cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim,
                                      float eps, cudaStream_t s) {
-    rmsnorm_kernel<<<(unsigned)n, RYZ_K_THREADS, 0, s>>>(y, x, w, dim, eps);
+    // about two elements a thread, in whole warps
+    unsigned threads = ((unsigned)dim / 2 + 31) / 32 * 32;
+    threads = threads < 32 ? 32 : threads > RMS_MAX_THREADS ? RMS_MAX_THREADS : threads;
+    rmsnorm_kernel<<<(unsigned)n, threads, 0, s>>>(y, x, w, dim, eps);
     return cudaGetLastError();
 }
 

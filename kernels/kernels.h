@@ -19,9 +19,11 @@
 /* Largest head_dim the attention kernel takes: it keeps q and the output
  * row of one head in shared memory (2 * head_dim floats, 8 KiB here). */
 #define RYZ_K_MAX_HEAD_DIM 1024
-/* Largest n (rows of x) the bf16 GEMV takes; a larger n is a prefill,
- * which widens W to fp32 for cuBLAS. Decode batches are this small. */
-#define RYZ_K_BF16_GEMV_MAX_N 8
+/* Largest n (rows of x) the GEMV kernels take (fp32 and bf16); a larger n
+ * is a prefill, which goes to cuBLAS (bf16: W widened to fp32 first).
+ * Decode batches are this small. */
+#define RYZ_K_GEMV_MAX_N 8
+#define RYZ_K_BF16_GEMV_MAX_N RYZ_K_GEMV_MAX_N
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +58,11 @@ cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded, 
 /* idx (rows) = index of the largest of x[r*ld .. r*ld+n) (first on ties). */
 cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld, cudaStream_t s);
 
+/* y (n, out) = x (n, in) . W^T with W (out, in) row-major fp32: the
+ * decode GEMV (one warp per row, 16-byte loads). 1 <= n <= RYZ_K_GEMV_MAX_N,
+ * in % 4 == 0, x and w 16-byte aligned (else cudaErrorInvalidValue). */
+cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in, int out,
+                           cudaStream_t s);
 /* y (n, out) = x (n, in) . W^T with W (out, in) bfloat16 in the layout of
  * ryz_bf16_offset, fp32 accumulation: the decode GEMV, which reads W once
  * in 16-byte loads. 1 <= n <= RYZ_K_BF16_GEMV_MAX_N (else

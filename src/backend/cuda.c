@@ -81,6 +81,7 @@ typedef struct {
     dev_block *blocks; /* (cap) live blocks, n_blocks of them, unordered */
     size_t n_blocks, cap;
     size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
+    int f32_gemv;        /* 1: decode matmuls by ryz_k_f32_gemv, 0: cuBLAS's gemv */
     cudaStream_t stream; /* where ops enqueue: NULL (legacy), or rec while recording */
     cudaStream_t rec;    /* the recording stream, made at the first record_begin */
     ryz_status err;     /* first error of an op, RYZ_OK while none */
@@ -232,14 +233,22 @@ static ryz_status sgemm_rows(cuda_ctx *c, float *y, int ldy, const float *x, con
                       "cublasSgemm");
 }
 
-/* y (n, out) = x (n, in) . W^T: cublasSgemv for n = 1, else sgemm_rows. */
+static int aligned16(const void *p) {
+    return (uintptr_t)p % 16 == 0;
+}
+
+/* y (n, out) = x (n, in) . W^T: the GEMV kernel for decode-sized n (when
+ * in % 4 == 0 and x, W are 16-byte aligned, as allocations and the
+ * model's row offsets are), else cublasSgemv for n = 1, sgemm_rows above. */
 static void cuda_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                         int out) {
     cuda_ctx *c = ctx;
     if (!matmul_runs(c, "matmul", n, in, out))
         return;
     const float one = 1.0f, zero = 0.0f;
-    if (n == 1)
+    if (c->f32_gemv && n <= RYZ_K_GEMV_MAX_N && in % 4 == 0 && aligned16(x) && aligned16(w))
+        launched(c, ryz_k_f32_gemv(y, x, w, n, in, out, c->stream), "f32 gemv");
+    else if (n == 1)
         keep(c,
              blas_check(cublasSgemv(c->blas, CUBLAS_OP_T, in, out, &one, w, in, x, 1, &zero, y, 1),
                         "cublasSgemv"));
@@ -283,10 +292,6 @@ static ryz_status bf16_prefill(cuda_ctx *c, float *y, const float *x, const uint
             st = sgemm_rows(c, y + o0, out, x, c->wide, n, in, rb);
     }
     return st;
-}
-
-static int aligned16(const void *p) {
-    return (uintptr_t)p % 16 == 0;
 }
 
 /* y (n, out) = x (n, in) . W^T, W bf16 in ryz_bf16_offset's layout: the
@@ -716,6 +721,8 @@ ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
     if (!c)
         return ryz_error(RYZ_ENOMEM, "out of memory for the cuda backend");
     c->device = dev;
+    const char *gemv = getenv("RYZ_CUDA_GEMV"); /* "cublas": cuBLAS's, for comparison */
+    c->f32_gemv = !(gemv && strcmp(gemv, "cublas") == 0);
     st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
     if (st == RYZ_OK)
         st = blas_setup(c, o.tf32);
