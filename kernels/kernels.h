@@ -32,6 +32,9 @@ extern "C" {
 /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w per row; y may equal x. */
 cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps,
                           cudaStream_t s);
+/* x (n, dim) += r, then y = rmsnorm(x) * w as ryz_k_rmsnorm; y != x. */
+cudaError_t ryz_k_add_rmsnorm(float *y, float *x, const float *r, const float *w, int n, int dim,
+                              float eps, cudaStream_t s);
 /* Rotates interleaved pairs of x (n, heads*head_dim) in place, row t at
  * position *pos + t (pos on the device, read by the kernel); head_dim
  * even. */
@@ -41,8 +44,10 @@ cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, const int *pos,
 cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n, cudaStream_t s);
 /* x (n) += y. */
 cudaError_t ryz_k_add(float *x, const float *y, size_t n, cudaStream_t s);
-/* Rows *pos..*pos+T-1 of cache (rows of width floats) = src (T, width). */
-cudaError_t ryz_k_store_rows(float *cache, const float *src, int T, int width, const int *pos,
+/* q (T, heads*head_dim) and k (T, kv_heads*head_dim) rotated in place as
+ * ryz_k_rope does, then k and v stored at rows *pos.. of kc and vc. */
+cudaError_t ryz_k_rope_cache(float *q, float *k, const float *v, float *kc, float *vc, int T,
+                             int heads, int kv_heads, int head_dim, const int *pos, float base,
                              cudaStream_t s);
 /* Causal attention of T rows at positions *pos.. (the cuda backend's
  * attention op, same layouts as cpu_attention); needs no scratch.
@@ -59,7 +64,7 @@ cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded, 
 cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld, cudaStream_t s);
 
 /* y (n, out) = x (n, in) . W^T with W (out, in) row-major fp32: the
- * decode GEMV (one warp per row, 16-byte loads). 1 <= n <= RYZ_K_GEMV_MAX_N,
+ * decode GEMV (one to eight warps per row, 16-byte loads). 1 <= n <= RYZ_K_GEMV_MAX_N,
  * in % 4 == 0, x and w 16-byte aligned (else cudaErrorInvalidValue). */
 cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in, int out,
                            cudaStream_t s);

@@ -5,7 +5,7 @@
 //   16 bytes per load, and does the multiply-adds on the fly. Decode is
 //   bound by the bytes of W read, so the loads are what matters: each
 //   row group (four rows, 8 * in bytes, one sequential stream when
-//   in % 16 == 0) is read by a block of GEMV_THREADS threads, each with
+//   in % 16 == 0) is read by a block of 128 to 512 threads, each with
 //   GEMV_UNROLL loads in flight before it does any arithmetic;
 // - a widening kernel for prefill: rows of W to row-major fp32, which
 //   cuBLAS then multiplies at the fp32 rate (src/backend/cuda.c).
@@ -17,9 +17,13 @@
 #include "common.cuh"
 #include "kernels.h"
 
-// Threads per row group of the tiled GEMV: four warps split the group's
-// stream, so even a matrix of few groups keeps every SM loading.
-#define GEMV_THREADS 128
+// Threads per row group of the tiled GEMV: four to sixteen warps split the
+// group's stream, more where W has few groups, so that the grid has about
+// GEMV_WARPS_WANTED warps (132 SMs of 64 resident warps, about) and even a
+// matrix of few groups keeps every SM loading.
+#define GEMV_MIN_THREADS 128
+#define GEMV_MAX_THREADS 512
+#define GEMV_WARPS_WANTED 8192
 // 16-byte loads each thread issues before it uses any of them.
 #define GEMV_UNROLL 4
 // Rows (one warp each) per block of the row-major GEMV.
@@ -54,25 +58,25 @@ __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
 // of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
 // three shuffles sum a warp's share; shared memory adds the four warps'.
 template <int N>
-static __global__ void __launch_bounds__(GEMV_THREADS)
+static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
     gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {
-    __shared__ float part[GEMV_THREADS / 32][4][N];
-    const int tid = threadIdx.x, nvec = in / 2;
+    __shared__ float part[GEMV_MAX_THREADS / 32][4][N];
+    const int tid = threadIdx.x, nt = blockDim.x, nvec = in / 2;
     const uint4 *gw = w + (size_t)blockIdx.x * (size_t)nvec;
     float acc[N];
 #pragma unroll
     for (int r = 0; r < N; r++)
         acc[r] = 0.0f;
-    for (int j0 = tid; j0 < nvec; j0 += GEMV_THREADS * GEMV_UNROLL) {
+    for (int j0 = tid; j0 < nvec; j0 += nt * GEMV_UNROLL) {
         uint4 v[GEMV_UNROLL];
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
-            int j = j0 + u * GEMV_THREADS;
+            int j = j0 + u * nt;
             v[u] = j < nvec ? __ldcs(gw + j) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
-            int j = j0 + u * GEMV_THREADS;
+            int j = j0 + u * nt;
             if (j >= nvec)
                 break;
             int col = (j >> 3) * 16 + (j & 1) * 8;
@@ -98,8 +102,7 @@ static __global__ void __launch_bounds__(GEMV_THREADS)
     if (tid < 4 * N) {
         int r = tid >> 2, wr = tid & 3;
         float s = 0.0f;
-#pragma unroll
-        for (int k = 0; k < GEMV_THREADS / 32; k++)
+        for (int k = 0; k < nt / 32; k++)
             s += part[k][wr][r];
         y[(size_t)r * out + 4 * (size_t)blockIdx.x + wr] = s;
     }
@@ -140,9 +143,13 @@ template <int N>
 static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out,
                                cudaStream_t s) {
     int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
+    int threads = GEMV_MIN_THREADS; // a multiple of 8: see gemv_tiled_kernel
+    while (threads < GEMV_MAX_THREADS && (long)groups * threads / 32 < GEMV_WARPS_WANTED &&
+           in / 2 >= 2 * threads)
+        threads *= 2;
     if (groups > 0)
         gemv_tiled_kernel<N>
-            <<<(unsigned)groups, GEMV_THREADS, 0, s>>>(y, x, (const uint4 *)w, in, out);
+            <<<(unsigned)groups, (unsigned)threads, 0, s>>>(y, x, (const uint4 *)w, in, out);
     if (row0 < out)
         gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
                               ROWS_WARPS * 32, 0, s>>>(y, x, w, in, out, row0);

@@ -1,7 +1,8 @@
 // The fp32 decode GEMV: y (n, out) = x (n, in) . W^T for n <= 8 rows of x,
 // W row-major fp32 (out, in). Decode reads every weight once per token, so
-// this kernel is about keeping loads in flight: one warp per row of W,
-// 16-byte loads, F32_UNROLL of them per lane issued before any arithmetic.
+// this kernel is about keeping loads in flight: one to eight warps per row
+// of W (enough warps in all to fill the GPU), 16-byte loads, F32_UNROLL of
+// them per lane issued before any arithmetic.
 // cuBLAS's gemv reached 1.8 TB/s on a 2048 x 2048 matrix and 0.45 TB/s on
 // 256 x 2048 of an H200's 4.1 (docs/gpu-results.md), a launch of a few
 // microseconds for each; larger n stays with cuBLAS.
@@ -10,10 +11,13 @@
 #include "common.cuh"
 #include "kernels.h"
 
-// Warps (rows of W) per block.
+// Warps per block.
 #define F32_WARPS 8
 // 16-byte loads of W a lane issues before it uses any of them.
 #define F32_UNROLL 4
+// Warps the grid should have for the loads in flight to cover HBM's
+// latency: 132 SMs of 64 resident warps each, about (H100, H200).
+#define F32_WARPS_WANTED 8192
 
 // acc + w . x over four floats, in order.
 __device__ __forceinline__ float dot4(float4 w, float4 x, float acc) {
@@ -23,32 +27,34 @@ __device__ __forceinline__ float dot4(float4 w, float4 x, float acc) {
     return fmaf(w.w, x.w, acc);
 }
 
-// Warp o of the grid: row o of W (in / 4 vectors, lane l taking vectors
-// l, l + 32, ...), N accumulators (one per row of x), then a warp sum.
+// Each row of W is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a
+// block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
+// vectors lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
+// together. N accumulators (one per row of x) per lane, a warp sum, then
+// the row's first warp adds its warps' sums from shared memory.
 template <int N>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
-    gemv_f32_kernel(float *y, const float *x, const float4 *w, int in, int out) {
-    const int lane = threadIdx.x & 31;
-    const int o = (int)blockIdx.x * F32_WARPS + (int)(threadIdx.x >> 5);
-    if (o >= out) // the whole warp: its shuffles stay full
-        return;
-    const int nvec = in / 4;
+    gemv_f32_kernel(float *y, const float *x, const float4 *w, int in, int out, int wpr) {
+    __shared__ float part[F32_WARPS][N];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = warp % wpr;
+    const int o = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr;
+    const int nvec = in / 4, step = 32 * wpr;
     const float4 *wr = w + (size_t)o * (size_t)nvec;
     const float4 *x4 = (const float4 *)x;
     float acc[N];
 #pragma unroll
     for (int r = 0; r < N; r++)
         acc[r] = 0.0f;
-    for (int j0 = lane; j0 < nvec; j0 += 32 * F32_UNROLL) {
+    for (int j0 = lane + 32 * k; o < out && j0 < nvec; j0 += step * F32_UNROLL) {
         float4 v[F32_UNROLL];
 #pragma unroll
         for (int u = 0; u < F32_UNROLL; u++) {
-            int j = j0 + 32 * u;
+            int j = j0 + step * u;
             v[u] = j < nvec ? __ldcs(wr + j) : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int u = 0; u < F32_UNROLL; u++) {
-            int j = j0 + 32 * u;
+            int j = j0 + step * u;
             if (j >= nvec)
                 break;
 #pragma unroll
@@ -60,15 +66,29 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
     for (int r = 0; r < N; r++) {
         acc[r] = ryz_warp_sum(acc[r]);
         if (lane == 0)
-            y[(size_t)r * out + o] = acc[r];
+            part[warp][r] = acc[r];
     }
+    __syncthreads();
+    if (k != 0 || lane >= N || o >= out)
+        return;
+    float sum = 0.0f;
+    for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
+        sum += part[warp + i][lane];
+    y[(size_t)lane * out + o] = sum;
 }
 
 template <int N>
 static cudaError_t gemv_f32_launch(float *y, const float *x, const float *w, int in, int out,
                                    cudaStream_t s) {
-    unsigned blocks = (unsigned)((out + F32_WARPS - 1) / F32_WARPS);
-    gemv_f32_kernel<N><<<blocks, F32_WARPS * 32, 0, s>>>(y, x, (const float4 *)w, in, out);
+    // Warps per row: more where W has few rows, so that the grid has about
+    // F32_WARPS_WANTED warps, while each warp still gets a full stride of
+    // 32 vectors of every row.
+    int wpr = 1;
+    while (wpr < F32_WARPS && (long)out * wpr < F32_WARPS_WANTED && in / 4 >= 64 * wpr)
+        wpr *= 2;
+    int rows = F32_WARPS / wpr;
+    unsigned blocks = (unsigned)((out + rows - 1) / rows);
+    gemv_f32_kernel<N><<<blocks, F32_WARPS * 32, 0, s>>>(y, x, (const float4 *)w, in, out, wpr);
     return cudaGetLastError();
 }
 

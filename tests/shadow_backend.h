@@ -209,21 +209,44 @@ static void shadow_attention(void *ctx, float *out, const float *q, const float 
 }
 
 typedef struct {
-    float *cache;
-    const float *src;
-    int T, width;
+    float *q, *k;
+    const float *v;
+    float *kc, *vc;
+    int T, heads, kv_heads, head_dim;
     const int *pos;
-} shadow_store_rows_args;
+    float base;
+} shadow_rope_cache_args;
 
-static void shadow_store_rows_run(shadow_ctx *s, const void *p) {
-    const shadow_store_rows_args *a = p;
-    s->cpu.iface->store_rows(s->cpu.ctx, SH(a->cache), SH(a->src), a->T, a->width, SH(a->pos));
+static void shadow_rope_cache_run(shadow_ctx *s, const void *p) {
+    const shadow_rope_cache_args *a = p;
+    s->cpu.iface->rope_cache(s->cpu.ctx, SH(a->q), SH(a->k), SH(a->v), SH(a->kc), SH(a->vc), a->T,
+                             a->heads, a->kv_heads, a->head_dim, SH(a->pos), a->base);
 }
 
-static void shadow_store_rows(void *ctx, float *cache, const float *src, int T, int width,
-                              const int *pos) {
-    shadow_store_rows_args a = {cache, src, T, width, pos};
-    shadow_do(ctx, shadow_store_rows_run, &a, sizeof a);
+static void shadow_rope_cache(void *ctx, float *q, float *k, const float *v, float *kc, float *vc,
+                              int T, int heads, int kv_heads, int head_dim, const int *pos,
+                              float base) {
+    shadow_rope_cache_args a = {q, k, v, kc, vc, T, heads, kv_heads, head_dim, pos, base};
+    shadow_do(ctx, shadow_rope_cache_run, &a, sizeof a);
+}
+
+typedef struct {
+    float *y, *x;
+    const float *r, *w;
+    int n, dim;
+    float eps;
+} shadow_add_rmsnorm_args;
+
+static void shadow_add_rmsnorm_run(shadow_ctx *s, const void *p) {
+    const shadow_add_rmsnorm_args *a = p;
+    s->cpu.iface->add_rmsnorm(s->cpu.ctx, SH(a->y), SH(a->x), SH(a->r), SH(a->w), a->n, a->dim,
+                              a->eps);
+}
+
+static void shadow_add_rmsnorm(void *ctx, float *y, float *x, const float *r, const float *w,
+                               int n, int dim, float eps) {
+    shadow_add_rmsnorm_args a = {y, x, r, w, n, dim, eps};
+    shadow_do(ctx, shadow_add_rmsnorm_run, &a, sizeof a);
 }
 
 typedef struct {
@@ -390,11 +413,12 @@ static const ryz_backend_iface shadow_iface = {
     .matmul = shadow_matmul,
     .matmul_bf16 = shadow_matmul_bf16,
     .rmsnorm = shadow_rmsnorm,
+    .add_rmsnorm = shadow_add_rmsnorm,
     .rope = shadow_rope,
     .silu_mul = shadow_silu_mul,
     .add = shadow_add,
     .attention = shadow_attention,
-    .store_rows = shadow_store_rows,
+    .rope_cache = shadow_rope_cache,
     .upload = shadow_upload,
     .download = shadow_download,
     .copy_rows = shadow_copy_rows,

@@ -82,7 +82,7 @@ static void dev_free(void *d) {
     g_gpu.iface->free(g_gpu.ctx, d);
 }
 
-/* A device int holding pos: where rope, attention and store_rows read
+/* A device int holding pos: where rope, rope_cache and attention read
  * their position. */
 static int *dev_pos(int pos) {
     int *d = dev_alloc(sizeof *d);
@@ -159,7 +159,7 @@ START_TEST(test_matmul) {
     static const int shapes[][3] = {
         {1, 64, 48},    {1, 288, 768},   {1, 3, 5},     {2, 64, 48},      {7, 96, 130},
         {8, 2048, 256}, {1, 2048, 2048}, {1, 5632, 3},  {3, 2048, 5632},  {1, 36, 10},
-        {1, 37, 10},    {9, 64, 48},     {32, 288, 288}, {64, 512, 1000}};
+        {1, 37, 10},    {1, 512, 1001},  {9, 64, 48},   {32, 288, 288},   {64, 512, 1000}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         check_matmul(&g_gpu, RYZ_DTYPE_F32, shapes[i][0], shapes[i][1], shapes[i][2], 0, 2e-5f,
                      1e-4f);
@@ -172,7 +172,8 @@ END_TEST
  * prefill (n 9, 64), on the tiled layout (in % 16 == 0) with and without
  * row-major tail rows (out % 4), and row-major throughout (in % 16 != 0,
  * in % 8 == 0 or odd); x not 16-byte aligned (the prefill path at any n);
- * issue 7's decode shape; and more rows than one 64 MiB widening block. */
+ * issue 7's decode shapes (128 to 512 threads a row group); and more rows
+ * than one 64 MiB widening block. */
 START_TEST(test_matmul_bf16) {
     static const int ns[] = {1, 3, 8, 9, 64};
     static const int shapes[][2] = {{64, 48}, {64, 50}, {40, 48}, {37, 51}, {288, 1003}};
@@ -184,6 +185,7 @@ START_TEST(test_matmul_bf16) {
     check_matmul(&g_gpu, RYZ_DTYPE_BF16, 3, 288, 1003, 1, 2e-5f, 1e-4f);
     check_matmul(&g_gpu, RYZ_DTYPE_BF16, 1, 2048, 5632, 0, 2e-5f, 1e-4f);
     check_matmul(&g_gpu, RYZ_DTYPE_BF16, 4, 5632, 2048, 0, 2e-5f, 1e-4f);
+    check_matmul(&g_gpu, RYZ_DTYPE_BF16, 8, 2048, 256, 0, 2e-5f, 1e-4f); /* 512-thread groups */
     check_matmul(&g_gpu, RYZ_DTYPE_BF16, 64, 4096, 4102, 0, 4e-5f, 1e-4f);
 }
 END_TEST
@@ -238,11 +240,37 @@ static void check_rmsnorm(int n, int dim, int in_place) {
     free(x), free(w), free(want), free(got);
 }
 
+/* add_rmsnorm against the cpu's: both the sum left in x and the norm. */
+static void check_add_rmsnorm(int n, int dim) {
+    size_t len = (size_t)n * dim;
+    float *x = host_rand(len, 3.0f), *r = host_rand(len, 1.0f), *w = host_rand((size_t)dim, 1.0f);
+    float *want = host_rand(len, 1.0f), *got = host_rand(len, 1.0f), *gotx = host_rand(len, 1);
+    float *dx = dev_from(x, len), *dr = dev_from(r, len), *dw = dev_from(w, (size_t)dim);
+    float *dy = dev_alloc(len * sizeof *dy);
+    g_cpu.iface->add_rmsnorm(g_cpu.ctx, want, x, r, w, n, dim, 1e-5f);
+    g_gpu.iface->add_rmsnorm(g_gpu.ctx, dy, dx, dr, dw, n, dim, 1e-5f);
+    to_host(got, dy, len);
+    to_host(gotx, dx, len);
+    char what[96];
+    snprintf(what, sizeof what, "add_rmsnorm n %d dim %d: x", n, dim);
+    assert_close(gotx, x, len, 0, 0, what);
+    snprintf(what, sizeof what, "add_rmsnorm n %d dim %d: y", n, dim);
+    assert_close(got, want, len, 1e-5f, 1e-5f, what);
+    dev_free(dx), dev_free(dr), dev_free(dw), dev_free(dy);
+    free(x), free(r), free(w), free(want), free(got), free(gotx);
+}
+
+/* One row (decode, 2048 and 4096 wide: the widest blocks), several rows,
+ * a width under one warp's two elements a thread, in place (rmsnorm). */
 START_TEST(test_rmsnorm) {
     check_rmsnorm(1, 288, 0);
+    check_rmsnorm(1, 2048, 0);
     check_rmsnorm(5, 4096, 0);
     check_rmsnorm(3, 7, 0);
     check_rmsnorm(4, 1000, 1);
+    check_add_rmsnorm(1, 2048);
+    check_add_rmsnorm(3, 4100);
+    check_add_rmsnorm(2, 7);
 }
 END_TEST
 
@@ -262,11 +290,62 @@ static void check_rope(int n, int heads, int hd, int pos0) {
     free(want), free(got);
 }
 
+/* Host arrays and their device copies, for ops that touch several. */
+typedef struct {
+    size_t n;
+    float *h, *d;
+} mirrored;
+
+static mirrored mirror(size_t n, float scale) {
+    mirrored m = {n, host_rand(n, scale), NULL};
+    m.d = dev_from(m.h, n);
+    return m;
+}
+
+/* The device copy of m against its host array (the cpu's result). */
+static void assert_mirrored(const mirrored *m, float atol, float rtol, const char *what) {
+    float *got = host_rand(m->n, 1.0f);
+    to_host(got, m->d, m->n);
+    assert_close(got, m->h, m->n, atol, rtol, what);
+    free(got);
+}
+
+static void mirror_free(mirrored *m) {
+    dev_free(m->d), free(m->h);
+}
+
+/* rope_cache of T rows at pos0 (heads over kv_heads, caches of seq rows)
+ * on both backends: q and k rotated, k and v at their cache rows, every
+ * other cache row untouched. */
+static void check_rope_cache(int T, int heads, int kv_heads, int hd, int pos0, int seq) {
+    size_t kvd = (size_t)kv_heads * hd;
+    mirrored q = mirror((size_t)T * heads * hd, 1), k = mirror((size_t)T * kvd, 1);
+    mirrored v = mirror((size_t)T * kvd, 1), kc = mirror((size_t)seq * kvd, 1);
+    mirrored vc = mirror((size_t)seq * kvd, 1);
+    int *dpos = dev_pos(pos0);
+    g_cpu.iface->rope_cache(g_cpu.ctx, q.h, k.h, v.h, kc.h, vc.h, T, heads, kv_heads, hd, &pos0,
+                            10000.0f);
+    g_gpu.iface->rope_cache(g_gpu.ctx, q.d, k.d, v.d, kc.d, vc.d, T, heads, kv_heads, hd, dpos,
+                            10000.0f);
+    char what[128];
+    snprintf(what, sizeof what, "rope_cache T %d heads %d/%d head_dim %d pos0 %d", T, heads,
+             kv_heads, hd, pos0);
+    assert_mirrored(&q, 1e-5f, 1e-5f, what);
+    assert_mirrored(&k, 1e-5f, 1e-5f, what);
+    assert_mirrored(&kc, 1e-5f, 1e-5f, what);
+    assert_mirrored(&vc, 0, 0, what);
+    dev_free(dpos);
+    mirror_free(&q), mirror_free(&k), mirror_free(&v), mirror_free(&kc), mirror_free(&vc);
+}
+
 START_TEST(test_rope) {
     check_rope(1, 6, 48, 0);
     check_rope(1, 6, 48, 77);
     check_rope(9, 4, 64, 100);
     check_rope(3, 2, 128, 4000);
+    check_rope_cache(1, 32, 4, 64, 37, 64); /* 1b's decode */
+    check_rope_cache(5, 6, 6, 48, 0, 9);
+    check_rope_cache(3, 8, 2, 128, 4000, 4010);
 }
 END_TEST
 
@@ -499,45 +578,44 @@ START_TEST(test_kept_error) {
 END_TEST
 
 /* Recording: ops between record_begin and record_end do not run; each
- * replay runs them with the position read then (an add, then the result
- * stored at row *pos of a cache); after it, ops run directly again. */
+ * replay runs them, reading the position as it is then. An add and a
+ * rope_cache (positions from the last cache row down, so each replay must
+ * write its own rows) replayed against the same ops run directly on the
+ * cpu; after it, ops run directly again. */
 START_TEST(test_recording) {
-    enum { N = 1000, ROWS = 4 };
+    enum { HD = 64, HEADS = 4, KVH = 2, ROWS = 5 };
     const ryz_backend_iface *f = g_gpu.iface;
-    float *x = host_rand(N, 1.0f), *y = host_rand(N, 1.0f), *want = host_copy(x, N);
-    float *got = host_rand((size_t)ROWS * N, 1.0f);
-    float *dx = dev_from(x, N), *dy = dev_from(y, N), *dc = dev_alloc((size_t)ROWS * N * 4);
+    size_t kvd = (size_t)KVH * HD;
+    mirrored q = mirror((size_t)HEADS * HD, 1), k = mirror(kvd, 1), v = mirror(kvd, 1);
+    mirrored dv = mirror(kvd, 1), kc = mirror(ROWS * kvd, 1), vc = mirror(ROWS * kvd, 1);
     int *dpos = dev_pos(0);
     void *graph = NULL;
     ck_assert_msg(f->record_begin(g_gpu.ctx) == RYZ_OK, "%s", ryz_last_error());
-    f->add(g_gpu.ctx, dx, dy, N);
-    f->store_rows(g_gpu.ctx, dc, dx, 1, N, dpos);
+    f->add(g_gpu.ctx, v.d, dv.d, kvd);
+    f->rope_cache(g_gpu.ctx, q.d, k.d, v.d, kc.d, vc.d, 1, HEADS, KVH, HD, dpos, 10000.0f);
     ck_assert_msg(f->record_end(g_gpu.ctx, &graph) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_ptr_nonnull(graph);
-    to_host(got, dx, N);
-    assert_close(got, x, N, 0, 0, "x after recording (nothing ran)");
-    for (int p = ROWS - 1; p >= 0; p--) { /* rows from the last: each must land at its own */
+    assert_mirrored(&v, 0, 0, "v after recording (nothing ran)");
+    for (int p = ROWS - 1; p >= 0; p--) {
         ck_assert_int_eq(ryz_cuda_upload(&g_gpu, dpos, &p, sizeof p), RYZ_OK);
         f->replay(g_gpu.ctx, graph);
+        g_cpu.iface->add(g_cpu.ctx, v.h, dv.h, kvd);
+        g_cpu.iface->rope_cache(g_cpu.ctx, q.h, k.h, v.h, kc.h, vc.h, 1, HEADS, KVH, HD, &p,
+                                10000.0f);
     }
-    to_host(got, dc, (size_t)ROWS * N);
-    for (int p = ROWS - 1; p >= 0; p--) {
-        for (int i = 0; i < N; i++)
-            want[i] += y[i];
-        char what[64];
-        snprintf(what, sizeof what, "cache row %d after replays", p);
-        assert_close(got + (size_t)p * N, want, N, 0, 0, what);
-    }
+    assert_mirrored(&v, 0, 0, "v after the replays");
+    assert_mirrored(&vc, 0, 0, "v cache after the replays");
+    assert_mirrored(&kc, 1e-5f, 1e-5f, "k cache after the replays");
+    assert_mirrored(&q, 1e-5f, 1e-5f, "q after the replays");
     f->graph_free(g_gpu.ctx, graph);
     ck_assert_int_eq(f->record_end(g_gpu.ctx, &graph), RYZ_EINVAL); /* not recording */
     ck_assert_ptr_null(graph);
-    f->add(g_gpu.ctx, dx, dy, N); /* ops run directly again */
-    to_host(got, dx, N);
-    for (int i = 0; i < N; i++)
-        want[i] += y[i];
-    assert_close(got, want, N, 0, 0, "x after a direct add");
-    dev_free(dx), dev_free(dy), dev_free(dc), dev_free(dpos);
-    free(x), free(y), free(want), free(got);
+    f->add(g_gpu.ctx, v.d, dv.d, kvd); /* ops run directly again */
+    g_cpu.iface->add(g_cpu.ctx, v.h, dv.h, kvd);
+    assert_mirrored(&v, 0, 0, "v after a direct add");
+    dev_free(dpos);
+    mirror_free(&q), mirror_free(&k), mirror_free(&v), mirror_free(&dv), mirror_free(&kc);
+    mirror_free(&vc);
 }
 END_TEST
 

@@ -58,6 +58,10 @@ typedef struct ryz_backend_iface {
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                     float eps);
+    /* x (n, dim) += r, then y = rmsnorm(x) as above (y != x): the residual
+     * add and the next norm in one op, with add's and rmsnorm's results. */
+    void (*add_rmsnorm)(void *ctx, float *y, float *x, const float *r, const float *w, int n,
+                        int dim, float eps);
     /* Rotates interleaved pairs of x (n, heads*head_dim) in place; row t is
      * at position *pos + t. Positions live in backend memory (one int,
      * read when the op runs, >= 0), so a recorded step replays anywhere. */
@@ -74,10 +78,12 @@ typedef struct ryz_backend_iface {
      * floats. */
     void (*attention)(void *ctx, float *out, const float *q, const float *kc, const float *vc,
                       int T, const int *pos, const ryz_attn_geom *g, float *scratch);
-    /* Rows *pos..*pos+T-1 of cache (rows of width floats) = src (T, width):
-     * the KV cache write, at a position read when the op runs. */
-    void (*store_rows)(void *ctx, float *cache, const float *src, int T, int width,
-                       const int *pos);
+    /* What attention needs before it, in one op: q (T, heads*head_dim)
+     * and k (T, kv_heads*head_dim) rotated in place as rope does, then k
+     * and v (T, kv_heads*head_dim) stored at rows *pos.. of the caches kc
+     * and vc (rows of kv_heads*head_dim floats). */
+    void (*rope_cache)(void *ctx, float *q, float *k, const float *v, float *kc, float *vc, int T,
+                       int heads, int kv_heads, int head_dim, const int *pos, float base);
 
     /* ---- data movement (sizes in bytes) ---- */
     /* Host to backend memory and back. Synchronous: upload has read

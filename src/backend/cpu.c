@@ -505,6 +505,12 @@ static void cpu_add(void *ctx, float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+static void cpu_add_rmsnorm(void *ctx, float *y, float *x, const float *r, const float *w, int n,
+                            int dim, float eps) {
+    cpu_add(ctx, x, r, (size_t)n * dim);
+    cpu_rmsnorm(ctx, y, x, w, n, dim, eps);
+}
+
 /* Softmax of x[0..n) in place; x[n..len) set to zero (causal mask). */
 static void softmax_masked(float *x, int n, int len) {
     float max = x[0];
@@ -557,10 +563,15 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     }
 }
 
-static void cpu_store_rows(void *ctx, float *cache, const float *src, int T, int width,
-                           const int *pos) {
-    (void)ctx;
-    memcpy(cache + (size_t)*pos * width, src, (size_t)T * width * sizeof(float));
+/* rope of q and k, then k and v into the caches: the ops one by one. */
+static void cpu_rope_cache(void *ctx, float *q, float *k, const float *v, float *kc, float *vc,
+                           int T, int heads, int kv_heads, int head_dim, const int *pos,
+                           float base) {
+    size_t kvd = (size_t)kv_heads * head_dim, row0 = (size_t)*pos * kvd;
+    cpu_rope(ctx, q, T, heads, head_dim, pos, base);
+    cpu_rope(ctx, k, T, kv_heads, head_dim, pos, base);
+    memcpy(kc + row0, k, (size_t)T * kvd * sizeof(float));
+    memcpy(vc + row0, v, (size_t)T * kvd * sizeof(float));
 }
 
 /* ---- data movement: host memory, so plain copies ---- */
@@ -634,11 +645,12 @@ static const ryz_backend_iface cpu_iface = {
     .matmul = cpu_matmul,
     .matmul_bf16 = cpu_matmul_bf16,
     .rmsnorm = cpu_rmsnorm,
+    .add_rmsnorm = cpu_add_rmsnorm,
     .rope = cpu_rope,
     .silu_mul = cpu_silu_mul,
     .add = cpu_add,
     .attention = cpu_attention,
-    .store_rows = cpu_store_rows,
+    .rope_cache = cpu_rope_cache,
     .upload = cpu_upload,
     .download = cpu_download,
     .copy_rows = cpu_copy_rows,

@@ -309,32 +309,61 @@ static void cuda_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t
         keep(c, bf16_prefill(c, y, x, w, n, in, out));
 }
 
+/* Whether a norm op `op` of n rows of dim has work: 0 when n is 0, after
+ * a kept error, or (error kept) for a bad shape. */
+static int norm_runs(cuda_ctx *c, const char *op, int n, int dim) {
+    if (c->err != RYZ_OK || n == 0)
+        return 0;
+    if (n > 0 && dim >= 1)
+        return 1;
+    keep(c, ryz_error(RYZ_EINVAL, "%s of %d rows of %d: need n >= 0 and dim >= 1", op, n, dim));
+    return 0;
+}
+
 static void cuda_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                          float eps) {
     cuda_ctx *c = ctx;
+    if (norm_runs(c, "rmsnorm", n, dim))
+        launched(c, ryz_k_rmsnorm(y, x, w, n, dim, eps, c->stream), "rmsnorm");
+}
+
+static void cuda_add_rmsnorm(void *ctx, float *y, float *x, const float *r, const float *w, int n,
+                             int dim, float eps) {
+    cuda_ctx *c = ctx;
+    if (norm_runs(c, "add_rmsnorm", n, dim))
+        launched(c, ryz_k_add_rmsnorm(y, x, r, w, n, dim, eps, c->stream), "add_rmsnorm");
+}
+
+/* Whether rope op `op` of n rows of `heads` heads of head_dim has work
+ * (as norm_runs). */
+static int rope_runs(cuda_ctx *c, const char *op, int n, int heads, int head_dim) {
     if (c->err != RYZ_OK || n == 0)
-        return;
-    if (n < 0 || dim < 1) {
-        keep(c,
-             ryz_error(RYZ_EINVAL, "rmsnorm of %d rows of %d: need n >= 0 and dim >= 1", n, dim));
-        return;
-    }
-    launched(c, ryz_k_rmsnorm(y, x, w, n, dim, eps, c->stream), "rmsnorm");
+        return 0;
+    if (n > 0 && heads >= 1 && head_dim >= 2 && head_dim % 2 == 0)
+        return 1;
+    keep(c, ryz_error(RYZ_EINVAL,
+                      "%s of %d rows, %d heads of %d: need n >= 0, heads >= 1, head_dim even", op,
+                      n, heads, head_dim));
+    return 0;
 }
 
 static void cuda_rope(void *ctx, float *x, int n, int heads, int head_dim, const int *pos,
                       float base) {
     cuda_ctx *c = ctx;
-    if (c->err != RYZ_OK || n == 0)
-        return;
-    if (n < 0 || heads < 1 || head_dim < 2 || head_dim % 2) {
-        keep(c, ryz_error(RYZ_EINVAL,
-                          "rope of %d rows, %d heads of %d: need n >= 0, heads >= 1, head_dim "
-                          "even",
-                          n, heads, head_dim));
-        return;
-    }
-    launched(c, ryz_k_rope(x, n, heads, head_dim, pos, base, c->stream), "rope");
+    if (rope_runs(c, "rope", n, heads, head_dim))
+        launched(c, ryz_k_rope(x, n, heads, head_dim, pos, base, c->stream), "rope");
+}
+
+static void cuda_rope_cache(void *ctx, float *q, float *k, const float *v, float *kc, float *vc,
+                            int T, int heads, int kv_heads, int head_dim, const int *pos,
+                            float base) {
+    cuda_ctx *c = ctx;
+    if (rope_runs(c, "rope_cache", T, heads, head_dim) &&
+        rope_runs(c, "rope_cache (k)", T, kv_heads, head_dim))
+        launched(c,
+                 ryz_k_rope_cache(q, k, v, kc, vc, T, heads, kv_heads, head_dim, pos, base,
+                                  c->stream),
+                 "rope_cache");
 }
 
 static void cuda_silu_mul(void *ctx, float *a, const float *b, size_t n) {
@@ -347,19 +376,6 @@ static void cuda_add(void *ctx, float *x, const float *y, size_t n) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK && n > 0)
         launched(c, ryz_k_add(x, y, n, c->stream), "add");
-}
-
-static void cuda_store_rows(void *ctx, float *cache, const float *src, int T, int width,
-                            const int *pos) {
-    cuda_ctx *c = ctx;
-    if (c->err != RYZ_OK || T == 0)
-        return;
-    if (T < 0 || width < 1) {
-        keep(c, ryz_error(RYZ_EINVAL, "store_rows of %d rows of %d: need T >= 0, width >= 1", T,
-                          width));
-        return;
-    }
-    launched(c, ryz_k_store_rows(cache, src, T, width, pos, c->stream), "store_rows");
 }
 
 /* EINVAL unless geometry g and T fit the attention kernel. */
@@ -660,11 +676,12 @@ static const ryz_backend_iface cuda_iface = {
     .matmul = cuda_matmul,
     .matmul_bf16 = cuda_matmul_bf16,
     .rmsnorm = cuda_rmsnorm,
+    .add_rmsnorm = cuda_add_rmsnorm,
     .rope = cuda_rope,
     .silu_mul = cuda_silu_mul,
     .add = cuda_add,
     .attention = cuda_attention,
-    .store_rows = cuda_store_rows,
+    .rope_cache = cuda_rope_cache,
     .upload = cuda_upload,
     .download = cuda_download,
     .copy_rows = cuda_copy_rows,

@@ -467,9 +467,21 @@ const ryz_model_opts *ryz_model_opts_of(const ryz_model *m) {
     return &m->opts;
 }
 
+/* xb = rmsnorm(x) * w for n rows, after x += y when the previous block
+ * left its output in y (pending): a block's residual add is done by the
+ * next norm, one op instead of two. */
+static void block_norm(ryz_model *m, const float *w, int n, int pending) {
+    const ryz_backend_iface *f = m->be->iface;
+    if (pending)
+        f->add_rmsnorm(m->be->ctx, m->xb, m->x, m->y, w, n, m->cfg.dim, m->cfg.norm_eps);
+    else
+        f->rmsnorm(m->be->ctx, m->xb, m->x, w, n, m->cfg.dim, m->cfg.norm_eps);
+}
+
 /* Attention sub-block of layer l for B sequences of T rows: QKV, RoPE, KV
- * cache write, causal attention, then row-parallel wo (all-reduce). */
-static ryz_status attention_block(ryz_model *m, int l, int B, int T) {
+ * cache write, causal attention, then row-parallel wo (all-reduce) into y,
+ * which the next norm adds to x (pending: y holds the last block's). */
+static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pending) {
     const ryz_model_config *c = &m->cfg;
     const ryz_shard *s = &m->sh;
     const layer_weights *w = &m->layers[l];
@@ -477,7 +489,7 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T) {
     int n = B * T, dim = c->dim, hd = s->head_dim;
     int qd = s->heads * hd, kvd = s->kv_heads * hd;
     ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
-    f->rmsnorm(m->be->ctx, m->xb, m->x, w->att_norm, n, dim, c->norm_eps);
+    block_norm(m, w->att_norm, n, pending);
     ryz_tp_column(m->be, m->q, m->xb, matrix_of(m, w->wq), n, dim, qd);
     ryz_tp_column(m->be, m->k, m->xb, matrix_of(m, w->wk), n, dim, kvd);
     ryz_tp_column(m->be, m->v, m->xb, matrix_of(m, w->wv), n, dim, kvd);
@@ -485,52 +497,47 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
         float *kc = m->kc + layer_off, *vc = m->vc + layer_off;
-        f->rope(m->be->ctx, m->q + row * qd, T, s->heads, hd, m->pos, c->rope_base);
-        f->rope(m->be->ctx, m->k + row * kvd, T, s->kv_heads, hd, m->pos, c->rope_base);
-        f->store_rows(m->be->ctx, kc, m->k + row * kvd, T, kvd, m->pos);
-        f->store_rows(m->be->ctx, vc, m->v + row * kvd, T, kvd, m->pos);
+        f->rope_cache(m->be->ctx, m->q + row * qd, m->k + row * kvd, m->v + row * kvd, kc, vc, T,
+                      s->heads, s->kv_heads, hd, m->pos, c->rope_base);
         f->attention(m->be->ctx, m->att + row * qd, m->q + row * qd, kc, vc, T, m->pos, &g,
                      m->scores);
     }
-    ryz_status st =
-        ryz_tp_row(m->be, m->comm, m->y, m->att, matrix_of(m, w->wo), n, qd, dim, m->stage);
-    if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
-    return st;
+    return ryz_tp_row(m->be, m->comm, m->y, m->att, matrix_of(m, w->wo), n, qd, dim, m->stage);
 }
 
-/* SwiGLU sub-block: w2(silu(w1 x) * w3 x), w2 row-parallel (all-reduce). */
+/* SwiGLU sub-block: w2(silu(w1 x) * w3 x), w2 row-parallel (all-reduce)
+ * into y; the attention block's y is added to x first. */
 static ryz_status ffn_block(ryz_model *m, int l, int n) {
     const ryz_model_config *c = &m->cfg;
     const layer_weights *w = &m->layers[l];
     const ryz_backend_iface *f = m->be->iface;
     int dim = c->dim, hl = m->sh.hidden;
-    f->rmsnorm(m->be->ctx, m->xb, m->x, w->ffn_norm, n, dim, c->norm_eps);
+    block_norm(m, w->ffn_norm, n, 1);
     ryz_tp_column(m->be, m->h1, m->xb, matrix_of(m, w->w1), n, dim, hl);
     ryz_tp_column(m->be, m->h3, m->xb, matrix_of(m, w->w3), n, dim, hl);
     f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
-    ryz_status st =
-        ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
-    if (st == RYZ_OK) f->add(m->be->ctx, m->x, m->y, (size_t)n * dim);
-    return st;
+    return ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
 }
 
-/* Final RMSNorm and LM head into m->logits. With last_only, each
- * sequence's last row is first copied to xb, so the norm and the head see
- * B rows; x (the residual stream) is left as it is. With ids (B, host;
+/* Final RMSNorm (after the last block's y is added to x) and LM head into
+ * m->logits. With last_only, each sequence's last row of x is then copied
+ * to xb, so the norm and the head see B rows. With ids (B, host;
  * one row per sequence, see greedy_in_place), only this rank's part of
  * the logits is computed and ids receives the greedy ids. */
 static ryz_status head(ryz_model *m, int B, int T, int last_only, int *ids) {
     const ryz_model_config *c = &m->cfg;
     const ryz_backend_iface *f = m->be->iface;
-    int n = B * T;
-    const float *in = m->x;
+    int n = B * T, pending = c->n_layers > 0; /* the last block's y, not yet in x */
     if (last_only && T > 1) { /* rows b*T + T-1 of x to rows b of xb */
         size_t row = (size_t)c->dim * sizeof(float);
+        if (pending) f->add(m->be->ctx, m->x, m->y, (size_t)n * c->dim);
         f->copy_rows(m->be->ctx, m->xb, row, m->x + (size_t)(T - 1) * c->dim, row * (size_t)T,
                      row, (size_t)B);
-        in = m->xb, n = B;
+        n = B;
+        f->rmsnorm(m->be->ctx, m->xb, m->xb, m->final_norm, n, c->dim, c->norm_eps);
+    } else {
+        block_norm(m, m->final_norm, n, pending);
     }
-    f->rmsnorm(m->be->ctx, m->xb, in, m->final_norm, n, c->dim, c->norm_eps);
     if (ids) {
         ryz_backend_matmul(m->be, m->part, m->xb, matrix_of(m, m->cls), n, c->dim,
                            m->sh.vocab_local);
@@ -579,7 +586,7 @@ static ryz_status enqueue_forward(ryz_model *m, int B, int T, int last_only, int
     ryz_status st = ryz_tp_embedding(m->be, m->comm, m->x, m->tok, n, m->emb, s->vocab_start,
                                      s->vocab_local, c->dim, m->stage);
     for (int l = 0; st == RYZ_OK && l < c->n_layers; l++) {
-        st = attention_block(m, l, B, T);
+        st = attention_block(m, l, B, T, l > 0);
         if (st == RYZ_OK) st = ffn_block(m, l, n);
     }
     if (st == RYZ_OK && !no_head) st = head(m, B, T, last_only, ids);
