@@ -4,11 +4,37 @@
 // fixed amount of shared memory. Same contract as cpu_attention; it
 // differs from it only by rounding (the host normalises the scores before
 // multiplying by V, this kernel divides the accumulated sum at the end).
+#include <stdint.h>
+
 #include "common.cuh"
 #include "kernels.h"
 
 // Threads per block; also the number of keys scored per tile.
 #define ATT_THREADS 128
+
+// q . k over hd floats, in order (q in shared memory).
+__device__ __forceinline__ float dot_scalar(const float *q, const float *k, int hd) {
+    float dot = 0.0f;
+    for (int d = 0; d < hd; d++)
+        dot += q[d] * k[d];
+    return dot;
+}
+
+// The same sum, in the same order, with k read 16 bytes at a time, so a
+// thread's loads of its key row are independent and in flight together.
+__device__ __forceinline__ float dot_vec4(const float *q, const float *k, int hd) {
+    const float4 *k4 = (const float4 *)k, *q4 = (const float4 *)q;
+    float dot = 0.0f;
+#pragma unroll 4
+    for (int d = 0; d < hd / 4; d++) {
+        float4 kv = k4[d], qv = q4[d];
+        dot += qv.x * kv.x;
+        dot += qv.y * kv.y;
+        dot += qv.z * kv.z;
+        dot += qv.w * kv.w;
+    }
+    return dot;
+}
 
 // Block (t, h): query row t (position *pos + t), local head h. Shared
 // memory: q_s (head_dim) the query, acc (head_dim) the running output,
@@ -18,7 +44,8 @@
 static __global__ void __launch_bounds__(ATT_THREADS)
     attention_kernel(float *out, const float *q, const float *kc, const float *vc, const int *pos,
                      ryz_attn_geom g, float scale) {
-    extern __shared__ float dyn[]; // 2 * head_dim floats
+    extern __shared__ float4 dyn4[]; // 2 * head_dim floats, 16-byte aligned for dot_vec4
+    float *dyn = (float *)dyn4;
     __shared__ float p_s[ATT_THREADS];
     __shared__ float red[32];
     const int t = blockIdx.x, h = blockIdx.y, hd = g.head_dim, tid = threadIdx.x;
@@ -33,16 +60,15 @@ static __global__ void __launch_bounds__(ATT_THREADS)
     }
     __syncthreads();
     const int len = *pos + t + 1; // keys 0..*pos+t: causal
+    // K rows as float4 where every row and q_s are 16-byte aligned
+    const bool vec4 = hd % 4 == 0 && kvdim % 4 == 0 && (uintptr_t)K % 16 == 0;
     float m = -INFINITY, l = 0.0f;
     for (int j0 = 0; j0 < len; j0 += ATT_THREADS) {
         const int j = j0 + tid, nj = min(ATT_THREADS, len - j0);
         float s = -INFINITY;
         if (j < len) {
             const float *kr = K + (size_t)j * kvdim;
-            float dot = 0.0f;
-            for (int d = 0; d < hd; d++)
-                dot += q_s[d] * kr[d];
-            s = dot * scale;
+            s = (vec4 ? dot_vec4(q_s, kr, hd) : dot_scalar(q_s, kr, hd)) * scale;
         }
         // The tile holds at least one key, so m_new is finite for finite
         // inputs and corr is exp(-inf) = 0 on the first tile.
@@ -53,6 +79,7 @@ static __global__ void __launch_bounds__(ATT_THREADS)
         l = l * corr + ryz_block_sum(p, red); // its barrier publishes p_s
         for (int d = tid; d < hd; d += ATT_THREADS) {
             float a = acc[d] * corr;
+#pragma unroll 8
             for (int jj = 0; jj < nj; jj++)
                 a += p_s[jj] * V[(size_t)(j0 + jj) * kvdim + d];
             acc[d] = a;
