@@ -72,14 +72,4 @@ __device__ __forceinline__ float ryz_block_max(float v, float *red) {
     return ryz_block_reduce(v, red, RyzMax(), -INFINITY);
 }
 
-// Matrix of set holding global row (or row group) o, rows (or groups)
-// counted by per(i): its index, with o made local to it.
-template <class Per>
-__device__ __forceinline__ int ryz_set_find(int count, int *o, Per per) {
-    int i = 0;
-    while (i + 1 < count && *o >= per(i))
-        *o -= per(i++);
-    return i;
-}
-
 #endif

@@ -63,25 +63,6 @@ cudaError_t ryz_k_mask_vocab(float *logits, int n, int vocab, int vocab_padded, 
 /* idx (rows) = index of the largest of x[r*ld .. r*ld+n) (first on ties). */
 cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld, cudaStream_t s);
 
-/* Products of one x by up to RYZ_K_GEMV_MAX_MATS matrices W[i] (out[i],
- * in), into y[i] (n, out[i]): one launch of a GEMV kernel for all. */
-#define RYZ_K_GEMV_MAX_MATS 3
-typedef struct {
-    float *y[RYZ_K_GEMV_MAX_MATS];
-    const void *w[RYZ_K_GEMV_MAX_MATS];
-    int out[RYZ_K_GEMV_MAX_MATS];
-    int count;
-} ryz_k_gemv_set;
-
-/* Each product of set (fp32 W, row-major), as ryz_k_f32_gemv, in one
- * launch: same conditions, every W 16-byte aligned. */
-cudaError_t ryz_k_f32_gemv_set(const ryz_k_gemv_set *set, const float *x, int n, int in,
-                               cudaStream_t s);
-/* Each product of set (bf16 W), as ryz_k_bf16_gemv: the row groups of all
- * in one launch (then any row-major rest of each W). The caller checks
- * ryz_k_bf16_gemv's conditions for every W. */
-cudaError_t ryz_k_bf16_gemv_set(const ryz_k_gemv_set *set, const float *x, int n, int in,
-                                cudaStream_t s);
 /* y (n, out) = x (n, in) . W^T with W (out, in) row-major fp32: the
  * decode GEMV (one to eight warps per row, 16-byte loads). 1 <= n <= RYZ_K_GEMV_MAX_N,
  * in % 4 == 0, x and w 16-byte aligned (else cudaErrorInvalidValue). */

@@ -57,15 +57,12 @@ __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
 // each thread always works on the same row: N accumulators (one per row
 // of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
 // three shuffles sum a warp's share; shared memory adds the four warps'.
-// The row groups of set's matrices, one after the other, are the blocks.
 template <int N>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
-    gemv_tiled_kernel(ryz_k_gemv_set set, const float *x, int in) {
+    gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {
     __shared__ float part[GEMV_MAX_THREADS / 32][4][N];
     const int tid = threadIdx.x, nt = blockDim.x, nvec = in / 2;
-    int g = (int)blockIdx.x; // made the group's index in its matrix
-    const int m = ryz_set_find(set.count, &g, [&](int i) { return set.out[i] / 4; });
-    const uint4 *gw = (const uint4 *)set.w[m] + (size_t)g * (size_t)nvec;
+    const uint4 *gw = w + (size_t)blockIdx.x * (size_t)nvec;
     float acc[N];
 #pragma unroll
     for (int r = 0; r < N; r++)
@@ -107,7 +104,7 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
         float s = 0.0f;
         for (int k = 0; k < nt / 32; k++)
             s += part[k][wr][r];
-        set.y[m][(size_t)r * set.out[m] + 4 * (size_t)g + wr] = s;
+        y[(size_t)r * out + 4 * (size_t)blockIdx.x + wr] = s;
     }
 }
 
@@ -140,47 +137,35 @@ static __global__ void __launch_bounds__(ROWS_WARPS * 32)
     }
 }
 
-// Both GEMV kernels for n = N over set: the full row groups of every
-// matrix (tiled, in % 16 == 0) in one launch, then each matrix's
-// row-major rest.
+// Both GEMV kernels for n = N: the full row groups (tiled, in % 16 == 0)
+// and the row-major rest.
 template <int N>
-static cudaError_t gemv_launch(const ryz_k_gemv_set *set, const float *x, int in,
+static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out,
                                cudaStream_t s) {
-    int groups = 0;
-    for (int i = 0; in % 16 == 0 && i < set->count; i++)
-        groups += set->out[i] / 4;
+    int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
     int threads = GEMV_MIN_THREADS; // a multiple of 8: see gemv_tiled_kernel
     while (threads < GEMV_MAX_THREADS && (long)groups * threads / 32 < GEMV_WARPS_WANTED &&
            in / 2 >= 2 * threads)
         threads *= 2;
     if (groups > 0)
-        gemv_tiled_kernel<N><<<(unsigned)groups, (unsigned)threads, 0, s>>>(*set, x, in);
-    for (int i = 0; i < set->count; i++) {
-        int out = set->out[i], row0 = in % 16 == 0 ? out - out % 4 : 0;
-        if (row0 < out)
-            gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
-                                  ROWS_WARPS * 32, 0, s>>>(set->y[i], x,
-                                                           (const uint16_t *)set->w[i], in, out,
-                                                           row0);
-    }
+        gemv_tiled_kernel<N>
+            <<<(unsigned)groups, (unsigned)threads, 0, s>>>(y, x, (const uint4 *)w, in, out);
+    if (row0 < out)
+        gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
+                              ROWS_WARPS * 32, 0, s>>>(y, x, w, in, out, row0);
     return cudaGetLastError();
-}
-
-extern "C" cudaError_t ryz_k_bf16_gemv_set(const ryz_k_gemv_set *set, const float *x, int n,
-                                           int in, cudaStream_t s) {
-    typedef cudaError_t (*launch_fn)(const ryz_k_gemv_set *, const float *, int, cudaStream_t);
-    static const launch_fn launch[RYZ_K_GEMV_MAX_N] = {
-        gemv_launch<1>, gemv_launch<2>, gemv_launch<3>, gemv_launch<4>,
-        gemv_launch<5>, gemv_launch<6>, gemv_launch<7>, gemv_launch<8>};
-    if (set->count < 1 || set->count > RYZ_K_GEMV_MAX_MATS || n < 1 || n > RYZ_K_GEMV_MAX_N)
-        return cudaErrorInvalidValue;
-    return launch[n - 1](set, x, in, s);
 }
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {
-    ryz_k_gemv_set set = {{y}, {w}, {out}, 1};
-    return ryz_k_bf16_gemv_set(&set, x, n, in, s);
+    typedef cudaError_t (*launch_fn)(float *, const float *, const uint16_t *, int, int,
+                                     cudaStream_t);
+    static const launch_fn launch[RYZ_K_BF16_GEMV_MAX_N] = {
+        gemv_launch<1>, gemv_launch<2>, gemv_launch<3>, gemv_launch<4>,
+        gemv_launch<5>, gemv_launch<6>, gemv_launch<7>, gemv_launch<8>};
+    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
+        return cudaErrorInvalidValue;
+    return launch[n - 1](y, x, w, in, out, s);
 }
 
 // Row and column of storage element p of a bf16 matrix (out, in): the

@@ -27,23 +27,19 @@ __device__ __forceinline__ float dot4(float4 w, float4 x, float acc) {
     return fmaf(w.w, x.w, acc);
 }
 
-// The rows of set's matrices, one after the other, are the grid's rows.
-// Each is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a block
-// holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte vectors
-// lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
+// Each row of W is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a
+// block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
+// vectors lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
 // together. N accumulators (one per row of x) per lane, a warp sum, then
 // the row's first warp adds its warps' sums from shared memory.
 template <int N>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
-    gemv_f32_kernel(ryz_k_gemv_set set, const float *x, int in, int rows, int wpr) {
+    gemv_f32_kernel(float *y, const float *x, const float4 *w, int in, int out, int wpr) {
     __shared__ float part[F32_WARPS][N];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = warp % wpr;
-    const int g = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr; // row of the set
-    int o = g;
-    const int m = ryz_set_find(set.count, &o, [&](int i) { return set.out[i]; });
-    const int out = g < rows ? set.out[m] : 0; // o < out: a row to read
+    const int o = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr;
     const int nvec = in / 4, step = 32 * wpr;
-    const float4 *wr = (const float4 *)set.w[m] + (size_t)o * (size_t)nvec;
+    const float4 *wr = w + (size_t)o * (size_t)nvec;
     const float4 *x4 = (const float4 *)x;
     float acc[N];
 #pragma unroll
@@ -78,15 +74,12 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
     float sum = 0.0f;
     for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
         sum += part[warp + i][lane];
-    set.y[m][(size_t)lane * out + o] = sum;
+    y[(size_t)lane * out + o] = sum;
 }
 
 template <int N>
-static cudaError_t gemv_f32_launch(const ryz_k_gemv_set *set, const float *x, int in,
+static cudaError_t gemv_f32_launch(float *y, const float *x, const float *w, int in, int out,
                                    cudaStream_t s) {
-    int out = 0;
-    for (int i = 0; i < set->count; i++)
-        out += set->out[i];
     // Warps per row: more where W has few rows, so that the grid has about
     // F32_WARPS_WANTED warps, while each warp still gets a full stride of
     // 32 vectors of every row.
@@ -95,35 +88,19 @@ static cudaError_t gemv_f32_launch(const ryz_k_gemv_set *set, const float *x, in
         wpr *= 2;
     int rows = F32_WARPS / wpr;
     unsigned blocks = (unsigned)((out + rows - 1) / rows);
-    gemv_f32_kernel<N><<<blocks, F32_WARPS * 32, 0, s>>>(*set, x, in, out, wpr);
+    gemv_f32_kernel<N><<<blocks, F32_WARPS * 32, 0, s>>>(y, x, (const float4 *)w, in, out, wpr);
     return cudaGetLastError();
-}
-
-// Whether the GEMV kernels take set: 1..RYZ_K_GEMV_MAX_MATS matrices,
-// n rows of x, each W 16-byte aligned as x.
-static int set_ok(const ryz_k_gemv_set *set, const float *x, int n) {
-    if (set->count < 1 || set->count > RYZ_K_GEMV_MAX_MATS || n < 1 || n > RYZ_K_GEMV_MAX_N ||
-        (uintptr_t)x % 16 != 0)
-        return 0;
-    for (int i = 0; i < set->count; i++)
-        if ((uintptr_t)set->w[i] % 16 != 0)
-            return 0;
-    return 1;
-}
-
-extern "C" cudaError_t ryz_k_f32_gemv_set(const ryz_k_gemv_set *set, const float *x, int n,
-                                          int in, cudaStream_t s) {
-    typedef cudaError_t (*launch_fn)(const ryz_k_gemv_set *, const float *, int, cudaStream_t);
-    static const launch_fn launch[RYZ_K_GEMV_MAX_N] = {
-        gemv_f32_launch<1>, gemv_f32_launch<2>, gemv_f32_launch<3>, gemv_f32_launch<4>,
-        gemv_f32_launch<5>, gemv_f32_launch<6>, gemv_f32_launch<7>, gemv_f32_launch<8>};
-    if (!set_ok(set, x, n) || in % 4 != 0)
-        return cudaErrorInvalidValue;
-    return launch[n - 1](set, x, in, s);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in,
                                       int out, cudaStream_t s) {
-    ryz_k_gemv_set set = {{y}, {w}, {out}, 1};
-    return ryz_k_f32_gemv_set(&set, x, n, in, s);
+    typedef cudaError_t (*launch_fn)(float *, const float *, const float *, int, int,
+                                     cudaStream_t);
+    static const launch_fn launch[RYZ_K_GEMV_MAX_N] = {
+        gemv_f32_launch<1>, gemv_f32_launch<2>, gemv_f32_launch<3>, gemv_f32_launch<4>,
+        gemv_f32_launch<5>, gemv_f32_launch<6>, gemv_f32_launch<7>, gemv_f32_launch<8>};
+    if (n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
+        (uintptr_t)w % 16 != 0)
+        return cudaErrorInvalidValue;
+    return launch[n - 1](y, x, w, in, out, s);
 }

@@ -231,34 +231,6 @@ static void shadow_rope_cache(void *ctx, float *q, float *k, const float *v, flo
 }
 
 typedef struct {
-    int count;
-    float *y[RYZ_MATMUL_MANY];
-    const void *w[RYZ_MATMUL_MANY];
-    int out[RYZ_MATMUL_MANY];
-    ryz_dtype dtype;
-    const float *x;
-    int n, in;
-} shadow_matmul_many_args;
-
-/* Each product through the cpu's matmul (the model's matmul_many path,
- * checked against the cpu backend, which has none). */
-static void shadow_matmul_many_run(shadow_ctx *s, const void *p) {
-    const shadow_matmul_many_args *a = p;
-    ryz_backend *cpu = &s->cpu;
-    for (int i = 0; i < a->count; i++)
-        ryz_backend_matmul(cpu, SH(a->y[i]), SH(a->x), (ryz_matrix){SH(a->w[i]), a->dtype}, a->n,
-                           a->in, a->out[i]);
-}
-
-static void shadow_matmul_many(void *ctx, int count, float *const y[], const void *const w[],
-                               const int out[], ryz_dtype dtype, const float *x, int n, int in) {
-    ck_assert(count >= 1 && count <= RYZ_MATMUL_MANY);
-    shadow_matmul_many_args a = {.count = count, .dtype = dtype, .x = x, .n = n, .in = in};
-    for (int i = 0; i < count; i++) a.y[i] = y[i], a.w[i] = w[i], a.out[i] = out[i];
-    shadow_do(ctx, shadow_matmul_many_run, &a, sizeof a);
-}
-
-typedef struct {
     float *y, *x;
     const float *r, *w;
     int n, dim;
@@ -440,7 +412,6 @@ static const ryz_backend_iface shadow_iface = {
     .free = shadow_free,
     .matmul = shadow_matmul,
     .matmul_bf16 = shadow_matmul_bf16,
-    .matmul_many = shadow_matmul_many,
     .rmsnorm = shadow_rmsnorm,
     .add_rmsnorm = shadow_add_rmsnorm,
     .rope = shadow_rope,

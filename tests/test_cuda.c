@@ -152,58 +152,6 @@ static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out,
     free(x), free(w), free(want), free(got);
 }
 
-/* y[i] = x . W[i]^T for `count` matrices of out[i] rows on both backends
- * through ryz_backend_matmul_many (the cpu's: one matmul each), W stored
- * as dt. */
-static void check_matmul_many(ryz_dtype dt, int n, int in, int count, const int *out) {
-    size_t nx = (size_t)n * in;
-    float *x = host_rand(nx, 1.0f), *dx = dev_from(x, nx);
-    float *want[RYZ_MATMUL_MANY], *dy[RYZ_MATMUL_MANY], *w[RYZ_MATMUL_MANY];
-    ryz_matrix hm[RYZ_MATMUL_MANY], dm[RYZ_MATMUL_MANY];
-    for (int i = 0; i < count; i++) {
-        size_t nw = (size_t)out[i] * in;
-        w[i] = host_rand(nw, 1 / sqrtf(in));
-        hm[i] = (ryz_matrix){host_matrix(w[i], dt, in, out[i]), dt};
-        dm[i] = (ryz_matrix){dev_alloc(nw * ryz_dtype_size(dt)), dt};
-        ck_assert_int_eq(ryz_cuda_upload(&g_gpu, (void *)dm[i].data, hm[i].data,
-                                         nw * ryz_dtype_size(dt)),
-                         RYZ_OK);
-        want[i] = host_rand((size_t)n * out[i], 1.0f);
-        dy[i] = dev_alloc((size_t)n * out[i] * sizeof(float));
-    }
-    ryz_backend_matmul_many(&g_cpu, count, want, hm, out, x, n, in);
-    ryz_backend_matmul_many(&g_gpu, count, dy, dm, out, dx, n, in);
-    for (int i = 0; i < count; i++) {
-        size_t ny = (size_t)n * out[i];
-        float *got = host_rand(ny, 1.0f);
-        to_host(got, dy[i], ny);
-        char what[96];
-        snprintf(what, sizeof what, "%s matmul_many n %d in %d: product %d of %d (out %d)",
-                 ryz_dtype_name(dt), n, in, i, count, out[i]);
-        assert_close(got, want[i], ny, 2e-5f, 1e-4f, what);
-        free(got), free(want[i]), dev_free(dy[i]), dev_free((void *)dm[i].data);
-        if (hm[i].data != w[i])
-            free((void *)hm[i].data);
-        free(w[i]);
-    }
-    dev_free(dx), free(x);
-}
-
-/* matmul_many: 1b's q, k, v and w1, w3 (one GEMV launch each, fp32 and
- * bf16), bf16 row groups with tails (out % 4), a prefill (n > 8: cuBLAS,
- * one product at a time) and in % 16 != 0 for bf16 (one at a time). */
-START_TEST(test_matmul_many) {
-    static const int qkv[3] = {2048, 256, 256}, w13[2] = {5632, 5632}, odd[3] = {50, 7, 1003};
-    for (int dt = 0; dt < 2; dt++) {
-        check_matmul_many((ryz_dtype)dt, 1, 2048, 3, qkv);
-        check_matmul_many((ryz_dtype)dt, 4, 2048, 2, w13);
-        check_matmul_many((ryz_dtype)dt, 2, 64, 3, odd);
-        check_matmul_many((ryz_dtype)dt, 9, 64, 3, odd);
-        check_matmul_many((ryz_dtype)dt, 1, 40, 2, odd);
-    }
-}
-END_TEST
-
 /* fp32: the GEMV kernel (n <= 8, in % 4 == 0, aligned; 1b's shapes, one
  * with fewer rows than a block has warps, one longer than a lane's
  * unrolled step), cuBLAS's gemv (in % 4 != 0, an unaligned x) and GEMM. */
@@ -1068,7 +1016,6 @@ static Suite *cuda_suite(void) {
     TCase *ops = tcase_create("ops");
     tcase_set_timeout(ops, 120);
     tcase_add_test(ops, test_matmul);
-    tcase_add_test(ops, test_matmul_many);
     tcase_add_test(ops, test_matmul_tf32);
     tcase_add_test(ops, test_matmul_bf16);
     tcase_add_test(ops, test_matmul_bf16_scratch);

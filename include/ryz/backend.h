@@ -39,9 +39,6 @@ typedef struct {
     int kv_mul;     /* n_heads / n_kv_heads */
 } ryz_attn_geom;
 
-/* Most products matmul_many takes at once. */
-#define RYZ_MATMUL_MANY 3
-
 typedef struct ryz_backend_iface {
     const char *name;
     /* 1 when the host may read and write the backend's memory directly
@@ -58,13 +55,6 @@ typedef struct ryz_backend_iface {
      * backend has no bf16. */
     void (*matmul_bf16)(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                         int out);
-    /* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count (1 ..
-     * RYZ_MATMUL_MANY), every W[i] stored as dtype: products of one x (q, k
-     * and v; w1 and w3), which a device may run as one launch. Results as
-     * matmul's (or matmul_bf16's). NULL: ryz_backend_matmul_many calls
-     * matmul once per W. */
-    void (*matmul_many)(void *ctx, int count, float *const y[], const void *const w[],
-                        const int out[], ryz_dtype dtype, const float *x, int n, int in);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                     float eps);
@@ -192,10 +182,6 @@ static inline void ryz_backend_copy(ryz_backend *b, void *dst, const void *src, 
 /* y (n, out) = x (n, in) . W^T through the backend's matmul for W's dtype. */
 void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,
                         int out);
-/* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count (1 .. RYZ_MATMUL_MANY),
- * the W[i] of one dtype: the backend's matmul_many, else one matmul each. */
-void ryz_backend_matmul_many(ryz_backend *b, int count, float *const y[], const ryz_matrix w[],
-                             const int out[], const float *x, int n, int in);
 /* A float32 matrix. */
 static inline ryz_matrix ryz_matrix_f32(const float *w) {
     return (ryz_matrix){w, RYZ_DTYPE_F32};

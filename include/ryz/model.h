@@ -75,11 +75,6 @@ ryz_status ryz_tp_embedding(ryz_backend *b, ryz_comm *c, float *x, const int *to
 /* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
 void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
                    int out_local);
-/* Column-parallel linears of one x: y[i] (n, out_local[i]) = x (n, in) .
- * W_local[i]^T for i < count (<= RYZ_MATMUL_MANY), one launch where the
- * backend can (ryz_backend_matmul_many). */
-void ryz_tp_columns(ryz_backend *b, int count, float *const y[], const float *x,
-                    const ryz_matrix w_local[], int n, int in, const int out_local[]);
 /* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
  * . W_local^T, W_local (out, in_local). stage: n * out floats. */
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,

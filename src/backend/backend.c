@@ -74,17 +74,6 @@ void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, 
     else b->iface->matmul(b->ctx, y, x, w.data, n, in, out);
 }
 
-void ryz_backend_matmul_many(ryz_backend *b, int count, float *const y[], const ryz_matrix w[],
-                             const int out[], const float *x, int n, int in) {
-    if (!b->iface->matmul_many) {
-        for (int i = 0; i < count; i++) ryz_backend_matmul(b, y[i], x, w[i], n, in, out[i]);
-        return;
-    }
-    const void *data[RYZ_MATMUL_MANY];
-    for (int i = 0; i < count && i < RYZ_MATMUL_MANY; i++) data[i] = w[i].data;
-    b->iface->matmul_many(b->ctx, count, y, data, out, w[0].dtype, x, n, in);
-}
-
 const char *ryz_dtype_name(ryz_dtype d) {
     return d == RYZ_DTYPE_BF16 ? "bf16" : "f32";
 }

@@ -309,47 +309,6 @@ static void cuda_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t
         keep(c, bf16_prefill(c, y, x, w, n, in, out));
 }
 
-_Static_assert(RYZ_MATMUL_MANY <= RYZ_K_GEMV_MAX_MATS, "matmul_many's products fit one set");
-
-/* Whether the GEMV kernels take the products of matmul_many as one set:
- * decode-sized n, shapes with work to do, x and every W 16-byte aligned,
- * in % 16 == 0 for bf16 (the tiled layout), in % 4 == 0 and the fp32
- * kernel on for f32. */
-static int gemv_set_runs(cuda_ctx *c, int count, const void *const w[], const int out[],
-                         ryz_dtype dtype, const float *x, int n, int in) {
-    int ok = n <= RYZ_K_GEMV_MAX_N && aligned16(x) &&
-             (dtype == RYZ_DTYPE_BF16 ? in % 16 == 0 : c->f32_gemv && in % 4 == 0);
-    for (int i = 0; ok && i < count; i++)
-        ok = aligned16(w[i]) && matmul_runs(c, "matmul_many", n, in, out[i]);
-    return ok;
-}
-
-/* The products as one launch of a GEMV kernel where gemv_set_runs, else
- * one matmul (or matmul_bf16) op each. */
-static void cuda_matmul_many(void *ctx, int count, float *const y[], const void *const w[],
-                             const int out[], ryz_dtype dtype, const float *x, int n, int in) {
-    cuda_ctx *c = ctx;
-    if (count < 1 || count > RYZ_MATMUL_MANY) {
-        keep(c, ryz_error(RYZ_EINVAL, "matmul_many of %d products: need 1..%d", count,
-                          RYZ_MATMUL_MANY));
-        return;
-    }
-    if (!gemv_set_runs(c, count, w, out, dtype, x, n, in)) {
-        for (int i = 0; i < count; i++)
-            if (dtype == RYZ_DTYPE_BF16)
-                cuda_matmul_bf16(c, y[i], x, w[i], n, in, out[i]);
-            else
-                cuda_matmul(c, y[i], x, w[i], n, in, out[i]);
-        return;
-    }
-    ryz_k_gemv_set set = {.count = count};
-    for (int i = 0; i < count; i++)
-        set.y[i] = y[i], set.w[i] = w[i], set.out[i] = out[i];
-    cudaError_t e = dtype == RYZ_DTYPE_BF16 ? ryz_k_bf16_gemv_set(&set, x, n, in, c->stream)
-                                            : ryz_k_f32_gemv_set(&set, x, n, in, c->stream);
-    launched(c, e, "gemv (matmul_many)");
-}
-
 /* Whether a norm op `op` of n rows of dim has work: 0 when n is 0, after
  * a kept error, or (error kept) for a bad shape. */
 static int norm_runs(cuda_ctx *c, const char *op, int n, int dim) {
@@ -716,7 +675,6 @@ static const ryz_backend_iface cuda_iface = {
     .free = cuda_free,
     .matmul = cuda_matmul,
     .matmul_bf16 = cuda_matmul_bf16,
-    .matmul_many = cuda_matmul_many,
     .rmsnorm = cuda_rmsnorm,
     .add_rmsnorm = cuda_add_rmsnorm,
     .rope = cuda_rope,

@@ -51,11 +51,6 @@ void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local,
     ryz_backend_matmul(b, y, x, w_local, n, in, out_local);
 }
 
-void ryz_tp_columns(ryz_backend *b, int count, float *const y[], const float *x,
-                    const ryz_matrix w_local[], int n, int in, const int out_local[]) {
-    ryz_backend_matmul_many(b, count, y, w_local, out_local, x, n, in);
-}
-
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
                       ryz_matrix w_local, int n, int in_local, int out, float *stage) {
     ryz_backend_matmul(b, y, x_local, w_local, n, in_local, out);

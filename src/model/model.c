@@ -490,10 +490,9 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pending
     int qd = s->heads * hd, kvd = s->kv_heads * hd;
     ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
     block_norm(m, w->att_norm, n, pending);
-    float *const qkv[3] = {m->q, m->k, m->v};
-    const ryz_matrix wqkv[3] = {matrix_of(m, w->wq), matrix_of(m, w->wk), matrix_of(m, w->wv)};
-    const int qkv_out[3] = {qd, kvd, kvd};
-    ryz_tp_columns(m->be, 3, qkv, m->xb, wqkv, n, dim, qkv_out);
+    ryz_tp_column(m->be, m->q, m->xb, matrix_of(m, w->wq), n, dim, qd);
+    ryz_tp_column(m->be, m->k, m->xb, matrix_of(m, w->wk), n, dim, kvd);
+    ryz_tp_column(m->be, m->v, m->xb, matrix_of(m, w->wv), n, dim, kvd);
     for (int b = 0; b < B; b++) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
@@ -514,10 +513,8 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
     const ryz_backend_iface *f = m->be->iface;
     int dim = c->dim, hl = m->sh.hidden;
     block_norm(m, w->ffn_norm, n, 1);
-    float *const h13[2] = {m->h1, m->h3};
-    const ryz_matrix w13[2] = {matrix_of(m, w->w1), matrix_of(m, w->w3)};
-    const int h13_out[2] = {hl, hl};
-    ryz_tp_columns(m->be, 2, h13, m->xb, w13, n, dim, h13_out);
+    ryz_tp_column(m->be, m->h1, m->xb, matrix_of(m, w->w1), n, dim, hl);
+    ryz_tp_column(m->be, m->h3, m->xb, matrix_of(m, w->w3), n, dim, hl);
     f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
     return ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
 }
