@@ -27,8 +27,9 @@ typedef struct {
     void *w2;        /* (dim, hidden_local)         row-parallel */
 } layer_weights;
 
-/* A decode step recorded by the backend, and the shape it was recorded
- * for (step_key). */
+/* A decode step recorded by the backend, the shape it was recorded for
+ * (key: batch size, whether it has a head, whether it ends in argmax) and
+ * when it was last used (step_uses then). */
 typedef struct {
     void *graph;
     int key;
