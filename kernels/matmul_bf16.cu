@@ -56,7 +56,7 @@ __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
 // in turn). The stride between a thread's vectors is a multiple of 8, so
 // each thread always works on the same row: N accumulators (one per row
 // of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
-// three shuffles sum a warp's share; shared memory adds the four warps'.
+// three shuffles sum a warp's share; shared memory adds the block's warps'.
 template <int N>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
     gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {

@@ -6,8 +6,10 @@
  * canonical on x86-64, so any direct host read or write of backend memory
  * (a memcpy the model forgot to route through the vtable) crashes, while
  * pointer arithmetic on them stays linear. Every op untags its pointers
- * and runs the cpu backend's op, so results must equal the cpu backend's
- * bit for bit. host_visible is 0 and it has a matmul_bf16, as cuda; the
+ * and runs the cpu backend's op (at once, or when replayed if it was
+ * recorded: between record_begin and record_end each op is kept with a
+ * copy of its arguments), so results must equal the cpu backend's bit for
+ * bit. host_visible is 0 and it has a matmul_bf16, as cuda; the
  * shadow counts syncs, uploads, downloads and host pins so tests can check
  * the forward pass's traffic. Header-only (static): include it in one test. */
 #ifndef RYZ_TEST_SHADOW_BACKEND_H

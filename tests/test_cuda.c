@@ -584,7 +584,8 @@ END_TEST
  * replay runs them, reading the position as it is then. An add and a
  * rope_cache (positions from the last cache row down, so each replay must
  * write its own rows) replayed against the same ops run directly on the
- * cpu; after it, ops run directly again. */
+ * cpu; after it, ops run directly again. No allocation while recording;
+ * an op that fails while recording fails only the recording. */
 START_TEST(test_recording) {
     enum { HD = 64, HEADS = 4, KVH = 2, ROWS = 5 };
     const ryz_backend_iface *f = g_gpu.iface;
@@ -616,6 +617,25 @@ START_TEST(test_recording) {
     f->add(g_gpu.ctx, v.d, dv.d, kvd); /* ops run directly again */
     g_cpu.iface->add(g_cpu.ctx, v.h, dv.h, kvd);
     assert_mirrored(&v, 0, 0, "v after a direct add");
+    /* No allocation while recording (the capture would fail on it). */
+    ck_assert_int_eq(f->record_begin(g_gpu.ctx), RYZ_OK);
+    ck_assert_ptr_null(f->alloc(g_gpu.ctx, RYZ_MEM_SCRATCH, 64));
+    ck_assert_msg(strstr(ryz_last_error(), "while recording"), "%s", ryz_last_error());
+    f->add(g_gpu.ctx, v.d, dv.d, kvd);
+    ck_assert_msg(f->record_end(g_gpu.ctx, &graph) == RYZ_OK, "%s", ryz_last_error());
+    f->graph_free(g_gpu.ctx, graph);
+    /* An op that fails while recording fails the recording, not the
+     * backend: nothing ran, and the ops run directly after it. */
+    ck_assert_int_eq(f->record_begin(g_gpu.ctx), RYZ_OK);
+    f->add(g_gpu.ctx, v.d, dv.d, kvd);
+    f->rope(g_gpu.ctx, q.d, 1, HEADS, 7, dpos, 10000.0f); /* odd head_dim */
+    ck_assert_int_eq(f->record_end(g_gpu.ctx, &graph), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "recording") && strstr(ryz_last_error(), "even"), "%s",
+                  ryz_last_error());
+    ck_assert_ptr_null(graph);
+    f->add(g_gpu.ctx, v.d, dv.d, kvd);
+    g_cpu.iface->add(g_cpu.ctx, v.h, dv.h, kvd);
+    assert_mirrored(&v, 0, 0, "v after a failed recording and a direct add");
     dev_free(dpos);
     mirror_free(&q), mirror_free(&k), mirror_free(&v), mirror_free(&dv), mirror_free(&kc);
     mirror_free(&vc);

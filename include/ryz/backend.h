@@ -123,8 +123,11 @@ typedef struct ryz_backend_iface {
      * recorded ops again with the same pointers and sizes, reading backend
      * memory (tokens, positions) as it is then; a failure is kept, as an
      * op's. record_end returns the graph (free with graph_free) or the
-     * error of the recording. NULL (all four) when the backend does not
-     * record (cpu): the caller enqueues the ops each time. */
+     * error of the recording: then nothing was recorded or run, an op's
+     * error while recording included, and the backend takes ops directly
+     * again. No allocation may come while recording either. NULL (all
+     * four) when the backend does not record (cpu): the caller enqueues
+     * the ops each time. */
     ryz_status (*record_begin)(void *ctx);
     ryz_status (*record_end)(void *ctx, void **graph);
     void (*replay)(void *ctx, void *graph);
@@ -220,7 +223,7 @@ static inline size_t ryz_bf16_offset(int o, int i, int in, int out) {
  * storage). Chunks may be packed in any order. */
 void ryz_bf16_pack_rows(uint16_t *dst, const float *src, int row0, int nrows, int in, int out);
 /* Rows of the attention op's scratch for T new rows over `heads` local
- * query heads: (this many, pos0 + T) floats. */
+ * query heads: (this many, *pos + T) floats. */
 static inline int ryz_attention_scratch_rows(int T, int heads) {
     return T > heads ? T : heads;
 }

@@ -13,7 +13,9 @@
  * NULL stream), so operations are asynchronous to the host but ordered
  * among themselves, with cuBLAS and with the nccl communicator (whose own
  * stream is a blocking one: it waits for earlier NULL-stream work, and
- * later NULL-stream work waits for it). */
+ * later NULL-stream work waits for it). The exception is recording (the
+ * vtable's record_begin .. record_end): those ops are captured on a stream
+ * of the backend's own, and the graph is replayed on the NULL stream. */
 #ifndef RYZ_CUDA_H
 #define RYZ_CUDA_H
 

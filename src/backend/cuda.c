@@ -156,6 +156,11 @@ ryz_status ryz_cuda_device_count(int *n) {
 /* Allocates `bytes` zeroed device bytes of `kind` and records them. */
 static ryz_status dev_alloc(cuda_ctx *c, ryz_mem_kind kind, size_t bytes, void **out) {
     *out = NULL;
+    if (c->stream) /* cudaMalloc is not allowed in a capture, and would not be replayed */
+        return ryz_error(RYZ_EINVAL,
+                         "cuda alloc of %zu bytes (%s) while recording a step: allocate "
+                         "before recording",
+                         bytes, ryz_mem_kind_name(kind));
     if ((unsigned)kind >= RYZ_MEM_NKINDS)
         return ryz_error(RYZ_EINVAL, "cuda alloc: memory kind %d is not one of ryz_mem_kind",
                          (int)kind);
@@ -566,10 +571,23 @@ static ryz_status cuda_sync(void *ctx) {
 
 /* ---- recording: stream capture into CUDA graphs ------------------------ */
 
-/* Points cuBLAS and the ops at stream s (the recording stream or NULL). */
+/* Points cuBLAS and the ops at stream s (the recording stream or NULL).
+ * cublasSetStream resets cuBLAS to its own workspace pool, so the
+ * backend's (counted, allocated once) is given back to it each time. */
 static ryz_status use_stream(cuda_ctx *c, cudaStream_t s) {
     c->stream = s;
-    return blas_check(cublasSetStream(c->blas, s), "cublasSetStream");
+    ryz_status st = blas_check(cublasSetStream(c->blas, s), "cublasSetStream");
+    if (st == RYZ_OK)
+        st = blas_check(cublasSetWorkspace(c->blas, c->workspace, BLAS_WORKSPACE_BYTES),
+                        "cublasSetWorkspace");
+    return st;
+}
+
+/* st (not OK) with CUDA's last error cleared: a failed capture call must
+ * not be reported again by the next launch's check. */
+static ryz_status capture_failed(ryz_status st) {
+    cudaGetLastError();
+    return st;
 }
 
 static ryz_status cuda_record_begin(void *ctx) {
@@ -584,13 +602,14 @@ static ryz_status cuda_record_begin(void *ctx) {
         st = cu_check(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeThreadLocal),
                       "cudaStreamBeginCapture");
     if (st != RYZ_OK)
-        return st;
+        return capture_failed(st);
     st = use_stream(c, c->rec);
     if (st != RYZ_OK) { /* end the capture: the stream must not stay in it */
         cudaGraph_t g = NULL;
         if (cudaStreamEndCapture(c->rec, &g) == cudaSuccess && g)
             cudaGraphDestroy(g);
         use_stream(c, NULL);
+        capture_failed(st);
     }
     return st;
 }
@@ -599,13 +618,11 @@ static ryz_status cuda_record_begin(void *ctx) {
 static ryz_status end_capture(cuda_ctx *c, cudaGraphExec_t *exec) {
     cudaGraph_t g = NULL;
     ryz_status st = cu_check(cudaStreamEndCapture(c->rec, &g), "cudaStreamEndCapture");
-    if (st != RYZ_OK)
-        cudaGetLastError(); /* an invalidated capture is not a kept error by itself */
     if (st == RYZ_OK)
         st = cu_check(cudaGraphInstantiate(exec, g, 0), "cudaGraphInstantiate");
     if (g)
         cudaGraphDestroy(g);
-    return st;
+    return st == RYZ_OK ? st : capture_failed(st);
 }
 
 static ryz_status cuda_record_end(void *ctx, void **graph) {
@@ -623,6 +640,9 @@ static ryz_status cuda_record_end(void *ctx, void **graph) {
     if (st != RYZ_OK) {
         if (exec)
             cudaGraphExecDestroy(exec);
+        /* Nothing ran while recording, so an op's error kept then is not
+         * the device's state: cleared, the ops can run directly after. */
+        c->err = RYZ_OK, c->err_msg[0] = '\0';
         return ryz_error_wrap(st, "recording a step on device %d", c->device);
     }
     *graph = exec;
