@@ -4,7 +4,8 @@
 # hides this machine's copies of those (a private mount namespace, when
 # unshare is permitted; otherwise it says so and checks less), and runs
 # scripts/gpu-check.sh's dry run (the cpu backend through the bundle's
-# mpirun, libraries and binaries). .ci/run calls it after the CUDA build.
+# mpirun, libraries and binaries), then scripts/gpu-ab.sh's. .ci/run calls
+# it after the CUDA build.
 # usage: bash tests/gpu-bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,15 +38,21 @@ export -f hide_and_run
 export work BUILD
 run=(env RYZ_GPU_CHECK_DRY=1 OUT="$work/out" RYZ_GPU_BUNDLE="$work/ryz-gpu" STEP_TIMEOUT=600
      bash scripts/gpu-check.sh)
+# and scripts/gpu-ab.sh's dry run: the archive against itself
+ab=(env RYZ_GPU_CHECK_DRY=1 OUT="$work/out" ROUNDS=1 REPEAT=1 DTYPES=f32
+    bash scripts/gpu-ab.sh "$work/ryz-gpu.tar.xz" "$work/ryz-gpu.tar.xz")
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
   echo "tests/gpu-bundle.sh: host Open MPI, HDF5 and OpenBLAS hidden"
   unshare -m bash -c 'hide_and_run "$@"' hide "${run[@]}" > "$work/log" 2>&1 || { cat "$work/log"; exit 1; }
+  unshare -m bash -c 'hide_and_run "$@"' hide "${ab[@]}" > "$work/ab" 2>&1 || { cat "$work/ab"; exit 1; }
 else
   echo "tests/gpu-bundle.sh: note: cannot hide the host's libraries (needs root and unshare -m); the bundle is checked with them present"
   "${run[@]}" > "$work/log" 2>&1 || { cat "$work/log"; exit 1; }
+  "${ab[@]}" > "$work/ab" 2>&1 || { cat "$work/ab"; exit 1; }
 fi
+grep -q '^f32-t1 .* B/A [0-9.]*$' "$work/ab" || { echo "tests/gpu-bundle.sh: gpu-ab.sh printed no B/A:"; cat "$work/ab"; exit 1; }
 grep -A3 '=== gpu-check: summary' "$work/log"
-for f in gpu-check.log gpu-smoke.h5 gpu-bench-1b.h5; do
+for f in gpu-check.log gpu-smoke.h5 gpu-bench-1b.h5 gpu-ab.txt; do
   [ -s "$work/out/$f" ] || { echo "tests/gpu-bundle.sh: $f not copied to OUT"; exit 1; }
 done
 echo "tests/gpu-bundle.sh: PASS"
