@@ -528,16 +528,16 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
 static ryz_status head(ryz_model *m, int B, int T, int last_only, int *ids) {
     const ryz_model_config *c = &m->cfg;
     const ryz_backend_iface *f = m->be->iface;
-    int n = B * T, pending = c->n_layers > 0; /* the last block's y, not yet in x */
+    int n = B * T; /* y holds the last block's output, not yet in x (layers >= 1) */
     if (last_only && T > 1) { /* rows b*T + T-1 of x to rows b of xb */
         size_t row = (size_t)c->dim * sizeof(float);
-        if (pending) f->add(m->be->ctx, m->x, m->y, (size_t)n * c->dim);
+        f->add(m->be->ctx, m->x, m->y, (size_t)n * c->dim);
         f->copy_rows(m->be->ctx, m->xb, row, m->x + (size_t)(T - 1) * c->dim, row * (size_t)T,
                      row, (size_t)B);
         n = B;
         f->rmsnorm(m->be->ctx, m->xb, m->xb, m->final_norm, n, c->dim, c->norm_eps);
     } else {
-        block_norm(m, m->final_norm, n, pending);
+        block_norm(m, m->final_norm, n, 1);
     }
     if (ids) {
         ryz_backend_matmul(m->be, m->part, m->xb, matrix_of(m, m->cls), n, c->dim,
