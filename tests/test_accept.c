@@ -211,6 +211,25 @@ START_TEST(test_evaluate_comm) {
                   bw2->note);
     ryz_checks_free(&c);
     r.timing[1].roofline_fraction = 0;
+    /* Where the reference after streaming was measured (schema 3), it is
+     * the one gated: TP 4's 1.5x back to back is 0.9x of the op after
+     * reading what the model read before it. */
+    r.collectives[2].streamed_bytes = 9u << 20, r.collectives[2].isolated_evict_p50_us = 7.5 / 0.9;
+    r.collectives[2].last_over_evict = 0.9;
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ratio4 = find(&c, 4, "collective_ratio");
+    ck_assert_msg(ratio4->pass && ratio4->measured == 1.02, "%g", ratio4->measured);
+    ck_assert_msg(strstr(ratio4->note, "all_reduce of 6144 bytes") &&
+                      strstr(ratio4->note, "after reading 0.0 MiB"), "%s", ratio4->note);
+    r.collectives[2].last_over_evict = 1.25; /* and fails when it is over */
+    ryz_checks_free(&c);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    ratio4 = find(&c, 4, "collective_ratio");
+    ck_assert(!ratio4->pass && ratio4->measured == 1.25);
+    ck_assert_msg(strstr(ratio4->note, "3072 bytes, last-arriver 7.5 us / isolated 8.3 us after "
+                                       "reading 9.0 MiB"), "%s", ratio4->note);
+    ryz_checks_free(&c);
+    r.collectives[2].last_over_evict = 0;
     /* Not measured is a failure that says so, not a pass. */
     for (size_t i = 0; i < r.n_collectives; i++) r.collectives[i].last_over_isolated = 0;
     r.timing[1].read_bandwidth_gbs = 0;

@@ -429,6 +429,21 @@ START_TEST(test_cli_corrupt_exits_1) {
 }
 END_TEST
 
+/* --evict: the header says so and the data still checks out. */
+START_TEST(test_cli_evict) {
+    const char *runs[] = {"comm --np 2 -b 8 -e 64 -n 3 -w 1 --evict 1M",
+                          "comm --np 2 --backend shm -b 8 -e 64 -n 3 -w 1 --evict 1M"};
+    for (int i = 0; i < 2; i++) {
+        test_run r = test_run_ryz(NULL, runs[i]);
+        ck_assert_msg(r.code == 0, "%s: exit %d\n%s", runs[i], r.code, r.err);
+        ck_assert_msg(strstr(r.out, "# Evicting: each rank reads 1048576 bytes") &&
+                          strstr(r.out, ": 0 OK"),
+                      "%s:\n%s", runs[i], r.out);
+        test_run_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(test_cli_ranks_disagree) {
     test_run r = test_run_ryz("RYZ_TEST_COMM_SKEW_RANK=1", "comm --np 2 --op all -b 8 -e 1K -n 2");
     ck_assert_msg(r.code == 2, "exit %d (124: hung)\n%s", r.code, r.err);
@@ -447,6 +462,8 @@ START_TEST(test_cli_usage_errors) {
                          "comm --backend nccl",
                          "comm --frobnicate",
                          "comm -n 0",
+                         "comm --evict 5G",
+                         "comm --evict lots",
                          "project",
                          "project --results /nonexistent.h5",
                          "project --results x.h5 --tp 2,x",
@@ -545,6 +562,7 @@ static Suite *bench_suite(void) {
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 300);
     tcase_add_test(cli, test_cli_corrupt_exits_1);
+    tcase_add_test(cli, test_cli_evict);
     tcase_add_test(cli, test_cli_ranks_disagree);
     tcase_add_test(cli, test_cli_usage_errors);
     tcase_add_test(cli, test_cli_comm_then_project);

@@ -431,6 +431,26 @@ START_TEST(test_self_records) {
 }
 END_TEST
 
+/* A record's streamed bytes: what ryz_streamed_total grew by since the
+ * comm's previous record, or since the clear. */
+START_TEST(test_self_records_streamed) {
+    float a[4] = {0}, b[4];
+    ryz_streamed_add(1000); /* before the clear: not any call's */
+    ryz_comm_records_clear(self_comm);
+    ryz_streamed_add(300);
+    ryz_streamed_add(12);
+    ryz_comm_all_reduce_sum(self_comm, a, b, 4);
+    ryz_comm_barrier(self_comm);
+    ryz_streamed_add(7);
+    ryz_comm_all_gather(self_comm, a, b, 4);
+    const uint64_t want[] = {312, 0, 7};
+    ck_assert_uint_eq(ryz_comm_record_count(self_comm), 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_msg(ryz_comm_record_at(self_comm, i)->streamed == want[i], "record %zu: %llu",
+                      i, (unsigned long long)ryz_comm_record_at(self_comm, i)->streamed);
+}
+END_TEST
+
 START_TEST(test_self_record_ring_wraps) {
     /* Far more calls than any sane ring; the newest must be kept in order. */
     enum { MANY = 70000, LAST = 5 };
@@ -668,6 +688,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_self_collectives_copy);
     tcase_add_test(tc, test_self_broadcast_bad_root);
     tcase_add_test(tc, test_self_records);
+    tcase_add_test(tc, test_self_records_streamed);
     tcase_add_test(tc, test_self_record_ring_wraps);
     tcase_add_test(tc, test_op_names);
     tcase_add_test(tc, test_self_split_first);

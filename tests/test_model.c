@@ -658,9 +658,13 @@ static void check_matmul_paths(int threads, int bf16) {
                      threads, n, in);
             ref_matmul(ref, x, w, n, in, OUT);
             to_float(want, ref, (size_t)n * OUT);
+            uint64_t streamed = ryz_streamed_total();
             if (bf16) b.iface->matmul_bf16(b.ctx, y, x, h, n, in, OUT);
             else b.iface->matmul(b.ctx, y, x, w, n, in, OUT);
             assert_close(y, want, (size_t)n * OUT, 1e-4, 1e-4, what);
+            /* W's bytes, once whatever n: what the comm records replay */
+            ck_assert_uint_eq(ryz_streamed_total() - streamed,
+                              (uint64_t)OUT * (uint64_t)in * (bf16 ? 2 : 4));
         }
     free(x), free(w), free(y), free(want), free(h), free(ref);
     ryz_backend_free(&b);

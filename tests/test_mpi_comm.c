@@ -142,6 +142,61 @@ START_TEST(test_ranks_disagree_on_sweep) {
     if (g_rank == 1)
         o.ops = 1u << RYZ_OP_BROADCAST; /* another op */
     expect_disagreement(&o, 1, "broadcast of 4 bytes");
+    o = sweep_opts();
+    if (g_rank == 1)
+        o.evict_bytes = 1 << 20; /* the others take the slowest rank's time */
+    expect_disagreement(&o, 1, "-c 1 --evict)");
+}
+END_TEST
+
+enum { EVICT_BIG = 64 << 20 };
+
+static volatile float read_sink;
+
+/* Seconds this rank takes to read EVICT_BIG bytes as --evict reads them
+ * (memory from ryz_alloc_stream, written before so that the time is the
+ * read's, not page faults'). */
+static double time_big_read(void) {
+    float *p = ryz_alloc_stream(EVICT_BIG);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0, EVICT_BIG);
+    float s = 0;
+    double t0 = ryz_time_now();
+    for (size_t i = 0; i < EVICT_BIG / sizeof(float); i += 16) s += p[i];
+    double t = ryz_time_now() - t0;
+    read_sink = s;
+    free(p);
+    return t;
+}
+
+/* With eviction a call's latency is the fastest rank's: rank 1 reads 64
+ * MiB before each call and the others nothing, so they wait for it in
+ * every call; the slowest rank's time would be at least that read. */
+START_TEST(test_evict_latency_is_fastest_rank) {
+    if (g_k < 2)
+        return;
+    float t_read = g_rank == 1 ? (float)time_big_read() : 0, most = 0;
+    ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, &t_read, &most, 1), RYZ_OK);
+    uint64_t mine = g_rank == 1 ? EVICT_BIG : 0;
+    ryz_bench_opts o = {.ops = 1u << RYZ_OP_ALL_REDUCE,
+                        .min_bytes = 8,
+                        .max_bytes = 8,
+                        .factor = 2,
+                        .iters = 5,
+                        .warmup = 1,
+                        .check = 1,
+                        .evict_each = &mine,
+                        .n_evict_each = 1};
+    ryz_bench_report rep;
+    run_world(&o, RYZ_OK, &rep);
+    ck_assert_int_eq(rep.wrong, 0);
+    const ryz_bench_result *p = &rep.rows[0].place[0];
+    ck_assert_msg(p->p50_us > 0 && p->p50_us < 0.25e6 * most,
+                  "p50 %g us against a %g us read the others wait for", p->p50_us, 1e6 * most);
+    double mean = 0;
+    for (size_t i = 0; i < p->n_samples; i++) mean += p->samples_us[i] / (double)p->n_samples;
+    ck_assert(fabs(p->time_us - mean) <= 1e-6 * mean); /* time: the mean of those latencies */
+    ryz_bench_report_free(&rep);
 }
 END_TEST
 
@@ -246,6 +301,52 @@ START_TEST(test_insitu_columns) {
 }
 END_TEST
 
+/* The bytes a rank read before each call (ryz_streamed_add, as the cpu
+ * backend's matmuls count them, since its previous collective) become each
+ * row's streamed_bytes (p50), and its reference after reading as much; a
+ * row with nothing read has the back-to-back reference there too.
+ * Broadcasts, then reads, an all-reduce and an all-gather in turn: the
+ * reads are the all-reduce's, none the all-gather's. */
+START_TEST(test_insitu_streamed) {
+    enum { READ = 1 << 20, CALLS = 12 };
+    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    ryz_comm_records_clear(g_world);
+    alarm(HANG_LIMIT_S);
+    for (int i = 0; i < CALLS; i++)
+        ck_assert_int_eq(ryz_comm_broadcast(g_world, x, 64, 0), RYZ_OK);
+    for (int i = 0; i < CALLS; i++) {
+        ryz_streamed_add(READ);
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
+        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
+    }
+    alarm(0);
+    free(x);
+    ryz_results res;
+    double comm_s;
+    insitu(&res, &comm_s);
+    if (g_rank == 0) {
+        ck_assert_uint_eq(res.n_collectives, 3);
+        const ryz_row_collective *ar = &res.collectives[0], *ag = &res.collectives[1];
+        const ryz_row_collective *bc = &res.collectives[2];
+        ck_assert_str_eq(bc->op, "broadcast");
+        ck_assert_uint_eq(ar->streamed_bytes, READ);
+        ck_assert_uint_eq(ag->streamed_bytes, 0);
+        ck_assert_uint_eq(bc->streamed_bytes, 0);
+        if (g_k > 1) {
+            ck_assert(ar->isolated_evict_p50_us > 0);
+            ck_assert(fabs(ar->last_over_evict - ar->p50_last_us / ar->isolated_evict_p50_us) <=
+                      1e-12 * ar->last_over_evict);
+            ck_assert(ag->isolated_evict_p50_us == ag->isolated_p50_us);
+            ck_assert(bc->isolated_evict_p50_us == bc->isolated_p50_us);
+        } else {
+            ck_assert(ar->isolated_evict_p50_us == 0 && ar->last_over_evict == 0);
+        }
+    }
+    ryz_results_free(&res);
+}
+END_TEST
+
 START_TEST(test_insitu_ranks_disagree) {
     if (g_k < 2)
         return;
@@ -277,11 +378,13 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_ranks_disagree_on_size);
     tcase_add_test(tc, test_ranks_disagree_on_sweep);
     tcase_add_test(tc, test_world_keeps_working_after_disagreement);
+    tcase_add_test(tc, test_evict_latency_is_fastest_rank);
     suite_add_tcase(s, tc);
     tc = tcase_create("insitu");
     tcase_set_timeout(tc, HANG_LIMIT_S);
     tcase_add_test(tc, test_cross_rank_reduction);
     tcase_add_test(tc, test_insitu_columns);
+    tcase_add_test(tc, test_insitu_streamed);
     tcase_add_test(tc, test_insitu_ranks_disagree);
     suite_add_tcase(s, tc);
     return s;

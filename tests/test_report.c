@@ -173,6 +173,10 @@ static void add_case(ryz_results *r, const char *name, const int *tps, int n) {
         add_timing(r, name, tp, tp == 2 ? 1.86 : 3.1, tp == 2 ? 0.09 : 0.2);
         add_memory(r, name, tp);
         add_collective(r, name, tp, "all_reduce", 1152, 1200, 41.0 * tp / 2);
+        ryz_row_collective *c = &r->collectives[r->n_collectives - 1];
+        c->p50_last_us = 30, c->wait_p50_us = 5, c->isolated_p50_us = 20;
+        c->last_over_isolated = 1.5, c->streamed_bytes = 9u << 19;
+        c->isolated_evict_p50_us = 25, c->last_over_evict = 1.2;
         add_collective(r, name, tp, "all_reduce", 9216, 40, 60.0 * tp / 2);
         add_collective(r, name, tp, "all_gather", 128000, 90, 110.0 * tp / 2);
     }
@@ -440,6 +444,11 @@ START_TEST(test_report) {
     if (gp)
         ck_assert_int_ge(count_pngs(dir), 4);
     check_report(dir, ALPHA_TP2);
+    char *md = test_slurp(in_tmp(file, "r/report.md"), NULL); /* last, wait, isolated, read */
+    ck_assert_msg(strstr(md, "| 30.0 | 5.0 | 20.0 | 4.5 | 25.0 | 1.20 |\n") &&
+                      strstr(md, "| - | - | - | - | - | - |\n"), /* rows not measured */
+                  "collective columns not as expected in %s", file);
+    free(md);
     run_free(&r);
 }
 END_TEST

@@ -143,6 +143,8 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
         l.algbw_gbs = 12.5 + k, l.busbw_gbs = 21.875 + k;
         l.p50_last_us = 4.25 + k, l.wait_p50_us = 0.5 * k, l.isolated_p50_us = 3.75 + k;
         l.last_over_isolated = l.p50_last_us / l.isolated_p50_us;
+        l.streamed_bytes = (9ull << 20) + (uint64_t)k, l.isolated_evict_p50_us = 6.125 + k;
+        l.last_over_evict = l.p50_last_us / l.isolated_evict_p50_us;
         m.tp = 2 + k, m.rank = k;
         m.weights = 3ull << 30 | (uint64_t)k, m.kv_cache = 5ull << 20, m.scratch = 4096 + k;
         m.peak_rss = (uint64_t)1 << 63, m.mem_efficiency = 0.96875 - k;
@@ -262,6 +264,9 @@ static void assert_results_equal(const ryz_results *got, const ryz_results *want
         EQ_DBL(a, b, wait_p50_us);
         EQ_DBL(a, b, isolated_p50_us);
         EQ_DBL(a, b, last_over_isolated);
+        EQ_U64(a, b, streamed_bytes);
+        EQ_DBL(a, b, isolated_evict_p50_us);
+        EQ_DBL(a, b, last_over_evict);
     }
     for (size_t i = 0; i < got->n_memory; i++) {
         const ryz_row_memory *a = &got->memory[i], *b = &want->memory[i];
@@ -414,7 +419,7 @@ START_TEST(test_file_layout) {
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         ck_assert_msg(H5Aexists(f, attrs[i]) > 0, "no attribute %s", attrs[i]);
     const char *dsets[] = {"/correctness", "/timing", "/collectives", "/memory", "/samples"};
-    const int members[] = {11, 14, 14, 8, 5}, rows[] = {3, 3, 3, 3, 4};
+    const int members[] = {11, 14, 17, 8, 5}, rows[] = {3, 3, 3, 3, 4};
     for (int i = 0; i < 5; i++) {
         hid_t d = H5Dopen2(f, dsets[i], H5P_DEFAULT);
         ck_assert_msg(d >= 0, "no dataset %s", dsets[i]);
@@ -689,7 +694,7 @@ START_TEST(test_print) {
     ck_assert_ptr_nonnull(out);
     ryz_results_print(&r, out);
     fclose(out);
-    const char *want[] = {"schema_version: 2",
+    const char *want[] = {"schema_version: 3",
                           "tool_version: ryz 0.3.1-test",
                           "    [case a]",
                           "/correctness: 3 rows",

@@ -44,6 +44,14 @@ typedef struct {
     uint64_t min_bytes, max_bytes; /* -b, -e */
     int factor, iters, warmup;     /* -f (>= 2), -n, -w (per size) */
     int check;                     /* -c: fill known data, count wrong elements */
+    uint64_t evict_bytes;          /* --evict: before each timed call this rank reads
+                                      this many bytes it has not read recently (the
+                                      model's weights between two collectives), untimed;
+                                      a call's latency is then the fastest rank's */
+    const uint64_t *evict_each;    /* or, when n_evict_each > 0, timed call i reads
+                                      evict_each[i * n_evict_each / iters] bytes: a
+                                      model's sequence, replayed evenly (the suite) */
+    size_t n_evict_each;
     uint64_t size_skew;            /* test only: bytes added to every size on this
                                       rank (RYZ_TEST_COMM_SKEW_RANK) */
     FILE *out;                     /* rank 0 prints the tables here; NULL: silent */
@@ -52,11 +60,13 @@ typedef struct {
 /* One placement (out-of-place or in-place) of one size. */
 typedef struct {
     int ran;                     /* 0: not expressible with ryz_comm ("n/a") */
-    double time_us;              /* batch wall time / iters, averaged over ranks */
+    double time_us;              /* batch wall time / iters (with evict_bytes: the
+                                    calls' mean time), averaged over ranks */
     double algbw_gbs, busbw_gbs; /* from time_us, as nccl-tests prints them */
     double p50_us, p99_us;       /* of samples_us */
     int64_t wrong;               /* wrong elements over all ranks; -1 unchecked */
-    float *samples_us;           /* per iteration: the slowest rank's call (malloc'd) */
+    float *samples_us;           /* per iteration: the slowest rank's call, or with
+                                    evict_bytes the fastest's (malloc'd) */
     size_t n_samples;
 } ryz_bench_result;
 

@@ -48,6 +48,8 @@ typedef struct {
     size_t bytes;   /* message size as nccl-tests counts it: all_reduce and broadcast
                        the buffer, all_gather the output, reduce_scatter the input */
     double seconds; /* wall time of the call on this rank */
+    uint64_t streamed; /* bytes ryz_streamed_total grew by since this comm's previous
+                          record (or creation, or clear): weights read before the call */
 } ryz_comm_record;
 
 /* Builds a comm from a backend table (used by backends). Takes ownership of

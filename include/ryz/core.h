@@ -75,6 +75,12 @@ const char *ryz_mem_kind_name(ryz_mem_kind kind);
 void *ryz_alloc_stream(size_t bytes);
 /* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
 size_t ryz_mem_peak_rss(void);
+/* Bytes of weights this process has read from host memory, as the cpu
+ * backend's matmuls count them (any thread). The comm layer's records take
+ * the growth between two collectives: what streamed through the caches
+ * before a call, which `ryz comm --evict` replays (docs/comm.md). */
+void ryz_streamed_add(uint64_t bytes);
+uint64_t ryz_streamed_total(void);
 
 /* Order statistics of samples (x is sorted in place; n >= 1). Percentiles
  * by nearest rank. */

@@ -10,9 +10,11 @@
 #include "ryz/core.h"
 
 /* Layout version written. 2 added /timing read_bandwidth_gbs and the
- * /collectives last-arriver, wait and isolated columns; version 1 files
- * are still read, those columns as 0 (not measured). */
-#define RYZ_RESULTS_SCHEMA 2
+ * /collectives last-arriver, wait and isolated columns; 3 the
+ * /collectives streamed bytes and the isolated reference after streaming
+ * them. Older files are still read, the newer columns as 0 (not
+ * measured). */
+#define RYZ_RESULTS_SCHEMA 3
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
 
@@ -60,6 +62,14 @@ typedef struct {
     double isolated_p50_us;       /* the same op and size alone on the same ranks
                                      (`ryz comm`'s harness), p50 */
     double last_over_isolated;    /* p50_last_us / isolated_p50_us */
+    /* Schema 3; 0 where not measured (as above, and files before it). */
+    uint64_t streamed_bytes;      /* p50 over rank 0's calls of the weight bytes it
+                                     read since its previous collective */
+    double isolated_evict_p50_us; /* as isolated_p50_us, each call after reading
+                                     streamed_bytes (`ryz comm --evict`): the caches
+                                     as in situ; = isolated_p50_us when 0 streamed */
+    double last_over_evict;       /* p50_last_us / isolated_evict_p50_us: what
+                                     max_collective_ratio gates */
 } ryz_row_collective;
 
 /* /memory: one row per (case, tp, rank). */

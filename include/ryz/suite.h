@@ -59,7 +59,8 @@ typedef struct {
     double max_comm_fraction;      /* decode time in collectives / wall time */
     double min_memory_efficiency;  /* (baseline / k) / largest rank */
     double max_logit_error;        /* teacher-forced max abs error */
-    double max_collective_ratio;   /* last-arriver p50 / isolated p50, worst (op, size) */
+    double max_collective_ratio;   /* last-arriver p50 / isolated p50 after the same
+                                      reads, worst (op, size) */
     double min_bandwidth_scaling;  /* decode speedup / (read bw of k ranks / of 1) */
 } ryz_acceptance;
 
@@ -177,13 +178,16 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
  * (and agreement), each distinct (op, bytes) is then run alone on c with
  * the `ryz comm` harness (ryz_bench_run: warm-up, then back-to-back calls,
  * p50 of the slowest rank's call, in place where ryz_comm can say so, as
- * the model's all-reduces are), a few hundred calls at most, which clears
- * c's records; not on a comm that takes device memory (nccl), since the
- * harness's host buffers would time nccl's host staging instead of the
- * model's in-place device calls (the isolated columns stay 0). res
- * (NULL: none) gets one /collectives row per (op, bytes) of c's records,
- * barriers left out: p50/p99/mean of this rank's times, p50_last_us,
- * wait_p50_us, isolated_p50_us and their ratio (0 where not measured).
+ * the model's all-reduces are), a few hundred calls at most, and once
+ * more with each call after reading the bytes the records say this rank
+ * read before its calls, in call order (evict_each; the fastest rank's
+ * call), which clears c's records; not on a comm that takes device memory
+ * (nccl), since the harness's host buffers would time nccl's host staging
+ * instead of the model's in-place device calls (the isolated columns stay
+ * 0). res (NULL: none) gets one /collectives row per (op, bytes) of c's
+ * records, barriers left out: p50/p99/mean of this rank's times,
+ * streamed_bytes, p50_last_us, wait_p50_us, the two isolated p50s and
+ * their ratios (0 where not measured).
  * Returns OK or the communication error (every rank alike). */
 ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
                                  ryz_results *res, double *comm_s);
@@ -230,7 +234,8 @@ ryz_status ryz_checks_write_junit(const ryz_checks *c, const char *suite_name, c
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out);
 /* One row for (case, tp) from the results tables; tp 0 prints the baseline
  * (timing and memory only); tp > 1 is followed by one line per collective
- * (p50 in situ, last arriver, wait, isolated, last/isolated). Prints
+ * (p50 in situ, last arriver, wait, isolated, bytes read before a call,
+ * isolated after reading as much, last arriver over that). Prints
  * nothing for rows not (yet) present. */
 void ryz_suite_print_row(const ryz_results *r, const char *case_name, int tp, FILE *out);
 

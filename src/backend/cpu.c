@@ -394,6 +394,7 @@ static gemv_rows_fn gemv_f32_kernel(int in) {
 
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                        int out) {
+    ryz_streamed_add((uint64_t)in * (uint64_t)out * sizeof *w);
     if (n == 1)
         gemv(ctx, gemv_f32_kernel(in), y, x, w, in, out);
     else
@@ -430,6 +431,7 @@ static void widen_part(void *arg, int t, int n) {
 static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                             int out) {
     cpu_ctx *c = ctx;
+    ryz_streamed_add((uint64_t)in * (uint64_t)out * sizeof *w);
     if (n == 1) {
         float *xp = in % 16 == 0 && have_avx2()
                         ? scratch_grow(&c->xperm, &c->xperm_floats, (size_t)in) : NULL;

@@ -227,7 +227,7 @@ size_t ryz_bench_sizes(ryz_comm_op op, uint64_t min, uint64_t max, int factor, i
 
 /* ---- the harness -------------------------------------------------------- */
 
-enum { MAX_SIZES = 64, KEY_FLOATS = 6 };
+enum { MAX_SIZES = 64, KEY_FLOATS = 8 };
 
 typedef struct {
     ryz_comm *c;
@@ -237,27 +237,32 @@ typedef struct {
     float *mine, *all;  /* 2 + iters floats, and k times that, for statistics */
     float *keys;        /* k * KEY_FLOATS for the agreement */
     double *scratch;    /* iters doubles for percentiles */
+    int evicting;       /* --evict given (even of 0 bytes): latency is the fastest rank's */
+    float *pool;        /* what the evictions read (NULL when none reads anything) */
+    size_t pool_floats, pool_at;
 } harness;
 
-/* What every rank must agree on before a size; 24 bytes, sent as floats. */
+/* What every rank must agree on before a size; 32 bytes, sent as floats.
+ * The bytes each rank evicts are its own; whether they evict is not. */
 typedef struct {
-    uint32_t op, iters, warmup, check;
+    uint32_t op, iters, warmup, check, evicting, unused;
     uint64_t bytes;
 } agree_key;
-_Static_assert(sizeof(agree_key) == KEY_FLOATS * sizeof(float), "agree_key is 6 floats");
+_Static_assert(sizeof(agree_key) == KEY_FLOATS * sizeof(float), "agree_key is 8 floats");
 
 /* Formats a key as "all_reduce of 8 bytes (-n 20 -w 5 -c 1)", or "the end
- * of the sweep (-n 20 -w 5 -c 1)". */
+ * of the sweep (-n 20 -w 5 -c 1 --evict)". */
 static void key_text(const agree_key *k, char *buf, size_t cap) {
     char what[64] = "the end of the sweep";
     if (k->op != RYZ_OP_COUNT)
         snprintf(what, sizeof what, "%s of %llu bytes", ryz_comm_op_name((ryz_comm_op)k->op),
                  (unsigned long long)k->bytes);
-    snprintf(buf, cap, "%s (-n %u -w %u -c %u)", what, k->iters, k->warmup, k->check);
+    snprintf(buf, cap, "%s (-n %u -w %u -c %u%s)", what, k->iters, k->warmup, k->check,
+             k->evicting ? " --evict" : "");
 }
 
-/* All ranks exchange their next (op, bytes, iters, warmup, check) in one
- * all_gather of equal size on every rank, so a rank that differs cannot
+/* All ranks exchange their next (op, bytes, iters, warmup, check,
+ * evicting) in one all_gather of equal size on every rank, so a rank that differs cannot
  * leave the others waiting; any difference is EINVAL on every rank, naming
  * rank 0's value and the first differing rank's. op RYZ_OP_COUNT marks the
  * end of the sweep (a rank with more sizes than the others is caught too). */
@@ -267,6 +272,7 @@ static ryz_status agree(harness *h, uint32_t op, uint64_t bytes) {
                       .iters = (uint32_t)h->o->iters,
                       .warmup = (uint32_t)h->o->warmup,
                       .check = (uint32_t)h->o->check,
+                      .evicting = (uint32_t)h->evicting,
                       .bytes = bytes};
     float buf[KEY_FLOATS];
     memcpy(buf, &mine, sizeof mine);
@@ -328,10 +334,76 @@ static ryz_status check_once(harness *h, const coll *e, size_t s, size_t r, size
     return st;
 }
 
-/* Warm-up, then one timed batch after a barrier. h->mine gets the batch
- * wall time per iteration (us) in [0] and each call's time (us, from the
- * profiler's records) in [2..]. */
-static ryz_status time_batch(harness *h, const coll *e, size_t p, int ip) {
+/* ---- --evict ---------------------------------------------------------- */
+
+#define EVICT_LLC_GUESS ((uint64_t)32 << 20) /* when sysfs does not say */
+
+/* The last-level cache's size in bytes, from sysfs (cpuid's figure in a VM
+ * can be the host's), or EVICT_LLC_GUESS. */
+static uint64_t llc_bytes(void) {
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    unsigned long long n = 0;
+    char unit = 0;
+    int got = f ? fscanf(f, "%llu%c", &n, &unit) : 0;
+    if (f)
+        fclose(f);
+    if (got < 1 || n == 0)
+        return EVICT_LLC_GUESS;
+    return n << (unit == 'K' ? 10 : unit == 'M' ? 20 : 0);
+}
+
+/* Bytes timed call i of a batch reads first. */
+static uint64_t evict_of(const ryz_bench_opts *o, int i) {
+    if (o->n_evict_each == 0)
+        return o->evict_bytes;
+    return o->evict_each[(size_t)i * o->n_evict_each / (size_t)o->iters];
+}
+
+/* The most any call reads first (0: no eviction). */
+static uint64_t evict_most(const ryz_bench_opts *o) {
+    uint64_t most = o->evict_bytes;
+    for (size_t i = 0; i < o->n_evict_each; i++)
+        most = o->evict_each[i] > most ? o->evict_each[i] : most;
+    return most;
+}
+
+/* The eviction pool: twice the most bytes a call reads or twice the
+ * last-level cache, whichever is more, read in turn, so each eviction
+ * reads memory that has left every cache since its last read, as a decode
+ * step reads weights it last read a token ago. Touched here, not while
+ * timed. */
+static ryz_status evict_alloc(harness *h) {
+    uint64_t per = evict_most(h->o), llc = llc_bytes();
+    size_t bytes = (size_t)(2 * (per > llc ? per : llc));
+    h->pool = ryz_alloc_stream(bytes);
+    if (!h->pool)
+        return ryz_error(RYZ_ENOMEM, "out of memory for --evict's %zu MiB pool", bytes >> 20);
+    memset(h->pool, 0, bytes);
+    h->pool_floats = bytes / sizeof(float);
+    return RYZ_OK;
+}
+
+static volatile float evict_sink;
+
+/* Reads the pool's next `bytes` (a float per 64-byte line, which brings
+ * in the whole line), wrapping at its end. */
+static void evict_caches(harness *h, uint64_t bytes) {
+    size_t n = (size_t)bytes / sizeof(float), at = h->pool_at;
+    float s = 0;
+    for (size_t i = 0; i < n; i += 16, at += 16) {
+        if (at >= h->pool_floats)
+            at = 0;
+        s += h->pool[at];
+    }
+    h->pool_at = at;
+    evict_sink = s;
+}
+
+/* Warm-up, then one timed batch after a barrier, each timed call after an
+ * eviction with --evict. h->mine gets the batch wall time per iteration
+ * (us) in [0] and each call's time (us, from the profiler's records) in
+ * [2..]. */
+static ryz_status time_batch(harness *h, const coll *e, size_t s, size_t p, int ip) {
     float *send = ip ? h->recv : h->send;
     ryz_status st = RYZ_OK;
     for (int i = 0; st == RYZ_OK && i < h->o->warmup; i++)
@@ -342,8 +414,13 @@ static ryz_status time_batch(harness *h, const coll *e, size_t p, int ip) {
         return st;
     ryz_comm_records_clear(h->c);
     double t0 = ryz_time_now();
-    for (int i = 0; st == RYZ_OK && i < h->o->iters; i++)
+    for (int i = 0; st == RYZ_OK && i < h->o->iters; i++) {
+        if (h->pool) {
+            evict_caches(h, evict_of(h->o, i));
+            memset(send, 0, s * sizeof *send); /* just written, as a model's output is */
+        }
         st = e->run(h->c, send, h->recv, p, e->root);
+    }
     double wall = ryz_time_now() - t0;
     if (st != RYZ_OK)
         return st;
@@ -355,7 +432,10 @@ static ryz_status time_batch(harness *h, const coll *e, size_t p, int ip) {
 }
 
 /* Gathers every rank's h->mine and fills res: time averaged over ranks,
- * wrong summed, each iteration's latency the slowest rank's. */
+ * wrong summed, each iteration's latency the slowest rank's. With --evict
+ * a latency is the fastest rank's (the last to arrive: the ranks finish
+ * their evictions at different times, and the others' wait is not the
+ * collective's) and time their mean (the wall time holds the evictions). */
 static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_result *res) {
     int n = h->o->iters, stride = 2 + n;
     ryz_status st = ryz_comm_all_gather(h->c, h->mine, h->all, (size_t)stride);
@@ -364,21 +444,24 @@ static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_
     res->samples_us = malloc((size_t)n * sizeof(float));
     if (!res->samples_us)
         return ryz_error(RYZ_ENOMEM, "out of memory for latency samples");
-    double t = 0, wrong = 0;
+    double t = 0, wrong = 0, fastest = 0;
     for (int r = 0; r < h->k; r++)
         t += h->all[r * stride], wrong += h->all[r * stride + 1];
     for (int i = 0; i < n; i++) {
-        float worst = 0;
-        for (int r = 0; r < h->k; r++)
-            worst = fmaxf(worst, h->all[r * stride + 2 + i]);
-        res->samples_us[i] = worst;
-        h->scratch[i] = worst;
+        float v = h->all[2 + i];
+        for (int r = 1; r < h->k; r++) {
+            float u = h->all[r * stride + 2 + i];
+            v = h->evicting ? fminf(v, u) : fmaxf(v, u);
+        }
+        res->samples_us[i] = v;
+        h->scratch[i] = v;
+        fastest += v;
     }
     ryz_stats s;
     ryz_stats_compute(h->scratch, (size_t)n, &s);
     res->ran = 1;
     res->n_samples = (size_t)n;
-    res->time_us = t / h->k;
+    res->time_us = h->evicting ? fastest / n : t / h->k;
     res->wrong = h->o->check ? (int64_t)wrong : -1;
     res->p50_us = s.median, res->p99_us = s.p99;
     res->algbw_gbs = ryz_bench_algbw_gbs(bytes, 1e-6 * res->time_us);
@@ -394,7 +477,7 @@ static ryz_status bench_place(harness *h, const coll *e, uint64_t bytes, int ip,
     int64_t wrong;
     ryz_status st = check_once(h, e, s, r, p, ip, &wrong);
     if (st == RYZ_OK)
-        st = time_batch(h, e, p, ip);
+        st = time_batch(h, e, s, p, ip);
     if (st != RYZ_OK)
         return st;
     h->mine[1] = (float)(wrong > 0 ? wrong : 0);
@@ -506,13 +589,15 @@ static ryz_status harness_alloc(harness *h) {
     h->all = malloc((size_t)h->k * stride * sizeof(float));
     h->keys = malloc((size_t)h->k * KEY_FLOATS * sizeof(float));
     h->scratch = malloc(stride * sizeof(double));
-    if (h->send && h->recv && h->mine && h->all && h->keys && h->scratch)
-        return RYZ_OK;
-    return ryz_error(RYZ_ENOMEM, "out of memory for two buffers of %zu bytes", n * sizeof(float));
+    if (!h->send || !h->recv || !h->mine || !h->all || !h->keys || !h->scratch)
+        return ryz_error(RYZ_ENOMEM, "out of memory for two buffers of %zu bytes",
+                         n * sizeof(float));
+    return evict_most(h->o) ? evict_alloc(h) : RYZ_OK;
 }
 
 static void harness_free(harness *h) {
     free(h->send), free(h->recv), free(h->mine), free(h->all), free(h->keys), free(h->scratch);
+    free(h->pool);
 }
 
 /* Average busbw over every placement run, and the total of wrong elements. */
@@ -535,10 +620,11 @@ static void summarize(ryz_bench_report *r, int check) {
 /* Options the harness cannot run with (the CLI checks them first too). */
 static ryz_status check_opts(const ryz_bench_opts *o) {
     if (!o->ops || o->factor < 2 || o->iters < 1 || o->iters > RYZ_BENCH_MAX_ITERS ||
-        o->warmup < 0 || o->min_bytes > o->max_bytes || o->max_bytes > RYZ_BENCH_MAX_BYTES)
+        o->warmup < 0 || o->min_bytes > o->max_bytes || o->max_bytes > RYZ_BENCH_MAX_BYTES ||
+        evict_most(o) > RYZ_BENCH_MAX_BYTES)
         return ryz_error(RYZ_EINVAL,
                          "comm: bad benchmark options (ops, -f >= 2, -n in [1, %d], "
-                         "-w >= 0, -b <= -e <= 4G)",
+                         "-w >= 0, -b <= -e <= 4G, --evict <= 4G)",
                          RYZ_BENCH_MAX_ITERS);
     return RYZ_OK;
 }
@@ -547,7 +633,11 @@ ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report 
     memset(out, 0, sizeof *out);
     out->world = ryz_comm_size(c);
     snprintf(out->backend, sizeof out->backend, "%s", ryz_comm_name(c));
-    harness h = {.c = c, .o = o, .rank = ryz_comm_rank(c), .k = ryz_comm_size(c)};
+    harness h = {.c = c,
+                 .o = o,
+                 .rank = ryz_comm_rank(c),
+                 .k = ryz_comm_size(c),
+                 .evicting = o->evict_bytes > 0 || o->n_evict_each > 0};
     ryz_status st = check_opts(o);
     if (st == RYZ_OK)
         st = harness_alloc(&h);

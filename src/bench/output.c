@@ -25,6 +25,9 @@ void bench_print_header(FILE *f, const ryz_bench_opts *o, const char *backend,
             "warmup iters: %d iters: %d validation: %d\n#\n# Using devices\n",
             backend, k, k == 1 ? "" : "s", (unsigned long long)o->min_bytes,
             (unsigned long long)o->max_bytes, o->factor, o->warmup, o->iters, o->check);
+    if (o->evict_bytes)
+        fprintf(f, "# Evicting: each rank reads %llu bytes before each timed call; latency is "
+                   "the fastest rank's\n#\n", (unsigned long long)o->evict_bytes);
     for (int r = 0; r < k; r++)
         fprintf(f, "#  Rank %2d Pid %6d on %s device cpu\n", r, ranks[r].pid, ranks[r].host);
     fflush(f);

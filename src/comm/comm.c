@@ -27,6 +27,7 @@ struct ryz_comm {
     float *fp;                /* (size, FP_FLOATS) fingerprints of the last check */
     ryz_comm_record *records; /* ring of RECORD_CAPACITY */
     size_t n_records;         /* total recorded since clear (may exceed capacity) */
+    uint64_t streamed_mark;   /* ryz_streamed_total at the last record or clear */
 };
 
 /* ---- settings ------------------------------------------------------- */
@@ -116,6 +117,7 @@ ryz_status ryz_comm_create(const ryz_comm_iface *iface, void *ctx, int rank, int
     }
     *c = (ryz_comm){
         .iface = iface, .ctx = ctx, .rank = rank, .size = size, .fp = fp, .records = rec};
+    c->streamed_mark = ryz_streamed_total();
     *out = c;
     return RYZ_OK;
 }
@@ -306,8 +308,12 @@ static ryz_status call_end(ryz_comm *c, int op, ryz_status st, size_t bytes, dou
     inflight_end();
     if (op != COMM_OP_SPLIT) {
         ryz_comm_record *r = &c->records[c->n_records % RECORD_CAPACITY];
-        *r = (ryz_comm_record){
-            .op = (ryz_comm_op)op, .bytes = bytes, .seconds = ryz_time_now() - t0};
+        uint64_t streamed = ryz_streamed_total();
+        *r = (ryz_comm_record){.op = (ryz_comm_op)op,
+                               .bytes = bytes,
+                               .seconds = ryz_time_now() - t0,
+                               .streamed = streamed - c->streamed_mark};
+        c->streamed_mark = streamed;
         c->n_records++;
     }
     if (st == RYZ_OK && result)
@@ -415,6 +421,7 @@ const ryz_comm_record *ryz_comm_record_at(const ryz_comm *c, size_t i) {
 
 void ryz_comm_records_clear(ryz_comm *c) {
     c->n_records = 0;
+    c->streamed_mark = ryz_streamed_total();
 }
 
 double ryz_comm_op_seconds(const ryz_comm *c, ryz_comm_op op, size_t *calls) {

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +156,14 @@ ryz_status ryz_env_int(const char *name, long def, long lo, long hi, long *out) 
         return ryz_error(RYZ_EINVAL, "%s=%ld out of range [%ld, %ld]", name, x, lo, hi);
     *out = x;
     return RYZ_OK;
+}
+
+static _Atomic uint64_t streamed;
+
+void ryz_streamed_add(uint64_t bytes) {
+    atomic_fetch_add_explicit(&streamed, bytes, memory_order_relaxed);
+}
+
+uint64_t ryz_streamed_total(void) {
+    return atomic_load_explicit(&streamed, memory_order_relaxed);
 }

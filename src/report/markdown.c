@@ -196,8 +196,9 @@ static void write_collectives(const ryz_results *r, FILE *f) {
     static const char *cols[] = {
         "case",       "TP",          "op",          "size",           "calls",
         "p50 us",     "p99 us",      "mean us",     "algbw GB/s",     "busbw GB/s",
-        "last p50 us", "wait p50 us", "isolated p50 us", "last/isolated"};
-    table_head(f, "Collectives (per call; size as nccl-tests counts it)", cols, 14);
+        "last p50 us", "wait p50 us", "isolated p50 us", "read MiB", "isolated after read p50 us",
+        "last/isolated after read"};
+    table_head(f, "Collectives (per call; size as nccl-tests counts it)", cols, 16);
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
         fputs("| ", f);
@@ -206,18 +207,27 @@ static void write_collectives(const ryz_results *r, FILE *f) {
         bytes_cell(f, c->bytes);
         fprintf(f, " %llu | %.1f | %.1f | %.1f | %.3f | %.3f |", (unsigned long long)c->count,
                 c->p50_us, c->p99_us, c->mean_us, c->algbw_gbs, c->busbw_gbs);
-        if (c->isolated_p50_us > 0)
-            fprintf(f, " %.1f | %.1f | %.1f | %.2f |\n", c->p50_last_us, c->wait_p50_us,
-                    c->isolated_p50_us, c->last_over_isolated);
-        else if (c->p50_last_us > 0)
-            fprintf(f, " %.1f | %.1f | - | - |\n", c->p50_last_us, c->wait_p50_us);
+        if (c->p50_last_us > 0)
+            fprintf(f, " %.1f | %.1f |", c->p50_last_us, c->wait_p50_us);
         else
-            fprintf(f, " - | - | - | - |\n");
+            fputs(" - | - |", f);
+        if (c->isolated_p50_us > 0)
+            fprintf(f, " %.1f |", c->isolated_p50_us);
+        else
+            fputs(" - |", f);
+        if (c->isolated_evict_p50_us > 0)
+            fprintf(f, " %.1f | %.1f | %.2f |\n", c->streamed_bytes / 1048576.0,
+                    c->isolated_evict_p50_us, c->last_over_evict);
+        else
+            fputs(" - | - | - |\n", f);
     }
     fprintf(f, "\nBandwidths follow the nccl-tests conventions, at p50. p50 is rank 0's calls "
                "in situ; last: per call, the fastest rank's time (the last to arrive: the "
                "collective once all arrived); wait: per call, slowest - fastest rank; isolated: "
-               "the same op and size alone on the same ranks (`ryz comm`'s harness).\n\n");
+               "the same op and size alone on the same ranks (`ryz comm`'s harness), back to "
+               "back; read: the weights rank 0 read before a call in situ (p50); isolated after "
+               "read: the same, each call after reading as much again (`ryz comm --evict`), "
+               "the reference `max_collective_ratio` holds the last arriver to.\n\n");
 }
 
 static void write_plots(const ryz_plot_files *plots, FILE *f) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define CELL_MAX 96   /* longest formatted cell (names are < RYZ_NAME_LEN) */
-#define MAX_FIELDS 16 /* most fields of any row */
+#define MAX_FIELDS 24 /* at least the most fields of any row (collectives: 17) */
 
 /* Formats a size in bytes: "N", "N (x.x KiB)" or "N (x.x MiB)". */
 static void format_bytes(uint64_t b, char *cell, size_t size) {

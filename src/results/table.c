@@ -18,6 +18,8 @@
 #define F_BYTES(T, f) FIELD(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES)
 #define F_F64(T, f) FIELD(T, f, RYZ_FIELD_F64, 0)
 #define F_F64_V2(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 2) /* added in schema 2 */
+#define F_F64_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 3) /* added in schema 3 */
+#define F_BYTES_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES, 3)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 #define C ryz_row_correctness
@@ -52,7 +54,8 @@ static const ryz_field COLLECTIVES[] = {
     F_STR(L, case_name), F_I32(L, tp),        F_STR(L, op),     F_BYTES(L, bytes),
     F_U64(L, count),     F_F64(L, p50_us),    F_F64(L, p99_us), F_F64(L, mean_us),
     F_F64(L, algbw_gbs), F_F64(L, busbw_gbs), F_F64_V2(L, p50_last_us), F_F64_V2(L, wait_p50_us),
-    F_F64_V2(L, isolated_p50_us), F_F64_V2(L, last_over_isolated),
+    F_F64_V2(L, isolated_p50_us), F_F64_V2(L, last_over_isolated), F_BYTES_V3(L, streamed_bytes),
+    F_F64_V3(L, isolated_evict_p50_us), F_F64_V3(L, last_over_evict),
 };
 #undef L
 

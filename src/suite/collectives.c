@@ -17,6 +17,10 @@
  * timed ones, fewer (not below ISOLATED_MIN_ITERS) where the in-situ
  * last-arriver p50 says they would take more than ISOLATED_BUDGET_S. */
 enum { ISOLATED_ITERS = 200, ISOLATED_MIN_ITERS = 20, ISOLATED_WARMUP = 20 };
+/* Timed iterations of the reference after streaming (`ryz comm --evict`):
+ * fixed, since the bytes each rank streamed are its own and the ranks must
+ * agree on the count; each costs an eviction, milliseconds for a big one. */
+enum { EVICT_ITERS = 100 };
 #define ISOLATED_BUDGET_S 0.05
 
 /* What the ranks agree on before gathering anything sized by the records
@@ -40,6 +44,8 @@ typedef struct {
     const char *case_name;
     size_t n;                 /* records of this rank */
     double *secs;             /* (n) this rank's durations, in call order */
+    double *streamed;         /* (n) bytes this rank read before each call (since its
+                                 previous one) */
     call_ref *calls;          /* (n) sorted by (op, bytes, i) */
     double *all;              /* (k, n) every rank's durations */
     double *last, *wait;      /* (n) per call; valid when `agreed` */
@@ -47,12 +53,14 @@ typedef struct {
     rec_key *keys;            /* (k) */
     int agreed;               /* k > 1 and every rank recorded the same calls */
     ryz_row_collective *rows; /* (n) one per (op, bytes) */
+    size_t *row_at;           /* (n) each row's first call in `calls` */
+    uint64_t *seq;            /* (n) a row's streamed bytes in call order */
     size_t n_rows;
 } group_ctx;
 
 static void ctx_free(group_ctx *x) {
-    free(x->secs), free(x->calls), free(x->all), free(x->last), free(x->wait);
-    free(x->scratch), free(x->keys), free(x->rows);
+    free(x->secs), free(x->streamed), free(x->calls), free(x->all), free(x->last), free(x->wait);
+    free(x->scratch), free(x->keys), free(x->rows), free(x->row_at), free(x->seq);
 }
 
 /* Copies this rank's records (before any collective of ours adds one) and
@@ -63,18 +71,22 @@ static int snapshot(group_ctx *x, double *comm_s) {
     *comm_s = 0;
     if (ryz_measure_starved("RYZ_TEST_RECORDS_NOMEM", x->rank)) return 0;
     x->secs = malloc(m * sizeof *x->secs);
+    x->streamed = malloc(m * sizeof *x->streamed);
     x->calls = malloc(m * sizeof *x->calls);
     x->all = ryz_mul_ok((size_t)x->k, m, &km) ? malloc(km * sizeof *x->all) : NULL;
     x->last = calloc(m, sizeof *x->last);
     x->wait = calloc(m, sizeof *x->wait);
     x->scratch = malloc(m * sizeof *x->scratch);
     x->rows = calloc(m, sizeof *x->rows);
-    if (!x->secs || !x->calls || !x->all || !x->last || !x->wait || !x->scratch || !x->rows)
+    x->row_at = calloc(m, sizeof *x->row_at);
+    x->seq = calloc(m, sizeof *x->seq);
+    if (!x->row_at || !x->seq || !x->secs || !x->streamed || !x->calls || !x->all || !x->last || !x->wait || !x->scratch || !x->rows)
         return 0;
     x->n = n;
     for (size_t i = 0; i < n; i++) {
         const ryz_comm_record *r = ryz_comm_record_at(x->c, i);
         x->secs[i] = r->seconds;
+        x->streamed[i] = (double)r->streamed;
         x->calls[i] = (call_ref){.op = r->op, .bytes = r->bytes, .i = i};
         *comm_s += r->seconds;
     }
@@ -171,15 +183,18 @@ static void group_stats(group_ctx *x, const call_ref *g, size_t n, const double 
 
 /* The row of the n calls g[0..n) of one (op, bytes). */
 static void group_row(group_ctx *x, const call_ref *g, size_t n) {
+    x->row_at[x->n_rows] = (size_t)(g - x->calls);
     ryz_row_collective *row = &x->rows[x->n_rows++];
-    ryz_stats own, last, wait;
+    ryz_stats own, last, wait, streamed;
     group_stats(x, g, n, x->secs, &own);
+    group_stats(x, g, n, x->streamed, &streamed);
     *row = (ryz_row_collective){.tp = x->k,
                                 .bytes = g->bytes,
                                 .count = n,
                                 .p50_us = 1e6 * own.median,
                                 .p99_us = 1e6 * own.p99,
-                                .mean_us = 1e6 * own.mean};
+                                .mean_us = 1e6 * own.mean,
+                                .streamed_bytes = (uint64_t)streamed.median};
     snprintf(row->case_name, sizeof row->case_name, "%s", x->case_name);
     snprintf(row->op, sizeof row->op, "%s", ryz_comm_op_name(g->op));
     row->algbw_gbs = ryz_bench_algbw_gbs(row->bytes, own.median);
@@ -224,29 +239,55 @@ static int isolated_iters(const ryz_row_collective *row) {
     return n < ISOLATED_MIN_ITERS ? ISOLATED_MIN_ITERS : n;
 }
 
-/* Runs row's (op, bytes) alone on x->c and fills its isolated columns.
- * A size the harness cannot express (not a whole number of floats per
- * rank) stays 0, decided alike on every rank. */
-static ryz_status isolate_row(group_ctx *x, ryz_row_collective *row) {
-    ryz_comm_op op = row_op(row);
-    if (op == RYZ_OP_COUNT || op == RYZ_OP_BARRIER ||
-        ryz_bench_round_bytes(op, row->bytes, x->k) != row->bytes || row->bytes == 0)
-        return RYZ_OK;
+/* *p50 (us) of row's (op, bytes) alone on x->c, iters timed calls, each
+ * after reading the bytes of its place in seq[0..n) (n 0: back to back);
+ * 0 when the harness ran no row. */
+static ryz_status isolated_p50(group_ctx *x, const ryz_row_collective *row, ryz_comm_op op,
+                               int iters, const uint64_t *seq, size_t n, double *p50) {
     ryz_bench_opts o = {.ops = 1u << op,
                         .min_bytes = row->bytes,
                         .max_bytes = row->bytes,
                         .factor = 2,
-                        .iters = isolated_iters(row),
-                        .warmup = ISOLATED_WARMUP};
+                        .iters = iters,
+                        .warmup = ISOLATED_WARMUP,
+                        .evict_each = seq,
+                        .n_evict_each = n};
     ryz_bench_report rep;
     ryz_status st = ryz_bench_run(x->c, &o, &rep);
-    if (st == RYZ_OK && rep.n_rows == 1) {
-        const ryz_bench_result *p = &rep.rows[0].place[rep.rows[0].place[1].ran ? 1 : 0];
-        row->isolated_p50_us = p->p50_us;
-        if (p->p50_us > 0)
-            row->last_over_isolated = row->p50_last_us / p->p50_us;
-    }
+    *p50 = 0;
+    if (st == RYZ_OK && rep.n_rows == 1)
+        *p50 = rep.rows[0].place[rep.rows[0].place[1].ran ? 1 : 0].p50_us;
     ryz_bench_report_free(&rep);
+    return st;
+}
+
+/* Runs row i's (op, bytes) alone on x->c and fills its isolated columns:
+ * back to back, and each call after reading what this rank read before
+ * its calls in situ, replayed in call order (the same run when that was
+ * nothing on every rank). A size the harness cannot express (not a whole
+ * number of floats per rank) stays 0, decided alike on every rank. */
+static ryz_status isolate_row(group_ctx *x, size_t i) {
+    ryz_row_collective *row = &x->rows[i];
+    ryz_comm_op op = row_op(row);
+    if (op == RYZ_OP_COUNT || op == RYZ_OP_BARRIER ||
+        ryz_bench_round_bytes(op, row->bytes, x->k) != row->bytes || row->bytes == 0)
+        return RYZ_OK;
+    ryz_status st = isolated_p50(x, row, op, isolated_iters(row), NULL, 0, &row->isolated_p50_us);
+    row->isolated_evict_p50_us = row->isolated_p50_us;
+    const call_ref *g = x->calls + x->row_at[i];
+    float mine = 0, any = 0;
+    for (size_t j = 0; j < row->count; j++)
+        mine += (x->seq[j] = (uint64_t)x->streamed[g[j].i]) > 0;
+    /* Every rank runs the second pass or none: whether any streamed is agreed. */
+    if (st == RYZ_OK)
+        st = ryz_comm_all_reduce_sum(x->c, &mine, &any, 1);
+    if (st == RYZ_OK && any > 0)
+        st = isolated_p50(x, row, op, EVICT_ITERS, x->seq, row->count,
+                          &row->isolated_evict_p50_us);
+    if (row->isolated_p50_us > 0)
+        row->last_over_isolated = row->p50_last_us / row->isolated_p50_us;
+    if (row->isolated_evict_p50_us > 0)
+        row->last_over_evict = row->p50_last_us / row->isolated_evict_p50_us;
     return st;
 }
 
@@ -271,7 +312,7 @@ ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate
      * model's calls, and the ratio would mean nothing. */
     isolate = isolate && !ryz_comm_device_memory(c);
     for (size_t i = 0; st == RYZ_OK && isolate && x.agreed && i < x.n_rows; i++)
-        st = isolate_row(&x, &x.rows[i]);
+        st = isolate_row(&x, i);
     for (size_t i = 0; st == RYZ_OK && res && i < x.n_rows; i++)
         st = ryz_results_add_collective(res, &x.rows[i]);
 cleanup:

@@ -57,30 +57,33 @@ static void print_correctness(const ryz_row_correctness *c, FILE *out) {
             greedy);
 }
 
-/* The isolated and ratio cells of a collective row: "-" when not measured
- * (a size the harness cannot express, or a comm = nccl case). */
-static void isolated_cells(const ryz_row_collective *c, char *iso, char *ratio, size_t cap) {
-    if (c->isolated_p50_us > 0) snprintf(iso, cap, "%6.1f us", c->isolated_p50_us);
-    else snprintf(iso, cap, "-");
-    if (c->last_over_isolated > 0) snprintf(ratio, cap, "%.2f", c->last_over_isolated);
-    else snprintf(ratio, cap, "-");
+/* A p50 cell ("12.3 us"), "-" when not measured (0: a size the harness
+ * cannot express, or a comm = nccl case). */
+static void us_cell(double us, char *cell, size_t cap) {
+    if (us > 0) snprintf(cell, cap, "%6.1f us", us);
+    else snprintf(cell, cap, "-");
 }
 
-/* Under a TP row, its collectives: in situ (rank 0's calls), last arriver
- * and wait (per call across the ranks) and isolated, all p50 per call. */
+/* Under a TP row, its collectives, p50 per call: in situ (rank 0's calls),
+ * last arriver and wait (per call across the ranks), isolated back to back,
+ * the weights read before each call in situ, isolated after reading as
+ * much, and the last arriver over that. */
 static void print_collectives(const ryz_results *r, const char *name, int tp, FILE *out) {
     int head = 0;
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
         if (c->tp != tp || strcmp(c->case_name, name)) continue;
         if (!head++)
-            fprintf(out, "       %-14s %10s %7s %9s %9s %9s %9s %9s\n", "collective p50", "bytes",
-                    "calls", "in-situ", "last-arr", "wait", "isolated", "last/iso");
-        char iso[16], ratio[16];
-        isolated_cells(c, iso, ratio, sizeof ratio);
-        fprintf(out, "       %-14s %10llu %7llu %6.1f us %6.1f us %6.1f us %9s %9s\n", c->op,
-                (unsigned long long)c->bytes, (unsigned long long)c->count, c->p50_us,
-                c->p50_last_us, c->wait_p50_us, iso, ratio);
+            fprintf(out, "       %-14s %8s %6s %9s %9s %9s %9s %9s %9s %8s\n", "collective p50",
+                    "bytes", "calls", "in-situ", "last-arr", "wait", "isolated", "streamed",
+                    "iso+read", "last/i+r");
+        char iso[16], evict[16], ratio[16] = "-";
+        us_cell(c->isolated_p50_us, iso, sizeof iso);
+        us_cell(c->isolated_evict_p50_us, evict, sizeof evict);
+        if (c->last_over_evict > 0) snprintf(ratio, sizeof ratio, "%.2f", c->last_over_evict);
+        fprintf(out, "       %-14s %8llu %6llu %6.1f us %6.1f us %6.1f us %9s %5.1f MiB %9s %8s\n",
+                c->op, (unsigned long long)c->bytes, (unsigned long long)c->count, c->p50_us,
+                c->p50_last_us, c->wait_p50_us, iso, c->streamed_bytes / 1048576.0, evict, ratio);
     }
 }
 
