@@ -48,17 +48,13 @@ static void spin(double us) {
     arith((long)(us * per_us));
 }
 
-/* Reads `bytes` of pool starting at iteration it's slice (one float per
+/* Reads `bytes` of pool starting at iteration it's slice (one word per
  * 64-byte line), so successive iterations stream different memory; counted
  * as a model's weights are, so the suite's reference replays the reads. */
 static void stream(const float *pool, size_t bytes, int it) {
     ryz_streamed_add(bytes);
-    size_t slices = STREAM_POOL / bytes, n = bytes / sizeof(float);
-    const float *p = pool + (size_t)it % slices * n;
-    float s = 0;
-    for (size_t i = 0; i < n; i += 16)
-        s += p[i];
-    sink = s;
+    size_t slices = STREAM_POOL / bytes;
+    sink = (double)ryz_mem_read_lines(pool + (size_t)it % slices * (bytes / sizeof *pool), bytes);
 }
 
 static ryz_status between(ryz_comm *c, gap g, const float *pool, int it) {

@@ -482,6 +482,27 @@ START_TEST(test_schema1_file_reads) {
         ck_assert(c->p50_us > 0 && c->count > 0);
         ck_assert(c->p50_last_us == 0 && c->wait_p50_us == 0);
         ck_assert(c->isolated_p50_us == 0 && c->last_over_isolated == 0);
+        ck_assert(c->streamed_bytes == 0 && c->isolated_evict_p50_us == 0);
+        ck_assert(c->last_over_evict == 0);
+    }
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* A version 2 file (the suite's, written by the version 2 writer at
+ * 5c872d5): its last-arriver and isolated columns read, the schema 3 ones
+ * as 0. */
+START_TEST(test_schema2_file_reads) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema2.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(r.meta.schema_version, 2);
+    ck_assert_uint_gt(r.n_collectives, 0);
+    for (size_t i = 0; i < r.n_collectives; i++) {
+        const ryz_row_collective *c = &r.collectives[i];
+        ck_assert(c->p50_last_us > 0 && c->isolated_p50_us > 0 && c->last_over_isolated > 0);
+        ck_assert(c->streamed_bytes == 0 && c->isolated_evict_p50_us == 0);
+        ck_assert(c->last_over_evict == 0);
     }
     ryz_results_free(&r);
 }
@@ -502,6 +523,25 @@ START_TEST(test_schema2_needs_new_columns) {
     set_version(path, 2);
     ck_assert_int_eq(ryz_results_read(path, &r), RYZ_EINVAL);
     assert_error_has("has no member read_bandwidth_gbs");
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* And one that claims schema 3 the schema 3 columns. */
+START_TEST(test_schema3_needs_new_columns) {
+    char path[PATH_LEN];
+    ryz_results r;
+    size_t len = 0;
+    char *bytes = test_slurp("tests/data/results-schema2.h5", &len);
+    FILE *f = fopen(in_tmp(path, "v2-as-3.h5"), "wb");
+    ck_assert_ptr_nonnull(bytes);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    free(bytes);
+    set_version(path, 3);
+    ck_assert_int_eq(ryz_results_read(path, &r), RYZ_EINVAL);
+    assert_error_has("has no member streamed_bytes");
     ryz_results_free(&r);
 }
 END_TEST
@@ -726,6 +766,8 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_schema_version_refused);
     tcase_add_test(tc, test_schema1_file_reads);
     tcase_add_test(tc, test_schema2_needs_new_columns);
+    tcase_add_test(tc, test_schema2_file_reads);
+    tcase_add_test(tc, test_schema3_needs_new_columns);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);
     tcase_add_test(tc, test_write_rename_fails);

@@ -60,13 +60,14 @@ typedef struct {
 /* One placement (out-of-place or in-place) of one size. */
 typedef struct {
     int ran;                     /* 0: not expressible with ryz_comm ("n/a") */
-    double time_us;              /* batch wall time / iters (with evict_bytes: the
-                                    calls' mean time), averaged over ranks */
+    double time_us;              /* batch wall time / iters, averaged over ranks;
+                                    when evicting, the mean of samples_us */
     double algbw_gbs, busbw_gbs; /* from time_us, as nccl-tests prints them */
     double p50_us, p99_us;       /* of samples_us */
     int64_t wrong;               /* wrong elements over all ranks; -1 unchecked */
-    float *samples_us;           /* per iteration: the slowest rank's call, or with
-                                    evict_bytes the fastest's (malloc'd) */
+    float *samples_us;           /* per iteration: the slowest rank's call, or when
+                                    evicting (evict_bytes or evict_each) the
+                                    fastest's (malloc'd) */
     size_t n_samples;
 } ryz_bench_result;
 
@@ -100,6 +101,10 @@ void ryz_bench_report_free(ryz_bench_report *r);
  * nccl-tests-style tables to o->out as rows complete. Wrong elements are
  * not an error here: see out->wrong. *out is owned by the caller. */
 ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report *out);
+/* Bytes past which an eviction's reads push nothing more out of the caches
+ * (twice this node's last-level cache): a sensible cap on what a caller
+ * asks each call to read. */
+uint64_t ryz_bench_evict_enough(void);
 /* Fills res: root attributes (tool version, time, hosts, cpu model, world
  * size, `cmdline` as suite_text), one /collectives row per out-of-place
  * row (case "comm", tp = world size, algbw and busbw at p50), and /samples

@@ -94,6 +94,11 @@ void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
  * streams side by side, `reps` times; the best rep counts. 0 with a
  * message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
+/* Reads one word of every 64-byte line of p[0..bytes), which brings the
+ * whole line into the caches: a pass that evicts them, or stands in for a
+ * model streaming its weights. Returns their sum, for the caller to keep
+ * observable. */
+uint64_t ryz_mem_read_lines(const void *p, size_t bytes);
 /* The passes behind it: `reps` timed passes (seconds[r]) over one buffer,
  * calling before(ctx, r) ahead of each pass, so that several processes can
  * start every pass together (a barrier) and their aggregate be taken pass

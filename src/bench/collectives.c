@@ -237,9 +237,10 @@ typedef struct {
     float *mine, *all;  /* 2 + iters floats, and k times that, for statistics */
     float *keys;        /* k * KEY_FLOATS for the agreement */
     double *scratch;    /* iters doubles for percentiles */
-    int evicting;       /* --evict given (even of 0 bytes): latency is the fastest rank's */
+    int evicting;       /* evict_bytes or evict_each given: latency is the fastest rank's */
     float *pool;        /* what the evictions read (NULL when none reads anything) */
-    size_t pool_floats, pool_at;
+    size_t pool_floats; /* its size */
+    size_t pool_at;     /* where the next eviction starts reading */
 } harness;
 
 /* What every rank must agree on before a size; 32 bytes, sent as floats.
@@ -367,6 +368,10 @@ static uint64_t evict_most(const ryz_bench_opts *o) {
     return most;
 }
 
+uint64_t ryz_bench_evict_enough(void) {
+    return 2 * llc_bytes();
+}
+
 /* The eviction pool: twice the most bytes a call reads or twice the
  * last-level cache, whichever is more, read in turn, so each eviction
  * reads memory that has left every cache since its last read, as a decode
@@ -374,6 +379,9 @@ static uint64_t evict_most(const ryz_bench_opts *o) {
  * timed. */
 static ryz_status evict_alloc(harness *h) {
     uint64_t per = evict_most(h->o), llc = llc_bytes();
+    if (per > RYZ_BENCH_MAX_BYTES) /* evict_each: this rank's own figures */
+        return ryz_error(RYZ_EINVAL, "comm: an eviction of %llu bytes (at most 4G)",
+                         (unsigned long long)per);
     size_t bytes = (size_t)(2 * (per > llc ? per : llc));
     h->pool = ryz_alloc_stream(bytes);
     if (!h->pool)
@@ -383,20 +391,18 @@ static ryz_status evict_alloc(harness *h) {
     return RYZ_OK;
 }
 
-static volatile float evict_sink;
+static volatile uint64_t evict_sink;
 
-/* Reads the pool's next `bytes` (a float per 64-byte line, which brings
- * in the whole line), wrapping at its end. */
+/* Reads the pool's next `bytes` (ryz_mem_read_lines), wrapping at its
+ * end. */
 static void evict_caches(harness *h, uint64_t bytes) {
-    size_t n = (size_t)bytes / sizeof(float), at = h->pool_at;
-    float s = 0;
-    for (size_t i = 0; i < n; i += 16, at += 16) {
-        if (at >= h->pool_floats)
-            at = 0;
-        s += h->pool[at];
+    size_t left = (size_t)bytes, pool = h->pool_floats * sizeof(float);
+    while (left > 0) {
+        size_t at = h->pool_at * sizeof(float), n = pool - at < left ? pool - at : left;
+        evict_sink += ryz_mem_read_lines(h->pool + h->pool_at, n);
+        left -= n;
+        h->pool_at = (at + n) % pool / sizeof(float);
     }
-    h->pool_at = at;
-    evict_sink = s;
 }
 
 /* Warm-up, then one timed batch after a barrier, each timed call after an
@@ -444,7 +450,7 @@ static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_
     res->samples_us = malloc((size_t)n * sizeof(float));
     if (!res->samples_us)
         return ryz_error(RYZ_ENOMEM, "out of memory for latency samples");
-    double t = 0, wrong = 0, fastest = 0;
+    double t = 0, wrong = 0, sum = 0;
     for (int r = 0; r < h->k; r++)
         t += h->all[r * stride], wrong += h->all[r * stride + 1];
     for (int i = 0; i < n; i++) {
@@ -455,13 +461,13 @@ static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_
         }
         res->samples_us[i] = v;
         h->scratch[i] = v;
-        fastest += v;
+        sum += v;
     }
     ryz_stats s;
     ryz_stats_compute(h->scratch, (size_t)n, &s);
     res->ran = 1;
     res->n_samples = (size_t)n;
-    res->time_us = h->evicting ? fastest / n : t / h->k;
+    res->time_us = h->evicting ? sum / n : t / h->k;
     res->wrong = h->o->check ? (int64_t)wrong : -1;
     res->p50_us = s.median, res->p99_us = s.p99;
     res->algbw_gbs = ryz_bench_algbw_gbs(bytes, 1e-6 * res->time_us);
@@ -617,11 +623,33 @@ static void summarize(ryz_bench_report *r, int check) {
     r->avg_busbw_gbs = n ? sum / n : 0;
 }
 
+/* Every rank learns whether all set up (options, buffers) before the
+ * first exchange, since a rank's evict pool is sized by its own reads and
+ * a rank that failed alone would leave the others waiting there: one
+ * float each, all-gathered into h->keys (an all-gather, as agree()'s, so
+ * the all-reduce fault hook cannot touch it). Returns st, or on a rank
+ * that set up, EINVAL when another did not. */
+static ryz_status agree_setup(harness *h, ryz_status st) {
+    float bad = st != RYZ_OK;
+    if (!h->keys)
+        return st != RYZ_OK ? st : ryz_error(RYZ_ENOMEM, "out of memory for the agreement");
+    ryz_status cs = ryz_comm_all_gather(h->c, &bad, h->keys, 1);
+    if (st != RYZ_OK || cs != RYZ_OK)
+        return st != RYZ_OK ? st : cs;
+    int others = 0;
+    for (int r = 0; r < h->k; r++)
+        others += h->keys[r] != 0;
+    if (others > 0)
+        return ryz_error(RYZ_EINVAL, "comm: %d other rank(s) could not set up the benchmark",
+                         others);
+    return RYZ_OK;
+}
+
 /* Options the harness cannot run with (the CLI checks them first too). */
 static ryz_status check_opts(const ryz_bench_opts *o) {
     if (!o->ops || o->factor < 2 || o->iters < 1 || o->iters > RYZ_BENCH_MAX_ITERS ||
         o->warmup < 0 || o->min_bytes > o->max_bytes || o->max_bytes > RYZ_BENCH_MAX_BYTES ||
-        evict_most(o) > RYZ_BENCH_MAX_BYTES)
+        o->evict_bytes > RYZ_BENCH_MAX_BYTES)
         return ryz_error(RYZ_EINVAL,
                          "comm: bad benchmark options (ops, -f >= 2, -n in [1, %d], "
                          "-w >= 0, -b <= -e <= 4G, --evict <= 4G)",
@@ -639,8 +667,9 @@ ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report 
                  .k = ryz_comm_size(c),
                  .evicting = o->evict_bytes > 0 || o->n_evict_each > 0};
     ryz_status st = check_opts(o);
-    if (st == RYZ_OK)
-        st = harness_alloc(&h);
+    if (st != RYZ_OK) /* the options every rank is given alike */
+        return st;
+    st = agree_setup(&h, harness_alloc(&h));
     if (st == RYZ_OK)
         st = gather_ranks(&h, out);
     for (int i = 0; st == RYZ_OK && i < N_COLLS; i++)

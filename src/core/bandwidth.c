@@ -129,3 +129,11 @@ double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {
         if (sec[r] > 0 && (double)(bytes / 8 * 8) / sec[r] > best) best = (double)(bytes / 8 * 8) / sec[r];
     return best;
 }
+
+uint64_t ryz_mem_read_lines(const void *p, size_t bytes) {
+    const uint32_t *w = p;
+    uint64_t s = 0;
+    for (size_t i = 0; i < bytes / sizeof *w; i += 64 / sizeof *w)
+        s += w[i];
+    return s;
+}

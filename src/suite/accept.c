@@ -90,12 +90,15 @@ static double worst_collective_ratio(const ryz_results *r, const char *name, int
         if (c->tp != tp || strcmp(c->case_name, name) || !(v > 0)) continue;
         if (!isnan(worst) && v <= worst) continue;
         worst = v;
-        snprintf(where, cap,
-                 "worst: %s of %llu bytes, last-arriver %.1f us / isolated %.1f us after "
-                 "reading %.1f MiB",
-                 c->op, (unsigned long long)c->bytes, c->p50_last_us,
-                 c->last_over_evict > 0 ? c->isolated_evict_p50_us : c->isolated_p50_us,
-                 c->last_over_evict > 0 ? c->streamed_bytes / 1048576.0 : 0.0);
+        int n = snprintf(where, cap, "worst: %s of %llu bytes, last-arriver %.1f us / ", c->op,
+                         (unsigned long long)c->bytes, c->p50_last_us);
+        if (n < 0 || (size_t)n >= cap) continue;
+        if (c->last_over_evict > 0)
+            snprintf(where + n, cap - (size_t)n, "isolated %.1f us after reading %.1f MiB",
+                     c->isolated_evict_p50_us, c->streamed_bytes / 1048576.0);
+        else
+            snprintf(where + n, cap - (size_t)n, "isolated %.1f us back to back",
+                     c->isolated_p50_us);
     }
     return worst;
 }

@@ -80,7 +80,9 @@ static int snapshot(group_ctx *x, double *comm_s) {
     x->rows = calloc(m, sizeof *x->rows);
     x->row_at = calloc(m, sizeof *x->row_at);
     x->seq = calloc(m, sizeof *x->seq);
-    if (!x->row_at || !x->seq || !x->secs || !x->streamed || !x->calls || !x->all || !x->last || !x->wait || !x->scratch || !x->rows)
+    if (!x->secs || !x->streamed || !x->calls || !x->all || !x->last || !x->wait)
+        return 0;
+    if (!x->scratch || !x->rows || !x->row_at || !x->seq)
         return 0;
     x->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -275,9 +277,13 @@ static ryz_status isolate_row(group_ctx *x, size_t i) {
     ryz_status st = isolated_p50(x, row, op, isolated_iters(row), NULL, 0, &row->isolated_p50_us);
     row->isolated_evict_p50_us = row->isolated_p50_us;
     const call_ref *g = x->calls + x->row_at[i];
+    uint64_t enough = ryz_bench_evict_enough();
     float mine = 0, any = 0;
-    for (size_t j = 0; j < row->count; j++)
-        mine += (x->seq[j] = (uint64_t)x->streamed[g[j].i]) > 0;
+    for (size_t j = 0; j < row->count; j++) {
+        uint64_t read = (uint64_t)x->streamed[g[j].i];
+        x->seq[j] = read < enough ? read : enough; /* more would evict nothing more */
+        mine += read > 0;
+    }
     /* Every rank runs the second pass or none: whether any streamed is agreed. */
     if (st == RYZ_OK)
         st = ryz_comm_all_reduce_sum(x->c, &mine, &any, 1);
