@@ -263,10 +263,11 @@ static void key_text(const agree_key *k, char *buf, size_t cap) {
 }
 
 /* All ranks exchange their next (op, bytes, iters, warmup, check,
- * evicting) in one all_gather of equal size on every rank, so a rank that differs cannot
- * leave the others waiting; any difference is EINVAL on every rank, naming
- * rank 0's value and the first differing rank's. op RYZ_OP_COUNT marks the
- * end of the sweep (a rank with more sizes than the others is caught too). */
+ * evicting) in one all_gather of equal size on every rank, so a rank that
+ * differs cannot leave the others waiting; any difference is EINVAL on
+ * every rank, naming rank 0's value and the first differing rank's. op
+ * RYZ_OP_COUNT marks the end of the sweep (a rank with more sizes than the
+ * others is caught too). */
 static ryz_status agree(harness *h, uint32_t op, uint64_t bytes) {
     agree_key first, other;
     agree_key mine = {.op = op,
