@@ -92,7 +92,7 @@ static ryz_status run_mode(ryz_comm *c, gap g, int iters, const float *pool, flo
     double comm_s;
     ryz_results_init(&res);
     if (st == RYZ_OK)
-        st = ryz_suite_collectives(c, GAP_NAMES[g], 1, rank ? NULL : &res, &comm_s);
+        st = ryz_suite_collectives(c, GAP_NAMES[g], 1, NULL, rank ? NULL : &res, &comm_s);
     for (size_t i = 0; st == RYZ_OK && i < res.n_collectives; i++) {
         const ryz_row_collective *r = &res.collectives[i];
         printf("%-17s %-10s %7llu B  p50 %7.1f  last %7.1f  wait %7.1f  isolated %6.1f us  "

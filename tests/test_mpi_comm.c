@@ -174,8 +174,9 @@ static void gather_last_batch(int iters, float *all) {
     size_t n = ryz_comm_record_count(g_world);
     ck_assert_uint_ge(n, (size_t)iters + 2);
     float mine[32];
+    size_t first = n - 2 - (size_t)iters;
     for (int i = 0; i < iters; i++)
-        mine[i] = (float)(1e6 * ryz_comm_record_at(g_world, n - 2 - (size_t)iters + (size_t)i)->seconds);
+        mine[i] = (float)(1e6 * ryz_comm_record_at(g_world, first + (size_t)i)->seconds);
     ck_assert_int_eq(ryz_comm_all_gather(g_world, mine, all, (size_t)iters), RYZ_OK);
 }
 
@@ -279,7 +280,7 @@ static void issue_model_like_calls(void) {
 static void insitu(ryz_results *res, double *comm_s) {
     ryz_results_init(res);
     alarm(HANG_LIMIT_S);
-    ryz_status st = ryz_suite_collectives(g_world, "t", 1, g_rank == 0 ? res : NULL, comm_s);
+    ryz_status st = ryz_suite_collectives(g_world, "t", 1, NULL, g_rank == 0 ? res : NULL, comm_s);
     alarm(0);
     ck_assert_msg(st == RYZ_OK, "rank %d/%d: %s", g_rank, g_k, ryz_last_error());
 }
@@ -369,6 +370,100 @@ START_TEST(test_insitu_streamed) {
 }
 END_TEST
 
+/* AR_CALLS all-reduces, each after READ bytes of reads, then AG_CALLS
+ * all-gathers with none. */
+static void issue_reads_and_calls(uint64_t read) {
+    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    alarm(HANG_LIMIT_S);
+    for (int i = 0; i < AR_CALLS; i++) {
+        ryz_streamed_add(read);
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
+    }
+    for (int i = 0; i < AG_CALLS; i++)
+        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
+    alarm(0);
+    free(x);
+}
+
+/* p50 of a reference row's samples, as ryz_suite_collectives takes it. */
+static double row_p50(const struct ryz_ref_row *row) {
+    double *tmp = malloc(row->n * sizeof *tmp);
+    ck_assert_ptr_nonnull(tmp);
+    memcpy(tmp, row->us, row->n * sizeof *tmp);
+    ryz_stats s;
+    ryz_stats_compute(tmp, row->n, &s);
+    free(tmp);
+    return s.median;
+}
+
+/* Sampled between "runs": each sample adds RYZ_REF_SAMPLES latencies per
+ * (op, bytes) of the calls since the last one, and the reference after
+ * reads of every row is then the p50 of its samples. */
+START_TEST(test_reference_sampled) {
+    enum { RUNS = 3 };
+    ryz_collective_ref ref;
+    ryz_comm_records_clear(g_world);
+    ck_assert_int_eq(ryz_collective_ref_open(g_world, &ref), RYZ_OK);
+    for (int run = 0; run < RUNS; run++) {
+        issue_reads_and_calls(1 << 20);
+        alarm(HANG_LIMIT_S);
+        ck_assert_int_eq(ryz_collective_ref_sample(&ref, g_world), RYZ_OK);
+        alarm(0);
+    }
+    ck_assert(ref.ok);
+    ck_assert_uint_eq(ref.n_rows, 2); /* all_reduce, all_gather */
+    for (size_t i = 0; i < ref.n_rows; i++)
+        ck_assert_uint_eq(ref.rows[i].n, RUNS * RYZ_REF_SAMPLES);
+    ryz_results res;
+    double comm_s;
+    ryz_results_init(&res);
+    alarm(HANG_LIMIT_S);
+    ck_assert_int_eq(ryz_suite_collectives(g_world, "t", 1, &ref, g_rank == 0 ? &res : NULL,
+                                           &comm_s), RYZ_OK);
+    alarm(0);
+    for (size_t i = 0; g_rank == 0 && g_k > 1 && i < res.n_collectives; i++) {
+        const ryz_row_collective *c = &res.collectives[i];
+        const struct ryz_ref_row *r = &ref.rows[0];
+        if (strcmp(ryz_comm_op_name(r->op), c->op)) r = &ref.rows[1];
+        ck_assert_str_eq(ryz_comm_op_name(r->op), c->op);
+        ck_assert_msg(c->isolated_evict_p50_us == row_p50(r), "%s: %g against samples' %g",
+                      c->op, c->isolated_evict_p50_us, row_p50(r));
+    }
+    ryz_results_free(&res);
+    ryz_collective_ref_close(&ref);
+    ryz_collective_ref_close(&ref); /* a second close is harmless */
+}
+END_TEST
+
+/* Ranks whose calls since the last sample differ stop sampling, alike and
+ * without hanging; so do records cleared since. The reference then comes
+ * from the pass after the runs. */
+START_TEST(test_reference_stops_on_disagreement) {
+    ryz_collective_ref ref;
+    ryz_comm_records_clear(g_world);
+    ck_assert_int_eq(ryz_collective_ref_open(g_world, &ref), RYZ_OK);
+    issue_reads_and_calls(1 << 20);
+    if (g_rank == 0) ryz_comm_records_clear(g_world); /* rank 0 now holds fewer */
+    alarm(HANG_LIMIT_S);
+    ck_assert_int_eq(ryz_collective_ref_sample(&ref, g_world), RYZ_OK);
+    alarm(0);
+    ck_assert_msg(ref.ok == (g_k == 1), "rank %d: ok %d", g_rank, ref.ok);
+    ryz_collective_ref_close(&ref);
+    ryz_comm_records_clear(g_world); /* records cleared after a sample */
+    ck_assert_int_eq(ryz_collective_ref_open(g_world, &ref), RYZ_OK);
+    issue_reads_and_calls(1 << 20);
+    alarm(HANG_LIMIT_S);
+    ck_assert_int_eq(ryz_collective_ref_sample(&ref, g_world), RYZ_OK);
+    ck_assert(ref.ok == 1 && ref.n_rows == 2);
+    ryz_comm_records_clear(g_world);
+    ck_assert_int_eq(ryz_collective_ref_sample(&ref, g_world), RYZ_OK);
+    alarm(0);
+    ck_assert(ref.ok == 0);
+    ryz_collective_ref_close(&ref);
+}
+END_TEST
+
 START_TEST(test_insitu_ranks_disagree) {
     if (g_k < 2)
         return;
@@ -408,6 +503,8 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_cross_rank_reduction);
     tcase_add_test(tc, test_insitu_columns);
     tcase_add_test(tc, test_insitu_streamed);
+    tcase_add_test(tc, test_reference_sampled);
+    tcase_add_test(tc, test_reference_stops_on_disagreement);
     tcase_add_test(tc, test_insitu_ranks_disagree);
     suite_add_tcase(s, tc);
     return s;

@@ -166,6 +166,37 @@ typedef struct {
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
                          ryz_results *res, int *failed);
 
+/* The reference after reads, sampled between a TP group's timed runs
+ * instead of once after them, so that it spans the same stretch of the
+ * machine's drift as the in-situ calls: after each run, each (op, bytes)
+ * of that run's records runs alone a few times on `dup`, a duplicate of
+ * the group's comm (so the group's records stay the model's), each call
+ * after the reads its in-situ calls followed. */
+typedef struct ryz_collective_ref {
+    ryz_comm *dup;
+    size_t seen; /* records of the group's comm already sampled */
+    int ok;      /* every sample so far agreed on every rank */
+    int sick;    /* this rank ran short of memory: it says so at the next sample */
+    struct ryz_ref_row {
+        ryz_comm_op op;
+        uint64_t bytes;
+        double *us; /* the harness's per-call latencies (malloc'd) */
+        size_t n, cap;
+    } * rows;
+    size_t n_rows;
+} ryz_collective_ref;
+#define RYZ_REF_SAMPLES 12 /* latencies each sample adds per (op, bytes) */
+/* Collective over c: *r empty, with its duplicate of c; call it where c's
+ * records were just cleared. */
+ryz_status ryz_collective_ref_open(ryz_comm *c, ryz_collective_ref *r);
+/* Collective over r's comm: samples the calls c recorded since the last
+ * sample (every rank must have recorded the same ones; where they differ,
+ * or c's records were cleared since, r->ok becomes 0 on every rank and
+ * sampling stops). Returns the communication error, every rank alike. */
+ryz_status ryz_collective_ref_sample(ryz_collective_ref *r, ryz_comm *c);
+/* Frees r's samples and its comm; safe on a zeroed r. */
+void ryz_collective_ref_close(ryz_collective_ref *r);
+
 /* Collective statistics of one TP group (docs/performance.md, "Collectives:
  * in situ against ryz comm"). Collective over c: every rank of c calls it
  * after the same sequence of collectives. Reads this rank's records of c
@@ -188,9 +219,13 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
  * records, barriers left out: p50/p99/mean of this rank's times,
  * streamed_bytes, p50_last_us, wait_p50_us, the two isolated p50s and
  * their ratios (0 where not measured).
+ * With ref (NULL: none) ok, a row's reference after reads is the p50 of
+ * ref's samples of its (op, bytes) where it has some, instead of that pass.
  * Returns OK or the communication error (every rank alike). */
 ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
-                                 ryz_results *res, double *comm_s);
+                                 const ryz_collective_ref *ref, ryz_results *res,
+                                 double *comm_s);
+
 /* Per-call reduction over the k ranks of a TP group: seconds holds k rows
  * (rank-major) of the n calls' durations, call i being the same collective
  * on every rank. last[i] = the smallest duration of call i (that of the

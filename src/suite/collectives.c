@@ -23,20 +23,7 @@ enum { ISOLATED_ITERS = 200, ISOLATED_MIN_ITERS = 20, ISOLATED_WARMUP = 20 };
 enum { EVICT_ITERS = 100 };
 #define ISOLATED_BUDGET_S 0.05
 
-/* What the ranks agree on before gathering anything sized by the records
- * (after agreeing that every one allocated): the record count and an
- * FNV-1a hash of the (op, bytes) sequence. 16 bytes, sent as 4 floats. */
-typedef struct {
-    uint64_t n, hash;
-} rec_key;
-enum { KEY_FLOATS = sizeof(rec_key) / sizeof(float) };
-
-/* One call of this rank's records, for grouping by (op, bytes). */
-typedef struct {
-    ryz_comm_op op;
-    uint64_t bytes;
-    size_t i; /* index in call order */
-} call_ref;
+enum { KEY_FLOATS = sizeof(ryz_calls_key) / sizeof(float) };
 
 typedef struct {
     ryz_comm *c;
@@ -46,11 +33,11 @@ typedef struct {
     double *secs;             /* (n) this rank's durations, in call order */
     double *streamed;         /* (n) bytes this rank read before each call (since its
                                  previous one) */
-    call_ref *calls;          /* (n) sorted by (op, bytes, i) */
+    ryz_call_ref *calls;      /* (n) sorted by (op, bytes, i) */
     double *all;              /* (k, n) every rank's durations */
     double *last, *wait;      /* (n) per call; valid when `agreed` */
     double *scratch;          /* (n) statistics buffer */
-    rec_key *keys;            /* (k) */
+    ryz_calls_key *keys;      /* (k) */
     int agreed;               /* k > 1 and every rank recorded the same calls */
     ryz_row_collective *rows; /* (n) one per (op, bytes) */
     size_t *row_at;           /* (n) each row's first call in `calls` */
@@ -89,13 +76,13 @@ static int snapshot(group_ctx *x, double *comm_s) {
         const ryz_comm_record *r = ryz_comm_record_at(x->c, i);
         x->secs[i] = r->seconds;
         x->streamed[i] = (double)r->streamed;
-        x->calls[i] = (call_ref){.op = r->op, .bytes = r->bytes, .i = i};
+        x->calls[i] = (ryz_call_ref){.op = r->op, .bytes = r->bytes, .i = i};
         *comm_s += r->seconds;
     }
     return 1;
 }
 
-static uint64_t calls_hash(const call_ref *calls, size_t n) {
+uint64_t ryz_calls_hash(const ryz_call_ref *calls, size_t n) {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
         h = (h ^ (uint64_t)calls[i].op) * 1099511628211ULL;
@@ -117,14 +104,14 @@ static ryz_status agree(group_ctx *x, int ok) {
     if (all_ok < (float)x->k)
         return ryz_error(RYZ_ENOMEM, "out of memory on %d rank(s) for the %s collective records",
                          x->k - (int)all_ok, x->case_name);
-    rec_key mine = {.n = x->n, .hash = calls_hash(x->calls, x->n)};
+    ryz_calls_key mine = {.n = x->n, .hash = ryz_calls_hash(x->calls, x->n)};
     st = ryz_comm_all_gather(x->c, (const float *)(const void *)&mine, (float *)(void *)x->keys,
                              KEY_FLOATS);
     if (st != RYZ_OK)
         return st;
     x->agreed = 1;
     for (int r = 0; r < x->k; r++) {
-        const rec_key *o = &x->keys[r];
+        const ryz_calls_key *o = &x->keys[r];
         if (x->agreed && (o->n != x->keys[0].n || o->hash != x->keys[0].hash)) {
             x->agreed = 0;
             if (x->rank == 0)
@@ -166,8 +153,8 @@ static ryz_status cross_rank(group_ctx *x) {
     return st;
 }
 
-static int cmp_call(const void *a, const void *b) {
-    const call_ref *x = a, *y = b;
+int ryz_call_cmp(const void *a, const void *b) {
+    const ryz_call_ref *x = a, *y = b;
     if (x->op != y->op)
         return (x->op > y->op) - (x->op < y->op);
     if (x->bytes != y->bytes)
@@ -176,7 +163,7 @@ static int cmp_call(const void *a, const void *b) {
 }
 
 /* Statistics of `src` at the calls of one group (x->scratch is reordered). */
-static void group_stats(group_ctx *x, const call_ref *g, size_t n, const double *src,
+static void group_stats(group_ctx *x, const ryz_call_ref *g, size_t n, const double *src,
                         ryz_stats *out) {
     for (size_t j = 0; j < n; j++)
         x->scratch[j] = src[g[j].i];
@@ -184,7 +171,7 @@ static void group_stats(group_ctx *x, const call_ref *g, size_t n, const double 
 }
 
 /* The row of the n calls g[0..n) of one (op, bytes). */
-static void group_row(group_ctx *x, const call_ref *g, size_t n) {
+static void group_row(group_ctx *x, const ryz_call_ref *g, size_t n) {
     x->row_at[x->n_rows] = (size_t)(g - x->calls);
     ryz_row_collective *row = &x->rows[x->n_rows++];
     ryz_stats own, last, wait, streamed;
@@ -211,7 +198,7 @@ static void group_row(group_ctx *x, const call_ref *g, size_t n) {
 
 /* One row per (op, bytes) of the records, barriers left out. */
 static void group_rows(group_ctx *x) {
-    qsort(x->calls, x->n, sizeof *x->calls, cmp_call);
+    qsort(x->calls, x->n, sizeof *x->calls, ryz_call_cmp);
     for (size_t i = 0, j; i < x->n; i = j) {
         for (j = i;
              j < x->n && x->calls[j].op == x->calls[i].op && x->calls[j].bytes == x->calls[i].bytes;
@@ -241,55 +228,86 @@ static int isolated_iters(const ryz_row_collective *row) {
     return n < ISOLATED_MIN_ITERS ? ISOLATED_MIN_ITERS : n;
 }
 
-/* *p50 (us) of row's (op, bytes) alone on x->c, iters timed calls, each
- * after reading the bytes of its place in seq[0..n) (n 0: back to back);
- * 0 when the harness ran no row. */
-static ryz_status isolated_p50(group_ctx *x, const ryz_row_collective *row, ryz_comm_op op,
-                               int iters, const uint64_t *seq, size_t n, double *p50) {
+ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters, int warmup,
+                          const uint64_t *seq, size_t n, double *p50, float *samples) {
     ryz_bench_opts o = {.ops = 1u << op,
-                        .min_bytes = row->bytes,
-                        .max_bytes = row->bytes,
+                        .min_bytes = bytes,
+                        .max_bytes = bytes,
                         .factor = 2,
                         .iters = iters,
-                        .warmup = ISOLATED_WARMUP,
+                        .warmup = warmup,
                         .evict_each = seq,
                         .n_evict_each = n};
     ryz_bench_report rep;
-    ryz_status st = ryz_bench_run(x->c, &o, &rep);
+    ryz_status st = ryz_bench_run(c, &o, &rep);
     *p50 = 0;
-    if (st == RYZ_OK && rep.n_rows == 1)
-        *p50 = rep.rows[0].place[rep.rows[0].place[1].ran ? 1 : 0].p50_us;
+    if (st == RYZ_OK && rep.n_rows == 1) {
+        const ryz_bench_result *p = &rep.rows[0].place[rep.rows[0].place[1].ran ? 1 : 0];
+        *p50 = p->p50_us;
+        if (samples)
+            memcpy(samples, p->samples_us, (size_t)iters * sizeof *samples);
+    }
     ryz_bench_report_free(&rep);
     return st;
 }
 
+int ryz_replayable(ryz_comm_op op, uint64_t bytes, int k) {
+    return op < RYZ_OP_COUNT && op != RYZ_OP_BARRIER && bytes > 0 &&
+           ryz_bench_round_bytes(op, bytes, k) == bytes;
+}
+
+size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed, uint64_t *seq) {
+    uint64_t enough = ryz_bench_evict_enough();
+    size_t nonzero = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint64_t read = (uint64_t)streamed[g[j].i];
+        seq[j] = read < enough ? read : enough; /* more would evict nothing more */
+        nonzero += read > 0;
+    }
+    return nonzero;
+}
+
+/* The p50 (us) of ref's samples of (op, bytes); 0 when it has none. */
+static double sampled_p50(const ryz_collective_ref *ref, ryz_comm_op op, uint64_t bytes) {
+    for (size_t i = 0; ref && ref->ok && i < ref->n_rows; i++) {
+        const struct ryz_ref_row *r = &ref->rows[i];
+        if (r->op != op || r->bytes != bytes || r->n == 0)
+            continue;
+        ryz_stats s;
+        double *tmp = malloc(r->n * sizeof *tmp);
+        if (!tmp)
+            return 0; /* then the pass below runs on every rank: see isolate_row */
+        memcpy(tmp, r->us, r->n * sizeof *tmp);
+        ryz_stats_compute(tmp, r->n, &s);
+        free(tmp);
+        return s.median;
+    }
+    return 0;
+}
+
 /* Runs row i's (op, bytes) alone on x->c and fills its isolated columns:
  * back to back, and each call after reading what this rank read before
- * its calls in situ, replayed in call order (the same run when that was
- * nothing on every rank). A size the harness cannot express (not a whole
+ * its calls in situ, replayed in call order: the p50 of ref's samples
+ * where every rank has them, else a pass now (the back-to-back figure when
+ * no rank read anything). A size the harness cannot express (not a whole
  * number of floats per rank) stays 0, decided alike on every rank. */
-static ryz_status isolate_row(group_ctx *x, size_t i) {
+static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *ref) {
     ryz_row_collective *row = &x->rows[i];
     ryz_comm_op op = row_op(row);
-    if (op == RYZ_OP_COUNT || op == RYZ_OP_BARRIER ||
-        ryz_bench_round_bytes(op, row->bytes, x->k) != row->bytes || row->bytes == 0)
+    if (!ryz_replayable(op, row->bytes, x->k))
         return RYZ_OK;
-    ryz_status st = isolated_p50(x, row, op, isolated_iters(row), NULL, 0, &row->isolated_p50_us);
-    row->isolated_evict_p50_us = row->isolated_p50_us;
-    const call_ref *g = x->calls + x->row_at[i];
-    uint64_t enough = ryz_bench_evict_enough();
-    float mine = 0, any = 0;
-    for (size_t j = 0; j < row->count; j++) {
-        uint64_t read = (uint64_t)x->streamed[g[j].i];
-        x->seq[j] = read < enough ? read : enough; /* more would evict nothing more */
-        mine += read > 0;
-    }
-    /* Every rank runs the second pass or none: whether any streamed is agreed. */
+    ryz_status st = ryz_replay_run(x->c, op, row->bytes, isolated_iters(row), ISOLATED_WARMUP,
+                                   NULL, 0, &row->isolated_p50_us, NULL);
+    double sampled = sampled_p50(ref, op, row->bytes);
+    size_t reads = ryz_replay_reads(x->calls + x->row_at[i], row->count, x->streamed, x->seq);
+    /* Every rank runs the pass or none: whether any rank needs it is agreed. */
+    float mine = reads > 0 && sampled == 0, need = 0;
     if (st == RYZ_OK)
-        st = ryz_comm_all_reduce_sum(x->c, &mine, &any, 1);
-    if (st == RYZ_OK && any > 0)
-        st = isolated_p50(x, row, op, EVICT_ITERS, x->seq, row->count,
-                          &row->isolated_evict_p50_us);
+        st = ryz_comm_all_reduce_sum(x->c, &mine, &need, 1);
+    row->isolated_evict_p50_us = sampled > 0 ? sampled : row->isolated_p50_us;
+    if (st == RYZ_OK && need > 0)
+        st = ryz_replay_run(x->c, op, row->bytes, EVICT_ITERS, ISOLATED_WARMUP, x->seq,
+                            row->count, &row->isolated_evict_p50_us, NULL);
     if (row->isolated_p50_us > 0)
         row->last_over_isolated = row->p50_last_us / row->isolated_p50_us;
     if (row->isolated_evict_p50_us > 0)
@@ -297,8 +315,8 @@ static ryz_status isolate_row(group_ctx *x, size_t i) {
     return st;
 }
 
-ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate, ryz_results *res,
-                                 double *comm_s) {
+ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
+                                 const ryz_collective_ref *ref, ryz_results *res, double *comm_s) {
     group_ctx x = {.c = c, .k = ryz_comm_size(c), .rank = ryz_comm_rank(c), .case_name = case_name};
     int ok = snapshot(&x, comm_s);
     ryz_status st = RYZ_OK;
@@ -318,7 +336,7 @@ ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate
      * model's calls, and the ratio would mean nothing. */
     isolate = isolate && !ryz_comm_device_memory(c);
     for (size_t i = 0; st == RYZ_OK && isolate && x.agreed && i < x.n_rows; i++)
-        st = isolate_row(&x, i);
+        st = isolate_row(&x, i, ref);
     for (size_t i = 0; st == RYZ_OK && res && i < x.n_rows; i++)
         st = ryz_results_add_collective(res, &x.rows[i]);
 cleanup:

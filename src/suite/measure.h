@@ -20,6 +20,37 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
  * and wall_s) into out (size * RANK_NFIELDS) on every rank. */
 ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
                              double *out);
+/* One call of a rank's comm records, for grouping by (op, bytes). */
+typedef struct {
+    ryz_comm_op op;
+    uint64_t bytes;
+    size_t i; /* index in call order */
+} ryz_call_ref;
+/* qsort order of calls: by (op, bytes), then call order. */
+int ryz_call_cmp(const void *a, const void *b);
+/* FNV-1a hash of the (op, bytes) sequence of n calls. */
+uint64_t ryz_calls_hash(const ryz_call_ref *calls, size_t n);
+/* What a TP group's ranks agree on before gathering anything sized by
+ * their records: the record count and ryz_calls_hash of them. 16 bytes,
+ * sent as 4 floats. */
+typedef struct {
+    uint64_t n, hash;
+} ryz_calls_key;
+
+/* Whether the `ryz comm` harness can run (op, bytes) on k ranks alone:
+ * not a barrier, and a whole number of floats per rank. */
+int ryz_replayable(ryz_comm_op op, uint64_t bytes, int k);
+/* seq[j] = the bytes read before call g[j] (streamed indexed by call), at
+ * most ryz_bench_evict_enough(); returns how many read anything. */
+size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed, uint64_t *seq);
+/* Runs (op, bytes) alone on c with the harness: warmup calls, then iters
+ * timed ones, each after reading seq[i * n / iters] bytes (n 0: back to
+ * back, the slowest rank's latency; else the fastest's), in place where
+ * ryz_comm can say so. *p50 gets their p50 in us (0 when the harness ran
+ * no row) and samples (NULL: not wanted) the iters latencies. */
+ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters, int warmup,
+                          const uint64_t *seq, size_t n, double *p50, float *samples);
+
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective

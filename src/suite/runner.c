@@ -57,17 +57,23 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
 }
 
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
- * cleared at the start; ids from the last run. */
+ * cleared at the start; ids from the last run. With ref (NULL: none),
+ * opened at the clear and sampled after each timed run. */
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
-                               run_samples *out) {
+                               ryz_collective_ref *ref, run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
     for (int i = -k->s->warmup; i < out->n; i++) {
         if (i == 0) ryz_comm_records_clear(c);
+        if (i == 0 && ref) {
+            ryz_status st = ryz_collective_ref_open(c, ref);
+            if (st != RYZ_OK) return st;
+        }
         ryz_gen_timing t;
         ryz_status st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                            ids, NULL, &t);
+        if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
         /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
          * collective (where the comm wrapper stops rank 0) may come for
@@ -171,11 +177,11 @@ static double add_memory(case_ctx *k, int tp, const double *ranks) {
  * cross-rank and isolated columns when tp > 1), per-rank figures (memory
  * in be's memory), timing rows (lead only adds rows). */
 static ryz_status record_group(case_ctx *k, ryz_comm *c, const ryz_backend *be, int tp,
-                               run_samples *rs) {
+                               const ryz_collective_ref *ref, run_samples *rs) {
     int lead = ryz_comm_rank(c) == 0;
     double comm_s = 0;
-    ryz_status st = ryz_suite_collectives(c, k->c->name, tp > 1, lead && tp > 1 ? k->res : NULL,
-                                          &comm_s);
+    ryz_status st = ryz_suite_collectives(c, k->c->name, tp > 1, ref,
+                                          lead && tp > 1 ? k->res : NULL, &comm_s);
     if (st != RYZ_OK) return st;
     double *ranks = malloc((size_t)tp * RANK_NFIELDS * sizeof *ranks);
     if (!ranks) return ryz_error(RYZ_ENOMEM, "out of memory");
@@ -242,8 +248,8 @@ static ryz_status baseline_on_lead(case_ctx *k) {
     if (!same) env_close(&ref);
     if (st == RYZ_OK && !same) st = env_open(k, self, 0, &run);
     model_env *timed = same ? &ref : &run;
-    if (st == RYZ_OK) st = timed_greedy(k, timed->m, self, k->s->repeat, ids, &rs);
-    if (st == RYZ_OK) st = record_group(k, self, &timed->be, 1, &rs);
+    if (st == RYZ_OK) st = timed_greedy(k, timed->m, self, k->s->repeat, ids, NULL, &rs);
+    if (st == RYZ_OK) st = record_group(k, self, &timed->be, 1, NULL, &rs);
     free(ids);
     env_close(&ref);
     env_close(&run);
@@ -314,8 +320,14 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
         st = ryz_model_generate(e.m, k->prompts, k->B, k->P, k->c->new_tokens, k->base_ids, ids,
                                 logits, NULL);
     progress(k, tp, "greedy");
-    if (st == RYZ_OK) st = timed_greedy(k, e.m, tpc, tp > 1 ? k->s->repeat : 1, ids, &rs);
-    if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, &e.be, tp, &rs);
+    /* The reference is host memory's (ryz_suite_collectives says why). */
+    ryz_collective_ref ref = {0};
+    int sampled = tp > 1 && !ryz_comm_device_memory(tpc);
+    if (st == RYZ_OK)
+        st = timed_greedy(k, e.m, tpc, tp > 1 ? k->s->repeat : 1, ids, sampled ? &ref : NULL,
+                          &rs);
+    if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, &e.be, tp, &ref, &rs);
+    ryz_collective_ref_close(&ref);
     if (st == RYZ_OK && lead) {
         ryz_compare cmp;
         double atol, rtol;

@@ -1,0 +1,146 @@
+/* The reference after reads, sampled between a TP group's timed runs
+ * (suite.h, ryz_collective_ref): the machine drifts by tens of percent
+ * within one suite run on a shared VM (docs/performance.md, "session
+ * 17"), so a reference taken once at the end compares the in-situ calls
+ * with a moment they did not live through. After each timed run, each
+ * (op, bytes) of that run's records runs alone SAMPLE_ITERS times on a
+ * duplicate of the group's comm, replaying the reads its calls followed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "measure.h"
+#include "ryz/bench.h"
+#include "ryz/suite.h"
+
+enum { SAMPLE_ITERS = RYZ_REF_SAMPLES, SAMPLE_WARMUP = 5 };
+
+ryz_status ryz_collective_ref_open(ryz_comm *c, ryz_collective_ref *r) {
+    *r = (ryz_collective_ref){.seen = ryz_comm_record_count(c), .ok = 1};
+    return ryz_comm_split_first(c, ryz_comm_size(c), &r->dup);
+}
+
+void ryz_collective_ref_close(ryz_collective_ref *r) {
+    for (size_t i = 0; i < r->n_rows; i++)
+        free(r->rows[i].us);
+    free(r->rows);
+    ryz_comm_free(r->dup);
+    *r = (ryz_collective_ref){0};
+}
+
+/* Appends n latencies to r's row of (op, bytes), adding the row when new;
+ * 0 when out of memory. */
+static int ref_append(ryz_collective_ref *r, ryz_comm_op op, uint64_t bytes, const float *us,
+                      size_t n) {
+    struct ryz_ref_row *row = NULL;
+    for (size_t i = 0; !row && i < r->n_rows; i++)
+        if (r->rows[i].op == op && r->rows[i].bytes == bytes)
+            row = &r->rows[i];
+    if (!row) {
+        struct ryz_ref_row *rows = realloc(r->rows, (r->n_rows + 1) * sizeof *rows);
+        if (!rows)
+            return 0;
+        r->rows = rows;
+        row = &rows[r->n_rows++];
+        *row = (struct ryz_ref_row){.op = op, .bytes = bytes};
+    }
+    if (row->n + n > row->cap) {
+        size_t cap = 2 * (row->n + n);
+        double *p = realloc(row->us, cap * sizeof *p);
+        if (!p)
+            return 0;
+        row->us = p, row->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        row->us[row->n++] = us[i];
+    return 1;
+}
+
+/* This rank's calls since r->seen: calls (sorted by (op, bytes), then
+ * call order, i relative to seen) and the bytes read before each. */
+typedef struct {
+    size_t n;
+    ryz_call_ref *calls;
+    double *streamed;
+    uint64_t *seq;
+} window;
+
+static int window_fill(const ryz_collective_ref *r, ryz_comm *c, window *w) {
+    size_t total = ryz_comm_record_count(c);
+    if (total < r->seen)
+        return 0; /* cleared since: the samples would not match the records */
+    w->n = total - r->seen;
+    size_t m = w->n ? w->n : 1;
+    w->calls = malloc(m * sizeof *w->calls);
+    w->streamed = malloc(m * sizeof *w->streamed);
+    w->seq = malloc(m * sizeof *w->seq);
+    if (!w->calls || !w->streamed || !w->seq)
+        return 0;
+    for (size_t i = 0; i < w->n; i++) {
+        const ryz_comm_record *rec = ryz_comm_record_at(c, r->seen + i);
+        w->calls[i] = (ryz_call_ref){.op = rec->op, .bytes = rec->bytes, .i = i};
+        w->streamed[i] = (double)rec->streamed;
+    }
+    qsort(w->calls, w->n, sizeof *w->calls, ryz_call_cmp);
+    return 1;
+}
+
+/* Whether every rank's window holds the same calls: first whether every
+ * rank could build its window and key buffer (one float summed, so a rank
+ * short of memory still takes part), then every rank's key (one
+ * all-gather on r->dup). */
+static ryz_status window_agree(ryz_collective_ref *r, const window *w, int ok, int *agreed) {
+    int k = ryz_comm_size(r->dup);
+    ryz_calls_key *all = malloc((size_t)k * sizeof *all);
+    float mine = ok && all, sum = 0;
+    ryz_status st = ryz_comm_all_reduce_sum(r->dup, &mine, &sum, 1);
+    *agreed = st == RYZ_OK && sum >= (float)k;
+    if (*agreed) {
+        ryz_calls_key key = {.n = w->n, .hash = ryz_calls_hash(w->calls, w->n)};
+        st = ryz_comm_all_gather(r->dup, (const float *)(const void *)&key, (float *)(void *)all,
+                                 sizeof key / sizeof(float));
+        *agreed = st == RYZ_OK;
+        for (int i = 0; *agreed && i < k; i++)
+            *agreed = all[i].n == all[0].n && all[i].hash == all[0].hash;
+    }
+    free(all);
+    return st;
+}
+
+/* Runs each (op, bytes) of the window alone, appending its latencies; a
+ * rank short of memory still runs every one (the others expect it) and
+ * reports it through *sick, for the next agreement. */
+static ryz_status window_replay(ryz_collective_ref *r, window *w, int *sick) {
+    int k = ryz_comm_size(r->dup);
+    float us[SAMPLE_ITERS];
+    ryz_status st = RYZ_OK;
+    for (size_t i = 0, j; st == RYZ_OK && i < w->n; i = j) {
+        const ryz_call_ref *g = &w->calls[i];
+        for (j = i; j < w->n && w->calls[j].op == g->op && w->calls[j].bytes == g->bytes; j++) {
+        }
+        if (!ryz_replayable(g->op, g->bytes, k))
+            continue;
+        ryz_replay_reads(g, j - i, w->streamed, w->seq);
+        double p50;
+        st = ryz_replay_run(r->dup, g->op, g->bytes, SAMPLE_ITERS, SAMPLE_WARMUP, w->seq, j - i,
+                            &p50, us);
+        if (st == RYZ_OK && p50 > 0 && !ref_append(r, g->op, g->bytes, us, SAMPLE_ITERS))
+            *sick = 1;
+    }
+    return st;
+}
+
+ryz_status ryz_collective_ref_sample(ryz_collective_ref *r, ryz_comm *c) {
+    if (!r->ok) /* decided alike on every rank at an agreement */
+        return RYZ_OK;
+    window w = {0};
+    int ok = !r->sick && window_fill(r, c, &w), agreed = 0;
+    ryz_status st = window_agree(r, &w, ok, &agreed);
+    if (st == RYZ_OK && agreed) {
+        r->seen += w.n;
+        st = window_replay(r, &w, &r->sick);
+    } else {
+        r->ok = 0;
+    }
+    free(w.calls), free(w.streamed), free(w.seq);
+    return st;
+}
