@@ -157,6 +157,9 @@ void ryz_comm_test_corrupt(int on);
  * allocation per call); the oldest are overwritten past capacity. */
 const char *ryz_comm_op_name(ryz_comm_op op);
 size_t ryz_comm_record_count(const ryz_comm *c);
+/* Calls recorded since the last clear, kept or not (more than
+ * ryz_comm_record_count once the ring has wrapped). */
+size_t ryz_comm_record_total(const ryz_comm *c);
 const ryz_comm_record *ryz_comm_record_at(const ryz_comm *c, size_t i);
 void ryz_comm_records_clear(ryz_comm *c);
 /* Sum of seconds and number of calls of one op since the last clear. */

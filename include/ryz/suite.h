@@ -174,9 +174,10 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
  * after the reads its in-situ calls followed. */
 typedef struct ryz_collective_ref {
     ryz_comm *dup;
+    void *keys;  /* (ranks) agreement buffer */
     size_t seen; /* records of the group's comm already sampled */
-    int ok;      /* every sample so far agreed on every rank */
-    int sick;    /* this rank ran short of memory: it says so at the next sample */
+    int ok;      /* every sample so far agreed on every rank: the samples stand */
+    int sick;    /* this rank lost samples (out of memory): its rows do not stand */
     struct ryz_ref_row {
         ryz_comm_op op;
         uint64_t bytes;
@@ -186,13 +187,15 @@ typedef struct ryz_collective_ref {
     size_t n_rows;
 } ryz_collective_ref;
 #define RYZ_REF_SAMPLES 12 /* latencies each sample adds per (op, bytes) */
-/* Collective over c: *r empty, with its duplicate of c; call it where c's
- * records were just cleared. */
+/* Collective over c, before c's records are cleared for the timed runs:
+ * *r empty, with its duplicate of c. Where any rank could not set up, r->ok
+ * is 0 on every rank (no samples: the pass after the runs stands in); the
+ * error returned is only a communication failure on c. */
 ryz_status ryz_collective_ref_open(ryz_comm *c, ryz_collective_ref *r);
 /* Collective over r's comm: samples the calls c recorded since the last
- * sample (every rank must have recorded the same ones; where they differ,
- * or c's records were cleared since, r->ok becomes 0 on every rank and
- * sampling stops). Returns the communication error, every rank alike. */
+ * sample. Where the ranks' calls differ, c's records wrapped, or fewer
+ * remain than were sampled (cleared since), r->ok becomes 0 on every rank
+ * and sampling stops. Returns the communication error, every rank alike. */
 ryz_status ryz_collective_ref_sample(ryz_collective_ref *r, ryz_comm *c);
 /* Frees r's samples and its comm; safe on a zeroed r. */
 void ryz_collective_ref_close(ryz_collective_ref *r);
@@ -209,18 +212,20 @@ void ryz_collective_ref_close(ryz_collective_ref *r);
  * (and agreement), each distinct (op, bytes) is then run alone on c with
  * the `ryz comm` harness (ryz_bench_run: warm-up, then back-to-back calls,
  * p50 of the slowest rank's call, in place where ryz_comm can say so, as
- * the model's all-reduces are), a few hundred calls at most, and once
- * more with each call after reading the bytes the records say this rank
- * read before its calls, in call order (evict_each; the fastest rank's
- * call), which clears c's records; not on a comm that takes device memory
+ * the model's all-reduces are), a few hundred calls at most, and (unless
+ * ref has it, below) once more with each call after reading the bytes the
+ * records say this rank read before its calls, in call order (evict_each;
+ * the fastest rank's call), which clears c's records; not on a comm that takes device memory
  * (nccl), since the harness's host buffers would time nccl's host staging
  * instead of the model's in-place device calls (the isolated columns stay
  * 0). res (NULL: none) gets one /collectives row per (op, bytes) of c's
  * records, barriers left out: p50/p99/mean of this rank's times,
  * streamed_bytes, p50_last_us, wait_p50_us, the two isolated p50s and
  * their ratios (0 where not measured).
- * With ref (NULL: none) ok, a row's reference after reads is the p50 of
- * ref's samples of its (op, bytes) where it has some, instead of that pass.
+ * With ref (NULL: none), a row's reference after reads is the p50 of
+ * ref's samples of its (op, bytes) where every rank has them (ref ok, not
+ * sick), instead of that pass; where no rank read anything it is the
+ * back-to-back figure.
  * Returns OK or the communication error (every rank alike). */
 ryz_status ryz_suite_collectives(ryz_comm *c, const char *case_name, int isolate,
                                  const ryz_collective_ref *ref, ryz_results *res,

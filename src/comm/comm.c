@@ -412,6 +412,10 @@ size_t ryz_comm_record_count(const ryz_comm *c) {
     return c->n_records < RECORD_CAPACITY ? c->n_records : RECORD_CAPACITY;
 }
 
+size_t ryz_comm_record_total(const ryz_comm *c) {
+    return c->n_records;
+}
+
 const ryz_comm_record *ryz_comm_record_at(const ryz_comm *c, size_t i) {
     size_t n = ryz_comm_record_count(c);
     RYZ_ASSERT(i < n);

@@ -4,7 +4,9 @@
  * (the last to arrive, so the collective itself) and the spread (how long
  * the first rank waited for the last); and the same (op, bytes) run alone
  * with the `ryz comm` harness, the reference the in-situ figure is held
- * to. All of it after the timed runs, never inside them. */
+ * to. All of it after the timed runs, never inside them, but for the
+ * samples of the reference after reads taken between them
+ * (reference.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,9 +269,10 @@ size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed,
     return nonzero;
 }
 
-/* The p50 (us) of ref's samples of (op, bytes); 0 when it has none. */
+/* The p50 (us) of ref's samples of (op, bytes); 0 when it has none that
+ * stand on this rank. */
 static double sampled_p50(const ryz_collective_ref *ref, ryz_comm_op op, uint64_t bytes) {
-    for (size_t i = 0; ref && ref->ok && i < ref->n_rows; i++) {
+    for (size_t i = 0; ref && ref->ok && !ref->sick && i < ref->n_rows; i++) {
         const struct ryz_ref_row *r = &ref->rows[i];
         if (r->op != op || r->bytes != bytes || r->n == 0)
             continue;
@@ -286,11 +289,13 @@ static double sampled_p50(const ryz_collective_ref *ref, ryz_comm_op op, uint64_
 }
 
 /* Runs row i's (op, bytes) alone on x->c and fills its isolated columns:
- * back to back, and each call after reading what this rank read before
- * its calls in situ, replayed in call order: the p50 of ref's samples
- * where every rank has them, else a pass now (the back-to-back figure when
- * no rank read anything). A size the harness cannot express (not a whole
- * number of floats per rank) stays 0, decided alike on every rank. */
+ * back to back, and the reference after reads, chosen alike on every rank
+ * (one all-reduce of {ranks that read anything, ranks without samples}):
+ * the back-to-back figure where no rank read anything; else the p50 of
+ * ref's samples where every rank has them; else a pass now, each call
+ * after the reads its in-situ calls followed, in call order. A size the
+ * harness cannot express (not a whole number of floats per rank) stays 0,
+ * decided alike on every rank. */
 static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *ref) {
     ryz_row_collective *row = &x->rows[i];
     ryz_comm_op op = row_op(row);
@@ -300,12 +305,13 @@ static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *
                                    NULL, 0, &row->isolated_p50_us, NULL);
     double sampled = sampled_p50(ref, op, row->bytes);
     size_t reads = ryz_replay_reads(x->calls + x->row_at[i], row->count, x->streamed, x->seq);
-    /* Every rank runs the pass or none: whether any rank needs it is agreed. */
-    float mine = reads > 0 && sampled == 0, need = 0;
+    float mine[2] = {reads > 0, sampled == 0}, sum[2] = {0, 0};
     if (st == RYZ_OK)
-        st = ryz_comm_all_reduce_sum(x->c, &mine, &need, 1);
-    row->isolated_evict_p50_us = sampled > 0 ? sampled : row->isolated_p50_us;
-    if (st == RYZ_OK && need > 0)
+        st = ryz_comm_all_reduce_sum(x->c, mine, sum, 2);
+    row->isolated_evict_p50_us = row->isolated_p50_us;
+    if (st == RYZ_OK && sum[0] > 0 && sum[1] == 0)
+        row->isolated_evict_p50_us = sampled;
+    else if (st == RYZ_OK && sum[0] > 0)
         st = ryz_replay_run(x->c, op, row->bytes, EVICT_ITERS, ISOLATED_WARMUP, x->seq,
                             row->count, &row->isolated_evict_p50_us, NULL);
     if (row->isolated_p50_us > 0)

@@ -15,14 +15,30 @@
 enum { SAMPLE_ITERS = RYZ_REF_SAMPLES, SAMPLE_WARMUP = 5 };
 
 ryz_status ryz_collective_ref_open(ryz_comm *c, ryz_collective_ref *r) {
-    *r = (ryz_collective_ref){.seen = ryz_comm_record_count(c), .ok = 1};
-    return ryz_comm_split_first(c, ryz_comm_size(c), &r->dup);
+    int k = ryz_comm_size(c);
+    *r = (ryz_collective_ref){.keys = malloc((size_t)k * sizeof(ryz_calls_key))};
+    ryz_status st = ryz_comm_split_first(c, k, &r->dup);
+    if (st != RYZ_OK && ryz_status_exit_code(st) == 3) /* c itself failed */
+        return st;
+    /* Whether every rank set up: one float each into the keys buffer (an
+     * all-gather, which the all-reduce fault hook leaves alone). A rank
+     * that cannot allocate 16 bytes per rank cannot take part. */
+    float mine = st == RYZ_OK && r->dup && r->keys;
+    float *all = r->keys;
+    if (!all)
+        return ryz_error(RYZ_ENOMEM, "out of memory for the collective reference");
+    st = ryz_comm_all_gather(c, &mine, all, 1);
+    r->ok = st == RYZ_OK;
+    for (int i = 0; r->ok && i < k; i++)
+        r->ok = all[i] == 1;
+    return st;
 }
 
 void ryz_collective_ref_close(ryz_collective_ref *r) {
     for (size_t i = 0; i < r->n_rows; i++)
         free(r->rows[i].us);
     free(r->rows);
+    free(r->keys);
     ryz_comm_free(r->dup);
     *r = (ryz_collective_ref){0};
 }
@@ -65,10 +81,10 @@ typedef struct {
 } window;
 
 static int window_fill(const ryz_collective_ref *r, ryz_comm *c, window *w) {
-    size_t total = ryz_comm_record_count(c);
-    if (total < r->seen)
-        return 0; /* cleared since: the samples would not match the records */
-    w->n = total - r->seen;
+    size_t kept = ryz_comm_record_count(c);
+    if (kept < r->seen || ryz_comm_record_total(c) > kept)
+        return 0; /* cleared since, or wrapped: the calls would not line up */
+    w->n = kept - r->seen;
     size_t m = w->n ? w->n : 1;
     w->calls = malloc(m * sizeof *w->calls);
     w->streamed = malloc(m * sizeof *w->streamed);
@@ -84,31 +100,26 @@ static int window_fill(const ryz_collective_ref *r, ryz_comm *c, window *w) {
     return 1;
 }
 
-/* Whether every rank's window holds the same calls: first whether every
- * rank could build its window and key buffer (one float summed, so a rank
- * short of memory still takes part), then every rank's key (one
- * all-gather on r->dup). */
+/* Whether every rank's window holds the same calls: one all-gather on
+ * r->dup of each rank's key (count and hash; a count no window has for a
+ * rank that could not build its window). */
 static ryz_status window_agree(ryz_collective_ref *r, const window *w, int ok, int *agreed) {
     int k = ryz_comm_size(r->dup);
-    ryz_calls_key *all = malloc((size_t)k * sizeof *all);
-    float mine = ok && all, sum = 0;
-    ryz_status st = ryz_comm_all_reduce_sum(r->dup, &mine, &sum, 1);
-    *agreed = st == RYZ_OK && sum >= (float)k;
-    if (*agreed) {
-        ryz_calls_key key = {.n = w->n, .hash = ryz_calls_hash(w->calls, w->n)};
-        st = ryz_comm_all_gather(r->dup, (const float *)(const void *)&key, (float *)(void *)all,
-                                 sizeof key / sizeof(float));
-        *agreed = st == RYZ_OK;
-        for (int i = 0; *agreed && i < k; i++)
-            *agreed = all[i].n == all[0].n && all[i].hash == all[0].hash;
-    }
-    free(all);
+    ryz_calls_key mine = {.n = UINT64_MAX}, *all = r->keys;
+    if (ok)
+        mine = (ryz_calls_key){.n = w->n, .hash = ryz_calls_hash(w->calls, w->n)};
+    ryz_status st = ryz_comm_all_gather(r->dup, (const float *)(const void *)&mine,
+                                        (float *)(void *)all, sizeof mine / sizeof(float));
+    *agreed = st == RYZ_OK;
+    for (int i = 0; *agreed && i < k; i++)
+        *agreed = all[i].n != UINT64_MAX && all[i].n == all[0].n && all[i].hash == all[0].hash;
     return st;
 }
 
 /* Runs each (op, bytes) of the window alone, appending its latencies; a
  * rank short of memory still runs every one (the others expect it) and
- * reports it through *sick, for the next agreement. */
+ * marks itself *sick: its rows then do not stand (ryz_suite_collectives
+ * agrees on that before using any). */
 static ryz_status window_replay(ryz_collective_ref *r, window *w, int *sick) {
     int k = ryz_comm_size(r->dup);
     float us[SAMPLE_ITERS];
@@ -133,7 +144,7 @@ ryz_status ryz_collective_ref_sample(ryz_collective_ref *r, ryz_comm *c) {
     if (!r->ok) /* decided alike on every rank at an agreement */
         return RYZ_OK;
     window w = {0};
-    int ok = !r->sick && window_fill(r, c, &w), agreed = 0;
+    int ok = window_fill(r, c, &w), agreed = 0;
     ryz_status st = window_agree(r, &w, ok, &agreed);
     if (st == RYZ_OK && agreed) {
         r->seen += w.n;

@@ -58,18 +58,18 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
 
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
- * opened at the clear and sampled after each timed run. */
+ * opened just before the clear and sampled after each timed run. */
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
                                ryz_collective_ref *ref, run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
     for (int i = -k->s->warmup; i < out->n; i++) {
-        if (i == 0) ryz_comm_records_clear(c);
         if (i == 0 && ref) {
             ryz_status st = ryz_collective_ref_open(c, ref);
             if (st != RYZ_OK) return st;
         }
+        if (i == 0) ryz_comm_records_clear(c);
         ryz_gen_timing t;
         ryz_status st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                            ids, NULL, &t);
