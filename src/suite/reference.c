@@ -18,7 +18,7 @@ ryz_status ryz_collective_ref_open(ryz_comm *c, ryz_collective_ref *r) {
     int k = ryz_comm_size(c);
     *r = (ryz_collective_ref){.keys = malloc((size_t)k * sizeof(ryz_calls_key))};
     ryz_status st = ryz_comm_split_first(c, k, &r->dup);
-    if (st != RYZ_OK && ryz_status_exit_code(st) == 3) /* c itself failed */
+    if (st == RYZ_ECOMM || st == RYZ_ETIMEOUT) /* c itself failed */
         return st;
     /* Whether every rank set up: one float each into the keys buffer (an
      * all-gather, which the all-reduce fault hook leaves alone). A rank
