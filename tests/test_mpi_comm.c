@@ -260,20 +260,30 @@ END_TEST
 
 enum { AR_CALLS = 30, AG_CALLS = 10, AR_FLOATS = 768, AG_FLOATS = 8 };
 
+/* AR_CALLS all-reduces, each after `read` bytes of reads, then AG_CALLS
+ * all-gathers with none. */
+static void issue_reads_and_calls(uint64_t read) {
+    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    alarm(HANG_LIMIT_S);
+    for (int i = 0; i < AR_CALLS; i++) {
+        ryz_streamed_add(read);
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
+    }
+    for (int i = 0; i < AG_CALLS; i++)
+        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
+    alarm(0);
+    free(x);
+}
+
 /* Clears the world's records, then issues AR_CALLS in-place all-reduces of
  * AR_FLOATS, AG_CALLS all-gathers of AG_FLOATS per rank and one barrier. */
 static void issue_model_like_calls(void) {
-    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
-    ck_assert_ptr_nonnull(x);
     ryz_comm_records_clear(g_world);
+    issue_reads_and_calls(0);
     alarm(HANG_LIMIT_S);
-    for (int i = 0; i < AR_CALLS; i++)
-        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
-    for (int i = 0; i < AG_CALLS; i++)
-        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
     ck_assert_int_eq(ryz_comm_barrier(g_world), RYZ_OK);
     alarm(0);
-    free(x);
 }
 
 /* Runs ryz_suite_collectives on the world (rows on rank 0 only). */
@@ -369,22 +379,6 @@ START_TEST(test_insitu_streamed) {
     ryz_results_free(&res);
 }
 END_TEST
-
-/* AR_CALLS all-reduces, each after READ bytes of reads, then AG_CALLS
- * all-gathers with none. */
-static void issue_reads_and_calls(uint64_t read) {
-    float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
-    ck_assert_ptr_nonnull(x);
-    alarm(HANG_LIMIT_S);
-    for (int i = 0; i < AR_CALLS; i++) {
-        ryz_streamed_add(read);
-        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
-    }
-    for (int i = 0; i < AG_CALLS; i++)
-        ck_assert_int_eq(ryz_comm_all_gather(g_world, x, x + AG_FLOATS, AG_FLOATS), RYZ_OK);
-    alarm(0);
-    free(x);
-}
 
 /* p50 of a reference row's samples, as ryz_suite_collectives takes it. */
 static double row_p50(const struct ryz_ref_row *row) {

@@ -155,6 +155,13 @@ static ryz_status cross_rank(group_ctx *x) {
     return st;
 }
 
+size_t ryz_call_group_end(const ryz_call_ref *calls, size_t n, size_t i) {
+    size_t j = i;
+    while (j < n && calls[j].op == calls[i].op && calls[j].bytes == calls[i].bytes)
+        j++;
+    return j;
+}
+
 int ryz_call_cmp(const void *a, const void *b) {
     const ryz_call_ref *x = a, *y = b;
     if (x->op != y->op)
@@ -202,10 +209,7 @@ static void group_row(group_ctx *x, const ryz_call_ref *g, size_t n) {
 static void group_rows(group_ctx *x) {
     qsort(x->calls, x->n, sizeof *x->calls, ryz_call_cmp);
     for (size_t i = 0, j; i < x->n; i = j) {
-        for (j = i;
-             j < x->n && x->calls[j].op == x->calls[i].op && x->calls[j].bytes == x->calls[i].bytes;
-             j++) {
-        }
+        j = ryz_call_group_end(x->calls, x->n, i);
         if (x->calls[i].op != RYZ_OP_BARRIER)
             group_row(x, x->calls + i, j - i);
     }

@@ -28,6 +28,9 @@ typedef struct {
 } ryz_call_ref;
 /* qsort order of calls: by (op, bytes), then call order. */
 int ryz_call_cmp(const void *a, const void *b);
+/* In calls[0..n) sorted by ryz_call_cmp, the end of the (op, bytes)
+ * group that starts at i. */
+size_t ryz_call_group_end(const ryz_call_ref *calls, size_t n, size_t i);
 /* FNV-1a hash of the (op, bytes) sequence of n calls. */
 uint64_t ryz_calls_hash(const ryz_call_ref *calls, size_t n);
 /* What a TP group's ranks agree on before gathering anything sized by

@@ -126,8 +126,7 @@ static ryz_status window_replay(ryz_collective_ref *r, window *w, int *sick) {
     ryz_status st = RYZ_OK;
     for (size_t i = 0, j; st == RYZ_OK && i < w->n; i = j) {
         const ryz_call_ref *g = &w->calls[i];
-        for (j = i; j < w->n && w->calls[j].op == g->op && w->calls[j].bytes == g->bytes; j++) {
-        }
+        j = ryz_call_group_end(w->calls, w->n, i);
         if (!ryz_replayable(g->op, g->bytes, k))
             continue;
         ryz_replay_reads(g, j - i, w->streamed, w->seq);
