@@ -167,6 +167,28 @@ START_TEST(test_evict_setup_fails_on_one_rank) {
 }
 END_TEST
 
+/* A rank that cannot allocate the run's buffers (the report's rows and
+ * samples among them) fails with ENOMEM, the others learn it before their
+ * first exchange, nobody has a row, and the world still works after. */
+START_TEST(test_starved_rank_fails_alone) {
+    if (g_k < 2)
+        return;
+    ryz_bench_opts o = sweep_opts();
+    o.starve = g_rank == 1;
+    ryz_bench_report rep;
+    run_world(&o, g_rank == 1 ? RYZ_ENOMEM : RYZ_EINVAL, &rep);
+    ck_assert_msg(strstr(ryz_last_error(), g_rank == 1 ? "out of memory for two buffers"
+                                                       : "1 other rank(s) could not set up"),
+                  "rank %d: %s", g_rank, ryz_last_error());
+    ck_assert_uint_eq(rep.n_rows, 0);
+    ryz_bench_report_free(&rep);
+    o.starve = 0;
+    run_world(&o, RYZ_OK, &rep);
+    ck_assert_uint_gt(rep.n_rows, 0);
+    ryz_bench_report_free(&rep);
+}
+END_TEST
+
 /* Each rank's own call times of a run's last batch (the in-place one of
  * an all-reduce: after it come only the statistics' all-gather and the end
  * of the sweep), gathered: all (k, iters) floats, as the harness has them. */
@@ -532,6 +554,7 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_world_keeps_working_after_disagreement);
     tcase_add_test(tc, test_evict_latency_is_fastest_rank);
     tcase_add_test(tc, test_evict_setup_fails_on_one_rank);
+    tcase_add_test(tc, test_starved_rank_fails_alone);
     suite_add_tcase(s, tc);
     tc = tcase_create("insitu");
     tcase_set_timeout(tc, HANG_LIMIT_S);

@@ -54,6 +54,8 @@ typedef struct {
     size_t n_evict_each;
     uint64_t size_skew;            /* test only: bytes added to every size on this
                                       rank (RYZ_TEST_COMM_SKEW_RANK) */
+    int starve;                    /* test only: this rank's buffers for the run
+                                      cannot be allocated */
     FILE *out;                     /* rank 0 prints the tables here; NULL: silent */
 } ryz_bench_opts;
 
@@ -67,7 +69,7 @@ typedef struct {
     int64_t wrong;               /* wrong elements over all ranks; -1 unchecked */
     float *samples_us;           /* per iteration: the slowest rank's call, or when
                                     evicting (evict_bytes or evict_each) the
-                                    fastest's (malloc'd) */
+                                    fastest's (in the report's samples block) */
     size_t n_samples;
 } ryz_bench_result;
 
@@ -86,8 +88,10 @@ typedef struct {
     int world;           /* ranks */
     char backend[16];    /* ryz_comm_name of the communicator */
     char *hosts;         /* distinct hostnames, comma-separated (malloc'd) */
-    ryz_bench_row *rows; /* malloc'd */
+    ryz_bench_row *rows; /* malloc'd, cap_rows of them */
     size_t n_rows, cap_rows;
+    float *samples;      /* every result's samples_us: iters floats per placement
+                            (malloc'd) */
     double avg_busbw_gbs; /* mean busbw over every row and placement run */
     int64_t wrong;        /* total over the run; -1 unchecked */
 } ryz_bench_report;
@@ -95,9 +99,12 @@ typedef struct {
 /* Frees what a run allocated; safe on a zeroed or freed report. */
 void ryz_bench_report_free(ryz_bench_report *r);
 /* Runs the sweep of every op in o->ops on c (collective: every rank calls it
- * with the same options). Before each size all ranks agree on (op, bytes,
- * iters, warmup, check): a rank that differs makes every rank return EINVAL
- * naming both values, with no collective left pending. Rank 0 prints the
+ * with the same options). Every buffer of the run is allocated before the
+ * first exchange, and the ranks agree that all did, so a rank out of memory
+ * fails alone (ENOMEM) while the others return EINVAL instead of waiting
+ * for it. Before each size all ranks agree on (op, bytes, iters, warmup,
+ * check): a rank that differs makes every rank return EINVAL naming both
+ * values, with no collective left pending. Rank 0 prints the
  * nccl-tests-style tables to o->out as rows complete. Wrong elements are
  * not an error here: see out->wrong. *out is owned by the caller. */
 ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report *out);

@@ -236,6 +236,8 @@ typedef struct {
     float *send, *recv; /* sized for the largest size of the run */
     float *mine, *all;  /* 2 + iters floats, and k times that, for statistics */
     float *keys;        /* k * KEY_FLOATS for the agreement */
+    bench_rank_info *ranks; /* k, for the header */
+    float *next_samples;    /* where the next placement's samples go in the report's block */
     double *scratch;    /* iters doubles for percentiles */
     int evicting;       /* evict_bytes or evict_each given: latency is the fastest rank's */
     float *pool;        /* what the evictions read (NULL when none reads anything) */
@@ -448,9 +450,8 @@ static ryz_status combine(harness *h, ryz_comm_op op, uint64_t bytes, ryz_bench_
     ryz_status st = ryz_comm_all_gather(h->c, h->mine, h->all, (size_t)stride);
     if (st != RYZ_OK)
         return st;
-    res->samples_us = malloc((size_t)n * sizeof(float));
-    if (!res->samples_us)
-        return ryz_error(RYZ_ENOMEM, "out of memory for latency samples");
+    res->samples_us = h->next_samples;
+    h->next_samples += n;
     double t = 0, wrong = 0, sum = 0;
     for (int r = 0; r < h->k; r++)
         t += h->all[r * stride], wrong += h->all[r * stride + 1];
@@ -491,20 +492,6 @@ static ryz_status bench_place(harness *h, const coll *e, uint64_t bytes, int ip,
     return combine(h, e->op, bytes, res);
 }
 
-/* Appends a zeroed row to the report; NULL when out of memory. */
-static ryz_bench_row *add_row(ryz_bench_report *r) {
-    if (r->n_rows == r->cap_rows) {
-        size_t cap = r->cap_rows ? 2 * r->cap_rows : 32;
-        ryz_bench_row *rows = realloc(r->rows, cap * sizeof *rows);
-        if (!rows)
-            return NULL;
-        r->rows = rows, r->cap_rows = cap;
-    }
-    ryz_bench_row *row = &r->rows[r->n_rows++];
-    memset(row, 0, sizeof *row);
-    return row;
-}
-
 /* The sizes of op on this rank, the test-only skew added. */
 static size_t op_sizes(const harness *h, ryz_comm_op op, uint64_t *sizes) {
     const ryz_bench_opts *o = h->o;
@@ -526,11 +513,10 @@ static ryz_status bench_op(harness *h, const coll *e, ryz_bench_report *out) {
     ryz_status st = RYZ_OK;
     for (size_t i = 0; st == RYZ_OK && i < n; i++) {
         st = agree(h, e->op, sizes[i]);
-        ryz_bench_row *row = st == RYZ_OK ? add_row(out) : NULL;
-        if (st == RYZ_OK && !row)
-            st = ryz_error(RYZ_ENOMEM, "out of memory for rows");
         if (st != RYZ_OK)
             break;
+        RYZ_ASSERT(out->n_rows < out->cap_rows); /* sized by sweep_extent */
+        ryz_bench_row *row = &out->rows[out->n_rows++];
         size_t s, r, p;
         e->counts(sizes[i] / sizeof(float), h->k, &s, &r, &p);
         *row = (ryz_bench_row){.op = e->op, .bytes = sizes[i], .count = p, .root = e->root};
@@ -543,14 +529,17 @@ static ryz_status bench_op(harness *h, const coll *e, ryz_bench_report *out) {
     return st;
 }
 
-/* Floats the largest buffer of the run needs. */
-static size_t max_floats(const harness *h) {
+/* Floats the largest buffer of the run needs; *rows: the rows of its
+ * sweep on this rank. */
+static size_t sweep_extent(const harness *h, size_t *rows) {
     size_t most = 1;
+    *rows = 0;
     for (int i = 0; i < N_COLLS; i++) {
         if (!(h->o->ops & (1u << colls[i].op)))
             continue;
         uint64_t sizes[MAX_SIZES];
         size_t n = op_sizes(h, colls[i].op, sizes);
+        *rows += n;
         for (size_t j = 0; j < n; j++) {
             size_t s, r, p;
             colls[i].counts(sizes[j] / sizeof(float), h->k, &s, &r, &p);
@@ -562,15 +551,11 @@ static size_t max_floats(const harness *h) {
 }
 
 /* Gathers every rank's pid and hostname: rank 0 prints the header, every
- * rank keeps the distinct hostnames in out->hosts. */
+ * rank keeps the distinct hostnames in out->hosts (allocated, empty, by
+ * harness_alloc). */
 static ryz_status gather_ranks(harness *h, ryz_bench_report *out) {
-    bench_rank_info mine = {.pid = (int32_t)getpid()}, *all = calloc((size_t)h->k, sizeof *all);
+    bench_rank_info mine = {.pid = (int32_t)getpid()}, *all = h->ranks;
     gethostname(mine.host, sizeof mine.host - 1);
-    out->hosts = calloc((size_t)h->k, sizeof mine.host + 1);
-    if (!all || !out->hosts) {
-        free(all);
-        return ryz_error(RYZ_ENOMEM, "out of memory gathering hostnames");
-    }
     ryz_status st = ryz_comm_all_gather(h->c, (const float *)(const void *)&mine, (float *)all,
                                         sizeof mine / sizeof(float));
     for (int r = 0; st == RYZ_OK && r < h->k; r++) {
@@ -583,28 +568,38 @@ static ryz_status gather_ranks(harness *h, ryz_bench_report *out) {
     }
     if (st == RYZ_OK && h->rank == 0 && h->o->out)
         bench_print_header(h->o->out, h->o, out->backend, all, h->k);
-    free(all);
     return st;
 }
 
-/* Allocates the harness buffers (ENOMEM naming the size). */
-static ryz_status harness_alloc(harness *h) {
-    size_t n = max_floats(h), stride = 2 + (size_t)h->o->iters;
+/* Allocates every buffer of the run, the report's rows and samples among
+ * them, so that nothing after the setup's agreement can fail on one rank
+ * alone (ENOMEM naming the sizes). */
+static ryz_status harness_alloc(harness *h, ryz_bench_report *out) {
+    size_t rows, n = sweep_extent(h, &rows), stride = 2 + (size_t)h->o->iters;
+    size_t k = (size_t)h->k;
+    h->keys = malloc(k * KEY_FLOATS * sizeof(float));
     h->send = malloc(n * sizeof(float));
     h->recv = malloc(n * sizeof(float));
     h->mine = malloc(stride * sizeof(float));
-    h->all = malloc((size_t)h->k * stride * sizeof(float));
-    h->keys = malloc((size_t)h->k * KEY_FLOATS * sizeof(float));
+    h->all = malloc(k * stride * sizeof(float));
     h->scratch = malloc(stride * sizeof(double));
-    if (!h->send || !h->recv || !h->mine || !h->all || !h->keys || !h->scratch)
-        return ryz_error(RYZ_ENOMEM, "out of memory for two buffers of %zu bytes",
-                         n * sizeof(float));
+    h->ranks = calloc(k, sizeof *h->ranks);
+    out->hosts = calloc(k, sizeof h->ranks->host + 1);
+    out->rows = calloc(rows + 1, sizeof *out->rows);
+    out->cap_rows = rows;
+    out->samples = malloc((2 * rows * (size_t)h->o->iters + 1) * sizeof(float));
+    h->next_samples = out->samples;
+    if (h->o->starve || !h->keys || !h->send || !h->recv || !h->mine || !h->all ||
+        !h->scratch || !h->ranks || !out->hosts || !out->rows || !out->samples)
+        return ryz_error(RYZ_ENOMEM,
+                         "out of memory for two buffers of %zu bytes and %zu rows of %d samples",
+                         n * sizeof(float), rows, h->o->iters);
     return evict_most(h->o) ? evict_alloc(h) : RYZ_OK;
 }
 
 static void harness_free(harness *h) {
     free(h->send), free(h->recv), free(h->mine), free(h->all), free(h->keys), free(h->scratch);
-    free(h->pool);
+    free(h->ranks), free(h->pool);
 }
 
 /* Average busbw over every placement run, and the total of wrong elements. */
@@ -670,7 +665,7 @@ ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report 
     ryz_status st = check_opts(o);
     if (st != RYZ_OK) /* the options every rank is given alike */
         return st;
-    st = agree_setup(&h, harness_alloc(&h));
+    st = agree_setup(&h, harness_alloc(&h, out));
     if (st == RYZ_OK)
         st = gather_ranks(&h, out);
     for (int i = 0; st == RYZ_OK && i < N_COLLS; i++)
@@ -689,9 +684,7 @@ ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report 
 void ryz_bench_report_free(ryz_bench_report *r) {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_rows; i++)
-        for (int ip = 0; ip < 2; ip++)
-            free(r->rows[i].place[ip].samples_us);
+    free(r->samples);
     free(r->rows);
     free(r->hosts);
     memset(r, 0, sizeof *r);
