@@ -171,6 +171,41 @@ START_TEST(test_no_host_roofline_on_device) {
 }
 END_TEST
 
+/* Host-memory runs are probed one by one unless the ranks are
+ * oversubscribed: one read_bandwidth_gbs sample per timed run, each > 0,
+ * and the timing rows' read bandwidth is their median. Device runs have
+ * none. */
+START_TEST(test_runs_probed) {
+    if (g_rank != 0) return;
+    int probed = 0;
+    for (size_t i = 0; i < g_res.n_timing; i++) {
+        const ryz_row_timing *t = &g_res.timing[i];
+        double v[64];
+        size_t n = 0;
+        for (size_t j = 0; j < g_res.n_samples && n < 64; j++) {
+            const ryz_row_sample *s = &g_res.samples[j];
+            if (s->tp == t->tp && !strcmp(s->case_name, t->case_name) &&
+                !strcmp(s->metric, "read_bandwidth_gbs")) {
+                ck_assert_msg(s->value > 0, "%s tp %d run %d: %g GB/s", s->case_name, s->tp,
+                              s->iter, s->value);
+                v[n++] = s->value;
+            }
+        }
+        int host = !strcmp(t->case_name, "host") && !g_res.meta.oversubscribed;
+        ck_assert_msg(n == (host ? (size_t)t->runs : 0), "%s tp %d: %zu probes for %d runs",
+                      t->case_name, t->tp, n, t->runs);
+        if (!n) continue;
+        ryz_stats q;
+        ryz_stats_compute(v, n, &q);
+        ck_assert_msg(fabs(q.median - t->read_bandwidth_gbs) <= 1e-9 * q.median,
+                      "%s tp %d %s: row %g GB/s, probes' median %g", t->case_name, t->tp,
+                      t->phase, t->read_bandwidth_gbs, q.median);
+        probed++;
+    }
+    if (!g_res.meta.oversubscribed) ck_assert_int_gt(probed, 0);
+}
+END_TEST
+
 /* Collectives of the TP groups: measured in situ and across ranks on both
  * comms; the isolated reference only where the harness's host buffers are
  * what the model used (mpi), not on the device comm. */
@@ -229,6 +264,7 @@ static Suite *runner_suite(void) {
     tcase_add_test(tc, test_same_errors_as_cpu);
     tcase_add_test(tc, test_memory_is_backend_bytes);
     tcase_add_test(tc, test_no_host_roofline_on_device);
+    tcase_add_test(tc, test_runs_probed);
     tcase_add_test(tc, test_collectives_per_comm);
     tcase_add_test(tc, test_meta_backends);
     tcase_add_test(tc, test_nccl_case_needs_comm);

@@ -97,6 +97,30 @@ START_TEST(test_quiet_on_noise) {
 }
 END_TEST
 
+/* The suite's bandwidth probe per run is the machine's rate, not a time of
+ * ours: the machine reading twice as fast is no slowdown, and gets no row. */
+START_TEST(test_probe_rate_not_compared) {
+    ryz_results r[2];
+    for (int k = 0; k < 2; k++) {
+        make_run(&r[k], "synthetic:tiny", 0.010, 0.01, 5 + k, 1, 1000);
+        for (int i = 0; i < N; i++) {
+            ryz_row_sample s = {.case_name = "a", .tp = 2, .metric = "read_bandwidth_gbs",
+                                .iter = i, .value = (k + 1) * 50.0 + i};
+            ryz_results_add_sample(&r[k], &s);
+        }
+    }
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress g;
+    ck_assert_msg(ryz_regress_compare(&r[0], &r[1], &o, &g) == RYZ_OK, "%s", ryz_last_error());
+    for (size_t i = 0; i < g.n; i++)
+        ck_assert_msg(strcmp(g.rows[i].metric, "read_bandwidth_gbs") != 0, "probe compared");
+    ck_assert_int_eq(g.regressions, 0);
+    ryz_regress_free(&g);
+    ryz_results_free(&r[0]);
+    ryz_results_free(&r[1]);
+}
+END_TEST
+
 START_TEST(test_correctness_and_memory) {
     ryz_results b, c;
     make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
@@ -194,6 +218,7 @@ int main(void) {
     tcase_add_test(tc, test_mann_whitney_exact);
     tcase_add_test(tc, test_flags_20_percent_slowdown);
     tcase_add_test(tc, test_quiet_on_noise);
+    tcase_add_test(tc, test_probe_rate_not_compared);
     tcase_add_test(tc, test_correctness_and_memory);
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_cli_compare);

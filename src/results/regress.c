@@ -163,10 +163,17 @@ static int first_of_kind(const ryz_results *r, size_t i) {
     return 1;
 }
 
+/* Whether a /samples metric is a rate of the machine's (read_bandwidth_gbs,
+ * the suite's probe before each run) rather than a time of ours: a build
+ * is not slower because the machine read memory faster or slower. */
+static int metric_is_rate(const char *metric) {
+    return strstr(metric, "_gbs") != NULL;
+}
+
 static ryz_status compare_timing(const ryz_results *b, const ryz_results *c,
                                  const ryz_regress_opts *o, ryz_regress *r) {
     for (size_t i = 0; i < b->n_samples; i++) {
-        if (!first_of_kind(b, i)) continue;
+        if (!first_of_kind(b, i) || metric_is_rate(b->samples[i].metric)) continue;
         const ryz_row_sample *key = &b->samples[i];
         int nb, nc;
         double *xb = samples_of(b, key, &nb), *xc = samples_of(c, key, &nc);

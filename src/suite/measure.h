@@ -54,6 +54,16 @@ size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed,
 ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters, int warmup,
                           const uint64_t *seq, size_t n, double *p50, float *samples);
 
+/* Aggregate read bandwidth (bytes/s) of the group's ranks streaming at
+ * once, each with `threads` threads over its own `mib` MiB (collective
+ * over group). Every pass
+ * starts on a barrier and the aggregate of a pass is all bytes over the
+ * slowest rank's time: summing each rank's best pass would count passes
+ * that ran while the others had finished, and overstate it; the best pass
+ * counts. A rank out of memory for its buffer (or `starved`, the test
+ * hook) makes every rank return ENOMEM, naming how many ranks lack it. */
+ryz_status ryz_probe_group(ryz_comm *group, int threads, int mib, int starved, double *bw);
+
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective

@@ -12,7 +12,15 @@
 #include "ryz/model.h"
 #include "ryz/suite.h"
 
-/* Read bandwidth per TP degree (k ranks x threads), measured once per run. */
+/* The probe's buffer per rank: at the start of the suite, and before each
+ * timed run, where a suite of 36 runs would otherwise spend 10 s probing
+ * (4x the 32 MiB L3 of the development VM is still far out of cache). */
+#define PROBE_MIB 256
+#define RUN_PROBE_MIB 128
+
+/* Read bandwidth per TP degree (k ranks x threads), measured once at the
+ * start of the suite: the results' own figure, and the rows' where runs
+ * are not probed one by one (case_ctx.probe_runs). */
 typedef struct {
     int k[RYZ_SUITE_MAX_TP * 4];
     double bw[RYZ_SUITE_MAX_TP * 4];
@@ -27,6 +35,7 @@ typedef struct {
     ryz_comm *world;
     ryz_results *res; /* world rank 0 only */
     const bw_table *bw;
+    int probe_runs; /* probe the bandwidth before each timed run (host memory) */
     ryz_model_config cfg;
     int B, P, len, rows;
     int *prompts;        /* (B, P) */
@@ -43,10 +52,13 @@ typedef struct {
     ryz_model *m;
 } model_env;
 
-/* Timed greedy runs of one model on one rank. */
+/* Timed greedy runs of one model on one rank, and the aggregate read
+ * bandwidth (bytes/s) of its group probed just before each (n_bw 0: not
+ * probed). */
 typedef struct {
     double prefill_s[RYZ_SUITE_MAX_REPEAT], decode_s[RYZ_SUITE_MAX_REPEAT];
-    int n, decode_steps;
+    double bw[RYZ_SUITE_MAX_REPEAT];
+    int n, n_bw, decode_steps;
     double wall_s;
 } run_samples;
 
@@ -56,11 +68,22 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
+/* The group's read bandwidth just before timed run i, into out->bw[i]. */
+static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out, int i) {
+    int starved = ryz_measure_starved("RYZ_TEST_PROBE_NOMEM", ryz_comm_rank(k->world));
+    out->n_bw = i + 1;
+    return ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
+}
+
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
- * opened just before the clear and sampled after each timed run. */
-static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs, int *ids,
-                               ryz_collective_ref *ref, run_samples *out) {
+ * opened just before the clear and sampled after each timed run; with
+ * probe (NULL: none), a duplicate of c, the group's read bandwidth probed
+ * just before each timed run, so that a roofline and the bandwidth-scaling
+ * check hold each run to the machine of its own minutes (a shared VM's
+ * bandwidth moves by tens of percent within a suite). */
+static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, ryz_comm *probe, int runs,
+                               int *ids, ryz_collective_ref *ref, run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
@@ -70,9 +93,11 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs,
             if (st != RYZ_OK) return st;
         }
         if (i == 0) ryz_comm_records_clear(c);
+        ryz_status st = i >= 0 && probe ? probe_run(k, probe, out, i) : RYZ_OK;
         ryz_gen_timing t;
-        ryz_status st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
-                                           ids, NULL, &t);
+        if (st == RYZ_OK)
+            st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL, ids, NULL,
+                                    &t);
         if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
         /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
@@ -89,13 +114,30 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, int runs,
     return RYZ_OK;
 }
 
+/* timed_greedy of e's model on c, probed when the case probes runs and e's
+ * backend computes in host memory (the memory the probe reads); the probe
+ * runs on a duplicate of c, so that c's records stay the model's. */
+static ryz_status timed_runs(case_ctx *k, const model_env *e, ryz_comm *c, int runs, int *ids,
+                             ryz_collective_ref *ref, run_samples *out) {
+    ryz_comm *probe = NULL;
+    ryz_status st = RYZ_OK;
+    if (k->probe_runs && e->be.iface->host_visible)
+        st = ryz_comm_split_first(c, ryz_comm_size(c), &probe);
+    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probe, runs, ids, ref, out);
+    ryz_comm_free(probe);
+    return st;
+}
+
+/* The /samples rows of the runs: prefill_s and decode_s, and
+ * read_bandwidth_gbs where the runs were probed. */
 static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
+    static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs"};
     for (int i = 0; i < rs->n; i++)
-        for (int ph = 0; ph < 2; ph++) {
-            ryz_row_sample row = {.tp = tp, .iter = i,
-                                  .value = ph ? rs->decode_s[i] : rs->prefill_s[i]};
+        for (int m = 0; m < (i < rs->n_bw ? 3 : 2); m++) {
+            double v = m == 0 ? rs->prefill_s[i] : m == 1 ? rs->decode_s[i] : rs->bw[i] / 1e9;
+            ryz_row_sample row = {.tp = tp, .iter = i, .value = v};
             snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
-            snprintf(row.metric, sizeof row.metric, "%s", ph ? "decode_s" : "prefill_s");
+            snprintf(row.metric, sizeof row.metric, "%s", metric[m]);
             ryz_results_add_sample(k->res, &row);
         }
 }
@@ -114,7 +156,9 @@ static double bw_of(const bw_table *t, int k) {
 
 /* Two /timing rows (prefill, decode) from samples; comm_frac from ranks.
  * The roofline and read bandwidth only for a backend whose weights are in
- * host memory: the probe measures host memory, not a device's. */
+ * host memory: the probe measures host memory, not a device's. The
+ * bandwidth is the median of the runs' own probes, or the suite's start
+ * probe where the runs were not probed. */
 static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
                        int host_memory) {
     /* The tp ranks stream their shards concurrently through the bandwidth
@@ -125,7 +169,15 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
         ryz_shard_plan(&k->cfg, tp, r, &sh);
         bytes += (double)ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype);
     }
-    double bw = host_memory ? bw_of(k->bw, tp) : 0, roof = k->B * bw / bytes;
+    double bw = host_memory ? bw_of(k->bw, tp) : 0;
+    if (host_memory && rs->n_bw > 0) {
+        ryz_stats q;
+        double x[RYZ_SUITE_MAX_REPEAT];
+        memcpy(x, rs->bw, sizeof x);
+        ryz_stats_compute(x, (size_t)rs->n_bw, &q);
+        bw = q.median;
+    }
+    double roof = k->B * bw / bytes;
     for (int ph = 0; ph < 2; ph++) {
         ryz_stats st;
         double x[RYZ_SUITE_MAX_REPEAT];
@@ -248,7 +300,7 @@ static ryz_status baseline_on_lead(case_ctx *k) {
     if (!same) env_close(&ref);
     if (st == RYZ_OK && !same) st = env_open(k, self, 0, &run);
     model_env *timed = same ? &ref : &run;
-    if (st == RYZ_OK) st = timed_greedy(k, timed->m, self, k->s->repeat, ids, NULL, &rs);
+    if (st == RYZ_OK) st = timed_runs(k, timed, self, k->s->repeat, ids, NULL, &rs);
     if (st == RYZ_OK) st = record_group(k, self, &timed->be, 1, NULL, &rs);
     free(ids);
     env_close(&ref);
@@ -324,8 +376,7 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     ryz_collective_ref ref = {0};
     int sampled = tp > 1 && !ryz_comm_device_memory(tpc);
     if (st == RYZ_OK)
-        st = timed_greedy(k, e.m, tpc, tp > 1 ? k->s->repeat : 1, ids, sampled ? &ref : NULL,
-                          &rs);
+        st = timed_runs(k, &e, tpc, tp > 1 ? k->s->repeat : 1, ids, sampled ? &ref : NULL, &rs);
     if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, &e.be, tp, &ref, &rs);
     ryz_collective_ref_close(&ref);
     if (st == RYZ_OK && lead) {
@@ -407,68 +458,17 @@ static ryz_status run_case(case_ctx *k, int *failed) {
     return st;
 }
 
-/* Passes per probe, the best counting: one pass of 256 MiB takes about 12 ms
- * here, and with 3 a 2-rank probe could miss the machine's rate by a
- * quarter (31 GB/s where 8 synchronised passes reach 36-43). */
-#define PROBE_REPS 8
-#define PROBE_MIB 256
-
-/* The probing group ahead of each pass: before the first, the ranks agree
- * that each has its buffer (a rank that could not allocate one joins that
- * agreement from bandwidth_of_k with ok = 0, so none is left waiting);
- * before the others, a barrier, so the passes run together. */
-typedef struct {
-    ryz_comm *group;
-    int agreed;
-} probe_sync;
-
-static ryz_status probe_agree(probe_sync *p, int ok) {
-    float mine = (float)ok, all = 0;
-    int k = ryz_comm_size(p->group);
-    p->agreed = 1;
-    ryz_status st = ryz_comm_all_reduce_sum(p->group, &mine, &all, 1);
-    if (st == RYZ_OK && all < (float)k)
-        st = ryz_error(RYZ_ENOMEM, "bandwidth probe: %d of %d ranks are out of memory for "
-                       "%d MiB", k - (int)all, k, PROBE_MIB);
-    return st;
-}
-
-static ryz_status probe_before(void *v, int rep) {
-    probe_sync *p = v;
-    return rep == 0 ? probe_agree(p, 1) : ryz_comm_barrier(p->group);
-}
-
-/* Aggregate read bandwidth of k ranks streaming at once, each with its
- * suite threads, into t (a collective over world; the other ranks wait).
- * Every pass starts on a barrier and the aggregate of a pass is all bytes
- * over the slowest rank's time: summing each rank's best pass would count
- * passes that ran while the others had finished, and overstate it. One
- * rank with k * threads threads would instead share cores with the ranks
- * spinning in the barrier. */
+/* Aggregate read bandwidth of k ranks of world streaming at once, into t
+ * (a collective over world; the ranks past k wait). One rank with
+ * k * threads threads would instead share cores with the ranks spinning in
+ * the barrier. */
 static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_table *t) {
-    probe_sync ps = {NULL, 0};
-    size_t bytes = (size_t)PROBE_MIB << 20;
-    double sec[PROBE_REPS] = {0}, best = 0;
+    ryz_comm *group = NULL;
+    double best = 0;
     int starved = ryz_measure_starved("RYZ_TEST_PROBE_NOMEM", ryz_comm_rank(world));
-    float mine[PROBE_REPS] = {0};
-    float *all = starved ? NULL : calloc((size_t)k * PROBE_REPS, sizeof *all);
-    ryz_status st = ryz_comm_split_first(world, k, &ps.group);
-    if (st == RYZ_OK && ps.group) {
-        if (all) st = ryz_mem_read_passes(bytes, s->threads, PROBE_REPS, probe_before, &ps, sec);
-        if (!ps.agreed) { /* this rank failed before the agreement: tell the others */
-            ryz_status a = probe_agree(&ps, 0);
-            if (st == RYZ_OK) st = a;
-        }
-    }
-    for (int r = 0; r < PROBE_REPS; r++) mine[r] = (float)sec[r];
-    if (st == RYZ_OK && ps.group) st = ryz_comm_all_gather(ps.group, mine, all, PROBE_REPS);
-    for (int r = 0; st == RYZ_OK && ps.group && r < PROBE_REPS; r++) {
-        double slowest = 0;
-        for (int i = 0; i < k; i++) slowest = fmax(slowest, all[i * PROBE_REPS + r]);
-        if (slowest > 0) best = fmax(best, (double)k * (double)bytes / slowest);
-    }
-    free(all);
-    ryz_comm_free(ps.group);
+    ryz_status st = ryz_comm_split_first(world, k, &group);
+    if (st == RYZ_OK && group) st = ryz_probe_group(group, s->threads, PROBE_MIB, starved, &best);
+    ryz_comm_free(group);
     t->k[t->n] = k, t->bw[t->n] = best;
     t->n++;
     return st == RYZ_OK ? ryz_comm_barrier(world) : st;
@@ -504,9 +504,14 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
         printf("note: %d ranks x %d thread(s) on %d cores: oversubscribed, so speedup and "
                "efficiency are not meaningful (recorded in the results)\n",
                res->meta.world_size, s->threads, res->meta.cores);
+    /* Oversubscribed ranks would probe while others hold their cores: the
+     * start probe serves then. Rank 0's view, so that every rank probes
+     * (a collective) or none. */
+    int probe_runs = !res->meta.oversubscribed;
+    if (st == RYZ_OK) st = ryz_comm_broadcast(world, &probe_runs, sizeof probe_runs, 0);
     for (int i = 0; st == RYZ_OK && i < s->n_cases; i++) {
         case_ctx k = {.s = s, .c = &s->cases[i], .opts = opts, .world = world,
-                      .res = lead ? res : NULL, .bw = &bw};
+                      .res = lead ? res : NULL, .bw = &bw, .probe_runs = probe_runs};
         st = run_case(&k, failed);
     }
     if (st != RYZ_OK) return st;
