@@ -249,6 +249,34 @@ START_TEST(test_evaluate_comm) {
 }
 END_TEST
 
+/* The scaling note gives each term's spread over the runs: the speedup's
+ * from the decode row's p90 and p10 times, the bandwidth ratio's from the
+ * probes taken before each run. */
+START_TEST(test_scaling_spread) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
+    make_comm_results(&r);
+    r.timing[1].median_s = 1.0, r.timing[1].p10_s = 0.95, r.timing[1].p90_s = 1.05;
+    for (int i = 0; i < 11; i++) {
+        ryz_row_sample x = {.case_name = "a", .tp = 2, .metric = "read_bandwidth_gbs", .iter = i,
+                            .value = 15 + i};
+        ryz_results_add_sample(&r, &x);
+    }
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
+    const ryz_check *bw4 = find(&c, 4, "bandwidth_scaling");
+    ck_assert_msg(strstr(bw2->note, "speedup 1.900 (runs 1.81-2.00) / bandwidth ratio 1.900 "
+                                    "(probes 1.60-2.40) (19.00 / 10.00 GB/s)"), "%s", bw2->note);
+    ck_assert_msg(strstr(bw4->note, "speedup 3.000 / bandwidth ratio 4.000 (40.00"), "%s",
+                  bw4->note); /* no spread known */
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* Number of occurrences of needle in the file at path. */
 static int count_in_file(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");
@@ -328,6 +356,7 @@ int main(void) {
     tcase_add_test(tc, test_logit_error_fp32_only);
     tcase_add_test(tc, test_parse_comm_keys);
     tcase_add_test(tc, test_evaluate_comm);
+    tcase_add_test(tc, test_scaling_spread);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
     suite_add_tcase(s, tc);

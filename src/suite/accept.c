@@ -111,8 +111,42 @@ static double bandwidth_of(const ryz_row_timing *t) {
     return t->read_bandwidth_gbs * (t->roofline_fraction > 1 ? t->roofline_fraction : 1);
 }
 
+/* The p10 and p90 of (case, tp)'s /samples of metric; 0 when it has fewer
+ * than two (or no memory to sort them). */
+static int samples_spread(const ryz_results *r, const char *name, int tp, const char *metric,
+                          double *p10, double *p90) {
+    double *v = malloc((r->n_samples + 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; v && i < r->n_samples; i++) {
+        const ryz_row_sample *x = &r->samples[i];
+        if (x->tp == tp && !strcmp(x->case_name, name) && !strcmp(x->metric, metric))
+            v[n++] = x->value;
+    }
+    ryz_stats q = {0};
+    if (n >= 2) ryz_stats_compute(v, n, &q);
+    free(v);
+    *p10 = q.p10, *p90 = q.p90;
+    return n >= 2;
+}
+
+/* The spread over runs of the scaling's two terms, for the note: the
+ * speedup from the decode row's p90 and p10 times, the bandwidth ratio from
+ * the probes before each run (samples read_bandwidth_gbs); "" where
+ * neither is known. */
+static void scaling_spread(const ryz_results *r, const ryz_row_timing *d, double bw1,
+                           char *sp, char *bwr, size_t cap) {
+    double lo, hi;
+    sp[0] = bwr[0] = '\0';
+    if (d->p10_s > 0 && d->p90_s > 0 && d->median_s > 0)
+        snprintf(sp, cap, " (runs %.2f-%.2f)", d->speedup * d->median_s / d->p90_s,
+                 d->speedup * d->median_s / d->p10_s);
+    if (samples_spread(r, d->case_name, d->tp, "read_bandwidth_gbs", &lo, &hi))
+        snprintf(bwr, cap, " (probes %.2f-%.2f)", lo / bw1, hi / bw1);
+}
+
 /* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
- * (NAN when a bandwidth or the speedup is missing); *why says which. */
+ * (NAN when a bandwidth or the speedup is missing); *why says which, with
+ * the spread of each over the runs. */
 static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, char *why,
                                 size_t cap) {
     const ryz_row_timing *d = decode_row(r, name, tp), *d1 = decode_row(r, name, 1);
@@ -124,8 +158,10 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     double bw = bandwidth_of(d), ratio = bw / bw1;
     int raised = bw > d->read_bandwidth_gbs || (d1 && d1->read_bandwidth_gbs > 0 &&
                                                  bw1 > d1->read_bandwidth_gbs);
-    snprintf(why, cap, "speedup %.3f / bandwidth ratio %.3f (%.2f / %.2f GB/s%s)", d->speedup,
-             ratio, bw, bw1, raised ? ", decode's where higher" : "");
+    char sp[32], bwr[32];
+    scaling_spread(r, d, bw1, sp, bwr, sizeof sp);
+    snprintf(why, cap, "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s)", d->speedup,
+             sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "");
     return d->speedup / ratio;
 }
 
