@@ -429,16 +429,19 @@ START_TEST(test_cli_corrupt_exits_1) {
 }
 END_TEST
 
-/* --evict: the header says so and the data still checks out. */
+/* --evict and --gap: the header says so and the data still checks out. */
 START_TEST(test_cli_evict) {
     const char *runs[] = {"comm --np 2 -b 8 -e 64 -n 3 -w 1 --evict 1M",
-                          "comm --np 2 --backend shm -b 8 -e 64 -n 3 -w 1 --evict 1M"};
-    for (int i = 0; i < 2; i++) {
+                          "comm --np 2 --backend shm -b 8 -e 64 -n 3 -w 1 --evict 1M",
+                          "comm --np 2 -b 8 -e 64 -n 3 -w 1 --gap 2000"};
+    const char *says[] = {"# Evicting: each rank reads 1048576 bytes",
+                          "# Evicting: each rank reads 1048576 bytes",
+                          "# Idling: each rank stays busy until 2000 us after its previous call"};
+    for (int i = 0; i < 3; i++) {
         test_run r = test_run_ryz(NULL, runs[i]);
         ck_assert_msg(r.code == 0, "%s: exit %d\n%s", runs[i], r.code, r.err);
-        ck_assert_msg(strstr(r.out, "# Evicting: each rank reads 1048576 bytes") &&
-                          strstr(r.out, ": 0 OK"),
-                      "%s:\n%s", runs[i], r.out);
+        ck_assert_msg(strstr(r.out, says[i]) && strstr(r.out, ": 0 OK"), "%s:\n%s", runs[i],
+                      r.out);
         test_run_free(&r);
     }
 }
@@ -464,6 +467,9 @@ START_TEST(test_cli_usage_errors) {
                          "comm -n 0",
                          "comm --evict 5G",
                          "comm --evict lots",
+                         "comm --gap -1",
+                         "comm --gap 1000001",
+                         "comm --gap 1.5ms",
                          "project",
                          "project --results /nonexistent.h5",
                          "project --results x.h5 --tp 2,x",

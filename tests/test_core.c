@@ -451,6 +451,28 @@ START_TEST(test_self_records_streamed) {
 }
 END_TEST
 
+/* A record's gap: the time from the end of the comm's previous call to
+ * the start of this one, 0 for the comm's first call; a clear keeps it. */
+START_TEST(test_self_records_gap) {
+    ryz_comm *c = NULL;
+    ck_assert_int_eq(ryz_comm_init_self(&c), RYZ_OK);
+    float a[4] = {0}, b[4];
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    ryz_comm_all_reduce_sum(c, a, b, 4);
+    nanosleep(&ts, NULL);
+    ryz_comm_barrier(c);
+    ck_assert(ryz_comm_record_at(c, 0)->gap == 0);
+    double slept = ryz_comm_record_at(c, 1)->gap;
+    ck_assert_msg(slept >= 0.02 && slept < 10, "gap %g s after sleeping 20 ms", slept);
+    ryz_comm_records_clear(c);
+    nanosleep(&ts, NULL);
+    ryz_comm_all_gather(c, a, b, 4);
+    slept = ryz_comm_record_at(c, 0)->gap;
+    ck_assert_msg(slept >= 0.02 && slept < 10, "gap %g s after a clear and 20 ms", slept);
+    ryz_comm_free(c);
+}
+END_TEST
+
 START_TEST(test_self_record_ring_wraps) {
     /* Far more calls than any sane ring; the newest must be kept in order. */
     enum { MANY = 70000, LAST = 5 };
@@ -689,6 +711,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_self_broadcast_bad_root);
     tcase_add_test(tc, test_self_records);
     tcase_add_test(tc, test_self_records_streamed);
+    tcase_add_test(tc, test_self_records_gap);
     tcase_add_test(tc, test_self_record_ring_wraps);
     tcase_add_test(tc, test_op_names);
     tcase_add_test(tc, test_self_split_first);

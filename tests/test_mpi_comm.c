@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ryz/bench.h"
@@ -145,7 +146,7 @@ START_TEST(test_ranks_disagree_on_sweep) {
     o = sweep_opts();
     if (g_rank == 1)
         o.evict_bytes = 1 << 20; /* the others take the slowest rank's time */
-    expect_disagreement(&o, 1, "-c 1 --evict)");
+    expect_disagreement(&o, 1, "-c 1 --evict/--gap)");
 }
 END_TEST
 
@@ -201,6 +202,31 @@ static void gather_last_batch(int iters, float *all) {
         mine[i] = (float)(1e6 * ryz_comm_record_at(g_world, first + (size_t)i)->seconds);
     ck_assert_int_eq(ryz_comm_all_gather(g_world, mine, all, (size_t)iters), RYZ_OK);
 }
+
+/* --gap: every timed call of a batch starts at least gap_s after the
+ * previous call ended (its record's gap), on every rank. */
+START_TEST(test_gap_idles_before_each_call) {
+    enum { ITERS = 5 };
+    ryz_bench_opts o = {.ops = 1u << RYZ_OP_ALL_REDUCE,
+                        .min_bytes = 8,
+                        .max_bytes = 8,
+                        .factor = 2,
+                        .iters = ITERS,
+                        .warmup = 1,
+                        .check = 1,
+                        .gap_s = 0.003};
+    ryz_bench_report rep;
+    run_world(&o, RYZ_OK, &rep);
+    size_t n = ryz_comm_record_count(g_world), first = n - 2 - ITERS;
+    for (size_t i = first; i < first + ITERS; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(g_world, i);
+        ck_assert_msg(r->op == RYZ_OP_ALL_REDUCE && r->gap >= 0.003,
+                      "rank %d call %zu: %s after %g s", g_rank, i - first, ryz_comm_op_name(r->op),
+                      r->gap);
+    }
+    ryz_bench_report_free(&rep);
+}
+END_TEST
 
 /* A call's latency is the slowest rank's back to back and the fastest's
  * (the last to arrive) when evicting, whatever each rank reads: here rank
@@ -360,6 +386,39 @@ END_TEST
  * row with nothing read has the back-to-back reference there too.
  * Broadcasts, then reads, an all-reduce and an all-gather in turn: the
  * reads are the all-reduce's, none the all-gather's. */
+/* The reference after reads also idles as long as the in-situ calls did
+ * (up to RYZ_REPLAY_MAX_GAP_S, docs/comm.md): after all-reduces that each
+ * followed 6 ms of sleep, the reference's own timed calls (the last batch
+ * recorded on the comm) each start at least 6 ms after the one before. */
+START_TEST(test_insitu_gap_replayed) {
+    enum { CALLS = 8 };
+    if (g_k < 2)
+        return;
+    float *x = calloc((size_t)AR_FLOATS, sizeof(float));
+    ck_assert_ptr_nonnull(x);
+    struct timespec ts = {0, 6 * 1000 * 1000};
+    ryz_comm_records_clear(g_world);
+    alarm(HANG_LIMIT_S);
+    for (int i = 0; i < CALLS; i++) {
+        ryz_streamed_add(64 << 10);
+        nanosleep(&ts, NULL);
+        ck_assert_int_eq(ryz_comm_all_reduce_sum(g_world, x, x, AR_FLOATS), RYZ_OK);
+    }
+    alarm(0);
+    free(x);
+    ryz_results res;
+    double comm_s;
+    insitu(&res, &comm_s);
+    size_t n = ryz_comm_record_count(g_world), gapped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ryz_comm_record *r = ryz_comm_record_at(g_world, i);
+        gapped += r->op == RYZ_OP_ALL_REDUCE && r->bytes == 4 * AR_FLOATS && r->gap >= 0.006;
+    }
+    ck_assert_msg(gapped >= 100, "rank %d: %zu of %zu calls after 6 ms", g_rank, gapped, n);
+    ryz_results_free(&res);
+}
+END_TEST
+
 START_TEST(test_insitu_streamed) {
     enum { READ = 1 << 20, CALLS = 12 };
     float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));
@@ -553,6 +612,7 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_ranks_disagree_on_sweep);
     tcase_add_test(tc, test_world_keeps_working_after_disagreement);
     tcase_add_test(tc, test_evict_latency_is_fastest_rank);
+    tcase_add_test(tc, test_gap_idles_before_each_call);
     tcase_add_test(tc, test_evict_setup_fails_on_one_rank);
     tcase_add_test(tc, test_starved_rank_fails_alone);
     suite_add_tcase(s, tc);
@@ -561,6 +621,7 @@ static Suite *comm_suite(void) {
     tcase_add_test(tc, test_cross_rank_reduction);
     tcase_add_test(tc, test_insitu_columns);
     tcase_add_test(tc, test_insitu_streamed);
+    tcase_add_test(tc, test_insitu_gap_replayed);
     tcase_add_test(tc, test_reference_sampled);
     tcase_add_test(tc, test_reference_stops_on_disagreement);
     tcase_add_test(tc, test_reference_sick_rank);

@@ -13,6 +13,7 @@
 
 #define RYZ_BENCH_MAX_BYTES ((uint64_t)4 << 30) /* largest -e: 1 Gi floats */
 #define RYZ_BENCH_MAX_ITERS 10000               /* -n: fits the profiler's ring */
+#define RYZ_BENCH_MAX_GAP_S 1.0                 /* --gap */
 
 /* ---- sizes and bandwidth ---------------------------------------------- */
 
@@ -52,6 +53,12 @@ typedef struct {
                                       evict_each[i * n_evict_each / iters] bytes: a
                                       model's sequence, replayed evenly (the suite) */
     size_t n_evict_each;
+    double gap_s;                  /* --gap: before each timed call this rank also idles
+                                      until this long after its previous call ended (a
+                                      model computing between collectives); latency is
+                                      then the fastest rank's */
+    const double *gap_each;        /* or, when non-NULL, call i idles gap_each[i *
+                                      n_evict_each / iters] (beside evict_each) */
     uint64_t size_skew;            /* test only: bytes added to every size on this
                                       rank (RYZ_TEST_COMM_SKEW_RANK) */
     int starve;                    /* test only: this rank's buffers for the run

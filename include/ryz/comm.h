@@ -50,6 +50,9 @@ typedef struct {
     double seconds; /* wall time of the call on this rank */
     uint64_t streamed; /* bytes ryz_streamed_total grew by since this comm's previous
                           record (or creation, or clear): weights read before the call */
+    double gap;        /* seconds from the end of this comm's previous call to the start
+                          of this one (0 for its first): how long it sat idle, which
+                          Open MPI's latency depends on (docs/comm.md) */
 } ryz_comm_record;
 
 /* Builds a comm from a backend table (used by backends). Takes ownership of

@@ -239,7 +239,8 @@ typedef struct {
     bench_rank_info *ranks; /* k, for the header */
     float *next_samples;    /* where the next placement's samples go in the report's block */
     double *scratch;    /* iters doubles for percentiles */
-    int evicting;       /* evict_bytes or evict_each given: latency is the fastest rank's */
+    int evicting;       /* evict_bytes, evict_each or gap_s given: latency is the
+                           fastest rank's */
     float *pool;        /* what the evictions read (NULL when none reads anything) */
     size_t pool_floats; /* its size */
     size_t pool_at;     /* where the next eviction starts reading */
@@ -254,14 +255,14 @@ typedef struct {
 _Static_assert(sizeof(agree_key) == KEY_FLOATS * sizeof(float), "agree_key is 8 floats");
 
 /* Formats a key as "all_reduce of 8 bytes (-n 20 -w 5 -c 1)", or "the end
- * of the sweep (-n 20 -w 5 -c 1 --evict)". */
+ * of the sweep (-n 20 -w 5 -c 1 --evict/--gap)". */
 static void key_text(const agree_key *k, char *buf, size_t cap) {
     char what[64] = "the end of the sweep";
     if (k->op != RYZ_OP_COUNT)
         snprintf(what, sizeof what, "%s of %llu bytes", ryz_comm_op_name((ryz_comm_op)k->op),
                  (unsigned long long)k->bytes);
     snprintf(buf, cap, "%s (-n %u -w %u -c %u%s)", what, k->iters, k->warmup, k->check,
-             k->evicting ? " --evict" : "");
+             k->evicting ? " --evict/--gap" : "");
 }
 
 /* All ranks exchange their next (op, bytes, iters, warmup, check,
@@ -412,6 +413,13 @@ static void evict_caches(harness *h, uint64_t bytes) {
  * eviction with --evict. h->mine gets the batch wall time per iteration
  * (us) in [0] and each call's time (us, from the profiler's records) in
  * [2..]. */
+/* The idle time before timed call i: gap_each's entry, or gap_s. */
+static double gap_of(const ryz_bench_opts *o, int i) {
+    if (o->gap_each && o->n_evict_each > 0)
+        return o->gap_each[(size_t)i * o->n_evict_each / (size_t)o->iters];
+    return o->gap_s;
+}
+
 static ryz_status time_batch(harness *h, const coll *e, size_t s, size_t p, int ip) {
     float *send = ip ? h->recv : h->send;
     ryz_status st = RYZ_OK;
@@ -422,13 +430,16 @@ static ryz_status time_batch(harness *h, const coll *e, size_t s, size_t p, int 
     if (st != RYZ_OK)
         return st;
     ryz_comm_records_clear(h->c);
-    double t0 = ryz_time_now();
+    double t0 = ryz_time_now(), prev_end = t0;
     for (int i = 0; st == RYZ_OK && i < h->o->iters; i++) {
         if (h->pool) {
             evict_caches(h, evict_of(h->o, i));
             memset(send, 0, s * sizeof *send); /* just written, as a model's output is */
         }
+        for (double until = prev_end + gap_of(h->o, i); ryz_time_now() < until;)
+            ; /* busy, as a model computing is: no core given up */
         st = e->run(h->c, send, h->recv, p, e->root);
+        prev_end = ryz_time_now();
     }
     double wall = ryz_time_now() - t0;
     if (st != RYZ_OK)
@@ -645,10 +656,11 @@ static ryz_status agree_setup(harness *h, ryz_status st) {
 static ryz_status check_opts(const ryz_bench_opts *o) {
     if (!o->ops || o->factor < 2 || o->iters < 1 || o->iters > RYZ_BENCH_MAX_ITERS ||
         o->warmup < 0 || o->min_bytes > o->max_bytes || o->max_bytes > RYZ_BENCH_MAX_BYTES ||
-        o->evict_bytes > RYZ_BENCH_MAX_BYTES)
+        o->evict_bytes > RYZ_BENCH_MAX_BYTES ||
+        !(o->gap_s >= 0 && o->gap_s <= RYZ_BENCH_MAX_GAP_S))
         return ryz_error(RYZ_EINVAL,
                          "comm: bad benchmark options (ops, -f >= 2, -n in [1, %d], "
-                         "-w >= 0, -b <= -e <= 4G, --evict <= 4G)",
+                         "-w >= 0, -b <= -e <= 4G, --evict <= 4G, --gap in [0, 1 s])",
                          RYZ_BENCH_MAX_ITERS);
     return RYZ_OK;
 }
@@ -661,7 +673,7 @@ ryz_status ryz_bench_run(ryz_comm *c, const ryz_bench_opts *o, ryz_bench_report 
                  .o = o,
                  .rank = ryz_comm_rank(c),
                  .k = ryz_comm_size(c),
-                 .evicting = o->evict_bytes > 0 || o->n_evict_each > 0};
+                 .evicting = o->evict_bytes > 0 || o->n_evict_each > 0 || o->gap_s > 0};
     ryz_status st = check_opts(o);
     if (st != RYZ_OK) /* the options every rank is given alike */
         return st;

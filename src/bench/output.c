@@ -28,6 +28,9 @@ void bench_print_header(FILE *f, const ryz_bench_opts *o, const char *backend,
     if (o->evict_bytes)
         fprintf(f, "# Evicting: each rank reads %llu bytes before each timed call; latency is "
                    "the fastest rank's\n#\n", (unsigned long long)o->evict_bytes);
+    if (o->gap_s > 0)
+        fprintf(f, "# Idling: each rank stays busy until %.0f us after its previous call before "
+                   "each timed call; latency is the fastest rank's\n#\n", 1e6 * o->gap_s);
     for (int r = 0; r < k; r++)
         fprintf(f, "#  Rank %2d Pid %6d on %s device cpu\n", r, ranks[r].pid, ranks[r].host);
     fflush(f);

@@ -16,8 +16,8 @@ typedef struct {
 static void comm_usage(FILE *f) {
     fprintf(f, "usage: ryz comm [--op allreduce|allgather|reducescatter|broadcast|all]\n"
                "                [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP] [-c 0|1]\n"
-               "                [--backend mpi|shm] [--evict SIZE] [-o FILE.h5] [-J FILE.json]\n"
-               "                [--np N]\n"
+               "                [--backend mpi|shm] [--evict SIZE] [--gap US] [-o FILE.h5]\n"
+               "                [-J FILE.json] [--np N]\n"
                "  Times each collective from MIN to MAX bytes (x FACTOR; suffixes K M G are\n"
                "  powers of 1024) like nccl-tests: per size the mean time of -n calls after\n"
                "  -w warm-up calls, algbw, busbw, p50 and p99 of the per-call latency, out of\n"
@@ -30,7 +30,10 @@ static void comm_usage(FILE *f) {
                "  instead of Open MPI's.\n"
                "  --evict SIZE: before each timed call every rank reads SIZE bytes it has not\n"
                "  read lately (untimed), as a model reads its weights between two collectives;\n"
-               "  a call's latency is then the fastest rank's (the last to arrive).\n"
+               "  --gap US: before each timed call every rank also stays busy until US\n"
+               "  microseconds after its previous call ended, as a model computing between\n"
+               "  collectives (Open MPI's latency grows with that idle time).\n"
+               "  With either, a call's latency is the fastest rank's (the last to arrive).\n"
                "  Exit: 0 ok, 1 wrong elements, 2 bad input or ranks that disagree, 3 comm\n"
                "  failure. See docs/comm.md.\n");
 }
@@ -47,6 +50,12 @@ static ryz_status comm_option(comm_args *a, const char *o, const char *v, int *u
         return ryz_bench_parse_size(o, v, &b->max_bytes);
     if (!strcmp(o, "--evict"))
         return ryz_bench_parse_size(o, v, &b->evict_bytes);
+    if (!strcmp(o, "--gap")) {
+        int us = 0;
+        ryz_status st = ryz_arg_int(o, v, 0, (long)(RYZ_BENCH_MAX_GAP_S * 1e6), &us);
+        b->gap_s = us * 1e-6;
+        return st;
+    }
     if (!strcmp(o, "-f"))
         return ryz_arg_int(o, v, 2, 1 << 20, &b->factor);
     if (!strcmp(o, "-n"))

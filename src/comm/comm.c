@@ -28,6 +28,7 @@ struct ryz_comm {
     ryz_comm_record *records; /* ring of RECORD_CAPACITY */
     size_t n_records;         /* total recorded since clear (may exceed capacity) */
     uint64_t streamed_mark;   /* ryz_streamed_total at the last record or clear */
+    double last_end;          /* when its last call ended; 0 before the first */
 };
 
 /* ---- settings ------------------------------------------------------- */
@@ -306,16 +307,19 @@ static ryz_status call_begin(ryz_comm *c, int op, uint64_t *count, int root, dou
 static ryz_status call_end(ryz_comm *c, int op, ryz_status st, size_t bytes, double t0,
                            void *result, size_t result_bytes) {
     inflight_end();
+    double now = ryz_time_now();
     if (op != COMM_OP_SPLIT) {
         ryz_comm_record *r = &c->records[c->n_records % RECORD_CAPACITY];
         uint64_t streamed = ryz_streamed_total();
         *r = (ryz_comm_record){.op = (ryz_comm_op)op,
                                .bytes = bytes,
-                               .seconds = ryz_time_now() - t0,
-                               .streamed = streamed - c->streamed_mark};
+                               .seconds = now - t0,
+                               .streamed = streamed - c->streamed_mark,
+                               .gap = c->last_end > 0 ? t0 - c->last_end : 0};
         c->streamed_mark = streamed;
         c->n_records++;
     }
+    c->last_end = now;
     if (st == RYZ_OK && result)
         comm_fault_after(op, result, result_bytes);
     return st;

@@ -35,6 +35,8 @@ typedef struct {
     double *secs;             /* (n) this rank's durations, in call order */
     double *streamed;         /* (n) bytes this rank read before each call (since its
                                  previous one) */
+    double *gap;              /* (n) seconds idle before each call (since its previous
+                                 one ended) */
     ryz_call_ref *calls;      /* (n) sorted by (op, bytes, i) */
     double *all;              /* (k, n) every rank's durations */
     double *last, *wait;      /* (n) per call; valid when `agreed` */
@@ -44,12 +46,14 @@ typedef struct {
     ryz_row_collective *rows; /* (n) one per (op, bytes) */
     size_t *row_at;           /* (n) each row's first call in `calls` */
     uint64_t *seq;            /* (n) a row's streamed bytes in call order */
+    double *gaps;             /* (n) and its gaps */
     size_t n_rows;
 } group_ctx;
 
 static void ctx_free(group_ctx *x) {
     free(x->secs), free(x->streamed), free(x->calls), free(x->all), free(x->last), free(x->wait);
-    free(x->scratch), free(x->keys), free(x->rows), free(x->row_at), free(x->seq);
+    free(x->scratch), free(x->keys), free(x->rows), free(x->row_at), free(x->seq), free(x->gap);
+    free(x->gaps);
 }
 
 /* Copies this rank's records (before any collective of ours adds one) and
@@ -69,15 +73,18 @@ static int snapshot(group_ctx *x, double *comm_s) {
     x->rows = calloc(m, sizeof *x->rows);
     x->row_at = calloc(m, sizeof *x->row_at);
     x->seq = calloc(m, sizeof *x->seq);
+    x->gap = malloc(m * sizeof *x->gap);
+    x->gaps = calloc(m, sizeof *x->gaps);
     if (!x->secs || !x->streamed || !x->calls || !x->all || !x->last || !x->wait)
         return 0;
-    if (!x->scratch || !x->rows || !x->row_at || !x->seq)
+    if (!x->scratch || !x->rows || !x->row_at || !x->seq || !x->gap || !x->gaps)
         return 0;
     x->n = n;
     for (size_t i = 0; i < n; i++) {
         const ryz_comm_record *r = ryz_comm_record_at(x->c, i);
         x->secs[i] = r->seconds;
         x->streamed[i] = (double)r->streamed;
+        x->gap[i] = r->gap;
         x->calls[i] = (ryz_call_ref){.op = r->op, .bytes = r->bytes, .i = i};
         *comm_s += r->seconds;
     }
@@ -235,7 +242,8 @@ static int isolated_iters(const ryz_row_collective *row) {
 }
 
 ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters, int warmup,
-                          const uint64_t *seq, size_t n, double *p50, float *samples) {
+                          const uint64_t *seq, const double *gaps, size_t n, double *p50,
+                          float *samples) {
     ryz_bench_opts o = {.ops = 1u << op,
                         .min_bytes = bytes,
                         .max_bytes = bytes,
@@ -243,6 +251,7 @@ ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters
                         .iters = iters,
                         .warmup = warmup,
                         .evict_each = seq,
+                        .gap_each = gaps,
                         .n_evict_each = n};
     ryz_bench_report rep;
     ryz_status st = ryz_bench_run(c, &o, &rep);
@@ -262,12 +271,15 @@ int ryz_replayable(ryz_comm_op op, uint64_t bytes, int k) {
            ryz_bench_round_bytes(op, bytes, k) == bytes;
 }
 
-size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed, uint64_t *seq) {
+size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed,
+                        const double *gap, uint64_t *seq, double *gaps) {
     uint64_t enough = ryz_bench_evict_enough();
     size_t nonzero = 0;
     for (size_t j = 0; j < n; j++) {
         uint64_t read = (uint64_t)streamed[g[j].i];
+        double idle = gap[g[j].i];
         seq[j] = read < enough ? read : enough; /* more would evict nothing more */
+        gaps[j] = idle < RYZ_REPLAY_MAX_GAP_S ? idle : RYZ_REPLAY_MAX_GAP_S;
         nonzero += read > 0;
     }
     return nonzero;
@@ -306,9 +318,10 @@ static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *
     if (!ryz_replayable(op, row->bytes, x->k))
         return RYZ_OK;
     ryz_status st = ryz_replay_run(x->c, op, row->bytes, isolated_iters(row), ISOLATED_WARMUP,
-                                   NULL, 0, &row->isolated_p50_us, NULL);
+                                   NULL, NULL, 0, &row->isolated_p50_us, NULL);
     double sampled = sampled_p50(ref, op, row->bytes);
-    size_t reads = ryz_replay_reads(x->calls + x->row_at[i], row->count, x->streamed, x->seq);
+    size_t reads = ryz_replay_reads(x->calls + x->row_at[i], row->count, x->streamed, x->gap,
+                                    x->seq, x->gaps);
     float mine[2] = {reads > 0, sampled == 0}, sum[2] = {0, 0};
     if (st == RYZ_OK)
         st = ryz_comm_all_reduce_sum(x->c, mine, sum, 2);
@@ -317,7 +330,7 @@ static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *
         row->isolated_evict_p50_us = sampled;
     else if (st == RYZ_OK && sum[0] > 0)
         st = ryz_replay_run(x->c, op, row->bytes, EVICT_ITERS, ISOLATED_WARMUP, x->seq,
-                            row->count, &row->isolated_evict_p50_us, NULL);
+                            x->gaps, row->count, &row->isolated_evict_p50_us, NULL);
     if (row->isolated_p50_us > 0)
         row->last_over_isolated = row->p50_last_us / row->isolated_p50_us;
     if (row->isolated_evict_p50_us > 0)

@@ -43,16 +43,25 @@ typedef struct {
 /* Whether the `ryz comm` harness can run (op, bytes) on k ranks alone:
  * not a barrier, and a whole number of floats per rank. */
 int ryz_replayable(ryz_comm_op op, uint64_t bytes, int k);
-/* seq[j] = the bytes read before call g[j] (streamed indexed by call), at
- * most ryz_bench_evict_enough(); returns how many read anything. */
-size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed, uint64_t *seq);
+/* What came before call g[j], for its replay: seq[j] = the bytes read
+ * (streamed, indexed by call), at most ryz_bench_evict_enough(), and
+ * gaps[j] = the seconds since the comm's previous call ended (gap, by
+ * call), at most RYZ_REPLAY_MAX_GAP_S; returns how many read anything. */
+size_t ryz_replay_reads(const ryz_call_ref *g, size_t n, const double *streamed,
+                        const double *gap, uint64_t *seq, double *gaps);
+/* Past this an idle gap replays as this: Open MPI's latency has stopped
+ * growing by then (docs/comm.md), and a run's first call follows seconds
+ * of the suite's own work. */
+#define RYZ_REPLAY_MAX_GAP_S 0.01
 /* Runs (op, bytes) alone on c with the harness: warmup calls, then iters
- * timed ones, each after reading seq[i * n / iters] bytes (n 0: back to
- * back, the slowest rank's latency; else the fastest's), in place where
- * ryz_comm can say so. *p50 gets their p50 in us (0 when the harness ran
- * no row) and samples (NULL: not wanted) the iters latencies. */
+ * timed ones, each after reading seq[i * n / iters] bytes and idling until
+ * gaps[i * n / iters] seconds after the previous call (n 0: back to back,
+ * the slowest rank's latency; else the fastest's), in place where ryz_comm
+ * can say so. *p50 gets their p50 in us (0 when the harness ran no row)
+ * and samples (NULL: not wanted) the iters latencies. */
 ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters, int warmup,
-                          const uint64_t *seq, size_t n, double *p50, float *samples);
+                          const uint64_t *seq, const double *gaps, size_t n, double *p50,
+                          float *samples);
 
 /* Aggregate read bandwidth (bytes/s) of the group's ranks streaming at
  * once, each with `threads` threads over its own `mib` MiB (collective

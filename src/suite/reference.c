@@ -76,8 +76,9 @@ static int ref_append(ryz_collective_ref *r, ryz_comm_op op, uint64_t bytes, con
 typedef struct {
     size_t n;
     ryz_call_ref *calls;
-    double *streamed;
+    double *streamed, *gap;
     uint64_t *seq;
+    double *gaps;
 } window;
 
 static int window_fill(const ryz_collective_ref *r, ryz_comm *c, window *w) {
@@ -89,12 +90,15 @@ static int window_fill(const ryz_collective_ref *r, ryz_comm *c, window *w) {
     w->calls = malloc(m * sizeof *w->calls);
     w->streamed = malloc(m * sizeof *w->streamed);
     w->seq = malloc(m * sizeof *w->seq);
-    if (!w->calls || !w->streamed || !w->seq)
+    w->gap = malloc(m * sizeof *w->gap);
+    w->gaps = malloc(m * sizeof *w->gaps);
+    if (!w->calls || !w->streamed || !w->seq || !w->gap || !w->gaps)
         return 0;
     for (size_t i = 0; i < w->n; i++) {
         const ryz_comm_record *rec = ryz_comm_record_at(c, r->seen + i);
         w->calls[i] = (ryz_call_ref){.op = rec->op, .bytes = rec->bytes, .i = i};
         w->streamed[i] = (double)rec->streamed;
+        w->gap[i] = rec->gap;
     }
     qsort(w->calls, w->n, sizeof *w->calls, ryz_call_cmp);
     return 1;
@@ -129,10 +133,10 @@ static ryz_status window_replay(ryz_collective_ref *r, window *w, int *sick) {
         j = ryz_call_group_end(w->calls, w->n, i);
         if (!ryz_replayable(g->op, g->bytes, k))
             continue;
-        ryz_replay_reads(g, j - i, w->streamed, w->seq);
+        ryz_replay_reads(g, j - i, w->streamed, w->gap, w->seq, w->gaps);
         double p50;
-        st = ryz_replay_run(r->dup, g->op, g->bytes, SAMPLE_ITERS, SAMPLE_WARMUP, w->seq, j - i,
-                            &p50, us);
+        st = ryz_replay_run(r->dup, g->op, g->bytes, SAMPLE_ITERS, SAMPLE_WARMUP, w->seq, w->gaps,
+                            j - i, &p50, us);
         if (st == RYZ_OK && p50 > 0 && !ref_append(r, g->op, g->bytes, us, SAMPLE_ITERS))
             *sick = 1;
     }
@@ -151,6 +155,6 @@ ryz_status ryz_collective_ref_sample(ryz_collective_ref *r, ryz_comm *c) {
     } else {
         r->ok = 0;
     }
-    free(w.calls), free(w.streamed), free(w.seq);
+    free(w.calls), free(w.streamed), free(w.seq), free(w.gap), free(w.gaps);
     return st;
 }
