@@ -203,18 +203,23 @@ static void gather_last_batch(int iters, float *all) {
     ck_assert_int_eq(ryz_comm_all_gather(g_world, mine, all, (size_t)iters), RYZ_OK);
 }
 
+/* An 8-byte all-reduce, iters timed calls after one warm-up, checked. */
+static ryz_bench_opts tiny_all_reduce(int iters) {
+    return (ryz_bench_opts){.ops = 1u << RYZ_OP_ALL_REDUCE,
+                            .min_bytes = 8,
+                            .max_bytes = 8,
+                            .factor = 2,
+                            .iters = iters,
+                            .warmup = 1,
+                            .check = 1};
+}
+
 /* --gap: every timed call of a batch starts at least gap_s after the
  * previous call ended (its record's gap), on every rank. */
 START_TEST(test_gap_idles_before_each_call) {
     enum { ITERS = 5 };
-    ryz_bench_opts o = {.ops = 1u << RYZ_OP_ALL_REDUCE,
-                        .min_bytes = 8,
-                        .max_bytes = 8,
-                        .factor = 2,
-                        .iters = ITERS,
-                        .warmup = 1,
-                        .check = 1,
-                        .gap_s = 0.003};
+    ryz_bench_opts o = tiny_all_reduce(ITERS);
+    o.gap_s = 0.003;
     ryz_bench_report rep;
     run_world(&o, RYZ_OK, &rep);
     size_t n = ryz_comm_record_count(g_world), first = n - 2 - ITERS;
@@ -237,15 +242,8 @@ START_TEST(test_evict_latency_is_fastest_rank) {
         return;
     uint64_t mine = g_rank == 1 ? 1 << 20 : 0;
     for (int evict = 0; evict < 2; evict++) {
-        ryz_bench_opts o = {.ops = 1u << RYZ_OP_ALL_REDUCE,
-                            .min_bytes = 8,
-                            .max_bytes = 8,
-                            .factor = 2,
-                            .iters = ITERS,
-                            .warmup = 1,
-                            .check = 1,
-                            .evict_each = evict ? &mine : NULL,
-                            .n_evict_each = (size_t)evict};
+        ryz_bench_opts o = tiny_all_reduce(ITERS);
+        o.evict_each = evict ? &mine : NULL, o.n_evict_each = (size_t)evict;
         ryz_bench_report rep;
         run_world(&o, RYZ_OK, &rep);
         ck_assert_int_eq(rep.wrong, 0);
