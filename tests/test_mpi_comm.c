@@ -147,6 +147,9 @@ START_TEST(test_ranks_disagree_on_sweep) {
     if (g_rank == 1)
         o.evict_bytes = 1 << 20; /* the others take the slowest rank's time */
     expect_disagreement(&o, 1, "-c 1 --evict/--gap)");
+    o = sweep_opts();
+    o.gap_s = g_rank == 1 ? 0.002 : 0.001; /* each rank idles, but not as long */
+    expect_disagreement(&o, 1, "-c 1 --evict/--gap --gap 2000)");
 }
 END_TEST
 
@@ -378,12 +381,6 @@ START_TEST(test_insitu_columns) {
 }
 END_TEST
 
-/* The bytes a rank read before each call (ryz_streamed_add, as the cpu
- * backend's matmuls count them, since its previous collective) become each
- * row's streamed_bytes (p50), and its reference after reading as much; a
- * row with nothing read has the back-to-back reference there too.
- * Broadcasts, then reads, an all-reduce and an all-gather in turn: the
- * reads are the all-reduce's, none the all-gather's. */
 /* The reference after reads also idles as long as the in-situ calls did
  * (up to RYZ_REPLAY_MAX_GAP_S, docs/comm.md): after all-reduces that each
  * followed 6 ms of sleep, the reference's own timed calls (the last batch
@@ -417,6 +414,12 @@ START_TEST(test_insitu_gap_replayed) {
 }
 END_TEST
 
+/* The bytes a rank read before each call (ryz_streamed_add, as the cpu
+ * backend's matmuls count them, since its previous collective) become each
+ * row's streamed_bytes (p50), and its reference after reading as much; a
+ * row with nothing read has the back-to-back reference there too.
+ * Broadcasts, then reads, an all-reduce and an all-gather in turn: the
+ * reads are the all-reduce's, none the all-gather's. */
 START_TEST(test_insitu_streamed) {
     enum { READ = 1 << 20, CALLS = 12 };
     float *x = calloc((size_t)AR_FLOATS * (size_t)g_k, sizeof(float));

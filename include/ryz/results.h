@@ -132,6 +132,10 @@ typedef struct {
 void ryz_results_memory_of(const ryz_results *r, const char *case_name, int tp,
                            ryz_memory_summary *out);
 ryz_status ryz_results_add_sample(ryz_results *r, const ryz_row_sample *row);
+/* The values of r's /samples rows of (case, tp, metric), in file order, as
+ * a malloc'd array of *n (NULL when out of memory). */
+double *ryz_results_sample_values(const ryz_results *r, const char *case_name, int tp,
+                                  const char *metric, int *n);
 /* Sets an owned string attribute (*field = strdup(value)). */
 ryz_status ryz_results_set_str(char **field, const char *value);
 

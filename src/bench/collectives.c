@@ -247,9 +247,10 @@ typedef struct {
 } harness;
 
 /* What every rank must agree on before a size; 32 bytes, sent as floats.
- * The bytes each rank evicts are its own; whether they evict is not. */
+ * The bytes each rank evicts are its own; whether they evict is not, nor
+ * is --gap (gap_us; 0 with per-call gaps, which are each rank's own). */
 typedef struct {
-    uint32_t op, iters, warmup, check, evicting, unused;
+    uint32_t op, iters, warmup, check, evicting, gap_us;
     uint64_t bytes;
 } agree_key;
 _Static_assert(sizeof(agree_key) == KEY_FLOATS * sizeof(float), "agree_key is 8 floats");
@@ -261,8 +262,11 @@ static void key_text(const agree_key *k, char *buf, size_t cap) {
     if (k->op != RYZ_OP_COUNT)
         snprintf(what, sizeof what, "%s of %llu bytes", ryz_comm_op_name((ryz_comm_op)k->op),
                  (unsigned long long)k->bytes);
-    snprintf(buf, cap, "%s (-n %u -w %u -c %u%s)", what, k->iters, k->warmup, k->check,
-             k->evicting ? " --evict/--gap" : "");
+    char gap[32] = "";
+    if (k->gap_us)
+        snprintf(gap, sizeof gap, " --gap %u", k->gap_us);
+    snprintf(buf, cap, "%s (-n %u -w %u -c %u%s%s)", what, k->iters, k->warmup, k->check,
+             k->evicting ? " --evict/--gap" : "", gap);
 }
 
 /* All ranks exchange their next (op, bytes, iters, warmup, check,
@@ -278,6 +282,7 @@ static ryz_status agree(harness *h, uint32_t op, uint64_t bytes) {
                       .warmup = (uint32_t)h->o->warmup,
                       .check = (uint32_t)h->o->check,
                       .evicting = (uint32_t)h->evicting,
+                      .gap_us = h->o->gap_each ? 0 : (uint32_t)(1e6 * h->o->gap_s + 0.5),
                       .bytes = bytes};
     float buf[KEY_FLOATS];
     memcpy(buf, &mine, sizeof mine);
@@ -409,10 +414,6 @@ static void evict_caches(harness *h, uint64_t bytes) {
     }
 }
 
-/* Warm-up, then one timed batch after a barrier, each timed call after an
- * eviction with --evict. h->mine gets the batch wall time per iteration
- * (us) in [0] and each call's time (us, from the profiler's records) in
- * [2..]. */
 /* The idle time before timed call i: gap_each's entry, or gap_s. */
 static double gap_of(const ryz_bench_opts *o, int i) {
     if (o->gap_each && o->n_evict_each > 0)
@@ -420,6 +421,11 @@ static double gap_of(const ryz_bench_opts *o, int i) {
     return o->gap_s;
 }
 
+/* Warm-up, then one timed batch after a barrier, each timed call after an
+ * eviction with --evict and no sooner than its gap after the previous
+ * call's end with --gap. h->mine gets the batch wall time per iteration
+ * (us) in [0] and each call's time (us, from the profiler's records) in
+ * [2..]. */
 static ryz_status time_batch(harness *h, const coll *e, size_t s, size_t p, int ip) {
     float *send = ip ? h->recv : h->send;
     ryz_status st = RYZ_OK;
@@ -630,22 +636,27 @@ static void summarize(ryz_bench_report *r, int check) {
     r->avg_busbw_gbs = n ? sum / n : 0;
 }
 
+/* Ranks a rank without h->keys can still agree with, from the stack. */
+enum { SETUP_STACK_RANKS = 256 };
+
 /* Every rank learns whether all set up (options, buffers) before the
  * first exchange, since a rank's evict pool is sized by its own reads and
  * a rank that failed alone would leave the others waiting there: one
- * float each, all-gathered into h->keys (an all-gather, as agree()'s, so
- * the all-reduce fault hook cannot touch it). Returns st, or on a rank
- * that set up, EINVAL when another did not. */
+ * float each, all-gathered into h->keys, or the stack where even that
+ * allocation failed (up to SETUP_STACK_RANKS ranks; an all-gather, as
+ * agree()'s, so the all-reduce fault hook cannot touch it). Returns st,
+ * or on a rank that set up, EINVAL when another did not. */
 static ryz_status agree_setup(harness *h, ryz_status st) {
-    float bad = st != RYZ_OK;
-    if (!h->keys)
+    float bad = st != RYZ_OK, stack[SETUP_STACK_RANKS];
+    float *all = h->keys ? h->keys : h->k <= SETUP_STACK_RANKS ? stack : NULL;
+    if (!all)
         return st != RYZ_OK ? st : ryz_error(RYZ_ENOMEM, "out of memory for the agreement");
-    ryz_status cs = ryz_comm_all_gather(h->c, &bad, h->keys, 1);
+    ryz_status cs = ryz_comm_all_gather(h->c, &bad, all, 1);
     if (st != RYZ_OK || cs != RYZ_OK)
         return st != RYZ_OK ? st : cs;
     int others = 0;
     for (int r = 0; r < h->k; r++)
-        others += h->keys[r] != 0;
+        others += all[r] != 0;
     if (others > 0)
         return ryz_error(RYZ_EINVAL, "comm: %d other rank(s) could not set up the benchmark",
                          others);

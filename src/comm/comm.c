@@ -29,6 +29,8 @@ struct ryz_comm {
     size_t n_records;         /* total recorded since clear (may exceed capacity) */
     uint64_t streamed_mark;   /* ryz_streamed_total at the last record or clear */
     double last_end;          /* when its last call ended; 0 before the first */
+    double gap;               /* of the call in flight: from last_end to its start,
+                                 before the agreement check */
 };
 
 /* ---- settings ------------------------------------------------------- */
@@ -291,6 +293,7 @@ static ryz_status call_begin(ryz_comm *c, int op, uint64_t *count, int root, dou
     comm_fault_before(&k, count);
     k.count = *count;
     k.t0 = *t0 = ryz_time_now();
+    c->gap = c->last_end > 0 ? k.t0 - c->last_end : 0;
     inflight_publish(&k);
     if (c->size < 2 || !atomic_load_explicit(&settings.check, memory_order_relaxed) ||
         !c->iface->all_gather)
@@ -315,7 +318,7 @@ static ryz_status call_end(ryz_comm *c, int op, ryz_status st, size_t bytes, dou
                                .bytes = bytes,
                                .seconds = now - t0,
                                .streamed = streamed - c->streamed_mark,
-                               .gap = c->last_end > 0 ? t0 - c->last_end : 0};
+                               .gap = c->gap};
         c->streamed_mark = streamed;
         c->n_records++;
     }

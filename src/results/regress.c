@@ -140,19 +140,6 @@ static ryz_regress_row *add_row(ryz_regress *r, const char *name, int tp, const 
     return row;
 }
 
-/* Values of /samples rows matching (case, tp, metric) into a malloc'd array. */
-static double *samples_of(const ryz_results *r, const ryz_row_sample *key, int *n) {
-    double *v = malloc((r->n_samples + 1) * sizeof *v);
-    *n = 0;
-    for (size_t i = 0; v && i < r->n_samples; i++) {
-        const ryz_row_sample *s = &r->samples[i];
-        if (s->tp == key->tp && !strcmp(s->case_name, key->case_name) &&
-            !strcmp(s->metric, key->metric))
-            v[(*n)++] = s->value;
-    }
-    return v;
-}
-
 /* First sample row of its (case, tp, metric) in r? */
 static int first_of_kind(const ryz_results *r, size_t i) {
     for (size_t j = 0; j < i; j++)
@@ -176,7 +163,8 @@ static ryz_status compare_timing(const ryz_results *b, const ryz_results *c,
         if (!first_of_kind(b, i) || metric_is_rate(b->samples[i].metric)) continue;
         const ryz_row_sample *key = &b->samples[i];
         int nb, nc;
-        double *xb = samples_of(b, key, &nb), *xc = samples_of(c, key, &nc);
+        double *xb = ryz_results_sample_values(b, key->case_name, key->tp, key->metric, &nb);
+        double *xc = ryz_results_sample_values(c, key->case_name, key->tp, key->metric, &nc);
         ryz_regress_row *row = xb && xc ? add_row(r, key->case_name, key->tp, key->metric) : NULL;
         if (row) {
             row->n_base = nb, row->n_cand = nc;

@@ -200,6 +200,18 @@ ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row) {
     return append(r, &ryz_results_tables[RYZ_TABLE_MEMORY], row);
 }
 
+double *ryz_results_sample_values(const ryz_results *r, const char *case_name, int tp,
+                                  const char *metric, int *n) {
+    double *v = malloc((r->n_samples + 1) * sizeof *v);
+    *n = 0;
+    for (size_t i = 0; v && i < r->n_samples; i++) {
+        const ryz_row_sample *s = &r->samples[i];
+        if (s->tp == tp && !strcmp(s->case_name, case_name) && !strcmp(s->metric, metric))
+            v[(*n)++] = s->value;
+    }
+    return v;
+}
+
 void ryz_results_memory_of(const ryz_results *r, const char *case_name, int tp,
                            ryz_memory_summary *out) {
     *out = (ryz_memory_summary){.efficiency = NAN};

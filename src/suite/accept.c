@@ -115,15 +115,10 @@ static double bandwidth_of(const ryz_row_timing *t) {
  * than two (or no memory to sort them). */
 static int samples_spread(const ryz_results *r, const char *name, int tp, const char *metric,
                           double *p10, double *p90) {
-    double *v = malloc((r->n_samples + 1) * sizeof *v);
-    size_t n = 0;
-    for (size_t i = 0; v && i < r->n_samples; i++) {
-        const ryz_row_sample *x = &r->samples[i];
-        if (x->tp == tp && !strcmp(x->case_name, name) && !strcmp(x->metric, metric))
-            v[n++] = x->value;
-    }
+    int n = 0;
+    double *v = ryz_results_sample_values(r, name, tp, metric, &n);
     ryz_stats q = {0};
-    if (n >= 2) ryz_stats_compute(v, n, &q);
+    if (n >= 2) ryz_stats_compute(v, (size_t)n, &q);
     free(v);
     *p10 = q.p10, *p90 = q.p90;
     return n >= 2;

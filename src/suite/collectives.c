@@ -307,9 +307,11 @@ static double sampled_p50(const ryz_collective_ref *ref, ryz_comm_op op, uint64_
 /* Runs row i's (op, bytes) alone on x->c and fills its isolated columns:
  * back to back, and the reference after reads, chosen alike on every rank
  * (one all-reduce of {ranks that read anything, ranks without samples}):
- * the back-to-back figure where no rank read anything; else the p50 of
- * ref's samples where every rank has them; else a pass now, each call
- * after the reads its in-situ calls followed, in call order. A size the
+ * the back-to-back figure where no rank read anything (whatever the calls'
+ * idle gaps: such a call followed only bookkeeping, and ref's samples of
+ * it are not used either); else the p50 of ref's samples where every rank
+ * has them; else a pass now, each call after the reads and the idle gap
+ * its in-situ calls followed, in call order. A size the
  * harness cannot express (not a whole number of floats per rank) stays 0,
  * decided alike on every rank. */
 static ryz_status isolate_row(group_ctx *x, size_t i, const ryz_collective_ref *ref) {
