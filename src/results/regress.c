@@ -152,31 +152,42 @@ static int first_of_kind(const ryz_results *r, size_t i) {
 
 /* Whether a /samples metric is a rate of the machine's (read_bandwidth_gbs,
  * the suite's probe before each run) rather than a time of ours: a build
- * is not slower because the machine read memory faster or slower. */
+ * is not slower because the machine read memory faster or slower. Such a
+ * row is shown, never a regression: it says whether the machine moved
+ * under the times beside it. */
 static int metric_is_rate(const char *metric) {
     return strstr(metric, "_gbs") != NULL;
+}
+
+/* Fills row from the two files' samples xb (nb) and xc (nc). */
+static void fill_row(ryz_regress_row *row, double *xb, int nb, double *xc, int nc,
+                     const ryz_regress_opts *o) {
+    row->n_base = nb, row->n_cand = nc;
+    row->p_value = ryz_mann_whitney_greater(xb, nb, xc, nc);
+    row->base = median_of(xb, nb), row->cand = median_of(xc, nc);
+    row->ratio = row->base > 0 ? row->cand / row->base : 0;
+    if (metric_is_rate(row->metric)) {
+        snprintf(row->why, sizeof row->why, "the machine's rate, not gated");
+        return;
+    }
+    row->regression = nc > 0 && row->ratio > o->max_slowdown && row->p_value < o->alpha;
+    if (row->regression)
+        snprintf(row->why, sizeof row->why, "%.2fx slower (> %.2f), p %.2g (< %.2g)", row->ratio,
+                 o->max_slowdown, row->p_value, o->alpha);
+    else if (nc == 0)
+        snprintf(row->why, sizeof row->why, "no samples in new file");
 }
 
 static ryz_status compare_timing(const ryz_results *b, const ryz_results *c,
                                  const ryz_regress_opts *o, ryz_regress *r) {
     for (size_t i = 0; i < b->n_samples; i++) {
-        if (!first_of_kind(b, i) || metric_is_rate(b->samples[i].metric)) continue;
+        if (!first_of_kind(b, i)) continue;
         const ryz_row_sample *key = &b->samples[i];
         int nb, nc;
         double *xb = ryz_results_sample_values(b, key->case_name, key->tp, key->metric, &nb);
         double *xc = ryz_results_sample_values(c, key->case_name, key->tp, key->metric, &nc);
         ryz_regress_row *row = xb && xc ? add_row(r, key->case_name, key->tp, key->metric) : NULL;
-        if (row) {
-            row->n_base = nb, row->n_cand = nc;
-            row->p_value = ryz_mann_whitney_greater(xb, nb, xc, nc);
-            row->base = median_of(xb, nb), row->cand = median_of(xc, nc);
-            row->ratio = row->base > 0 ? row->cand / row->base : 0;
-            row->regression = nc > 0 && row->ratio > o->max_slowdown && row->p_value < o->alpha;
-            if (row->regression)
-                snprintf(row->why, sizeof row->why, "%.2fx slower (> %.2f), p %.2g (< %.2g)",
-                         row->ratio, o->max_slowdown, row->p_value, o->alpha);
-            else if (nc == 0) snprintf(row->why, sizeof row->why, "no samples in new file");
-        }
+        if (row) fill_row(row, xb, nb, xc, nc, o);
         free(xb);
         free(xc);
         if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing samples");
