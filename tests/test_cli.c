@@ -438,14 +438,19 @@ START_TEST(test_bench_results) {
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_uint_eq(res.n_timing, 8); /* 4 configurations x (prefill, decode) */
-    ck_assert_uint_eq(res.n_samples, 24);
+    ck_assert_uint_eq(res.n_samples, 36); /* and 3 runs' (prefill, decode, probe) each */
+    int probes = 0;
+    for (size_t i = 0; i < res.n_samples; i++)
+        probes += !strcmp(res.samples[i].metric, "read_bandwidth_gbs") && res.samples[i].value > 0;
+    ck_assert_int_eq(probes, 12);
     ck_assert_str_eq(res.meta.suite_name, "bench");
     ck_assert_str_eq(res.timing[0].case_name, "f32-t1");
     ck_assert_str_eq(res.timing[7].case_name, "bf16-t2");
     ryz_results_free(&res);
     snprintf(args, sizeof args, "compare %s %s", h5, h5);
     r = test_run_ryz(NULL, args);
-    ck_assert_msg(r.code == 0 && strstr(r.out, "decode_s"), "compare: %d %s", r.code, r.out);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "decode_s") && strstr(r.out, "not gated"),
+                  "compare: %d %s", r.code, r.out);
     test_run_free(&r);
     unlink(h5);
 }

@@ -199,10 +199,19 @@ static double prefill_flops(const ryz_model_config *c, int P) {
 }
 
 /* Adds one configuration's runs to the results: /timing rows for prefill
- * and decode (the case is the configuration) and per-run /samples. */
+ * and decode (the case is the configuration) and per-run /samples, the
+ * probe's among them (read_bandwidth_gbs, or copy_bandwidth_gbs on cuda:
+ * `ryz compare` shows them, never as regressions). */
 static ryz_status bench_rows(const bench_config *k, const bench_args *a, const bench_samples *s,
                              double roof_frac, ryz_results *r) {
     ryz_status st = RYZ_OK;
+    for (int i = 0; st == RYZ_OK && i < s->n; i++) {
+        ryz_row_sample row = {.tp = 1, .iter = i, .value = s->bw[i] / 1e9};
+        snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
+        snprintf(row.metric, sizeof row.metric, "%s",
+                 a->backend == RYZ_BACKEND_CUDA ? "copy_bandwidth_gbs" : "read_bandwidth_gbs");
+        st = ryz_results_add_sample(r, &row);
+    }
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
         const double *v = ph ? s->dec_s : s->pre_s;
         double per = ph ? 1 : a->prompt;
