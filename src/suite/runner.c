@@ -19,8 +19,8 @@
 #define RUN_PROBE_MIB 128
 
 /* Read bandwidth per TP degree (k ranks x threads), measured once at the
- * start of the suite: the results' own figure, and the rows' where runs
- * are not probed one by one (case_ctx.probe_runs). */
+ * start of the suite: TP=1 for the results' own figure, every degree where
+ * runs are not probed one by one (case_ctx.probe_runs) for the rows. */
 typedef struct {
     int k[RYZ_SUITE_MAX_TP * 4];
     double bw[RYZ_SUITE_MAX_TP * 4];
@@ -474,10 +474,12 @@ static ryz_status bandwidth_of_k(const ryz_suite *s, ryz_comm *world, int k, bw_
     return st == RYZ_OK ? ryz_comm_barrier(world) : st;
 }
 
-/* Bandwidth for TP=1 (the baseline) and every TP degree of the suite. */
-static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, bw_table *t) {
+/* Bandwidth for TP=1 (the baseline, and the results' own figure) and,
+ * where the runs are not probed one by one, every TP degree of the suite. */
+static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, int probe_runs,
+                                    bw_table *t) {
     ryz_status st = bandwidth_of_k(s, world, 1, t); /* the baseline's, always */
-    for (int i = 0; st == RYZ_OK && i < s->n_cases; i++)
+    for (int i = 0; st == RYZ_OK && !probe_runs && i < s->n_cases; i++)
         for (int j = 0; st == RYZ_OK && j < s->cases[i].n_tp; j++) {
             int k = s->cases[i].tp[j];
             /* decided the same way on every rank (not from a rank's value) */
@@ -498,17 +500,17 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
     bw_table bw = {0};
     ryz_status st = check_run_comms(s, world, opts);
     if (st == RYZ_OK) st = ryz_measure_machine(world, s, &res->meta);
-    if (st == RYZ_OK) st = measure_bandwidth(s, world, &bw);
-    res->meta.read_bandwidth_gbs = bw_of(&bw, 1) / 1e9;
-    if (st == RYZ_OK && lead && res->meta.oversubscribed)
-        printf("note: %d ranks x %d thread(s) on %d cores: oversubscribed, so speedup and "
-               "efficiency are not meaningful (recorded in the results)\n",
-               res->meta.world_size, s->threads, res->meta.cores);
     /* Oversubscribed ranks would probe while others hold their cores: the
      * start probe serves then. Rank 0's view, so that every rank probes
      * (a collective) or none. */
     int probe_runs = !res->meta.oversubscribed;
     if (st == RYZ_OK) st = ryz_comm_broadcast(world, &probe_runs, sizeof probe_runs, 0);
+    if (st == RYZ_OK) st = measure_bandwidth(s, world, probe_runs, &bw);
+    res->meta.read_bandwidth_gbs = bw_of(&bw, 1) / 1e9;
+    if (st == RYZ_OK && lead && res->meta.oversubscribed)
+        printf("note: %d ranks x %d thread(s) on %d cores: oversubscribed, so speedup and "
+               "efficiency are not meaningful (recorded in the results)\n",
+               res->meta.world_size, s->threads, res->meta.cores);
     for (int i = 0; st == RYZ_OK && i < s->n_cases; i++) {
         case_ctx k = {.s = s, .c = &s->cases[i], .opts = opts, .world = world,
                       .res = lead ? res : NULL, .bw = &bw, .probe_runs = probe_runs};
