@@ -626,15 +626,17 @@ END_TEST
 
 /* Every matmul path against the double reference on W: fp32 weights, or
  * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
- * rounded values), at 1, 2 and 3 threads. out 213 splits into row-group chunks the threads claim
- * and leaves a row after the last bf16 row group; at 1 thread its 53 groups
- * are three bands of 17 and two groups after them, at 2 threads a chunk of
- * four groups is three bands and one group; in 37 and 40 take the
- * row-major bf16 layout, 64 and MAXIN the tiled one (MAXIN makes the bf16
- * prefill widen W in two blocks, 204 rows then 9); fp32 in 37 is scalar, 40
- * and up the four-band kernel. Each thread count cuts the rows into other chunks, so
- * the bands, the bf16 kernel's groups after its bands and the rows after
- * the last group fall in different places. */
+ * rounded values), at 1, 2 and 3 threads. out 213 splits into row-group
+ * chunks the threads claim and leaves a row after the last bf16 row group;
+ * at 1 thread its 53 groups are three bands of 17 and two groups after
+ * them; at 2 threads the claims shrink from 56 rows (three bands of four
+ * groups, two groups after) to 8 (no band), and the last, 5 rows, is one
+ * group and the row after it. in 37 and 40 take the row-major bf16 layout,
+ * 64 and MAXIN the tiled one (MAXIN makes the bf16 prefill widen W in two
+ * blocks, 204 rows then 9); fp32 in 37 is scalar, 40 and up the four-band
+ * kernel. Each thread count cuts the rows into other chunks, so the bands,
+ * the bf16 kernel's groups after its bands and the rows after the last
+ * group fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 213, NMAX = 3, MAXIN = 10256 };
     const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};

@@ -59,7 +59,7 @@ typedef struct {
     const float *x;
     const void *w;
     int in, out;
-    int chunk;         /* rows per claim, a multiple of 4 */
+    int least;         /* the fewest rows a claim takes, a multiple of 4 */
     atomic_int next;   /* first row not yet claimed */
 } gemv_job;
 
@@ -349,27 +349,44 @@ static void band_of(int total, int t, int n, int *r0, int *r1) {
     *r1 = *r0 + per < total ? *r0 + per : total;
 }
 
+/* Rows the next claim takes when `left` rows are unclaimed and n threads
+ * share the job: a 2n-th of them (guided self-scheduling), rounded up to
+ * whole row groups, and at least `least`. */
+static int gemv_claim(int left, int n, int least) {
+    int rows = ((left + 2 * n - 1) / (2 * n) + 3) & ~3;
+    return rows > least ? rows : least;
+}
+
 /* Each thread claims chunks of rows (whole row groups) until none are
  * left: two ranks' threads sharing one memory bus stream at rates that
  * differ from call to call, so equal fixed bands left the faster thread
- * spinning at the end of every GEMV (9 % of a 2-thread decode's samples). */
+ * spinning at the end of every GEMV (9 % of a 2-thread decode's samples).
+ * The claims shrink as the rows run out, so the first ones are long
+ * sequential streams and the last ones short: against 8 equal claims per
+ * thread, 2-thread decode of 110m spent 3 % less time in its GEMVs (12 of
+ * 14 in-process A/B runs, docs/performance.md). */
 static void gemv_part(void *arg, int t, int n) {
     gemv_job *j = arg;
-    (void)t, (void)n;
+    (void)t;
+    int o0 = atomic_load_explicit(&j->next, memory_order_relaxed), rows;
     for (;;) {
-        int o0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (o0 >= j->out) return;
-        int o1 = o0 + j->chunk < j->out ? o0 + j->chunk : j->out;
-        j->fn(j->y, j->x, j->w, j->in, j->out, o0, o1);
+        do {
+            if (o0 >= j->out) return;
+            rows = gemv_claim(j->out - o0, n, j->least);
+        } while (!atomic_compare_exchange_weak_explicit(&j->next, &o0, o0 + rows,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed));
+        j->fn(j->y, j->x, j->w, j->in, j->out, o0, o0 + rows < j->out ? o0 + rows : j->out);
+        o0 = atomic_load_explicit(&j->next, memory_order_relaxed);
     }
 }
 
 /* Below this many rows per thread the wake-up costs more than it saves. */
 #define GEMV_MIN_ROWS_PER_THREAD 64
-/* Chunks per thread: enough that the last one is short beside a GEMV,
- * few enough that each stays a long sequential stream (768 rows at 2
- * threads: 48-row chunks, 144 KiB of fp32, in four bands). */
-#define GEMV_CHUNKS_PER_THREAD 8
+/* The smallest claim is a (n * GEMV_TAIL_CLAIMS)-th of the rows: short
+ * beside a GEMV, yet a stream long enough to be worth starting (768 rows
+ * at 2 threads: 24 rows, 72 KiB of fp32). */
+#define GEMV_TAIL_CLAIMS 16
 
 /* One thread takes the whole matrix as one chunk: nothing to balance, and
  * the kernel's four bands stay as long as they can be (1-thread decode of
@@ -377,13 +394,13 @@ static void gemv_part(void *arg, int t, int n) {
  * pairs). */
 static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const void *w, int in,
                  int out) {
-    int n = ryz_pool_threads(c->pool), per = n * GEMV_CHUNKS_PER_THREAD;
+    int n = ryz_pool_threads(c->pool), per = n * GEMV_TAIL_CLAIMS;
     if (n == 1 || out < GEMV_MIN_ROWS_PER_THREAD * n) {
         fn(y, x, w, in, out, 0, out);
         return;
     }
     gemv_job j = {.fn = fn, .y = y, .x = x, .w = w, .in = in, .out = out,
-                  .chunk = ((out + per - 1) / per + 3) & ~3};
+                  .least = ((out + per - 1) / per + 3) & ~3};
     atomic_init(&j.next, 0);
     ryz_pool_run(c->pool, gemv_part, &j);
 }
