@@ -263,14 +263,19 @@ START_TEST(test_scaling_spread) {
         ryz_row_sample x = {.case_name = "a", .tp = 2, .metric = "read_bandwidth_gbs", .iter = i,
                             .value = 15 + i};
         ryz_results_add_sample(&r, &x);
+        x.value = 0.80 + 0.01 * i; /* the host's lock-step, run by run */
+        snprintf(x.metric, sizeof x.metric, "lockstep_efficiency");
+        ryz_results_add_sample(&r, &x);
     }
     ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
     const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
     const ryz_check *bw4 = find(&c, 4, "bandwidth_scaling");
     ck_assert_msg(strstr(bw2->note, "speedup 1.900 (runs 1.81-2.00) / bandwidth ratio 1.900 "
-                                    "(probes 1.60-2.40) (19.00 / 10.00 GB/s)"), "%s", bw2->note);
+                                    "(probes 1.60-2.40) (19.00 / 10.00 GB/s); host lock-step "
+                                    "0.85 (0.81-0.89)"), "%s", bw2->note);
     ck_assert_msg(strstr(bw4->note, "speedup 3.000 / bandwidth ratio 4.000 (40.00"), "%s",
                   bw4->note); /* no spread known */
+    ck_assert_msg(!strstr(bw4->note, "lock-step"), "%s", bw4->note);
     ryz_checks_free(&c);
     ryz_results_free(&r);
     ryz_suite_free(&s);

@@ -625,6 +625,49 @@ START_TEST(test_mem_read_every_element) {
 }
 END_TEST
 
+/* Slices: each pass reads the next slice of the buffer, back to the start
+ * where the next would not fit whole. The buffer holds 0, 1, 2, ..., so
+ * the passes' sum says which elements were read: 5 whole slices of 1024
+ * elements fit in 5632, so 7 passes read slices 0-4, then 0 and 1. */
+START_TEST(test_mem_read_slices) {
+    enum { PER = 1024, N = 5 * PER + 512, REPS = 7 };
+    const int order[REPS] = {0, 1, 2, 3, 4, 0, 1};
+    for (int threads = 1; threads <= 2; threads++) {
+        double sec[REPS] = {0};
+        int calls[2] = {0, 0};
+        ck_assert_int_eq(ryz_mem_read_slices(N * 8, PER * 8, threads, REPS, count_call, calls,
+                                             sec), RYZ_OK);
+        ck_assert_int_eq(calls[0], REPS);
+        uint64_t want = 0;
+        for (int r = 0; r < REPS; r++) {
+            uint64_t first = (uint64_t)order[r] * PER;
+            want += PER * first + (uint64_t)PER * (PER - 1) / 2;
+            ck_assert_msg(sec[r] > 0, "slice %d took %g s", r, sec[r]);
+        }
+        ck_assert_msg(bandwidth_sink == want, "%d threads: sum %llu, want %llu", threads,
+                      (unsigned long long)bandwidth_sink, (unsigned long long)want);
+    }
+    double sec[1];
+    ck_assert_int_eq(ryz_mem_read_slices(8192, 8200, 1, 1, NULL, NULL, sec), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "slice 8200 in [4096, bytes]"), "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(ryz_mem_read_slices(8192, 2048, 1, 1, NULL, NULL, sec), RYZ_EINVAL);
+}
+END_TEST
+
+/* Lock-step efficiency: each step waits for its slowest rank. */
+START_TEST(test_lockstep_efficiency) {
+    const float two[] = {1, 1, /* rank 1: */ 1, 3}; /* step 1: mean 2 of 3 */
+    ck_assert_double_eq_tol(ryz_lockstep_efficiency(two, 2, 2), 3.0 / 4.0, 1e-12);
+    const float even[] = {2, 5, 2, 5, 2, 5};
+    ck_assert_double_eq_tol(ryz_lockstep_efficiency(even, 3, 2), 1.0, 1e-12);
+    const float one[] = {4, 9};
+    ck_assert_double_eq_tol(ryz_lockstep_efficiency(one, 1, 2), 1.0, 1e-12);
+    const float none[] = {0, 0};
+    ck_assert(ryz_lockstep_efficiency(none, 2, 1) == 0);
+}
+END_TEST
+
 START_TEST(test_error_wrap) {
     ryz_error(RYZ_EINVAL, "n_heads 4 not divisible by tp 3\nhidden 2 smaller than tp 3");
     ck_assert_int_eq(ryz_error_wrap(RYZ_EINVAL, "case %s", "a"), RYZ_EINVAL);
@@ -696,6 +739,8 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_peak_rss);
     tcase_add_test(tc, test_mem_weight_slabs);
     tcase_add_test(tc, test_mem_read_passes);
+    tcase_add_test(tc, test_mem_read_slices);
+    tcase_add_test(tc, test_lockstep_efficiency);
     tcase_add_test(tc, test_mem_read_every_element);
     suite_add_tcase(s, tc);
     tc = tcase_create("env_time");

@@ -206,6 +206,31 @@ START_TEST(test_runs_probed) {
 }
 END_TEST
 
+/* With peers, each probe before a run also reads in lock-step: one
+ * lockstep_efficiency sample per timed run of a sharded host case, each
+ * in (0, 1]; none at TP=1 (nothing to keep in step) or on the device. */
+START_TEST(test_runs_lockstep_probed) {
+    if (g_rank != 0) return;
+    for (size_t i = 0; i < g_res.n_timing; i++) {
+        const ryz_row_timing *t = &g_res.timing[i];
+        if (strcmp(t->phase, "decode")) continue;
+        int n = 0;
+        for (size_t j = 0; j < g_res.n_samples; j++) {
+            const ryz_row_sample *s = &g_res.samples[j];
+            if (s->tp != t->tp || strcmp(s->case_name, t->case_name) ||
+                strcmp(s->metric, "lockstep_efficiency"))
+                continue;
+            ck_assert_msg(s->value > 0 && s->value <= 1, "%s tp %d run %d: lock-step %g",
+                          s->case_name, s->tp, s->iter, s->value);
+            n++;
+        }
+        int want = !strcmp(t->case_name, "host") && t->tp > 1 && !g_res.meta.oversubscribed;
+        ck_assert_msg(n == (want ? t->runs : 0), "%s tp %d: %d lock-step probes for %d runs",
+                      t->case_name, t->tp, n, t->runs);
+    }
+}
+END_TEST
+
 /* Collectives of the TP groups: measured in situ and across ranks on both
  * comms; the isolated reference only where the harness's host buffers are
  * what the model used (mpi), not on the device comm. */
@@ -265,6 +290,7 @@ static Suite *runner_suite(void) {
     tcase_add_test(tc, test_memory_is_backend_bytes);
     tcase_add_test(tc, test_no_host_roofline_on_device);
     tcase_add_test(tc, test_runs_probed);
+    tcase_add_test(tc, test_runs_lockstep_probed);
     tcase_add_test(tc, test_collectives_per_comm);
     tcase_add_test(tc, test_meta_backends);
     tcase_add_test(tc, test_nccl_case_needs_comm);

@@ -97,8 +97,9 @@ START_TEST(test_quiet_on_noise) {
 }
 END_TEST
 
-/* The suite's bandwidth probe per run is the machine's rate, not a time of
- * ours: its row shows the machine reading twice as fast, and is never a
+/* The suite's probes per run are the machine's figures, not times of
+ * ours: the bandwidth row shows the machine reading twice as fast, the
+ * lock-step row its ranks kept in step better, and neither is ever a
  * regression. */
 START_TEST(test_probe_rate_not_compared) {
     ryz_results r[2];
@@ -107,6 +108,9 @@ START_TEST(test_probe_rate_not_compared) {
         for (int i = 0; i < N; i++) {
             ryz_row_sample s = {.case_name = "a", .tp = 2, .metric = "read_bandwidth_gbs",
                                 .iter = i, .value = (k + 1) * 50.0 + i};
+            ryz_results_add_sample(&r[k], &s);
+            s.value = 0.4 + 0.5 * k + 0.001 * i; /* the host kept its ranks in step better */
+            snprintf(s.metric, sizeof s.metric, "lockstep_efficiency");
             ryz_results_add_sample(&r[k], &s);
         }
     }
@@ -120,6 +124,11 @@ START_TEST(test_probe_rate_not_compared) {
     ck_assert_msg(bw && !bw->regression && fabs(bw->ratio - 109.5 / 59.5) < 1e-9 &&
                       strstr(bw->why, "not gated"),
                   "probe row: %s", bw ? bw->why : "missing");
+    const ryz_regress_row *lock = NULL;
+    for (size_t i = 0; i < g.n; i++)
+        if (!strcmp(g.rows[i].metric, "lockstep_efficiency")) lock = &g.rows[i];
+    ck_assert_msg(lock && !lock->regression && lock->ratio > 2 && strstr(lock->why, "not gated"),
+                  "lock-step row: %s", lock ? lock->why : "missing");
     ck_assert_int_eq(g.regressions, 0);
     ryz_regress_free(&g);
     ryz_results_free(&r[0]);

@@ -88,6 +88,11 @@ typedef struct {
     double median, p10, p90, p99, mean, min, max;
 } ryz_stats;
 void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
+/* How much of a lock-step computation's time k ranks kept busy, from
+ * their seconds per step (rank by rank: sec[i * steps + s]): the sum over
+ * steps of the ranks' mean over the slowest's (each step waits for it). 1
+ * when no rank ever waits; 0 when no step took time. */
+double ryz_lockstep_efficiency(const float *sec, int k, int steps);
 
 /* Memory read bandwidth in bytes/s: `threads` threads each read their
  * part of a `bytes` buffer (larger than the caches) as four sequential
@@ -106,6 +111,14 @@ uint64_t ryz_mem_read_lines(const void *p, size_t bytes);
  * before() is first called once the buffer exists: ENOMEM (or EINVAL for
  * bad arguments) returns without calling it. */
 ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps,
+                               ryz_status (*before)(void *ctx, int rep), void *ctx,
+                               double *seconds);
+/* The same over slices: pass r reads `slice` bytes of the buffer, each
+ * slice after the one before it and back to the start where the next
+ * would not fit whole, so that ranks reading in lock-step (a barrier in
+ * before()) read as a sharded model does between two collectives, from
+ * memory rather than the caches when bytes is large. */
+ryz_status ryz_mem_read_slices(size_t bytes, size_t slice, int threads, int reps,
                                ryz_status (*before)(void *ctx, int rep), void *ctx,
                                double *seconds);
 

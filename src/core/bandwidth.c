@@ -99,26 +99,33 @@ static double one_pass(const uint64_t *buf, size_t n, int threads, uint64_t *sin
     return dt;
 }
 
-ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps,
+ryz_status ryz_mem_read_slices(size_t bytes, size_t slice, int threads, int reps,
                                ryz_status (*before)(void *ctx, int rep), void *ctx,
                                double *seconds) {
-    if (threads < 1 || threads > 64 || reps < 1 || bytes < 4096)
+    if (threads < 1 || threads > 64 || reps < 1 || bytes < 4096 || slice < 4096 || slice > bytes)
         return ryz_error(RYZ_EINVAL,
-                         "bandwidth probe: threads %d in [1, 64], reps %d >= 1, bytes %zu >= 4096",
-                         threads, reps, bytes);
-    size_t n = bytes / sizeof(uint64_t);
+                         "bandwidth probe: threads %d in [1, 64], reps %d >= 1, bytes %zu >= 4096, "
+                         "slice %zu in [4096, bytes]", threads, reps, bytes, slice);
+    size_t n = bytes / sizeof(uint64_t), per = slice / sizeof(uint64_t), at = 0;
     uint64_t *buf = ryz_alloc_stream(n * sizeof *buf); /* as the weights are allocated */
     if (!buf) return ryz_error(RYZ_ENOMEM, "bandwidth probe: out of memory for %zu bytes", bytes);
     for (size_t i = 0; i < n; i++) buf[i] = i; /* touch every page */
     uint64_t sink = 0;
     ryz_status st = RYZ_OK;
-    for (int r = 0; st == RYZ_OK && r < reps; r++) {
+    for (int r = 0; st == RYZ_OK && r < reps; r++, at += per) {
         if (before) st = before(ctx, r);
-        if (st == RYZ_OK) seconds[r] = one_pass(buf, n, threads, &sink);
+        if (at + per > n) at = 0; /* wrap: every slice is whole */
+        if (st == RYZ_OK) seconds[r] = one_pass(buf + at, per, threads, &sink);
     }
     free(buf);
     bandwidth_sink = sink;
     return st;
+}
+
+ryz_status ryz_mem_read_passes(size_t bytes, int threads, int reps,
+                               ryz_status (*before)(void *ctx, int rep), void *ctx,
+                               double *seconds) {
+    return ryz_mem_read_slices(bytes, bytes, threads, reps, before, ctx, seconds);
 }
 
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {

@@ -1,4 +1,5 @@
-/* Order statistics for timing samples. */
+/* Order statistics for timing samples, and how well ranks kept in step. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "ryz/core.h"
@@ -27,4 +28,17 @@ void ryz_stats_compute(double *x, size_t n, ryz_stats *out) {
     out->mean = sum / (double)n;
     out->min = x[0];
     out->max = x[n - 1];
+}
+
+double ryz_lockstep_efficiency(const float *sec, int k, int steps) {
+    double busy = 0, span = 0;
+    for (int s = 0; s < steps; s++) {
+        double sum = 0, slowest = 0;
+        for (int i = 0; i < k; i++) {
+            double t = sec[(size_t)i * (size_t)steps + (size_t)s];
+            sum += t, slowest = fmax(slowest, t);
+        }
+        busy += sum / k, span += slowest;
+    }
+    return span > 0 ? busy / span : 0;
 }

@@ -150,13 +150,14 @@ static int first_of_kind(const ryz_results *r, size_t i) {
     return 1;
 }
 
-/* Whether a /samples metric is a rate of the machine's (read_bandwidth_gbs,
- * the suite's probe before each run) rather than a time of ours: a build
- * is not slower because the machine read memory faster or slower. Such a
- * row is shown, never a regression: it says whether the machine moved
- * under the times beside it. */
-static int metric_is_rate(const char *metric) {
-    return strstr(metric, "_gbs") != NULL;
+/* Whether a /samples metric is a figure of the machine's rather than a
+ * time of ours: read_bandwidth_gbs and lockstep_efficiency, the suite's
+ * probes before each run. A build is not slower because the machine read
+ * memory faster or slower, or kept its ranks in step better. Such a row is
+ * shown, never a regression: it says whether the machine moved under the
+ * times beside it. */
+static int metric_is_machines(const char *metric) {
+    return strstr(metric, "_gbs") != NULL || !strcmp(metric, "lockstep_efficiency");
 }
 
 /* Fills row from the two files' samples xb (nb) and xc (nc). */
@@ -166,8 +167,8 @@ static void fill_row(ryz_regress_row *row, double *xb, int nb, double *xc, int n
     row->p_value = ryz_mann_whitney_greater(xb, nb, xc, nc);
     row->base = median_of(xb, nb), row->cand = median_of(xc, nc);
     row->ratio = row->base > 0 ? row->cand / row->base : 0;
-    if (metric_is_rate(row->metric)) {
-        snprintf(row->why, sizeof row->why, "the machine's rate, not gated");
+    if (metric_is_machines(row->metric)) {
+        snprintf(row->why, sizeof row->why, "the machine's figure, not gated");
         return;
     }
     row->regression = nc > 0 && row->ratio > o->max_slowdown && row->p_value < o->alpha;

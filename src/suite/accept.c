@@ -111,16 +111,15 @@ static double bandwidth_of(const ryz_row_timing *t) {
     return t->read_bandwidth_gbs * (t->roofline_fraction > 1 ? t->roofline_fraction : 1);
 }
 
-/* The p10 and p90 of (case, tp)'s /samples of metric; 0 when it has fewer
- * than two (or no memory to sort them). */
-static int samples_spread(const ryz_results *r, const char *name, int tp, const char *metric,
-                          double *p10, double *p90) {
+/* The order statistics of (case, tp)'s /samples of metric; 0 when it has
+ * fewer than two (or no memory to sort them). */
+static int samples_stats(const ryz_results *r, const char *name, int tp, const char *metric,
+                         ryz_stats *q) {
     int n = 0;
     double *v = ryz_results_sample_values(r, name, tp, metric, &n);
-    ryz_stats q = {0};
-    if (n >= 2) ryz_stats_compute(v, (size_t)n, &q);
+    *q = (ryz_stats){0};
+    if (n >= 2) ryz_stats_compute(v, (size_t)n, q);
     free(v);
-    *p10 = q.p10, *p90 = q.p90;
     return n >= 2;
 }
 
@@ -130,13 +129,24 @@ static int samples_spread(const ryz_results *r, const char *name, int tp, const 
  * neither is known. */
 static void scaling_spread(const ryz_results *r, const ryz_row_timing *d, double bw1,
                            char *sp, char *bwr, size_t cap) {
-    double lo, hi;
+    ryz_stats q;
     sp[0] = bwr[0] = '\0';
     if (d->p10_s > 0 && d->p90_s > 0 && d->median_s > 0)
         snprintf(sp, cap, " (runs %.2f-%.2f)", d->speedup * d->median_s / d->p90_s,
                  d->speedup * d->median_s / d->p10_s);
-    if (samples_spread(r, d->case_name, d->tp, "read_bandwidth_gbs", &lo, &hi))
-        snprintf(bwr, cap, " (probes %.2f-%.2f)", lo / bw1, hi / bw1);
+    if (samples_stats(r, d->case_name, d->tp, "read_bandwidth_gbs", &q))
+        snprintf(bwr, cap, " (probes %.2f-%.2f)", q.p10 / bw1, q.p90 / bw1);
+}
+
+/* "; host lock-step 0.91 (0.88-0.94)": the median and p10-p90 of (case,
+ * tp)'s lockstep_efficiency samples, the share of time the host let its
+ * ranks keep busy reading in lock-step, a bound on the check that comes
+ * from the host, not from ryz; "" where the runs were not probed so. */
+static void lockstep_note(const ryz_results *r, const ryz_row_timing *d, char *out, size_t cap) {
+    ryz_stats q;
+    out[0] = '\0';
+    if (samples_stats(r, d->case_name, d->tp, "lockstep_efficiency", &q))
+        snprintf(out, cap, "; host lock-step %.2f (%.2f-%.2f)", q.median, q.p10, q.p90);
 }
 
 /* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
@@ -153,10 +163,11 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     double bw = bandwidth_of(d), ratio = bw / bw1;
     int raised = bw > d->read_bandwidth_gbs || (d1 && d1->read_bandwidth_gbs > 0 &&
                                                  bw1 > d1->read_bandwidth_gbs);
-    char sp[32], bwr[32];
+    char sp[32], bwr[32], lock[40];
     scaling_spread(r, d, bw1, sp, bwr, sizeof sp);
-    snprintf(why, cap, "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s)", d->speedup,
-             sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "");
+    lockstep_note(r, d, lock, sizeof lock);
+    snprintf(why, cap, "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s)%s",
+             d->speedup, sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "", lock);
     return d->speedup / ratio;
 }
 

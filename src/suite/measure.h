@@ -74,6 +74,18 @@ ryz_status ryz_replay_run(ryz_comm *c, ryz_comm_op op, uint64_t bytes, int iters
  * hook) makes every rank return ENOMEM, naming how many ranks lack it. */
 ryz_status ryz_probe_group(ryz_comm *group, int threads, int mib, int starved, double *bw);
 
+/* How much of the time the group's ranks keep busy when they read in
+ * lock-step, as sharded decode does between collectives: each rank reads
+ * slices of `slice` bytes (at most its `mib` MiB) of its own buffer, the
+ * ranks starting each slice together (a barrier), and *eff is the ranks'
+ * mean time per slice over the slowest's, summed over the slices (1: no
+ * rank ever waits). What the host's jitter alone costs a lock-step
+ * computation: identical reads on this VM's two cores keep 0.85-0.95
+ * (docs/performance.md). Collective over group; ENOMEM as
+ * ryz_probe_group. */
+ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slice, int starved,
+                              double *eff);
+
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective

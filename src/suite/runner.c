@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
     double prefill_s[RYZ_SUITE_MAX_REPEAT], decode_s[RYZ_SUITE_MAX_REPEAT];
     double bw[RYZ_SUITE_MAX_REPEAT];
+    double lock[RYZ_SUITE_MAX_REPEAT]; /* lock-step efficiency, probed with bw (tp > 1) */
     int n, n_bw, decode_steps;
     double wall_s;
 } run_samples;
@@ -68,11 +69,28 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
-/* The group's read bandwidth just before timed run i, into out->bw[i]. */
+/* Bytes this rank of a TP group of tp reads per token between two of its
+ * collectives: its weights per token over the 2 all-reduces of each layer
+ * and the greedy gather after the LM head. */
+static size_t segment_bytes(const case_ctx *k, int tp, int rank) {
+    ryz_shard sh;
+    ryz_shard_plan(&k->cfg, tp, rank, &sh);
+    return ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype) /
+           (size_t)(2 * k->cfg.n_layers + 1);
+}
+
+/* The group's read bandwidth just before timed run i, into out->bw[i],
+ * and with peers its lock-step efficiency over slices of a segment's
+ * bytes, into out->lock[i]. */
 static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out, int i) {
     int starved = ryz_measure_starved("RYZ_TEST_PROBE_NOMEM", ryz_comm_rank(k->world));
+    int tp = ryz_comm_size(probe);
     out->n_bw = i + 1;
-    return ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
+    ryz_status st = ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
+    if (st != RYZ_OK || tp == 1) return st;
+    size_t slice = segment_bytes(k, tp, ryz_comm_rank(probe));
+    return ryz_probe_lockstep(probe, k->s->threads, RUN_PROBE_MIB, slice < 4096 ? 4096 : slice,
+                              starved, &out->lock[i]);
 }
 
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
@@ -129,12 +147,17 @@ static ryz_status timed_runs(case_ctx *k, const model_env *e, ryz_comm *c, int r
 }
 
 /* The /samples rows of the runs: prefill_s and decode_s, and
- * read_bandwidth_gbs where the runs were probed. */
+ * read_bandwidth_gbs (and with peers lockstep_efficiency) where the runs
+ * were probed. */
 static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
-    static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs"};
+    static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs",
+                                         "lockstep_efficiency"};
     for (int i = 0; i < rs->n; i++)
-        for (int m = 0; m < (i < rs->n_bw ? 3 : 2); m++) {
-            double v = m == 0 ? rs->prefill_s[i] : m == 1 ? rs->decode_s[i] : rs->bw[i] / 1e9;
+        for (int m = 0; m < (i >= rs->n_bw ? 2 : tp > 1 ? 4 : 3); m++) {
+            double v = m == 0   ? rs->prefill_s[i]
+                       : m == 1 ? rs->decode_s[i]
+                       : m == 2 ? rs->bw[i] / 1e9
+                                : rs->lock[i];
             ryz_row_sample row = {.tp = tp, .iter = i, .value = v};
             snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
             snprintf(row.metric, sizeof row.metric, "%s", metric[m]);
