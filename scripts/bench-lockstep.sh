@@ -5,9 +5,14 @@
 # the time they kept busy. Reads of 1-16 MiB per step (a 110m decode
 # segment at TP=2 reads 4-9 MB), then an integer chain of ~0.1-1.6 ms per
 # step that touches no memory. A benchmark, not a test: it reports.
-# usage: bash scripts/bench-lockstep.sh [BUILD_DIR]
+# usage: bash scripts/bench-lockstep.sh [BUILD_DIR]   (after `make`: it
+# links BUILD_DIR/libryz.a)
 set -euo pipefail
 BUILD=${1:-build}
+if [ ! -f "$BUILD/libryz.a" ]; then
+  echo "bench-lockstep: no $BUILD/libryz.a; run make first" >&2
+  exit 2
+fi
 PROG="$BUILD/lockstep_floor"
 gcc -O2 -std=c11 -Wall -Wextra -Werror -Iinclude scripts/lockstep_floor.c "$BUILD/libryz.a" \
   -lm -pthread -o "$PROG"

@@ -628,25 +628,28 @@ END_TEST
 /* Slices: each pass reads the next slice of the buffer, back to the start
  * where the next would not fit whole. The buffer holds 0, 1, 2, ..., so
  * the passes' sum says which elements were read: 5 whole slices of 1024
- * elements fit in 5632, so 7 passes read slices 0-4, then 0 and 1. */
+ * elements fit in 5632 and in 5120 (the fifth ending at the last
+ * element), so 7 passes read slices 0-4, then 0 and 1. */
 START_TEST(test_mem_read_slices) {
-    enum { PER = 1024, N = 5 * PER + 512, REPS = 7 };
-    const int order[REPS] = {0, 1, 2, 3, 4, 0, 1};
-    for (int threads = 1; threads <= 2; threads++) {
-        double sec[REPS] = {0};
-        int calls[2] = {0, 0};
-        ck_assert_int_eq(ryz_mem_read_slices(N * 8, PER * 8, threads, REPS, count_call, calls,
-                                             sec), RYZ_OK);
-        ck_assert_int_eq(calls[0], REPS);
-        uint64_t want = 0;
-        for (int r = 0; r < REPS; r++) {
-            uint64_t first = (uint64_t)order[r] * PER;
-            want += PER * first + (uint64_t)PER * (PER - 1) / 2;
-            ck_assert_msg(sec[r] > 0, "slice %d took %g s", r, sec[r]);
+    enum { PER = 1024, REPS = 7 };
+    const int order[REPS] = {0, 1, 2, 3, 4, 0, 1}, sizes[] = {5 * PER + 512, 5 * PER};
+    for (int k = 0; k < 2; k++)
+        for (int threads = 1; threads <= 2; threads++) {
+            double sec[REPS] = {0};
+            int calls[2] = {0, 0};
+            ck_assert_int_eq(ryz_mem_read_slices((size_t)sizes[k] * 8, PER * 8, threads, REPS,
+                                                 count_call, calls, sec), RYZ_OK);
+            ck_assert_int_eq(calls[0], REPS);
+            uint64_t want = 0;
+            for (int r = 0; r < REPS; r++) {
+                uint64_t first = (uint64_t)order[r] * PER;
+                want += PER * first + (uint64_t)PER * (PER - 1) / 2;
+                ck_assert_msg(sec[r] > 0, "slice %d took %g s", r, sec[r]);
+            }
+            ck_assert_msg(bandwidth_sink == want, "%d elements, %d threads: sum %llu, want %llu",
+                          sizes[k], threads, (unsigned long long)bandwidth_sink,
+                          (unsigned long long)want);
         }
-        ck_assert_msg(bandwidth_sink == want, "%d threads: sum %llu, want %llu", threads,
-                      (unsigned long long)bandwidth_sink, (unsigned long long)want);
-    }
     double sec[1];
     ck_assert_int_eq(ryz_mem_read_slices(8192, 8200, 1, 1, NULL, NULL, sec), RYZ_EINVAL);
     ck_assert_msg(strstr(ryz_last_error(), "slice 8200 in [4096, bytes]"), "%s",

@@ -171,6 +171,23 @@ START_TEST(test_no_host_roofline_on_device) {
 }
 END_TEST
 
+/* The /samples of metric for timing row t's (case, tp), each asserted in
+ * (lo, hi]; up to cap of them into v (NULL: none kept). Returns how many. */
+static int row_samples(const ryz_row_timing *t, const char *metric, double lo, double hi,
+                       double *v, int cap) {
+    int n = 0;
+    for (size_t j = 0; j < g_res.n_samples; j++) {
+        const ryz_row_sample *s = &g_res.samples[j];
+        if (s->tp != t->tp || strcmp(s->case_name, t->case_name) || strcmp(s->metric, metric))
+            continue;
+        ck_assert_msg(s->value > lo && s->value <= hi, "%s tp %d run %d: %s %g", s->case_name,
+                      s->tp, s->iter, metric, s->value);
+        if (v && n < cap) v[n] = s->value;
+        n++;
+    }
+    return n;
+}
+
 /* Host-memory runs are probed one by one unless the ranks are
  * oversubscribed: one read_bandwidth_gbs sample per timed run, each > 0,
  * and the timing rows' read bandwidth is their median. Device runs have
@@ -181,22 +198,13 @@ START_TEST(test_runs_probed) {
     for (size_t i = 0; i < g_res.n_timing; i++) {
         const ryz_row_timing *t = &g_res.timing[i];
         double v[64];
-        size_t n = 0;
-        for (size_t j = 0; j < g_res.n_samples && n < 64; j++) {
-            const ryz_row_sample *s = &g_res.samples[j];
-            if (s->tp == t->tp && !strcmp(s->case_name, t->case_name) &&
-                !strcmp(s->metric, "read_bandwidth_gbs")) {
-                ck_assert_msg(s->value > 0, "%s tp %d run %d: %g GB/s", s->case_name, s->tp,
-                              s->iter, s->value);
-                v[n++] = s->value;
-            }
-        }
+        int n = row_samples(t, "read_bandwidth_gbs", 0, INFINITY, v, 64);
         int host = !strcmp(t->case_name, "host") && !g_res.meta.oversubscribed;
-        ck_assert_msg(n == (host ? (size_t)t->runs : 0), "%s tp %d: %zu probes for %d runs",
+        ck_assert_msg(n == (host ? t->runs : 0), "%s tp %d: %d probes for %d runs",
                       t->case_name, t->tp, n, t->runs);
         if (!n) continue;
         ryz_stats q;
-        ryz_stats_compute(v, n, &q);
+        ryz_stats_compute(v, (size_t)n, &q);
         ck_assert_msg(fabs(q.median - t->read_bandwidth_gbs) <= 1e-9 * q.median,
                       "%s tp %d %s: row %g GB/s, probes' median %g", t->case_name, t->tp,
                       t->phase, t->read_bandwidth_gbs, q.median);
@@ -214,16 +222,7 @@ START_TEST(test_runs_lockstep_probed) {
     for (size_t i = 0; i < g_res.n_timing; i++) {
         const ryz_row_timing *t = &g_res.timing[i];
         if (strcmp(t->phase, "decode")) continue;
-        int n = 0;
-        for (size_t j = 0; j < g_res.n_samples; j++) {
-            const ryz_row_sample *s = &g_res.samples[j];
-            if (s->tp != t->tp || strcmp(s->case_name, t->case_name) ||
-                strcmp(s->metric, "lockstep_efficiency"))
-                continue;
-            ck_assert_msg(s->value > 0 && s->value <= 1, "%s tp %d run %d: lock-step %g",
-                          s->case_name, s->tp, s->iter, s->value);
-            n++;
-        }
+        int n = row_samples(t, "lockstep_efficiency", 0, 1, NULL, 0);
         int want = !strcmp(t->case_name, "host") && t->tp > 1 && !g_res.meta.oversubscribed;
         ck_assert_msg(n == (want ? t->runs : 0), "%s tp %d: %d lock-step probes for %d runs",
                       t->case_name, t->tp, n, t->runs);

@@ -89,9 +89,10 @@ typedef struct {
 } ryz_stats;
 void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
 /* How much of a lock-step computation's time k ranks kept busy, from
- * their seconds per step (rank by rank: sec[i * steps + s]): the sum over
- * steps of the ranks' mean over the slowest's (each step waits for it). 1
- * when no rank ever waits; 0 when no step took time. */
+ * their seconds per step (rank by rank: sec[i * steps + s]): the ranks'
+ * mean seconds summed over the steps, over the slowest rank's seconds
+ * summed over the steps (each step waits for its slowest). 1 when no rank
+ * ever waits; 0 when no step took time. */
 double ryz_lockstep_efficiency(const float *sec, int k, int steps);
 
 /* Memory read bandwidth in bytes/s: `threads` threads each read their

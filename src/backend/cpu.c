@@ -363,8 +363,8 @@ static int gemv_claim(int left, int n, int least) {
  * spinning at the end of every GEMV (9 % of a 2-thread decode's samples).
  * The claims shrink as the rows run out, so the first ones are long
  * sequential streams and the last ones short: against 8 equal claims per
- * thread, 2-thread decode of 110m spent 3 % less time in its GEMVs (16 of
- * 18 in-process A/B runs, docs/performance.md). */
+ * thread, 2-thread decode of 110m spent 3 % less time in its GEMVs (faster
+ * in 15 of 18 in-process A/B runs, docs/performance.md). */
 static void gemv_part(void *arg, int t, int n) {
     gemv_job *j = arg;
     (void)t;

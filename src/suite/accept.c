@@ -141,7 +141,8 @@ static void scaling_spread(const ryz_results *r, const ryz_row_timing *d, double
 /* "; host lock-step 0.91 (0.88-0.94)": the median and p10-p90 of (case,
  * tp)'s lockstep_efficiency samples, the share of time the host let its
  * ranks keep busy reading in lock-step, a bound on the check that comes
- * from the host, not from ryz; "" where the runs were not probed so. */
+ * from the host, not from ryz; "" where fewer than two runs were probed
+ * so. */
 static void lockstep_note(const ryz_results *r, const ryz_row_timing *d, char *out, size_t cap) {
     ryz_stats q;
     out[0] = '\0';

@@ -76,13 +76,14 @@ ryz_status ryz_probe_group(ryz_comm *group, int threads, int mib, int starved, d
 
 /* How much of the time the group's ranks keep busy when they read in
  * lock-step, as sharded decode does between collectives: each rank reads
- * slices of `slice` bytes (at most its `mib` MiB) of its own buffer, the
- * ranks starting each slice together (a barrier), and *eff is the ranks'
- * mean time per slice over the slowest's, summed over the slices (1: no
- * rank ever waits). What the host's jitter alone costs a lock-step
- * computation: identical reads on this VM's two cores keep 0.85-0.95
- * (docs/performance.md). Collective over group; ENOMEM as
- * ryz_probe_group. */
+ * slices of `slice` bytes (within [4 KiB, `mib` MiB]) of its own buffer, the
+ * ranks starting each slice together (a barrier), and *eff is
+ * ryz_lockstep_efficiency of their times (1: no rank ever waits). With
+ * equal slices on every rank, what it misses of 1 is the host's jitter
+ * alone: identical reads on the development VM's two cores keep
+ * 0.92-0.97 (docs/performance.md, "session 19"). With threads > 1 each
+ * slice also starts and joins its threads, which the model's pool does
+ * not. Collective over group; ENOMEM as ryz_probe_group. */
 ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slice, int starved,
                               double *eff);
 

@@ -16,7 +16,7 @@
 
 /* The probing group ahead of each pass: before the first, the ranks agree
  * that each has its buffer (a rank that could not allocate one joins that
- * agreement from ryz_probe_group with ok = 0, so none is left waiting);
+ * agreement from probe_collect with ok = 0, so none is left waiting);
  * before the others, a barrier, so the passes run together. */
 typedef struct {
     ryz_comm *group;
@@ -85,6 +85,7 @@ ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slic
     float *all = NULL;
     *eff = 0;
     if (slice > (size_t)mib << 20) slice = (size_t)mib << 20;
+    if (slice < 4096) slice = 4096; /* ryz_mem_read_slices' least */
     ryz_status st = probe_collect(group, threads, mib, slice, LOCKSTEP_SLICES, starved, &all);
     if (st == RYZ_OK) *eff = ryz_lockstep_efficiency(all, ryz_comm_size(group), LOCKSTEP_SLICES);
     free(all);

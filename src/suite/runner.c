@@ -88,9 +88,8 @@ static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out
     out->n_bw = i + 1;
     ryz_status st = ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
     if (st != RYZ_OK || tp == 1) return st;
-    size_t slice = segment_bytes(k, tp, ryz_comm_rank(probe));
-    return ryz_probe_lockstep(probe, k->s->threads, RUN_PROBE_MIB, slice < 4096 ? 4096 : slice,
-                              starved, &out->lock[i]);
+    return ryz_probe_lockstep(probe, k->s->threads, RUN_PROBE_MIB,
+                              segment_bytes(k, tp, ryz_comm_rank(probe)), starved, &out->lock[i]);
 }
 
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
