@@ -410,6 +410,7 @@ static void shadow_destroy(void *ctx) {
 static const ryz_backend_iface shadow_iface = {
     .name = "shadow",
     .host_visible = 0,
+    .bf16_layout = RYZ_BF16_ROWS, /* the cpu backend's kernels read its bf16 */
     .alloc = shadow_alloc,
     .free = shadow_free,
     .matmul = shadow_matmul,

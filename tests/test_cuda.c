@@ -112,14 +112,16 @@ static void assert_close(const float *got, const float *want, size_t n, float at
 
 /* ---- the vtable against the cpu backend --------------------------------- */
 
-/* W (out, in) as the backends store it for dtype: w itself for f32, or
- * packed by ryz_bf16_pack_rows into a new host buffer for bf16. */
-static const void *host_matrix(const float *w, ryz_dtype dt, int in, int out) {
+/* W (out, in) as backend b stores it for dtype: w itself for f32, or
+ * packed by ryz_bf16_pack_rows in b's layout into a new host buffer for
+ * bf16 (the cpu backend's is row-major, cuda's tiled). */
+static const void *host_matrix(const ryz_backend *b, const float *w, ryz_dtype dt, int in,
+                               int out) {
     if (dt == RYZ_DTYPE_F32)
         return w;
     uint16_t *h = malloc((size_t)out * in * sizeof *h);
     ck_assert_ptr_nonnull(h);
-    ryz_bf16_pack_rows(h, w, 0, out, in, out);
+    ryz_bf16_pack_rows(b->iface->bf16_layout, h, w, 0, out, in, out);
     return h;
 }
 
@@ -132,13 +134,13 @@ static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out,
     size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
     float *x = host_rand(nx, 1.0f), *w = host_rand(nw, 1 / sqrtf(in));
     float *want = host_rand(ny, 1.0f), *got = host_rand(ny, 1.0f);
-    const void *hw = host_matrix(w, dt, in, out);
+    const void *hw = host_matrix(gpu, w, dt, in, out), *cw = host_matrix(&g_cpu, w, dt, in, out);
     float *dx = dev_alloc((nx + x_off) * sizeof *dx), *dy = dev_alloc(ny * sizeof *dy);
     void *dw = dev_alloc(nw * ryz_dtype_size(dt));
     ck_assert_msg(ryz_cuda_upload(gpu, dx + x_off, x, nx * sizeof *x) == RYZ_OK &&
                       ryz_cuda_upload(gpu, dw, hw, nw * ryz_dtype_size(dt)) == RYZ_OK,
                   "%s", ryz_last_error());
-    ryz_backend_matmul(&g_cpu, want, x, (ryz_matrix){hw, dt}, n, in, out);
+    ryz_backend_matmul(&g_cpu, want, x, (ryz_matrix){cw, dt}, n, in, out);
     ryz_backend_matmul(gpu, dy, dx + x_off, (ryz_matrix){dw, dt}, n, in, out);
     ck_assert_msg(ryz_cuda_sync(gpu) == RYZ_OK, "%s", ryz_last_error());
     to_host(got, dy, ny);
@@ -148,7 +150,7 @@ static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out,
     assert_close(got, want, ny, atol, rtol, what);
     dev_free(dx), dev_free(dw), dev_free(dy);
     if (hw != w)
-        free((void *)hw);
+        free((void *)hw), free((void *)cw);
     free(x), free(w), free(want), free(got);
 }
 

@@ -625,18 +625,17 @@ START_TEST(test_backend_matmul) {
 END_TEST
 
 /* Every matmul path against the double reference on W: fp32 weights, or
- * bf16 weights packed by ryz_bf16_pack_rows (the reference reads the same
- * rounded values), at 1, 2 and 3 threads. out 213 splits into row-group
- * chunks the threads claim and leaves a row after the last bf16 row group;
- * at 1 thread its 53 groups are three bands of 17 and two groups after
- * them; at 2 threads the claims shrink from 56 rows (three bands of four
- * groups, two groups after) to 8 (no band), and the last, 5 rows, is one
- * group and the row after it. in 37 and 40 take the row-major bf16 layout,
- * 64 and MAXIN the tiled one (MAXIN makes the bf16 prefill widen W in two
- * blocks, 204 rows then 9); fp32 in 37 is scalar, 40 and up the four-band
- * kernel. Each thread count cuts the rows into other chunks, so the bands,
- * the bf16 kernel's groups after its bands and the rows after the last
- * group fall in different places. */
+ * bf16 weights packed by ryz_bf16_pack_rows in the backend's layout (the
+ * reference reads the same rounded values), at 1, 2 and 3 threads. out 213
+ * splits into chunks of whole 4-row steps the threads claim, and into four
+ * bands per chunk with rows left after them: at 1 thread bands of 53 and
+ * one row after; at 2 threads the claims shrink from 56 rows (bands of 14)
+ * to 8 (bands of 2), and the last, 5 rows, is bands of one and a row after.
+ * bf16 in 37 and 40 take the scalar kernel, 64 and MAXIN the four-band one
+ * (MAXIN makes the bf16 prefill widen W in two blocks, 204 rows then 9);
+ * fp32 in 37 is scalar, 40 and up the four-band kernel. Each thread count
+ * cuts the rows into other chunks, so the bands and the rows after them
+ * fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 213, NMAX = 3, MAXIN = 10256 };
     const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};
@@ -655,7 +654,7 @@ static void check_matmul_paths(int threads, int bf16) {
             fill_rand(w, (size_t)OUT * in, 4);
             for (size_t i = 0; bf16 && i < (size_t)OUT * in; i++)
                 w[i] = ryz_f32_from_bf16(ryz_bf16_from_f32(w[i]));
-            if (bf16) ryz_bf16_pack_rows(h, w, 0, OUT, in, OUT);
+            if (bf16) ryz_bf16_pack_rows(b.iface->bf16_layout, h, w, 0, OUT, in, OUT);
             snprintf(what, sizeof what, "%s matmul threads=%d n=%d in=%d", bf16 ? "bf16" : "f32",
                      threads, n, in);
             ref_matmul(ref, x, w, n, in, OUT);
@@ -680,6 +679,34 @@ END_TEST
 
 START_TEST(test_backend_matmul_bf16) {
     for (int t = 1; t <= 3; t++) check_matmul_paths(t, 1);
+}
+END_TEST
+
+/* The two bf16 layouts, packed from values that bf16 holds exactly (o * in
+ * + i < 256): row-major puts (o, i) at o * in + i; tiled puts rows in
+ * groups of four, 16-column tiles of the four in turn, and the rows after
+ * the last whole group row-major. A row whose index is a multiple of 4
+ * starts at row * in in both, as the model's chunked upload assumes. */
+START_TEST(test_bf16_layouts) {
+    enum { IN = 32, OUT = 6 };
+    float src[OUT * IN];
+    uint16_t rows[OUT * IN], tiled[OUT * IN];
+    for (int e = 0; e < OUT * IN; e++) src[e] = (float)e;
+    ryz_bf16_pack_rows(RYZ_BF16_ROWS, rows, src, 0, OUT, IN, OUT);
+    ryz_bf16_pack_rows(RYZ_BF16_TILED, tiled, src, 0, 4, IN, OUT); /* two chunks */
+    ryz_bf16_pack_rows(RYZ_BF16_TILED, tiled, src + 4 * IN, 4, 2, IN, OUT);
+    for (int o = 0; o < OUT; o++)
+        for (int i = 0; i < IN; i++) {
+            size_t t = o < 4 ? (size_t)(i / 16) * 64 + (size_t)o * 16 + (size_t)(i % 16)
+                             : (size_t)o * IN + (size_t)i;
+            ck_assert_msg(ryz_f32_from_bf16(rows[o * IN + i]) == (float)(o * IN + i) &&
+                              ryz_f32_from_bf16(tiled[t]) == (float)(o * IN + i),
+                          "element (%d, %d)", o, i);
+            ck_assert_uint_eq(ryz_bf16_index(RYZ_BF16_TILED, o, i, IN, OUT), t);
+        }
+    for (int r = 0; r < OUT; r += 4)
+        ck_assert_uint_eq(ryz_bf16_index(RYZ_BF16_TILED, r, 0, IN, OUT),
+                          ryz_bf16_index(RYZ_BF16_ROWS, r, 0, IN, OUT));
 }
 END_TEST
 
@@ -1877,6 +1904,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul);
     tcase_add_test(tc, test_backend_matmul_threads);
     tcase_add_test(tc, test_backend_matmul_bf16);
+    tcase_add_test(tc, test_bf16_layouts);
     tcase_add_test(tc, test_bf16_round);
     tcase_add_test(tc, test_backend_rmsnorm);
     tcase_add_test(tc, test_backend_rope);

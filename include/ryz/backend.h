@@ -28,6 +28,17 @@ typedef struct {
     ryz_dtype dtype;
 } ryz_matrix;
 
+/* How a backend stores a bf16 matrix (out, in): the layout its decode
+ * GEMV reads fastest. */
+typedef enum {
+    /* rows in groups of four, 16-column tiles of the four in turn
+     * (ryz_bf16_offset): cuda's GEMV reads a group with 16-byte loads */
+    RYZ_BF16_TILED = 0,
+    /* plain row-major: the cpu's GEMV reads four single-row bands, 1.02-1.06x
+     * faster than three bands of tiled groups (docs/performance.md) */
+    RYZ_BF16_ROWS = 1,
+} ryz_bf16_layout;
+
 /* Attention geometry for one sequence on one rank. Query head h (local)
  * reads KV head (head_start + h) / kv_mul - kv_start (local). */
 typedef struct {
@@ -45,14 +56,16 @@ typedef struct ryz_backend_iface {
      * (cpu): its buffers then go to any comm as they are, and the model
      * reads logits in place. 0 (cuda): only upload and download reach it. */
     int host_visible;
+    /* How its bf16 matrices are laid out (ryz_bf16_index). */
+    ryz_bf16_layout bf16_layout;
     /* `bytes` zeroed bytes counted as `kind`; NULL (message set) on failure. */
     void *(*alloc)(void *ctx, ryz_mem_kind kind, size_t bytes);
     void (*free)(void *ctx, void *p);
     /* y (n, out) = x (n, in) . W^T, W (out, in). */
     void (*matmul)(void *ctx, float *y, const float *x, const float *w, int n, int in, int out);
-    /* As matmul, with W stored as bfloat16 in the tiled layout of
-     * ryz_bf16_pack_rows, every product accumulated in fp32. NULL when the
-     * backend has no bf16. */
+    /* As matmul, with W stored as bfloat16 in the backend's bf16_layout
+     * (as ryz_bf16_pack_rows packs it), every product accumulated in fp32.
+     * NULL when the backend has no bf16. */
     void (*matmul_bf16)(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                         int out);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
@@ -218,10 +231,17 @@ static inline size_t ryz_bf16_offset(int o, int i, int in, int out) {
     return (size_t)(o & ~3) * in + (size_t)(i >> 4) * 64 + (size_t)(o & 3) * 16 + (size_t)(i & 15);
 }
 
+/* Where element (o, i) of a bf16 matrix (out, in) lives in layout l. Row
+ * r's first element is at r * in in both layouts when r % 4 == 0. */
+static inline size_t ryz_bf16_index(ryz_bf16_layout l, int o, int i, int in, int out) {
+    return l == RYZ_BF16_ROWS ? (size_t)o * in + (size_t)i : ryz_bf16_offset(o, i, in, out);
+}
+
 /* Rounds rows [row0, row0 + nrows) of a matrix (out, in), given row-major
  * in src (nrows, in), into their places in dst (the whole matrix's bf16
- * storage). Chunks may be packed in any order. */
-void ryz_bf16_pack_rows(uint16_t *dst, const float *src, int row0, int nrows, int in, int out);
+ * storage, layout l). Chunks may be packed in any order. */
+void ryz_bf16_pack_rows(ryz_bf16_layout l, uint16_t *dst, const float *src, int row0, int nrows,
+                        int in, int out);
 /* Rows of the attention op's scratch for T new rows over `heads` local
  * query heads: (this many, *pos + T) floats. */
 static inline int ryz_attention_scratch_rows(int T, int heads) {

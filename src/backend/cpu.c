@@ -84,12 +84,14 @@ static void gemv_f32_scalar(float *y, const float *x, const void *wv, int in, in
     }
 }
 
+/* bf16 weights here are row-major (cpu_iface.bf16_layout). */
 static void gemv_bf16_scalar(float *y, const float *x, const void *wv, int in, int out, int o0,
                              int o1) {
     const uint16_t *w = wv;
+    (void)out;
     for (int o = o0; o < o1; o++) {
         float a = 0.0f;
-        for (int i = 0; i < in; i++) a += ryz_f32_from_bf16(w[ryz_bf16_offset(o, i, in, out)]) * x[i];
+        for (int i = 0; i < in; i++) a += ryz_f32_from_bf16(w[(size_t)o * in + i]) * x[i];
         y[o] = a;
     }
 }
@@ -112,23 +114,19 @@ static void attn_mix_scalar(float *o, const float *p, const float *V, int L, int
         for (int i = 0; i < hd; i++) o[i] += p[l] * V[(size_t)l * kvdim + i];
 }
 
-void ryz_bf16_pack_rows(uint16_t *dst, const float *src, int row0, int nrows, int in, int out) {
+void ryz_bf16_pack_rows(ryz_bf16_layout l, uint16_t *dst, const float *src, int row0, int nrows,
+                        int in, int out) {
     for (int r = 0; r < nrows; r++)
         for (int i = 0; i < in; i++)
-            dst[ryz_bf16_offset(row0 + r, i, in, out)] = ryz_bf16_from_f32(src[(size_t)r * in + i]);
+            dst[ryz_bf16_index(l, row0 + r, i, in, out)] =
+                ryz_bf16_from_f32(src[(size_t)r * in + i]);
 }
 
-/* Rows [o0, o0 + rows) of a bf16 matrix widened to row-major fp32, o0 a
- * multiple of 4: whole 16-wide tiles at a time. */
-static void bf16_unpack_rows(float *dst, const uint16_t *w, int o0, int rows, int in, int out) {
-    for (int r = 0; r < rows; r++) {
-        float *d = dst + (size_t)r * in;
-        for (int i = 0; i < in; i += 16) {
-            const uint16_t *t = w + ryz_bf16_offset(o0 + r, i, in, out);
-            int n = in - i < 16 ? in - i : 16; /* tiles are whole when in % 16 == 0 */
-            for (int k = 0; k < n; k++) d[i + k] = ryz_f32_from_bf16(t[k]);
-        }
-    }
+/* Rows [o0, o0 + rows) of a row-major bf16 matrix (in columns) widened to
+ * fp32. */
+static void bf16_unpack_rows(float *dst, const uint16_t *w, int o0, int rows, int in) {
+    const uint16_t *s = w + (size_t)o0 * in;
+    for (size_t e = 0; e < (size_t)rows * in; e++) dst[e] = ryz_f32_from_bf16(s[e]);
 }
 
 #if defined(__x86_64__)
@@ -188,59 +186,34 @@ AVX2 static void gemv_f32_avx2(float *y, const float *x, const void *wv, int in,
         a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, a); \
     } while (0)
 
-/* One 16-column step of the row group at g (64 weights, four rows) into
- * a[0..3]. */
-#define BF16_GROUP_STEP(g, xl, xh, a)       \
-    do {                                    \
-        BF16_FMA16(g, xl, xh, a[0]);        \
-        BF16_FMA16((g) + 16, xl, xh, a[1]); \
-        BF16_FMA16((g) + 32, xl, xh, a[2]); \
-        BF16_FMA16((g) + 48, xl, xh, a[3]); \
-    } while (0)
-
-/* Decode GEMV with bf16 weights in the layout of ryz_bf16_offset (in % 16
- * == 0, o0 % 4 == 0), x permuted by bf16_permute_x. Like the fp32 kernel
- * it reads W as several sequential streams: the row groups split into
- * three bands, one group of each per pass (twelve rows, one accumulator
- * each, the most that fit in the sixteen registers beside x); then the
- * last one or two groups, then the rows after the last whole group
- * (stored row-major). Three bands read 1.06-1.10x faster than two on the
- * development VM, four (spilling accumulators) no faster than two, and
- * software prefetch did not help three (docs/performance.md). Every row
- * sums its tiles in the same order, whichever pass reads it. */
+/* Decode GEMV with row-major bf16 weights (in % 16 == 0), x permuted by
+ * bf16_permute_x: the fp32 kernel's shape, rows [o0, o1) in four bands
+ * read side by side, one row of each per pass, so W is four long
+ * sequential streams while x stays in L1. In the model, timed call by
+ * call against three bands of tiled row groups (the layout cuda keeps),
+ * it read 1.02-1.06x faster at 1 and 2 threads, and eight bands or two
+ * accumulators per row no faster (docs/performance.md). */
 AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, int out,
                                 int o0, int o1) {
     const uint16_t *w = wv;
     const __m256i zero = _mm256_setzero_si256();
-    int full = out - out % 4, end = o1 < full ? o1 : full;
-    if (end < o0) end = o0; /* [o0, o1) holds only rows after the last group */
-    int band = (end - o0) / 12 * 4; /* rows per band, whole groups */
+    int band = (o1 - o0) / 4, o = o0;
     size_t step = (size_t)band * in;
-    int o = o0;
-    for (; o < o0 + band; o += 4) {
-        const uint16_t *g = w + (size_t)o * in, *h = g + step, *k = h + step;
-        __m256 a[4], b[4], c[4];
-        for (int r = 0; r < 4; r++) a[r] = b[r] = c[r] = _mm256_setzero_ps();
-        for (int i = 0; i < in; i += 16, g += 64, h += 64, k += 64) {
+    (void)out;
+    for (; o < o0 + band; o++) {
+        const uint16_t *w0 = w + (size_t)o * in, *w1 = w0 + step, *w2 = w1 + step, *w3 = w2 + step;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < in; i += 16) {
             __m256 xl = _mm256_loadu_ps(xp + i), xh = _mm256_loadu_ps(xp + i + 8);
-            BF16_GROUP_STEP(g, xl, xh, a);
-            BF16_GROUP_STEP(h, xl, xh, b);
-            BF16_GROUP_STEP(k, xl, xh, c);
+            BF16_FMA16(w0 + i, xl, xh, a0);
+            BF16_FMA16(w1 + i, xl, xh, a1);
+            BF16_FMA16(w2 + i, xl, xh, a2);
+            BF16_FMA16(w3 + i, xl, xh, a3);
         }
-        for (int r = 0; r < 4; r++) {
-            y[o + r] = hsum256(a[r]), y[o + band + r] = hsum256(b[r]);
-            y[o + 2 * band + r] = hsum256(c[r]);
-        }
+        y[o] = hsum256(a0), y[o + band] = hsum256(a1);
+        y[o + 2 * band] = hsum256(a2), y[o + 3 * band] = hsum256(a3);
     }
-    for (o = o0 + 3 * band; o + 4 <= end; o += 4) {
-        const uint16_t *g = w + (size_t)o * in;
-        __m256 a[4];
-        for (int r = 0; r < 4; r++) a[r] = _mm256_setzero_ps();
-        for (int i = 0; i < in; i += 16, g += 64)
-            BF16_GROUP_STEP(g, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8), a);
-        for (int r = 0; r < 4; r++) y[o + r] = hsum256(a[r]);
-    }
-    for (o = end; o < o1; o++) {
+    for (o = o0 + 4 * band; o < o1; o++) {
         __m256 a = _mm256_setzero_ps();
         for (int i = 0; i < in; i += 16)
             BF16_FMA16(w + (size_t)o * in + i, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8),
@@ -433,7 +406,7 @@ static void widen_part(void *arg, int t, int n) {
     int r0, r1;
     band_of(j->rows, t, n, &r0, &r1);
     if (r0 < r1)
-        bf16_unpack_rows(j->dst + (size_t)r0 * j->in, j->w, j->o0 + r0, r1 - r0, j->in, j->out);
+        bf16_unpack_rows(j->dst + (size_t)r0 * j->in, j->w, j->o0 + r0, r1 - r0, j->in);
 }
 
 /* Prefill with bf16 weights: blocks of rows widened to fp32, then sgemm on
@@ -659,6 +632,7 @@ static void cpu_destroy(void *ctx) {
 static const ryz_backend_iface cpu_iface = {
     .name = "cpu",
     .host_visible = 1,
+    .bf16_layout = RYZ_BF16_ROWS,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .matmul = cpu_matmul,

@@ -691,6 +691,7 @@ static void cuda_destroy(void *ctx) {
 static const ryz_backend_iface cuda_iface = {
     .name = "cuda",
     .host_visible = 0,
+    .bf16_layout = RYZ_BF16_TILED, /* kernels/matmul_bf16.cu reads row groups */
     .alloc = cuda_alloc,
     .free = cuda_free,
     .matmul = cuda_matmul,

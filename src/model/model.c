@@ -140,15 +140,16 @@ static int packs_for_upload(const ryz_model *m) {
 
 /* Rows [r, r + rows) of a bf16 matrix (nrows, ncols), as floats in widen,
  * packed in m->pack and uploaded into the matrix's storage out. r is a
- * multiple of 4 and r + rows one too or nrows, so in ryz_bf16_offset's
- * layout these rows are whole row groups (and the row-major tail): the
- * contiguous elements from ryz_bf16_offset(r, 0), laid out exactly as a
- * matrix of just these rows would be. */
+ * multiple of 4 and r + rows one too or nrows, so in either layout these
+ * rows (whole row groups, and the row-major tail, when tiled) are the
+ * contiguous elements from r * ncols, laid out exactly as a matrix of just
+ * these rows would be. */
 static ryz_status upload_bf16_rows(ryz_model *m, void *out, int r, int rows, int ncols,
                                    int nrows) {
+    ryz_bf16_layout l = m->be->iface->bf16_layout;
     RYZ_ASSERT(r % 4 == 0 && (rows % 4 == 0 || r + rows == nrows));
-    ryz_bf16_pack_rows(m->pack, m->widen, 0, rows, ncols, rows);
-    uint16_t *dst = (uint16_t *)out + ryz_bf16_offset(r, 0, ncols, nrows);
+    ryz_bf16_pack_rows(l, m->pack, m->widen, 0, rows, ncols, rows);
+    uint16_t *dst = (uint16_t *)out + ryz_bf16_index(l, r, 0, ncols, nrows);
     return m->be->iface->upload(m->be->ctx, dst, m->pack, (size_t)rows * ncols * sizeof *dst);
 }
 
@@ -161,7 +162,7 @@ static ryz_status store_rows(ryz_model *m, void *out, int r, int rows, int ncols
         return m->be->iface->upload(m->be->ctx, (float *)out + (size_t)r * ncols, m->widen,
                                     (size_t)rows * ncols * sizeof(float));
     if (!m->be->iface->host_visible) return upload_bf16_rows(m, out, r, rows, ncols, nrows);
-    ryz_bf16_pack_rows(out, m->widen, r, rows, ncols, nrows);
+    ryz_bf16_pack_rows(m->be->iface->bf16_layout, out, m->widen, r, rows, ncols, nrows);
     return RYZ_OK;
 }
 
