@@ -47,9 +47,10 @@ static void bf16_permute_x(float *xp, const float *x, int in) {
     }
 }
 
-/* One GEMV over rows [o0, o1) of W (out, in): y[o] = W[o] . x. o0 is a
- * multiple of 4 and o1 one too or out (chunks of whole bf16 row groups);
- * the kernels split [o0, o1) into their own bands. */
+/* One GEMV over rows [o0, o1) of W (out, in): y[o] = W[o] . x. The
+ * kernels split [o0, o1) into four bands and take any leftover rows one
+ * by one after them; the threads' claims are multiples of 4 rows (o1 one
+ * too, or out), so the bands take them all. */
 typedef void (*gemv_rows_fn)(float *y, const float *x, const void *w, int in, int out, int o0,
                              int o1);
 
@@ -315,7 +316,7 @@ static int have_avx2(void) {
 #endif
 
 /* Rows [*r0, *r1) of `total` for thread t of n: contiguous bands whose
- * starts are multiples of 4 (whole bf16 row groups); empty when r0 >= r1. */
+ * starts are multiples of 4; empty when r0 >= r1. */
 static void band_of(int total, int t, int n, int *r0, int *r1) {
     int per = ((total + n - 1) / n + 3) & ~3;
     *r0 = t * per;
@@ -324,13 +325,13 @@ static void band_of(int total, int t, int n, int *r0, int *r1) {
 
 /* Rows the next claim takes when `left` rows are unclaimed and n threads
  * share the job: a 2n-th of them (guided self-scheduling), rounded up to
- * whole row groups, and at least `least`. */
+ * a multiple of 4, and at least `least`. */
 static int gemv_claim(int left, int n, int least) {
     int rows = ((left + 2 * n - 1) / (2 * n) + 3) & ~3;
     return rows > least ? rows : least;
 }
 
-/* Each thread claims chunks of rows (whole row groups) until none are
+/* Each thread claims chunks of rows (multiples of 4) until none are
  * left: two ranks' threads sharing one memory bus stream at rates that
  * differ from call to call, so equal fixed bands left the faster thread
  * spinning at the end of every GEMV (9 % of a 2-thread decode's samples).
@@ -392,15 +393,16 @@ static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int 
                     0.0f, y, out);
 }
 
-/* Rows [o0, o0 + rows) of a bf16 matrix (out, in) to widen into dst. */
+/* Rows [o0, o0 + rows) of a row-major bf16 matrix (in columns) to widen
+ * into dst. */
 typedef struct {
     float *dst;
     const uint16_t *w;
-    int o0, rows, in, out;
+    int o0, rows, in;
 } widen_job;
 
-/* Thread t of n widens a band of whole row groups: the widening is a
- * pass over W, the same size as a decode GEMV, so it is shared out too. */
+/* Thread t of n widens a band of the block's rows: the widening is a pass
+ * over W, the same size as a decode GEMV, so it is shared out too. */
 static void widen_part(void *arg, int t, int n) {
     widen_job *j = arg;
     int r0, r1;
@@ -429,18 +431,18 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
         gemv(c, xp ? gemv_bf16_avx2 : gemv_bf16_scalar, y, xp ? xp : x, w, in, out);
         return;
     }
-    size_t whole = (size_t)in * (size_t)((out + 3) & ~3); /* blocks hold whole row groups */
+    size_t whole = (size_t)in * (size_t)out;
     size_t want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
-    if (want < (size_t)in * 4) want = (size_t)in * 4; /* a whole row group at least */
+    if (want < (size_t)in) want = (size_t)in; /* a row at least */
     if (!scratch_grow(&c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)
             gemv_bf16_scalar(y + (size_t)r * out, x + (size_t)r * in, w, in, out, 0, out);
         return;
     }
-    int rows = (int)(c->wide_floats / (size_t)in) & ~3; /* whole row groups */
+    int rows = (int)(c->wide_floats / (size_t)in);
     for (int o0 = 0; o0 < out; o0 += rows) {
         int rb = out - o0 < rows ? out - o0 : rows;
-        widen_job j = {c->wide, w, o0, rb, in, out};
+        widen_job j = {c->wide, w, o0, rb, in};
         ryz_pool_run(c->pool, widen_part, &j);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in, 1.0f, x, in, c->wide,
                     in, 0.0f, y + o0, out);
