@@ -120,6 +120,26 @@ static void shadow_matmul_bf16(void *ctx, float *y, const float *x, const uint16
     shadow_do(ctx, shadow_matmul_bf16_run, &a, sizeof a);
 }
 
+/* The tiled variant's: W in cuda's tiled layout, laid out row-major again
+ * for the cpu kernel, so the products are the cpu backend's bit for bit. */
+static void shadow_matmul_bf16_tiled_run(shadow_ctx *s, const void *p) {
+    const shadow_matmul_bf16_args *a = p;
+    const uint16_t *w = SH(a->w);
+    uint16_t *rows = malloc((size_t)a->in * (size_t)a->out * sizeof *rows);
+    ck_assert_ptr_nonnull(rows);
+    for (int o = 0; o < a->out; o++)
+        for (int i = 0; i < a->in; i++)
+            rows[(size_t)o * a->in + i] = w[ryz_bf16_index(RYZ_BF16_TILED, o, i, a->in, a->out)];
+    s->cpu.iface->matmul_bf16(s->cpu.ctx, SH(a->y), SH(a->x), rows, a->n, a->in, a->out);
+    free(rows);
+}
+
+static void shadow_matmul_bf16_tiled(void *ctx, float *y, const float *x, const uint16_t *w,
+                                     int n, int in, int out) {
+    shadow_matmul_bf16_args a = {y, x, w, n, in, out};
+    shadow_do(ctx, shadow_matmul_bf16_tiled_run, &a, sizeof a);
+}
+
 typedef struct {
     float *y;
     const float *x, *w;
@@ -446,6 +466,17 @@ static inline void shadow_init(ryz_backend *out) {
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(ryz_backend_init_cpu(1, &s->cpu), RYZ_OK);
     *out = (ryz_backend){.iface = &shadow_iface, .ctx = s};
+}
+
+/* The same with bf16 stored in cuda's tiled layout (RYZ_BF16_TILED): the
+ * model's packing and chunked uploads for cuda then run without a GPU. */
+static inline void shadow_init_tiled(ryz_backend *out) {
+    static ryz_backend_iface tiled;
+    tiled = shadow_iface;
+    tiled.bf16_layout = RYZ_BF16_TILED;
+    tiled.matmul_bf16 = shadow_matmul_bf16_tiled;
+    shadow_init(out);
+    out->iface = &tiled;
 }
 
 static inline shadow_ctx *shadow_of(const ryz_backend *b) {

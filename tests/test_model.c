@@ -1776,30 +1776,36 @@ START_TEST(test_model_recorded_steps) {
 END_TEST
 
 /* bf16 weights on a backend the host cannot touch are packed on the host
- * FILL_ROWS rows at a time and uploaded: the model then gives the cpu
- * backend's bf16 logits and ids bit for bit, at one rank and staged over
- * two. Shapes: in % 16 == 0 with row groups and a row-major tail (vocab
- * 1003: 3 tail rows at one rank, 2 at two; uploads of 64 rows then 43),
- * and in % 16 != 0 everywhere (dim 36, hidden 90: every matrix
- * row-major, and the w1/w3 chunks end in a tail, 45 rows a rank at two). */
+ * FILL_ROWS rows at a time, in the backend's layout, and uploaded: the
+ * model then gives the cpu backend's bf16 logits and ids bit for bit, at
+ * one rank and staged over two, with the shadow storing bf16 row-major
+ * (as cpu does) and tiled (as cuda does). Shapes: in % 16 == 0, where the
+ * tiled layout has row groups and a row-major tail (vocab 1003: 3 tail
+ * rows at one rank, 2 at two; uploads of 64 rows then 43), and in % 16 !=
+ * 0 everywhere (dim 36, hidden 90: every matrix row-major in both
+ * layouts, and the w1/w3 chunks end in a tail, 45 rows a rank at two). */
 START_TEST(test_bf16_model_on_shadow_backend) {
     static const char *const srcs[] = {
         SHADOW_SRC,
         "synthetic:tiny,dim=36,heads=6,kv_heads=3,hidden=90,vocab=1003,layers=2,seed=3"};
     size_t before[RYZ_MEM_NKINDS];
     mem_snapshot(before);
-    ryz_backend sb, cb; /* cb's own bf16 scratch is given back with it */
-    shadow_init(&sb);
+    ryz_backend cb; /* cb's own bf16 scratch is given back with it */
     ck_assert_int_eq(ryz_backend_init_cpu(1, &cb), RYZ_OK);
-    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
-        for (int k = 1; k <= 2; k++) {
-            ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
-            long uploads = shadow_of(&sb)->uploads;
-            ryz_model_free(shadow_matches_cpu(&cb, &sb, comm, srcs[i], RYZ_DTYPE_BF16));
-            ck_assert_int_gt(shadow_of(&sb)->uploads, uploads);
-            if (k > 1) ryz_comm_free(comm);
-        }
-    ryz_backend_free(&sb);
+    for (int tiled = 0; tiled <= 1; tiled++) {
+        ryz_backend sb;
+        if (tiled) shadow_init_tiled(&sb);
+        else shadow_init(&sb);
+        for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
+            for (int k = 1; k <= 2; k++) {
+                ryz_comm *comm = k == 1 ? self_comm : mirror_comm(k);
+                long uploads = shadow_of(&sb)->uploads;
+                ryz_model_free(shadow_matches_cpu(&cb, &sb, comm, srcs[i], RYZ_DTYPE_BF16));
+                ck_assert_int_gt(shadow_of(&sb)->uploads, uploads);
+                if (k > 1) ryz_comm_free(comm);
+            }
+        ryz_backend_free(&sb);
+    }
     ryz_backend_free(&cb);
     assert_mem_equals(before, "after the shadow backend's bf16 models");
 }

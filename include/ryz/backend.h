@@ -31,12 +31,13 @@ typedef struct {
 /* How a backend stores a bf16 matrix (out, in): the layout its decode
  * GEMV reads fastest. */
 typedef enum {
+    /* plain row-major (the default): the cpu's GEMV reads four single-row
+     * bands, 1.02-1.06x faster than three bands of tiled groups
+     * (docs/performance.md) */
+    RYZ_BF16_ROWS = 0,
     /* rows in groups of four, 16-column tiles of the four in turn
      * (ryz_bf16_offset): cuda's GEMV reads a group with 16-byte loads */
-    RYZ_BF16_TILED = 0,
-    /* plain row-major: the cpu's GEMV reads four single-row bands, 1.02-1.06x
-     * faster than three bands of tiled groups (docs/performance.md) */
-    RYZ_BF16_ROWS = 1,
+    RYZ_BF16_TILED = 1,
 } ryz_bf16_layout;
 
 /* Attention geometry for one sequence on one rank. Query head h (local)
@@ -223,8 +224,8 @@ static inline float ryz_f32_from_bf16(uint16_t h) {
 
 /* Where element (o, i) of a bf16 matrix (out, in) lives. When in % 16 == 0,
  * rows go in groups of four, each group stored as 16-column tiles of its
- * four rows in turn (r0 i..i+15, r1 i..i+15, ...), so a decode GEMV reads
- * each band of groups as one sequential stream; rows after the last full
+ * four rows in turn (r0 i..i+15, r1 i..i+15, ...), so cuda's decode GEMV
+ * reads each group as one sequential stream; rows after the last full
  * group, and every row when in % 16 != 0, are plain row-major. */
 static inline size_t ryz_bf16_offset(int o, int i, int in, int out) {
     if (in % 16 != 0 || o >= out - out % 4) return (size_t)o * in + (size_t)i;

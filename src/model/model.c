@@ -90,7 +90,8 @@ struct ryz_model {
 
 /* Rows of a matrix read from the source at a time when it goes through
  * widen (packed to bf16, or uploaded to the device). A multiple of 4, so
- * a chunk is whole bf16 row groups (see upload_bf16_rows). */
+ * in the tiled bf16 layout a chunk is whole row groups (see
+ * upload_bf16_rows). */
 #define FILL_ROWS 64
 _Static_assert(FILL_ROWS % 4 == 0, "FILL_ROWS must keep bf16 row groups whole");
 
