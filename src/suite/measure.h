@@ -89,8 +89,9 @@ ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slic
 
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
- * bandwidth probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective
- * records, rank in the TP group). */
+ * bandwidth probe, world rank; RYZ_TEST_LOCKSTEP_NOMEM: the lock-step
+ * probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective records, rank
+ * in the TP group). */
 int ryz_measure_starved(const char *var, int rank);
 
 #endif

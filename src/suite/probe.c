@@ -21,7 +21,8 @@
 typedef struct {
     ryz_comm *group;
     int agreed;
-    int mib; /* for the message */
+    int mib;          /* for the message */
+    const char *what; /* which probe, for the message */
 } probe_sync;
 
 static ryz_status probe_agree(probe_sync *p, int ok) {
@@ -30,8 +31,8 @@ static ryz_status probe_agree(probe_sync *p, int ok) {
     p->agreed = 1;
     ryz_status st = ryz_comm_all_reduce_sum(p->group, &mine, &all, 1);
     if (st == RYZ_OK && all < (float)k)
-        st = ryz_error(RYZ_ENOMEM, "bandwidth probe: %d of %d ranks are out of memory for "
-                       "%d MiB", k - (int)all, k, p->mib);
+        st = ryz_error(RYZ_ENOMEM, "%s: %d of %d ranks are out of memory for %d MiB", p->what,
+                       k - (int)all, k, p->mib);
     return st;
 }
 
@@ -44,9 +45,9 @@ static ryz_status probe_before(void *v, int rep) {
  * `mib` MiB buffer, the ranks starting each slice together; *all (freed by
  * the caller) gets every rank's seconds per slice, rank by rank (k x reps).
  * A rank without its buffer (or starved) fails every rank's call. */
-static ryz_status probe_collect(ryz_comm *group, int threads, int mib, size_t slice, int reps,
-                                int starved, float **all) {
-    probe_sync ps = {group, 0, mib};
+static ryz_status probe_collect(const char *what, ryz_comm *group, int threads, int mib,
+                                size_t slice, int reps, int starved, float **all) {
+    probe_sync ps = {group, 0, mib, what};
     int k = ryz_comm_size(group);
     double *sec = calloc((size_t)reps, sizeof *sec);
     float *mine = calloc((size_t)reps, sizeof *mine);
@@ -70,7 +71,8 @@ ryz_status ryz_probe_group(ryz_comm *group, int threads, int mib, int starved, d
     int k = ryz_comm_size(group);
     float *all = NULL;
     *bw = 0;
-    ryz_status st = probe_collect(group, threads, mib, bytes, PROBE_REPS, starved, &all);
+    ryz_status st =
+        probe_collect("bandwidth probe", group, threads, mib, bytes, PROBE_REPS, starved, &all);
     for (int r = 0; st == RYZ_OK && r < PROBE_REPS; r++) {
         double slowest = 0;
         for (int i = 0; i < k; i++) slowest = fmax(slowest, all[i * PROBE_REPS + r]);
@@ -86,7 +88,8 @@ ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slic
     *eff = 0;
     if (slice > (size_t)mib << 20) slice = (size_t)mib << 20;
     if (slice < 4096) slice = 4096; /* ryz_mem_read_slices' least */
-    ryz_status st = probe_collect(group, threads, mib, slice, LOCKSTEP_SLICES, starved, &all);
+    ryz_status st = probe_collect("lock-step probe", group, threads, mib, slice, LOCKSTEP_SLICES,
+                                  starved, &all);
     if (st == RYZ_OK) *eff = ryz_lockstep_efficiency(all, ryz_comm_size(group), LOCKSTEP_SLICES);
     free(all);
     return st;

@@ -88,6 +88,7 @@ static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out
     out->n_bw = i + 1;
     ryz_status st = ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
     if (st != RYZ_OK || tp == 1) return st;
+    starved = ryz_measure_starved("RYZ_TEST_LOCKSTEP_NOMEM", ryz_comm_rank(k->world));
     return ryz_probe_lockstep(probe, k->s->threads, RUN_PROBE_MIB,
                               segment_bytes(k, tp, ryz_comm_rank(probe)), starved, &out->lock[i]);
 }
