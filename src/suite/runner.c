@@ -69,14 +69,18 @@ static void progress(const case_ctx *k, int tp, const char *phase) {
             k->s->n_cases, k->c->name, tp, phase);
 }
 
-/* Bytes this rank of a TP group of tp reads per token between two of its
- * collectives: its weights per token over the 2 all-reduces of each layer
- * and the greedy gather after the LM head. */
-static size_t segment_bytes(const case_ctx *k, int tp, int rank) {
+/* Weight bytes rank `rank` of a TP group of tp reads per decoded token. */
+static size_t token_bytes(const case_ctx *k, int tp, int rank) {
     ryz_shard sh;
     ryz_shard_plan(&k->cfg, tp, rank, &sh);
-    return ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype) /
-           (size_t)(2 * k->cfg.n_layers + 1);
+    return ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype);
+}
+
+/* Bytes that rank reads per token between two of its collectives: its
+ * weights per token over the 2 all-reduces of each layer and the greedy
+ * gather after the LM head. */
+static size_t segment_bytes(const case_ctx *k, int tp, int rank) {
+    return token_bytes(k, tp, rank) / (size_t)(2 * k->cfg.n_layers + 1);
 }
 
 /* The group's read bandwidth just before timed run i, into out->bw[i],
@@ -187,11 +191,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
     /* The tp ranks stream their shards concurrently through the bandwidth
      * they share: the roofline is aggregate bandwidth / all ranks' bytes. */
     double bytes = 0;
-    for (int r = 0; r < tp; r++) {
-        ryz_shard sh;
-        ryz_shard_plan(&k->cfg, tp, r, &sh);
-        bytes += (double)ryz_model_bytes_per_token_as(&k->cfg, &sh, k->c->dtype);
-    }
+    for (int r = 0; r < tp; r++) bytes += (double)token_bytes(k, tp, r);
     double bw = host_memory ? bw_of(k->bw, tp) : 0;
     if (host_memory && rs->n_bw > 0) {
         ryz_stats q;
