@@ -48,6 +48,8 @@ static __global__ void __launch_bounds__(ATT_THREADS)
     float *dyn = (float *)dyn4;
     __shared__ float p_s[ATT_THREADS];
     __shared__ float red[32];
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     const int t = blockIdx.x, h = blockIdx.y, hd = g.head_dim, tid = threadIdx.x;
     const size_t qdim = (size_t)g.heads * hd, kvdim = (size_t)g.kv_heads * hd;
     const int kvh = (g.head_start + h) / g.kv_mul - g.kv_start;
@@ -97,6 +99,6 @@ extern "C" cudaError_t ryz_k_attention(float *out, const float *q, const float *
     dim3 grid((unsigned)T, (unsigned)g.heads);
     size_t shared = 2 * (size_t)g.head_dim * sizeof(float);
     float scale = 1.0f / sqrtf((float)g.head_dim);
-    attention_kernel<<<grid, ATT_THREADS, shared, s>>>(out, q, kc, vc, pos, g, scale);
-    return cudaGetLastError();
+    return ryz_k_launch(attention_kernel, grid, ATT_THREADS, shared, s, out, q, kc, vc, pos, g,
+                        scale);
 }

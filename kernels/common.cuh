@@ -16,6 +16,55 @@
 // GPU; larger arrays are covered by the stride loop.
 #define RYZ_K_MAX_BLOCKS 65535
 
+// Programmatic dependent launch (compute capability 9.0 and later): a
+// kernel launched by ryz_k_launch may start while the kernel before it on
+// the stream is still running, so its blocks are resident, and a GEMV's
+// first loads of W (which no kernel writes) in flight, when that kernel
+// ends. The contract of every kernel launched by ryz_k_launch:
+// - ryz_k_pdl_wait() before it reads or writes any buffer another kernel
+//   touches: it returns once the previous kernel has finished and its
+//   writes are visible (and, because that kernel waited in turn, every
+//   kernel before it). Every thread calls it, before any early return.
+// - ryz_k_pdl_trigger() early: the next kernel is launched once every
+//   block of this one has called it (or ended). Its blocks then wait, so
+//   calling it at once costs nothing in correctness.
+// On older devices and without the launch attribute both are no-ops.
+__device__ __forceinline__ void ryz_k_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void ryz_k_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether ryz_k_launch asks for programmatic dependent launch (set by
+// ryz_k_set_pdl, kernels/launch.cu).
+extern int ryz_k_pdl_enabled;
+
+// kernel<<<grid, block, shared, s>>>(args...), and with programmatic
+// dependent launch when it is enabled and s is not the legacy stream
+// (the cuda backend's recording stream is not; what runs on the legacy
+// stream stays fully ordered). Returns the launch's status.
+template <typename... P, typename... A>
+static cudaError_t ryz_k_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shared,
+                                cudaStream_t s, A &&...args) {
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = shared;
+    cfg.stream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = ryz_k_pdl_enabled && s != 0 ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<A &&>(args)...);
+}
+
 // Blocks for n elements, one per thread, capped for a grid-stride loop.
 static inline unsigned ryz_k_blocks(size_t n) {
     size_t b = (n + RYZ_K_THREADS - 1) / RYZ_K_THREADS;

@@ -15,6 +15,8 @@
 static __global__ void __launch_bounds__(RMS_MAX_THREADS)
     rmsnorm_kernel(float *y, const float *x, const float *w, int dim, float eps) {
     __shared__ float red[32];
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     const float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
@@ -32,6 +34,8 @@ static __global__ void __launch_bounds__(RMS_MAX_THREADS)
 static __global__ void __launch_bounds__(RMS_MAX_THREADS)
     add_rmsnorm_kernel(float *y, float *x, const float *r, const float *w, int dim, float eps) {
     __shared__ float red[32];
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     float *xr = x + (size_t)blockIdx.x * dim;
     const float *rr = r + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
@@ -55,14 +59,13 @@ static unsigned rms_threads(int dim) {
 
 extern "C" cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim,
                                      float eps, cudaStream_t s) {
-    rmsnorm_kernel<<<(unsigned)n, rms_threads(dim), 0, s>>>(y, x, w, dim, eps);
-    return cudaGetLastError();
+    return ryz_k_launch(rmsnorm_kernel, (unsigned)n, rms_threads(dim), 0, s, y, x, w, dim, eps);
 }
 
 extern "C" cudaError_t ryz_k_add_rmsnorm(float *y, float *x, const float *r, const float *w, int n,
                                          int dim, float eps, cudaStream_t s) {
-    add_rmsnorm_kernel<<<(unsigned)n, rms_threads(dim), 0, s>>>(y, x, r, w, dim, eps);
-    return cudaGetLastError();
+    return ryz_k_launch(add_rmsnorm_kernel, (unsigned)n, rms_threads(dim), 0, s, y, x, r, w, dim,
+                        eps);
 }
 
 // Rotates pair e of x (rows of heads * head_dim, row t at position pos0 +
@@ -92,6 +95,8 @@ __device__ __forceinline__ float *rope_pair(float *x, size_t e, int heads, int h
 // One thread per rotated pair.
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     rope_kernel(float *x, size_t pairs, int heads, int head_dim, const int *pos, float base) {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     const int pos0 = *pos;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < pairs;
          e += (size_t)gridDim.x * blockDim.x)
@@ -106,6 +111,8 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     rope_cache_kernel(float *q, float *k, const float *v, float *kc, float *vc, size_t qpairs,
                       size_t kpairs, size_t vn, int heads, int kv_heads, int head_dim,
                       const int *pos, float base) {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     const int pos0 = *pos;
     const size_t kvd = (size_t)kv_heads * head_dim, row0 = (size_t)pos0 * kvd;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < qpairs + kpairs + vn;
@@ -126,13 +133,14 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 extern "C" cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, const int *pos,
                                   float base, cudaStream_t s) {
     size_t pairs = (size_t)n * (size_t)heads * (size_t)(head_dim / 2);
-    rope_kernel<<<ryz_k_blocks(pairs), RYZ_K_THREADS, 0, s>>>(x, pairs, heads, head_dim, pos,
-                                                              base);
-    return cudaGetLastError();
+    return ryz_k_launch(rope_kernel, ryz_k_blocks(pairs), RYZ_K_THREADS, 0, s, x, pairs, heads,
+                        head_dim, pos, base);
 }
 
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     silu_mul_kernel(float *a, const float *b, size_t n) {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float v = a[i];
@@ -141,20 +149,20 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
 }
 
 extern "C" cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n, cudaStream_t s) {
-    silu_mul_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS, 0, s>>>(a, b, n);
-    return cudaGetLastError();
+    return ryz_k_launch(silu_mul_kernel, ryz_k_blocks(n), RYZ_K_THREADS, 0, s, a, b, n);
 }
 
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     add_kernel(float *x, const float *y, size_t n) {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         x[i] += y[i];
 }
 
 extern "C" cudaError_t ryz_k_add(float *x, const float *y, size_t n, cudaStream_t s) {
-    add_kernel<<<ryz_k_blocks(n), RYZ_K_THREADS, 0, s>>>(x, y, n);
-    return cudaGetLastError();
+    return ryz_k_launch(add_kernel, ryz_k_blocks(n), RYZ_K_THREADS, 0, s, x, y, n);
 }
 
 extern "C" cudaError_t ryz_k_rope_cache(float *q, float *k, const float *v, float *kc, float *vc,
@@ -162,7 +170,7 @@ extern "C" cudaError_t ryz_k_rope_cache(float *q, float *k, const float *v, floa
                                         const int *pos, float base, cudaStream_t s) {
     size_t half = (size_t)(head_dim / 2), qpairs = (size_t)T * heads * half;
     size_t kpairs = (size_t)T * kv_heads * half, vn = 2 * kpairs;
-    rope_cache_kernel<<<ryz_k_blocks(qpairs + kpairs + vn), RYZ_K_THREADS, 0, s>>>(
-        q, k, v, kc, vc, qpairs, kpairs, vn, heads, kv_heads, head_dim, pos, base);
-    return cudaGetLastError();
+    return ryz_k_launch(rope_cache_kernel, ryz_k_blocks(qpairs + kpairs + vn), RYZ_K_THREADS, 0,
+                        s, q, k, v, kc, vc, qpairs, kpairs, vn, heads, kv_heads, head_dim, pos,
+                        base);
 }

@@ -29,6 +29,12 @@
 extern "C" {
 #endif
 
+/* Whether the launchers below let a kernel on a stream other than the
+ * legacy one start before the previous kernel ends (programmatic
+ * dependent launch, common.cuh): on only for devices of compute
+ * capability 9.0 or later. Process-wide; off until called. */
+void ryz_k_set_pdl(int on);
+
 /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w per row; y may equal x. */
 cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps,
                           cudaStream_t s);

@@ -18,9 +18,10 @@
 #include "kernels.h"
 
 // Threads per row group of the tiled GEMV: four to sixteen warps split the
-// group's stream, more where W has few groups, so that the grid has about
-// GEMV_WARPS_WANTED warps (132 SMs of 64 resident warps, about) and even a
-// matrix of few groups keeps every SM loading.
+// group's stream, more where W has few groups, as long as the grid stays
+// within GEMV_WARPS_WANTED warps (132 SMs of 64 resident warps, about: one
+// wave, see matmul_f32.cu), so that even a matrix of few groups keeps
+// every SM loading.
 #define GEMV_MIN_THREADS 128
 #define GEMV_MAX_THREADS 512
 #define GEMV_WARPS_WANTED 8192
@@ -50,6 +51,16 @@ __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
     return fmaf(bf16_hi(w.w), b.w, acc);
 }
 
+// The GEMV_UNROLL vectors of the row group gw from j0 on, stride nt (zero
+// past nvec).
+__device__ __forceinline__ void tiled_load(uint4 *v, const uint4 *gw, int j0, int nt, int nvec) {
+#pragma unroll
+    for (int u = 0; u < GEMV_UNROLL; u++) {
+        int j = j0 + u * nt;
+        v[u] = j < nvec ? __ldcs(gw + j) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 // Block g: rows 4g..4g+3 of W, in % 16 == 0, x and W 16-byte aligned.
 // The group is in / 2 16-byte vectors; vector j holds row (j & 7) >> 1,
 // columns 16 (j >> 3) + 8 (j & 1) .. +7 (16-column tiles of the four rows
@@ -57,23 +68,23 @@ __device__ __forceinline__ float dot8(uint4 w, float4 a, float4 b, float acc) {
 // each thread always works on the same row: N accumulators (one per row
 // of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
 // three shuffles sum a warp's share; shared memory adds the block's warps'.
+// The first batch of W is loaded before ryz_k_pdl_wait (see
+// gemv_f32_kernel).
 template <int N>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
     gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {
     __shared__ float part[GEMV_MAX_THREADS / 32][4][N];
+    ryz_k_pdl_trigger();
     const int tid = threadIdx.x, nt = blockDim.x, nvec = in / 2;
     const uint4 *gw = w + (size_t)blockIdx.x * (size_t)nvec;
     float acc[N];
 #pragma unroll
     for (int r = 0; r < N; r++)
         acc[r] = 0.0f;
+    uint4 v[GEMV_UNROLL];
+    tiled_load(v, gw, tid, nt, nvec);
+    ryz_k_pdl_wait();
     for (int j0 = tid; j0 < nvec; j0 += nt * GEMV_UNROLL) {
-        uint4 v[GEMV_UNROLL];
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            int j = j0 + u * nt;
-            v[u] = j < nvec ? __ldcs(gw + j) : make_uint4(0, 0, 0, 0);
-        }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
             int j = j0 + u * nt;
@@ -86,6 +97,8 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
                 acc[r] = dot8(v[u], __ldg(xr), __ldg(xr + 1), acc[r]);
             }
         }
+        if (j0 + nt * GEMV_UNROLL < nvec)
+            tiled_load(v, gw, j0 + nt * GEMV_UNROLL, nt, nvec);
     }
     const int lane = tid & 31, warp = tid >> 5, row = (tid >> 1) & 3;
 #pragma unroll
@@ -114,6 +127,8 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
 template <int N>
 static __global__ void __launch_bounds__(ROWS_WARPS * 32)
     gemv_rows_kernel(float *y, const float *x, const uint16_t *w, int in, int out, int row0) {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
     const int lane = threadIdx.x & 31;
     const int o = row0 + (int)blockIdx.x * ROWS_WARPS + (int)(threadIdx.x >> 5);
     if (o >= out) // the whole warp: its shuffles stay full
@@ -144,16 +159,18 @@ static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int 
                                cudaStream_t s) {
     int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
     int threads = GEMV_MIN_THREADS; // a multiple of 8: see gemv_tiled_kernel
-    while (threads < GEMV_MAX_THREADS && (long)groups * threads / 32 < GEMV_WARPS_WANTED &&
+    while (threads < GEMV_MAX_THREADS && (long)groups * threads * 2 / 32 <= GEMV_WARPS_WANTED &&
            in / 2 >= 2 * threads)
         threads *= 2;
+    cudaError_t e = cudaSuccess;
     if (groups > 0)
-        gemv_tiled_kernel<N>
-            <<<(unsigned)groups, (unsigned)threads, 0, s>>>(y, x, (const uint4 *)w, in, out);
-    if (row0 < out)
-        gemv_rows_kernel<N><<<(unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS),
-                              ROWS_WARPS * 32, 0, s>>>(y, x, w, in, out, row0);
-    return cudaGetLastError();
+        e = ryz_k_launch(gemv_tiled_kernel<N>, (unsigned)groups, (unsigned)threads, 0, s, y, x,
+                         (const uint4 *)w, in, out);
+    if (e == cudaSuccess && row0 < out)
+        e = ryz_k_launch(gemv_rows_kernel<N>,
+                         (unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS), ROWS_WARPS * 32,
+                         0, s, y, x, w, in, out, row0);
+    return e;
 }
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,

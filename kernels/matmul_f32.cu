@@ -15,8 +15,10 @@
 #define F32_WARPS 8
 // 16-byte loads of W a lane issues before it uses any of them.
 #define F32_UNROLL 4
-// Warps the grid should have for the loads in flight to cover HBM's
-// latency: 132 SMs of 64 resident warps each, about (H100, H200).
+// Most warps a grid should have: about what the GPU holds at once (132
+// SMs of 64 resident warps, H100 and H200), so that a GEMV runs in one
+// wave. A grid of 1.3 waves (5632 rows at two warps each) ends with a
+// third of the GPU loading while the rest waits.
 #define F32_WARPS_WANTED 8192
 
 // acc + w . x over four floats, in order.
@@ -27,15 +29,28 @@ __device__ __forceinline__ float dot4(float4 w, float4 x, float acc) {
     return fmaf(w.w, x.w, acc);
 }
 
+// The F32_UNROLL vectors of W from j0 on, stride step (zero past nvec).
+__device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, int step,
+                                         int nvec) {
+#pragma unroll
+    for (int u = 0; u < F32_UNROLL; u++) {
+        int j = j0 + step * u;
+        v[u] = j < nvec ? __ldcs(wr + j) : make_float4(0, 0, 0, 0);
+    }
+}
+
 // Each row of W is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a
 // block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
 // vectors lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
 // together. N accumulators (one per row of x) per lane, a warp sum, then
-// the row's first warp adds its warps' sums from shared memory.
+// the row's first warp adds its warps' sums from shared memory. The first
+// batch of W is loaded before ryz_k_pdl_wait: W is no kernel's output, so
+// its stream can start while the kernel that writes x is still running.
 template <int N>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
     gemv_f32_kernel(float *y, const float *x, const float4 *w, int in, int out, int wpr) {
     __shared__ float part[F32_WARPS][N];
+    ryz_k_pdl_trigger();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = warp % wpr;
     const int o = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr;
     const int nvec = in / 4, step = 32 * wpr;
@@ -45,13 +60,12 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
 #pragma unroll
     for (int r = 0; r < N; r++)
         acc[r] = 0.0f;
-    for (int j0 = lane + 32 * k; o < out && j0 < nvec; j0 += step * F32_UNROLL) {
-        float4 v[F32_UNROLL];
-#pragma unroll
-        for (int u = 0; u < F32_UNROLL; u++) {
-            int j = j0 + step * u;
-            v[u] = j < nvec ? __ldcs(wr + j) : make_float4(0, 0, 0, 0);
-        }
+    float4 v[F32_UNROLL];
+    int j0 = lane + 32 * k;
+    if (o < out)
+        f32_load(v, wr, j0, step, nvec);
+    ryz_k_pdl_wait();
+    for (; o < out && j0 < nvec; j0 += step * F32_UNROLL) {
 #pragma unroll
         for (int u = 0; u < F32_UNROLL; u++) {
             int j = j0 + step * u;
@@ -61,6 +75,8 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
             for (int r = 0; r < N; r++)
                 acc[r] = dot4(v[u], __ldg(x4 + (size_t)r * nvec + j), acc[r]);
         }
+        if (j0 + step * F32_UNROLL < nvec)
+            f32_load(v, wr, j0 + step * F32_UNROLL, step, nvec);
     }
 #pragma unroll
     for (int r = 0; r < N; r++) {
@@ -80,16 +96,16 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
 template <int N>
 static cudaError_t gemv_f32_launch(float *y, const float *x, const float *w, int in, int out,
                                    cudaStream_t s) {
-    // Warps per row: more where W has few rows, so that the grid has about
-    // F32_WARPS_WANTED warps, while each warp still gets a full stride of
-    // 32 vectors of every row.
+    // Warps per row: more where W has few rows, as long as the grid stays
+    // within F32_WARPS_WANTED warps and each warp still gets a full stride
+    // of 32 vectors of every row.
     int wpr = 1;
-    while (wpr < F32_WARPS && (long)out * wpr < F32_WARPS_WANTED && in / 4 >= 64 * wpr)
+    while (wpr < F32_WARPS && (long)out * wpr * 2 <= F32_WARPS_WANTED && in / 4 >= 64 * wpr)
         wpr *= 2;
     int rows = F32_WARPS / wpr;
     unsigned blocks = (unsigned)((out + rows - 1) / rows);
-    gemv_f32_kernel<N><<<blocks, F32_WARPS * 32, 0, s>>>(y, x, (const float4 *)w, in, out, wpr);
-    return cudaGetLastError();
+    return ryz_k_launch(gemv_f32_kernel<N>, blocks, F32_WARPS * 32, 0, s, y, x,
+                        (const float4 *)w, in, out, wpr);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in,

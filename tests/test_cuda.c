@@ -470,6 +470,32 @@ START_TEST(test_argmax) {
 }
 END_TEST
 
+/* Rows shorter than a warp (the kernel's block shrinks to one warp) with
+ * NaNs, which never win, and a row of NaNs only, which answers 0 as the
+ * host does. */
+START_TEST(test_argmax_short) {
+    enum { ROWS = 3, N = 7, LD = 8 };
+    float x[ROWS * LD];
+    for (int i = 0; i < ROWS * LD; i++)
+        x[i] = (float)(i % 5);
+    x[1] = NAN, x[6] = 9.0f; /* row 0: the last column, past a NaN */
+    x[LD + 2] = 4.0f;        /* row 1: a tie of 4s, the first (column 2) wins */
+    for (int i = 0; i < N; i++)
+        x[2 * LD + i] = NAN;
+    float *dx = dev_from(x, ROWS * LD);
+    int *didx = dev_alloc(ROWS * sizeof(int)), idx[ROWS];
+    ck_assert_msg(ryz_cuda_argmax(&g_gpu, didx, dx, ROWS, N, LD) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_int_eq(ryz_cuda_download(&g_gpu, idx, didx, sizeof idx), RYZ_OK);
+    for (int r = 0; r < ROWS; r++)
+        ck_assert_msg(idx[r] == ryz_argmax(x + r * LD, N), "row %d: cuda %d, host %d", r, idx[r],
+                      ryz_argmax(x + r * LD, N));
+    ck_assert_int_eq(idx[0], 6);
+    ck_assert_int_eq(idx[2], 0);
+    dev_free(dx), dev_free(didx);
+}
+END_TEST
+
 START_TEST(test_embedding) {
     enum { N = 6, DIM = 64, START = 100, LOCAL = 50 };
     const int tokens[N] = {99, 100, 149, 150, 120, 0}; /* both edges, inside, outside */
@@ -1048,6 +1074,7 @@ static Suite *cuda_suite(void) {
     tcase_add_test(ops, test_attention_prefill);
     tcase_add_test(ops, test_attention_tp_geometry);
     tcase_add_test(ops, test_argmax);
+    tcase_add_test(ops, test_argmax_short);
     tcase_add_test(ops, test_embedding);
     tcase_add_test(ops, test_mask_vocab);
     tcase_add_test(ops, test_alloc_accounting);

@@ -731,6 +731,20 @@ static ryz_status pick_device(const ryz_cuda_opts *o, int count, int *dev) {
     return RYZ_OK;
 }
 
+/* Recorded steps let each kernel start before the previous one ends
+ * (programmatic dependent launch, kernels/common.cuh) on devices of
+ * compute capability 9.0 and later, unless RYZ_CUDA_PDL=0 (for
+ * comparison). */
+static ryz_status pdl_setup(int dev) {
+    int major = 0;
+    ryz_status st = cu_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
+                             "cudaDeviceGetAttribute (compute capability)");
+    const char *pdl = getenv("RYZ_CUDA_PDL");
+    if (st == RYZ_OK)
+        ryz_k_set_pdl(major >= 9 && !(pdl && strcmp(pdl, "0") == 0));
+    return st;
+}
+
 /* Handle, math mode and workspace of c's cuBLAS. */
 static ryz_status blas_setup(cuda_ctx *c, int tf32) {
     ryz_status st = blas_check(cublasCreate(&c->blas), "cublasCreate");
@@ -762,6 +776,8 @@ ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
     const char *gemv = getenv("RYZ_CUDA_GEMV"); /* "cublas": cuBLAS's, for comparison */
     c->f32_gemv = !(gemv && strcmp(gemv, "cublas") == 0);
     st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
+    if (st == RYZ_OK)
+        st = pdl_setup(dev);
     if (st == RYZ_OK)
         st = blas_setup(c, o.tf32);
     if (st != RYZ_OK) {
