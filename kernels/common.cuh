@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "ryz/backend.h"
+
 #define RYZ_FULL_MASK 0xffffffffu
 
 // Threads per block of the one-dimensional kernels.
@@ -119,6 +121,37 @@ __device__ __forceinline__ float ryz_block_sum(float v, float *red) {
 // Maximum of v over the block (ryz_block_reduce).
 __device__ __forceinline__ float ryz_block_max(float v, float *red) {
     return ryz_block_reduce(v, red, RyzMax(), -INFINITY);
+}
+
+// silu(a) * b with the silu_mul op's rounding (kernels/elementwise.cu).
+__device__ __forceinline__ float ryz_silu_mul(float a, float b) {
+    return a / (1.0f + expf(-a)) * b;
+}
+
+// What a decode GEMV launch computes (the GEMV kernels' MODE): one
+// product, or a pair of one x and shape (ryz_pair_mode + 1).
+enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_BOTH = 1, RYZ_GEMV_SWIGLU = 2 };
+static_assert(RYZ_GEMV_BOTH == 1 + RYZ_PAIR_BOTH && RYZ_GEMV_SWIGLU == 1 + RYZ_PAIR_SWIGLU,
+              "a pair's GEMV mode is its ryz_pair_mode + 1");
+
+// Matrices a GEMV of mode MODE reads.
+template <int MODE>
+__host__ __device__ constexpr int ryz_gemv_mats() {
+    return MODE == RYZ_GEMV_ONE ? 1 : 2;
+}
+
+// Stores element i of a GEMV's result from s, the sums of its matrices:
+// y1 = s[0] (ONE), y1 = s[0] and y2 = s[1] (BOTH), y1 = silu(s[0]) *
+// s[1] (SWIGLU).
+template <int MODE>
+__device__ __forceinline__ void ryz_gemv_store(float *y1, float *y2, size_t i, const float *s) {
+    if (MODE == RYZ_GEMV_SWIGLU) {
+        y1[i] = ryz_silu_mul(s[0], s[1]);
+    } else {
+        y1[i] = s[0];
+        if (MODE == RYZ_GEMV_BOTH)
+            y2[i] = s[1];
+    }
 }
 
 #endif

@@ -143,8 +143,7 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     ryz_k_pdl_trigger();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float v = a[i];
-        a[i] = v / (1.0f + expf(-v)) * b[i];
+        a[i] = ryz_silu_mul(a[i], b[i]);
     }
 }
 

@@ -66,23 +66,33 @@ __device__ __forceinline__ void tiled_load(uint4 *v, const uint4 *gw, int j0, in
 // columns 16 (j >> 3) + 8 (j & 1) .. +7 (16-column tiles of the four rows
 // in turn). The stride between a thread's vectors is a multiple of 8, so
 // each thread always works on the same row: N accumulators (one per row
-// of x) suffice. Lanes holding the same row differ in bits 0, 3 and 4, so
-// three shuffles sum a warp's share; shared memory adds the block's warps'.
-// The first batch of W is loaded before ryz_k_pdl_wait (see
-// gemv_f32_kernel).
-template <int N>
+// of x) per matrix suffice. Lanes holding the same row differ in bits 0, 3
+// and 4, so three shuffles sum a warp's share; shared memory adds the
+// block's warps', stored as MODE says (ryz_gemv_store; w2 and y2 are read
+// only by a pair, whose block reads group g of both matrices). The first
+// batch of W is loaded before ryz_k_pdl_wait (see gemv_f32_kernel).
+template <int N, int MODE>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
-    gemv_tiled_kernel(float *y, const float *x, const uint4 *w, int in, int out) {
-    __shared__ float part[GEMV_MAX_THREADS / 32][4][N];
+    gemv_tiled_kernel(float *y1, float *y2, const float *x, const uint4 *w1, const uint4 *w2,
+                      int in, int out) {
+    constexpr int M = ryz_gemv_mats<MODE>();
+    __shared__ float part[GEMV_MAX_THREADS / 32][M][4][N];
     ryz_k_pdl_trigger();
     const int tid = threadIdx.x, nt = blockDim.x, nvec = in / 2;
-    const uint4 *gw = w + (size_t)blockIdx.x * (size_t)nvec;
-    float acc[N];
+    const uint4 *gw[M];
 #pragma unroll
-    for (int r = 0; r < N; r++)
-        acc[r] = 0.0f;
-    uint4 v[GEMV_UNROLL];
-    tiled_load(v, gw, tid, nt, nvec);
+    for (int m = 0; m < M; m++)
+        gw[m] = (m == 0 ? w1 : w2) + (size_t)blockIdx.x * (size_t)nvec;
+    float acc[M][N];
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+        for (int r = 0; r < N; r++)
+            acc[m][r] = 0.0f;
+    uint4 v[M][GEMV_UNROLL];
+#pragma unroll
+    for (int m = 0; m < M; m++)
+        tiled_load(v[m], gw[m], tid, nt, nvec);
     ryz_k_pdl_wait();
     for (int j0 = tid; j0 < nvec; j0 += nt * GEMV_UNROLL) {
 #pragma unroll
@@ -94,30 +104,40 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
 #pragma unroll
             for (int r = 0; r < N; r++) {
                 const float4 *xr = (const float4 *)(x + (size_t)r * in + col);
-                acc[r] = dot8(v[u], __ldg(xr), __ldg(xr + 1), acc[r]);
+                float4 xa = __ldg(xr), xb = __ldg(xr + 1);
+#pragma unroll
+                for (int m = 0; m < M; m++)
+                    acc[m][r] = dot8(v[m][u], xa, xb, acc[m][r]);
             }
         }
         if (j0 + nt * GEMV_UNROLL < nvec)
-            tiled_load(v, gw, j0 + nt * GEMV_UNROLL, nt, nvec);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+                tiled_load(v[m], gw[m], j0 + nt * GEMV_UNROLL, nt, nvec);
     }
     const int lane = tid & 31, warp = tid >> 5, row = (tid >> 1) & 3;
 #pragma unroll
-    for (int r = 0; r < N; r++) {
-        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 1);
-        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 8);
-        acc[r] += __shfl_xor_sync(RYZ_FULL_MASK, acc[r], 16);
-    }
-    if (lane < 8 && !(lane & 1)) // lanes 0, 2, 4, 6: rows 0..3
+    for (int m = 0; m < M; m++)
 #pragma unroll
-        for (int r = 0; r < N; r++)
-            part[warp][row][r] = acc[r];
+        for (int r = 0; r < N; r++) {
+            float a = acc[m][r];
+            a += __shfl_xor_sync(RYZ_FULL_MASK, a, 1);
+            a += __shfl_xor_sync(RYZ_FULL_MASK, a, 8);
+            a += __shfl_xor_sync(RYZ_FULL_MASK, a, 16);
+            if (lane < 8 && !(lane & 1)) // lanes 0, 2, 4, 6: rows 0..3
+                part[warp][m][row][r] = a;
+        }
     __syncthreads();
     if (tid < 4 * N) {
         int r = tid >> 2, wr = tid & 3;
-        float s = 0.0f;
-        for (int k = 0; k < nt / 32; k++)
-            s += part[k][wr][r];
-        y[(size_t)r * out + 4 * (size_t)blockIdx.x + wr] = s;
+        float sum[M];
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            sum[m] = 0.0f;
+            for (int k = 0; k < nt / 32; k++)
+                sum[m] += part[k][m][wr][r];
+        }
+        ryz_gemv_store<MODE>(y1, y2, (size_t)r * out + 4 * (size_t)blockIdx.x + wr, sum);
     }
 }
 
@@ -152,37 +172,60 @@ static __global__ void __launch_bounds__(ROWS_WARPS * 32)
     }
 }
 
-// Both GEMV kernels for n = N: the full row groups (tiled, in % 16 == 0)
-// and the row-major rest.
-template <int N>
-static cudaError_t gemv_launch(float *y, const float *x, const uint16_t *w, int in, int out,
-                               cudaStream_t s) {
-    int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
+// Threads per row group of the tiled GEMV of `groups` groups of in columns
+// (see GEMV_MIN_THREADS).
+static int tiled_threads(int groups, int in) {
     int threads = GEMV_MIN_THREADS; // a multiple of 8: see gemv_tiled_kernel
     while (threads < GEMV_MAX_THREADS && (long)groups * threads * 2 / 32 <= GEMV_WARPS_WANTED &&
            in / 2 >= 2 * threads)
         threads *= 2;
+    return threads;
+}
+
+// The GEMV kernels for n = N: one product (the full row groups tiled when
+// in % 16 == 0, the row-major rest) or a pair (whole groups only: the
+// caller checked in % 16 == 0 and out % 4 == 0).
+template <int N, int MODE>
+static cudaError_t gemv_launch(float *y1, float *y2, const float *x, const uint16_t *w1,
+                               const uint16_t *w2, int in, int out, cudaStream_t s) {
+    int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
     cudaError_t e = cudaSuccess;
     if (groups > 0)
-        e = ryz_k_launch(gemv_tiled_kernel<N>, (unsigned)groups, (unsigned)threads, 0, s, y, x,
-                         (const uint4 *)w, in, out);
-    if (e == cudaSuccess && row0 < out)
+        e = ryz_k_launch(gemv_tiled_kernel<N, MODE>, (unsigned)groups,
+                         (unsigned)tiled_threads(groups, in), 0, s, y1, y2, x, (const uint4 *)w1,
+                         (const uint4 *)w2, in, out);
+    if (MODE == RYZ_GEMV_ONE && e == cudaSuccess && row0 < out)
         e = ryz_k_launch(gemv_rows_kernel<N>,
                          (unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS), ROWS_WARPS * 32,
-                         0, s, y, x, w, in, out, row0);
+                         0, s, y1, x, w1, in, out, row0);
     return e;
 }
 
+typedef cudaError_t (*bf16_launch_fn)(float *, float *, const float *, const uint16_t *,
+                                      const uint16_t *, int, int, cudaStream_t);
+#define BF16_LAUNCHERS(MODE)                                                                    \
+    {gemv_launch<1, MODE>, gemv_launch<2, MODE>, gemv_launch<3, MODE>, gemv_launch<4, MODE>,   \
+     gemv_launch<5, MODE>, gemv_launch<6, MODE>, gemv_launch<7, MODE>, gemv_launch<8, MODE>}
+
+static const bf16_launch_fn bf16_launch[3][RYZ_K_BF16_GEMV_MAX_N] = {
+    BF16_LAUNCHERS(RYZ_GEMV_ONE), BF16_LAUNCHERS(RYZ_GEMV_BOTH), BF16_LAUNCHERS(RYZ_GEMV_SWIGLU)};
+
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {
-    typedef cudaError_t (*launch_fn)(float *, const float *, const uint16_t *, int, int,
-                                     cudaStream_t);
-    static const launch_fn launch[RYZ_K_BF16_GEMV_MAX_N] = {
-        gemv_launch<1>, gemv_launch<2>, gemv_launch<3>, gemv_launch<4>,
-        gemv_launch<5>, gemv_launch<6>, gemv_launch<7>, gemv_launch<8>};
     if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
         return cudaErrorInvalidValue;
-    return launch[n - 1](y, x, w, in, out, s);
+    return bf16_launch[RYZ_GEMV_ONE][n - 1](y, NULL, x, w, NULL, in, out, s);
+}
+
+extern "C" cudaError_t ryz_k_bf16_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
+                                            const float *x, const uint16_t *w1,
+                                            const uint16_t *w2, int n, int in, int out,
+                                            cudaStream_t s) {
+    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N || in % 16 != 0 || out % 4 != 0 || !y1 ||
+        (mode == RYZ_PAIR_BOTH && !y2) || (uintptr_t)x % 16 != 0 || (uintptr_t)w1 % 16 != 0 ||
+        (uintptr_t)w2 % 16 != 0)
+        return cudaErrorInvalidValue;
+    return bf16_launch[1 + (int)mode][n - 1](y1, y2, x, w1, w2, in, out, s);
 }
 
 // Row and column of storage element p of a bf16 matrix (out, in): the

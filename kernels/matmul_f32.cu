@@ -1,5 +1,7 @@
 // The fp32 decode GEMV: y (n, out) = x (n, in) . W^T for n <= 8 rows of x,
-// W row-major fp32 (out, in). Decode reads every weight once per token, so
+// W row-major fp32 (out, in), or a pair of such products of one x (k and v;
+// SwiGLU's w1 and w3 with silu-mul applied), each warp reading its row of
+// both matrices. Decode reads every weight once per token, so
 // this kernel is about keeping loads in flight: one to eight warps per row
 // of W (enough warps in all to fill the GPU), 16-byte loads, F32_UNROLL of
 // them per lane issued before any arithmetic.
@@ -42,28 +44,39 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
 // Each row of W is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a
 // block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
 // vectors lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
-// together. N accumulators (one per row of x) per lane, a warp sum, then
-// the row's first warp adds its warps' sums from shared memory. The first
-// batch of W is loaded before ryz_k_pdl_wait: W is no kernel's output, so
-// its stream can start while the kernel that writes x is still running.
-template <int N>
+// together. N accumulators (one per row of x) per lane and matrix, a warp
+// sum, then the row's first warp adds its warps' sums from shared memory
+// and stores them as MODE says (ryz_gemv_store); w2 and y2 are read only
+// by a pair. The first batch of W is loaded before ryz_k_pdl_wait: W is
+// no kernel's output, so its stream can start while the kernel that
+// writes x is still running.
+template <int N, int MODE>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
-    gemv_f32_kernel(float *y, const float *x, const float4 *w, int in, int out, int wpr) {
-    __shared__ float part[F32_WARPS][N];
+    gemv_f32_kernel(float *y1, float *y2, const float *x, const float4 *w1, const float4 *w2,
+                    int in, int out, int wpr) {
+    constexpr int M = ryz_gemv_mats<MODE>();
+    __shared__ float part[F32_WARPS][M][N];
     ryz_k_pdl_trigger();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = warp % wpr;
     const int o = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr;
     const int nvec = in / 4, step = 32 * wpr;
-    const float4 *wr = w + (size_t)o * (size_t)nvec;
-    const float4 *x4 = (const float4 *)x;
-    float acc[N];
+    const float4 *wr[M];
 #pragma unroll
-    for (int r = 0; r < N; r++)
-        acc[r] = 0.0f;
-    float4 v[F32_UNROLL];
+    for (int m = 0; m < M; m++)
+        wr[m] = (m == 0 ? w1 : w2) + (size_t)o * (size_t)nvec;
+    const float4 *x4 = (const float4 *)x;
+    float acc[M][N];
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+        for (int r = 0; r < N; r++)
+            acc[m][r] = 0.0f;
+    float4 v[M][F32_UNROLL];
     int j0 = lane + 32 * k;
     if (o < out)
-        f32_load(v, wr, j0, step, nvec);
+#pragma unroll
+        for (int m = 0; m < M; m++)
+            f32_load(v[m], wr[m], j0, step, nvec);
     ryz_k_pdl_wait();
     for (; o < out && j0 < nvec; j0 += step * F32_UNROLL) {
 #pragma unroll
@@ -72,30 +85,42 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
             if (j >= nvec)
                 break;
 #pragma unroll
-            for (int r = 0; r < N; r++)
-                acc[r] = dot4(v[u], __ldg(x4 + (size_t)r * nvec + j), acc[r]);
+            for (int r = 0; r < N; r++) {
+                float4 xv = __ldg(x4 + (size_t)r * nvec + j);
+#pragma unroll
+                for (int m = 0; m < M; m++)
+                    acc[m][r] = dot4(v[m][u], xv, acc[m][r]);
+            }
         }
         if (j0 + step * F32_UNROLL < nvec)
-            f32_load(v, wr, j0 + step * F32_UNROLL, step, nvec);
+#pragma unroll
+            for (int m = 0; m < M; m++)
+                f32_load(v[m], wr[m], j0 + step * F32_UNROLL, step, nvec);
     }
 #pragma unroll
-    for (int r = 0; r < N; r++) {
-        acc[r] = ryz_warp_sum(acc[r]);
-        if (lane == 0)
-            part[warp][r] = acc[r];
-    }
+    for (int m = 0; m < M; m++)
+#pragma unroll
+        for (int r = 0; r < N; r++) {
+            acc[m][r] = ryz_warp_sum(acc[m][r]);
+            if (lane == 0)
+                part[warp][m][r] = acc[m][r];
+        }
     __syncthreads();
     if (k != 0 || lane >= N || o >= out)
         return;
-    float sum = 0.0f;
-    for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
-        sum += part[warp + i][lane];
-    y[(size_t)lane * out + o] = sum;
+    float sum[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+        sum[m] = 0.0f;
+        for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
+            sum[m] += part[warp + i][m][lane];
+    }
+    ryz_gemv_store<MODE>(y1, y2, (size_t)lane * out + o, sum);
 }
 
-template <int N>
-static cudaError_t gemv_f32_launch(float *y, const float *x, const float *w, int in, int out,
-                                   cudaStream_t s) {
+template <int N, int MODE>
+static cudaError_t gemv_f32_launch(float *y1, float *y2, const float *x, const float *w1,
+                                   const float *w2, int in, int out, cudaStream_t s) {
     // Warps per row: more where W has few rows, as long as the grid stays
     // within F32_WARPS_WANTED warps and each warp still gets a full stride
     // of 32 vectors of every row.
@@ -104,19 +129,38 @@ static cudaError_t gemv_f32_launch(float *y, const float *x, const float *w, int
         wpr *= 2;
     int rows = F32_WARPS / wpr;
     unsigned blocks = (unsigned)((out + rows - 1) / rows);
-    return ryz_k_launch(gemv_f32_kernel<N>, blocks, F32_WARPS * 32, 0, s, y, x,
-                        (const float4 *)w, in, out, wpr);
+    return ryz_k_launch(gemv_f32_kernel<N, MODE>, blocks, F32_WARPS * 32, 0, s, y1, y2, x,
+                        (const float4 *)w1, (const float4 *)w2, in, out, wpr);
+}
+
+typedef cudaError_t (*f32_launch_fn)(float *, float *, const float *, const float *,
+                                     const float *, int, int, cudaStream_t);
+#define F32_LAUNCHERS(MODE)                                                                     \
+    {gemv_f32_launch<1, MODE>, gemv_f32_launch<2, MODE>, gemv_f32_launch<3, MODE>,              \
+     gemv_f32_launch<4, MODE>, gemv_f32_launch<5, MODE>, gemv_f32_launch<6, MODE>,              \
+     gemv_f32_launch<7, MODE>, gemv_f32_launch<8, MODE>}
+
+// The launch of mode `mode` for n rows of x, after the checks both entry
+// points share: n in 1..RYZ_K_GEMV_MAX_N, in % 4 == 0, 16-byte alignment.
+static cudaError_t f32_gemv_any(int mode, float *y1, float *y2, const float *x, const float *w1,
+                                const float *w2, int n, int in, int out, cudaStream_t s) {
+    static const f32_launch_fn launch[3][RYZ_K_GEMV_MAX_N] = {
+        F32_LAUNCHERS(RYZ_GEMV_ONE), F32_LAUNCHERS(RYZ_GEMV_BOTH), F32_LAUNCHERS(RYZ_GEMV_SWIGLU)};
+    if (n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
+        (uintptr_t)w1 % 16 != 0 || (uintptr_t)w2 % 16 != 0)
+        return cudaErrorInvalidValue;
+    return launch[mode][n - 1](y1, y2, x, w1, w2, in, out, s);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in,
                                       int out, cudaStream_t s) {
-    typedef cudaError_t (*launch_fn)(float *, const float *, const float *, int, int,
-                                     cudaStream_t);
-    static const launch_fn launch[RYZ_K_GEMV_MAX_N] = {
-        gemv_f32_launch<1>, gemv_f32_launch<2>, gemv_f32_launch<3>, gemv_f32_launch<4>,
-        gemv_f32_launch<5>, gemv_f32_launch<6>, gemv_f32_launch<7>, gemv_f32_launch<8>};
-    if (n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
-        (uintptr_t)w % 16 != 0)
+    return f32_gemv_any(RYZ_GEMV_ONE, y, NULL, x, w, NULL, n, in, out, s);
+}
+
+extern "C" cudaError_t ryz_k_f32_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
+                                           const float *x, const float *w1, const float *w2,
+                                           int n, int in, int out, cudaStream_t s) {
+    if (!w1 || !w2 || !y1 || (mode == RYZ_PAIR_BOTH && !y2))
         return cudaErrorInvalidValue;
-    return launch[n - 1](y, x, w, in, out, s);
+    return f32_gemv_any(1 + (int)mode, y1, y2, x, w1, w2, n, in, out, s);
 }

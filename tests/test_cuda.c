@@ -154,6 +154,76 @@ static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out,
     free(x), free(w), free(want), free(got);
 }
 
+/* A random matrix (out, in) scaled like the model's, on the device in
+ * gpu's layout for dt (*dev) and on the host in the cpu backend's (*cw,
+ * w itself for fp32, to free with free_matrix). */
+static float *pair_matrix(ryz_dtype dt, int in, int out, void **dev, const void **cw) {
+    size_t nw = (size_t)out * in;
+    float *w = host_rand(nw, 1 / sqrtf(in));
+    const void *hw = host_matrix(&g_gpu, w, dt, in, out);
+    *cw = host_matrix(&g_cpu, w, dt, in, out);
+    *dev = dev_alloc(nw * ryz_dtype_size(dt));
+    ck_assert_msg(ryz_cuda_upload(&g_gpu, *dev, hw, nw * ryz_dtype_size(dt)) == RYZ_OK, "%s",
+                  ryz_last_error());
+    if (hw != w)
+        free((void *)hw);
+    return w;
+}
+
+static void free_matrix(float *w, const void *cw) {
+    if (cw != w)
+        free((void *)cw);
+    free(w);
+}
+
+/* matmul_pair on the device against the cpu backend's two matmuls (and
+ * silu_mul): the one-launch kernels (decode n, aligned, bf16 whole row
+ * groups) and the fallback of separate ops otherwise. */
+static void check_pair(ryz_dtype dt, ryz_pair_mode mode, int n, int in, int out) {
+    size_t nx = (size_t)n * in, ny = (size_t)n * out;
+    float *x = host_rand(nx, 1.0f), *want1 = host_rand(ny, 1.0f), *want2 = host_rand(ny, 1.0f);
+    float *got = host_rand(ny, 1.0f);
+    void *dw1, *dw2;
+    const void *cw1, *cw2;
+    float *w1 = pair_matrix(dt, in, out, &dw1, &cw1), *w2 = pair_matrix(dt, in, out, &dw2, &cw2);
+    float *dx = dev_from(x, nx), *dy1 = dev_alloc(ny * sizeof *dy1);
+    float *dy2 = dev_alloc(ny * sizeof *dy2);
+    ryz_backend_matmul(&g_cpu, want1, x, (ryz_matrix){cw1, dt}, n, in, out);
+    ryz_backend_matmul(&g_cpu, want2, x, (ryz_matrix){cw2, dt}, n, in, out);
+    if (mode == RYZ_PAIR_SWIGLU)
+        g_cpu.iface->silu_mul(g_cpu.ctx, want1, want2, ny);
+    ryz_backend_matmul_pair(&g_gpu, mode, dy1, dy2, dx, (ryz_matrix){dw1, dt},
+                            (ryz_matrix){dw2, dt}, n, in, out);
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    char what[112];
+    snprintf(what, sizeof what, "%s matmul_pair %s n %d in %d out %d: y1", ryz_dtype_name(dt),
+             mode == RYZ_PAIR_SWIGLU ? "swiglu" : "both", n, in, out);
+    to_host(got, dy1, ny);
+    assert_close(got, want1, ny, 5e-5f, 1e-4f, what);
+    if (mode == RYZ_PAIR_BOTH) {
+        what[strlen(what) - 1] = '2';
+        to_host(got, dy2, ny);
+        assert_close(got, want2, ny, 5e-5f, 1e-4f, what);
+    }
+    dev_free(dx), dev_free(dy1), dev_free(dy2), dev_free(dw1), dev_free(dw2);
+    free_matrix(w1, cw1), free_matrix(w2, cw2);
+    free(x), free(want1), free(want2), free(got);
+}
+
+/* Both modes, both dtypes: 1b's k/v and w1/w3 shapes, n 1 to 8, and the
+ * shapes that fall back to separate ops (in % 4 != 0; bf16 out % 4 != 0
+ * or in % 16 != 0; a prefill's n). */
+START_TEST(test_matmul_pair) {
+    static const int shapes[][3] = {{1, 2048, 256}, {1, 2048, 5632}, {3, 64, 48}, {8, 96, 132},
+                                    {1, 3, 5},      {1, 64, 50},     {2, 40, 48}, {9, 64, 48}};
+    for (int dt = 0; dt < 2; dt++)
+        for (int mode = 0; mode < 2; mode++)
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                check_pair(dt ? RYZ_DTYPE_BF16 : RYZ_DTYPE_F32, (ryz_pair_mode)mode,
+                           shapes[i][0], shapes[i][1], shapes[i][2]);
+}
+END_TEST
+
 /* fp32: the GEMV kernel (n <= 8, in % 4 == 0, aligned; 1b's shapes, one
  * with fewer rows than a block has warps, one longer than a lane's
  * unrolled step), cuBLAS's gemv (in % 4 != 0, an unaligned x) and GEMM. */
@@ -1067,6 +1137,7 @@ static Suite *cuda_suite(void) {
     tcase_add_test(ops, test_matmul_tf32);
     tcase_add_test(ops, test_matmul_bf16);
     tcase_add_test(ops, test_matmul_bf16_scratch);
+    tcase_add_test(ops, test_matmul_pair);
     tcase_add_test(ops, test_rmsnorm);
     tcase_add_test(ops, test_rope);
     tcase_add_test(ops, test_silu_mul_add);

@@ -51,6 +51,12 @@ typedef struct {
     int kv_mul;     /* n_heads / n_kv_heads */
 } ryz_attn_geom;
 
+/* How matmul_pair combines its two products (see there). */
+typedef enum {
+    RYZ_PAIR_BOTH = 0,   /* y1 = x . W1^T, y2 = x . W2^T: k and v */
+    RYZ_PAIR_SWIGLU = 1, /* y1 = silu(x . W1^T) * (x . W2^T): w1 and w3 */
+} ryz_pair_mode;
+
 typedef struct ryz_backend_iface {
     const char *name;
     /* 1 when the host may read and write the backend's memory directly
@@ -68,6 +74,15 @@ typedef struct ryz_backend_iface {
      * (as ryz_bf16_pack_rows packs it), every product accumulated in fp32.
      * NULL when the backend has no bf16. */
     void (*matmul_bf16)(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
+                        int out);
+    /* Two products of one x (n, in) with W1 and W2 (out, in), both stored
+     * as dtype (matmul's or matmul_bf16's storage), combined as mode says;
+     * with RYZ_PAIR_SWIGLU, y2 (n, out) is scratch, its contents after the
+     * op unspecified. Results as matmul, matmul (and silu_mul) give, which
+     * is what ryz_backend_matmul_pair runs when this is NULL; a device
+     * runs the pair as one launch, reading both matrices in one pass. */
+    void (*matmul_pair)(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
+                        const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
                         int out);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -199,6 +214,11 @@ static inline void ryz_backend_copy(ryz_backend *b, void *dst, const void *src, 
 /* y (n, out) = x (n, in) . W^T through the backend's matmul for W's dtype. */
 void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,
                         int out);
+/* The pair of products matmul_pair describes, W1 and W2 of one dtype:
+ * the backend's matmul_pair, else matmul twice (and silu_mul). */
+void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
+                             const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
+                             int out);
 /* A float32 matrix. */
 static inline ryz_matrix ryz_matrix_f32(const float *w) {
     return (ryz_matrix){w, RYZ_DTYPE_F32};

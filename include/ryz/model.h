@@ -75,6 +75,10 @@ ryz_status ryz_tp_embedding(ryz_backend *b, ryz_comm *c, float *x, const int *to
 /* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
 void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
                    int out_local);
+/* Two column-parallel linears of one x and shape, combined as mode says
+ * (ryz_backend_matmul_pair): k and v, or SwiGLU's w1 and w3. */
+void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,
+                        ryz_matrix w1_local, ryz_matrix w2_local, int n, int in, int out_local);
 /* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
  * . W_local^T, W_local (out, in_local). stage: n * out floats. */
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,

@@ -82,6 +82,7 @@ typedef struct {
     size_t n_blocks, cap;
     size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
     int f32_gemv;        /* 1: decode matmuls by ryz_k_f32_gemv, 0: cuBLAS's gemv */
+    int pair;            /* 1: matmul_pair in one launch where it fits, 0: never */
     cudaStream_t stream; /* where ops enqueue: NULL (legacy), or rec while recording */
     cudaStream_t rec;    /* the recording stream, made at the first record_begin */
     ryz_status err;     /* first error of an op, RYZ_OK while none */
@@ -381,6 +382,46 @@ static void cuda_add(void *ctx, float *x, const float *y, size_t n) {
     cuda_ctx *c = ctx;
     if (c->err == RYZ_OK && n > 0)
         launched(c, ryz_k_add(x, y, n, c->stream), "add");
+}
+
+/* Whether the pair's one-launch GEMV takes these shapes and pointers
+ * (decode-sized n, the alignment and, for bf16, the whole row groups its
+ * kernel needs; fp32 also not switched to cuBLAS by RYZ_CUDA_GEMV), and
+ * not switched off by RYZ_CUDA_PAIR=0 (for comparison). */
+static int pair_fits(const cuda_ctx *c, ryz_dtype dtype, const float *x, const void *w1,
+                     const void *w2, int n, int in, int out) {
+    int aligned = aligned16(x) && aligned16(w1) && aligned16(w2);
+    if (!c->pair)
+        return 0;
+    if (dtype == RYZ_DTYPE_BF16)
+        return n <= RYZ_K_BF16_GEMV_MAX_N && in % 16 == 0 && out % 4 == 0 && aligned;
+    return c->f32_gemv && n <= RYZ_K_GEMV_MAX_N && in % 4 == 0 && aligned;
+}
+
+/* Two products of x (matmul_pair): one launch reading both matrices where
+ * pair_fits, else the two matmuls (and silu_mul) one after the other. */
+static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
+                             const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
+                             int out) {
+    cuda_ctx *c = ctx;
+    if (!matmul_runs(c, "matmul_pair", n, in, out))
+        return;
+    if (pair_fits(c, dtype, x, w1, w2, n, in, out)) {
+        cudaError_t e = dtype == RYZ_DTYPE_BF16
+                            ? ryz_k_bf16_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream)
+                            : ryz_k_f32_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream);
+        launched(c, e, "gemv pair");
+        return;
+    }
+    if (dtype == RYZ_DTYPE_BF16) {
+        cuda_matmul_bf16(c, y1, x, w1, n, in, out);
+        cuda_matmul_bf16(c, y2, x, w2, n, in, out);
+    } else {
+        cuda_matmul(c, y1, x, w1, n, in, out);
+        cuda_matmul(c, y2, x, w2, n, in, out);
+    }
+    if (mode == RYZ_PAIR_SWIGLU)
+        cuda_silu_mul(c, y1, y2, (size_t)n * out);
 }
 
 /* EINVAL unless geometry g and T fit the attention kernel. */
@@ -696,6 +737,7 @@ static const ryz_backend_iface cuda_iface = {
     .free = cuda_free,
     .matmul = cuda_matmul,
     .matmul_bf16 = cuda_matmul_bf16,
+    .matmul_pair = cuda_matmul_pair,
     .rmsnorm = cuda_rmsnorm,
     .add_rmsnorm = cuda_add_rmsnorm,
     .rope = cuda_rope,
@@ -775,6 +817,8 @@ ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
     c->device = dev;
     const char *gemv = getenv("RYZ_CUDA_GEMV"); /* "cublas": cuBLAS's, for comparison */
     c->f32_gemv = !(gemv && strcmp(gemv, "cublas") == 0);
+    const char *pair = getenv("RYZ_CUDA_PAIR"); /* "0": pairs as two matmuls, for comparison */
+    c->pair = !(pair && strcmp(pair, "0") == 0);
     st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
     if (st == RYZ_OK)
         st = pdl_setup(dev);

@@ -51,6 +51,11 @@ void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local,
     ryz_backend_matmul(b, y, x, w_local, n, in, out_local);
 }
 
+void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,
+                        ryz_matrix w1_local, ryz_matrix w2_local, int n, int in, int out_local) {
+    ryz_backend_matmul_pair(b, mode, y1, y2, x, w1_local, w2_local, n, in, out_local);
+}
+
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,
                       ryz_matrix w_local, int n, int in_local, int out, float *stage) {
     ryz_backend_matmul(b, y, x_local, w_local, n, in_local, out);

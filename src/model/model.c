@@ -494,8 +494,8 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pending
     ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
     block_norm(m, w->att_norm, n, pending);
     ryz_tp_column(m->be, m->q, m->xb, matrix_of(m, w->wq), n, dim, qd);
-    ryz_tp_column(m->be, m->k, m->xb, matrix_of(m, w->wk), n, dim, kvd);
-    ryz_tp_column(m->be, m->v, m->xb, matrix_of(m, w->wv), n, dim, kvd);
+    ryz_tp_column_pair(m->be, RYZ_PAIR_BOTH, m->k, m->v, m->xb, matrix_of(m, w->wk),
+                       matrix_of(m, w->wv), n, dim, kvd);
     for (int b = 0; b < B; b++) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
@@ -513,12 +513,10 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pending
 static ryz_status ffn_block(ryz_model *m, int l, int n) {
     const ryz_model_config *c = &m->cfg;
     const layer_weights *w = &m->layers[l];
-    const ryz_backend_iface *f = m->be->iface;
     int dim = c->dim, hl = m->sh.hidden;
     block_norm(m, w->ffn_norm, n, 1);
-    ryz_tp_column(m->be, m->h1, m->xb, matrix_of(m, w->w1), n, dim, hl);
-    ryz_tp_column(m->be, m->h3, m->xb, matrix_of(m, w->w3), n, dim, hl);
-    f->silu_mul(m->be->ctx, m->h1, m->h3, (size_t)n * hl);
+    ryz_tp_column_pair(m->be, RYZ_PAIR_SWIGLU, m->h1, m->h3, m->xb, matrix_of(m, w->w1),
+                       matrix_of(m, w->w3), n, dim, hl);
     return ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
 }
 
