@@ -48,8 +48,7 @@ static __global__ void __launch_bounds__(ATT_THREADS)
     float *dyn = (float *)dyn4;
     __shared__ float p_s[ATT_THREADS];
     __shared__ float red[32];
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     const int t = blockIdx.x, h = blockIdx.y, hd = g.head_dim, tid = threadIdx.x;
     const size_t qdim = (size_t)g.heads * hd, kvdim = (size_t)g.kv_heads * hd;
     const int kvh = (g.head_start + h) / g.kv_mul - g.kv_start;

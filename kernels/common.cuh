@@ -43,6 +43,13 @@ __device__ __forceinline__ void ryz_k_pdl_trigger() {
 #endif
 }
 
+// The start of a kernel with nothing to do before its inputs are ready:
+// wait for them, then let the next kernel launch.
+__device__ __forceinline__ void ryz_k_pdl_begin() {
+    ryz_k_pdl_wait();
+    ryz_k_pdl_trigger();
+}
+
 // Whether ryz_k_launch asks for programmatic dependent launch (set by
 // ryz_k_set_pdl, kernels/launch.cu).
 extern int ryz_k_pdl_enabled;

@@ -15,8 +15,7 @@
 static __global__ void __launch_bounds__(RMS_MAX_THREADS)
     rmsnorm_kernel(float *y, const float *x, const float *w, int dim, float eps) {
     __shared__ float red[32];
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     const float *xr = x + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
     float ss = 0.0f;
@@ -34,8 +33,7 @@ static __global__ void __launch_bounds__(RMS_MAX_THREADS)
 static __global__ void __launch_bounds__(RMS_MAX_THREADS)
     add_rmsnorm_kernel(float *y, float *x, const float *r, const float *w, int dim, float eps) {
     __shared__ float red[32];
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     float *xr = x + (size_t)blockIdx.x * dim;
     const float *rr = r + (size_t)blockIdx.x * dim;
     float *yr = y + (size_t)blockIdx.x * dim;
@@ -95,8 +93,7 @@ __device__ __forceinline__ float *rope_pair(float *x, size_t e, int heads, int h
 // One thread per rotated pair.
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     rope_kernel(float *x, size_t pairs, int heads, int head_dim, const int *pos, float base) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     const int pos0 = *pos;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < pairs;
          e += (size_t)gridDim.x * blockDim.x)
@@ -111,8 +108,7 @@ static __global__ void __launch_bounds__(RYZ_K_THREADS)
     rope_cache_kernel(float *q, float *k, const float *v, float *kc, float *vc, size_t qpairs,
                       size_t kpairs, size_t vn, int heads, int kv_heads, int head_dim,
                       const int *pos, float base) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     const int pos0 = *pos;
     const size_t kvd = (size_t)kv_heads * head_dim, row0 = (size_t)pos0 * kvd;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < qpairs + kpairs + vn;
@@ -139,8 +135,7 @@ extern "C" cudaError_t ryz_k_rope(float *x, int n, int heads, int head_dim, cons
 
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     silu_mul_kernel(float *a, const float *b, size_t n) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         a[i] = ryz_silu_mul(a[i], b[i]);
@@ -153,8 +148,7 @@ extern "C" cudaError_t ryz_k_silu_mul(float *a, const float *b, size_t n, cudaSt
 
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     add_kernel(float *x, const float *y, size_t n) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         x[i] += y[i];

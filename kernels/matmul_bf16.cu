@@ -147,8 +147,7 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
 template <int N>
 static __global__ void __launch_bounds__(ROWS_WARPS * 32)
     gemv_rows_kernel(float *y, const float *x, const uint16_t *w, int in, int out, int row0) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     const int lane = threadIdx.x & 31;
     const int o = row0 + (int)blockIdx.x * ROWS_WARPS + (int)(threadIdx.x >> 5);
     if (o >= out) // the whole warp: its shuffles stay full

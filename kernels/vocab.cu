@@ -9,8 +9,7 @@
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     embedding_kernel(float *x, const int *tokens, size_t total, const float *emb, int vocab_start,
                      int vocab_local, int dim) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
         size_t r = e / (size_t)dim, c = e % (size_t)dim;
@@ -29,8 +28,7 @@ extern "C" cudaError_t ryz_k_embedding(float *x, const int *tokens, int n, const
 
 static __global__ void __launch_bounds__(RYZ_K_THREADS)
     mask_vocab_kernel(float *logits, size_t total, int vocab, int pad, int vocab_padded) {
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total;
          e += (size_t)gridDim.x * blockDim.x) {
         size_t r = e / (size_t)pad, c = e % (size_t)pad;
@@ -100,8 +98,7 @@ static __global__ void __launch_bounds__(ARGMAX_THREADS)
     argmax_kernel(int *idx, const float *x, int n, int ld) {
     __shared__ float red_v[32];
     __shared__ int red_i[32];
-    ryz_k_pdl_wait();
-    ryz_k_pdl_trigger();
+    ryz_k_pdl_begin();
     float bv = -INFINITY;
     int bi = INT_MAX;
     argmax_scan(x + (size_t)blockIdx.x * ld, n, &bv, &bi);
