@@ -27,6 +27,10 @@
 //   touches: it returns once the previous kernel has finished and its
 //   writes are visible (and, because that kernel waited in turn, every
 //   kernel before it). Every thread calls it, before any early return.
+//   Inputs another kernel wrote are read with plain (coherent) loads, not
+//   __ldg: under PDL that kernel may still be writing them while this one
+//   is already running, and the read-only path needs data that is constant
+//   for the kernel's lifetime.
 // - ryz_k_pdl_trigger() early: the next kernel is launched once every
 //   block of this one has called it (or ended). Its blocks then wait, so
 //   calling it at once costs nothing in correctness.
@@ -71,7 +75,10 @@ static cudaError_t ryz_k_launch(void (*kernel)(P...), dim3 grid, dim3 block, siz
     cfg.stream = s;
     cfg.attrs = &attr;
     cfg.numAttrs = ryz_k_pdl_enabled && s != 0 ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, static_cast<A &&>(args)...);
+    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<A &&>(args)...);
+    if (e != cudaSuccess) // returned here; <<<>>> launchers check cudaGetLastError after
+        (void)cudaGetLastError();
+    return e;
 }
 
 // Blocks for n elements, one per thread, capped for a grid-stride loop.

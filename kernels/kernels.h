@@ -31,9 +31,12 @@ extern "C" {
 
 /* Whether the launchers below let a kernel on a stream other than the
  * legacy one start before the previous kernel ends (programmatic
- * dependent launch, common.cuh): on only for devices of compute
- * capability 9.0 or later. Process-wide; off until called. */
-void ryz_k_set_pdl(int on);
+ * dependent launch, common.cuh); call with on = 1 only for a device of
+ * compute capability 9.0 or later. It stays off when the kernels running
+ * on the current device were not compiled for 9.0 (JIT from older PTX).
+ * Process-wide, as the last call set it; off until called. Returns whether
+ * it is on. */
+int ryz_k_set_pdl(int on);
 
 /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w per row; y may equal x. */
 cudaError_t ryz_k_rmsnorm(float *y, const float *x, const float *w, int n, int dim, float eps,

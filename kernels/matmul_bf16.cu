@@ -104,7 +104,7 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
 #pragma unroll
             for (int r = 0; r < N; r++) {
                 const float4 *xr = (const float4 *)(x + (size_t)r * in + col);
-                float4 xa = __ldg(xr), xb = __ldg(xr + 1);
+                float4 xa = xr[0], xb = xr[1];
 #pragma unroll
                 for (int m = 0; m < M; m++)
                     acc[m][r] = dot8(v[m][u], xa, xb, acc[m][r]);
@@ -220,7 +220,7 @@ extern "C" cudaError_t ryz_k_bf16_gemv_pair(ryz_pair_mode mode, float *y1, float
                                             const float *x, const uint16_t *w1,
                                             const uint16_t *w2, int n, int in, int out,
                                             cudaStream_t s) {
-    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N || in % 16 != 0 || out % 4 != 0 || !y1 ||
+    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N || in % 16 != 0 || out % 4 != 0 || !y1 || !w1 || !w2 ||
         (mode == RYZ_PAIR_BOTH && !y2) || (uintptr_t)x % 16 != 0 || (uintptr_t)w1 % 16 != 0 ||
         (uintptr_t)w2 % 16 != 0)
         return cudaErrorInvalidValue;

@@ -86,7 +86,7 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
                 break;
 #pragma unroll
             for (int r = 0; r < N; r++) {
-                float4 xv = __ldg(x4 + (size_t)r * nvec + j);
+                float4 xv = x4[(size_t)r * nvec + j];
 #pragma unroll
                 for (int m = 0; m < M; m++)
                     acc[m][r] = dot4(v[m][u], xv, acc[m][r]);

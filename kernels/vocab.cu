@@ -74,7 +74,7 @@ __device__ __forceinline__ void argmax_scan(const float *row, int n, float *bv, 
 #pragma unroll
         for (int u = 0; u < ARGMAX_UNROLL; u++) {
             int i = i0 + u * nt;
-            v[u] = i < n ? __ldg(row + i) : -INFINITY;
+            v[u] = i < n ? row[i] : -INFINITY;
         }
 #pragma unroll
         for (int u = 0; u < ARGMAX_UNROLL; u++)
@@ -113,15 +113,18 @@ static __global__ void __launch_bounds__(ARGMAX_THREADS)
     bi = lane < warps ? red_i[lane] : INT_MAX;
     argmax_warp(&bv, &bi);
     // No element beat the start only when the row is empty or all NaN
-    // (NaNs never win here); answer 0 like the host's ryz_argmax.
+    // (NaNs never win here); answer 0 like the host's ryz_argmax. (The
+    // host's keeps a NaN in column 0 as its answer; here the row's largest
+    // number wins.)
     if (lane == 0)
         idx[blockIdx.x] = bi == INT_MAX ? 0 : bi;
 }
 
 extern "C" cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld,
                                     cudaStream_t s) {
-    // Whole warps, no more than about one element a thread.
-    unsigned threads = ((unsigned)n + 31) / 32 * 32;
+    // Whole warps, no more than about one element a thread (one warp at
+    // least, so an empty row answers 0 too).
+    unsigned threads = n < 32 ? 32 : ((unsigned)n + 31) / 32 * 32;
     threads = threads > ARGMAX_THREADS ? ARGMAX_THREADS : threads;
     return ryz_k_launch(argmax_kernel, (unsigned)rows, threads, 0, s, idx, x, n, ld);
 }

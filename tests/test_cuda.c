@@ -549,7 +549,7 @@ START_TEST(test_argmax_short) {
     for (int i = 0; i < ROWS * LD; i++)
         x[i] = (float)(i % 5);
     x[1] = NAN, x[6] = 9.0f; /* row 0: the last column, past a NaN */
-    x[LD + 2] = 4.0f;        /* row 1: a tie of 4s, the first (column 2) wins */
+    x[LD + 2] = 4.0f;        /* row 1: 3 4 4 1 2 3 4, a tie of 4s: column 1 wins */
     for (int i = 0; i < N; i++)
         x[2 * LD + i] = NAN;
     float *dx = dev_from(x, ROWS * LD);
@@ -561,6 +561,7 @@ START_TEST(test_argmax_short) {
         ck_assert_msg(idx[r] == ryz_argmax(x + r * LD, N), "row %d: cuda %d, host %d", r, idx[r],
                       ryz_argmax(x + r * LD, N));
     ck_assert_int_eq(idx[0], 6);
+    ck_assert_int_eq(idx[1], 1);
     ck_assert_int_eq(idx[2], 0);
     dev_free(dx), dev_free(didx);
 }
@@ -902,6 +903,10 @@ static const model_case model_cases[] = {
     {"synthetic:tiny", 1, 8, 24, 8, RYZ_DTYPE_BF16},
     {"synthetic:tiny,hidden=170,vocab=1003,seed=3", 2, 7, 12, 7, RYZ_DTYPE_BF16},
     {"synthetic:15m", 1, 16, 32, 16, RYZ_DTYPE_BF16},
+    /* batch 9: a decode step's matmuls are GEMMs (cuBLAS; bf16 widened
+     * first) between the recorded kernels, which start early (PDL) */
+    {"synthetic:tiny", 9, 5, 6, 5, RYZ_DTYPE_F32},
+    {"synthetic:tiny", 9, 5, 6, 5, RYZ_DTYPE_BF16},
 };
 #define N_MODEL_CASES ((int)(sizeof model_cases / sizeof model_cases[0]))
 
@@ -924,8 +929,9 @@ static test_gen run_case(ryz_backend *b, ryz_comm *comm, const model_case *mc, c
     ryz_model_config cfg;
     ck_assert_msg(ryz_model_source_parse(mc->src, &cfg) == RYZ_OK, "%s", ryz_last_error());
     int len = mc->prompt + mc->new_tokens;
-    test_gen g = {malloc((size_t)mc->batch * len * sizeof(int)),
-                 last_only ? NULL : host_rand((size_t)mc->batch * (len - 1) * cfg.vocab, 1.0f)};
+    test_gen g = {
+        .ids = malloc((size_t)mc->batch * len * sizeof(int)),
+        .logits = last_only ? NULL : host_rand((size_t)mc->batch * (len - 1) * cfg.vocab, 1.0f)};
     ck_assert_ptr_nonnull(g.ids);
     ryz_model_opts o = {.max_batch = mc->batch, .max_chunk = mc->chunk, .dtype = mc->dtype};
     ryz_model *m = NULL;
@@ -935,6 +941,7 @@ static test_gen run_case(ryz_backend *b, ryz_comm *comm, const model_case *mc, c
     ryz_model_set_last_only_prefill(m, last_only);
     st = ryz_model_generate(m, prompt, mc->batch, mc->prompt, mc->new_tokens, forced, g.ids,
                             g.logits, NULL);
+    g.recorded = ryz_model_recording(m);
     ryz_model_free(m);
     ck_assert_msg(st == RYZ_OK, "%s on %s (%s comm of %d): %s", mc->src, b->iface->name,
                   ryz_comm_name(comm), ryz_comm_size(comm), ryz_last_error());
@@ -987,6 +994,13 @@ START_TEST(test_model_cuda_vs_cpu) {
     assert_same_run(&cpu, &gpu, mc, "cuda at TP=1");
     assert_same_run(&cpu, &last, mc, "cuda at TP=1, last-only prefill");
     assert_same_run(&cpu, &direct, mc, "cuda at TP=1, no CUDA graphs");
+    /* A capture that fails (a launch the graph refuses, say) falls back
+     * to direct launches with only a warning: the runs above would pass
+     * without any recorded step. */
+    ck_assert_msg(gpu.recorded && last.recorded && !direct.recorded,
+                  "%s: decode steps recorded: %d, with last-only prefill %d, with "
+                  "RYZ_CUDA_GRAPHS=0 %d (want 1, 1, 0)",
+                  mc->src, gpu.recorded, last.recorded, direct.recorded);
     for (int k = 0; k < RYZ_MEM_NKINDS; k++) {
         size_t now = ryz_cuda_mem_bytes(&g_gpu, (ryz_mem_kind)k);
         ck_assert_msg(now == before[k], "%s device bytes after the models: %zu, before %zu",

@@ -1806,19 +1806,24 @@ START_TEST(test_model_recorded_steps) {
     ck_assert_int_eq(sc->records - records, 1); /* the greedy shape was kept */
     ck_assert_int_eq(memcmp(sh_ids_c, sh_ids_s, sizeof sh_ids_c), 0);
     ck_assert_int_eq(memcmp(sh_lc, sh_ls, sizeof sh_lc), 0);
+    ck_assert_int_eq(ryz_model_recording(m), 1);
     ryz_model_free(m);
 
     setenv("RYZ_CUDA_GRAPHS", "0", 1);
     records = sc->records;
-    ryz_model_free(shadow_matches_cpu(&be, &sb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32));
+    m = shadow_matches_cpu(&be, &sb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32);
     ck_assert_int_eq(sc->records, records);
+    ck_assert_int_eq(ryz_model_recording(m), 0);
+    ryz_model_free(m);
     unsetenv("RYZ_CUDA_GRAPHS");
 
     ryz_backend_iface failing = *sb.iface;
     failing.record_end = failing_record_end;
     ryz_backend fb = {.iface = &failing, .ctx = sb.ctx};
     long replays = sc->replays;
-    ryz_model_free(shadow_matches_cpu(&be, &fb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32));
+    m = shadow_matches_cpu(&be, &fb, self_comm, SHADOW_SRC, RYZ_DTYPE_F32);
+    ck_assert_int_eq(ryz_model_recording(m), 0); /* turned off by the failure */
+    ryz_model_free(m);
     ck_assert_int_eq(sc->records - records, 1); /* tried once, then not again */
     ck_assert_int_eq(sc->replays, replays);
     ck_assert_int_eq(sc->bad_calls, 0);

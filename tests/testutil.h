@@ -65,10 +65,12 @@ static inline void test_mkdtemp(char *dir, size_t cap, const char *tag) {
 }
 
 /* One ryz_model_generate run's outputs: ids (B, P + n_new) and logits
- * (B, P + n_new - 1, vocab), malloc'd. */
+ * (B, P + n_new - 1, vocab), malloc'd; where the run says so, whether the
+ * model still recorded its decode steps at the end (ryz_model_recording). */
 typedef struct {
     int *ids;
     float *logits;
+    int recorded;
 } test_gen;
 
 /* Frees a run's outputs and zeroes it (safe on a zeroed one). */

@@ -167,6 +167,10 @@ ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T,
  * (the LM head's collectives depend on both), so callers set it uniformly,
  * e.g. for timed greedy runs. */
 void ryz_model_set_last_only_prefill(ryz_model *m, int on);
+/* 1 while m records its decode steps and replays them (its backend
+ * records, TP=1, RYZ_CUDA_GRAPHS is not 0, and no recording has failed;
+ * a failed one turns recording off with a warning), else 0. */
+int ryz_model_recording(const ryz_model *m);
 int ryz_model_last_only_prefill(const ryz_model *m);
 
 /* Greedy generation for B sequences. prompt (B, P); ids receives (B,

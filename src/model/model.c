@@ -466,6 +466,10 @@ int ryz_model_last_only_prefill(const ryz_model *m) {
     return m->last_only_prefill;
 }
 
+int ryz_model_recording(const ryz_model *m) {
+    return m->record;
+}
+
 const ryz_model_opts *ryz_model_opts_of(const ryz_model *m) {
     return &m->opts;
 }
