@@ -167,11 +167,11 @@ ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T,
  * (the LM head's collectives depend on both), so callers set it uniformly,
  * e.g. for timed greedy runs. */
 void ryz_model_set_last_only_prefill(ryz_model *m, int on);
+int ryz_model_last_only_prefill(const ryz_model *m);
 /* 1 while m records its decode steps and replays them (its backend
  * records, TP=1, RYZ_CUDA_GRAPHS is not 0, and no recording has failed;
  * a failed one turns recording off with a warning), else 0. */
 int ryz_model_recording(const ryz_model *m);
-int ryz_model_last_only_prefill(const ryz_model *m);
 
 /* Greedy generation for B sequences. prompt (B, P); ids receives (B,
  * P + n_new): the prompt, then each step's argmax. With forced (B, P + n_new)
