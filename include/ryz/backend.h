@@ -219,6 +219,12 @@ void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, 
 void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
                              const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
                              int out);
+/* The same pair as separate ops, matmul twice (and silu_mul), whatever
+ * the backend has: what a backend's own matmul_pair runs for shapes it
+ * does not fuse. */
+void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
+                                      const float *x, ryz_matrix w1, ryz_matrix w2, int n,
+                                      int in, int out);
 /* A float32 matrix. */
 static inline ryz_matrix ryz_matrix_f32(const float *w) {
     return (ryz_matrix){w, RYZ_DTYPE_F32};

@@ -77,10 +77,15 @@ void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, 
 void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
                              const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
                              int out) {
-    if (b->iface->matmul_pair && w1.dtype == w2.dtype) {
+    if (b->iface->matmul_pair && w1.dtype == w2.dtype)
         b->iface->matmul_pair(b->ctx, mode, y1, y2, x, w1.data, w2.data, w1.dtype, n, in, out);
-        return;
-    }
+    else
+        ryz_backend_matmul_pair_separate(b, mode, y1, y2, x, w1, w2, n, in, out);
+}
+
+void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
+                                      const float *x, ryz_matrix w1, ryz_matrix w2, int n,
+                                      int in, int out) {
     ryz_backend_matmul(b, y1, x, w1, n, in, out);
     ryz_backend_matmul(b, y2, x, w2, n, in, out);
     if (mode == RYZ_PAIR_SWIGLU) b->iface->silu_mul(b->ctx, y1, y2, (size_t)n * out);

@@ -398,6 +398,8 @@ static int pair_fits(const cuda_ctx *c, ryz_dtype dtype, const float *x, const v
     return c->f32_gemv && n <= RYZ_K_GEMV_MAX_N && in % 4 == 0 && aligned;
 }
 
+static const ryz_backend_iface cuda_iface;
+
 /* Two products of x (matmul_pair): one launch reading both matrices where
  * pair_fits, else the two matmuls (and silu_mul) one after the other. */
 static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
@@ -413,15 +415,9 @@ static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2
         launched(c, e, "gemv pair");
         return;
     }
-    if (dtype == RYZ_DTYPE_BF16) {
-        cuda_matmul_bf16(c, y1, x, w1, n, in, out);
-        cuda_matmul_bf16(c, y2, x, w2, n, in, out);
-    } else {
-        cuda_matmul(c, y1, x, w1, n, in, out);
-        cuda_matmul(c, y2, x, w2, n, in, out);
-    }
-    if (mode == RYZ_PAIR_SWIGLU)
-        cuda_silu_mul(c, y1, y2, (size_t)n * out);
+    ryz_backend self = {.iface = &cuda_iface, .ctx = c};
+    ryz_backend_matmul_pair_separate(&self, mode, y1, y2, x, (ryz_matrix){w1, dtype},
+                                     (ryz_matrix){w2, dtype}, n, in, out);
 }
 
 /* EINVAL unless geometry g and T fit the attention kernel. */
