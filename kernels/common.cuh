@@ -148,6 +148,12 @@ enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_BOTH = 1, RYZ_GEMV_SWIGLU = 2 };
 static_assert(RYZ_GEMV_BOTH == 1 + RYZ_PAIR_BOTH && RYZ_GEMV_SWIGLU == 1 + RYZ_PAIR_SWIGLU,
               "a pair's GEMV mode is its ryz_pair_mode + 1");
 
+// The launchers f<N, MODE> for N = 1..8 (RYZ_K_GEMV_MAX_N), indexed by
+// N - 1: a GEMV's table of instantiations for one mode.
+#define RYZ_K_GEMV_BY_N(f, MODE)                                                               \
+    {f<1, MODE>, f<2, MODE>, f<3, MODE>, f<4, MODE>, f<5, MODE>, f<6, MODE>, f<7, MODE>,     \
+     f<8, MODE>}
+
 // Matrices a GEMV of mode MODE reads.
 template <int MODE>
 __host__ __device__ constexpr int ryz_gemv_mats() {

@@ -202,12 +202,9 @@ static cudaError_t gemv_launch(float *y1, float *y2, const float *x, const uint1
 
 typedef cudaError_t (*bf16_launch_fn)(float *, float *, const float *, const uint16_t *,
                                       const uint16_t *, int, int, cudaStream_t);
-#define BF16_LAUNCHERS(MODE)                                                                    \
-    {gemv_launch<1, MODE>, gemv_launch<2, MODE>, gemv_launch<3, MODE>, gemv_launch<4, MODE>,   \
-     gemv_launch<5, MODE>, gemv_launch<6, MODE>, gemv_launch<7, MODE>, gemv_launch<8, MODE>}
-
 static const bf16_launch_fn bf16_launch[3][RYZ_K_BF16_GEMV_MAX_N] = {
-    BF16_LAUNCHERS(RYZ_GEMV_ONE), BF16_LAUNCHERS(RYZ_GEMV_BOTH), BF16_LAUNCHERS(RYZ_GEMV_SWIGLU)};
+    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_ONE), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_BOTH),
+    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_SWIGLU)};
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {

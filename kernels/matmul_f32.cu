@@ -135,17 +135,15 @@ static cudaError_t gemv_f32_launch(float *y1, float *y2, const float *x, const f
 
 typedef cudaError_t (*f32_launch_fn)(float *, float *, const float *, const float *,
                                      const float *, int, int, cudaStream_t);
-#define F32_LAUNCHERS(MODE)                                                                     \
-    {gemv_f32_launch<1, MODE>, gemv_f32_launch<2, MODE>, gemv_f32_launch<3, MODE>,              \
-     gemv_f32_launch<4, MODE>, gemv_f32_launch<5, MODE>, gemv_f32_launch<6, MODE>,              \
-     gemv_f32_launch<7, MODE>, gemv_f32_launch<8, MODE>}
 
 // The launch of mode `mode` for n rows of x, after the checks both entry
 // points share: n in 1..RYZ_K_GEMV_MAX_N, in % 4 == 0, 16-byte alignment.
 static cudaError_t f32_gemv_any(int mode, float *y1, float *y2, const float *x, const float *w1,
                                 const float *w2, int n, int in, int out, cudaStream_t s) {
     static const f32_launch_fn launch[3][RYZ_K_GEMV_MAX_N] = {
-        F32_LAUNCHERS(RYZ_GEMV_ONE), F32_LAUNCHERS(RYZ_GEMV_BOTH), F32_LAUNCHERS(RYZ_GEMV_SWIGLU)};
+        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_ONE),
+        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_BOTH),
+        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_SWIGLU)};
     if (n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
         (uintptr_t)w1 % 16 != 0 || (uintptr_t)w2 % 16 != 0)
         return cudaErrorInvalidValue;
