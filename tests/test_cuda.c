@@ -125,45 +125,18 @@ static const void *host_matrix(const ryz_backend *b, const float *w, ryz_dtype d
     return h;
 }
 
-/* y (n, out) = x (n, in) . W^T on both backends with W stored as dt (the
- * cpu backend's matmul for dt is the reference), weights scaled like the
- * model's (1/sqrt(in)) so outputs are O(1). x starts x_off floats into its
- * device buffer: 1 makes it not 16-byte aligned. */
-static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out, int x_off,
-                         float atol, float rtol) {
-    size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
-    float *x = host_rand(nx, 1.0f), *w = host_rand(nw, 1 / sqrtf(in));
-    float *want = host_rand(ny, 1.0f), *got = host_rand(ny, 1.0f);
-    const void *hw = host_matrix(gpu, w, dt, in, out), *cw = host_matrix(&g_cpu, w, dt, in, out);
-    float *dx = dev_alloc((nx + x_off) * sizeof *dx), *dy = dev_alloc(ny * sizeof *dy);
-    void *dw = dev_alloc(nw * ryz_dtype_size(dt));
-    ck_assert_msg(ryz_cuda_upload(gpu, dx + x_off, x, nx * sizeof *x) == RYZ_OK &&
-                      ryz_cuda_upload(gpu, dw, hw, nw * ryz_dtype_size(dt)) == RYZ_OK,
-                  "%s", ryz_last_error());
-    ryz_backend_matmul(&g_cpu, want, x, (ryz_matrix){cw, dt}, n, in, out);
-    ryz_backend_matmul(gpu, dy, dx + x_off, (ryz_matrix){dw, dt}, n, in, out);
-    ck_assert_msg(ryz_cuda_sync(gpu) == RYZ_OK, "%s", ryz_last_error());
-    to_host(got, dy, ny);
-    char what[96];
-    snprintf(what, sizeof what, "%s matmul n %d in %d out %d (x offset %d)", ryz_dtype_name(dt),
-             n, in, out, x_off);
-    assert_close(got, want, ny, atol, rtol, what);
-    dev_free(dx), dev_free(dw), dev_free(dy);
-    if (hw != w)
-        free((void *)hw), free((void *)cw);
-    free(x), free(w), free(want), free(got);
-}
-
-/* A random matrix (out, in) scaled like the model's, on the device in
- * gpu's layout for dt (*dev) and on the host in the cpu backend's (*cw,
- * w itself for fp32, to free with free_matrix). */
-static float *pair_matrix(ryz_dtype dt, int in, int out, void **dev, const void **cw) {
+/* A random matrix (out, in) scaled like the model's (1/sqrt(in), so
+ * products are O(1)), on the device in gpu's layout for dt (*dev) and on
+ * the host in the cpu backend's (*cw, w itself for fp32, to free with
+ * free_matrix). */
+static float *dev_matrix(ryz_backend *gpu, ryz_dtype dt, int in, int out, void **dev,
+                         const void **cw) {
     size_t nw = (size_t)out * in;
     float *w = host_rand(nw, 1 / sqrtf(in));
-    const void *hw = host_matrix(&g_gpu, w, dt, in, out);
+    const void *hw = host_matrix(gpu, w, dt, in, out);
     *cw = host_matrix(&g_cpu, w, dt, in, out);
     *dev = dev_alloc(nw * ryz_dtype_size(dt));
-    ck_assert_msg(ryz_cuda_upload(&g_gpu, *dev, hw, nw * ryz_dtype_size(dt)) == RYZ_OK, "%s",
+    ck_assert_msg(ryz_cuda_upload(gpu, *dev, hw, nw * ryz_dtype_size(dt)) == RYZ_OK, "%s",
                   ryz_last_error());
     if (hw != w)
         free((void *)hw);
@@ -176,6 +149,34 @@ static void free_matrix(float *w, const void *cw) {
     free(w);
 }
 
+/* y (n, out) = x (n, in) . W^T on both backends with W stored as dt (the
+ * cpu backend's matmul for dt is the reference; W from dev_matrix). x
+ * starts x_off floats into its device buffer: 1 makes it not 16-byte
+ * aligned. */
+static void check_matmul(ryz_backend *gpu, ryz_dtype dt, int n, int in, int out, int x_off,
+                         float atol, float rtol) {
+    size_t nx = (size_t)n * in, ny = (size_t)n * out;
+    float *x = host_rand(nx, 1.0f);
+    void *dw;
+    const void *cw;
+    float *w = dev_matrix(gpu, dt, in, out, &dw, &cw);
+    float *want = host_rand(ny, 1.0f), *got = host_rand(ny, 1.0f);
+    float *dx = dev_alloc((nx + x_off) * sizeof *dx), *dy = dev_alloc(ny * sizeof *dy);
+    ck_assert_msg(ryz_cuda_upload(gpu, dx + x_off, x, nx * sizeof *x) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ryz_backend_matmul(&g_cpu, want, x, (ryz_matrix){cw, dt}, n, in, out);
+    ryz_backend_matmul(gpu, dy, dx + x_off, (ryz_matrix){dw, dt}, n, in, out);
+    ck_assert_msg(ryz_cuda_sync(gpu) == RYZ_OK, "%s", ryz_last_error());
+    to_host(got, dy, ny);
+    char what[96];
+    snprintf(what, sizeof what, "%s matmul n %d in %d out %d (x offset %d)", ryz_dtype_name(dt),
+             n, in, out, x_off);
+    assert_close(got, want, ny, atol, rtol, what);
+    dev_free(dx), dev_free(dw), dev_free(dy);
+    free_matrix(w, cw);
+    free(x), free(want), free(got);
+}
+
 /* matmul_pair on the device against the cpu backend's two matmuls (and
  * silu_mul): the one-launch kernels (decode n, aligned, bf16 whole row
  * groups) and the fallback of separate ops otherwise. */
@@ -185,7 +186,8 @@ static void check_pair(ryz_dtype dt, ryz_pair_mode mode, int n, int in, int out)
     float *got = host_rand(ny, 1.0f);
     void *dw1, *dw2;
     const void *cw1, *cw2;
-    float *w1 = pair_matrix(dt, in, out, &dw1, &cw1), *w2 = pair_matrix(dt, in, out, &dw2, &cw2);
+    float *w1 = dev_matrix(&g_gpu, dt, in, out, &dw1, &cw1);
+    float *w2 = dev_matrix(&g_gpu, dt, in, out, &dw2, &cw2);
     float *dx = dev_from(x, nx), *dy1 = dev_alloc(ny * sizeof *dy1);
     float *dy2 = dev_alloc(ny * sizeof *dy2);
     ryz_backend_matmul(&g_cpu, want1, x, (ryz_matrix){cw1, dt}, n, in, out);
