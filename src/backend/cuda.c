@@ -769,6 +769,13 @@ static ryz_status pick_device(const ryz_cuda_opts *o, int count, int *dev) {
     return RYZ_OK;
 }
 
+/* Whether environment variable name is set to value: the switches that
+ * turn one of the backend's choices off, for comparison. */
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
+
 /* Recorded steps let each kernel start before the previous one ends
  * (programmatic dependent launch, kernels/common.cuh) on devices of
  * compute capability 9.0 and later, unless RYZ_CUDA_PDL=0 (for
@@ -777,9 +784,8 @@ static ryz_status pdl_setup(int dev) {
     int major = 0;
     ryz_status st = cu_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
                              "cudaDeviceGetAttribute (compute capability)");
-    const char *pdl = getenv("RYZ_CUDA_PDL");
     if (st == RYZ_OK)
-        ryz_k_set_pdl(major >= 9 && !(pdl && strcmp(pdl, "0") == 0));
+        ryz_k_set_pdl(major >= 9 && !env_is("RYZ_CUDA_PDL", "0"));
     return st;
 }
 
@@ -811,10 +817,8 @@ ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
     if (!c)
         return ryz_error(RYZ_ENOMEM, "out of memory for the cuda backend");
     c->device = dev;
-    const char *gemv = getenv("RYZ_CUDA_GEMV"); /* "cublas": cuBLAS's, for comparison */
-    c->f32_gemv = !(gemv && strcmp(gemv, "cublas") == 0);
-    const char *pair = getenv("RYZ_CUDA_PAIR"); /* "0": pairs as two matmuls, for comparison */
-    c->pair = !(pair && strcmp(pair, "0") == 0);
+    c->f32_gemv = !env_is("RYZ_CUDA_GEMV", "cublas"); /* cuBLAS's gemv */
+    c->pair = !env_is("RYZ_CUDA_PAIR", "0");          /* pairs as two matmuls */
     st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
     if (st == RYZ_OK)
         st = pdl_setup(dev);
