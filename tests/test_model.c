@@ -632,7 +632,9 @@ END_TEST
  * one row after; at 2 threads the claims shrink from 56 rows (bands of 14)
  * to 8 (bands of 2), and the last, 5 rows, is bands of one and a row after.
  * bf16 in 37 and 40 take the scalar kernel, 64 and MAXIN the four-band one
- * (MAXIN makes the bf16 prefill widen W in two blocks, 204 rows then 9);
+ * (MAXIN makes each thread's bf16 prefill widen its rows of W in two
+ * blocks: 204 then 9 at 1 thread, 102 then 6 or 3 at 2, 68 then 4 or 1
+ * at 3);
  * fp32 in 37 is scalar, 40 and up the four-band kernel. Each thread count
  * cuts the rows into other chunks, so the bands and the rows after them
  * fall in different places. */
@@ -875,7 +877,8 @@ END_TEST
  * reference maps head h to KV head h / (heads / kv_heads): g must map its
  * heads alike (any whole model does; so does a shard starting inside a KV
  * group whose heads each fall in the next group). */
-static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *what) {
+static void check_attention_on(ryz_backend *b, ryz_attn_geom g, int T, int pos0,
+                               const char *what) {
     int heads = g.heads, kvh = g.kv_heads, hd = g.head_dim;
     int qd = heads * hd, kvd = kvh * hd, seq = pos0 + T + 2, L = pos0 + T;
     float *q = malloc(sizeof(float) * T * qd), *kc = malloc(sizeof(float) * seq * kvd);
@@ -895,10 +898,14 @@ static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *w
     for (int t = 0; t < T; t++)
         ref_attend(ref + t * qd, qdd + t * qd, kd, vd, pos0 + t, heads, hd, kvh, sc);
     to_float(want, ref, (size_t)T * qd);
-    be.iface->attention(be.ctx, out, q, kc, vc, T, &pos0, &g, scratch);
+    b->iface->attention(b->ctx, out, q, kc, vc, T, &pos0, &g, scratch);
     assert_close(out, want, (size_t)T * qd, 1e-6, 1e-5, what);
     free(q), free(kc), free(vc), free(out), free(want), free(scratch);
     free(qdd), free(kd), free(vd), free(ref), free(sc);
+}
+
+static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *what) {
+    check_attention_on(&be, g, T, pos0, what);
 }
 
 /* 4 query heads over 2 KV heads, head_dim hd. */
@@ -906,8 +913,21 @@ static void check_attention(int T, int pos0, int hd, const char *what) {
     check_attention_geom((ryz_attn_geom){4, hd, 2, 0, 0, 2}, T, pos0, what);
 }
 
+/* Prefill shares the heads out between the threads, each with its own
+ * scores: 6 query heads over 2 KV heads, at 3 threads heads 0..1, 2..3
+ * (one in each KV group) and 4..5; a longer prompt after a shorter one
+ * grows the threads' scores. */
 START_TEST(test_backend_attention_causal) {
     check_attention(3, 2, 6, "causal attention (prefill)");
+    for (int t = 1; t <= 3; t++) {
+        ryz_backend b;
+        char what[64];
+        ck_assert_int_eq(ryz_backend_init_cpu(t, &b), RYZ_OK);
+        snprintf(what, sizeof what, "prefill, 6 heads, threads=%d", t);
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 4, 3, what);
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 0, what);
+        ryz_backend_free(&b);
+    }
 }
 END_TEST
 

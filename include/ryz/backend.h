@@ -171,7 +171,8 @@ struct ryz_backend {
 };
 
 /* The CPU backend with `threads` threads (>= 1) for its own work (decode
- * GEMV, bf16 widening for prefill) and for OpenBLAS; free with
+ * GEMV, prefill sgemm and attention: each thread calls OpenBLAS
+ * single-threaded, so no other thread of OpenBLAS's ever runs); free with
  * ryz_backend_free. */
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
 /* Releases what init allocated, whatever the backend (its destroy op), and
@@ -193,7 +194,7 @@ const char *ryz_backend_kind_name(ryz_backend_kind k);
 ryz_status ryz_backend_available(ryz_backend_kind kind);
 /* What a command may choose of a backend by kind. */
 typedef struct {
-    int threads; /* cpu: threads of its own work and of OpenBLAS (>= 1) */
+    int threads; /* cpu: threads of its own work, OpenBLAS's included (>= 1) */
     int tf32;    /* cuda: 1 lets cuBLAS use TF32 tensor cores for fp32 GEMMs
                     (10 mantissa bits; held to RYZ_TF32_TOL); cpu: must be 0 */
 } ryz_backend_opts;

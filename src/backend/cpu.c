@@ -1,7 +1,8 @@
-/* The CPU backend: OpenBLAS sgemm for prefill, an AVX2 GEMV on the
- * backend's own threads for decode (fp32 or bf16 weights), plain C loops for
- * the rest (llama2.c math). Its memory is the host's, so the data-movement
- * ops are plain copies. */
+/* The CPU backend: single-threaded OpenBLAS sgemm on each of the
+ * backend's own threads for prefill, an AVX2 GEMV on the same threads for
+ * decode (fp32 or bf16 weights), plain C loops for the rest (llama2.c
+ * math). Its memory is the host's, so the data-movement ops are plain
+ * copies. */
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -17,8 +18,10 @@ void openblas_set_num_threads(int);
  * for sgemm (prefill), grown once to the largest block and then reused. */
 typedef struct {
     ryz_pool *pool;
-    float *wide;  /* bf16 prefill: a block of W as fp32 */
+    float *wide;  /* bf16 prefill: a block of W as fp32 per thread */
     size_t wide_floats;
+    float *scores; /* prefill attention: threads 1.. each a (T, L) block */
+    size_t scores_floats;
     float *xperm; /* bf16 decode: x in the kernel's lane order */
     size_t xperm_floats;
 } cpu_ctx;
@@ -383,47 +386,62 @@ static gemv_rows_fn gemv_f32_kernel(int in) {
     return have_avx2() && in % 8 == 0 ? gemv_f32_avx2 : gemv_f32_scalar;
 }
 
+/* y (n, out) = x (n, in) W^T for n > 1, shared out by rows of W: thread t
+ * runs single-threaded sgemm on its band of W, fp32 or widened from bf16
+ * block by block into its own share of `wide` (wide_rows rows), so every
+ * core streams W once and no thread hands its core to another. */
+typedef struct {
+    float *y;
+    const float *x;
+    const void *w; /* fp32, or row-major bf16 when wide != NULL */
+    float *wide;
+    int n, in, out, wide_rows;
+} sgemm_job;
+
+static void sgemm_part(void *arg, int t, int nt) {
+    const sgemm_job *j = arg;
+    int r0, r1;
+    band_of(j->out, t, nt, &r0, &r1);
+    if (!j->wide) {
+        if (r0 < r1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->in, 1.0f, j->x,
+                        j->in, (const float *)j->w + (size_t)r0 * j->in, j->in, 0.0f, j->y + r0,
+                        j->out);
+        return;
+    }
+    float *wide = j->wide + (size_t)t * j->wide_rows * j->in;
+    for (int o0 = r0; o0 < r1; o0 += j->wide_rows) {
+        int rb = r1 - o0 < j->wide_rows ? r1 - o0 : j->wide_rows;
+        bf16_unpack_rows(wide, j->w, o0, rb, j->in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, rb, j->in, 1.0f, j->x, j->in,
+                    wide, j->in, 0.0f, j->y + o0, j->out);
+    }
+}
+
 static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int n, int in,
                        int out) {
+    cpu_ctx *c = ctx;
     ryz_streamed_add((uint64_t)in * (uint64_t)out * sizeof *w);
-    if (n == 1)
-        gemv(ctx, gemv_f32_kernel(in), y, x, w, in, out);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in,
-                    0.0f, y, out);
+    if (n == 1) {
+        gemv(c, gemv_f32_kernel(in), y, x, w, in, out);
+        return;
+    }
+    sgemm_job j = {.y = y, .x = x, .w = w, .n = n, .in = in, .out = out};
+    ryz_pool_run(c->pool, sgemm_part, &j);
 }
 
-/* Rows [o0, o0 + rows) of a row-major bf16 matrix (in columns) to widen
- * into dst. */
-typedef struct {
-    float *dst;
-    const uint16_t *w;
-    int o0, rows, in;
-} widen_job;
-
-/* Thread t of n widens a band of the block's rows: the widening is a pass
- * over W, the same size as a decode GEMV, so it is shared out too. */
-static void widen_part(void *arg, int t, int n) {
-    widen_job *j = arg;
-    int r0, r1;
-    band_of(j->rows, t, n, &r0, &r1);
-    if (r0 < r1)
-        bf16_unpack_rows(j->dst + (size_t)r0 * j->in, j->w, j->o0 + r0, r1 - r0, j->in);
-}
-
-/* Prefill with bf16 weights: blocks of rows widened to fp32, then sgemm on
- * each block, so the GEMM runs at the fp32 rate and the widening (one pass
- * over W) is small beside it. Each block hands the cores from the pool's
- * threads to OpenBLAS's and back, so blocks are large (8 MiB: every 110m
- * layer matrix in one, still inside the L3 the sgemm reads it from): at 2
- * threads, 256-token prefill ran 1.1-1.3x faster than with 1 MiB blocks
- * (docs/performance.md). */
+/* Prefill with bf16 weights: each thread widens blocks of its rows to
+ * fp32, then runs sgemm on each block, so the GEMM runs at the fp32 rate
+ * and the widening (one pass over W) is small beside it. The threads'
+ * blocks share 8 MiB: every 110m layer matrix in one pass, still inside
+ * the L3 the sgemm reads it from (docs/performance.md). */
 #define WIDE_FLOATS ((size_t)1 << 21)
 
 static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                             int out) {
     cpu_ctx *c = ctx;
     ryz_streamed_add((uint64_t)in * (uint64_t)out * sizeof *w);
+    int nt = ryz_pool_threads(c->pool);
     if (n == 1) {
         float *xp = in % 16 == 0 && have_avx2()
                         ? scratch_grow(&c->xperm, &c->xperm_floats, (size_t)in) : NULL;
@@ -433,20 +451,15 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     }
     size_t whole = (size_t)in * (size_t)out;
     size_t want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
-    if (want < (size_t)in) want = (size_t)in; /* a row at least */
+    if (want < (size_t)nt * in) want = (size_t)nt * in; /* a row per thread at least */
     if (!scratch_grow(&c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)
             gemv_bf16_scalar(y + (size_t)r * out, x + (size_t)r * in, w, in, out, 0, out);
         return;
     }
-    int rows = (int)(c->wide_floats / (size_t)in);
-    for (int o0 = 0; o0 < out; o0 += rows) {
-        int rb = out - o0 < rows ? out - o0 : rows;
-        widen_job j = {c->wide, w, o0, rb, in};
-        ryz_pool_run(c->pool, widen_part, &j);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rb, in, 1.0f, x, in, c->wide,
-                    in, 0.0f, y + o0, out);
-    }
+    sgemm_job j = {.y = y, .x = x, .w = w, .wide = c->wide, .n = n, .in = in, .out = out,
+                   .wide_rows = (int)(c->wide_floats / nt / (size_t)in)};
+    ryz_pool_run(c->pool, sgemm_part, &j);
 }
 
 static void cpu_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -519,42 +532,71 @@ static void softmax_masked(float *x, int n, int len) {
     for (int i = n; i < len; i++) x[i] = 0.0f;
 }
 
-/* Per head, S (T, L) = Q K^T / sqrt(hd), causal softmax per row, O (T,
- * hd) = S V over the strided caches. Prefill: two sgemm calls (the masked
- * upper triangle costs some flops but keeps the work in sgemm). Decode:
- * plain loops, because two BLAS calls per head cost about 40 us per layer
- * of 110m (12 heads, L <= 80), 2-4 % of a token, for a few thousand flops;
- * all heads at once row by row when vectorised. */
+/* Head h of T rows at positions pos0.., scores (T, L) its scratch: S =
+ * Q K^T / sqrt(hd), causal softmax per row, O (T, hd) = S V over the
+ * strided caches. Prefill: two sgemm calls (the masked upper triangle
+ * costs some flops but keeps the work in sgemm). One row: plain loops,
+ * because two BLAS calls per head cost about 40 us per layer of 110m (12
+ * heads, L <= 80), 2-4 % of a token, for a few thousand flops. */
+static void attn_head(float *out, const float *q, const float *kc, const float *vc, int T,
+                      int pos0, const ryz_attn_geom *g, int h, float *scores) {
+    int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd, L = pos0 + T;
+    float scale = 1.0f / sqrtf((float)hd);
+    int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
+    const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd, *Q = q + (size_t)h * hd;
+    float *O = out + (size_t)h * hd;
+    if (T == 1) {
+        attn_scores_scalar(scores, Q, K, L, hd, kvdim, scale);
+        softmax_masked(scores, L, L);
+        attn_mix_scalar(O, scores, V, L, hd, kvdim);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, Q, qdim, K, kvdim, 0.0f,
+                scores, L);
+    for (int t = 0; t < T; t++) softmax_masked(scores + (size_t)t * L, pos0 + t + 1, L);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V, kvdim,
+                0.0f, O, qdim);
+}
+
+/* Prefill attention shared out by heads: thread t takes heads [heads t /
+ * n, heads (t + 1) / n) with scores0 (thread 0, the op's scratch) or its
+ * own (T, L) block of scores. */
+typedef struct {
+    float *out, *scores0, *scores;
+    const float *q, *kc, *vc;
+    const ryz_attn_geom *g;
+    int T, pos0;
+} attn_job;
+
+static void attn_part(void *arg, int t, int n) {
+    const attn_job *j = arg;
+    size_t block = (size_t)j->T * (size_t)(j->pos0 + j->T);
+    float *s = t == 0 ? j->scores0 : j->scores + (size_t)(t - 1) * block;
+    for (int h = j->g->heads * t / n; h < j->g->heads * (t + 1) / n; h++)
+        attn_head(j->out, j->q, j->kc, j->vc, j->T, j->pos0, j->g, h, s);
+}
+
+/* Decode: all heads at once row by row where vectorised; prefill on the
+ * pool's threads, one block of scores each (the calling thread's is the
+ * op's scratch). */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
                           const float *vc, int T, const int *pos, const ryz_attn_geom *g,
                           float *scores) {
-    (void)ctx;
-    int pos0 = *pos;
-    int hd = g->head_dim, qdim = g->heads * hd, kvdim = g->kv_heads * hd, L = pos0 + T;
-    float scale = 1.0f / sqrtf((float)hd);
+    cpu_ctx *c = ctx;
+    int pos0 = *pos, hd = g->head_dim, L = pos0 + T, nt = ryz_pool_threads(c->pool);
 #if defined(__x86_64__)
     if (T == 1 && hd % 8 == 0 && have_avx2()) {
-        attn_decode_avx2(out, q, kc, vc, L, g, scale, scores);
+        attn_decode_avx2(out, q, kc, vc, L, g, 1.0f / sqrtf((float)hd), scores);
         return;
     }
 #endif
-    for (int h = 0; h < g->heads; h++) {
-        int kvh = (g->head_start + h) / g->kv_mul - g->kv_start;
-        const float *K = kc + (size_t)kvh * hd, *V = vc + (size_t)kvh * hd;
-        const float *Q = q + (size_t)h * hd;
-        float *O = out + (size_t)h * hd;
-        if (T == 1) {
-            attn_scores_scalar(scores, Q, K, L, hd, kvdim, scale);
-            softmax_masked(scores, L, L);
-            attn_mix_scalar(O, scores, V, L, hd, kvdim);
-            continue;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, L, hd, scale, Q, qdim, K, kvdim,
-                    0.0f, scores, L);
-        for (int t = 0; t < T; t++) softmax_masked(scores + (size_t)t * L, pos0 + t + 1, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, L, 1.0f, scores, L, V, kvdim,
-                    0.0f, O, qdim);
-    }
+    attn_job j = {.out = out, .scores0 = scores, .q = q, .kc = kc, .vc = vc, .g = g, .T = T,
+                  .pos0 = pos0};
+    if (T > 1 && nt > 1 && (j.scores = scratch_grow(&c->scores, &c->scores_floats,
+                                                    (size_t)(nt - 1) * T * L)))
+        ryz_pool_run(c->pool, attn_part, &j);
+    else /* one row, one thread, or no memory for more scores: on this thread */
+        attn_part(&j, 0, 1);
 }
 
 /* rope of q and k, then k and v into the caches: the ops one by one. */
@@ -627,6 +669,7 @@ static void cpu_destroy(void *ctx) {
     cpu_ctx *c = ctx;
     ryz_pool_free(c->pool);
     ryz_mem_free(c->wide);
+    ryz_mem_free(c->scores);
     ryz_mem_free(c->xperm);
     free(c);
 }
@@ -666,7 +709,11 @@ ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
         free(c);
         return st;
     }
-    openblas_set_num_threads(threads);
+    /* OpenBLAS only ever runs inside one of the pool's threads, so the
+     * process has `threads` busy threads whatever the op: at 2 threads a
+     * 256-token prefill ran 0.88-0.97x the time of OpenBLAS's own
+     * threading (docs/performance.md). */
+    openblas_set_num_threads(1);
     *out = (ryz_backend){.iface = &cpu_iface, .ctx = c};
     return RYZ_OK;
 }
