@@ -624,6 +624,8 @@ START_TEST(test_backend_matmul) {
 }
 END_TEST
 
+int openblas_get_num_threads(void);
+
 /* Every matmul path against the double reference on W: fp32 weights, or
  * bf16 weights packed by ryz_bf16_pack_rows in the backend's layout (the
  * reference reads the same rounded values), at 1, 2 and 3 threads. out 213
@@ -643,6 +645,8 @@ static void check_matmul_paths(int threads, int bf16) {
     const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
+    /* each pool thread calls OpenBLAS, so OpenBLAS itself runs one */
+    ck_assert_int_eq(openblas_get_num_threads(), 1);
     float *x = malloc(sizeof(float) * NMAX * MAXIN), *w = malloc(sizeof(float) * OUT * MAXIN);
     float *y = malloc(sizeof(float) * NMAX * OUT), *want = malloc(sizeof(float) * NMAX * OUT);
     uint16_t *h = malloc(sizeof(uint16_t) * OUT * MAXIN);
@@ -916,7 +920,7 @@ static void check_attention(int T, int pos0, int hd, const char *what) {
 /* Prefill shares the heads out between the threads, each with its own
  * scores: 6 query heads over 2 KV heads, at 3 threads heads 0..1, 2..3
  * (one in each KV group) and 4..5; a longer prompt after a shorter one
- * grows the threads' scores. */
+ * grows the threads' scores, and one a little longer still doubles them. */
 START_TEST(test_backend_attention_causal) {
     check_attention(3, 2, 6, "causal attention (prefill)");
     for (int t = 1; t <= 3; t++) {
@@ -926,6 +930,7 @@ START_TEST(test_backend_attention_causal) {
         snprintf(what, sizeof what, "prefill, 6 heads, threads=%d", t);
         check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 4, 3, what);
         check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 0, what);
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 1, what); /* 2x room */
         ryz_backend_free(&b);
     }
 }

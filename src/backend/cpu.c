@@ -592,8 +592,10 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
 #endif
     attn_job j = {.out = out, .scores0 = scores, .q = q, .kc = kc, .vc = vc, .g = g, .T = T,
                   .pos0 = pos0};
-    if (T > 1 && nt > 1 && (j.scores = scratch_grow(&c->scores, &c->scores_floats,
-                                                    (size_t)(nt - 1) * T * L)))
+    size_t want = (size_t)(nt - 1) * T * L;
+    if (want > c->scores_floats && want < 2 * c->scores_floats) /* L grows chunk by chunk */
+        want = 2 * c->scores_floats;
+    if (T > 1 && nt > 1 && (j.scores = scratch_grow(&c->scores, &c->scores_floats, want)))
         ryz_pool_run(c->pool, attn_part, &j);
     else /* one row, one thread, or no memory for more scores: on this thread */
         attn_part(&j, 0, 1);
