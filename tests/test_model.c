@@ -673,9 +673,9 @@ static void check_matmul_paths(int threads, int bf16) {
             ck_assert_uint_eq(ryz_streamed_total() - streamed,
                               (uint64_t)OUT * (uint64_t)in * (bf16 ? 2 : 4));
         }
-    free(x), free(w), free(y), free(want), free(h), free(ref);
-    ryz_backend_free(&b);
+    ryz_backend_free(&b); /* first: a late GEMV worker may still read x and w */
     ryz_backend_free(&b); /* a second free is harmless */
+    free(x), free(w), free(y), free(want), free(h), free(ref);
 }
 
 START_TEST(test_backend_matmul_threads) {
@@ -685,6 +685,65 @@ END_TEST
 
 START_TEST(test_backend_matmul_bf16) {
     for (int t = 1; t <= 3; t++) check_matmul_paths(t, 1);
+}
+END_TEST
+
+/* The decode GEMV y = W x (W OUT x IN) with a worker stalled 300 ms in
+ * one of its claims (ryz_test_set_rows_stall); returns how long the call
+ * took. A worker asleep when a call starts may find every row done, so
+ * the call is repeated until one takes the stall. */
+static double gemv_with_stalled_worker(ryz_backend *b, float *y, const float *x, const float *w,
+                                       int in, int out) {
+    double dt = 0;
+    int armed = 300000;
+    for (int tries = 0; armed && tries < 50; tries++) {
+        ryz_test_set_rows_stall(armed);
+        double t0 = ryz_time_now();
+        b->iface->matmul(b->ctx, y, x, w, 1, in, out);
+        dt = ryz_time_now() - t0;
+        armed = ryz_test_set_rows_stall(0);
+    }
+    ck_assert_msg(!armed, "no worker claimed rows in 50 GEMVs");
+    return dt;
+}
+
+/* A worker that loses its core in the middle of a decode GEMV claim no
+ * longer holds the call: the caller computes that claim itself and
+ * returns long before the worker wakes. The worker, waking later, drops
+ * its rows: it does not write them over y, whether x has changed under
+ * it since (it would write other values; freeing the backend waits for
+ * the worker) or later calls are running into the same y. */
+START_TEST(test_backend_matmul_late_worker) {
+    enum { IN = 256, OUT = 16384 };
+    ryz_backend b;
+    float *x = malloc(sizeof(float) * IN * 2), *w = malloc(sizeof(float) * OUT * IN);
+    float *y = malloc(sizeof(float) * OUT), *want = malloc(sizeof(float) * OUT * 2);
+    double *ref = malloc(sizeof(double) * OUT);
+    ck_assert(x && w && y && want && ref);
+    fill_rand(x, IN * 2, 21);
+    fill_rand(w, (size_t)OUT * IN, 22);
+    for (int k = 0; k < 2; k++) {
+        ref_matmul(ref, x + k * IN, w, 1, IN, OUT);
+        to_float(want + k * OUT, ref, OUT);
+    }
+    ck_assert_int_eq(ryz_backend_init_cpu(2, &b), RYZ_OK);
+    double dt = gemv_with_stalled_worker(&b, y, x, w, IN, OUT);
+    ck_assert_msg(dt < 0.25, "the call waited %.3f s for a stalled worker", dt);
+    assert_close(y, want, OUT, 1e-4, 1e-4, "GEMV with a stalled worker");
+    memcpy(x, x + IN, sizeof(float) * IN); /* what the late worker reads now */
+    ryz_backend_free(&b); /* joins the worker */
+    assert_close(y, want, OUT, 1e-4, 1e-4, "y after the late worker woke");
+    ck_assert_int_eq(ryz_backend_init_cpu(2, &b), RYZ_OK);
+    double t0 = ryz_time_now();
+    gemv_with_stalled_worker(&b, y, x, w, IN, OUT);
+    int calls = 0;
+    for (; ryz_time_now() - t0 < 0.5; calls++) { /* the worker wakes during these */
+        b.iface->matmul(b.ctx, y, x, w, 1, IN, OUT);
+        assert_close(y, want + OUT, OUT, 1e-4, 1e-4, "GEMV while a late worker wakes");
+    }
+    ck_assert_int_gt(calls, 1);
+    ryz_backend_free(&b);
+    free(x), free(w), free(y), free(want), free(ref);
 }
 END_TEST
 
@@ -1991,6 +2050,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul);
     tcase_add_test(tc, test_backend_matmul_threads);
     tcase_add_test(tc, test_backend_matmul_bf16);
+    tcase_add_test(tc, test_backend_matmul_late_worker);
     tcase_add_test(tc, test_backend_matmul_pair);
     tcase_add_test(tc, test_bf16_layouts);
     tcase_add_test(tc, test_bf16_round);

@@ -68,7 +68,11 @@ typedef struct ryz_backend_iface {
     /* `bytes` zeroed bytes counted as `kind`; NULL (message set) on failure. */
     void *(*alloc)(void *ctx, ryz_mem_kind kind, size_t bytes);
     void (*free)(void *ctx, void *p);
-    /* y (n, out) = x (n, in) . W^T, W (out, in). */
+    /* y (n, out) = x (n, in) . W^T, W (out, in). It may still read x and
+     * W after it returns (cpu: a thread that lost its core in a decode
+     * GEMV whose rows were computed without it; it writes nothing): they
+     * stay allocated until this backend's free op (which waits for such
+     * reads) or ryz_backend_free. y is complete on return. */
     void (*matmul)(void *ctx, float *y, const float *x, const float *w, int n, int in, int out);
     /* As matmul, with W stored as bfloat16 in the backend's bf16_layout
      * (as ryz_bf16_pack_rows packs it), every product accumulated in fp32.
@@ -277,5 +281,10 @@ static inline int ryz_attention_scratch_rows(int T, int heads) {
 }
 /* Index of the largest of x[0..n) (first one on ties). */
 int ryz_argmax(const float *x, int n);
+/* TEST ONLY: the next claim of a decode GEMV that a cpu backend worker
+ * (not the calling thread) takes sleeps `us` microseconds before it is
+ * computed, as if the worker had lost its core. Returns what was armed
+ * before: 0 once a worker has taken the stall. */
+int ryz_test_set_rows_stall(int us);
 
 #endif

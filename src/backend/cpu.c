@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pool.h"
+#include "rows.h"
 #include "ryz/backend.h"
 
 void openblas_set_num_threads(int);
@@ -18,6 +19,7 @@ void openblas_set_num_threads(int);
  * for sgemm (prefill), grown once to the largest block and then reused. */
 typedef struct {
     ryz_pool *pool;
+    ryz_rows *rows; /* decode GEMVs on the pool (rows.h) */
     float *wide;  /* bf16 prefill: a block of W as fp32 per thread */
     size_t wide_floats;
     float *scores; /* prefill attention: threads 1.. each a (T, L) block */
@@ -28,11 +30,14 @@ typedef struct {
 
 /* *buf with room for `want` floats, grown (once per size, never in the
  * steady state of a run; the contents are not kept) and counted as
- * scratch memory; NULL when out of memory, *buf then unchanged. */
-static float *scratch_grow(float **buf, size_t *cap, size_t want) {
+ * scratch memory; NULL when out of memory, *buf then unchanged. A late
+ * GEMV worker may still read the old buffer (xperm, its x), so the pool
+ * is quiesced before one is freed. */
+static float *scratch_grow(cpu_ctx *c, float **buf, size_t *cap, size_t want) {
     if (*cap < want) {
         float *p = ryz_mem_alloc(RYZ_MEM_SCRATCH, want, sizeof *p);
         if (!p) return NULL;
+        ryz_pool_quiesce(c->pool);
         ryz_mem_free(*buf);
         *buf = p, *cap = want;
     }
@@ -54,18 +59,7 @@ static void bf16_permute_x(float *xp, const float *x, int in) {
  * kernels split [o0, o1) into four bands and take any leftover rows one
  * by one after them; the threads' claims are multiples of 4 rows (o1 one
  * too, or out), so the bands take them all. */
-typedef void (*gemv_rows_fn)(float *y, const float *x, const void *w, int in, int out, int o0,
-                             int o1);
-
-typedef struct {
-    gemv_rows_fn fn;
-    float *y;
-    const float *x;
-    const void *w;
-    int in, out;
-    int least;         /* the fewest rows a claim takes, a multiple of 4 */
-    atomic_int next;   /* first row not yet claimed */
-} gemv_job;
+typedef ryz_rows_fn gemv_rows_fn;
 
 static void *cpu_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
     (void)ctx;
@@ -73,7 +67,8 @@ static void *cpu_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
 }
 
 static void cpu_free(void *ctx, void *p) {
-    (void)ctx;
+    cpu_ctx *c = ctx;
+    ryz_pool_quiesce(c->pool); /* a late GEMV worker may still read p (matmul) */
     ryz_mem_free(p);
 }
 
@@ -326,38 +321,6 @@ static void band_of(int total, int t, int n, int *r0, int *r1) {
     *r1 = *r0 + per < total ? *r0 + per : total;
 }
 
-/* Rows the next claim takes when `left` rows are unclaimed and n threads
- * share the job: a 2n-th of them (guided self-scheduling), rounded up to
- * a multiple of 4, and at least `least`. */
-static int gemv_claim(int left, int n, int least) {
-    int rows = ((left + 2 * n - 1) / (2 * n) + 3) & ~3;
-    return rows > least ? rows : least;
-}
-
-/* Each thread claims chunks of rows (multiples of 4) until none are
- * left: two ranks' threads sharing one memory bus stream at rates that
- * differ from call to call, so equal fixed bands left the faster thread
- * spinning at the end of every GEMV (9 % of a 2-thread decode's samples).
- * The claims shrink as the rows run out, so the first ones are long
- * sequential streams and the last ones short: against 8 equal claims per
- * thread, 2-thread decode of 110m spent 3 % less time in its GEMVs (faster
- * in 15 of 18 in-process A/B runs, docs/performance.md). */
-static void gemv_part(void *arg, int t, int n) {
-    gemv_job *j = arg;
-    (void)t;
-    int o0 = atomic_load_explicit(&j->next, memory_order_relaxed), rows;
-    for (;;) {
-        do {
-            if (o0 >= j->out) return;
-            rows = gemv_claim(j->out - o0, n, j->least);
-        } while (!atomic_compare_exchange_weak_explicit(&j->next, &o0, o0 + rows,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed));
-        j->fn(j->y, j->x, j->w, j->in, j->out, o0, o0 + rows < j->out ? o0 + rows : j->out);
-        o0 = atomic_load_explicit(&j->next, memory_order_relaxed);
-    }
-}
-
 /* Below this many rows per thread the wake-up costs more than it saves. */
 #define GEMV_MIN_ROWS_PER_THREAD 64
 /* The smallest claim is a (n * GEMV_TAIL_CLAIMS)-th of the rows: short
@@ -368,7 +331,14 @@ static void gemv_part(void *arg, int t, int n) {
 /* One thread takes the whole matrix as one chunk: nothing to balance, and
  * the kernel's four bands stay as long as they can be (1-thread decode of
  * 110m: 91-100 % of the roofline against 81-86 % in 8 chunks, three A/B
- * pairs). */
+ * pairs). More threads claim chunks of rows until none are left
+ * (ryz_rows_run): two ranks' threads sharing one memory bus stream at
+ * rates that differ from call to call, so equal fixed bands left the
+ * faster thread spinning at the end of every GEMV (9 % of a 2-thread
+ * decode's samples). The claims shrink as the rows run out, so the first
+ * ones are long sequential streams and the last ones short: against 8
+ * equal claims per thread, 2-thread decode of 110m spent 3 % less time in
+ * its GEMVs (faster in 15 of 18 in-process A/B runs, docs/performance.md). */
 static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const void *w, int in,
                  int out) {
     int n = ryz_pool_threads(c->pool), per = n * GEMV_TAIL_CLAIMS;
@@ -376,10 +346,7 @@ static void gemv(cpu_ctx *c, gemv_rows_fn fn, float *y, const float *x, const vo
         fn(y, x, w, in, out, 0, out);
         return;
     }
-    gemv_job j = {.fn = fn, .y = y, .x = x, .w = w, .in = in, .out = out,
-                  .least = ((out + per - 1) / per + 3) & ~3};
-    atomic_init(&j.next, 0);
-    ryz_pool_run(c->pool, gemv_part, &j);
+    ryz_rows_run(c->rows, fn, y, x, w, in, out, ((out + per - 1) / per + 3) & ~3);
 }
 
 static gemv_rows_fn gemv_f32_kernel(int in) {
@@ -444,7 +411,7 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     int nt = ryz_pool_threads(c->pool);
     if (n == 1) {
         float *xp = in % 16 == 0 && have_avx2()
-                        ? scratch_grow(&c->xperm, &c->xperm_floats, (size_t)in) : NULL;
+                        ? scratch_grow(c, &c->xperm, &c->xperm_floats, (size_t)in) : NULL;
         if (xp) bf16_permute_x(xp, x, in);
         gemv(c, xp ? gemv_bf16_avx2 : gemv_bf16_scalar, y, xp ? xp : x, w, in, out);
         return;
@@ -452,7 +419,7 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     size_t whole = (size_t)in * (size_t)out;
     size_t want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
     if (want < (size_t)nt * in) want = (size_t)nt * in; /* a row per thread at least */
-    if (!scratch_grow(&c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
+    if (!scratch_grow(c, &c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)
             gemv_bf16_scalar(y + (size_t)r * out, x + (size_t)r * in, w, in, out, 0, out);
         return;
@@ -595,7 +562,7 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     size_t want = (size_t)(nt - 1) * T * L;
     if (want > c->scores_floats && want < 2 * c->scores_floats) /* L grows chunk by chunk */
         want = 2 * c->scores_floats;
-    if (T > 1 && nt > 1 && (j.scores = scratch_grow(&c->scores, &c->scores_floats, want)))
+    if (T > 1 && nt > 1 && (j.scores = scratch_grow(c, &c->scores, &c->scores_floats, want)))
         ryz_pool_run(c->pool, attn_part, &j);
     else /* one row, one thread, or no memory for more scores: on this thread */
         attn_part(&j, 0, 1);
@@ -655,7 +622,9 @@ static void cpu_mask_cols(void *ctx, float *x, int rows, int col0, int ld) {
         for (int v = col0; v < ld; v++) x[(size_t)r * ld + v] = -INFINITY;
 }
 
-/* Every op has finished when it returns, and none can fail. */
+/* Every op has finished when it returns, and none can fail. (A late GEMV
+ * worker may still read a matmul's inputs: free and destroy wait for it,
+ * not the step's sync, which would wait for it once a token.) */
 static ryz_status cpu_sync(void *ctx) {
     (void)ctx;
     return RYZ_OK;
@@ -670,6 +639,7 @@ static void cpu_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *pe
 static void cpu_destroy(void *ctx) {
     cpu_ctx *c = ctx;
     ryz_pool_free(c->pool);
+    ryz_rows_free(c->rows);
     ryz_mem_free(c->wide);
     ryz_mem_free(c->scores);
     ryz_mem_free(c->xperm);
@@ -707,6 +677,8 @@ ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!c) return ryz_error(RYZ_ENOMEM, "out of memory for the cpu backend");
     ryz_status st = ryz_pool_create(threads, &c->pool);
+    if (st == RYZ_OK && (st = ryz_rows_create(c->pool, &c->rows)) != RYZ_OK)
+        ryz_pool_free(c->pool);
     if (st != RYZ_OK) {
         free(c);
         return st;

@@ -10,13 +10,6 @@
 
 #include "pool.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
-
 /* How long a thread spins before it sleeps (a worker) or yields its core
  * (the caller waiting for the workers): a time, since a pause instruction
  * costs 10 to 140 cycles depending on the CPU. */
@@ -36,11 +29,15 @@ struct ryz_pool {
     pthread_t *tid;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;  /* bumped once per job */
-    atomic_int done;  /* workers finished with the current job */
+    /* The job, published under a sequence lock: odd while fn and arg are
+     * being written, so a worker that comes late to a detached job (its
+     * caller gone on) never runs one job's fn with another's arg. */
+    atomic_uint gen;
+    _Atomic(ryz_pool_fn) fn;
+    _Atomic(void *) arg;
+    atomic_uint *done_gen; /* [t]: the last job worker t finished */
+    atomic_int *busy;      /* [t]: worker t is inside a job's fn */
     atomic_int stop;
-    ryz_pool_fn fn;
-    void *arg;
 };
 
 typedef struct {
@@ -48,39 +45,64 @@ typedef struct {
     int t;
 } worker_arg;
 
-/* Waits until the generation differs from seen; returns the new one. */
+/* Waits until the generation differs from seen and is even (a job fully
+ * published); returns it. */
 static unsigned wait_job(ryz_pool *p, unsigned seen) {
     double t0 = 0;
     for (int i = 0; !spin_over(i, &t0); i++) {
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
-        if (g != seen) return g;
-        cpu_relax();
+        if (g != seen && !(g & 1)) return g;
+        ryz_pool_relax();
     }
     pthread_mutex_lock(&p->mu);
     unsigned g;
-    while ((g = atomic_load(&p->gen)) == seen) pthread_cond_wait(&p->cv, &p->mu);
+    while ((g = atomic_load(&p->gen)) == seen || (g & 1)) pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
     return g;
+}
+
+/* The job of generation g into *fn, *arg; 0 when a newer one is being
+ * published (the caller then waits for it). */
+static int read_job(ryz_pool *p, unsigned g, ryz_pool_fn *fn, void **arg) {
+    *fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+    *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&p->gen, memory_order_relaxed) == g;
 }
 
 static void *worker(void *v) {
     worker_arg a = *(worker_arg *)v;
     free(v);
+    ryz_pool *p = a.p;
     unsigned seen = 0;
     for (;;) {
-        seen = wait_job(a.p, seen);
-        if (atomic_load(&a.p->stop)) return NULL;
-        a.p->fn(a.p->arg, a.t, a.p->threads);
-        atomic_fetch_add_explicit(&a.p->done, 1, memory_order_release);
+        unsigned g = wait_job(p, seen);
+        if (atomic_load(&p->stop)) return NULL;
+        atomic_store(&p->busy[a.t], 1); /* before reading the job: see ryz_pool_quiesce */
+        ryz_pool_fn fn;
+        void *arg;
+        if (read_job(p, g, &fn, &arg)) {
+            fn(arg, a.t, p->threads);
+            atomic_store_explicit(&p->done_gen[a.t], g, memory_order_release);
+            seen = g;
+        } /* else a newer job is on its way: wait for it */
+        atomic_store_explicit(&p->busy[a.t], 0, memory_order_release);
     }
 }
 
-/* Publishes a job (or the stop flag) to the workers. */
-static void publish(ryz_pool *p) {
+/* Publishes a job (fn NULL: the stop flag) to the workers; returns its
+ * generation. */
+static unsigned publish(ryz_pool *p, ryz_pool_fn fn, void *arg) {
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed);
+    atomic_store_explicit(&p->gen, g + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&p->gen, g + 2, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    return g + 2;
 }
 
 ryz_status ryz_pool_create(int threads, ryz_pool **out) {
@@ -88,7 +110,10 @@ ryz_status ryz_pool_create(int threads, ryz_pool **out) {
     if (threads < 1 || threads > 1024)
         return ryz_error(RYZ_EINVAL, "threads %d out of range [1, 1024]", threads);
     ryz_pool *p = calloc(1, sizeof *p);
-    if (!p || !(p->tid = calloc((size_t)threads, sizeof *p->tid))) {
+    if (!p || !(p->tid = calloc((size_t)threads, sizeof *p->tid)) ||
+        !(p->done_gen = calloc((size_t)threads, sizeof *p->done_gen)) ||
+        !(p->busy = calloc((size_t)threads, sizeof *p->busy))) {
+        if (p) free(p->tid), free(p->done_gen);
         free(p);
         return ryz_error(RYZ_ENOMEM, "out of memory for a pool of %d threads", threads);
     }
@@ -113,11 +138,13 @@ ryz_status ryz_pool_create(int threads, ryz_pool **out) {
 void ryz_pool_free(ryz_pool *p) {
     if (!p) return;
     atomic_store(&p->stop, 1);
-    publish(p);
+    publish(p, NULL, NULL);
     for (int t = 1; t < p->threads; t++) pthread_join(p->tid[t], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->tid);
+    free(p->done_gen);
+    free(p->busy);
     free(p);
 }
 
@@ -125,22 +152,44 @@ int ryz_pool_threads(const ryz_pool *p) {
     return p->threads;
 }
 
+/* Spins until ready(p, t, g) holds for every worker t; a worker that lost
+ * its core (more threads than cores) gets it back sooner if this thread
+ * yields after spinning a while. */
+static void wait_workers(ryz_pool *p, int (*ready)(ryz_pool *, int, unsigned), unsigned g) {
+    double t0 = 0;
+    int yielding = 0;
+    for (int t = 1; t < p->threads; t++)
+        for (int i = 0; !ready(p, t, g); i++) {
+            if (!yielding) yielding = spin_over(i, &t0);
+            if (yielding) sched_yield();
+            else ryz_pool_relax();
+        }
+}
+
+static int finished(ryz_pool *p, int t, unsigned g) {
+    return atomic_load_explicit(&p->done_gen[t], memory_order_acquire) == g;
+}
+
+static int idle(ryz_pool *p, int t, unsigned g) {
+    (void)g;
+    return !atomic_load(&p->busy[t]);
+}
+
 void ryz_pool_run(ryz_pool *p, ryz_pool_fn fn, void *arg) {
     if (p->threads == 1) {
         fn(arg, 0, 1);
         return;
     }
-    p->fn = fn, p->arg = arg;
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    publish(p);
+    unsigned g = publish(p, fn, arg);
     fn(arg, 0, p->threads);
-    /* A worker that lost its core (more threads than cores) gets it back
-     * sooner if this thread yields after spinning a while. */
-    double t0 = 0;
-    int yielding = 0;
-    for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->threads - 1; i++) {
-        if (!yielding) yielding = spin_over(i, &t0);
-        if (yielding) sched_yield();
-        else cpu_relax();
-    }
+    wait_workers(p, finished, g);
+}
+
+void ryz_pool_run_detached(ryz_pool *p, ryz_pool_fn fn, void *arg) {
+    if (p->threads > 1) publish(p, fn, arg);
+    fn(arg, 0, p->threads);
+}
+
+void ryz_pool_quiesce(ryz_pool *p) {
+    wait_workers(p, idle, 0);
 }

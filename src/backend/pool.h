@@ -7,17 +7,38 @@
 
 #include "ryz/core.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* One step of a spin-wait: the pause instruction, which frees the core's
+ * resources for its sibling and the memory bus for others. */
+#define ryz_pool_relax() _mm_pause()
+#else
+#define ryz_pool_relax() ((void)0)
+#endif
+
 typedef struct ryz_pool ryz_pool;
 
-/* Runs fn(arg, t, n) for t in [0, n) on n threads (the caller is t = 0)
- * and returns when all have finished. */
+/* A job's part for thread t of n (the caller is t = 0). */
 typedef void (*ryz_pool_fn)(void *arg, int t, int n);
 
 /* A pool of `threads` threads in all (threads - 1 workers). */
 ryz_status ryz_pool_create(int threads, ryz_pool **out);
 void ryz_pool_free(ryz_pool *p);
 int ryz_pool_threads(const ryz_pool *p);
-/* Not reentrant: one job at a time, from the thread that created the pool. */
+/* Runs fn(arg, t, n) for t in [0, n) on n threads and returns when all
+ * have finished. Not reentrant: one job at a time, from the thread that
+ * created the pool. */
 void ryz_pool_run(ryz_pool *p, ryz_pool_fn fn, void *arg);
+/* Runs fn(arg, 0, n) on the calling thread and returns when it does,
+ * whatever the workers: each runs fn(arg, t, n) when it sees the job, if
+ * it is still the newest, perhaps after this returns and after later jobs
+ * have run. So arg must outlive the pool, and fn's own protocol decides when
+ * the work is complete and what a late worker may still touch. */
+void ryz_pool_run_detached(ryz_pool *p, ryz_pool_fn fn, void *arg);
+/* Returns once no worker is inside a job's fn: after it, a worker late to
+ * a detached job starts that job's fn afresh (its protocol must find
+ * nothing left to do). Call before freeing memory a late worker could
+ * still read. */
+void ryz_pool_quiesce(ryz_pool *p);
 
 #endif
