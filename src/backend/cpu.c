@@ -5,7 +5,6 @@
  * copies. */
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +19,11 @@ void openblas_set_num_threads(int);
 typedef struct {
     ryz_pool *pool;
     ryz_rows *rows; /* decode GEMVs on the pool (rows.h) */
-    float *wide;  /* bf16 prefill: a block of W as fp32 per thread */
+    float *wide;    /* bf16 prefill: a block of W as fp32 per thread */
     size_t wide_floats;
-    float *scores; /* prefill attention: threads 1.. each a (T, L) block */
+    float *scores;  /* prefill attention: threads 1.. each a (T, L) block */
     size_t scores_floats;
-    float *xperm; /* bf16 decode: x in the kernel's lane order */
+    float *xperm;   /* bf16 decode: x in the kernel's lane order */
     size_t xperm_floats;
 } cpu_ctx;
 
