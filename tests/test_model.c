@@ -625,6 +625,7 @@ START_TEST(test_backend_matmul) {
 END_TEST
 
 int openblas_get_num_threads(void);
+int openblas_get_parallel(void);
 
 /* Every matmul path against the double reference on W: fp32 weights, or
  * bf16 weights packed by ryz_bf16_pack_rows in the backend's layout (the
@@ -645,8 +646,10 @@ static void check_matmul_paths(int threads, int bf16) {
     const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
-    /* each pool thread calls OpenBLAS, so OpenBLAS itself runs one */
+    /* each pool thread calls OpenBLAS, so OpenBLAS itself runs one; its
+     * pthreads build (1), or prefill would run on one thread only */
     ck_assert_int_eq(openblas_get_num_threads(), 1);
+    ck_assert_int_eq(openblas_get_parallel(), 1);
     float *x = malloc(sizeof(float) * NMAX * MAXIN), *w = malloc(sizeof(float) * OUT * MAXIN);
     float *y = malloc(sizeof(float) * NMAX * OUT), *want = malloc(sizeof(float) * NMAX * OUT);
     uint16_t *h = malloc(sizeof(uint16_t) * OUT * MAXIN);

@@ -176,8 +176,9 @@ struct ryz_backend {
 
 /* The CPU backend with `threads` threads (>= 1) for its own work (decode
  * GEMV, prefill sgemm and attention: each thread calls OpenBLAS
- * single-threaded, so no other thread of OpenBLAS's ever runs); free with
- * ryz_backend_free. */
+ * single-threaded, so no other thread of OpenBLAS's ever runs; init sets
+ * OpenBLAS to one thread for the whole process, and free leaves it so);
+ * free with ryz_backend_free. */
 ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out);
 /* Releases what init allocated, whatever the backend (its destroy op), and
  * zeroes *b; safe on a zeroed or freed backend. */

@@ -13,6 +13,7 @@
 #include "ryz/backend.h"
 
 void openblas_set_num_threads(int);
+int openblas_get_parallel(void);
 
 /* The backend's state: its threads, and bf16 weight rows widened to fp32
  * for sgemm (prefill), grown once to the largest block and then reused. */
@@ -25,6 +26,7 @@ typedef struct {
     size_t scores_floats;
     float *xperm;   /* bf16 decode: x in the kernel's lane order */
     size_t xperm_floats;
+    int blas_threads; /* threads that may call OpenBLAS at once (blas_run) */
 } cpu_ctx;
 
 /* *buf with room for `want` floats, grown (once per size, never in the
@@ -352,6 +354,14 @@ static gemv_rows_fn gemv_f32_kernel(int in) {
     return have_avx2() && in % 8 == 0 ? gemv_f32_avx2 : gemv_f32_scalar;
 }
 
+/* Runs a job whose parts call OpenBLAS on blas_threads threads: the pool,
+ * where OpenBLAS is its pthreads build (whose single-threaded calls may
+ * run at once: its buffer allocator locks), else this thread alone. */
+static void blas_run(cpu_ctx *c, ryz_pool_fn fn, void *arg) {
+    if (c->blas_threads > 1) ryz_pool_run(c->pool, fn, arg);
+    else fn(arg, 0, 1);
+}
+
 /* y (n, out) = x (n, in) W^T for n > 1, shared out by rows of W: thread t
  * runs single-threaded sgemm on its band of W, fp32 or widened from bf16
  * block by block into its own share of `wide` (wide_rows rows), so every
@@ -393,21 +403,22 @@ static void cpu_matmul(void *ctx, float *y, const float *x, const float *w, int 
         return;
     }
     sgemm_job j = {.y = y, .x = x, .w = w, .n = n, .in = in, .out = out};
-    ryz_pool_run(c->pool, sgemm_part, &j);
+    blas_run(c, sgemm_part, &j);
 }
 
 /* Prefill with bf16 weights: each thread widens blocks of its rows to
  * fp32, then runs sgemm on each block, so the GEMM runs at the fp32 rate
  * and the widening (one pass over W) is small beside it. The threads'
- * blocks share 8 MiB: every 110m layer matrix in one pass, still inside
- * the L3 the sgemm reads it from (docs/performance.md). */
+ * blocks share at most 8 MiB: each thread's band of a 110m layer matrix
+ * in one block, still inside the L3 the sgemm reads it from
+ * (docs/performance.md). */
 #define WIDE_FLOATS ((size_t)1 << 21)
 
 static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                             int out) {
     cpu_ctx *c = ctx;
     ryz_streamed_add((uint64_t)in * (uint64_t)out * sizeof *w);
-    int nt = ryz_pool_threads(c->pool);
+    int nt = c->blas_threads, r0, r1;
     if (n == 1) {
         float *xp = in % 16 == 0 && have_avx2()
                         ? scratch_grow(c, &c->xperm, &c->xperm_floats, (size_t)in) : NULL;
@@ -415,8 +426,9 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
         gemv(c, xp ? gemv_bf16_avx2 : gemv_bf16_scalar, y, xp ? xp : x, w, in, out);
         return;
     }
-    size_t whole = (size_t)in * (size_t)out;
-    size_t want = whole < WIDE_FLOATS ? whole : WIDE_FLOATS;
+    band_of(out, 0, nt, &r0, &r1); /* the largest band */
+    size_t bands = (size_t)nt * (size_t)(r1 - r0) * (size_t)in;
+    size_t want = bands < WIDE_FLOATS ? bands : WIDE_FLOATS;
     if (want < (size_t)nt * in) want = (size_t)nt * in; /* a row per thread at least */
     if (!scratch_grow(c, &c->wide, &c->wide_floats, want)) { /* out of memory: slow but right */
         for (int r = 0; r < n; r++)
@@ -425,7 +437,7 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     }
     sgemm_job j = {.y = y, .x = x, .w = w, .wide = c->wide, .n = n, .in = in, .out = out,
                    .wide_rows = (int)(c->wide_floats / nt / (size_t)in)};
-    ryz_pool_run(c->pool, sgemm_part, &j);
+    blas_run(c, sgemm_part, &j);
 }
 
 static void cpu_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
@@ -549,7 +561,7 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
                           const float *vc, int T, const int *pos, const ryz_attn_geom *g,
                           float *scores) {
     cpu_ctx *c = ctx;
-    int pos0 = *pos, hd = g->head_dim, L = pos0 + T, nt = ryz_pool_threads(c->pool);
+    int pos0 = *pos, hd = g->head_dim, L = pos0 + T, nt = c->blas_threads;
 #if defined(__x86_64__)
     if (T == 1 && hd % 8 == 0 && have_avx2()) {
         attn_decode_avx2(out, q, kc, vc, L, g, 1.0f / sqrtf((float)hd), scores);
@@ -562,7 +574,7 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     if (want > c->scores_floats && want < 2 * c->scores_floats) /* L grows chunk by chunk */
         want = 2 * c->scores_floats;
     if (T > 1 && nt > 1 && (j.scores = scratch_grow(c, &c->scores, &c->scores_floats, want)))
-        ryz_pool_run(c->pool, attn_part, &j);
+        blas_run(c, attn_part, &j);
     else /* one row, one thread, or no memory for more scores: on this thread */
         attn_part(&j, 0, 1);
 }
@@ -685,8 +697,10 @@ ryz_status ryz_backend_init_cpu(int threads, ryz_backend *out) {
     /* OpenBLAS only ever runs inside one of the pool's threads, so the
      * process has `threads` busy threads whatever the op: at 2 threads a
      * 256-token prefill ran 0.88-0.97x the time of OpenBLAS's own
-     * threading (docs/performance.md). */
+     * threading (docs/performance.md). Its serial and OpenMP builds are
+     * not safe to call from several threads at once: one thread then. */
     openblas_set_num_threads(1);
+    c->blas_threads = openblas_get_parallel() == 1 ? threads : 1;
     *out = (ryz_backend){.iface = &cpu_iface, .ctx = c};
     return RYZ_OK;
 }
