@@ -637,8 +637,7 @@ int openblas_get_parallel(void);
  * bf16 in 37 and 40 take the scalar kernel, 64 and MAXIN the four-band one
  * (MAXIN makes each thread's bf16 prefill widen its rows of W in two
  * blocks: 204 then 9 at 1 thread, 102 then 6 or 3 at 2, 68 then 4 or 1
- * at 3);
- * fp32 in 37 is scalar, 40 and up the four-band kernel. Each thread count
+ * at 3); fp32 in 37 is scalar, 40 and up the four-band kernel. Each thread count
  * cuts the rows into other chunks, so the bands and the rows after them
  * fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {

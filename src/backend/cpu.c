@@ -374,23 +374,25 @@ typedef struct {
     int n, in, out, wide_rows;
 } sgemm_job;
 
+/* Columns [o0, o0 + rows) of j's y from those rows of W, fp32 at w. */
+static void sgemm_rows(const sgemm_job *j, const float *w, int o0, int rows) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, rows, j->in, 1.0f, j->x, j->in, w,
+                j->in, 0.0f, j->y + o0, j->out);
+}
+
 static void sgemm_part(void *arg, int t, int nt) {
     const sgemm_job *j = arg;
     int r0, r1;
     band_of(j->out, t, nt, &r0, &r1);
     if (!j->wide) {
-        if (r0 < r1)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, r1 - r0, j->in, 1.0f, j->x,
-                        j->in, (const float *)j->w + (size_t)r0 * j->in, j->in, 0.0f, j->y + r0,
-                        j->out);
+        if (r0 < r1) sgemm_rows(j, (const float *)j->w + (size_t)r0 * j->in, r0, r1 - r0);
         return;
     }
     float *wide = j->wide + (size_t)t * j->wide_rows * j->in;
     for (int o0 = r0; o0 < r1; o0 += j->wide_rows) {
         int rb = r1 - o0 < j->wide_rows ? r1 - o0 : j->wide_rows;
         bf16_unpack_rows(wide, j->w, o0, rb, j->in);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, rb, j->in, 1.0f, j->x, j->in,
-                    wide, j->in, 0.0f, j->y + o0, j->out);
+        sgemm_rows(j, wide, o0, rb);
     }
 }
 
