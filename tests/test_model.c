@@ -795,20 +795,38 @@ START_TEST(test_bf16_round) {
 }
 END_TEST
 
+/* rmsnorm of n rows of dim against double: dim 40 takes the 8-lane path,
+ * 44 the plain loop; add_rmsnorm gives add's and rmsnorm's results, bit
+ * for bit. */
+static void check_rmsnorm(int n, int dim) {
+    float *x = malloc(sizeof(float) * n * dim), *w = malloc(sizeof(float) * dim);
+    float *y = malloc(sizeof(float) * n * dim), *want = malloc(sizeof(float) * n * dim);
+    float *r = malloc(sizeof(float) * n * dim), *x2 = malloc(sizeof(float) * n * dim);
+    double *xd = malloc(sizeof(double) * n * dim), *ref = malloc(sizeof(double) * n * dim);
+    ck_assert(x && w && y && want && r && x2 && xd && ref);
+    fill_rand(x, (size_t)n * dim, 3);
+    fill_rand(w, dim, 4);
+    fill_rand(r, (size_t)n * dim, 5);
+    to_double(xd, x, (size_t)n * dim);
+    for (int t = 0; t < n; t++)
+        ref_rmsnorm(ref + t * dim, xd + t * dim, w, dim, 1e-5);
+    to_float(want, ref, (size_t)n * dim);
+    be.iface->rmsnorm(be.ctx, y, x, w, n, dim, 1e-5f);
+    assert_close(y, want, (size_t)n * dim, 1e-6, 1e-5, "rmsnorm");
+    memcpy(x2, x, sizeof(float) * n * dim);
+    be.iface->add_rmsnorm(be.ctx, y, x2, r, w, n, dim, 1e-5f);
+    be.iface->add(be.ctx, x, r, (size_t)n * dim);
+    be.iface->rmsnorm(be.ctx, want, x, w, n, dim, 1e-5f);
+    ck_assert_msg(!memcmp(x2, x, sizeof(float) * n * dim), "add_rmsnorm's x, dim %d", dim);
+    ck_assert_msg(!memcmp(y, want, sizeof(float) * n * dim), "add_rmsnorm's y, dim %d", dim);
+    be.iface->rmsnorm(be.ctx, x, x, w, n, dim, 1e-5f);
+    assert_close(x, want, (size_t)n * dim, 0, 0, "rmsnorm in place");
+    free(x), free(w), free(y), free(want), free(r), free(x2), free(xd), free(ref);
+}
+
 START_TEST(test_backend_rmsnorm) {
-    enum { N = 3, DIM = 40 };
-    float x[N * DIM], w[DIM], y[N * DIM], want[N * DIM];
-    double xd[N * DIM], ref[N * DIM];
-    fill_rand(x, N * DIM, 3);
-    fill_rand(w, DIM, 4);
-    to_double(xd, x, N * DIM);
-    for (int r = 0; r < N; r++)
-        ref_rmsnorm(ref + r * DIM, xd + r * DIM, w, DIM, 1e-5);
-    to_float(want, ref, N * DIM);
-    be.iface->rmsnorm(be.ctx, y, x, w, N, DIM, 1e-5f);
-    assert_close(y, want, N * DIM, 1e-6, 1e-5, "rmsnorm");
-    be.iface->rmsnorm(be.ctx, x, x, w, N, DIM, 1e-5f);
-    assert_close(x, want, N * DIM, 1e-6, 1e-5, "rmsnorm in place");
+    check_rmsnorm(3, 40);
+    check_rmsnorm(2, 44);
 }
 END_TEST
 
@@ -841,6 +859,23 @@ START_TEST(test_backend_rope) {
     memcpy(one, orig + 2 * W, sizeof one);
     be.iface->rope(be.ctx, one, 1, HEADS, HD, &p7, 10000.0f);
     assert_close(one, x + 2 * W, W, 0, 0, "rope row 2 at 5 vs row at 7");
+    /* The same position after another base, then another head_dim (the
+     * backend may keep a position's rotation between calls), and a
+     * head_dim too large to keep. */
+    const float bases[] = {500000.0f, 10000.0f};
+    const int hds[] = {HD, 2 * HD, 1040};
+    for (int k = 0; k < 3; k++) {
+        int hd = hds[k], heads = k == 2 ? 1 : HEADS;
+        float base = bases[k % 2], got[1040], ref32[1040];
+        double r[1040];
+        ck_assert(heads * hd <= 1040);
+        fill_rand(got, (size_t)heads * hd, 9 + k);
+        to_double(r, got, (size_t)heads * hd);
+        be.iface->rope(be.ctx, got, 1, heads, hd, &p7, base);
+        ref_rope(r, heads, hd, 7, base);
+        to_float(ref32, r, (size_t)heads * hd);
+        assert_close(got, ref32, (size_t)heads * hd, 1e-5, 1e-5, "rope after a change");
+    }
 }
 END_TEST
 
@@ -942,7 +977,7 @@ END_TEST
  * reference maps head h to KV head h / (heads / kv_heads): g must map its
  * heads alike (any whole model does; so does a shard starting inside a KV
  * group whose heads each fall in the next group). */
-static void check_attention_on(ryz_backend *b, ryz_attn_geom g, int T, int pos0,
+static void check_attention_on(ryz_backend *b, ryz_attn_geom g, int T, int pos0, float qmag,
                                const char *what) {
     int heads = g.heads, kvh = g.kv_heads, hd = g.head_dim;
     int qd = heads * hd, kvd = kvh * hd, seq = pos0 + T + 2, L = pos0 + T;
@@ -955,6 +990,7 @@ static void check_attention_on(ryz_backend *b, ryz_attn_geom g, int T, int pos0,
     double *sc = malloc(sizeof(double) * seq);
     ck_assert(q && kc && vc && out && want && scratch && qdd && kd && vd && ref && sc);
     fill_rand(q, (size_t)T * qd, 11);
+    for (size_t i = 0; i < (size_t)T * qd; i++) q[i] *= qmag;
     fill_rand(kc, (size_t)seq * kvd, 12);
     fill_rand(vc, (size_t)seq * kvd, 13);
     to_double(qdd, q, (size_t)T * qd);
@@ -970,7 +1006,7 @@ static void check_attention_on(ryz_backend *b, ryz_attn_geom g, int T, int pos0,
 }
 
 static void check_attention_geom(ryz_attn_geom g, int T, int pos0, const char *what) {
-    check_attention_on(&be, g, T, pos0, what);
+    check_attention_on(&be, g, T, pos0, 1.0f, what);
 }
 
 /* 4 query heads over 2 KV heads, head_dim hd. */
@@ -989,9 +1025,9 @@ START_TEST(test_backend_attention_causal) {
         char what[64];
         ck_assert_int_eq(ryz_backend_init_cpu(t, &b), RYZ_OK);
         snprintf(what, sizeof what, "prefill, 6 heads, threads=%d", t);
-        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 4, 3, what);
-        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 0, what);
-        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 1, what); /* 2x room */
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 4, 3, 1.0f, what);
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 0, 1.0f, what);
+        check_attention_on(&b, (ryz_attn_geom){6, 8, 2, 0, 0, 3}, 9, 1, 1.0f, what); /* 2x room */
         ryz_backend_free(&b);
     }
 }
@@ -1006,6 +1042,22 @@ START_TEST(test_backend_attention_decode) {
      * KV head 0's group, head 1 in KV head 1's, so the K and V walks must
      * move on between them */
     check_attention_geom((ryz_attn_geom){2, 16, 2, 1, 0, 2}, 1, 9, "decode, shard inside a group");
+    /* Scores over a range of hundreds, so most weights underflow: the
+     * softmax's 8-lane exponentials (36 positions: 4 vectors, a tail of 4)
+     * and its max, decode and prefill. */
+    check_attention_on(&be, (ryz_attn_geom){4, 16, 2, 0, 0, 2}, 1, 35, 200.0f, "decode, wide scores");
+    check_attention_on(&be, (ryz_attn_geom){4, 16, 2, 0, 0, 2}, 5, 31, 200.0f, "prefill, wide scores");
+    /* The largest score in the softmax's scalar tail (position 9 of 11),
+     * 226 above the others: the output is V's row 9, exactly. */
+    enum { L = 11, HD = 8 };
+    float q[HD], kc[L * HD], vc[L * HD], out[HD], scores[L];
+    const int pos = L - 1;
+    fill_rand(vc, L * HD, 14);
+    for (int i = 0; i < L * HD; i++) kc[i] = i / HD == 9 ? 1.0f : -1.0f;
+    for (int i = 0; i < HD; i++) q[i] = 40.0f;
+    be.iface->attention(be.ctx, out, q, kc, vc, 1, &pos, &(ryz_attn_geom){1, HD, 1, 0, 0, 1},
+                        scores);
+    assert_close(out, vc + 9 * HD, HD, 0, 0, "decode, the largest score in the tail");
 }
 END_TEST
 
