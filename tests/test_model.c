@@ -1045,8 +1045,9 @@ START_TEST(test_backend_attention_decode) {
     /* Scores over a range of hundreds, so most weights underflow: the
      * softmax's 8-lane exponentials (36 positions: 4 vectors, a tail of 4)
      * and its max, decode and prefill. */
-    check_attention_on(&be, (ryz_attn_geom){4, 16, 2, 0, 0, 2}, 1, 35, 200.0f, "decode, wide scores");
-    check_attention_on(&be, (ryz_attn_geom){4, 16, 2, 0, 0, 2}, 5, 31, 200.0f, "prefill, wide scores");
+    const ryz_attn_geom g4 = {4, 16, 2, 0, 0, 2};
+    check_attention_on(&be, g4, 1, 35, 200.0f, "decode, wide scores");
+    check_attention_on(&be, g4, 5, 31, 200.0f, "prefill, wide scores");
     /* The largest score in the softmax's scalar tail (position 9 of 11),
      * 226 above the others: the output is V's row 9, exactly. */
     enum { L = 11, HD = 8 };
