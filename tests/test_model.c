@@ -1042,6 +1042,10 @@ START_TEST(test_backend_attention_decode) {
      * KV head 0's group, head 1 in KV head 1's, so the K and V walks must
      * move on between them */
     check_attention_geom((ryz_attn_geom){2, 16, 2, 1, 0, 2}, 1, 9, "decode, shard inside a group");
+    /* every head its own KV head, and 3 groups of 2: the walks move on
+     * after every head, or every second, all the way */
+    check_attention_geom((ryz_attn_geom){4, 16, 4, 0, 0, 1}, 1, 9, "decode, 4 KV heads of 1");
+    check_attention_geom((ryz_attn_geom){6, 8, 3, 0, 0, 2}, 1, 13, "decode, 3 KV heads of 2");
     /* Scores over a range of hundreds, so most weights underflow: the
      * softmax's 8-lane exponentials (36 positions: 4 vectors, a tail of 4)
      * and its max, decode and prefill. */
