@@ -1066,6 +1066,36 @@ START_TEST(test_backend_attention_decode) {
 }
 END_TEST
 
+/* From 128 cached rows on, decode attention splits the rows into chunks
+ * shared out between the threads: right at 1-3 threads (201 rows: chunks
+ * of 50 and 51, bands and leftovers in each; 4 KV heads of 1), and the
+ * same bits at every thread count. */
+START_TEST(test_backend_attention_decode_chunks) {
+    enum { HEADS = 4, HD = 16, L = 201 };
+    const ryz_attn_geom g = {HEADS, HD, HEADS, 0, 0, 1};
+    float *q = malloc(sizeof(float) * HEADS * HD), *kc = malloc(sizeof(float) * L * HEADS * HD);
+    float *vc = malloc(sizeof(float) * L * HEADS * HD), *s = malloc(sizeof(float) * HEADS * L);
+    float out[3][HEADS * HD];
+    ck_assert(q && kc && vc && s);
+    fill_rand(q, HEADS * HD, 21);
+    fill_rand(kc, (size_t)L * HEADS * HD, 22);
+    fill_rand(vc, (size_t)L * HEADS * HD, 23);
+    const int pos = L - 1;
+    for (int t = 1; t <= 3; t++) {
+        ryz_backend b;
+        char what[64];
+        ck_assert_int_eq(ryz_backend_init_cpu(t, &b), RYZ_OK);
+        snprintf(what, sizeof what, "decode over %d rows, threads=%d", L, t);
+        check_attention_on(&b, g, 1, L - 1, 1.0f, what);
+        b.iface->attention(b.ctx, out[t - 1], q, kc, vc, 1, &pos, &g, s);
+        ryz_backend_free(&b);
+    }
+    ck_assert_msg(!memcmp(out[0], out[1], sizeof out[0]), "2 threads differ from 1");
+    ck_assert_msg(!memcmp(out[0], out[2], sizeof out[0]), "3 threads differ from 1");
+    free(q), free(kc), free(vc), free(s);
+}
+END_TEST
+
 /* silu over [-100, 100] against double precision, 8 lanes at a time and
  * a tail: within 3e-7 relative (5 ulp), or 1e-36 absolute where it
  * underflows (-0 for the vector path below about -87.7, a denormal or -0
@@ -2119,6 +2149,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_attention_single_position);
     tcase_add_test(tc, test_backend_attention_causal);
     tcase_add_test(tc, test_backend_attention_decode);
+    tcase_add_test(tc, test_backend_attention_decode_chunks);
     tcase_add_test(tc, test_argmax);
     tcase_add_test(tc, test_backend_silu_range);
     tcase_add_test(tc, test_argmax_long);

@@ -37,6 +37,8 @@ typedef struct {
     size_t scores_floats;
     float *xperm;   /* bf16 decode: x in the kernel's lane order */
     size_t xperm_floats;
+    float *attn_part; /* decode attention: chunks 1.. of the output */
+    size_t attn_part_floats;
     int blas_threads; /* threads that may call OpenBLAS at once (blas_run) */
     rope_memo rope;
 } cpu_ctx;
@@ -293,31 +295,90 @@ attn_mix_rows(float *out, const float *s, const float *vc, const int *ls, int nr
     }
 }
 
+/* One decode attention's operands; phase 0 computes scores, phase 1 the
+ * products with V. From ATTN_SPLIT_L cached rows on, the rows split into
+ * ATTN_CHUNKS chunks shared out between the threads: scores, then each
+ * chunk's products into its own partial output (chunk 0's is out, the
+ * others' part), summed in chunk order, so the result is the same bits at
+ * any thread count. Timed alone at 2 threads, over 24 layers' caches,
+ * the rows split this way read 1.3-1.6x faster than on one thread from
+ * L = 128 on, as fast at L = 48, and 1.7x slower at L = 16; split by
+ * heads instead (each thread half of every row) they read 1.3-1.7x
+ * slower (docs/performance.md). */
+#define ATTN_CHUNKS 4
+#define ATTN_SPLIT_L 128
+typedef struct {
+    float *out, *part, *s;
+    const float *q, *kc, *vc;
+    const ryz_attn_geom *g;
+    int L, phase;
+    float scale;
+} attn_decode_job;
+
+/* One turn of rows ls[0..nr) of job j: their scores (phase 0), or o +=
+ * p V over them (phase 1). */
+AVX2 static inline __attribute__((always_inline)) void
+attn_turn(const attn_decode_job *j, float *o, const int *ls, int nr) {
+    if (j->phase == 0) attn_scores_rows(j->s, j->q, j->kc, ls, nr, j->L, j->g, j->scale);
+    else attn_mix_rows(o, j->s, j->vc, ls, nr, j->L, j->g);
+}
+
+/* Rows [l0, l1) of job j in ATTN_BANDS bands, then the rows left one by
+ * one. */
+AVX2 static void attn_rows(const attn_decode_job *j, float *o, int l0, int l1) {
+    int band = (l1 - l0) / ATTN_BANDS;
+    for (int k = 0; k < band; k++) {
+        const int ls[ATTN_BANDS] = {l0 + k, l0 + band + k, l0 + 2 * band + k, l0 + 3 * band + k};
+        attn_turn(j, o, ls, ATTN_BANDS);
+    }
+    for (int l = l0 + ATTN_BANDS * band; l < l1; l++) attn_turn(j, o, &l, 1);
+}
+
+AVX2 static void attn_zero(float *o, const ryz_attn_geom *g) {
+    for (int i = 0; i < g->heads * g->head_dim; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_setzero_ps());
+}
+
+/* Thread t of n: its chunks of job j's rows, in the job's phase. */
+static void attn_chunk_part(void *arg, int t, int n) {
+    const attn_decode_job *j = arg;
+    size_t qdim = (size_t)j->g->heads * j->g->head_dim;
+    for (int c = ATTN_CHUNKS * t / n; c < ATTN_CHUNKS * (t + 1) / n; c++) {
+        float *o = c == 0 ? j->out : j->part + (size_t)(c - 1) * qdim;
+        if (j->phase == 1) attn_zero(o, j->g);
+        attn_rows(j, o, j->L * c / ATTN_CHUNKS, j->L * (c + 1) / ATTN_CHUNKS);
+    }
+}
+
 /* Decode attention (one new row at position L - 1) over every head at
  * once, hd % 8 == 0: the cached K rows, then the V rows, are read whole
  * (a row holds every head's slice; a pass per head read pieces of hd
- * floats kvdim apart) in ATTN_BANDS streams. s (heads, L) holds each
- * head's scores (q . k times scale, the same bits as one row at a time),
- * then their softmax. Each output element sums its rows in the bands'
- * turn order, not 0..L-1. Against one row at a time, timed over 24
- * layers' caches: 1.5x (L = 48, in L3) to 1.9x (4 KV heads) faster
+ * floats kvdim apart) in ATTN_BANDS streams, in ATTN_CHUNKS chunks on the
+ * pool's threads when part is not NULL. s (heads, L) holds each head's
+ * scores (q . k times scale, the same bits as one row at a time), then
+ * their softmax. Each output element sums its rows in the bands' turn
+ * order, not 0..L-1. Against one row at a time, timed over 24 layers'
+ * caches on one thread: 1.5x (L = 48, in L3) to 1.9x (4 KV heads) faster
  * (docs/performance.md). */
-AVX2 static void attn_decode_avx2(float *out, const float *q, const float *kc, const float *vc,
-                                  int L, const ryz_attn_geom *g, float scale, float *s) {
-    int band = L / ATTN_BANDS;
-    for (int j = 0; j < band; j++) {
-        const int ls[ATTN_BANDS] = {j, band + j, 2 * band + j, 3 * band + j};
-        attn_scores_rows(s, q, kc, ls, ATTN_BANDS, L, g, scale);
+AVX2 static void attn_decode_avx2(ryz_pool *pool, attn_decode_job *j) {
+    j->phase = 0;
+    if (j->part) ryz_pool_run(pool, attn_chunk_part, j);
+    else attn_rows(j, j->out, 0, j->L);
+    for (int h = 0; h < j->g->heads; h++) softmax_masked(j->s + (size_t)h * j->L, j->L, j->L);
+    j->phase = 1;
+    if (!j->part) {
+        attn_zero(j->out, j->g);
+        attn_rows(j, j->out, 0, j->L);
+        return;
     }
-    for (int l = ATTN_BANDS * band; l < L; l++) attn_scores_rows(s, q, kc, &l, 1, L, g, scale);
-    for (int h = 0; h < g->heads; h++) softmax_masked(s + (size_t)h * L, L, L);
-    for (int i = 0; i < g->heads * g->head_dim; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_setzero_ps());
-    for (int j = 0; j < band; j++) {
-        const int ls[ATTN_BANDS] = {j, band + j, 2 * band + j, 3 * band + j};
-        attn_mix_rows(out, s, vc, ls, ATTN_BANDS, L, g);
+    ryz_pool_run(pool, attn_chunk_part, j);
+    size_t qdim = (size_t)j->g->heads * j->g->head_dim;
+    for (int c = 1; c < ATTN_CHUNKS; c++) {
+        const float *p = j->part + (c - 1) * qdim;
+        for (size_t i = 0; i < qdim; i += 8)
+            _mm256_storeu_ps(j->out + i,
+                             _mm256_add_ps(_mm256_loadu_ps(j->out + i), _mm256_loadu_ps(p + i)));
     }
-    for (int l = ATTN_BANDS * band; l < L; l++) attn_mix_rows(out, s, vc, &l, 1, L, g);
 }
 
 /* e^x for 8 floats x <= 0: Cephes' expf (2^n times a degree-5 polynomial
@@ -720,7 +781,8 @@ static void attn_part(void *arg, int t, int n) {
         attn_head(j->out, j->q, j->kc, j->vc, j->T, j->pos0, j->g, h, s);
 }
 
-/* Decode: all heads at once row by row where vectorised; prefill on the
+/* Decode: all heads at once, the rows in bands where vectorised (from
+ * ATTN_SPLIT_L rows on in chunks on the pool's threads); prefill on the
  * pool's threads, one block of scores each (the calling thread's is the
  * op's scratch). */
 static void cpu_attention(void *ctx, float *out, const float *q, const float *kc,
@@ -730,7 +792,12 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
     int pos0 = *pos, hd = g->head_dim, L = pos0 + T, nt = c->blas_threads;
 #if defined(__x86_64__)
     if (T == 1 && hd % 8 == 0 && have_avx2()) {
-        attn_decode_avx2(out, q, kc, vc, L, g, 1.0f / sqrtf((float)hd), scores);
+        attn_decode_job dj = {.out = out, .s = scores, .q = q, .kc = kc, .vc = vc, .g = g, .L = L,
+                              .scale = 1.0f / sqrtf((float)hd)};
+        size_t want = (size_t)(ATTN_CHUNKS - 1) * g->heads * hd;
+        if (L >= ATTN_SPLIT_L) /* NULL, no memory: unsplit, on this thread */
+            dj.part = scratch_grow(c, &c->attn_part, &c->attn_part_floats, want);
+        attn_decode_avx2(c->pool, &dj);
         return;
     }
 #endif
@@ -820,6 +887,7 @@ static void cpu_destroy(void *ctx) {
     ryz_mem_free(c->wide);
     ryz_mem_free(c->scores);
     ryz_mem_free(c->xperm);
+    ryz_mem_free(c->attn_part);
     free(c);
 }
 
