@@ -1067,32 +1067,51 @@ START_TEST(test_backend_attention_decode) {
 END_TEST
 
 /* From 128 cached rows on, decode attention splits the rows into chunks
- * shared out between the threads: right at 1-3 threads (201 rows: chunks
- * of 50 and 51, bands and leftovers in each; 4 KV heads of 1), and the
- * same bits at every thread count. */
+ * that the threads claim. At 1-3 threads, each geometry twice (a second
+ * call must not add the first's partial outputs): 201 rows with a KV head
+ * per head (chunks of 50 and 51, bands and leftovers in each), exactly
+ * 128 rows over 3 KV groups of 2, a shard starting inside a group. The
+ * output is the same bits at every thread count, and a worker stalled in
+ * a GEMV claim does not hold the call up. */
 START_TEST(test_backend_attention_decode_chunks) {
-    enum { HEADS = 4, HD = 16, L = 201 };
+    enum { HEADS = 4, HD = 16, L = 201, IN = 256, OUT = 16384 };
     const ryz_attn_geom g = {HEADS, HD, HEADS, 0, 0, 1};
+    const ryz_attn_geom more[] = {g, {6, 8, 3, 0, 0, 2}, {2, 16, 2, 1, 0, 2}};
+    const int rows[] = {L, 128, 150};
     float *q = malloc(sizeof(float) * HEADS * HD), *kc = malloc(sizeof(float) * L * HEADS * HD);
     float *vc = malloc(sizeof(float) * L * HEADS * HD), *s = malloc(sizeof(float) * HEADS * L);
-    float out[3][HEADS * HD];
-    ck_assert(q && kc && vc && s);
+    float *x = malloc(sizeof(float) * IN), *w = malloc(sizeof(float) * OUT * IN);
+    float *y = malloc(sizeof(float) * OUT), out[4][HEADS * HD];
+    ck_assert(q && kc && vc && s && x && w && y);
     fill_rand(q, HEADS * HD, 21);
     fill_rand(kc, (size_t)L * HEADS * HD, 22);
     fill_rand(vc, (size_t)L * HEADS * HD, 23);
+    fill_rand(x, IN, 24);
+    fill_rand(w, (size_t)OUT * IN, 25);
     const int pos = L - 1;
     for (int t = 1; t <= 3; t++) {
         ryz_backend b;
-        char what[64];
+        char what[80];
         ck_assert_int_eq(ryz_backend_init_cpu(t, &b), RYZ_OK);
-        snprintf(what, sizeof what, "decode over %d rows, threads=%d", L, t);
-        check_attention_on(&b, g, 1, L - 1, 1.0f, what);
+        for (int k = 0; k < 6; k++) {
+            snprintf(what, sizeof what, "decode geometry %d over %d rows, threads=%d, call %d",
+                     k / 2, rows[k / 2], t, k % 2 + 1);
+            check_attention_on(&b, more[k / 2], 1, rows[k / 2] - 1, 1.0f, what);
+        }
         b.iface->attention(b.ctx, out[t - 1], q, kc, vc, 1, &pos, &g, s);
+        if (t == 2) {
+            gemv_with_stalled_worker(&b, y, x, w, IN, OUT);
+            double t0 = ryz_time_now();
+            b.iface->attention(b.ctx, out[3], q, kc, vc, 1, &pos, &g, s);
+            double dt = ryz_time_now() - t0;
+            ck_assert_msg(dt < 0.25, "attention waited %.3f s for a stalled worker", dt);
+        }
         ryz_backend_free(&b);
     }
     ck_assert_msg(!memcmp(out[0], out[1], sizeof out[0]), "2 threads differ from 1");
     ck_assert_msg(!memcmp(out[0], out[2], sizeof out[0]), "3 threads differ from 1");
-    free(q), free(kc), free(vc), free(s);
+    ck_assert_msg(!memcmp(out[0], out[3], sizeof out[0]), "with a stalled worker, not as 1 thread");
+    free(q), free(kc), free(vc), free(s), free(x), free(w), free(y);
 }
 END_TEST
 

@@ -242,33 +242,46 @@ static void softmax_masked(float *x, int n, int len);
  * side, the way the GEMV reads W: rows [0, 4 band) in four bands of band
  * rows (row j of each band in turn), then the rows left one by one. ls[0..
  * nr) are the rows of one turn; nr is 4 or 1, a constant where these are
- * inlined, and EACH_ROW unrolls the loops over them so that the rows'
+ * inlined, and EACH_ROW(nr) unrolls the loops over them so that the rows'
  * accumulators and pointers stay in registers (GCC at -O2 kept them in
  * arrays on the stack, and the four-row kernel ran 1.35x slower than one
  * row at a time). */
 #define ATTN_BANDS 4
-#define EACH_ROW _Pragma("GCC unroll 4") for (int b = 0; b < nr; b++)
+#define EACH_ROW(nr) _Pragma("GCC unroll 4") for (int b = 0; b < (nr); b++)
+
+/* p[b]: cache row ls[b] at the first KV head g's heads read. */
+AVX2 static inline __attribute__((always_inline)) void
+attn_kv_rows(const float **p, const float *cache, const int *ls, int nr, const ryz_attn_geom *g) {
+    size_t kvdim = (size_t)g->kv_heads * g->head_dim;
+    size_t kv0 = (size_t)(g->head_start / g->kv_mul - g->kv_start) * g->head_dim;
+    EACH_ROW(nr) p[b] = cache + (size_t)ls[b] * kvdim + kv0;
+}
+
+/* Whether the head after this one reads the next KV head; *r counts the
+ * heads of the group so far (from head_start % kv_mul). */
+static inline int attn_next_kv(int *r, const ryz_attn_geom *g) {
+    if (++*r < g->kv_mul) return 0;
+    *r = 0;
+    return 1;
+}
 
 /* Scores of rows ls[0..nr) for every head: s[h L + l] = scale (q_h . K_l),
  * each in 8-lane partial sums over the head, then the lanes. */
 AVX2 static inline __attribute__((always_inline)) void
 attn_scores_rows(float *s, const float *q, const float *kc, const int *ls, int nr, int L,
                  const ryz_attn_geom *g, float scale) {
-    int hd = g->head_dim, kvdim = g->kv_heads * hd;
-    int kv0 = g->head_start / g->kv_mul - g->kv_start;
+    int hd = g->head_dim;
     const float *K[ATTN_BANDS];
-    EACH_ROW K[b] = kc + (size_t)ls[b] * kvdim + (size_t)kv0 * hd;
+    attn_kv_rows(K, kc, ls, nr, g);
     for (int h = 0, r = g->head_start % g->kv_mul; h < g->heads; h++) {
         __m256 a[ATTN_BANDS];
-        EACH_ROW a[b] = _mm256_setzero_ps();
+        EACH_ROW(nr) a[b] = _mm256_setzero_ps();
         for (int i = 0; i < hd; i += 8) {
             __m256 qv = _mm256_loadu_ps(q + h * hd + i);
-            EACH_ROW a[b] = _mm256_fmadd_ps(_mm256_loadu_ps(K[b] + i), qv, a[b]);
+            EACH_ROW(nr) a[b] = _mm256_fmadd_ps(_mm256_loadu_ps(K[b] + i), qv, a[b]);
         }
-        EACH_ROW s[(size_t)h * L + ls[b]] = scale * hsum256(a[b]);
-        if (++r < g->kv_mul) continue;
-        r = 0; /* the next head reads the next KV head */
-        EACH_ROW K[b] += hd;
+        EACH_ROW(nr) s[(size_t)h * L + ls[b]] = scale * hsum256(a[b]);
+        if (attn_next_kv(&r, g)) EACH_ROW(nr) K[b] += hd;
     }
 }
 
@@ -276,42 +289,39 @@ attn_scores_rows(float *s, const float *q, const float *kc, const int *ls, int n
 AVX2 static inline __attribute__((always_inline)) void
 attn_mix_rows(float *out, const float *s, const float *vc, const int *ls, int nr, int L,
               const ryz_attn_geom *g) {
-    int hd = g->head_dim, kvdim = g->kv_heads * hd;
-    int kv0 = g->head_start / g->kv_mul - g->kv_start;
+    int hd = g->head_dim;
     const float *V[ATTN_BANDS];
-    EACH_ROW V[b] = vc + (size_t)ls[b] * kvdim + (size_t)kv0 * hd;
+    attn_kv_rows(V, vc, ls, nr, g);
     for (int h = 0, r = g->head_start % g->kv_mul; h < g->heads; h++) {
         float *o = out + h * hd;
         __m256 p[ATTN_BANDS];
-        EACH_ROW p[b] = _mm256_set1_ps(s[(size_t)h * L + ls[b]]);
+        EACH_ROW(nr) p[b] = _mm256_set1_ps(s[(size_t)h * L + ls[b]]);
         for (int i = 0; i < hd; i += 8) {
             __m256 acc = _mm256_loadu_ps(o + i);
-            EACH_ROW acc = _mm256_fmadd_ps(p[b], _mm256_loadu_ps(V[b] + i), acc);
+            EACH_ROW(nr) acc = _mm256_fmadd_ps(p[b], _mm256_loadu_ps(V[b] + i), acc);
             _mm256_storeu_ps(o + i, acc);
         }
-        if (++r < g->kv_mul) continue;
-        r = 0;
-        EACH_ROW V[b] += hd;
+        if (attn_next_kv(&r, g)) EACH_ROW(nr) V[b] += hd;
     }
 }
 
-/* One decode attention's operands; phase 0 computes scores, phase 1 the
- * products with V. From ATTN_SPLIT_L cached rows on, the rows split into
- * ATTN_CHUNKS chunks shared out between the threads: scores, then each
- * chunk's products into its own partial output (chunk 0's is out, the
- * others' part), summed in chunk order, so the result is the same bits at
- * any thread count. Timed alone at 2 threads, over 24 layers' caches,
- * the rows split this way read 1.3-1.6x faster than on one thread from
- * L = 128 on, as fast at L = 48, and 1.7x slower at L = 16; split by
- * heads instead (each thread half of every row) they read 1.3-1.7x
- * slower (docs/performance.md). */
+/* One decode attention: phase 0 computes the scores, phase 1 the products
+ * with V. Its rows split into `chunks` chunks (1, or from ATTN_SPLIT_L
+ * cached rows on ATTN_CHUNKS) that the pool's threads claim: scores, then
+ * each chunk's products into its own partial output (chunk 0's is out,
+ * chunk c's part + (c - 1) heads hd), summed in chunk order, so the result
+ * is the same bits at any thread count. Timed alone at 2 threads over 24
+ * layers' caches, 4 chunks read 1.3-1.6x faster than one thread from L =
+ * 128 on, as fast at L = 48 and 1.7x slower at L = 16; split by heads
+ * instead (each thread half of every row), 1.3-1.7x slower
+ * (docs/performance.md). */
 #define ATTN_CHUNKS 4
 #define ATTN_SPLIT_L 128
 typedef struct {
     float *out, *part, *s;
     const float *q, *kc, *vc;
     const ryz_attn_geom *g;
-    int L, phase;
+    int L, chunks, phase;
     float scale;
 } attn_decode_job;
 
@@ -323,10 +333,16 @@ attn_turn(const attn_decode_job *j, float *o, const int *ls, int nr) {
     else attn_mix_rows(o, j->s, j->vc, ls, nr, j->L, j->g);
 }
 
-/* Rows [l0, l1) of job j in ATTN_BANDS bands, then the rows left one by
- * one. */
-AVX2 static void attn_rows(const attn_decode_job *j, float *o, int l0, int l1) {
-    int band = (l1 - l0) / ATTN_BANDS;
+/* Chunk c of job j (a ryz_chunk_fn): its rows in ATTN_BANDS bands, then
+ * the rows left one by one; in phase 1 into its partial output, zeroed
+ * first. */
+AVX2 static void attn_chunk(void *arg, int c) {
+    const attn_decode_job *j = arg;
+    int l0 = j->L * c / j->chunks, l1 = j->L * (c + 1) / j->chunks, band = (l1 - l0) / ATTN_BANDS;
+    size_t qdim = (size_t)j->g->heads * j->g->head_dim;
+    float *o = c == 0 ? j->out : j->part + (size_t)(c - 1) * qdim;
+    if (j->phase == 1)
+        for (size_t i = 0; i < qdim; i += 8) _mm256_storeu_ps(o + i, _mm256_setzero_ps());
     for (int k = 0; k < band; k++) {
         const int ls[ATTN_BANDS] = {l0 + k, l0 + band + k, l0 + 2 * band + k, l0 + 3 * band + k};
         attn_turn(j, o, ls, ATTN_BANDS);
@@ -334,46 +350,23 @@ AVX2 static void attn_rows(const attn_decode_job *j, float *o, int l0, int l1) {
     for (int l = l0 + ATTN_BANDS * band; l < l1; l++) attn_turn(j, o, &l, 1);
 }
 
-AVX2 static void attn_zero(float *o, const ryz_attn_geom *g) {
-    for (int i = 0; i < g->heads * g->head_dim; i += 8)
-        _mm256_storeu_ps(o + i, _mm256_setzero_ps());
-}
-
-/* Thread t of n: its chunks of job j's rows, in the job's phase. */
-static void attn_chunk_part(void *arg, int t, int n) {
-    const attn_decode_job *j = arg;
-    size_t qdim = (size_t)j->g->heads * j->g->head_dim;
-    for (int c = ATTN_CHUNKS * t / n; c < ATTN_CHUNKS * (t + 1) / n; c++) {
-        float *o = c == 0 ? j->out : j->part + (size_t)(c - 1) * qdim;
-        if (j->phase == 1) attn_zero(o, j->g);
-        attn_rows(j, o, j->L * c / ATTN_CHUNKS, j->L * (c + 1) / ATTN_CHUNKS);
-    }
-}
-
 /* Decode attention (one new row at position L - 1) over every head at
  * once, hd % 8 == 0: the cached K rows, then the V rows, are read whole
  * (a row holds every head's slice; a pass per head read pieces of hd
- * floats kvdim apart) in ATTN_BANDS streams, in ATTN_CHUNKS chunks on the
- * pool's threads when part is not NULL. s (heads, L) holds each head's
- * scores (q . k times scale, the same bits as one row at a time), then
- * their softmax. Each output element sums its rows in the bands' turn
- * order, not 0..L-1. Against one row at a time, timed over 24 layers'
- * caches on one thread: 1.5x (L = 48, in L3) to 1.9x (4 KV heads) faster
- * (docs/performance.md). */
+ * floats kvdim apart) in ATTN_BANDS streams, chunk by chunk. s (heads, L)
+ * holds each head's scores (q . k times scale, the same bits as one row
+ * at a time), then their softmax. Each output element sums its rows in the
+ * bands' turn order, not 0..L-1. Against one row at a time, timed over 24
+ * layers' caches on one thread: 1.5x (L = 48, in L3) to 1.9x (4 KV heads)
+ * faster (docs/performance.md). */
 AVX2 static void attn_decode_avx2(ryz_pool *pool, attn_decode_job *j) {
     j->phase = 0;
-    if (j->part) ryz_pool_run(pool, attn_chunk_part, j);
-    else attn_rows(j, j->out, 0, j->L);
+    ryz_pool_run_chunks(pool, attn_chunk, j, j->chunks);
     for (int h = 0; h < j->g->heads; h++) softmax_masked(j->s + (size_t)h * j->L, j->L, j->L);
     j->phase = 1;
-    if (!j->part) {
-        attn_zero(j->out, j->g);
-        attn_rows(j, j->out, 0, j->L);
-        return;
-    }
-    ryz_pool_run(pool, attn_chunk_part, j);
+    ryz_pool_run_chunks(pool, attn_chunk, j, j->chunks);
     size_t qdim = (size_t)j->g->heads * j->g->head_dim;
-    for (int c = 1; c < ATTN_CHUNKS; c++) {
+    for (int c = 1; c < j->chunks; c++) {
         const float *p = j->part + (c - 1) * qdim;
         for (size_t i = 0; i < qdim; i += 8)
             _mm256_storeu_ps(j->out + i,
@@ -423,6 +416,7 @@ AVX2 static void silu_mul_avx2(float *a, const float *b, size_t n) {
     silu_mul_scalar(a + i, b + i, n - i);
 }
 
+/* The largest of v's lanes (a NaN lane may or may not win). */
 AVX2 static float hmax256(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -431,11 +425,11 @@ AVX2 static float hmax256(__m256 v) {
 
 /* sumsq_scalar 8 lanes at a time (n % 8 == 0): one chain of dependent
  * adds was most of an rmsnorm, 0.8 % of a bf16 token of 110m (perf). */
-AVX2 static float sumsq_avx2(float *x, const float *r, int n) {
+AVX2 static float sumsq_avx2(const float *x, const float *r, float *xr, int n) {
     __m256 a = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        if (r) _mm256_storeu_ps(x + i, v = _mm256_add_ps(v, _mm256_loadu_ps(r + i)));
+        if (r) _mm256_storeu_ps(xr + i, v = _mm256_add_ps(v, _mm256_loadu_ps(r + i)));
         a = _mm256_fmadd_ps(v, v, a);
     }
     return hsum256(a);
@@ -611,38 +605,41 @@ static void cpu_matmul_bf16(void *ctx, float *y, const float *x, const uint16_t 
     blas_run(c, sgemm_part, &j);
 }
 
-/* Sum of squares of x[0..n), after x += r when r is not NULL (x is
- * written only then): the residual add fused into the norm's read. */
-static float sumsq_scalar(float *x, const float *r, int n) {
+/* Sum of squares of x[0..n); with r not NULL, of x + r, which it stores
+ * to xr (x itself in add_rmsnorm): the residual add fused into the norm's
+ * read. */
+static float sumsq_scalar(const float *x, const float *r, float *xr, int n) {
     float ss = 0.0f;
     for (int i = 0; i < n; i++) {
-        if (r) x[i] += r[i];
-        ss += x[i] * x[i];
+        float v = r ? (xr[i] = x[i] + r[i]) : x[i];
+        ss += v * v;
     }
     return ss;
 }
 
+/* y = w * (scale * x), element by element (y may be x). */
 static void norm_scale_scalar(float *y, const float *x, const float *w, float scale, int n) {
     for (int i = 0; i < n; i++) y[i] = w[i] * (scale * x[i]);
 }
 
-/* y = rmsnorm(x) row by row, after x += r when r is not NULL. */
-static void rmsnorm_rows(float *y, float *x, const float *r, const float *w, int n, int dim,
-                         float eps) {
+/* y = rmsnorm(x) row by row; with r not NULL, x + r is stored to xr and
+ * normalised instead. */
+static void rmsnorm_rows(float *y, const float *x, const float *r, float *xr, const float *w,
+                         int n, int dim, float eps) {
     int vec = dim % 8 == 0 && have_avx2();
-    for (int t = 0; t < n; t++) {
-        float *xr = x + (size_t)t * dim, *yr = y + (size_t)t * dim;
-        const float *rr = r ? r + (size_t)t * dim : NULL;
-        float ss = (vec ? sumsq_avx2 : sumsq_scalar)(xr, rr, dim);
+    for (size_t t = 0, at = 0; t < (size_t)n; t++, at += (size_t)dim) {
+        const float *rt = r ? r + at : NULL;
+        float *xt = r ? xr + at : NULL;
+        float ss = (vec ? sumsq_avx2 : sumsq_scalar)(x + at, rt, xt, dim);
         float scale = 1.0f / sqrtf(ss / (float)dim + eps);
-        (vec ? norm_scale_avx2 : norm_scale_scalar)(yr, xr, w, scale, dim);
+        (vec ? norm_scale_avx2 : norm_scale_scalar)(y + at, r ? xt : x + at, w, scale, dim);
     }
 }
 
 static void cpu_rmsnorm(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                         float eps) {
     (void)ctx;
-    rmsnorm_rows(y, (float *)x, NULL, w, n, dim, eps); /* x is read only: no r */
+    rmsnorm_rows(y, x, NULL, NULL, w, n, dim, eps);
 }
 
 static float rope_freq(float base, int i, int head_dim) {
@@ -716,9 +713,10 @@ static void cpu_add(void *ctx, float *x, const float *y, size_t n) {
 static void cpu_add_rmsnorm(void *ctx, float *y, float *x, const float *r, const float *w, int n,
                             int dim, float eps) {
     (void)ctx;
-    rmsnorm_rows(y, x, r, w, n, dim, eps);
+    rmsnorm_rows(y, x, r, x, w, n, dim, eps);
 }
 
+/* Softmax of x[0..n) in place, n >= 1. */
 static void softmax_scalar(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++)
@@ -789,14 +787,16 @@ static void cpu_attention(void *ctx, float *out, const float *q, const float *kc
                           const float *vc, int T, const int *pos, const ryz_attn_geom *g,
                           float *scores) {
     cpu_ctx *c = ctx;
-    int pos0 = *pos, hd = g->head_dim, L = pos0 + T, nt = c->blas_threads;
+    int pos0 = *pos, L = pos0 + T, nt = c->blas_threads;
 #if defined(__x86_64__)
+    int hd = g->head_dim;
     if (T == 1 && hd % 8 == 0 && have_avx2()) {
         attn_decode_job dj = {.out = out, .s = scores, .q = q, .kc = kc, .vc = vc, .g = g, .L = L,
-                              .scale = 1.0f / sqrtf((float)hd)};
+                              .chunks = 1, .scale = 1.0f / sqrtf((float)hd)};
         size_t want = (size_t)(ATTN_CHUNKS - 1) * g->heads * hd;
-        if (L >= ATTN_SPLIT_L) /* NULL, no memory: unsplit, on this thread */
-            dj.part = scratch_grow(c, &c->attn_part, &c->attn_part_floats, want);
+        if (L >= ATTN_SPLIT_L && /* no memory: one chunk, on this thread */
+            (dj.part = scratch_grow(c, &c->attn_part, &c->attn_part_floats, want)))
+            dj.chunks = ATTN_CHUNKS;
         attn_decode_avx2(c->pool, &dj);
         return;
     }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "pool.h"
@@ -24,8 +25,25 @@ static int spin_over(int i, double *t0) {
     return now - *t0 > POOL_SPIN_S;
 }
 
+/* The chunked job (ryz_pool_run_chunks). `next` holds the job's id, its
+ * chunk count and its next chunk, so a claim (a compare-and-swap on it)
+ * succeeds only while the job it was read from has chunks left, and so
+ * while its caller waits: fn and arg, read between the load and the claim,
+ * are then that job's (a newer job's are written only after every chunk
+ * of this one has finished). They are atomics because a late worker may
+ * still read them while the caller writes the next job's; what it read is
+ * used only when its claim succeeds. */
+typedef struct {
+    _Atomic uint64_t next; /* id << 32 | n << 16 | next chunk */
+    atomic_int done;       /* chunks finished */
+    _Atomic(ryz_chunk_fn) fn;
+    _Atomic(void *) arg;
+    unsigned id; /* the caller's alone */
+} chunk_job;
+
 struct ryz_pool {
     int threads;
+    chunk_job chunks;
     pthread_t *tid;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -192,4 +210,43 @@ void ryz_pool_run_detached(ryz_pool *p, ryz_pool_fn fn, void *arg) {
 
 void ryz_pool_quiesce(ryz_pool *p) {
     wait_workers(p, idle, 0);
+}
+
+/* Claims and runs chunks of the pool's chunked job until none is left. */
+static void chunks_part(void *arg, int t, int n) {
+    chunk_job *j = &((ryz_pool *)arg)->chunks;
+    (void)t, (void)n;
+    uint64_t w = atomic_load_explicit(&j->next, memory_order_acquire);
+    while ((w & 0xffff) < (w >> 16 & 0xffff)) {
+        ryz_chunk_fn fn = atomic_load_explicit(&j->fn, memory_order_relaxed);
+        void *a = atomic_load_explicit(&j->arg, memory_order_relaxed);
+        if (!atomic_compare_exchange_weak_explicit(&j->next, &w, w + 1, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue; /* w is the word now: another chunk, or a newer job */
+        fn(a, (int)(w & 0xffff));
+        atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
+        w = atomic_load_explicit(&j->next, memory_order_acquire);
+    }
+}
+
+void ryz_pool_run_chunks(ryz_pool *p, ryz_chunk_fn fn, void *arg, int n) {
+    if (p->threads == 1 || n == 1) {
+        for (int c = 0; c < n; c++) fn(arg, c);
+        return;
+    }
+    chunk_job *j = &p->chunks;
+    atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&j->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&j->done, 0, memory_order_relaxed);
+    j->id++;
+    atomic_store_explicit(&j->next, (uint64_t)j->id << 32 | (uint64_t)n << 16,
+                          memory_order_release);
+    ryz_pool_run_detached(p, chunks_part, p);
+    double t0 = 0;
+    int yielding = 0;
+    for (int i = 0; atomic_load_explicit(&j->done, memory_order_acquire) < n; i++) {
+        if (!yielding) yielding = spin_over(i, &t0);
+        if (yielding) sched_yield();
+        else ryz_pool_relax();
+    }
 }

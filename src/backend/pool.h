@@ -35,6 +35,16 @@ void ryz_pool_run(ryz_pool *p, ryz_pool_fn fn, void *arg);
  * have run. So arg must outlive the pool, and fn's own protocol decides when
  * the work is complete and what a late worker may still touch. */
 void ryz_pool_run_detached(ryz_pool *p, ryz_pool_fn fn, void *arg);
+/* A chunked job's part: chunk c of it. */
+typedef void (*ryz_chunk_fn)(void *arg, int c);
+/* Runs fn(arg, c) for every c in [0, n) (n < 65536), each chunk on
+ * whichever thread claims it first, the caller included, and returns when
+ * every chunk has finished: a worker still busy with an earlier job (off
+ * its core, say) holds up only a chunk it had claimed, not the call. A
+ * worker that comes late finds no chunk left. One chunked job at a time,
+ * from the thread that created the pool; arg need only live through the
+ * call. */
+void ryz_pool_run_chunks(ryz_pool *p, ryz_chunk_fn fn, void *arg, int n);
 /* Returns once no worker is inside a job's fn: after it, a worker late to
  * a detached job starts that job's fn afresh (its protocol must find
  * nothing left to do). Call before freeing memory a late worker could
