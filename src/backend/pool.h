@@ -1,7 +1,7 @@
-/* A fixed team of threads for the CPU backend's decode GEMV and its
- * prefill sgemm and attention: workers are created once and spin briefly
- * between jobs, then sleep, so a job costs about a microsecond to start
- * instead of a thread creation. */
+/* A fixed team of threads for the CPU backend's decode GEMV and
+ * attention and its prefill sgemm and attention: workers are created once
+ * and spin briefly between jobs, then sleep, so a job costs about a
+ * microsecond to start instead of a thread creation. */
 #ifndef RYZ_BACKEND_POOL_H
 #define RYZ_BACKEND_POOL_H
 
