@@ -230,7 +230,8 @@ static void chunks_part(void *arg, int t, int n) {
 }
 
 void ryz_pool_run_chunks(ryz_pool *p, ryz_chunk_fn fn, void *arg, int n) {
-    if (p->threads == 1 || n == 1) {
+    RYZ_ASSERT(n >= 0 && n < 65536); /* the chunk fields of `next` */
+    if (p->threads == 1 || n <= 1) {
         for (int c = 0; c < n; c++) fn(arg, c);
         return;
     }
