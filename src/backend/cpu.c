@@ -237,6 +237,7 @@ AVX2 static void gemv_bf16_avx2(float *y, const float *xp, const void *wv, int i
 }
 
 static void softmax_masked(float *x, int n, int len);
+static void cpu_add(void *ctx, float *x, const float *y, size_t n);
 
 /* Decode attention reads the cache as ATTN_BANDS row streams side by
  * side, the way the GEMV reads W: rows [0, 4 band) in four bands of band
@@ -341,8 +342,7 @@ AVX2 static void attn_chunk(void *arg, int c) {
     int l0 = j->L * c / j->chunks, l1 = j->L * (c + 1) / j->chunks, band = (l1 - l0) / ATTN_BANDS;
     size_t qdim = (size_t)j->g->heads * j->g->head_dim;
     float *o = c == 0 ? j->out : j->part + (size_t)(c - 1) * qdim;
-    if (j->phase == 1)
-        for (size_t i = 0; i < qdim; i += 8) _mm256_storeu_ps(o + i, _mm256_setzero_ps());
+    if (j->phase == 1) memset(o, 0, qdim * sizeof *o);
     for (int k = 0; k < band; k++) {
         const int ls[ATTN_BANDS] = {l0 + k, l0 + band + k, l0 + 2 * band + k, l0 + 3 * band + k};
         attn_turn(j, o, ls, ATTN_BANDS);
@@ -366,12 +366,7 @@ AVX2 static void attn_decode_avx2(ryz_pool *pool, attn_decode_job *j) {
     j->phase = 1;
     ryz_pool_run_chunks(pool, attn_chunk, j, j->chunks);
     size_t qdim = (size_t)j->g->heads * j->g->head_dim;
-    for (int c = 1; c < j->chunks; c++) {
-        const float *p = j->part + (c - 1) * qdim;
-        for (size_t i = 0; i < qdim; i += 8)
-            _mm256_storeu_ps(j->out + i,
-                             _mm256_add_ps(_mm256_loadu_ps(j->out + i), _mm256_loadu_ps(p + i)));
-    }
+    for (int c = 1; c < j->chunks; c++) cpu_add(NULL, j->out, j->part + (c - 1) * qdim, qdim);
 }
 
 /* e^x for 8 floats x <= 0: Cephes' expf (2^n times a degree-5 polynomial
