@@ -170,18 +170,22 @@ int ryz_pool_threads(const ryz_pool *p) {
     return p->threads;
 }
 
-/* Spins until ready(p, t, g) holds for every worker t; a worker that lost
- * its core (more threads than cores) gets it back sooner if this thread
- * yields after spinning a while. */
+/* Step i of a caller's wait: a pause, or once it has spun POOL_SPIN_S
+ * (*t0, *yielding: the wait's own, zeroed at its start) a yield, so that a
+ * worker that lost its core (more threads than cores) gets it back
+ * sooner. */
+static void wait_step(int i, double *t0, int *yielding) {
+    if (!*yielding) *yielding = spin_over(i, t0);
+    if (*yielding) sched_yield();
+    else ryz_pool_relax();
+}
+
+/* Waits until ready(p, t, g) holds for every worker t. */
 static void wait_workers(ryz_pool *p, int (*ready)(ryz_pool *, int, unsigned), unsigned g) {
     double t0 = 0;
     int yielding = 0;
     for (int t = 1; t < p->threads; t++)
-        for (int i = 0; !ready(p, t, g); i++) {
-            if (!yielding) yielding = spin_over(i, &t0);
-            if (yielding) sched_yield();
-            else ryz_pool_relax();
-        }
+        for (int i = 0; !ready(p, t, g); i++) wait_step(i, &t0, &yielding);
 }
 
 static int finished(ryz_pool *p, int t, unsigned g) {
@@ -245,9 +249,6 @@ void ryz_pool_run_chunks(ryz_pool *p, ryz_chunk_fn fn, void *arg, int n) {
     ryz_pool_run_detached(p, chunks_part, p);
     double t0 = 0;
     int yielding = 0;
-    for (int i = 0; atomic_load_explicit(&j->done, memory_order_acquire) < n; i++) {
-        if (!yielding) yielding = spin_over(i, &t0);
-        if (yielding) sched_yield();
-        else ryz_pool_relax();
-    }
+    for (int i = 0; atomic_load_explicit(&j->done, memory_order_acquire) < n; i++)
+        wait_step(i, &t0, &yielding);
 }
