@@ -625,6 +625,21 @@ START_TEST(test_mem_read_every_element) {
 }
 END_TEST
 
+/* One thread's read, as the probe reads its part: every word once, past
+ * the four skewed streams' ends too (the buffer holds 0, 1, 2, ...). */
+START_TEST(test_mem_read_sum) {
+    const size_t sizes[] = {8, 4096 + 8, (1 << 20) + 8 * 37};
+    uint64_t *buf = malloc(sizes[2]);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < sizes[2] / 8; i++) buf[i] = i;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint64_t n = sizes[k] / 8;
+        ck_assert_uint_eq(ryz_mem_read_sum(buf, sizes[k]), n * (n - 1) / 2);
+    }
+    free(buf);
+}
+END_TEST
+
 /* Slices: each pass reads the next slice of the buffer, back to the start
  * where the next would not fit whole. The buffer holds 0, 1, 2, ..., so
  * the passes' sum says which elements were read: 5 whole slices of 1024
@@ -743,6 +758,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_weight_slabs);
     tcase_add_test(tc, test_mem_read_passes);
     tcase_add_test(tc, test_mem_read_slices);
+    tcase_add_test(tc, test_mem_read_sum);
     tcase_add_test(tc, test_lockstep_efficiency);
     tcase_add_test(tc, test_mem_read_every_element);
     suite_add_tcase(s, tc);

@@ -690,23 +690,39 @@ START_TEST(test_backend_matmul_bf16) {
 }
 END_TEST
 
-/* The decode GEMV y = W x (W OUT x IN) with a worker stalled 300 ms in
- * one of its claims (ryz_test_set_rows_stall); returns how long the call
- * took. A worker asleep when a call starts may find every row done, so
- * the call is repeated until one takes the stall. */
-static double gemv_with_stalled_worker(ryz_backend *b, float *y, const float *x, const float *w,
-                                       int in, int out) {
+/* call(b, arg) with a worker stalled 300 ms in one of its row claims
+ * (ryz_test_set_rows_stall); returns how long the call took. A worker
+ * asleep when a call starts may find every row done, so the call is
+ * repeated until one takes the stall. */
+static double with_stalled_worker(ryz_backend *b, void (*call)(ryz_backend *, void *), void *arg) {
     double dt = 0;
     int armed = 300000;
     for (int tries = 0; armed && tries < 50; tries++) {
         ryz_test_set_rows_stall(armed);
         double t0 = ryz_time_now();
-        b->iface->matmul(b->ctx, y, x, w, 1, in, out);
+        call(b, arg);
         dt = ryz_time_now() - t0;
         armed = ryz_test_set_rows_stall(0);
     }
-    ck_assert_msg(!armed, "no worker claimed rows in 50 GEMVs");
+    ck_assert_msg(!armed, "no worker claimed rows in 50 calls");
     return dt;
+}
+
+/* The decode GEMV y = W x (W OUT x IN) with a stalled worker. */
+typedef struct {
+    float *y;
+    const float *x, *w;
+    int in, out;
+} gemv_args;
+static void gemv_call(ryz_backend *b, void *arg) {
+    gemv_args *a = arg;
+    b->iface->matmul(b->ctx, a->y, a->x, a->w, 1, a->in, a->out);
+}
+
+static double gemv_with_stalled_worker(ryz_backend *b, float *y, const float *x, const float *w,
+                                       int in, int out) {
+    gemv_args a = {y, x, w, in, out};
+    return with_stalled_worker(b, gemv_call, &a);
 }
 
 /* A worker that loses its core in the middle of a decode GEMV claim no
@@ -1112,6 +1128,60 @@ START_TEST(test_backend_attention_decode_chunks) {
     ck_assert_msg(!memcmp(out[0], out[2], sizeof out[0]), "3 threads differ from 1");
     ck_assert_msg(!memcmp(out[0], out[3], sizeof out[0]), "with a stalled worker, not as 1 thread");
     free(q), free(kc), free(vc), free(s), free(x), free(w), free(y);
+}
+END_TEST
+
+/* One read probe over a->bytes of a->buf; a->sum receives its sum. */
+typedef struct {
+    const void *buf;
+    size_t bytes;
+    uint64_t sum;
+} probe_args;
+
+static void probe_call(ryz_backend *b, void *arg) {
+    probe_args *a = arg;
+    double sec = 0;
+    ck_assert_int_eq(ryz_backend_read_probe(b, a->buf, a->bytes, &sec, &a->sum), RYZ_OK);
+    ck_assert_msg(sec > 0, "a probe of %zu bytes took %g s", a->bytes, sec);
+}
+
+/* The read probe reads every word once, whatever the threads' claims: its
+ * sum modulo 2^24 is ryz_mem_read_sum's over a buffer of words that are
+ * not a pattern a skipped or twice-read row would leave unchanged. A
+ * worker stalled in a claim does not hold it up (the caller reads that
+ * claim, as it computes a late worker's GEMV rows). Sizes the probe
+ * cannot take are refused with a message. */
+START_TEST(test_backend_read_probe) {
+    const size_t sizes[] = {4096, 3 * 4096, (size_t)257 * 4096, (size_t)4099 * 4096};
+    size_t most = sizes[3];
+    uint64_t *buf = malloc(most);
+    ck_assert_ptr_nonnull(buf);
+    uint32_t h = 12345;
+    for (size_t i = 0; i < most / 8; i++) buf[i] = (uint64_t)(h = h * 1664525u + 1013904223u) << 7;
+    for (int t = 1; t <= 3; t++) {
+        ryz_backend b;
+        ck_assert_int_eq(ryz_backend_init_cpu(t, &b), RYZ_OK);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            probe_args a = {buf, sizes[k], 0};
+            probe_call(&b, &a);
+            uint64_t want = ryz_mem_read_sum(buf, sizes[k]) & 0xffffff;
+            ck_assert_msg(a.sum == want, "%zu bytes at %d threads: sum %llu, want %llu",
+                          sizes[k], t, (unsigned long long)a.sum, (unsigned long long)want);
+        }
+        if (t == 2) {
+            probe_args a = {buf, most, 0};
+            double dt = with_stalled_worker(&b, probe_call, &a);
+            ck_assert_msg(dt < 0.25, "the probe waited %.3f s for a stalled worker", dt);
+            ck_assert_uint_eq(a.sum, ryz_mem_read_sum(buf, most) & 0xffffff);
+        }
+        double sec;
+        uint64_t sum;
+        ck_assert_int_eq(ryz_backend_read_probe(&b, buf, 4096 + 8, &sec, &sum), RYZ_EINVAL);
+        assert_error_has("read probe of 4104 bytes: must be a positive multiple of 4096");
+        ck_assert_int_eq(ryz_backend_read_probe(&b, buf, 0, &sec, &sum), RYZ_EINVAL);
+        ryz_backend_free(&b);
+    }
+    free(buf);
 }
 END_TEST
 
@@ -1876,6 +1946,47 @@ START_TEST(test_generate_consistency) {
 }
 END_TEST
 
+/* A step hook that spends HOOK_S seconds and counts its calls in
+ * calls[0]; call number calls[1] fails. */
+#define HOOK_S 0.05
+static ryz_status busy_hook(void *ctx) {
+    int *calls = ctx;
+    if (++calls[0] == calls[1]) return ryz_error(RYZ_ECOMM, "hook failed at call %d", calls[0]);
+    for (double t0 = ryz_time_now(); ryz_time_now() - t0 < HOOK_S;) {
+    }
+    return RYZ_OK;
+}
+
+/* The step hook runs once after every decode step, none after the
+ * prefill; its time is not decode's (a step of this model takes
+ * microseconds, the hooks 0.25 s), it changes no id, and its error ends
+ * the generation and is returned. */
+START_TEST(test_generate_step_hook) {
+    enum { P = 5, NEW = 6, LEN = P + NEW };
+    ryz_model_config c = parse_ok(REF_SRC);
+    const int prompt[P] = {3, 1, 4, 1, 5};
+    int ids[LEN], ids2[LEN], calls[2] = {0, 0};
+    ryz_model *m = build_ok(&c, 1, P);
+    ryz_gen_timing t;
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids, NULL, NULL), RYZ_OK);
+    ryz_model_set_step_hook(m, busy_hook, calls);
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids2, NULL, &t), RYZ_OK);
+    ck_assert_int_eq(calls[0], NEW - 1);
+    ck_assert_int_eq(t.decode_steps, NEW - 1);
+    ck_assert_msg(t.decode_s < HOOK_S * (NEW - 1), "decode %.3f s counts the hooks'", t.decode_s);
+    ck_assert_int_eq(memcmp(ids, ids2, sizeof ids), 0);
+    calls[0] = 0, calls[1] = 2;
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids2, NULL, &t), RYZ_ECOMM);
+    assert_error_has("hook failed at call 2");
+    ck_assert_int_eq(calls[0], 2);
+    ryz_model_set_step_hook(m, NULL, NULL);
+    calls[0] = 0;
+    ck_assert_int_eq(ryz_model_generate(m, prompt, 1, P, NEW, NULL, ids2, NULL, NULL), RYZ_OK);
+    ck_assert_int_eq(calls[0], 0);
+    ryz_model_free(m);
+}
+END_TEST
+
 /* One generate run of the model test below: ids (B, LEN) and logits. */
 enum { SH_B = 2, SH_P = 5, SH_NEW = 6, SH_LEN = SH_P + SH_NEW, SH_V = 1003 };
 #define SHADOW_SRC "synthetic:tiny,vocab=1003,layers=2,heads=8,kv_heads=2,seed=7"
@@ -2159,6 +2270,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul_threads);
     tcase_add_test(tc, test_backend_matmul_bf16);
     tcase_add_test(tc, test_backend_matmul_late_worker);
+    tcase_add_test(tc, test_backend_read_probe);
     tcase_add_test(tc, test_backend_matmul_pair);
     tcase_add_test(tc, test_bf16_layouts);
     tcase_add_test(tc, test_bf16_round);
@@ -2191,6 +2303,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_build_free_accounting);
     tcase_add_test(tc, test_build_rejects);
     tcase_add_test(tc, test_generate_consistency);
+    tcase_add_test(tc, test_generate_step_hook);
     tcase_add_test(tc, test_model_on_shadow_backend);
     tcase_add_test(tc, test_model_recorded_steps);
     tcase_add_test(tc, test_bf16_model_on_shadow_backend);

@@ -142,6 +142,15 @@ typedef struct ryz_backend_iface {
     /* Waits for every enqueued op; the first error an op kept (with its
      * message), else OK. The error stays: a failed backend is not reused. */
     ryz_status (*sync)(void *ctx);
+    /* Reads [p, p + bytes) of its memory once, as ryz_mem_read_sum reads,
+     * with the threads and the scheduling of its decode GEMV (cpu: claims
+     * of rows that a thread losing its core does not hold up); *sum
+     * receives the sum of its 8-byte words modulo 2^24, whatever the
+     * claims were. bytes a multiple of RYZ_PROBE_ROW_BYTES.
+     * The decode's roofline is read with it, so that the limit meets what
+     * the decode meets. NULL when the backend has none (cuda, whose limit
+     * is a copy kernel's: ryz_cuda_copy_bandwidth). */
+    ryz_status (*read_probe)(void *ctx, const void *p, size_t bytes, uint64_t *sum);
     /* Live and peak bytes of `kind` in the backend's memory. */
     void (*mem_usage)(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak);
     /* Page-locks host memory [p, p + bytes) so that upload and download
@@ -231,6 +240,15 @@ void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, floa
 void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
                                       const float *x, ryz_matrix w1, ryz_matrix w2, int n,
                                       int in, int out);
+/* The row a read probe's claims are made of (4 KiB, the GEMV's rows of
+ * a 1024-wide fp32 matrix). */
+#define RYZ_PROBE_ROW_BYTES 4096
+/* The backend's read_probe over [p, p + bytes), timed: *seconds from the
+ * call to the last read, *sum as read_probe's. EINVAL when the backend has
+ * no read probe or bytes is not a positive multiple of RYZ_PROBE_ROW_BYTES;
+ * read_probe's error otherwise. */
+ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, double *seconds,
+                                  uint64_t *sum);
 /* A float32 matrix. */
 static inline ryz_matrix ryz_matrix_f32(const float *w) {
     return (ryz_matrix){w, RYZ_DTYPE_F32};

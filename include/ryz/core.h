@@ -100,6 +100,11 @@ double ryz_lockstep_efficiency(const float *sec, int k, int steps);
  * streams side by side, `reps` times; the best rep counts. 0 with a
  * message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
+/* One thread's read of [p, p + bytes) as that probe reads its part: four
+ * streams side by side, 32-byte loads where the CPU has AVX2. Returns the
+ * sum of its 8-byte words (bytes / 8 of them; p 8-byte aligned), for the
+ * caller to keep observable. */
+uint64_t ryz_mem_read_sum(const void *p, size_t bytes);
 /* Reads one word of every 64-byte line of p[0..bytes), which brings the
  * whole line into the caches: a pass that evicts them, or stands in for a
  * model streaming its weights. Returns their sum, for the caller to keep

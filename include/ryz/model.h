@@ -168,6 +168,13 @@ ryz_status ryz_model_forward_last(ryz_model *m, const int *tokens, int B, int T,
  * e.g. for timed greedy runs. */
 void ryz_model_set_last_only_prefill(ryz_model *m, int on);
 int ryz_model_last_only_prefill(const ryz_model *m);
+/* fn(ctx) after each decode step of ryz_model_generate, its time left out
+ * of decode_s: a measurement between the tokens (ryz bench reads a slice
+ * of its bandwidth probe there). An error from fn ends the generation and
+ * is returned. fn NULL (the default): none. */
+typedef ryz_status (*ryz_step_hook)(void *ctx);
+void ryz_model_set_step_hook(ryz_model *m, ryz_step_hook fn, void *ctx);
+ryz_step_hook ryz_model_step_hook(const ryz_model *m, void **ctx);
 /* 1 while m records its decode steps and replays them (its backend
  * records, TP=1, RYZ_CUDA_GRAPHS is not 0, and no recording has failed;
  * a failed one turns recording off with a warning), else 0. */

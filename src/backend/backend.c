@@ -91,6 +91,20 @@ void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float 
     if (mode == RYZ_PAIR_SWIGLU) b->iface->silu_mul(b->ctx, y1, y2, (size_t)n * out);
 }
 
+ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, double *seconds,
+                                  uint64_t *sum) {
+    if (!b->iface->read_probe)
+        return ryz_error(RYZ_EINVAL, "the %s backend has no read probe (its bandwidth is a copy "
+                         "kernel's)", b->iface->name);
+    if (bytes == 0 || bytes % RYZ_PROBE_ROW_BYTES)
+        return ryz_error(RYZ_EINVAL, "read probe of %zu bytes: must be a positive multiple of %d",
+                         bytes, RYZ_PROBE_ROW_BYTES);
+    double t0 = ryz_time_now();
+    ryz_status st = b->iface->read_probe(b->ctx, p, bytes, sum);
+    *seconds = ryz_time_now() - t0;
+    return st;
+}
+
 const char *ryz_dtype_name(ryz_dtype d) {
     return d == RYZ_DTYPE_BF16 ? "bf16" : "f32";
 }

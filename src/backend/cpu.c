@@ -42,6 +42,8 @@ typedef struct {
     size_t xperm_floats;
     float *attn_part; /* decode attention: chunks 1.. of the output */
     size_t attn_part_floats;
+    float *probe_y; /* read probe: a float per row, the rows' sums */
+    size_t probe_y_floats;
     int blas_threads; /* threads that may call OpenBLAS at once (blas_run) */
     rope_memo rope;
 } cpu_ctx;
@@ -376,6 +378,32 @@ static void cpu_rope_cache(void *ctx, float *q, float *k, const float *v, float 
     memcpy(vc + row0, v, (size_t)T * kvd * sizeof(float));
 }
 
+/* A read probe's rows [o0, o1) of `in` floats each, read as one stretch
+ * by ryz_mem_read_sum: y[o0] receives its low 24 bits (exact in a float),
+ * the other rows 0. */
+static void probe_rows(float *y, const float *x, const void *w, int in, int out, int o0, int o1) {
+    (void)x, (void)out;
+    size_t row = (size_t)in * sizeof(float);
+    uint64_t s = ryz_mem_read_sum((const char *)w + (size_t)o0 * row, (size_t)(o1 - o0) * row);
+    y[o0] = (float)(s & 0xffffff);
+    for (int o = o0 + 1; o < o1; o++) y[o] = 0;
+}
+
+/* The probe runs through gemv, so its threads claim rows as a decode
+ * GEMV's do: one stretch at 1 thread, shrinking claims and a caller that
+ * takes over a late worker's claim at more. */
+static ryz_status cpu_read_probe(void *ctx, const void *p, size_t bytes, uint64_t *sum) {
+    cpu_ctx *c = ctx;
+    int rows = (int)(bytes / RYZ_PROBE_ROW_BYTES);
+    float *y = scratch_grow(c, &c->probe_y, &c->probe_y_floats, (size_t)rows);
+    if (!y) return ryz_error_wrap(RYZ_ENOMEM, "read probe: no scratch for %d rows", rows);
+    gemv(c, probe_rows, y, NULL, p, RYZ_PROBE_ROW_BYTES / (int)sizeof(float), rows);
+    *sum = 0;
+    for (int r = 0; r < rows; r++) *sum += (uint64_t)y[r];
+    *sum &= 0xffffff; /* what the claims' sums, each modulo 2^24, keep of the whole */
+    return RYZ_OK;
+}
+
 /* ---- data movement: host memory, so plain copies ---- */
 
 static ryz_status cpu_upload(void *ctx, void *dst, const void *host_src, size_t bytes) {
@@ -441,6 +469,7 @@ static void cpu_destroy(void *ctx) {
     ryz_mem_free(c->scores);
     ryz_mem_free(c->xperm);
     ryz_mem_free(c->attn_part);
+    ryz_mem_free(c->probe_y);
     free(c);
 }
 
@@ -466,6 +495,7 @@ static const ryz_backend_iface cpu_iface = {
     .argmax = cpu_argmax,
     .mask_cols = cpu_mask_cols,
     .sync = cpu_sync,
+    .read_probe = cpu_read_probe,
     .mem_usage = cpu_mem_usage,
     .destroy = cpu_destroy,
 };

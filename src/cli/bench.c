@@ -39,11 +39,31 @@ typedef struct {
     int tf32;          /* cuda: fp32 GEMMs may use TF32 (held to RYZ_TF32_TOL) */
 } bench_args;
 
-/* Per-run samples of the phases (seconds) and the probe (bytes/s). */
+/* The cpu roofline's probe reads a slice this long after every decode
+ * step (less when --probe-mib is smaller). */
+#define PROBE_SLICE_MIB 64
+
+/* Per-run samples of the phases (seconds) and the probes (bytes/s): bw is
+ * the roofline's (cpu: the slices read between that run's decode steps;
+ * cuda: a copy kernel after the run), after the cpu's probe after the run
+ * with threads of its own (the roofline until session 23, for comparison). */
 typedef struct {
-    double bw[RYZ_BENCH_MAX_RUNS], dec_s[RYZ_BENCH_MAX_RUNS], pre_s[RYZ_BENCH_MAX_RUNS];
+    double bw[RYZ_BENCH_MAX_RUNS], after[RYZ_BENCH_MAX_RUNS];
+    double dec_s[RYZ_BENCH_MAX_RUNS], pre_s[RYZ_BENCH_MAX_RUNS];
     int n;
 } bench_samples;
+
+/* The probe between the decode steps (cpu): a slice of buf after every
+ * step on the backend's own threads, timed apart from the step
+ * (ryz_model_set_step_hook), so that the roofline is read at the moments
+ * the decode ran, under the scheduling it had. */
+typedef struct {
+    ryz_backend *be;
+    char *buf;
+    size_t bytes, slice, at; /* buffer, slice, next slice's offset */
+    double seconds, read;    /* this run's slices */
+    uint64_t sink;
+} slice_probe;
 
 /* One configuration (dtype, threads) of the bench. */
 typedef struct {
@@ -198,20 +218,31 @@ static double prefill_flops(const ryz_model_config *c, int P) {
     return 2.0 * P * layer * c->n_layers + 2.0 * c->vocab * c->dim;
 }
 
-/* Adds one configuration's runs to the results: /timing rows for prefill
- * and decode (the case is the configuration) and per-run /samples, the
- * probe's among them (read_bandwidth_gbs, or copy_bandwidth_gbs on cuda:
- * `ryz compare` shows them, never as regressions). */
-static ryz_status bench_rows(const bench_config *k, const bench_args *a, const bench_samples *s,
-                             double roof_frac, ryz_results *r) {
+/* Adds n samples v[i] * scale of `metric` for case k to the results. */
+static ryz_status bench_add_samples(ryz_results *r, const bench_config *k, const char *metric,
+                                    const double *v, int n, double scale) {
     ryz_status st = RYZ_OK;
-    for (int i = 0; st == RYZ_OK && i < s->n; i++) {
-        ryz_row_sample row = {.tp = 1, .iter = i, .value = s->bw[i] / 1e9};
+    for (int i = 0; st == RYZ_OK && i < n; i++) {
+        ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i] * scale};
         snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
-        snprintf(row.metric, sizeof row.metric, "%s",
-                 a->backend == RYZ_BACKEND_CUDA ? "copy_bandwidth_gbs" : "read_bandwidth_gbs");
+        snprintf(row.metric, sizeof row.metric, "%s", metric);
         st = ryz_results_add_sample(r, &row);
     }
+    return st;
+}
+
+/* Adds one configuration's runs to the results: /timing rows for prefill
+ * and decode (the case is the configuration) and per-run /samples, the
+ * probes' among them (read_bandwidth_gbs and read_bandwidth_after_gbs, or
+ * copy_bandwidth_gbs on cuda: `ryz compare` shows them, never as
+ * regressions). */
+static ryz_status bench_rows(const bench_config *k, const bench_args *a, const bench_samples *s,
+                             double roof_frac, ryz_results *r) {
+    int cuda = a->backend == RYZ_BACKEND_CUDA;
+    ryz_status st = bench_add_samples(r, k, cuda ? "copy_bandwidth_gbs" : "read_bandwidth_gbs",
+                                      s->bw, s->n, 1e-9);
+    if (st == RYZ_OK && !cuda)
+        st = bench_add_samples(r, k, "read_bandwidth_after_gbs", s->after, s->n, 1e-9);
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
         const double *v = ph ? s->dec_s : s->pre_s;
         double per = ph ? 1 : a->prompt;
@@ -223,12 +254,7 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
         snprintf(t.case_name, sizeof t.case_name, "%s", k->name);
         snprintf(t.phase, sizeof t.phase, "%s", ph ? "decode" : "prefill");
         st = ryz_results_add_timing(r, &t);
-        for (int i = 0; st == RYZ_OK && i < s->n; i++) {
-            ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i]};
-            snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
-            snprintf(row.metric, sizeof row.metric, "%s", ph ? "decode_s" : "prefill_s");
-            st = ryz_results_add_sample(r, &row);
-        }
+        if (st == RYZ_OK) st = bench_add_samples(r, k, ph ? "decode_s" : "prefill_s", v, s->n, 1);
     }
     return st;
 }
@@ -236,6 +262,39 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
 /* The synthetic prompt of n tokens. */
 static void bench_prompt(int *p, int n, int vocab) {
     for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
+}
+
+/* The next slice of the probe, wrapping to the start where a whole one
+ * would not fit. */
+static ryz_status slice_probe_step(void *ctx) {
+    slice_probe *p = ctx;
+    double dt = 0;
+    uint64_t sum = 0;
+    if (p->at + p->slice > p->bytes) p->at = 0;
+    ryz_status st = ryz_backend_read_probe(p->be, p->buf + p->at, p->slice, &dt, &sum);
+    p->seconds += dt, p->read += (double)p->slice, p->at += p->slice, p->sink += sum;
+    return st;
+}
+
+/* The probe's buffer of a->probe_mib MiB in the backend's memory, every
+ * word written (a page never written would be read as the shared zero
+ * page, from the caches), and its hook set on m; released by
+ * slice_probe_free. */
+static ryz_status slice_probe_open(const bench_args *a, ryz_backend *be, ryz_model *m,
+                                   slice_probe *p) {
+    size_t bytes = (size_t)a->probe_mib << 20, slice = (size_t)PROBE_SLICE_MIB << 20;
+    *p = (slice_probe){.be = be, .bytes = bytes, .slice = slice < bytes ? slice : bytes};
+    uint64_t *w = be->iface->alloc(be->ctx, RYZ_MEM_SCRATCH, bytes);
+    if (!w) return ryz_error_wrap(RYZ_ENOMEM, "bench: no memory for the %d MiB probe", a->probe_mib);
+    for (size_t i = 0; i < bytes / sizeof *w; i++) w[i] = i;
+    p->buf = (char *)w;
+    ryz_model_set_step_hook(m, slice_probe_step, p);
+    return RYZ_OK;
+}
+
+static void slice_probe_free(slice_probe *p) {
+    if (p->buf) p->be->iface->free(p->be->ctx, p->buf);
+    p->buf = NULL;
 }
 
 /* The memory bandwidth decode is held to: the host's read bandwidth with
@@ -252,17 +311,23 @@ static ryz_status bench_probe(const bench_args *a, const bench_config *k, ryz_ba
 
 /* Interleaves bandwidth probes (with the configuration's thread count)
  * with model runs, so the roofline and the speed come from the same
- * minutes of the machine's life. Prefill is timed on the long prompt;
- * decode after the short one, so that the KV cache it reads stays small
- * beside the weights (bench_print reports its share). dec_s is per token. */
+ * minutes of the machine's life: on the cpu a probe slice between every
+ * two decode steps (and the old probe after the run), on cuda a copy
+ * kernel after the run. Prefill is timed on the long prompt; decode after
+ * the short one, so that the KV cache it reads stays small beside the
+ * weights (bench_print reports its share). dec_s is per token. */
 static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m,
                              ryz_backend *be, int vocab, bench_samples *s) {
     int P = a->prompt, D = a->decode_prompt, len = (P > D ? P : D) + a->new_tokens;
     int *prompt = malloc((size_t)len * sizeof *prompt), *ids = malloc((size_t)len * sizeof *ids);
+    int cuda = a->backend == RYZ_BACKEND_CUDA;
+    slice_probe sp = {0};
     ryz_status st = prompt && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) bench_prompt(prompt, len, vocab);
+    if (st == RYZ_OK && !cuda) st = slice_probe_open(a, be, m, &sp);
     for (int r = -1; st == RYZ_OK && r < s->n; r++) { /* r = -1: warm-up */
         ryz_gen_timing tp, td;
+        sp.seconds = sp.read = 0;
         st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, D, a->new_tokens, NULL, ids, NULL, &td);
         double b = 0;
@@ -270,25 +335,32 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         if (st != RYZ_OK) break;
         if (r < 0) continue;
         fprintf(stderr, "[ryz] bench %s run %d/%d\n", k->name, r + 1, s->n);
-        s->bw[r] = b, s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
+        s->bw[r] = cuda ? b : sp.read / sp.seconds, s->after[r] = cuda ? 0 : b;
+        s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
     }
+    ryz_model_set_step_hook(m, NULL, NULL);
+    slice_probe_free(&sp);
     free(prompt), free(ids);
     return st;
 }
 
 /* Prints one configuration against its limits; returns the decode
- * fraction of the roofline. */
+ * fraction of the roofline: the median over the runs of each run's
+ * decode bytes/s over its own probe's. */
 static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
                           const bench_samples *s, double gemm) {
     int n = s->n, P = a->prompt;
-    double rate[3][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre;
-    for (int i = 0; i < n; i++)
-        rate[0][i] = s->bw[i], rate[1][i] = 1 / s->dec_s[i], rate[2][i] = P / s->pre_s[i];
+    double rate[5][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre, sfr, saf;
     ryz_shard sh;
     ryz_shard_plan(cfg, 1, 0, &sh);
     double bpt = (double)ryz_model_bytes_per_token_as(cfg, &sh, k->dtype);
+    for (int i = 0; i < n; i++) {
+        rate[0][i] = s->bw[i], rate[1][i] = 1 / s->dec_s[i], rate[2][i] = P / s->pre_s[i];
+        rate[3][i] = bpt / s->dec_s[i] / s->bw[i], rate[4][i] = s->after[i];
+    }
     double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
     double mpre = stats(rate[2], n, &spre), roof = mbw / bpt, pre = prefill_flops(cfg, P) * mpre / P;
+    double frac = stats(rate[3], n, &sfr), after = stats(rate[4], n, &saf);
     /* Mean KV cache read per decoded token: keys and values of every
      * position so far, every layer, this rank's KV heads. */
     double ctx = a->decode_prompt + (a->new_tokens - 1) / 2.0;
@@ -301,18 +373,26 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
     else
         printf("%s: %s weights, %d thread(s), %d runs (median, spread = (p90-p10)/median)\n",
                k->name, ryz_dtype_name(k->dtype), k->threads, n);
-    printf("  %s %8.2f GB/s   spread %4.1f%%\n",
-           cuda ? "copy bandwidth (r+w)   " : "read bandwidth         ", mbw / 1e9, 100 * sbw);
+    if (cuda)
+        printf("  copy bandwidth (r+w)    %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
+    else
+        printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%  (%d MiB slices between the "
+               "decode steps, on its threads)\n", mbw / 1e9, 100 * sbw,
+               (int)(a->probe_mib < PROBE_SLICE_MIB ? a->probe_mib : PROBE_SLICE_MIB));
     printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
     printf("  KV cache per token      %8.1f MB     (%.1f%% more, not in the roofline: decode "
            "after a %d-token prompt)\n", kv / 1e6, 100 * kv / bpt, a->decode_prompt);
     printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
     printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
-           "(target >= %.0f%%)\n", mdec, 100 * sdec, 100 * mdec / roof, 100 * target);
+           "(target >= %.0f%%; the runs' median, spread %.1f%%)\n", mdec, 100 * sdec, 100 * frac,
+           100 * target, 100 * sfr);
+    if (!cuda)
+        printf("  probe after each run    %8.2f GB/s   spread %4.1f%%  decode %.1f%% of it (the "
+               "roofline until session 23)\n", after / 1e9, 100 * saf, 100 * mdec * bpt / after);
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
            "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
            100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
-    return mdec / roof;
+    return frac;
 }
 
 /* Full logits of the prompt (P rows of vocab) from a model of `dtype` on
@@ -438,10 +518,11 @@ static void bench_usage(void) {
            "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
            "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
-           "  read bandwidth probed with the same threads between runs, over M MiB,\n"
-           "  default 512); bf16 logits against fp32 with bf16's tolerance T (default\n"
-           "  2e-2 of the logit range; exit 2 when outside it). Each ratio is printed\n"
-           "  beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
+           "  read bandwidth: a 64 MiB slice of an M MiB buffer, default 512, read after\n"
+           "  every decode step on the decode's own threads and timed apart; the\n"
+           "  fraction is the median of the runs' own ratios); bf16 logits against fp32\n"
+           "  with bf16's tolerance T (default 2e-2 of the logit range; exit 2 when\n"
+           "  outside it). Each ratio is printed beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
            "  file that `ryz compare` tracks.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
            "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"

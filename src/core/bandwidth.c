@@ -70,15 +70,16 @@ static uint64_t sum_plain(const uint64_t *p, size_t n) {
     return s0 + s1 + s2 + s3;
 }
 
+uint64_t ryz_mem_read_sum(const void *p, size_t bytes) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) return sum_avx2(p, bytes / sizeof(uint64_t));
+#endif
+    return sum_plain(p, bytes / sizeof(uint64_t));
+}
+
 static void *stream_read(void *arg) {
     stream_job *j = arg;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
-        j->sum = sum_avx2(j->p, j->n);
-        return NULL;
-    }
-#endif
-    j->sum = sum_plain(j->p, j->n);
+    j->sum = ryz_mem_read_sum(j->p, j->n * sizeof *j->p);
     return NULL;
 }
 

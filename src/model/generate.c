@@ -64,7 +64,9 @@ ryz_status ryz_model_generate(ryz_model *m, const int *prompt, int B, int P, int
     for (int b = 0; b < B; b++)
         memcpy(ids + (size_t)b * len, prompt + (size_t)b * P, (size_t)P * sizeof(int));
     ryz_gen_timing t = {0};
-    double t0 = ryz_time_now();
+    void *hook_ctx;
+    ryz_step_hook hook = ryz_model_step_hook(m, &hook_ctx);
+    double t0 = ryz_time_now(), hook_s = 0;
     ryz_status st = prefill(m, prompt, B, P, tok, logits, rows, next);
     t.prefill_s = ryz_time_now() - t0;
     t0 = ryz_time_now();
@@ -76,8 +78,13 @@ ryz_status ryz_model_generate(ryz_model *m, const int *prompt, int B, int P, int
         if (pos == len - 1) break;
         st = decode_step(m, tok, B, pos, next, logits, rows);
         t.decode_steps++;
+        if (st == RYZ_OK && hook) {
+            double h0 = ryz_time_now();
+            st = hook(hook_ctx);
+            hook_s += ryz_time_now() - h0;
+        }
     }
-    t.decode_s = ryz_time_now() - t0;
+    t.decode_s = ryz_time_now() - t0 - hook_s;
     if (tm) *tm = t;
     free(tok);
     return st;

@@ -45,6 +45,8 @@ struct ryz_model {
     ryz_shard sh;
     ryz_model_opts opts;
     int last_only_prefill; /* see ryz_model_set_last_only_prefill */
+    ryz_step_hook hook;    /* see ryz_model_set_step_hook */
+    void *hook_ctx;
     ryz_comm *comm;
     ryz_backend *be;
     float *emb;        /* (vocab_local, dim) vocab-parallel */
@@ -464,6 +466,15 @@ void ryz_model_set_last_only_prefill(ryz_model *m, int on) {
 
 int ryz_model_last_only_prefill(const ryz_model *m) {
     return m->last_only_prefill;
+}
+
+void ryz_model_set_step_hook(ryz_model *m, ryz_step_hook fn, void *ctx) {
+    m->hook = fn, m->hook_ctx = ctx;
+}
+
+ryz_step_hook ryz_model_step_hook(const ryz_model *m, void **ctx) {
+    *ctx = m->hook_ctx;
+    return m->hook;
 }
 
 int ryz_model_recording(const ryz_model *m) {
