@@ -330,17 +330,21 @@ static void expect_nomem_no_hang(const char *env, const char *needle) {
 
 /* A rank that cannot allocate its bandwidth probe, its lock-step probe
  * (taken before each TP=2 run, unless the 2 ranks oversubscribe the
- * cores), or its buffers for the collective records, tells the group,
+ * cores), its probe between decode steps (the same), or its buffers for
+ * the collective records, tells the group,
  * which stops with the reason instead of waiting in a collective for the
  * watchdog. */
 START_TEST(test_suite_nomem_no_hang) {
     expect_nomem_no_hang("RYZ_TEST_PROBE_NOMEM=1 RYZ_TIMEOUT=60",
                          "bandwidth probe: 1 of 2 ranks are out of memory");
-    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
         expect_nomem_no_hang("RYZ_TEST_LOCKSTEP_NOMEM=1 RYZ_TIMEOUT=60",
                              "lock-step probe: 1 of 2 ranks are out of memory");
-    else
-        printf("test_suite_nomem_no_hang: SKIP lock-step probe (1 core: no per-run probes)\n");
+        expect_nomem_no_hang("RYZ_TEST_STEP_PROBE_NOMEM=1 RYZ_TIMEOUT=60",
+                             "step probe: 1 of 2 ranks are out of memory");
+    } else
+        printf("test_suite_nomem_no_hang: SKIP lock-step and step probes (1 core: no per-run "
+               "probes)\n");
     expect_nomem_no_hang("RYZ_TEST_RECORDS_NOMEM=1 RYZ_TIMEOUT=60",
                          "out of memory on 1 rank(s) for the a collective records");
 }

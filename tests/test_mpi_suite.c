@@ -189,9 +189,10 @@ static int row_samples(const ryz_row_timing *t, const char *metric, double lo, d
 }
 
 /* Host-memory runs are probed one by one unless the ranks are
- * oversubscribed: one read_bandwidth_gbs sample per timed run, each > 0,
- * and the timing rows' read bandwidth is their median. Device runs have
- * none. */
+ * oversubscribed: one read_bandwidth_gbs sample (the slices read between
+ * its decode steps) and one read_bandwidth_before_gbs sample (the probe
+ * before it) per timed run, each > 0, and the timing rows' read bandwidth
+ * is the median of the first. Device runs have none. */
 START_TEST(test_runs_probed) {
     if (g_rank != 0) return;
     int probed = 0;
@@ -199,9 +200,11 @@ START_TEST(test_runs_probed) {
         const ryz_row_timing *t = &g_res.timing[i];
         double v[64];
         int n = row_samples(t, "read_bandwidth_gbs", 0, INFINITY, v, 64);
+        int before = row_samples(t, "read_bandwidth_before_gbs", 0, INFINITY, NULL, 0);
         int host = !strcmp(t->case_name, "host") && !g_res.meta.oversubscribed;
-        ck_assert_msg(n == (host ? t->runs : 0), "%s tp %d: %d probes for %d runs",
-                      t->case_name, t->tp, n, t->runs);
+        ck_assert_msg(n == (host ? t->runs : 0) && before == n,
+                      "%s tp %d: %d probes between steps, %d before, for %d runs", t->case_name,
+                      t->tp, n, before, t->runs);
         if (!n) continue;
         ryz_stats q;
         ryz_stats_compute(v, (size_t)n, &q);

@@ -249,6 +249,27 @@ void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float 
  * read_probe's error otherwise. */
 ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, double *seconds,
                                   uint64_t *sum);
+/* A buffer of backend memory that the read probe reads a slice at a time,
+ * each slice after the one before it and back to the start where the next
+ * would not fit whole: a probe to read between decode steps, so that a
+ * roofline is measured at the moments the decode ran, on its threads. */
+typedef struct {
+    ryz_backend *be;
+    char *buf;
+    size_t bytes, slice, at; /* buffer, slice, next slice's offset */
+    uint64_t sink;           /* the slices' sums, kept observable */
+} ryz_probe_slices;
+/* `bytes` of b's memory, every word written (a page never written would
+ * be read as the shared zero page, from the caches), to be read `slice`
+ * bytes at a time (at most bytes, a positive multiple of
+ * RYZ_PROBE_ROW_BYTES). EINVAL when b has no read probe or the sizes do
+ * not fit, ENOMEM; free with ryz_probe_slices_free. */
+ryz_status ryz_probe_slices_open(ryz_backend *b, size_t bytes, size_t slice,
+                                 ryz_probe_slices *p);
+/* Reads the next slice (ryz_backend_read_probe); *seconds its time. */
+ryz_status ryz_probe_slices_read(ryz_probe_slices *p, double *seconds);
+/* Frees the buffer; safe on a zeroed or freed one. */
+void ryz_probe_slices_free(ryz_probe_slices *p);
 /* A float32 matrix. */
 static inline ryz_matrix ryz_matrix_f32(const float *w) {
     return (ryz_matrix){w, RYZ_DTYPE_F32};

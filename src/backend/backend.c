@@ -105,6 +105,35 @@ ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, d
     return st;
 }
 
+ryz_status ryz_probe_slices_open(ryz_backend *b, size_t bytes, size_t slice,
+                                 ryz_probe_slices *p) {
+    *p = (ryz_probe_slices){.be = b, .bytes = bytes, .slice = slice};
+    if (!b->iface->read_probe)
+        return ryz_error(RYZ_EINVAL, "the %s backend has no read probe (its bandwidth is a copy "
+                         "kernel's)", b->iface->name);
+    if (slice == 0 || slice % RYZ_PROBE_ROW_BYTES || slice > bytes)
+        return ryz_error(RYZ_EINVAL, "probe slice of %zu bytes: must be a positive multiple of "
+                         "%d, at most the buffer's %zu", slice, RYZ_PROBE_ROW_BYTES, bytes);
+    uint64_t *w = b->iface->alloc(b->ctx, RYZ_MEM_SCRATCH, bytes);
+    if (!w) return ryz_error_wrap(RYZ_ENOMEM, "no memory for a %zu MiB probe", bytes >> 20);
+    for (size_t i = 0; i < bytes / sizeof *w; i++) w[i] = i;
+    p->buf = (char *)w;
+    return RYZ_OK;
+}
+
+ryz_status ryz_probe_slices_read(ryz_probe_slices *p, double *seconds) {
+    uint64_t sum = 0;
+    if (p->at + p->slice > p->bytes) p->at = 0;
+    ryz_status st = ryz_backend_read_probe(p->be, p->buf + p->at, p->slice, seconds, &sum);
+    p->at += p->slice, p->sink += sum;
+    return st;
+}
+
+void ryz_probe_slices_free(ryz_probe_slices *p) {
+    if (p->buf) p->be->iface->free(p->be->ctx, p->buf);
+    p->buf = NULL;
+}
+
 const char *ryz_dtype_name(ryz_dtype d) {
     return d == RYZ_DTYPE_BF16 ? "bf16" : "f32";
 }

@@ -58,11 +58,8 @@ typedef struct {
  * (ryz_model_set_step_hook), so that the roofline is read at the moments
  * the decode ran, under the scheduling it had. */
 typedef struct {
-    ryz_backend *be;
-    char *buf;
-    size_t bytes, slice, at; /* buffer, slice, next slice's offset */
-    double seconds, read;    /* this run's slices */
-    uint64_t sink;
+    ryz_probe_slices ps;
+    double seconds, read; /* this run's slices */
 } slice_probe;
 
 /* One configuration (dtype, threads) of the bench. */
@@ -264,37 +261,24 @@ static void bench_prompt(int *p, int n, int vocab) {
     for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
 }
 
-/* The next slice of the probe, wrapping to the start where a whole one
- * would not fit. */
+/* The step hook: the probe's next slice, its time and bytes added up. */
 static ryz_status slice_probe_step(void *ctx) {
     slice_probe *p = ctx;
     double dt = 0;
-    uint64_t sum = 0;
-    if (p->at + p->slice > p->bytes) p->at = 0;
-    ryz_status st = ryz_backend_read_probe(p->be, p->buf + p->at, p->slice, &dt, &sum);
-    p->seconds += dt, p->read += (double)p->slice, p->at += p->slice, p->sink += sum;
+    ryz_status st = ryz_probe_slices_read(&p->ps, &dt);
+    p->seconds += dt, p->read += (double)p->ps.slice;
     return st;
 }
 
-/* The probe's buffer of a->probe_mib MiB in the backend's memory, every
- * word written (a page never written would be read as the shared zero
- * page, from the caches), and its hook set on m; released by
- * slice_probe_free. */
+/* The probe's buffer of a->probe_mib MiB in the backend's memory, and its
+ * hook set on m. */
 static ryz_status slice_probe_open(const bench_args *a, ryz_backend *be, ryz_model *m,
                                    slice_probe *p) {
     size_t bytes = (size_t)a->probe_mib << 20, slice = (size_t)PROBE_SLICE_MIB << 20;
-    *p = (slice_probe){.be = be, .bytes = bytes, .slice = slice < bytes ? slice : bytes};
-    uint64_t *w = be->iface->alloc(be->ctx, RYZ_MEM_SCRATCH, bytes);
-    if (!w) return ryz_error_wrap(RYZ_ENOMEM, "bench: no memory for the %d MiB probe", a->probe_mib);
-    for (size_t i = 0; i < bytes / sizeof *w; i++) w[i] = i;
-    p->buf = (char *)w;
-    ryz_model_set_step_hook(m, slice_probe_step, p);
-    return RYZ_OK;
-}
-
-static void slice_probe_free(slice_probe *p) {
-    if (p->buf) p->be->iface->free(p->be->ctx, p->buf);
-    p->buf = NULL;
+    *p = (slice_probe){0};
+    ryz_status st = ryz_probe_slices_open(be, bytes, slice < bytes ? slice : bytes, &p->ps);
+    if (st == RYZ_OK) ryz_model_set_step_hook(m, slice_probe_step, p);
+    return st;
 }
 
 /* The memory bandwidth decode is held to: the host's read bandwidth with
@@ -339,7 +323,7 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
     }
     ryz_model_set_step_hook(m, NULL, NULL);
-    slice_probe_free(&sp);
+    ryz_probe_slices_free(&sp.ps);
     free(prompt), free(ids);
     return st;
 }

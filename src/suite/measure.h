@@ -87,10 +87,17 @@ ryz_status ryz_probe_group(ryz_comm *group, int threads, int mib, int starved, d
 ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slice, int starved,
                               double *eff);
 
+/* Collective over group: OK when every rank passes ok = 1, else ENOMEM
+ * "WHAT: N of K ranks are out of memory for MIB MiB" on every rank, so
+ * that a rank that could not allocate its probe buffer leaves none of the
+ * others waiting in the probe's collectives. */
+ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib);
+
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_LOCKSTEP_NOMEM: the lock-step
- * probe, world rank; RYZ_TEST_RECORDS_NOMEM: the collective records, rank
+ * probe, world rank; RYZ_TEST_STEP_PROBE_NOMEM: the probe between decode
+ * steps, world rank; RYZ_TEST_RECORDS_NOMEM: the collective records, rank
  * in the TP group). */
 int ryz_measure_starved(const char *var, int rank);
 

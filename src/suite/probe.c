@@ -25,15 +25,19 @@ typedef struct {
     const char *what; /* which probe, for the message */
 } probe_sync;
 
-static ryz_status probe_agree(probe_sync *p, int ok) {
+ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib) {
     float mine = (float)ok, all = 0;
-    int k = ryz_comm_size(p->group);
-    p->agreed = 1;
-    ryz_status st = ryz_comm_all_reduce_sum(p->group, &mine, &all, 1);
+    int k = ryz_comm_size(group);
+    ryz_status st = ryz_comm_all_reduce_sum(group, &mine, &all, 1);
     if (st == RYZ_OK && all < (float)k)
-        st = ryz_error(RYZ_ENOMEM, "%s: %d of %d ranks are out of memory for %d MiB", p->what,
-                       k - (int)all, k, p->mib);
+        st = ryz_error(RYZ_ENOMEM, "%s: %d of %d ranks are out of memory for %d MiB", what,
+                       k - (int)all, k, mib);
     return st;
+}
+
+static ryz_status probe_agree(probe_sync *p, int ok) {
+    p->agreed = 1;
+    return ryz_probe_agree(p->group, ok, p->what, p->mib);
 }
 
 static ryz_status probe_before(void *v, int rep) {

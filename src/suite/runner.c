@@ -17,6 +17,9 @@
  * (4x the 32 MiB L3 of the development VM is still far out of cache). */
 #define PROBE_MIB 256
 #define RUN_PROBE_MIB 128
+/* The slice each rank reads after every decode step of a timed run, of a
+ * buffer of RUN_PROBE_MIB. */
+#define STEP_PROBE_MIB 64
 
 /* Read bandwidth per TP degree (k ranks x threads), measured once at the
  * start of the suite: TP=1 for the results' own figure, every degree where
@@ -53,12 +56,12 @@ typedef struct {
 } model_env;
 
 /* Timed greedy runs of one model on one rank, and the aggregate read
- * bandwidth (bytes/s) of its group probed just before each (n_bw 0: not
- * probed). */
+ * bandwidth (bytes/s) of its group in each (n_bw 0: not probed): bw read
+ * between the run's decode steps, before just before the run. */
 typedef struct {
     double prefill_s[RYZ_SUITE_MAX_REPEAT], decode_s[RYZ_SUITE_MAX_REPEAT];
-    double bw[RYZ_SUITE_MAX_REPEAT];
-    double lock[RYZ_SUITE_MAX_REPEAT]; /* lock-step efficiency, probed with bw (tp > 1) */
+    double bw[RYZ_SUITE_MAX_REPEAT], before[RYZ_SUITE_MAX_REPEAT];
+    double lock[RYZ_SUITE_MAX_REPEAT]; /* lock-step efficiency, probed before (tp > 1) */
     int n, n_bw, decode_steps;
     double wall_s;
 } run_samples;
@@ -83,14 +86,57 @@ static size_t segment_bytes(const case_ctx *k, int tp, int rank) {
     return token_bytes(k, tp, rank) / (size_t)(2 * k->cfg.n_layers + 1);
 }
 
-/* The group's read bandwidth just before timed run i, into out->bw[i],
+/* The probe between the decode steps of a timed run: after every step
+ * each rank of the group reads the next slice of its own buffer on the
+ * model's backend (its threads, as the decode's GEMVs schedule them),
+ * between two barriers of the group, so that the ranks' slices run
+ * together and no rank's next step waits for another's slice (the hook's
+ * time is not decode's). */
+typedef struct {
+    ryz_probe_slices ps;
+    ryz_comm *group; /* a duplicate of the model's comm: its records stay the model's */
+    float *sec;      /* this run's slices' seconds, up to cap */
+    int n, cap;
+} step_probe;
+
+static ryz_status step_probe_hook(void *ctx) {
+    step_probe *p = ctx;
+    double dt = 0;
+    ryz_status st = ryz_comm_barrier(p->group);
+    if (st == RYZ_OK) st = ryz_probe_slices_read(&p->ps, &dt);
+    if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
+    return st == RYZ_OK ? ryz_comm_barrier(p->group) : st;
+}
+
+/* The group's bandwidth over the run's slices, into *bw: all ranks' bytes
+ * over the sum of each slice's slowest time, as ryz_probe_group counts a
+ * pass. Collective over the group; then the next run's slices start. */
+static ryz_status step_probe_take(step_probe *p, double *bw) {
+    int k = ryz_comm_size(p->group), n = p->n;
+    float *all = malloc((size_t)k * (size_t)(n > 0 ? n : 1) * sizeof *all);
+    ryz_status st = all ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
+    if (st == RYZ_OK && n > 0) st = ryz_comm_all_gather(p->group, p->sec, all, (size_t)n);
+    double slowest = 0;
+    for (int s = 0; st == RYZ_OK && s < n; s++) {
+        float t = 0;
+        for (int r = 0; r < k; r++) t = fmaxf(t, all[r * n + s]);
+        slowest += t;
+    }
+    *bw = slowest > 0 ? (double)k * (double)n * (double)p->ps.slice / slowest : 0;
+    p->n = 0;
+    free(all);
+    return st;
+}
+
+/* The group's read bandwidth just before timed run i, into out->before[i],
  * and with peers its lock-step efficiency over slices of a segment's
  * bytes, into out->lock[i]. */
 static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out, int i) {
     int starved = ryz_measure_starved("RYZ_TEST_PROBE_NOMEM", ryz_comm_rank(k->world));
     int tp = ryz_comm_size(probe);
     out->n_bw = i + 1;
-    ryz_status st = ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->bw[i]);
+    ryz_status st =
+        ryz_probe_group(probe, k->s->threads, RUN_PROBE_MIB, starved, &out->before[i]);
     if (st != RYZ_OK || tp == 1) return st;
     starved = ryz_measure_starved("RYZ_TEST_LOCKSTEP_NOMEM", ryz_comm_rank(k->world));
     return ryz_probe_lockstep(probe, k->s->threads, RUN_PROBE_MIB,
@@ -99,12 +145,12 @@ static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out
 
 /* warmup untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
- * opened just before the clear and sampled after each timed run; with
- * probe (NULL: none), a duplicate of c, the group's read bandwidth probed
- * just before each timed run, so that a roofline and the bandwidth-scaling
- * check hold each run to the machine of its own minutes (a shared VM's
- * bandwidth moves by tens of percent within a suite). */
-static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, ryz_comm *probe, int runs,
+ * opened just before the clear and sampled after each timed run; with sp
+ * (NULL: none), the group's read bandwidth probed just before each timed
+ * run and read between its decode steps, so that a roofline and the
+ * bandwidth-scaling check hold each run to the machine of its own moments
+ * (a shared VM's bandwidth moves by tens of percent within a suite). */
+static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_probe *sp, int runs,
                                int *ids, ryz_collective_ref *ref, run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
@@ -115,11 +161,14 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, ryz_comm 
             if (st != RYZ_OK) return st;
         }
         if (i == 0) ryz_comm_records_clear(c);
-        ryz_status st = i >= 0 && probe ? probe_run(k, probe, out, i) : RYZ_OK;
+        ryz_status st = i >= 0 && sp ? probe_run(k, sp->group, out, i) : RYZ_OK;
         ryz_gen_timing t;
+        ryz_model_set_step_hook(m, i >= 0 && sp ? step_probe_hook : NULL, sp);
         if (st == RYZ_OK)
             st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL, ids, NULL,
                                     &t);
+        ryz_model_set_step_hook(m, NULL, NULL);
+        if (st == RYZ_OK && i >= 0 && sp) st = step_probe_take(sp, &out->bw[i]);
         if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
         /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
@@ -139,28 +188,38 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, ryz_comm 
 /* timed_greedy of e's model on c, probed when the case probes runs and e's
  * backend computes in host memory (the memory the probe reads); the probe
  * runs on a duplicate of c, so that c's records stay the model's. */
-static ryz_status timed_runs(case_ctx *k, const model_env *e, ryz_comm *c, int runs, int *ids,
+static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, int *ids,
                              ryz_collective_ref *ref, run_samples *out) {
-    ryz_comm *probe = NULL;
-    ryz_status st = RYZ_OK;
-    if (k->probe_runs && e->be.iface->host_visible)
-        st = ryz_comm_split_first(c, ryz_comm_size(c), &probe);
-    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probe, runs, ids, ref, out);
-    ryz_comm_free(probe);
+    step_probe sp = {.cap = k->c->new_tokens};
+    int probed = k->probe_runs && e->be.iface->host_visible;
+    ryz_status st = probed ? ryz_comm_split_first(c, ryz_comm_size(c), &sp.group) : RYZ_OK;
+    if (probed && st == RYZ_OK) {
+        int starved = ryz_measure_starved("RYZ_TEST_STEP_PROBE_NOMEM", ryz_comm_rank(k->world));
+        sp.sec = starved ? NULL : malloc((size_t)sp.cap * sizeof *sp.sec);
+        ryz_status mine = sp.sec ? ryz_probe_slices_open(&e->be, (size_t)RUN_PROBE_MIB << 20,
+                                                         (size_t)STEP_PROBE_MIB << 20, &sp.ps)
+                                 : RYZ_ENOMEM;
+        st = ryz_probe_agree(sp.group, mine == RYZ_OK, "step probe", RUN_PROBE_MIB);
+    }
+    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probed ? &sp : NULL, runs, ids, ref, out);
+    ryz_probe_slices_free(&sp.ps);
+    free(sp.sec);
+    ryz_comm_free(sp.group);
     return st;
 }
 
 /* The /samples rows of the runs: prefill_s and decode_s, and
- * read_bandwidth_gbs (and with peers lockstep_efficiency) where the runs
- * were probed. */
+ * read_bandwidth_gbs and read_bandwidth_before_gbs (and with peers
+ * lockstep_efficiency) where the runs were probed. */
 static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
     static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs",
-                                         "lockstep_efficiency"};
+                                         "read_bandwidth_before_gbs", "lockstep_efficiency"};
     for (int i = 0; i < rs->n; i++)
-        for (int m = 0; m < (i >= rs->n_bw ? 2 : tp > 1 ? 4 : 3); m++) {
+        for (int m = 0; m < (i >= rs->n_bw ? 2 : tp > 1 ? 5 : 4); m++) {
             double v = m == 0   ? rs->prefill_s[i]
                        : m == 1 ? rs->decode_s[i]
                        : m == 2 ? rs->bw[i] / 1e9
+                       : m == 3 ? rs->before[i] / 1e9
                                 : rs->lock[i];
             ryz_row_sample row = {.tp = tp, .iter = i, .value = v};
             snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
