@@ -271,11 +271,68 @@ START_TEST(test_scaling_spread) {
     const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
     const ryz_check *bw4 = find(&c, 4, "bandwidth_scaling");
     ck_assert_msg(strstr(bw2->note, "speedup 1.900 (runs 1.81-2.00) / bandwidth ratio 1.900 "
-                                    "(probes 1.60-2.40) (19.00 / 10.00 GB/s); host lock-step "
-                                    "0.85 (0.81-0.89)"), "%s", bw2->note);
+                                    "(probes 1.60-2.40) (19.00 / 10.00 GB/s) = 1.000; host "
+                                    "lock-step 0.85 (0.81-0.89)"), "%s", bw2->note);
+    ck_assert_msg(!strstr(bw2->note, "run by run"), "%s", bw2->note); /* no decode_s samples */
     ck_assert_msg(strstr(bw4->note, "speedup 3.000 / bandwidth ratio 4.000 (40.00"), "%s",
                   bw4->note); /* no spread known */
     ck_assert_msg(!strstr(bw4->note, "lock-step"), "%s", bw4->note);
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
+/* Adds run-by-run decode_s and read_bandwidth_gbs samples of (a, tp). */
+static void add_runs(ryz_results *r, int tp, const double *dec, const double *bw, int n) {
+    for (int i = 0; i < n; i++) {
+        ryz_row_sample x = {.case_name = "a", .tp = tp, .metric = "decode_s", .iter = i,
+                            .value = dec[i]};
+        ryz_results_add_sample(r, &x);
+        x.value = bw[i];
+        snprintf(x.metric, sizeof x.metric, "read_bandwidth_gbs");
+        ryz_results_add_sample(r, &x);
+    }
+}
+
+/* Where both TP degrees' runs were probed one by one, the check holds
+ * each run's decode time to the bandwidth of its own moments: TP=2 runs
+ * that were slow when the machine read slowly could each have read the 10
+ * GB TP=1's runs could, so they scale 1.0, though the rows' medians
+ * (speedup 1.9 over 20 / 10 GB/s) say 0.95. A run that streamed more than
+ * its probe read counts what it streamed (the row's 20 GB/s x 1.25 of the
+ * roofline x 0.5 s median). Unpaired samples (a TP=2 run without its
+ * bandwidth) leave the medians' ratio. */
+START_TEST(test_scaling_run_by_run) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
+    make_comm_results(&r);
+    r.timing[1].read_bandwidth_gbs = 20, r.timing[1].median_s = 0.5;
+    const double d1[] = {1, 1.25, 0.8}, b1[] = {10, 8, 12.5};
+    const double d2[] = {0.5, 0.4, 0.625, 0.5}, b2[] = {20, 25, 16, 20};
+    add_runs(&r, 1, d1, b1, 3);
+    add_runs(&r, 2, d2, b2, 4);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
+    ck_assert_msg(bw2->pass && fabs(bw2->measured - 1.0) < 1e-12, "%g", bw2->measured);
+    ck_assert_msg(strstr(bw2->note, "run by run: 10.00 GB readable in a TP=1 decode / 10.00 at "
+                                    "TP=2; medians: speedup 1.900") &&
+                      strstr(bw2->note, "(20.00 / 10.00 GB/s) = 0.950"), "%s", bw2->note);
+    ryz_checks_free(&c);
+    r.timing[1].roofline_fraction = 1.25;
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    bw2 = find(&c, 2, "bandwidth_scaling");
+    ck_assert_msg(!bw2->pass && fabs(bw2->measured - 0.8) < 1e-12, "%g", bw2->measured);
+    ryz_checks_free(&c);
+    r.timing[1].roofline_fraction = 0;
+    ryz_row_sample x = {.case_name = "a", .tp = 2, .metric = "decode_s", .iter = 4, .value = 0.5};
+    ryz_results_add_sample(&r, &x);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    bw2 = find(&c, 2, "bandwidth_scaling");
+    ck_assert_msg(fabs(bw2->measured - 0.95) < 1e-12 && !strstr(bw2->note, "run by run"),
+                  "%g %s", bw2->measured, bw2->note);
     ryz_checks_free(&c);
     ryz_results_free(&r);
     ryz_suite_free(&s);
@@ -362,6 +419,7 @@ int main(void) {
     tcase_add_test(tc, test_parse_comm_keys);
     tcase_add_test(tc, test_evaluate_comm);
     tcase_add_test(tc, test_scaling_spread);
+    tcase_add_test(tc, test_scaling_run_by_run);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
     suite_add_tcase(s, tc);

@@ -248,7 +248,7 @@ typedef struct {
     double measured, threshold;
     int pass;
     int skipped;        /* timing check on an oversubscribed run: not meaningful */
-    char note[160];
+    char note[256];
 } ryz_check;
 
 typedef struct {

@@ -150,9 +150,34 @@ static void lockstep_note(const ryz_results *r, const ryz_row_timing *d, char *o
         snprintf(out, cap, "; host lock-step %.2f (%.2f-%.2f)", q.median, q.p10, q.p90);
 }
 
+/* The median over decode row d's timed runs of what the machine could
+ * have read while the run decoded, in GB: its decode seconds times the
+ * bandwidth read between its steps, or the bytes it did stream where that
+ * was more (bandwidth_of's rule, run by run). 0 unless at least two runs
+ * were probed one by one (as many read_bandwidth_gbs samples as
+ * decode_s, the same runs in the same order). */
+static double run_capacity(const ryz_results *r, const ryz_row_timing *d) {
+    int nd = 0, nb = 0;
+    double *dec = ryz_results_sample_values(r, d->case_name, d->tp, "decode_s", &nd);
+    double *bw = ryz_results_sample_values(r, d->case_name, d->tp, "read_bandwidth_gbs", &nb);
+    double streamed = d->read_bandwidth_gbs * d->roofline_fraction * d->median_s, med = 0;
+    if (dec && bw && nd == nb && nb >= 2) {
+        ryz_stats q;
+        for (int i = 0; i < nb; i++) dec[i] = fmax(dec[i] * bw[i], streamed);
+        ryz_stats_compute(dec, (size_t)nb, &q);
+        med = q.median;
+    }
+    free(dec), free(bw);
+    return med;
+}
+
 /* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
  * (NAN when a bandwidth or the speedup is missing); *why says which, with
- * the spread of each over the runs. */
+ * the spread of each over the runs. Where both TP degrees' runs were
+ * probed one by one, run by run: run_capacity at TP=1 over at TP=tp, the
+ * same ratio with each run's time held to the bandwidth of its own
+ * moments (the medians' ratio, in the note, pairs the median time of one
+ * run with the median bandwidth of another). */
 static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, char *why,
                                 size_t cap) {
     const ryz_row_timing *d = decode_row(r, name, tp), *d1 = decode_row(r, name, 1);
@@ -167,9 +192,16 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     char sp[32], bwr[32], lock[40];
     scaling_spread(r, d, bw1, sp, bwr, sizeof sp);
     lockstep_note(r, d, lock, sizeof lock);
-    snprintf(why, cap, "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s)%s",
-             d->speedup, sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "", lock);
-    return d->speedup / ratio;
+    double c1 = d1 ? run_capacity(r, d1) : 0, c = run_capacity(r, d);
+    int n = 0;
+    if (c1 > 0 && c > 0)
+        n = snprintf(why, cap, "run by run: %.2f GB readable in a TP=1 decode / %.2f at "
+                     "TP=%d; medians: ", c1, c, tp);
+    snprintf(why + n, cap - (size_t)n,
+             "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s) = %.3f%s", d->speedup,
+             sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "", d->speedup / ratio,
+             lock);
+    return c1 > 0 && c > 0 ? c1 / c : d->speedup / ratio;
 }
 
 /* The collective-ratio and bandwidth-scaling checks of one sharded (case,
