@@ -330,17 +330,20 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
 
 /* Prints one configuration against its limits; returns the decode
  * fraction of the roofline: the median over the runs of each run's
- * decode bytes/s over its own probe's. */
+ * decode bytes/s over its own probe's, or 1 where the decode streamed
+ * more (ryz_roofline_fraction; the line says how many runs did). */
 static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
                           const bench_samples *s, double gemm) {
     int n = s->n, P = a->prompt;
     double rate[5][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre, sfr, saf;
+    int over = 0; /* runs whose decode streamed more than their probe read */
     ryz_shard sh;
     ryz_shard_plan(cfg, 1, 0, &sh);
     double bpt = (double)ryz_model_bytes_per_token_as(cfg, &sh, k->dtype);
     for (int i = 0; i < n; i++) {
         rate[0][i] = s->bw[i], rate[1][i] = 1 / s->dec_s[i], rate[2][i] = P / s->pre_s[i];
-        rate[3][i] = bpt / s->dec_s[i] / s->bw[i], rate[4][i] = s->after[i];
+        rate[3][i] = ryz_roofline_fraction(bpt / s->dec_s[i], s->bw[i]), rate[4][i] = s->after[i];
+        over += bpt / s->dec_s[i] > s->bw[i];
     }
     double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
     double mpre = stats(rate[2], n, &spre), roof = mbw / bpt, pre = prefill_flops(cfg, P) * mpre / P;
@@ -368,8 +371,10 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
            "after a %d-token prompt)\n", kv / 1e6, 100 * kv / bpt, a->decode_prompt);
     printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
     printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
-           "(target >= %.0f%%; the runs' median, spread %.1f%%)\n", mdec, 100 * sdec, 100 * frac,
+           "(target >= %.0f%%; the runs' median, spread %.1f%%", mdec, 100 * sdec, 100 * frac,
            100 * target, 100 * sfr);
+    if (over) printf("; %d of %d runs streamed more than their probe read: 100%%", over, n);
+    printf(")\n");
     if (!cuda)
         printf("  probe after each run    %8.2f GB/s   spread %4.1f%%  decode %.1f%% of it (the "
                "roofline until session 23)\n", after / 1e9, 100 * saf, 100 * mdec * bpt / after);
@@ -504,9 +509,9 @@ static void bench_usage(void) {
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
            "  read bandwidth: a 64 MiB slice of an M MiB buffer, default 512, read after\n"
            "  every decode step on the decode's own threads and timed apart; the\n"
-           "  fraction is the median of the runs' own ratios); bf16 logits against fp32\n"
-           "  with bf16's tolerance T (default 2e-2 of the logit range; exit 2 when\n"
-           "  outside it). Each ratio is printed beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
+           "  fraction is the median of the runs' own ratios, 1 for a run that\n"
+           "  streamed more than its probe read); bf16 logits against fp32 with bf16's\n"
+           "  tolerance T (default 2e-2 of the logit range; exit 2 when outside it). Each ratio is printed beside its target. -o writes the runs (case = dtype-tTHREADS) as a results\n"
            "  file that `ryz compare` tracks.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
            "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"

@@ -138,6 +138,10 @@ double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps) {
     return best;
 }
 
+double ryz_roofline_fraction(double streamed, double probed) {
+    return streamed > 0 ? streamed / (probed > streamed ? probed : streamed) : 0;
+}
+
 uint64_t ryz_mem_read_lines(const void *p, size_t bytes) {
     const uint32_t *w = p;
     uint64_t s = 0;
