@@ -640,16 +640,6 @@ START_TEST(test_mem_read_sum) {
 }
 END_TEST
 
-/* The roofline fraction is never above 1: a decode that streamed more
- * than its probe read is at the machine's limit as far as anyone measured. */
-START_TEST(test_roofline_fraction) {
-    ck_assert_double_eq_tol(ryz_roofline_fraction(18e9, 20e9), 0.9, 1e-12);
-    ck_assert_double_eq(ryz_roofline_fraction(21e9, 20e9), 1.0);
-    ck_assert_double_eq(ryz_roofline_fraction(0, 20e9), 0);
-    ck_assert_double_eq(ryz_roofline_fraction(5e9, 0), 1.0);
-}
-END_TEST
-
 /* Slices: each pass reads the next slice of the buffer, back to the start
  * where the next would not fit whole. The buffer holds 0, 1, 2, ..., so
  * the passes' sum says which elements were read: 5 whole slices of 1024
@@ -769,7 +759,6 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_read_passes);
     tcase_add_test(tc, test_mem_read_slices);
     tcase_add_test(tc, test_mem_read_sum);
-    tcase_add_test(tc, test_roofline_fraction);
     tcase_add_test(tc, test_lockstep_efficiency);
     tcase_add_test(tc, test_mem_read_every_element);
     suite_add_tcase(s, tc);

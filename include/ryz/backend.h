@@ -244,7 +244,9 @@ void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float 
  * a 1024-wide fp32 matrix). */
 #define RYZ_PROBE_ROW_BYTES 4096
 /* The backend's read_probe over [p, p + bytes), timed: *seconds from the
- * call to the last read, *sum as read_probe's. EINVAL when the backend has
+ * call until every row has been read once (a worker whose claim the
+ * caller took over may still be reading after that), *sum as
+ * read_probe's. EINVAL when the backend has
  * no read probe or bytes is not a positive multiple of RYZ_PROBE_ROW_BYTES;
  * read_probe's error otherwise. */
 ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, double *seconds,
@@ -262,7 +264,8 @@ typedef struct {
 /* `bytes` of b's memory, every word written (a page never written would
  * be read as the shared zero page, from the caches), to be read `slice`
  * bytes at a time (at most bytes, a positive multiple of
- * RYZ_PROBE_ROW_BYTES). EINVAL when b has no read probe or the sizes do
+ * RYZ_PROBE_ROW_BYTES); its first slice is read once here, so that no
+ * later read allocates. EINVAL when b has no read probe or the sizes do
  * not fit, ENOMEM; free with ryz_probe_slices_free. */
 ryz_status ryz_probe_slices_open(ryz_backend *b, size_t bytes, size_t slice,
                                  ryz_probe_slices *p);

@@ -100,12 +100,6 @@ double ryz_lockstep_efficiency(const float *sec, int k, int steps);
  * streams side by side, `reps` times; the best rep counts. 0 with a
  * message on failure. */
 double ryz_mem_read_bandwidth(size_t bytes, int threads, int reps);
-/* A decode's fraction of its roofline from the bytes/s it streamed and the
- * bytes/s a probe read at the same moments: streamed over the larger of
- * the two. Where the decode streamed more, the probe under-read the
- * machine, which has shown it reads at least what the decode did: 1, not
- * more. 0 when nothing was streamed. */
-double ryz_roofline_fraction(double streamed, double probed);
 /* One thread's read of [p, p + bytes) as that probe reads its part: four
  * streams side by side, 32-byte loads where the CPU has AVX2. Returns the
  * sum of its 8-byte words (bytes / 8 of them; p 8-byte aligned), for the

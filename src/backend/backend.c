@@ -108,9 +108,6 @@ ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, d
 ryz_status ryz_probe_slices_open(ryz_backend *b, size_t bytes, size_t slice,
                                  ryz_probe_slices *p) {
     *p = (ryz_probe_slices){.be = b, .bytes = bytes, .slice = slice};
-    if (!b->iface->read_probe)
-        return ryz_error(RYZ_EINVAL, "the %s backend has no read probe (its bandwidth is a copy "
-                         "kernel's)", b->iface->name);
     if (slice == 0 || slice % RYZ_PROBE_ROW_BYTES || slice > bytes)
         return ryz_error(RYZ_EINVAL, "probe slice of %zu bytes: must be a positive multiple of "
                          "%d, at most the buffer's %zu", slice, RYZ_PROBE_ROW_BYTES, bytes);
@@ -118,7 +115,10 @@ ryz_status ryz_probe_slices_open(ryz_backend *b, size_t bytes, size_t slice,
     if (!w) return ryz_error_wrap(RYZ_ENOMEM, "no memory for a %zu MiB probe", bytes >> 20);
     for (size_t i = 0; i < bytes / sizeof *w; i++) w[i] = i;
     p->buf = (char *)w;
-    return RYZ_OK;
+    double sec;
+    ryz_status st = ryz_probe_slices_read(p, &sec); /* what the first read would allocate */
+    if (st != RYZ_OK) ryz_probe_slices_free(p);
+    return st;
 }
 
 ryz_status ryz_probe_slices_read(ryz_probe_slices *p, double *seconds) {

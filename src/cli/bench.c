@@ -46,7 +46,7 @@ typedef struct {
 /* Per-run samples of the phases (seconds) and the probes (bytes/s): bw is
  * the roofline's (cpu: the slices read between that run's decode steps;
  * cuda: a copy kernel after the run), after the cpu's probe after the run
- * with threads of its own (the roofline until session 23, for comparison). */
+ * with threads of its own (the roofline before the slices, for comparison). */
 typedef struct {
     double bw[RYZ_BENCH_MAX_RUNS], after[RYZ_BENCH_MAX_RUNS];
     double dec_s[RYZ_BENCH_MAX_RUNS], pre_s[RYZ_BENCH_MAX_RUNS];
@@ -261,6 +261,12 @@ static void bench_prompt(int *p, int n, int vocab) {
     for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
 }
 
+/* The probe's slice in MiB: PROBE_SLICE_MIB, or the whole buffer where
+ * --probe-mib is smaller. */
+static int slice_mib(const bench_args *a) {
+    return a->probe_mib < PROBE_SLICE_MIB ? a->probe_mib : PROBE_SLICE_MIB;
+}
+
 /* The step hook: the probe's next slice, its time and bytes added up. */
 static ryz_status slice_probe_step(void *ctx) {
     slice_probe *p = ctx;
@@ -274,9 +280,9 @@ static ryz_status slice_probe_step(void *ctx) {
  * hook set on m. */
 static ryz_status slice_probe_open(const bench_args *a, ryz_backend *be, ryz_model *m,
                                    slice_probe *p) {
-    size_t bytes = (size_t)a->probe_mib << 20, slice = (size_t)PROBE_SLICE_MIB << 20;
     *p = (slice_probe){0};
-    ryz_status st = ryz_probe_slices_open(be, bytes, slice < bytes ? slice : bytes, &p->ps);
+    ryz_status st = ryz_probe_slices_open(be, (size_t)a->probe_mib << 20,
+                                          (size_t)slice_mib(a) << 20, &p->ps);
     if (st == RYZ_OK) ryz_model_set_step_hook(m, slice_probe_step, p);
     return st;
 }
@@ -329,30 +335,32 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
 }
 
 /* Prints one configuration against its limits; returns the decode
- * fraction of the roofline: the median over the runs of each run's
- * decode bytes/s over its own probe's, or 1 where the decode streamed
- * more (ryz_roofline_fraction; the line says how many runs did). */
+ * fraction of the roofline. On the cpu, the median over the runs of each
+ * run's decode bytes/s over its own slices' (the line says how many runs
+ * read faster than their slices: there the probe under-read the machine);
+ * on cuda, the median decode rate over the median probe's roofline. */
 static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
                           const bench_samples *s, double gemm) {
     int n = s->n, P = a->prompt;
     double rate[5][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre, sfr, saf;
-    int over = 0; /* runs whose decode streamed more than their probe read */
+    int over = 0; /* runs whose decode read faster than their probe */
     ryz_shard sh;
     ryz_shard_plan(cfg, 1, 0, &sh);
     double bpt = (double)ryz_model_bytes_per_token_as(cfg, &sh, k->dtype);
     for (int i = 0; i < n; i++) {
         rate[0][i] = s->bw[i], rate[1][i] = 1 / s->dec_s[i], rate[2][i] = P / s->pre_s[i];
-        rate[3][i] = ryz_roofline_fraction(bpt / s->dec_s[i], s->bw[i]), rate[4][i] = s->after[i];
-        over += bpt / s->dec_s[i] > s->bw[i];
+        rate[3][i] = bpt / s->dec_s[i] / s->bw[i], rate[4][i] = s->after[i];
+        over += rate[3][i] > 1;
     }
     double mbw = stats(rate[0], n, &sbw), mdec = stats(rate[1], n, &sdec);
     double mpre = stats(rate[2], n, &spre), roof = mbw / bpt, pre = prefill_flops(cfg, P) * mpre / P;
     double frac = stats(rate[3], n, &sfr), after = stats(rate[4], n, &saf);
+    int cuda = a->backend == RYZ_BACKEND_CUDA;
+    if (cuda) frac = mdec / roof;
     /* Mean KV cache read per decoded token: keys and values of every
      * position so far, every layer, this rank's KV heads. */
     double ctx = a->decode_prompt + (a->new_tokens - 1) / 2.0;
     double kv = 2.0 * ctx * cfg->n_layers * sh.kv_heads * sh.head_dim * sizeof(float);
-    int cuda = a->backend == RYZ_BACKEND_CUDA;
     double target = cuda ? TARGET_DECODE_ROOF_CUDA : TARGET_DECODE_ROOF;
     if (cuda)
         printf("%s: %s weights%s, cuda, %d runs (median, spread = (p90-p10)/median)\n", k->name,
@@ -364,20 +372,20 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
         printf("  copy bandwidth (r+w)    %8.2f GB/s   spread %4.1f%%\n", mbw / 1e9, 100 * sbw);
     else
         printf("  read bandwidth          %8.2f GB/s   spread %4.1f%%  (%d MiB slices between the "
-               "decode steps, on its threads)\n", mbw / 1e9, 100 * sbw,
-               (int)(a->probe_mib < PROBE_SLICE_MIB ? a->probe_mib : PROBE_SLICE_MIB));
+               "decode steps, on its threads)\n", mbw / 1e9, 100 * sbw, slice_mib(a));
     printf("  weight bytes per token  %8.1f MB\n", bpt / 1e6);
     printf("  KV cache per token      %8.1f MB     (%.1f%% more, not in the roofline: decode "
            "after a %d-token prompt)\n", kv / 1e6, 100 * kv / bpt, a->decode_prompt);
     printf("  decode roofline         %8.2f tok/s  (bandwidth / bytes per token)\n", roof);
     printf("  decode                  %8.2f tok/s  spread %4.1f%%  %6.1f%% of roofline   "
-           "(target >= %.0f%%; the runs' median, spread %.1f%%", mdec, 100 * sdec, 100 * frac,
-           100 * target, 100 * sfr);
-    if (over) printf("; %d of %d runs streamed more than their probe read: 100%%", over, n);
+           "(target >= %.0f%%", mdec, 100 * sdec, 100 * frac, 100 * target);
+    if (!cuda) printf("; the median of the runs' own ratios, spread %.1f%%", 100 * sfr);
+    if (!cuda && over) printf("; %d of %d runs read faster than their slices", over, n);
     printf(")\n");
     if (!cuda)
         printf("  probe after each run    %8.2f GB/s   spread %4.1f%%  decode %.1f%% of it (the "
-               "roofline until session 23)\n", after / 1e9, 100 * saf, 100 * mdec * bpt / after);
+               "whole buffer, best of 2, on threads of its own)\n", after / 1e9, 100 * saf,
+               100 * mdec * bpt / after);
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
            "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
            100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
@@ -509,8 +517,8 @@ static void bench_usage(void) {
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
            "  read bandwidth: a 64 MiB slice of an M MiB buffer, default 512, read after\n"
            "  every decode step on the decode's own threads and timed apart; the\n"
-           "  fraction is the median of the runs' own ratios, 1 for a run that\n"
-           "  streamed more than its probe read); bf16 logits against fp32 with bf16's\n"
+           "  fraction is the median of the runs' own ratios, with a count of the runs\n"
+           "  that read faster than their slices); bf16 logits against fp32 with bf16's\n"
            "  tolerance T (default 2e-2 of the logit range; exit 2 when outside it).\n"
            "  Each ratio is printed beside its target. -o writes the runs (case =\n"
            "  dtype-tTHREADS) as a results file that `ryz compare` tracks.\n"

@@ -151,8 +151,7 @@ static int first_of_kind(const ryz_results *r, size_t i) {
 }
 
 /* Whether a /samples metric is a figure of the machine's rather than a
- * time of ours: read_bandwidth_gbs and lockstep_efficiency, the suite's
- * probes before each run. A build is not slower because the machine read
+ * time of ours: the probes' bandwidths (*_gbs) and lockstep_efficiency. A build is not slower because the machine read
  * memory faster or slower, or kept its ranks in step better. Such a row is
  * shown, never a regression: it says whether the machine moved under the
  * times beside it. */

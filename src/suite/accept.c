@@ -125,8 +125,8 @@ static int samples_stats(const ryz_results *r, const char *name, int tp, const c
 
 /* The spread over runs of the scaling's two terms, for the note: the
  * speedup from the decode row's p90 and p10 times, the bandwidth ratio from
- * the probes before each run (samples read_bandwidth_gbs); "" where
- * neither is known. */
+ * the runs' own probes (samples read_bandwidth_gbs, read between their
+ * decode steps); "" where neither is known. */
 static void scaling_spread(const ryz_results *r, const ryz_row_timing *d, double bw1,
                            char *sp, char *bwr, size_t cap) {
     ryz_stats q;
@@ -197,6 +197,7 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     if (c1 > 0 && c > 0)
         n = snprintf(why, cap, "run by run: %.2f GB readable in a TP=1 decode / %.2f at "
                      "TP=%d; medians: ", c1, c, tp);
+    if (n < 0 || (size_t)n >= cap) n = 0;
     snprintf(why + n, cap - (size_t)n,
              "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s) = %.3f%s", d->speedup,
              sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "", d->speedup / ratio,

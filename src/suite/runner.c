@@ -89,13 +89,15 @@ static size_t segment_bytes(const case_ctx *k, int tp, int rank) {
 /* The probe between the decode steps of a timed run: after every step
  * each rank of the group reads the next slice of its own buffer on the
  * model's backend (its threads, as the decode's GEMVs schedule them),
- * between two barriers of the group, so that the ranks' slices run
- * together and no rank's next step waits for another's slice (the hook's
- * time is not decode's). */
+ * after a barrier of the group and before the ranks agree that every
+ * read succeeded, so that the slices run together, no rank's next step
+ * waits for another's slice (the hook's time is not decode's), and a
+ * failed read stops every rank. */
 typedef struct {
     ryz_probe_slices ps;
     ryz_comm *group; /* a duplicate of the model's comm: its records stay the model's */
     float *sec;      /* this run's slices' seconds, up to cap */
+    float *all;      /* every rank's, gathered (group size x cap) */
     int n, cap;
 } step_probe;
 
@@ -103,28 +105,28 @@ static ryz_status step_probe_hook(void *ctx) {
     step_probe *p = ctx;
     double dt = 0;
     ryz_status st = ryz_comm_barrier(p->group);
-    if (st == RYZ_OK) st = ryz_probe_slices_read(&p->ps, &dt);
+    if (st != RYZ_OK) return st;
+    st = ryz_probe_slices_read(&p->ps, &dt);
     if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
-    return st == RYZ_OK ? ryz_comm_barrier(p->group) : st;
+    return ryz_probe_agree(p->group, st == RYZ_OK, "step probe",
+                           (int)(p->ps.slice >> 20));
 }
 
-/* The group's bandwidth over the run's slices, into *bw: all ranks' bytes
- * over the sum of each slice's slowest time, as ryz_probe_group counts a
- * pass. Collective over the group; then the next run's slices start. */
+/* The group's bandwidth over the run's slices, into *bw (0 when none was
+ * read): all ranks' bytes over the sum of each slice's slowest time, as
+ * ryz_probe_group counts a pass. Collective over the group; then the next
+ * run's slices start. */
 static ryz_status step_probe_take(step_probe *p, double *bw) {
     int k = ryz_comm_size(p->group), n = p->n;
-    float *all = malloc((size_t)k * (size_t)(n > 0 ? n : 1) * sizeof *all);
-    ryz_status st = all ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
-    if (st == RYZ_OK && n > 0) st = ryz_comm_all_gather(p->group, p->sec, all, (size_t)n);
+    ryz_status st = n > 0 ? ryz_comm_all_gather(p->group, p->sec, p->all, (size_t)n) : RYZ_OK;
     double slowest = 0;
     for (int s = 0; st == RYZ_OK && s < n; s++) {
         float t = 0;
-        for (int r = 0; r < k; r++) t = fmaxf(t, all[r * n + s]);
+        for (int r = 0; r < k; r++) t = fmaxf(t, p->all[r * n + s]);
         slowest += t;
     }
     *bw = slowest > 0 ? (double)k * (double)n * (double)p->ps.slice / slowest : 0;
     p->n = 0;
-    free(all);
     return st;
 }
 
@@ -169,6 +171,8 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
                                     &t);
         ryz_model_set_step_hook(m, NULL, NULL);
         if (st == RYZ_OK && i >= 0 && sp) st = step_probe_take(sp, &out->bw[i]);
+        if (st == RYZ_OK && i >= 0 && sp && !(out->bw[i] > 0)) /* no decode step to read after */
+            out->bw[i] = out->before[i];
         if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
         /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
@@ -185,25 +189,34 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
     return RYZ_OK;
 }
 
-/* timed_greedy of e's model on c, probed when the case probes runs and e's
- * backend computes in host memory (the memory the probe reads); the probe
- * runs on a duplicate of c, so that c's records stay the model's. */
-static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, int *ids,
-                             ryz_collective_ref *ref, run_samples *out) {
+/* Opens sp's buffers on every rank of its group, or none: a rank that
+ * cannot (or is starved by the test hook) makes every rank fail. */
+static ryz_status step_probe_open(const case_ctx *k, model_env *e, step_probe *sp) {
+    int starved = ryz_measure_starved("RYZ_TEST_STEP_PROBE_NOMEM", ryz_comm_rank(k->world));
+    size_t cap = (size_t)sp->cap, group = (size_t)ryz_comm_size(sp->group);
+    sp->sec = starved ? NULL : malloc(cap * sizeof *sp->sec);
+    sp->all = starved ? NULL : malloc(group * cap * sizeof *sp->all);
+    ryz_status mine = sp->sec && sp->all ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
+    if (mine == RYZ_OK)
+        mine = ryz_probe_slices_open(&e->be, (size_t)RUN_PROBE_MIB << 20,
+                                     (size_t)STEP_PROBE_MIB << 20, &sp->ps);
+    if (mine != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
+    return ryz_probe_agree(sp->group, mine == RYZ_OK, "step probe", RUN_PROBE_MIB);
+}
+
+/* timed_greedy of e's model on c, probed when `probe` (the runs' times are
+ * recorded), the case probes runs and e's backend computes in host memory
+ * (the memory the probe reads); the probe runs on a duplicate of c, so
+ * that c's records stay the model's. */
+static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, int probe,
+                             int *ids, ryz_collective_ref *ref, run_samples *out) {
     step_probe sp = {.cap = k->c->new_tokens};
-    int probed = k->probe_runs && e->be.iface->host_visible;
+    int probed = probe && k->probe_runs && e->be.iface->host_visible;
     ryz_status st = probed ? ryz_comm_split_first(c, ryz_comm_size(c), &sp.group) : RYZ_OK;
-    if (probed && st == RYZ_OK) {
-        int starved = ryz_measure_starved("RYZ_TEST_STEP_PROBE_NOMEM", ryz_comm_rank(k->world));
-        sp.sec = starved ? NULL : malloc((size_t)sp.cap * sizeof *sp.sec);
-        ryz_status mine = sp.sec ? ryz_probe_slices_open(&e->be, (size_t)RUN_PROBE_MIB << 20,
-                                                         (size_t)STEP_PROBE_MIB << 20, &sp.ps)
-                                 : RYZ_ENOMEM;
-        st = ryz_probe_agree(sp.group, mine == RYZ_OK, "step probe", RUN_PROBE_MIB);
-    }
+    if (probed && st == RYZ_OK) st = step_probe_open(k, e, &sp);
     if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probed ? &sp : NULL, runs, ids, ref, out);
     ryz_probe_slices_free(&sp.ps);
-    free(sp.sec);
+    free(sp.sec), free(sp.all);
     ryz_comm_free(sp.group);
     return st;
 }
@@ -382,7 +395,7 @@ static ryz_status baseline_on_lead(case_ctx *k) {
     if (!same) env_close(&ref);
     if (st == RYZ_OK && !same) st = env_open(k, self, 0, &run);
     model_env *timed = same ? &ref : &run;
-    if (st == RYZ_OK) st = timed_runs(k, timed, self, k->s->repeat, ids, NULL, &rs);
+    if (st == RYZ_OK) st = timed_runs(k, timed, self, k->s->repeat, 1, ids, NULL, &rs);
     if (st == RYZ_OK) st = record_group(k, self, &timed->be, 1, NULL, &rs);
     free(ids);
     env_close(&ref);
@@ -458,7 +471,8 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     ryz_collective_ref ref = {0};
     int sampled = tp > 1 && !ryz_comm_device_memory(tpc);
     if (st == RYZ_OK)
-        st = timed_runs(k, &e, tpc, tp > 1 ? k->s->repeat : 1, ids, sampled ? &ref : NULL, &rs);
+        st = timed_runs(k, &e, tpc, tp > 1 ? k->s->repeat : 1, tp > 1, ids, sampled ? &ref : NULL,
+                        &rs);
     if (st == RYZ_OK && tp > 1) st = record_group(k, tpc, &e.be, tp, &ref, &rs);
     ryz_collective_ref_close(&ref);
     if (st == RYZ_OK && lead) {
