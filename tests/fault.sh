@@ -124,7 +124,8 @@ for np in 2 4; do
     eval 'is 3 && has "rank 0: [a-z_]+ #[0-9]+ of [0-9]+ floats; rank 1: [a-z_]+ #[0-9]+ of [0-9]+ floats"'
 
   # Rank 0's first all_reduces are the bandwidth probes (one per TP degree)
-  # and the TP group's load agreement; #12 is well inside a forward pass
+  # and the TP group's load agreement (the probe between decode steps adds
+  # none while rank 0 times its baseline alone); #12 is well inside a forward pass
   # (5 all_reduces per pass of the 2-layer model), where corruption must be
   # caught by the comparison.
   RYZ_FAULT=corrupt:rank=0:step=12:op=all_reduce \

@@ -101,15 +101,22 @@ typedef struct {
     int n, cap;
 } step_probe;
 
+/* mine, agreed over the group (ryz_probe_agree) where it has peers: a
+ * lone rank has no one to tell, and adds no collective to its count. */
+static ryz_status step_probe_agree(ryz_comm *group, ryz_status mine, int mib) {
+    if (ryz_comm_size(group) == 1) return mine;
+    return ryz_probe_agree(group, mine == RYZ_OK, "step probe", mib);
+}
+
 static ryz_status step_probe_hook(void *ctx) {
     step_probe *p = ctx;
     double dt = 0;
-    ryz_status st = ryz_comm_barrier(p->group);
+    int peers = ryz_comm_size(p->group) > 1;
+    ryz_status st = peers ? ryz_comm_barrier(p->group) : RYZ_OK;
     if (st != RYZ_OK) return st;
     st = ryz_probe_slices_read(&p->ps, &dt);
     if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
-    return ryz_probe_agree(p->group, st == RYZ_OK, "step probe",
-                           (int)(p->ps.slice >> 20));
+    return step_probe_agree(p->group, st, (int)(p->ps.slice >> 20));
 }
 
 /* The group's bandwidth over the run's slices, into *bw (0 when none was
@@ -201,7 +208,7 @@ static ryz_status step_probe_open(const case_ctx *k, model_env *e, step_probe *s
         mine = ryz_probe_slices_open(&e->be, (size_t)RUN_PROBE_MIB << 20,
                                      (size_t)STEP_PROBE_MIB << 20, &sp->ps);
     if (mine != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
-    return ryz_probe_agree(sp->group, mine == RYZ_OK, "step probe", RUN_PROBE_MIB);
+    return step_probe_agree(sp->group, mine, RUN_PROBE_MIB);
 }
 
 /* timed_greedy of e's model on c, probed when `probe` (the runs' times are
