@@ -40,7 +40,14 @@ typedef struct {
 } bench_args;
 
 /* The cpu roofline's probe reads a slice this long after every decode
- * step (less when --probe-mib is smaller). */
+ * step (less when --probe-mib is smaller), of a buffer of two slices. With
+ * 8 slices, each read every 8th step, the slices read unsteadily on the
+ * development VM (the runs' ratios spread 10-18 % against 1-2 % with two
+ * slices, and most runs' decode read faster than their slices); its kernel
+ * runs a DAMON page-out scheme over physical memory that is not touched
+ * often, one suspect (docs/performance.md, session 23). Two slices, 4x
+ * the 32 MiB L3, read no faster than the probe over the whole M MiB after
+ * each run. */
 #define PROBE_SLICE_MIB 64
 
 /* Per-run samples of the phases (seconds) and the probes (bytes/s): bw is
@@ -261,8 +268,8 @@ static void bench_prompt(int *p, int n, int vocab) {
     for (int i = 0; i < n; i++) p[i] = (1 + 7919 * i) % vocab;
 }
 
-/* The probe's slice in MiB: PROBE_SLICE_MIB, or the whole buffer where
- * --probe-mib is smaller. */
+/* The probe's slice in MiB: PROBE_SLICE_MIB, or --probe-mib where that is
+ * smaller. */
 static int slice_mib(const bench_args *a) {
     return a->probe_mib < PROBE_SLICE_MIB ? a->probe_mib : PROBE_SLICE_MIB;
 }
@@ -276,12 +283,12 @@ static ryz_status slice_probe_step(void *ctx) {
     return st;
 }
 
-/* The probe's buffer of a->probe_mib MiB in the backend's memory, and its
- * hook set on m. */
+/* The probe's buffer of two slices in the backend's memory, and its hook
+ * set on m. */
 static ryz_status slice_probe_open(const bench_args *a, ryz_backend *be, ryz_model *m,
                                    slice_probe *p) {
     *p = (slice_probe){0};
-    ryz_status st = ryz_probe_slices_open(be, (size_t)a->probe_mib << 20,
+    ryz_status st = ryz_probe_slices_open(be, (size_t)slice_mib(a) << 21,
                                           (size_t)slice_mib(a) << 20, &p->ps);
     if (st == RYZ_OK) ryz_model_set_step_hook(m, slice_probe_step, p);
     return st;
@@ -515,11 +522,13 @@ static void bench_usage(void) {
            "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
            "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
-           "  read bandwidth: a 64 MiB slice of an M MiB buffer, default 512, read after\n"
-           "  every decode step on the decode's own threads and timed apart; the\n"
+           "  read bandwidth: a 64 MiB slice, of two taken in turn, read after every\n"
+           "  decode step on the decode's own threads and timed apart; the\n"
            "  fraction is the median of the runs' own ratios, with a count of the runs\n"
-           "  that read faster than their slices); bf16 logits against fp32 with bf16's\n"
-           "  tolerance T (default 2e-2 of the logit range; exit 2 when outside it).\n"
+           "  that read faster than their slices; also printed: a probe over M MiB,\n"
+           "  default 512, after each run on threads of its own); bf16 logits against\n"
+           "  fp32 with bf16's tolerance T (default 2e-2 of the logit range; exit 2 when\n"
+           "  outside it).\n"
            "  Each ratio is printed beside its target. -o writes the runs (case =\n"
            "  dtype-tTHREADS) as a results file that `ryz compare` tracks.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
