@@ -43,11 +43,9 @@ typedef struct {
  * step (less when --probe-mib is smaller), of a buffer of two slices. With
  * 8 slices, each read every 8th step, the slices read unsteadily on the
  * development VM (the runs' ratios spread 10-18 % against 1-2 % with two
- * slices, and most runs' decode read faster than their slices); its kernel
- * runs a DAMON page-out scheme over physical memory that is not touched
- * often, one suspect (docs/performance.md, session 23). Two slices, 4x
- * the 32 MiB L3, read no faster than the probe over the whole M MiB after
- * each run. */
+ * slices, and most runs' decode read faster than their slices; why is
+ * open: docs/performance.md, session 23). Two slices, 4x the 32 MiB L3,
+ * read no faster than the probe over the whole M MiB after each run. */
 #define PROBE_SLICE_MIB 64
 
 /* Per-run samples of the phases (seconds) and the probes (bytes/s): bw is
