@@ -220,12 +220,12 @@ static double prefill_flops(const ryz_model_config *c, int P) {
     return 2.0 * P * layer * c->n_layers + 2.0 * c->vocab * c->dim;
 }
 
-/* Adds n samples v[i] * scale of `metric` for case k to the results. */
+/* Adds n samples v[i] / per of `metric` for case k to the results. */
 static ryz_status bench_add_samples(ryz_results *r, const bench_config *k, const char *metric,
-                                    const double *v, int n, double scale) {
+                                    const double *v, int n, double per) {
     ryz_status st = RYZ_OK;
     for (int i = 0; st == RYZ_OK && i < n; i++) {
-        ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i] * scale};
+        ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i] / per};
         snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
         snprintf(row.metric, sizeof row.metric, "%s", metric);
         st = ryz_results_add_sample(r, &row);
@@ -242,9 +242,9 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
                              double roof_frac, ryz_results *r) {
     int cuda = a->backend == RYZ_BACKEND_CUDA;
     ryz_status st = bench_add_samples(r, k, cuda ? "copy_bandwidth_gbs" : "read_bandwidth_gbs",
-                                      s->bw, s->n, 1e-9);
+                                      s->bw, s->n, 1e9);
     if (st == RYZ_OK && !cuda)
-        st = bench_add_samples(r, k, "read_bandwidth_after_gbs", s->after, s->n, 1e-9);
+        st = bench_add_samples(r, k, "read_bandwidth_after_gbs", s->after, s->n, 1e9);
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
         const double *v = ph ? s->dec_s : s->pre_s;
         double per = ph ? 1 : a->prompt;

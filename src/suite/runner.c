@@ -234,14 +234,11 @@ static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, i
 static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
     static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs",
                                          "read_bandwidth_before_gbs", "lockstep_efficiency"};
+    static const double per[] = {1, 1, 1e9, 1e9, 1}; /* GB/s for the bandwidths */
+    const double *col[] = {rs->prefill_s, rs->decode_s, rs->bw, rs->before, rs->lock};
     for (int i = 0; i < rs->n; i++)
         for (int m = 0; m < (i >= rs->n_bw ? 2 : tp > 1 ? 5 : 4); m++) {
-            double v = m == 0   ? rs->prefill_s[i]
-                       : m == 1 ? rs->decode_s[i]
-                       : m == 2 ? rs->bw[i] / 1e9
-                       : m == 3 ? rs->before[i] / 1e9
-                                : rs->lock[i];
-            ryz_row_sample row = {.tp = tp, .iter = i, .value = v};
+            ryz_row_sample row = {.tp = tp, .iter = i, .value = col[m][i] / per[m]};
             snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
             snprintf(row.metric, sizeof row.metric, "%s", metric[m]);
             ryz_results_add_sample(k->res, &row);
