@@ -87,8 +87,11 @@ static void band_of(int total, int t, int n, int *r0, int *r1) {
 #define GEMV_MIN_ROWS_PER_THREAD 64
 /* The smallest claim is a (n * GEMV_TAIL_CLAIMS)-th of the rows: short
  * beside a GEMV, yet a stream long enough to be worth starting (768 rows
- * at 2 threads: 24 rows, 72 KiB of fp32). */
-#define GEMV_TAIL_CLAIMS 16
+ * at 2 threads: 48 rows, 72 KiB of bf16, 144 KiB of fp32). With 16, half
+ * that, bf16 decode of a model that reads fast (in and near the L3) ran
+ * 2-4 % slower; fp32 ran no faster or slower (docs/performance.md,
+ * session 24). */
+#define GEMV_TAIL_CLAIMS 8
 
 /* One thread takes the whole matrix as one chunk: nothing to balance, and
  * the kernel's four bands stay as long as they can be (1-thread decode of

@@ -22,7 +22,7 @@ ryz_status ryz_rows_create(ryz_pool *pool, ryz_rows **out);
 /* Call after ryz_pool_free (no worker may still hold it). */
 void ryz_rows_free(ryz_rows *r);
 
-/* y (out) = W x by fn on every thread of the pool, in claims of a 2n-th
+/* y (out) = W x by fn on every thread of the pool, in claims of an n-th
  * of the rows left (n threads; guided self-scheduling), rounded up to a
  * multiple of 4 and at least `least` (a multiple of 4). Returns when
  * every row of y is written. A worker late to a claim may go on reading
