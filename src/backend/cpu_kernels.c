@@ -162,15 +162,17 @@ AVX2 void cpu_gemv_f32_avx2(float *y, const float *x, const void *wv, int in, in
     }
 }
 
-/* 16 bf16 weights at p times x, into one row's accumulator a: unpacking
+/* 16 bf16 weights at p times x, into one row's accumulators a (the low
+ * 16-bit halves of each 32-bit pair) and b (the high ones): unpacking
  * against zero puts each weight in the high half of a float (the widening
  * costs no extra op), in the order of 128-bit lanes, which xl/xh
- * (cpu_bf16_permute_x) already follow. */
-#define BF16_FMA16(p, xl, xh, a)                                                          \
+ * (cpu_bf16_permute_x) already follow. Two accumulators halve the chain
+ * of dependent FMAs a 16-column step waits on. */
+#define BF16_FMA16(p, xl, xh, a, b)                                                       \
     do {                                                                                  \
         __m256i v_ = _mm256_loadu_si256((const __m256i *)(const void *)(p));              \
         a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v_)), xl, a); \
-        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, a); \
+        b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, b); \
     } while (0)
 
 /* Decode GEMV with row-major bf16 weights (in % 16 == 0), x permuted by
@@ -178,8 +180,11 @@ AVX2 void cpu_gemv_f32_avx2(float *y, const float *x, const void *wv, int in, in
  * read side by side, one row of each per pass, so W is four long
  * sequential streams while x stays in L1. In the model, timed call by
  * call against three bands of tiled row groups (the layout cuda keeps),
- * it read 1.02-1.06x faster at 1 and 2 threads, and eight bands or two
- * accumulators per row no faster (docs/performance.md). */
+ * it read 1.02-1.06x faster at 1 and 2 threads, and eight bands no faster
+ * (docs/performance.md, session 19). With one accumulator per row, the
+ * kernel reads at most 49 GB/s per core from L2 (60 with two); at
+ * DRAM's rates here the two read the same, and on a model that reads
+ * faster (in and near the L3) two read 1-3 % faster (session 24). */
 AVX2 void cpu_gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, int out,
                              int o0, int o1) {
     const uint16_t *w = wv;
@@ -190,22 +195,24 @@ AVX2 void cpu_gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, 
     for (; o < o0 + band; o++) {
         const uint16_t *w0 = w + (size_t)o * in, *w1 = w0 + step, *w2 = w1 + step, *w3 = w2 + step;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int i = 0; i < in; i += 16) {
             __m256 xl = _mm256_loadu_ps(xp + i), xh = _mm256_loadu_ps(xp + i + 8);
-            BF16_FMA16(w0 + i, xl, xh, a0);
-            BF16_FMA16(w1 + i, xl, xh, a1);
-            BF16_FMA16(w2 + i, xl, xh, a2);
-            BF16_FMA16(w3 + i, xl, xh, a3);
+            BF16_FMA16(w0 + i, xl, xh, a0, b0);
+            BF16_FMA16(w1 + i, xl, xh, a1, b1);
+            BF16_FMA16(w2 + i, xl, xh, a2, b2);
+            BF16_FMA16(w3 + i, xl, xh, a3, b3);
         }
-        y[o] = hsum256(a0), y[o + band] = hsum256(a1);
-        y[o + 2 * band] = hsum256(a2), y[o + 3 * band] = hsum256(a3);
+        y[o] = hsum256(_mm256_add_ps(a0, b0)), y[o + band] = hsum256(_mm256_add_ps(a1, b1));
+        y[o + 2 * band] = hsum256(_mm256_add_ps(a2, b2));
+        y[o + 3 * band] = hsum256(_mm256_add_ps(a3, b3));
     }
-    for (o = o0 + 4 * band; o < o1; o++) {
-        __m256 a = _mm256_setzero_ps();
+    for (o = o0 + 4 * band; o < o1; o++) { /* summed as a band's row is */
+        __m256 a = _mm256_setzero_ps(), b = a;
         for (int i = 0; i < in; i += 16)
             BF16_FMA16(w + (size_t)o * in + i, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8),
-                       a);
-        y[o] = hsum256(a);
+                       a, b);
+        y[o] = hsum256(_mm256_add_ps(a, b));
     }
 }
 
