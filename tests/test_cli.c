@@ -330,8 +330,9 @@ static void expect_nomem_no_hang(const char *env, const char *needle) {
 
 /* A rank that cannot allocate its bandwidth probe, its lock-step probe
  * (taken before each TP=2 run, unless the 2 ranks oversubscribe the
- * cores), its probe between decode steps (the same), or its buffers for
- * the collective records, tells the group,
+ * cores), its probe between decode steps (the same) or a slice of it in
+ * the middle of a run, or its buffers for the collective records, tells
+ * the group,
  * which stops with the reason instead of waiting in a collective for the
  * watchdog. */
 START_TEST(test_suite_nomem_no_hang) {
@@ -342,6 +343,8 @@ START_TEST(test_suite_nomem_no_hang) {
                              "lock-step probe: 1 of 2 ranks are out of memory");
         expect_nomem_no_hang("RYZ_TEST_STEP_PROBE_NOMEM=1 RYZ_TIMEOUT=60",
                              "step probe: 1 of 2 ranks are out of memory");
+        expect_nomem_no_hang("RYZ_TEST_STEP_READ_NOMEM=1 RYZ_TIMEOUT=60",
+                             "step probe: slice read failed");
     } else
         printf("test_suite_nomem_no_hang: SKIP lock-step and step probes (1 core: no per-run "
                "probes)\n");

@@ -99,6 +99,7 @@ typedef struct {
     float *sec;      /* this run's slices' seconds, up to cap */
     float *all;      /* every rank's, gathered (group size x cap) */
     int n, cap;
+    int fail_reads; /* test hook RYZ_TEST_STEP_READ_NOMEM: this rank's reads fail */
 } step_probe;
 
 /* mine, agreed over the group (ryz_probe_agree) where it has peers: a
@@ -114,8 +115,10 @@ static ryz_status step_probe_hook(void *ctx) {
     int peers = ryz_comm_size(p->group) > 1;
     ryz_status st = peers ? ryz_comm_barrier(p->group) : RYZ_OK;
     if (st != RYZ_OK) return st;
-    st = ryz_probe_slices_read(&p->ps, &dt);
+    st = p->fail_reads ? ryz_error(RYZ_ENOMEM, "slice read failed (RYZ_TEST_STEP_READ_NOMEM)")
+                       : ryz_probe_slices_read(&p->ps, &dt);
     if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
+    if (st != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
     return step_probe_agree(p->group, st, (int)(p->ps.slice >> 20));
 }
 
@@ -200,6 +203,7 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
  * cannot (or is starved by the test hook) makes every rank fail. */
 static ryz_status step_probe_open(const case_ctx *k, model_env *e, step_probe *sp) {
     int starved = ryz_measure_starved("RYZ_TEST_STEP_PROBE_NOMEM", ryz_comm_rank(k->world));
+    sp->fail_reads = ryz_measure_starved("RYZ_TEST_STEP_READ_NOMEM", ryz_comm_rank(k->world));
     size_t cap = (size_t)sp->cap, group = (size_t)ryz_comm_size(sp->group);
     sp->sec = starved ? NULL : malloc(cap * sizeof *sp->sec);
     sp->all = starved ? NULL : malloc(group * cap * sizeof *sp->all);
