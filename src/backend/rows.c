@@ -88,8 +88,8 @@ int ryz_test_set_rows_stall(int us) {
 
 /* Rows of the next claim when `left` rows are unclaimed and n threads
  * share the job (ryz_rows_run): an n-th of them, as OpenMP's guided
- * schedule takes. A 2n-th, as before, made twice the claims for no gain
- * where memory is slow and cost bf16 decode 2-4 % where it is fast (a
+ * schedule takes. A 2n-th makes twice the claims, for no gain where
+ * memory is slow, and cost bf16 decode 2-4 % where it reads fast (a
  * model in and near the L3; docs/performance.md, session 24). */
 static int rows_claim(int left, int n, int least) {
     int rows = ((left + n - 1) / n + 3) & ~3;
