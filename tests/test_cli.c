@@ -435,9 +435,45 @@ START_TEST(test_suite_default_output) {
 }
 END_TEST
 
+/* Checks bench's closing "bench targets: N of `total` met" line against
+ * the ratios printed before it (each "P% of <limit>" line, against
+ * `target` percent for `limit`): N counts every ratio printed clearly
+ * above its target and none clearly below (a ratio within 0.05 points
+ * may round either way), and the missed list names the rest. */
+static void expect_bench_verdict(const char *out, int total) {
+    static const struct {
+        const char *limit;
+        double target;
+    } kinds[] = {{"% of roofline", 90}, {"% of sgemm rate", 50}};
+    int above = 0, near = 0, met = -1, listed = 0;
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            const char *at = strstr(l, kinds[k].limit), *eol = strchr(l, '\n');
+            if (!at || (eol && at > eol)) continue;
+            const char *num = at;
+            while (num > l && (num[-1] == '.' || (num[-1] >= '0' && num[-1] <= '9'))) num--;
+            double pct = atof(num);
+            above += pct > kinds[k].target + 0.05;
+            near += fabs(pct - kinds[k].target) <= 0.05;
+        }
+    const char *v = strstr(out, "bench targets: ");
+    ck_assert_msg(v && sscanf(v, "bench targets: %d of %*d met", &met) == 1, "no verdict:\n%s",
+                  out);
+    char want[48];
+    snprintf(want, sizeof want, "of %d met", total);
+    ck_assert_msg(strstr(v, want), "verdict not over %d targets: %.120s", total, v);
+    ck_assert_msg(met >= above && met <= above + near,
+                  "verdict says %d met; the printed ratios: %d above target, %d at it:\n%s", met,
+                  above, near, out);
+    const char *m = strstr(v, "; missed: "), *eol = strchr(v, '\n');
+    for (const char *c = m; c && c < eol; c = strchr(c + 1, '<')) listed += *c == '<';
+    ck_assert_msg((met == total) == !m && listed == total - met,
+                  "%d met of %d, %d listed as missed: %.300s", met, total, listed, v);
+}
+
 /* ryz bench prints each figure against its limit for every (dtype,
- * threads) configuration, bf16 against fp32, and writes a results file
- * that `ryz compare` accepts (no timing is asserted). */
+ * threads) configuration, bf16 against fp32, the targets met, and writes
+ * a results file that `ryz compare` accepts (no timing is asserted). */
 START_TEST(test_bench_results) {
     char h5[32], args[256];
     temp_path(h5);
@@ -452,6 +488,7 @@ START_TEST(test_bench_results) {
                       strstr(r.out, "bf16-t2: bf16 weights") &&
                       strstr(r.out, "bf16 against f32") && strstr(r.out, "PASS"),
                   "exit %d: %s %s", r.code, r.out, r.err);
+    expect_bench_verdict(r.out, 8); /* 4 configurations x (decode, prefill) */
     test_run_free(&r);
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());

@@ -67,6 +67,25 @@ typedef struct {
     double seconds, read; /* this run's slices */
 } slice_probe;
 
+/* The targets met so far, and a list of the missed ones. */
+typedef struct {
+    int met, total;
+    char missed[1536]; /* 16 configurations x 2 ratios fit */
+} bench_verdict;
+
+/* Counts one ratio against its target; a miss joins v->missed. */
+static void verdict_add(bench_verdict *v, const char *what, const char *name, double ratio,
+                        double target) {
+    v->total++;
+    if (ratio >= target) {
+        v->met++;
+        return;
+    }
+    size_t at = strlen(v->missed);
+    snprintf(v->missed + at, sizeof v->missed - at, "%s%s %s %.1f%% < %.0f%%", at ? ", " : "",
+             what, name, 100 * ratio, 100 * target);
+}
+
 /* One configuration (dtype, threads) of the bench. */
 typedef struct {
     ryz_dtype dtype;
@@ -345,7 +364,7 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
  * read faster than their slices: there the probe under-read the machine);
  * on cuda, the median decode rate over the median probe's roofline. */
 static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
-                          const bench_samples *s, double gemm) {
+                          const bench_samples *s, double gemm, bench_verdict *v) {
     int n = s->n, P = a->prompt;
     double rate[5][RYZ_BENCH_MAX_RUNS], sbw, sdec, spre, sfr, saf;
     int over = 0; /* runs whose decode read faster than their probe */
@@ -394,6 +413,8 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
            "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
            100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
+    verdict_add(v, "decode", k->name, frac, target);
+    verdict_add(v, "prefill", k->name, pre / gemm, TARGET_PREFILL_GEMM);
     return frac;
 }
 
@@ -449,7 +470,8 @@ static ryz_status bench_precision(const bench_args *a, int threads, ryz_comm *se
 
 /* Runs, prints and records one configuration. */
 static ryz_status bench_config_run(const bench_args *a, const bench_config *k, ryz_comm *self,
-                                   const ryz_model_config *cfg, ryz_results *res) {
+                                   const ryz_model_config *cfg, ryz_results *res,
+                                   bench_verdict *v) {
     ryz_backend be = {0};
     ryz_model *m = NULL;
     bench_samples s = {.n = a->repeat};
@@ -464,7 +486,7 @@ static ryz_status bench_config_run(const bench_args *a, const bench_config *k, r
     if (st == RYZ_OK && !(gemm > 0))
         st = ryz_error_wrap(RYZ_ENOMEM, "bench %s: the sgemm rate could not be measured (no "
                             "memory for its %d-row buffers?)", k->name, a->prompt);
-    if (st == RYZ_OK) st = bench_rows(k, a, &s, bench_print(a, k, cfg, &s, gemm), res);
+    if (st == RYZ_OK) st = bench_rows(k, a, &s, bench_print(a, k, cfg, &s, gemm, v), res);
     ryz_backend_free(&be);
     return st;
 }
@@ -481,6 +503,7 @@ static void bench_config_name(const bench_args *a, bench_config *k) {
 
 static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ryz_comm *self) {
     ryz_results res;
+    bench_verdict v = {0};
     char text[600];
     int has_bf16 = 0, threads = 1;
     const char *kind = ryz_backend_kind_name(a->backend);
@@ -499,12 +522,17 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
             bench_config k = {a->dtype[d], a->threads[t], ""};
             bench_config_name(a, &k);
             has_bf16 |= k.dtype == RYZ_DTYPE_BF16;
-            st = bench_config_run(a, &k, self, cfg, &res);
+            st = bench_config_run(a, &k, self, cfg, &res, &v);
         }
     if (st == RYZ_OK && has_bf16)
         st = bench_precision(a, threads, self, cfg, "bf16", RYZ_DTYPE_BF16, 0, a->bf16_tol);
     if (st == RYZ_OK && a->tf32)
         st = bench_precision(a, threads, self, cfg, "tf32", RYZ_DTYPE_F32, 1, RYZ_TF32_TOL);
+    /* A miss is reported, not an error: timings on a shared machine
+     * move from run to run (a wrong bf16 output is an error). */
+    if (st == RYZ_OK)
+        printf("bench targets: %d of %d met%s%s\n", v.met, v.total, v.missed[0] ? "; missed: " : "",
+               v.missed);
     if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
     if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
     ryz_results_free(&res);
@@ -527,8 +555,10 @@ static void bench_usage(void) {
            "  default 512, after each run on threads of its own); bf16 logits against\n"
            "  fp32 with bf16's tolerance T (default 2e-2 of the logit range; exit 2 when\n"
            "  outside it).\n"
-           "  Each ratio is printed beside its target. -o writes the runs (case =\n"
-           "  dtype-tTHREADS) as a results file that `ryz compare` tracks.\n"
+           "  Each ratio is printed beside its target, and a last line counts the\n"
+           "  targets met and names the missed ones (a miss leaves the exit status 0:\n"
+           "  timings move between runs). -o writes the runs (case = dtype-tTHREADS)\n"
+           "  as a results file that `ryz compare` tracks.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
            "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"
            "  read + written per second over 2 x M MiB, best of 5; target >= 70%%).\n"
