@@ -632,8 +632,9 @@ int openblas_get_parallel(void);
  * reference reads the same rounded values), at 1, 2 and 3 threads. out 213
  * splits into chunks of whole 4-row steps the threads claim, and into four
  * bands per chunk with rows left after them: at 1 thread bands of 53 and
- * one row after; at 2 threads the claims shrink from 56 rows (bands of 14)
- * to 8 (bands of 2), and the last, 5 rows, is bands of one and a row after.
+ * one row after; at 2 threads the claims shrink from 108 rows (bands of
+ * 27) to 16 (bands of 4), and the last, 5 rows, is bands of one and a row
+ * after.
  * bf16 in 37 and 40 take the scalar kernel, 64 and MAXIN the four-band one
  * (MAXIN makes each thread's bf16 prefill widen its rows of W in two
  * blocks: 204 then 9 at 1 thread, 102 then 6 or 3 at 2, 68 then 4 or 1

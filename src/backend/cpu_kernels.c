@@ -162,12 +162,12 @@ AVX2 void cpu_gemv_f32_avx2(float *y, const float *x, const void *wv, int in, in
     }
 }
 
-/* 16 bf16 weights at p times x, into one row's accumulators a (the low
- * 16-bit halves of each 32-bit pair) and b (the high ones): unpacking
- * against zero puts each weight in the high half of a float (the widening
- * costs no extra op), in the order of 128-bit lanes, which xl/xh
- * (cpu_bf16_permute_x) already follow. Two accumulators halve the chain
- * of dependent FMAs a 16-column step waits on. */
+/* 16 bf16 weights at p times x, into one row's accumulators: a takes
+ * weights 0-3 and 8-11 (the low half of each 128-bit lane), b 4-7 and
+ * 12-15. Unpacking against zero puts each weight in the high half of a
+ * float (the widening costs no extra op), in the order of 128-bit lanes,
+ * which xl/xh (cpu_bf16_permute_x) already follow. Two accumulators halve
+ * the chain of dependent FMAs a 16-column step waits on. */
 #define BF16_FMA16(p, xl, xh, a, b)                                                       \
     do {                                                                                  \
         __m256i v_ = _mm256_loadu_si256((const __m256i *)(const void *)(p));              \

@@ -31,8 +31,8 @@
  * itself: a claim normally ends within a few microseconds of the caller's
  * last (docs/performance.md, session 21); a worker that lost its core is
  * gone for 50 us to milliseconds. Longer claims get as long as the caller
- * would take to compute them (the LM head's last claims, 1000 rows of
- * 110m's, stream for 40-150 us). */
+ * would take to compute them (the LM head's last claims at 2 threads,
+ * 2000 rows of 110m's, stream for 80-300 us). */
 #define ROWS_STEAL_S 20e-6
 /* After this long the waiting caller yields its core, in case the worker
  * it waits for is queued behind it (more threads than cores). */

@@ -67,10 +67,11 @@ typedef struct {
     double seconds, read; /* this run's slices */
 } slice_probe;
 
-/* The targets met so far, and a list of the missed ones. */
+/* The targets met so far, a list of the missed ones, and how many
+ * missed ones did not fit in it. */
 typedef struct {
-    int met, total;
-    char missed[1536]; /* 16 configurations x 2 ratios fit */
+    int met, total, unlisted;
+    char missed[1536]; /* 16 configurations' misses fit */
 } bench_verdict;
 
 /* Counts one ratio against its target; a miss joins v->missed. */
@@ -81,9 +82,10 @@ static void verdict_add(bench_verdict *v, const char *what, const char *name, do
         v->met++;
         return;
     }
-    size_t at = strlen(v->missed);
-    snprintf(v->missed + at, sizeof v->missed - at, "%s%s %s %.1f%% < %.0f%%", at ? ", " : "",
-             what, name, 100 * ratio, 100 * target);
+    size_t at = strlen(v->missed), room = sizeof v->missed - at;
+    int n = snprintf(v->missed + at, room, "%s%s %s %.2f%% < %.0f%%", at ? ", " : "", what, name,
+                     100 * ratio, 100 * target);
+    if (n < 0 || (size_t)n >= room) v->missed[at] = '\0', v->unlisted++;
 }
 
 /* One configuration (dtype, threads) of the bench. */
@@ -531,8 +533,9 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     /* A miss is reported, not an error: timings on a shared machine
      * move from run to run (a wrong bf16 output is an error). */
     if (st == RYZ_OK)
-        printf("bench targets: %d of %d met%s%s\n", v.met, v.total, v.missed[0] ? "; missed: " : "",
+        printf("bench targets: %d of %d met%s%s", v.met, v.total, v.missed[0] ? "; missed: " : "",
                v.missed);
+    if (st == RYZ_OK) printf(v.unlisted ? " and %d more\n" : "\n", v.unlisted);
     if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
     if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
     ryz_results_free(&res);
