@@ -306,9 +306,10 @@ START_TEST(test_suite_cuda_refusals) {
 END_TEST
 
 /* A 2-rank suite with `env` (a test hook that starves rank 1 of one
- * buffer) stops with `needle` on stderr, quickly (no rank waits for the
- * watchdog), and writes no results. */
-static void expect_nomem_no_hang(const char *env, const char *needle) {
+ * buffer, or fails its reads) stops with `needle` on stderr, and `also`
+ * unless NULL, quickly (no rank waits for the watchdog), and writes no
+ * results. */
+static void expect_nomem_no_hang(const char *env, const char *needle, const char *also) {
     char path[32], h5[32], args[128];
     temp_file_with(path, "[suite]\nrepeat = 1\nwarmup = 0\n\n[case a]\nmodel = synthetic:tiny\n"
                          "prompt = 1 2 3\nnew_tokens = 2\ntp = 1 2\n");
@@ -317,7 +318,8 @@ static void expect_nomem_no_hang(const char *env, const char *needle) {
     double t0 = ryz_time_now();
     test_run r = test_run_ryz(env, args);
     double dt = ryz_time_now() - t0;
-    ck_assert_msg(r.code != 0 && r.code != 3 && strstr(r.err, needle),
+    ck_assert_msg(r.code != 0 && r.code != 3 && strstr(r.err, needle) &&
+                      (!also || strstr(r.err, also)),
                   "%s: exit %d after %.1f s; stderr:\n%s", env, r.code, dt, r.err);
     ck_assert_msg(dt < 30, "took %.1f s: a rank waited for the watchdog", dt);
     ryz_results res;
@@ -337,19 +339,20 @@ static void expect_nomem_no_hang(const char *env, const char *needle) {
  * watchdog. */
 START_TEST(test_suite_nomem_no_hang) {
     expect_nomem_no_hang("RYZ_TEST_PROBE_NOMEM=1 RYZ_TIMEOUT=60",
-                         "bandwidth probe: 1 of 2 ranks are out of memory");
+                         "bandwidth probe: 1 of 2 ranks are out of memory", NULL);
     if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
         expect_nomem_no_hang("RYZ_TEST_LOCKSTEP_NOMEM=1 RYZ_TIMEOUT=60",
-                             "lock-step probe: 1 of 2 ranks are out of memory");
+                             "lock-step probe: 1 of 2 ranks are out of memory", NULL);
         expect_nomem_no_hang("RYZ_TEST_STEP_PROBE_NOMEM=1 RYZ_TIMEOUT=60",
-                             "step probe: 1 of 2 ranks are out of memory");
+                             "step probe: 1 of 2 ranks are out of memory", NULL);
         expect_nomem_no_hang("RYZ_TEST_STEP_READ_NOMEM=1 RYZ_TIMEOUT=60",
-                             "step probe: slice read failed");
+                             "step probe: slice read failed",
+                             "step probe: 1 of 2 ranks could not read a slice");
     } else
         printf("test_suite_nomem_no_hang: SKIP lock-step and step probes (1 core: no per-run "
                "probes)\n");
     expect_nomem_no_hang("RYZ_TEST_RECORDS_NOMEM=1 RYZ_TIMEOUT=60",
-                         "out of memory on 1 rank(s) for the a collective records");
+                         "out of memory on 1 rank(s) for the a collective records", NULL);
 }
 END_TEST
 

@@ -92,6 +92,11 @@ ryz_status ryz_probe_lockstep(ryz_comm *group, int threads, int mib, size_t slic
  * that a rank that could not allocate its probe buffer leaves none of the
  * others waiting in the probe's collectives. */
 ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib);
+/* The same agreement for a failure other than memory: `code` and "WHAT: N
+ * of K ranks FAILED" on every rank where any passes ok = 0 (each failing
+ * rank says its own reason first, since the others cannot know it). */
+ryz_status ryz_probe_agree_on(ryz_comm *group, int ok, const char *what, ryz_status code,
+                              const char *failed);
 
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the

@@ -25,14 +25,20 @@ typedef struct {
     const char *what; /* which probe, for the message */
 } probe_sync;
 
-ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib) {
+ryz_status ryz_probe_agree_on(ryz_comm *group, int ok, const char *what, ryz_status code,
+                              const char *failed) {
     float mine = (float)ok, all = 0;
     int k = ryz_comm_size(group);
     ryz_status st = ryz_comm_all_reduce_sum(group, &mine, &all, 1);
     if (st == RYZ_OK && all < (float)k)
-        st = ryz_error(RYZ_ENOMEM, "%s: %d of %d ranks are out of memory for %d MiB", what,
-                       k - (int)all, k, mib);
+        st = ryz_error(code, "%s: %d of %d ranks %s", what, k - (int)all, k, failed);
     return st;
+}
+
+ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib) {
+    char failed[48];
+    snprintf(failed, sizeof failed, "are out of memory for %d MiB", mib);
+    return ryz_probe_agree_on(group, ok, what, RYZ_ENOMEM, failed);
 }
 
 static ryz_status probe_agree(probe_sync *p, int ok) {

@@ -119,7 +119,9 @@ static ryz_status step_probe_hook(void *ctx) {
                        : ryz_probe_slices_read(&p->ps, &dt);
     if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
     if (st != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
-    return step_probe_agree(p->group, st, (int)(p->ps.slice >> 20));
+    if (!peers) return st;
+    return ryz_probe_agree_on(p->group, st == RYZ_OK, "step probe", RYZ_EIO,
+                              "could not read a slice between decode steps");
 }
 
 /* The group's bandwidth over the run's slices, into *bw (0 when none was
