@@ -766,6 +766,42 @@ START_TEST(test_backend_matmul_late_worker) {
 }
 END_TEST
 
+/* A caller that lost its core during one of its own claims still takes a
+ * stalled worker's claim about as soon as it could compute it, not after
+ * a share of the time it was away: away 300 ms in its first claim (half
+ * the rows), with a worker asleep 1 s in the next (a quarter), the call
+ * ends within 60 ms of the caller's return. Timing its claims as a whole
+ * (before session 25) it waited about 100 ms more. */
+START_TEST(test_backend_matmul_caller_away) {
+    enum { IN = 256, OUT = 16384 };
+    ryz_backend b;
+    float *x = malloc(sizeof(float) * IN), *w = malloc(sizeof(float) * OUT * IN);
+    float *y = malloc(sizeof(float) * OUT), *want = malloc(sizeof(float) * OUT);
+    double *ref = malloc(sizeof(double) * OUT), dt = 0;
+    ck_assert(x && w && y && want && ref);
+    fill_rand(x, IN, 23);
+    fill_rand(w, (size_t)OUT * IN, 24);
+    ref_matmul(ref, x, w, 1, IN, OUT);
+    to_float(want, ref, OUT);
+    ck_assert_int_eq(ryz_backend_init_cpu(2, &b), RYZ_OK);
+    int armed = 1;
+    for (int tries = 0; armed && tries < 50; tries++) {
+        ryz_test_set_rows_caller_stall(300000);
+        ryz_test_set_rows_stall(1000000);
+        double t0 = ryz_time_now();
+        b.iface->matmul(b.ctx, y, x, w, 1, IN, OUT);
+        dt = ryz_time_now() - t0;
+        armed = ryz_test_set_rows_stall(0) | ryz_test_set_rows_caller_stall(0);
+    }
+    ck_assert_msg(!armed, "the caller and a worker did not both claim rows in 50 calls");
+    ck_assert_msg(dt < 0.36, "the call took %.3f s: the caller waited %.3f s after its 0.3 s "
+                  "away", dt, dt - 0.3);
+    assert_close(y, want, OUT, 1e-4, 1e-4, "GEMV with the caller away and a stalled worker");
+    ryz_backend_free(&b); /* joins the worker */
+    free(x), free(w), free(y), free(want), free(ref);
+}
+END_TEST
+
 /* The two bf16 layouts, packed from values that bf16 holds exactly (o * in
  * + i < 256): row-major puts (o, i) at o * in + i; tiled puts rows in
  * groups of four, 16-column tiles of the four in turn, and the rows after
@@ -2311,6 +2347,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul_threads);
     tcase_add_test(tc, test_backend_matmul_bf16);
     tcase_add_test(tc, test_backend_matmul_late_worker);
+    tcase_add_test(tc, test_backend_matmul_caller_away);
     tcase_add_test(tc, test_backend_read_probe);
     tcase_add_test(tc, test_probe_slices);
     tcase_add_test(tc, test_backend_matmul_pair);

@@ -329,5 +329,7 @@ int ryz_argmax(const float *x, int n);
  * computed, as if the worker had lost its core. Returns what was armed
  * before: 0 once a worker has taken the stall. */
 int ryz_test_set_rows_stall(int us);
+/* TEST ONLY: the same for the calling thread's next claim. */
+int ryz_test_set_rows_caller_stall(int us);
 
 #endif

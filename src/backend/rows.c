@@ -80,10 +80,14 @@ typedef struct {
     unsigned id;
 } rows_view;
 
-static atomic_int rows_stall_us;
+static atomic_int rows_stall_us, rows_caller_stall_us;
 
 int ryz_test_set_rows_stall(int us) {
     return atomic_exchange(&rows_stall_us, us);
+}
+
+int ryz_test_set_rows_caller_stall(int us) {
+    return atomic_exchange(&rows_caller_stall_us, us);
 }
 
 /* Rows of the next claim when `left` rows are unclaimed and n threads
@@ -153,9 +157,10 @@ static int rows_take(ryz_rows *r, const rows_view *v, int *o0, int *o1) {
     }
 }
 
-static void rows_stall(void) {
-    if (!atomic_load_explicit(&rows_stall_us, memory_order_relaxed)) return;
-    int us = atomic_exchange(&rows_stall_us, 0);
+/* Sleeps as long as the test hook `armed` says, once. */
+static void rows_stall(atomic_int *armed) {
+    if (!atomic_load_explicit(armed, memory_order_relaxed)) return;
+    int us = atomic_exchange(armed, 0);
     if (us > 0) nanosleep(&(struct timespec){us / 1000000, (long)(us % 1000000) * 1000}, NULL);
 }
 
@@ -167,7 +172,7 @@ static void rows_worker(ryz_rows *r, const rows_view *v, int t) {
         uint64_t run = slot_word(v->id, o0, RUNNING);
         atomic_store_explicit(&sl->end, o1, memory_order_relaxed);
         atomic_store_explicit(&sl->state, run, memory_order_release);
-        rows_stall();
+        rows_stall(&rows_stall_us);
         v->fn(sl->ys, v->x, v->w, v->in, v->out, o0, o1);
         if (!atomic_compare_exchange_strong_explicit(&sl->state, &run,
                                                      slot_word(v->id, o0, COMMIT),
@@ -197,16 +202,24 @@ static void rows_steal(ryz_rows *r, const rows_view *v, int t, double waited, do
 }
 
 /* The caller: its claims straight into y, timed, then every row
- * accounted for. */
+ * accounted for. Its time per row, which sets how long it waits before
+ * taking a worker's claim, is at most twice its fastest claim's: a caller
+ * that lost its core during one of its own claims would otherwise wait
+ * for a stalled worker about as long as it was away. */
 static void rows_caller(ryz_rows *r, const rows_view *v) {
     int o0, o1, mine = 0;
-    double t0 = ryz_time_now();
+    double t0 = ryz_time_now(), t = t0, fastest = 0;
     while (rows_take(r, v, &o0, &o1)) {
+        rows_stall(&rows_caller_stall_us);
         v->fn(v->y, v->x, v->w, v->in, v->out, o0, o1);
         atomic_fetch_add_explicit(&r->done, o1 - o0, memory_order_relaxed);
         mine += o1 - o0;
+        double now = ryz_time_now(), s = (now - t) / (o1 - o0);
+        if (fastest == 0 || s < fastest) fastest = s;
+        t = now;
     }
-    double wait0 = ryz_time_now(), row_s = mine ? (wait0 - t0) / mine : 0;
+    double wait0 = t, row_s = mine ? (wait0 - t0) / mine : 0;
+    if (row_s > 2 * fastest) row_s = 2 * fastest;
     for (int i = 0; atomic_load_explicit(&r->done, memory_order_acquire) < v->out; i++) {
         if ((i & 15) != 15) {
             ryz_pool_relax();
