@@ -691,22 +691,30 @@ START_TEST(test_backend_matmul_bf16) {
 }
 END_TEST
 
-/* call(b, arg) with a worker stalled 300 ms in one of its row claims
- * (ryz_test_set_rows_stall); returns how long the call took. A worker
- * asleep when a call starts may find every row done, so the call is
- * repeated until one takes the stall. */
-static double with_stalled_worker(ryz_backend *b, void (*call)(ryz_backend *, void *), void *arg) {
+/* call(b, arg) with a worker stalled worker_us in one of its row claims
+ * (ryz_test_set_rows_stall) and, unless caller_us is 0, the calling
+ * thread caller_us in its first (ryz_test_set_rows_caller_stall); returns
+ * how long the call took. A worker asleep when a call starts may find
+ * every row done, so the call is repeated until one takes the stall. */
+static double with_stalls(ryz_backend *b, void (*call)(ryz_backend *, void *), void *arg,
+                          int worker_us, int caller_us) {
     double dt = 0;
-    int armed = 300000;
+    int armed = 1;
     for (int tries = 0; armed && tries < 50; tries++) {
-        ryz_test_set_rows_stall(armed);
+        ryz_test_set_rows_stall(worker_us);
+        ryz_test_set_rows_caller_stall(caller_us);
         double t0 = ryz_time_now();
         call(b, arg);
         dt = ryz_time_now() - t0;
-        armed = ryz_test_set_rows_stall(0);
+        armed = ryz_test_set_rows_stall(0) | ryz_test_set_rows_caller_stall(0);
     }
-    ck_assert_msg(!armed, "no worker claimed rows in 50 calls");
+    ck_assert_msg(!armed, "no worker (or not the caller) claimed rows in 50 calls");
     return dt;
+}
+
+/* with_stalls with a worker asleep 300 ms. */
+static double with_stalled_worker(ryz_backend *b, void (*call)(ryz_backend *, void *), void *arg) {
+    return with_stalls(b, call, arg, 300000, 0);
 }
 
 /* The decode GEMV y = W x (W OUT x IN) with a stalled worker. */
@@ -726,6 +734,30 @@ static double gemv_with_stalled_worker(ryz_backend *b, float *y, const float *x,
     return with_stalled_worker(b, gemv_call, &a);
 }
 
+/* A random decode GEMV of the stall tests: nx inputs x (nx, in) from
+ * salt, W (out, in) from salt + 1, want (nx, out) = each x times W^T,
+ * and y (out). */
+typedef struct {
+    float *x, *w, *y, *want;
+} gemv_case;
+static gemv_case gemv_case_new(int in, int out, int nx, uint32_t salt) {
+    gemv_case g = {malloc(sizeof(float) * in * nx), malloc(sizeof(float) * out * in),
+                   malloc(sizeof(float) * out), malloc(sizeof(float) * out * nx)};
+    double *ref = malloc(sizeof(double) * out);
+    ck_assert(g.x && g.w && g.y && g.want && ref);
+    fill_rand(g.x, (size_t)in * nx, salt);
+    fill_rand(g.w, (size_t)out * in, salt + 1);
+    for (int k = 0; k < nx; k++) {
+        ref_matmul(ref, g.x + k * in, g.w, 1, in, out);
+        to_float(g.want + k * out, ref, out);
+    }
+    free(ref);
+    return g;
+}
+static void gemv_case_free(gemv_case *g) {
+    free(g->x), free(g->w), free(g->y), free(g->want);
+}
+
 /* A worker that loses its core in the middle of a decode GEMV claim no
  * longer holds the call: the caller computes that claim itself and
  * returns long before the worker wakes. The worker, waking later, drops
@@ -735,16 +767,8 @@ static double gemv_with_stalled_worker(ryz_backend *b, float *y, const float *x,
 START_TEST(test_backend_matmul_late_worker) {
     enum { IN = 256, OUT = 16384 };
     ryz_backend b;
-    float *x = malloc(sizeof(float) * IN * 2), *w = malloc(sizeof(float) * OUT * IN);
-    float *y = malloc(sizeof(float) * OUT), *want = malloc(sizeof(float) * OUT * 2);
-    double *ref = malloc(sizeof(double) * OUT);
-    ck_assert(x && w && y && want && ref);
-    fill_rand(x, IN * 2, 21);
-    fill_rand(w, (size_t)OUT * IN, 22);
-    for (int k = 0; k < 2; k++) {
-        ref_matmul(ref, x + k * IN, w, 1, IN, OUT);
-        to_float(want + k * OUT, ref, OUT);
-    }
+    gemv_case g = gemv_case_new(IN, OUT, 2, 21);
+    float *x = g.x, *w = g.w, *y = g.y, *want = g.want;
     ck_assert_int_eq(ryz_backend_init_cpu(2, &b), RYZ_OK);
     double dt = gemv_with_stalled_worker(&b, y, x, w, IN, OUT);
     ck_assert_msg(dt < 0.25, "the call waited %.3f s for a stalled worker", dt);
@@ -762,43 +786,29 @@ START_TEST(test_backend_matmul_late_worker) {
     }
     ck_assert_int_gt(calls, 1);
     ryz_backend_free(&b);
-    free(x), free(w), free(y), free(want), free(ref);
+    gemv_case_free(&g);
 }
 END_TEST
 
 /* A caller that lost its core during one of its own claims still takes a
  * stalled worker's claim about as soon as it could compute it, not after
- * a share of the time it was away: away 300 ms in its first claim (half
- * the rows), with a worker asleep 1 s in the next (a quarter), the call
- * ends within 60 ms of the caller's return. Timing its claims as a whole
- * (before session 25) it waited about 100 ms more. */
+ * a share of the time it was away: away 600 ms in its first claim (half
+ * the rows), with a worker asleep 1.5 s in the next (a quarter), the call
+ * ends within 100 ms of the caller's return. Timing its claims as a whole
+ * (before session 25) it waited a third of its time away more (with 300
+ * ms away, 0.402 s in all). */
 START_TEST(test_backend_matmul_caller_away) {
     enum { IN = 256, OUT = 16384 };
     ryz_backend b;
-    float *x = malloc(sizeof(float) * IN), *w = malloc(sizeof(float) * OUT * IN);
-    float *y = malloc(sizeof(float) * OUT), *want = malloc(sizeof(float) * OUT);
-    double *ref = malloc(sizeof(double) * OUT), dt = 0;
-    ck_assert(x && w && y && want && ref);
-    fill_rand(x, IN, 23);
-    fill_rand(w, (size_t)OUT * IN, 24);
-    ref_matmul(ref, x, w, 1, IN, OUT);
-    to_float(want, ref, OUT);
+    gemv_case g = gemv_case_new(IN, OUT, 1, 23);
+    gemv_args a = {g.y, g.x, g.w, IN, OUT};
     ck_assert_int_eq(ryz_backend_init_cpu(2, &b), RYZ_OK);
-    int armed = 1;
-    for (int tries = 0; armed && tries < 50; tries++) {
-        ryz_test_set_rows_caller_stall(300000);
-        ryz_test_set_rows_stall(1000000);
-        double t0 = ryz_time_now();
-        b.iface->matmul(b.ctx, y, x, w, 1, IN, OUT);
-        dt = ryz_time_now() - t0;
-        armed = ryz_test_set_rows_stall(0) | ryz_test_set_rows_caller_stall(0);
-    }
-    ck_assert_msg(!armed, "the caller and a worker did not both claim rows in 50 calls");
-    ck_assert_msg(dt < 0.36, "the call took %.3f s: the caller waited %.3f s after its 0.3 s "
-                  "away", dt, dt - 0.3);
-    assert_close(y, want, OUT, 1e-4, 1e-4, "GEMV with the caller away and a stalled worker");
+    double dt = with_stalls(&b, gemv_call, &a, 1500000, 600000);
+    ck_assert_msg(dt < 0.7, "the call took %.3f s: the caller waited %.3f s after its 0.6 s away",
+                  dt, dt - 0.6);
+    assert_close(g.y, g.want, OUT, 1e-4, 1e-4, "GEMV with the caller away and a stalled worker");
     ryz_backend_free(&b); /* joins the worker */
-    free(x), free(w), free(y), free(want), free(ref);
+    gemv_case_free(&g);
 }
 END_TEST
 
@@ -2341,6 +2351,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_synth_fill_padding_rows);
     suite_add_tcase(s, tc);
     tc = tcase_create("backend");
+    tcase_set_timeout(tc, 60); /* the stall tests sleep seconds in all */
     tcase_add_checked_fixture(tc, backend_setup, backend_teardown);
     tcase_add_test(tc, test_backend_init);
     tcase_add_test(tc, test_backend_matmul);

@@ -102,9 +102,9 @@ ryz_status ryz_probe_agree_on(ryz_comm *group, int ok, const char *what, ryz_sta
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_LOCKSTEP_NOMEM: the lock-step
  * probe, world rank; RYZ_TEST_STEP_PROBE_NOMEM: the probe between decode
- * steps, world rank; RYZ_TEST_STEP_READ_NOMEM: that probe's every slice
- * read, world rank; RYZ_TEST_RECORDS_NOMEM: the collective records, rank
- * in the TP group). */
+ * steps, world rank; RYZ_TEST_RECORDS_NOMEM: the collective records, rank
+ * in the TP group), or (RYZ_TEST_STEP_READ_NOMEM, world rank) whose every
+ * slice read between decode steps fails (EIO). */
 int ryz_measure_starved(const char *var, int rank);
 
 #endif

@@ -1,6 +1,7 @@
 /* The suite's read-bandwidth probe: the denominator of the decode roofline
  * and of the bandwidth-scaling check, taken by a group of ranks at once. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "measure.h"
