@@ -561,6 +561,34 @@ START_TEST(test_info) {
 }
 END_TEST
 
+/* On a CPU with AVX2 and FMA, ryz runs OpenBLAS (a DYNAMIC_ARCH build) on
+ * kernels that use them, even where OpenBLAS took the CPU for a generic
+ * one (0.3.21 on Emerald Rapids: Prescott), and `ryz info` says so; a core
+ * the user names in OPENBLAS_CORETYPE stands. */
+START_TEST(test_info_blas_core) {
+    static const char *const generic[] = {" Prescott ", " Core2 ", " Nehalem ", " Barcelona "};
+    test_run r = test_run_ryz(NULL, "info");
+    ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
+    const char *blas = strstr(r.out, "BLAS ");
+    ck_assert_msg(blas, "no BLAS line in:\n%s", r.out);
+    int avx2 = 0;
+#if defined(__x86_64__)
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    if (!avx2 || !strstr(blas, "DYNAMIC_ARCH"))
+        printf("test_info_blas_core: SKIP the core check (no AVX2 and FMA, or OpenBLAS built "
+               "for one core)\n");
+    for (size_t i = 0; avx2 && strstr(blas, "DYNAMIC_ARCH") && i < 4; i++)
+        ck_assert_msg(!strstr(blas, generic[i]), "OpenBLAS runs%sfor an AVX2 CPU:\n%s",
+                      generic[i], r.out);
+    test_run_free(&r);
+    r = test_run_ryz("OPENBLAS_CORETYPE=Prescott", "info");
+    ck_assert_msg(r.code == 0 && strstr(r.out, " Prescott ") && !strstr(r.out, "asked for by ryz"),
+                  "exit %d; OPENBLAS_CORETYPE=Prescott not kept:\n%s", r.code, r.out);
+    test_run_free(&r);
+}
+END_TEST
+
 static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -576,6 +604,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);
+    tcase_add_test(tc, test_info_blas_core);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
     tcase_add_test(tc, test_suite_nomem_no_hang);

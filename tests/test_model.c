@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "ryz/backend.h"
+#include "ryz/info.h"
 #include "ryz/comm.h"
 #include "ryz/cuda.h"
 #include "ryz/model.h"
@@ -787,6 +788,21 @@ START_TEST(test_backend_matmul_late_worker) {
     ck_assert_int_gt(calls, 1);
     ryz_backend_free(&b);
     gemv_case_free(&g);
+}
+END_TEST
+
+/* The OpenBLAS core ryz asks for: only in place of a generic fallback,
+ * only where the CPU has better kernels' instructions, never over the
+ * user's OPENBLAS_CORETYPE. */
+START_TEST(test_blas_core_for) {
+    ck_assert_str_eq(ryz_blas_core_for("Prescott", NULL, 1, 1), "SkylakeX");
+    ck_assert_str_eq(ryz_blas_core_for("Prescott", "", 1, 0), "Haswell");
+    ck_assert_str_eq(ryz_blas_core_for("Nehalem", NULL, 1, 0), "Haswell");
+    ck_assert_ptr_null(ryz_blas_core_for("Prescott", NULL, 0, 0));
+    ck_assert_ptr_null(ryz_blas_core_for("Prescott", "Prescott", 1, 1));
+    ck_assert_ptr_null(ryz_blas_core_for("Haswell", NULL, 1, 1));
+    ck_assert_ptr_null(ryz_blas_core_for("Zen", NULL, 1, 0));
+    ck_assert_ptr_null(ryz_blas_core_for(NULL, NULL, 1, 1));
 }
 END_TEST
 
@@ -2359,6 +2375,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul_bf16);
     tcase_add_test(tc, test_backend_matmul_late_worker);
     tcase_add_test(tc, test_backend_matmul_caller_away);
+    tcase_add_test(tc, test_blas_core_for);
     tcase_add_test(tc, test_backend_read_probe);
     tcase_add_test(tc, test_probe_slices);
     tcase_add_test(tc, test_backend_matmul_pair);

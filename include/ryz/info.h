@@ -10,6 +10,23 @@
 void ryz_info_mpi(char *buf, size_t cap);
 /* The BLAS library's build configuration. */
 void ryz_info_blas(char *buf, size_t cap);
+/* The core type OpenBLAS runs its kernels for ("Haswell", "SkylakeX",
+ * ...), chosen when it loaded. */
+const char *ryz_blas_core(void);
+/* The OpenBLAS core type to ask for (OPENBLAS_CORETYPE) on this CPU, or
+ * NULL where OpenBLAS's own choice stands. An OpenBLAS older than the CPU
+ * takes it for a generic one: 0.3.21 runs Intel's family 6 model 207
+ * (Emerald Rapids) on Prescott's SSE3 kernels, whose sgemm read 26-32
+ * GFLOP/s a core against SkylakeX's 145 (docs/performance.md, session 25).
+ * Then "SkylakeX" where the CPU has AVX-512 F, CD, BW, DQ and VL,
+ * "Haswell" where it has AVX2 and FMA. NULL where OPENBLAS_CORETYPE is
+ * set, OpenBLAS was built for one core only, or its core is not one of
+ * its generic fallbacks. */
+const char *ryz_blas_core_advice(void);
+/* ryz_blas_core_advice's rule: chosen, OpenBLAS's core; env,
+ * OPENBLAS_CORETYPE (NULL: unset); whether the CPU has AVX2 and FMA, and
+ * AVX-512 (F, CD, BW, DQ, VL). */
+const char *ryz_blas_core_for(const char *chosen, const char *env, int avx2_fma, int avx512);
 /* The HDF5 library version. */
 void ryz_info_hdf5(char *buf, size_t cap);
 /* Compute backends in this build ("cpu"; a CUDA=1 build says what it links). */

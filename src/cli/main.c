@@ -1,8 +1,12 @@
 /* ryz: tensor-parallel LLM inference, proven correct and measured. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ryz/cli.h"
+#include "ryz/info.h"
 
 
 static void usage(FILE *f) {
@@ -29,7 +33,22 @@ static void usage(FILE *f) {
             "failed, 2 bad input or usage, 3 communication failure or timeout.\n");
 }
 
+/* OpenBLAS chose its kernels when it loaded, before main. Where it took
+ * this CPU for a generic one (ryz_blas_core_advice), this runs the binary
+ * again with OPENBLAS_CORETYPE set, and RYZ_BLAS_CORE_WAS for `ryz info`;
+ * the ranks it launches inherit both. OPENBLAS_CORETYPE set by the user is
+ * left alone, and so is a failed exec: OpenBLAS's choice then stands. */
+static void blas_core_fix(char **argv) {
+    const char *core = ryz_blas_core_advice();
+    if (!core || setenv("RYZ_BLAS_CORE_WAS", ryz_blas_core(), 1) ||
+        setenv("OPENBLAS_CORETYPE", core, 1))
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"), unsetenv("RYZ_BLAS_CORE_WAS");
+}
+
 int main(int argc, char **argv) {
+    blas_core_fix(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
