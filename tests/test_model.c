@@ -692,6 +692,36 @@ START_TEST(test_backend_matmul_bf16) {
 }
 END_TEST
 
+/* The bf16 decode GEMV gives the same bits with its streams prefetched
+ * (on Intel by default) as without, and both are right (the paths of
+ * check_matmul_paths, prefetching 64 bytes ahead and none, whatever the
+ * CPU's default). */
+START_TEST(test_backend_matmul_bf16_prefetch) {
+    enum { IN = 768, OUT = 203 };
+    int was = ryz_test_set_bf16_prefetch(64);
+    for (int t = 1; t <= 2; t++) check_matmul_paths(t, 1);
+    ryz_test_set_bf16_prefetch(0);
+    check_matmul_paths(2, 1);
+    ryz_backend b;
+    float *x = malloc(sizeof(float) * IN), *w = malloc(sizeof(float) * OUT * IN);
+    float *y[2] = {malloc(sizeof(float) * OUT), malloc(sizeof(float) * OUT)};
+    uint16_t *h = malloc(sizeof(uint16_t) * OUT * IN);
+    ck_assert(x && w && y[0] && y[1] && h);
+    fill_rand(x, IN, 31);
+    fill_rand(w, (size_t)OUT * IN, 32);
+    ck_assert_int_eq(ryz_backend_init_cpu(1, &b), RYZ_OK);
+    ryz_bf16_pack_rows(b.iface->bf16_layout, h, w, 0, OUT, IN, OUT);
+    for (int k = 0; k < 2; k++) {
+        ryz_test_set_bf16_prefetch(k ? 1536 : 0);
+        b.iface->matmul_bf16(b.ctx, y[k], x, h, 1, IN, OUT);
+    }
+    ck_assert_msg(!memcmp(y[0], y[1], sizeof(float) * OUT), "prefetching changed the bits");
+    ryz_test_set_bf16_prefetch(was);
+    ryz_backend_free(&b);
+    free(x), free(w), free(y[0]), free(y[1]), free(h);
+}
+END_TEST
+
 /* call(b, arg) with a worker stalled worker_us in one of its row claims
  * (ryz_test_set_rows_stall) and, unless caller_us is 0, the calling
  * thread caller_us in its first (ryz_test_set_rows_caller_stall); returns
@@ -2373,6 +2403,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_matmul);
     tcase_add_test(tc, test_backend_matmul_threads);
     tcase_add_test(tc, test_backend_matmul_bf16);
+    tcase_add_test(tc, test_backend_matmul_bf16_prefetch);
     tcase_add_test(tc, test_backend_matmul_late_worker);
     tcase_add_test(tc, test_backend_matmul_caller_away);
     tcase_add_test(tc, test_blas_core_for);

@@ -331,5 +331,9 @@ int ryz_argmax(const float *x, int n);
 int ryz_test_set_rows_stall(int us);
 /* TEST ONLY: the same for the calling thread's next claim. */
 int ryz_test_set_rows_caller_stall(int us);
+/* TEST ONLY: how many bytes ahead the cpu backend's bf16 decode GEMV
+ * prefetches its streams (0: none; -1: the CPU's default, 1536 on Intel,
+ * 0 elsewhere). Returns the setting before. */
+int ryz_test_set_bf16_prefetch(int bytes);
 
 #endif

@@ -4,6 +4,7 @@
  * bf16 packing and widening. cpu.c picks among them and owns the threads,
  * the scratch memory and BLAS. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cpu_kernels.h"
@@ -116,6 +117,15 @@ void cpu_vec_add(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* Bytes ahead of each of the bf16 GEMV's four streams that it prefetches
+ * (prefetcht0), or 0 for none; -1 until the first GEMV asks
+ * (bf16_prefetch_bytes). */
+static atomic_int bf16_prefetch = -1;
+
+int ryz_test_set_bf16_prefetch(int bytes) {
+    return atomic_exchange(&bf16_prefetch, bytes);
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -175,10 +185,67 @@ AVX2 void cpu_gemv_f32_avx2(float *y, const float *x, const void *wv, int in, in
         b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v_)), xh, b); \
     } while (0)
 
+/* 1536 on Intel CPUs, 0 elsewhere. On the Intel Xeon of session 25
+ * (family 6 model 207), 1-2 KiB ahead read the 110m bf16 GEMV chain 8-18 %
+ * faster at 1 and 2 threads (one ahead only, no gain: the prefetch, not
+ * the unrolling, does it); the four streams' hardware prefetch alone fell
+ * behind the f32 kernel's, whose loads cover twice the bytes per
+ * instruction. On the AMD EPYC of session 24, 2 KiB ahead cost 9 % at 1
+ * thread, so it stays off there (docs/performance.md). */
+static int bf16_prefetch_bytes(void) {
+    int b = atomic_load_explicit(&bf16_prefetch, memory_order_relaxed);
+    if (b >= 0) return b;
+    __builtin_cpu_init();
+    b = __builtin_cpu_is("intel") ? 1536 : 0;
+    atomic_store_explicit(&bf16_prefetch, b, memory_order_relaxed);
+    return b;
+}
+
+/* Columns [i, i + 16) of the four rows w0..w3 into their accumulators. */
+#define BF16_ROWS4(i)                                                                   \
+    do {                                                                                \
+        __m256 xl = _mm256_loadu_ps(xp + (i)), xh = _mm256_loadu_ps(xp + (i) + 8);      \
+        BF16_FMA16(w0 + (i), xl, xh, a0, b0);                                           \
+        BF16_FMA16(w1 + (i), xl, xh, a1, b1);                                           \
+        BF16_FMA16(w2 + (i), xl, xh, a2, b2);                                           \
+        BF16_FMA16(w3 + (i), xl, xh, a3, b3);                                           \
+    } while (0)
+
+/* Rows [o0, o0 + band) of each of the four bands, band rows apart; with
+ * pf > 0 (in % 32 == 0) each stream's line pf bytes ahead is prefetched
+ * every 32 columns. The same FMAs in the same order either way, so the
+ * same bits. */
+AVX2 static inline __attribute__((always_inline)) void
+gemv_bf16_bands(float *y, const float *xp, const uint16_t *w, int in, int o0, int band, int pf) {
+    const __m256i zero = _mm256_setzero_si256();
+    size_t step = (size_t)band * in;
+    for (int o = o0; o < o0 + band; o++) {
+        const uint16_t *w0 = w + (size_t)o * in, *w1 = w0 + step, *w2 = w1 + step, *w3 = w2 + step;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        if (pf > 0) {
+            for (int i = 0; i < in; i += 32) {
+                _mm_prefetch((const char *)(w0 + i) + pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + i) + pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w2 + i) + pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w3 + i) + pf, _MM_HINT_T0);
+                BF16_ROWS4(i);
+                BF16_ROWS4(i + 16);
+            }
+        } else {
+            for (int i = 0; i < in; i += 16) BF16_ROWS4(i);
+        }
+        y[o] = hsum256(_mm256_add_ps(a0, b0)), y[o + band] = hsum256(_mm256_add_ps(a1, b1));
+        y[o + 2 * band] = hsum256(_mm256_add_ps(a2, b2));
+        y[o + 3 * band] = hsum256(_mm256_add_ps(a3, b3));
+    }
+}
+
 /* Decode GEMV with row-major bf16 weights (in % 16 == 0), x permuted by
  * cpu_bf16_permute_x: the fp32 kernel's shape, rows [o0, o1) in four bands
  * read side by side, one row of each per pass, so W is four long
- * sequential streams while x stays in L1. In the model, timed call by
+ * sequential streams while x stays in L1, prefetched ahead on Intel
+ * (bf16_prefetch_bytes). In the model, timed call by
  * call against three bands of tiled row groups (the layout cuda keeps),
  * it read 1.02-1.06x faster at 1 and 2 threads, and eight bands no faster
  * (docs/performance.md, session 19). With one accumulator per row, the
@@ -189,25 +256,11 @@ AVX2 void cpu_gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, 
                              int o0, int o1) {
     const uint16_t *w = wv;
     const __m256i zero = _mm256_setzero_si256();
-    int band = (o1 - o0) / 4, o = o0;
-    size_t step = (size_t)band * in;
+    int band = (o1 - o0) / 4, pf = in % 32 == 0 ? bf16_prefetch_bytes() : 0;
     (void)out;
-    for (; o < o0 + band; o++) {
-        const uint16_t *w0 = w + (size_t)o * in, *w1 = w0 + step, *w2 = w1 + step, *w3 = w2 + step;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int i = 0; i < in; i += 16) {
-            __m256 xl = _mm256_loadu_ps(xp + i), xh = _mm256_loadu_ps(xp + i + 8);
-            BF16_FMA16(w0 + i, xl, xh, a0, b0);
-            BF16_FMA16(w1 + i, xl, xh, a1, b1);
-            BF16_FMA16(w2 + i, xl, xh, a2, b2);
-            BF16_FMA16(w3 + i, xl, xh, a3, b3);
-        }
-        y[o] = hsum256(_mm256_add_ps(a0, b0)), y[o + band] = hsum256(_mm256_add_ps(a1, b1));
-        y[o + 2 * band] = hsum256(_mm256_add_ps(a2, b2));
-        y[o + 3 * band] = hsum256(_mm256_add_ps(a3, b3));
-    }
-    for (o = o0 + 4 * band; o < o1; o++) { /* summed as a band's row is */
+    if (pf > 0) gemv_bf16_bands(y, xp, w, in, o0, band, pf);
+    else gemv_bf16_bands(y, xp, w, in, o0, band, 0);
+    for (int o = o0 + 4 * band; o < o1; o++) { /* summed as a band's row is */
         __m256 a = _mm256_setzero_ps(), b = a;
         for (int i = 0; i < in; i += 16)
             BF16_FMA16(w + (size_t)o * in + i, _mm256_loadu_ps(xp + i), _mm256_loadu_ps(xp + i + 8),
