@@ -5,9 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "ryz/backend.h"
-#include "ryz/info.h"
 #include "ryz/comm.h"
 #include "ryz/cuda.h"
+#include "ryz/info.h"
 #include "ryz/model.h"
 
 #include <check.h>
@@ -636,15 +636,16 @@ int openblas_get_parallel(void);
  * one row after; at 2 threads the claims shrink from 108 rows (bands of
  * 27) to 16 (bands of 4), and the last, 5 rows, is bands of one and a row
  * after.
- * bf16 in 37 and 40 take the scalar kernel, 64 and MAXIN the four-band one
- * (MAXIN makes each thread's bf16 prefill widen its rows of W in two
+ * bf16 in 37 and 40 take the scalar kernel, 64, 768 and MAXIN the
+ * four-band one (64 and 768, in % 32 == 0, with its streams prefetched on
+ * Intel; MAXIN makes each thread's bf16 prefill widen its rows of W in two
  * blocks: 204 then 9 at 1 thread, 102 then 6 or 3 at 2, 68 then 4 or 1
  * at 3); fp32 in 37 is scalar, 40 and up the four-band kernel. Each thread count
  * cuts the rows into other chunks, so the bands and the rows after them
  * fall in different places. */
 static void check_matmul_paths(int threads, int bf16) {
     enum { OUT = 213, NMAX = 3, MAXIN = 10256 };
-    const int ins[] = {37, 40, 64, MAXIN}, ns[] = {1, NMAX};
+    const int ins[] = {37, 40, 64, 768, MAXIN}, ns[] = {1, NMAX};
     ryz_backend b;
     ck_assert_int_eq(ryz_backend_init_cpu(threads, &b), RYZ_OK);
     /* each pool thread calls OpenBLAS, so OpenBLAS itself runs one; its
@@ -656,7 +657,7 @@ static void check_matmul_paths(int threads, int bf16) {
     uint16_t *h = malloc(sizeof(uint16_t) * OUT * MAXIN);
     double *ref = malloc(sizeof(double) * NMAX * OUT);
     ck_assert(x && w && y && want && h && ref);
-    for (int a = 0; a < 4; a++)
+    for (int a = 0; a < (int)(sizeof ins / sizeof ins[0]); a++)
         for (int k = 0; k < 2; k++) {
             int in = ins[a], n = ns[k];
             char what[80];
@@ -832,6 +833,7 @@ START_TEST(test_blas_core_for) {
     ck_assert_ptr_null(ryz_blas_core_for("Prescott", "Prescott", 1, 1));
     ck_assert_ptr_null(ryz_blas_core_for("Haswell", NULL, 1, 1));
     ck_assert_ptr_null(ryz_blas_core_for("Zen", NULL, 1, 0));
+    ck_assert_str_eq(ryz_blas_core_for("Opteron_SSE3", NULL, 1, 0), "Haswell");
     ck_assert_ptr_null(ryz_blas_core_for(NULL, NULL, 1, 1));
 }
 END_TEST

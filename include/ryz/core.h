@@ -58,6 +58,10 @@ void ryz_log(ryz_log_level level, const char *fmt, ...) __attribute__((format(pr
 /* Monotonic clock in seconds (CLOCK_MONOTONIC). */
 double ryz_time_now(void);
 
+/* This process's executable, resolved (/proc/self/exe), into buf: EIO
+ * where it cannot be read or does not fit. */
+ryz_status ryz_self_exe(char *buf, size_t cap);
+
 /* Memory accounting. Every long-lived buffer of the engine is allocated
  * through ryz_mem_alloc with its category, so per-rank bytes are exact. */
 typedef enum { RYZ_MEM_WEIGHTS = 0, RYZ_MEM_KV, RYZ_MEM_SCRATCH, RYZ_MEM_NKINDS } ryz_mem_kind;

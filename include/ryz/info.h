@@ -20,8 +20,8 @@ const char *ryz_blas_core(void);
  * GFLOP/s a core against SkylakeX's 145 (docs/performance.md, session 25).
  * Then "SkylakeX" where the CPU has AVX-512 F, CD, BW, DQ and VL,
  * "Haswell" where it has AVX2 and FMA. NULL where OPENBLAS_CORETYPE is
- * set, OpenBLAS was built for one core only, or its core is not one of
- * its generic fallbacks. */
+ * set and not empty, OpenBLAS was built for one core only, or its core is
+ * not one of its generic fallbacks. */
 const char *ryz_blas_core_advice(void);
 /* ryz_blas_core_advice's rule: chosen, OpenBLAS's core; env,
  * OPENBLAS_CORETYPE (NULL: unset); whether the CPU has AVX2 and FMA, and

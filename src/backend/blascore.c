@@ -8,12 +8,14 @@
 char *openblas_get_config(void);
 char *openblas_get_corename(void);
 
-/* The cores OpenBLAS falls back to for a CPU it does not know (its
- * dynamic.c): none of them has AVX2 kernels. */
+/* Cores without AVX2 kernels that OpenBLAS may report (its dynamic.c):
+ * Prescott, its fallback for an x86-64 CPU it does not know in 0.3.21's
+ * time, and the older cores it names where a build or the OS lacks newer
+ * ones. */
 static int core_is_generic(const char *core) {
-    static const char *const generic[] = {"Prescott",  "Core2",   "Penryn",        "Dunnington",
-                                          "Nehalem",   "Atom",    "Barcelona",     "Opteron",
-                                          "Opteron(SSE3)", "Bobcat"};
+    static const char *const generic[] = {"Prescott", "Core2",   "Penryn",  "Dunnington",
+                                          "Nehalem",  "Atom",    "Barcelona", "Opteron",
+                                          "Opteron_SSE3", "Bobcat"};
     for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
         if (!strcmp(core, generic[i])) return 1;
     return 0;

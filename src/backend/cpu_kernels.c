@@ -58,7 +58,8 @@ void ryz_bf16_pack_rows(ryz_bf16_layout l, uint16_t *dst, const float *src, int 
                 ryz_bf16_from_f32(src[(size_t)r * in + i]);
 }
 
-/* Widens n bf16 to fp32, 16 at a time where the CPU has AVX2. */
+/* Widens n bf16 to fp32, n % 16 == 0, 16 at a time: AVX2 only, the
+ * caller checks cpu_have_avx2(). */
 static void bf16_widen_avx2(float *dst, const uint16_t *s, size_t n);
 
 /* Rows [o0, o0 + rows) of a row-major bf16 matrix (in columns) widened to
@@ -207,8 +208,9 @@ static int bf16_prefetch_bytes(void) {
     int b = atomic_load_explicit(&bf16_prefetch, memory_order_relaxed);
     if (b >= 0) return b;
     __builtin_cpu_init();
+    int unset = -1;
     b = __builtin_cpu_is("intel") ? 1536 : 0;
-    atomic_store_explicit(&bf16_prefetch, b, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong(&bf16_prefetch, &unset, b)) b = unset; /* set meanwhile */
     return b;
 }
 

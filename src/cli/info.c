@@ -39,8 +39,8 @@ int ryz_cmd_info(int argc, char **argv) {
     ryz_info_mpi(buf, sizeof buf);
     print_field("MPI", buf);
     ryz_info_blas(buf, sizeof buf);
-    const char *was = getenv("RYZ_BLAS_CORE_WAS");
-    if (was && *was) { /* set by main() when it ran this process again */
+    const char *was = getenv("RYZ_BLAS_CORE_WAS"), *asked = getenv("OPENBLAS_CORETYPE");
+    if (was && *was && asked && *asked) { /* set by main() when it ran this process again */
         size_t n = strlen(buf);
         snprintf(buf + n, sizeof buf - n, "\ncore %s, asked for by ryz (OPENBLAS_CORETYPE): "
                  "OpenBLAS took this CPU for a %s", ryz_blas_core(), was);

@@ -35,15 +35,22 @@ static void usage(FILE *f) {
 
 /* OpenBLAS chose its kernels when it loaded, before main. Where it took
  * this CPU for a generic one (ryz_blas_core_advice), this runs the binary
- * again with OPENBLAS_CORETYPE set, and RYZ_BLAS_CORE_WAS for `ryz info`;
- * the ranks it launches inherit both. OPENBLAS_CORETYPE set by the user is
- * left alone, and so is a failed exec: OpenBLAS's choice then stands. */
+ * again (its resolved path, so the process keeps its name) with
+ * OPENBLAS_CORETYPE set, and RYZ_BLAS_CORE_WAS for `ryz info`; the ranks
+ * it launches inherit both. OPENBLAS_CORETYPE set by the user is left
+ * alone. Where the exec cannot run, or the executable is not this one (a
+ * wrapper such as valgrind holds /proc/self/exe), OpenBLAS's choice
+ * stands. */
 static void blas_core_fix(char **argv) {
-    const char *core = ryz_blas_core_advice();
-    if (!core || setenv("RYZ_BLAS_CORE_WAS", ryz_blas_core(), 1) ||
-        setenv("OPENBLAS_CORETYPE", core, 1))
-        return;
-    execv("/proc/self/exe", argv);
+    char exe[4096];
+    const char *core = ryz_blas_core_advice(), *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (!core || ryz_self_exe(exe, sizeof exe) != RYZ_OK) return;
+    const char *name = strrchr(exe, '/');
+    if (strcmp(name ? name + 1 : exe, base)) return;
+    if (!setenv("RYZ_BLAS_CORE_WAS", ryz_blas_core(), 1) &&
+        !setenv("OPENBLAS_CORETYPE", core, 1))
+        execv(exe, argv);
     unsetenv("OPENBLAS_CORETYPE"), unsetenv("RYZ_BLAS_CORE_WAS");
 }
 

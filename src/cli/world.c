@@ -13,9 +13,8 @@
 /* Re-executes this binary as `mpirun -np N ryz ARGS...`. */
 static ryz_status relaunch(int np, int argc, char **argv) {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return ryz_error(RYZ_EIO, "cannot find own executable: %s", strerror(errno));
-    exe[n] = '\0';
+    ryz_status st = ryz_self_exe(exe, sizeof exe);
+    if (st != RYZ_OK) return st;
     char npbuf[16];
     snprintf(npbuf, sizeof npbuf, "%d", np);
     char **args = calloc((size_t)argc + 8, sizeof *args);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ryz/core.h"
 
@@ -15,6 +16,15 @@ double ryz_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+ryz_status ryz_self_exe(char *buf, size_t cap) {
+    ssize_t n = cap > 1 ? readlink("/proc/self/exe", buf, cap - 1) : -1;
+    if (n <= 0 || (size_t)n >= cap - 1)
+        return ryz_error(RYZ_EIO, "cannot find own executable: %s",
+                         n < 0 ? strerror(errno) : "path too long");
+    buf[n] = '\0';
+    return RYZ_OK;
 }
 
 /* A run of huge pages that weight blocks too small for their own share:

@@ -56,9 +56,7 @@ ryz_status ryz_plot_templates_dir(char *buf, size_t cap) {
         return ryz_error(RYZ_EIO, "RYZ_PLOTS_DIR=%s holds no speedup.gp", env);
     }
     char exe[RYZ_PATH_LEN];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
+    if (ryz_self_exe(exe, sizeof exe) == RYZ_OK) {
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
