@@ -198,12 +198,11 @@ AVX2 void cpu_gemv_f32_avx2(float *y, const float *x, const void *wv, int in, in
     } while (0)
 
 /* 1536 on Intel CPUs, 0 elsewhere. On the Intel Xeon of session 25
- * (family 6 model 207), 1-2 KiB ahead read the 110m bf16 GEMV chain 8-18 %
- * faster at 1 and 2 threads (one ahead only, no gain: the prefetch, not
- * the unrolling, does it); the four streams' hardware prefetch alone fell
- * behind the f32 kernel's, whose loads cover twice the bytes per
- * instruction. On the AMD EPYC of session 24, 2 KiB ahead cost 9 % at 1
- * thread, so it stays off there (docs/performance.md). */
+ * (family 6 model 207), without it the 110m bf16 GEMV chain read 0.875 (1
+ * thread) and 0.94 (2) of the f32 chain's bytes per second; 1-2 KiB ahead
+ * read it 8-18 % faster (one line ahead, no gain: the prefetch, not the
+ * unrolling, does it). On the AMD EPYC of session 24, 2 KiB ahead cost
+ * 9 % at 1 thread, so it stays off there (docs/performance.md). */
 static int bf16_prefetch_bytes(void) {
     int b = atomic_load_explicit(&bf16_prefetch, memory_order_relaxed);
     if (b >= 0) return b;
