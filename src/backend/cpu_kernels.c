@@ -58,9 +58,11 @@ void ryz_bf16_pack_rows(ryz_bf16_layout l, uint16_t *dst, const float *src, int 
                 ryz_bf16_from_f32(src[(size_t)r * in + i]);
 }
 
+#if defined(__x86_64__)
 /* Widens n bf16 to fp32, n % 16 == 0, 16 at a time: AVX2 only, the
  * caller checks cpu_have_avx2(). */
 static void bf16_widen_avx2(float *dst, const uint16_t *s, size_t n);
+#endif
 
 /* Rows [o0, o0 + rows) of a row-major bf16 matrix (in columns) widened to
  * fp32. With AVX2 16 at a time, 1.2-1.4x the rate of one at a time: once
@@ -70,10 +72,12 @@ static void bf16_widen_avx2(float *dst, const uint16_t *s, size_t n);
 void cpu_bf16_unpack_rows(float *dst, const uint16_t *w, int o0, int rows, int in) {
     const uint16_t *s = w + (size_t)o0 * in;
     size_t n = (size_t)rows * in, e = 0;
+#if defined(__x86_64__)
     if (cpu_have_avx2()) {
         e = n & ~(size_t)15;
         bf16_widen_avx2(dst, s, e);
     }
+#endif
     for (; e < n; e++) dst[e] = ryz_f32_from_bf16(s[e]);
 }
 
@@ -271,7 +275,7 @@ AVX2 void cpu_gemv_bf16_avx2(float *y, const float *xp, const void *wv, int in, 
     int band = (o1 - o0) / 4, pf = in % 32 == 0 ? bf16_prefetch_bytes() : 0;
     (void)out;
     if (pf > 0) gemv_bf16_bands(y, xp, w, in, o0, band, pf);
-    else gemv_bf16_bands(y, xp, w, in, o0, band, 0);
+    else gemv_bf16_bands(y, xp, w, in, o0, band, 0); /* inlined with pf 0: no branch per row */
     for (int o = o0 + 4 * band; o < o1; o++) { /* summed as a band's row is */
         __m256 a = _mm256_setzero_ps(), b = a;
         for (int i = 0; i < in; i += 16)
@@ -495,10 +499,6 @@ int cpu_have_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #else
-static void bf16_widen_avx2(float *dst, const uint16_t *s, size_t n) {
-    for (size_t e = 0; e < n; e++) dst[e] = ryz_f32_from_bf16(s[e]);
-}
-
 int cpu_have_avx2(void) {
     return 0;
 }

@@ -102,13 +102,14 @@ typedef struct {
     int fail_reads; /* test hook RYZ_TEST_STEP_READ_NOMEM: this rank's reads fail */
 } step_probe;
 
-/* mine, agreed over the group (ryz_probe_agree_on: `code` and "step
- * probe: N of K ranks FAILED") where it has peers: a lone rank has no one
- * to tell, and adds no collective to its count. */
-static ryz_status step_probe_agree(ryz_comm *group, ryz_status mine, ryz_status code,
-                                   const char *failed) {
+/* mine, agreed over the group where it has peers: as ryz_probe_agree
+ * (out of memory for the probe's buffer) when read_failed is NULL, else
+ * EIO "step probe: N of K ranks READ_FAILED". A lone rank has no one to
+ * tell, and adds no collective to its count. */
+static ryz_status step_probe_agree(ryz_comm *group, ryz_status mine, const char *read_failed) {
     if (ryz_comm_size(group) == 1) return mine;
-    return ryz_probe_agree_on(group, mine == RYZ_OK, "step probe", code, failed);
+    if (!read_failed) return ryz_probe_agree(group, mine == RYZ_OK, "step probe", RUN_PROBE_MIB);
+    return ryz_probe_agree_on(group, mine == RYZ_OK, "step probe", RYZ_EIO, read_failed);
 }
 
 static ryz_status step_probe_hook(void *ctx) {
@@ -121,7 +122,7 @@ static ryz_status step_probe_hook(void *ctx) {
                        : ryz_probe_slices_read(&p->ps, &dt);
     if (st == RYZ_OK && p->n < p->cap) p->sec[p->n++] = (float)dt;
     if (st != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
-    return step_probe_agree(p->group, st, RYZ_EIO, "could not read a slice between decode steps");
+    return step_probe_agree(p->group, st, "could not read a slice between decode steps");
 }
 
 /* The group's bandwidth over the run's slices, into *bw (0 when none was
@@ -214,9 +215,7 @@ static ryz_status step_probe_open(const case_ctx *k, model_env *e, step_probe *s
         mine = ryz_probe_slices_open(&e->be, (size_t)RUN_PROBE_MIB << 20,
                                      (size_t)STEP_PROBE_MIB << 20, &sp->ps);
     if (mine != RYZ_OK) RYZ_WARN("step probe: %s", ryz_last_error());
-    char failed[48];
-    snprintf(failed, sizeof failed, "are out of memory for %d MiB", RUN_PROBE_MIB);
-    return step_probe_agree(sp->group, mine, RYZ_ENOMEM, failed);
+    return step_probe_agree(sp->group, mine, NULL);
 }
 
 /* timed_greedy of e's model on c, probed when `probe` (the runs' times are
