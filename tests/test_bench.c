@@ -232,6 +232,8 @@ START_TEST(test_results_and_json) {
     ck_assert_str_eq(res.meta.suite_name, "comm");
     ck_assert_str_eq(res.meta.suite_text, "ryz comm --op all");
     ck_assert_int_eq(res.meta.world_size, 1);
+    ck_assert_msg(res.meta.blas && !strncmp(res.meta.blas, "OpenBLAS ", 9), "blas '%s'",
+                  res.meta.blas ? res.meta.blas : "(null)");
     char h5[64], js[64];
     temp_name(h5, sizeof h5, ".h5");
     temp_name(js, sizeof js, ".json");
@@ -241,8 +243,10 @@ START_TEST(test_results_and_json) {
     ck_assert_msg(ryz_results_read(h5, &back) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_uint_eq(back.n_collectives, res.n_collectives);
     ck_assert_uint_eq(back.n_samples, res.n_samples);
+    ck_assert_str_eq(back.meta.blas, res.meta.blas);
     char *text = test_slurp(js, NULL);
     ck_assert_msg(text[0] == '{' && strstr(text, "\"collectives\": [") &&
+                      strstr(text, "\"blas\": \"OpenBLAS ") &&
                       strstr(text, "\"rows\": [") && strstr(text, "\"in_place\": null") &&
                       strstr(text, "\"op\": \"broadcast\""),
                   "json:\n%.400s", text);

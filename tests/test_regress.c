@@ -165,6 +165,38 @@ START_TEST(test_refuses_mismatch) {
 }
 END_TEST
 
+/* The machine note names what differs and was recorded in both files, and
+ * nothing when nothing does. */
+START_TEST(test_machine_diff) {
+    ryz_results b, c;
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    b.meta.cores = c.meta.cores = 2, b.meta.threads_per_rank = 1, c.meta.threads_per_rank = 2;
+    ryz_results_set_str(&b.meta.cpu_model, "Xeon");
+    ryz_results_set_str(&c.meta.cpu_model, "Xeon");
+    ryz_results_set_str(&c.meta.blas, "OpenBLAS SkylakeX"); /* b's file predates it */
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    ck_assert_str_eq(r.machine_diff, "threads_per_rank 1 -> 2");
+    ryz_regress_free(&r);
+    ryz_results_set_str(&b.meta.blas, "OpenBLAS Prescott");
+    ryz_results_set_str(&c.meta.cpu_model, "EPYC");
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    ck_assert_str_eq(r.machine_diff, "cpu_model 'Xeon' -> 'EPYC'; blas 'OpenBLAS Prescott' -> "
+                                     "'OpenBLAS SkylakeX'; threads_per_rank 1 -> 2");
+    ryz_regress_free(&r);
+    c.meta.threads_per_rank = 1;
+    ryz_results_set_str(&b.meta.blas, "OpenBLAS SkylakeX");
+    ryz_results_set_str(&c.meta.cpu_model, "Xeon");
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    ck_assert_str_eq(r.machine_diff, "");
+    ryz_regress_free(&r);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* Runs `ryz compare ARGS`, returning the exit code and stdout in out. */
 static int run_compare(const char *args, char *out, size_t cap) {
     const char *bin = getenv("RYZ_BIN") ? getenv("RYZ_BIN") : "build/ryz";
@@ -186,14 +218,20 @@ START_TEST(test_cli_compare) {
     make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
     make_run(&c, "synthetic:tiny", 0.013, 0.05, 2, 1, 1000);
     make_run(&d, "synthetic:15m", 0.010, 0.05, 1, 1, 1000);
+    ryz_results_set_str(&b.meta.blas, "OpenBLAS 0.3.21 Prescott");
+    ryz_results_set_str(&c.meta.blas, "OpenBLAS 0.3.21 SkylakeX");
     ck_assert(ryz_results_write(&b, pb) == RYZ_OK && ryz_results_write(&c, pc) == RYZ_OK &&
               ryz_results_write(&d, pd) == RYZ_OK);
     snprintf(args, sizeof args, "%s %s", pb, pb);
     ck_assert_msg(run_compare(args, out, sizeof out) == 0, "A vs A:\n%s", out);
+    ck_assert_msg(!strstr(out, "note:"), "A vs A noted a machine change:\n%s", out);
     snprintf(args, sizeof args, "%s %s", pb, pc);
     ck_assert_msg(run_compare(args, out, sizeof out) == 1 && strstr(out, "decode_s") &&
-                      strstr(out, "REGRESSION"),
-                  "slowed copy:\n%s", out);
+                      strstr(out, "REGRESSION") &&
+                      strstr(out, "note: the runs ran on different machines or libraries, so a "
+                                  "time ratio is theirs too: blas 'OpenBLAS 0.3.21 Prescott' -> "
+                                  "'OpenBLAS 0.3.21 SkylakeX'\n"),
+                  "slowed copy on another BLAS core:\n%s", out);
     snprintf(args, sizeof args, "%s %s", pb, pd);
     ck_assert_msg(run_compare(args, out, sizeof out) == 2 && strstr(out, "different models"),
                   "other model:\n%s", out);
@@ -219,7 +257,8 @@ START_TEST(test_json_escapes) {
     unlink(path);
     ck_assert_ptr_nonnull(text);
     const char *want[] = {"\"case\": \"a\\\"b\\\\c\"", "\"ratio\": null", "\"p\": null",
-                          "\"why\": \"tab\\u0009here\"", "\"base\": 1,", "\"regressions\": 1"};
+                          "\"why\": \"tab\\u0009here\"", "\"base\": 1,", "\"regressions\": 1",
+                          "\"machine_diff\": \"\""};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(text, want[i]), "no %s in:\n%s", want[i], text);
     free(text);
@@ -236,6 +275,7 @@ int main(void) {
     tcase_add_test(tc, test_probe_rate_not_compared);
     tcase_add_test(tc, test_correctness_and_memory);
     tcase_add_test(tc, test_refuses_mismatch);
+    tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);
     tcase_add_test(tc, test_json_escapes);
     suite_add_tcase(s, tc);

@@ -198,6 +198,7 @@ static void build_results(ryz_results *r, int oversubscribed, const char *suite_
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(ryz_results_set_str(fields[i], strs[i / 2][i % 2]), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&r->meta.suite_text, suite), RYZ_OK);
+    ck_assert_int_eq(ryz_results_set_str(&r->meta.blas, "OpenBLAS 0.3.21 Test|Core"), RYZ_OK);
     r->meta.world_size = 4, r->meta.cores = 8, r->meta.threads_per_rank = 1;
     r->meta.oversubscribed = oversubscribed, r->meta.read_bandwidth_gbs = 20.5;
     add_case(r, "alpha", (const int[]){1, 2}, 2);
@@ -424,6 +425,7 @@ static void check_report(const char *dir, const char *needle) {
     ck_assert_msg(strstr(md, needle), "'%s' not in report.md:\n%s", needle, md);
     ck_assert_msg(strstr(md, "## Setup") && strstr(md, "Test CPU 3000") && strstr(md, "abc123"),
                   "%s", md);
+    ck_assert_msg(strstr(md, "| BLAS | OpenBLAS 0.3.21 Test\\|Core |\n"), "%s", md);
     for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++) {
         snprintf(path, sizeof path, "%s/%s.png", dir, stems[i]);
         snprintf(link, sizeof link, "](%s.png)", stems[i]);

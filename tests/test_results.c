@@ -87,6 +87,7 @@ static void fill_meta(ryz_results *r) {
     ck_assert_int_eq(ryz_results_set_str(&m->backends, "cpu,cuda"), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&m->device, "NVIDIA H100 80GB HBM3"), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&m->cpu_model, "AMD EPYC 9654 96-Core"), RYZ_OK);
+    ck_assert_int_eq(ryz_results_set_str(&m->blas, "OpenBLAS 0.3.21 DYNAMIC_ARCH Zen"), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&m->suite_name, "quick"), RYZ_OK);
     ck_assert_int_eq(
         ryz_results_set_str(&m->suite_text, "[suite]\nname = quick\n\n[case a]\ntp = 1 2\n"),
@@ -191,10 +192,12 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
 static void assert_meta_equal(const ryz_results_meta *got, const ryz_results_meta *want) {
     const char *const g[] = {got->tool_version, got->git_rev,    got->time_utc,
                              got->hosts,        got->backends,   got->device,
-                             got->cpu_model,    got->suite_name, got->suite_text};
+                             got->cpu_model,    got->suite_name, got->suite_text,
+                             got->blas};
     const char *const w[] = {want->tool_version, want->git_rev,    want->time_utc,
                              want->hosts,        want->backends,   want->device,
-                             want->cpu_model,    want->suite_name, want->suite_text};
+                             want->cpu_model,    want->suite_name, want->suite_text,
+                             want->blas};
     for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
         ck_assert_ptr_nonnull(g[k]);
         ck_assert_str_eq(g[k], w[k] ? w[k] : "");
@@ -415,7 +418,8 @@ START_TEST(test_file_layout) {
     const char *attrs[] = {
         "tool_version", "git_rev",          "time_utc",       "hosts",       "backends",
         "device",       "cpu_model",        "suite_name",     "suite_text",  "world_size",
-        "cores",        "threads_per_rank", "oversubscribed", "interrupted", "read_bandwidth_gbs"};
+        "cores",        "threads_per_rank", "oversubscribed", "interrupted", "read_bandwidth_gbs",
+        "blas"};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         ck_assert_msg(H5Aexists(f, attrs[i]) > 0, "no attribute %s", attrs[i]);
     const char *dsets[] = {"/correctness", "/timing", "/collectives", "/memory", "/samples"};
@@ -464,10 +468,12 @@ START_TEST(test_schema_version_refused) {
 END_TEST
 
 /* Reads the fixture at path, which must be of `version` with collectives,
- * and checks that the schema 3 columns read as 0. */
+ * and checks that the schema 3 columns read as 0, the schema 4 attribute
+ * as NULL. */
 static void read_old_fixture(const char *path, int32_t version, ryz_results *r) {
     ck_assert_msg(ryz_results_read(path, r) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_int_eq(r->meta.schema_version, version);
+    ck_assert_ptr_null(r->meta.blas);
     ck_assert_uint_gt(r->n_collectives, 0);
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
@@ -510,6 +516,23 @@ START_TEST(test_schema2_file_reads) {
 }
 END_TEST
 
+/* A version 3 file (`ryz suite suites/quick.ini` on two ranks, written by
+ * the version 3 writer at b387dea): its collectives' schema 3 columns
+ * read, and the BLAS it ran, which it did not record, reads as NULL. */
+START_TEST(test_schema3_file_reads) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema3.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(r.meta.schema_version, 3);
+    ck_assert_ptr_null(r.meta.blas);
+    ck_assert_str_eq(r.meta.suite_name, "quick");
+    ck_assert_uint_gt(r.n_collectives, 0);
+    for (size_t i = 0; i < r.n_collectives; i++)
+        ck_assert(r.collectives[i].streamed_bytes > 0 && r.collectives[i].p50_us > 0);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* A copy of the fixture `src` in TMPDIR/name that claims schema `version`
  * must be refused for lacking that version's first new column. */
 static void expect_claim_refused(const char *src, const char *name, int32_t version,
@@ -531,12 +554,14 @@ static void expect_claim_refused(const char *src, const char *name, int32_t vers
 }
 
 /* A file that claims schema 2 must have the schema 2 columns, one that
- * claims 3 the schema 3 ones. */
+ * claims 3 the schema 3 ones, and one that claims 4 the blas attribute. */
 START_TEST(test_claimed_schema_needs_its_columns) {
     expect_claim_refused("tests/data/results-schema1.h5", "v1-as-2.h5", 2,
                          "has no member read_bandwidth_gbs");
     expect_claim_refused("tests/data/results-schema2.h5", "v2-as-3.h5", 3,
                          "has no member streamed_bytes");
+    expect_claim_refused("tests/data/results-schema3.h5", "v3-as-4.h5", 4,
+                         "missing root attribute blas");
 }
 END_TEST
 
@@ -728,7 +753,8 @@ START_TEST(test_print) {
     ck_assert_ptr_nonnull(out);
     ryz_results_print(&r, out);
     fclose(out);
-    const char *want[] = {"schema_version: 3",
+    const char *want[] = {"schema_version: 4",
+                          "blas: OpenBLAS 0.3.21 DYNAMIC_ARCH Zen",
                           "tool_version: ryz 0.3.1-test",
                           "    [case a]",
                           "/correctness: 3 rows",
@@ -761,6 +787,7 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_schema1_file_reads);
     tcase_add_test(tc, test_claimed_schema_needs_its_columns);
     tcase_add_test(tc, test_schema2_file_reads);
+    tcase_add_test(tc, test_schema3_file_reads);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);
     tcase_add_test(tc, test_write_rename_fails);

@@ -31,6 +31,10 @@ typedef struct {
     ryz_regress_row *rows;
     size_t n;
     int regressions;
+    /* What the runs ran on that differs ("blas 'A' -> 'B'; cores 2 -> 4"),
+     * "" when nothing recorded in both files does: a time ratio across
+     * machines or BLAS kernels is theirs as much as the build's. */
+    char machine_diff[2048];
 } ryz_regress;
 
 /* One-sided Mann-Whitney U test p-value that y tends to be larger than x
@@ -44,7 +48,8 @@ double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m);
 ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out);
 void ryz_regress_free(ryz_regress *r);
-/* The comparison table, worst first. */
+/* The machine note (when the runs' machines differ), then the comparison
+ * table, worst first. */
 void ryz_regress_print(const ryz_regress *r, FILE *out);
 /* The rows as a JSON document. EIO naming the path on failure. */
 ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path);

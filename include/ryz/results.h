@@ -14,7 +14,7 @@
  * /collectives streamed bytes and the isolated reference after streaming
  * them. Older files are still read, the newer columns as 0 (not
  * measured). */
-#define RYZ_RESULTS_SCHEMA 3
+#define RYZ_RESULTS_SCHEMA 4
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
 
@@ -94,6 +94,7 @@ typedef struct {
     int32_t schema_version;       /* RYZ_RESULTS_SCHEMA */
     char *tool_version, *git_rev, *time_utc, *hosts, *backends, *device, *cpu_model;
     char *suite_name, *suite_text;
+    char *blas;                   /* the BLAS build and the core it runs (schema 4; NULL before) */
     int32_t world_size, cores, threads_per_rank;
     int32_t oversubscribed;       /* ranks * threads > cores: efficiency not meaningful */
     int32_t interrupted;          /* the run stopped early; tables are partial */

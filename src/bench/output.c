@@ -145,10 +145,12 @@ ryz_status ryz_bench_results(const ryz_bench_report *r, const char *cmdline, ryz
 /* ---- JSON --------------------------------------------------------------- */
 
 static void json_meta(FILE *f, const ryz_results_meta *m) {
-    const char *keys[] = {"tool_version", "git_rev",   "time_utc",   "hosts",     "backends",
-                          "device",       "cpu_model", "suite_name", "suite_text"};
-    const char *vals[] = {m->tool_version, m->git_rev,   m->time_utc,   m->hosts,     m->backends,
-                          m->device,       m->cpu_model, m->suite_name, m->suite_text};
+    const char *keys[] = {"tool_version", "git_rev",    "time_utc",   "hosts",
+                          "backends",     "device",     "cpu_model",  "blas",
+                          "suite_name",   "suite_text"};
+    const char *vals[] = {m->tool_version, m->git_rev,    m->time_utc,  m->hosts,
+                          m->backends,     m->device,     m->cpu_model, m->blas,
+                          m->suite_name,   m->suite_text};
     fprintf(f, "  \"meta\": {\"schema_version\": %d", m->schema_version);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fprintf(f, ", \"%s\": ", keys[i]);

@@ -66,6 +66,11 @@ static void write_setup(const ryz_results *r, FILE *f) {
             m->oversubscribed ? " (**oversubscribed**)" : "");
     fprintf(f, "| backends / device | %s / %s |\n", or_default(m->backends, "?"),
             or_default(m->device, "?"));
+    if (m->blas && *m->blas) { /* files before schema 4 did not record it */
+        fprintf(f, "| BLAS | ");
+        md_text(f, m->blas);
+        fprintf(f, " |\n");
+    }
     if (m->read_bandwidth_gbs > 0)
         fprintf(f, "| memory read bandwidth | %.1f GB/s (measured in the same run) |\n",
                 m->read_bandwidth_gbs);

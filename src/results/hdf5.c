@@ -349,13 +349,18 @@ cleanup:
     return rc;
 }
 
-/* Reads the root attribute of field `f` into `m`. EINVAL when it is
- * missing, EIO when it cannot be read as its type; messages name `path`. */
-static ryz_status read_meta_field(hid_t file, const ryz_field *f, ryz_results_meta *m,
-                                  const char *path) {
+/* Reads the root attribute of field `f` into `m`, from a file of schema
+ * `version`. EINVAL when it is missing and `version` has it (one that
+ * predates it leaves the field as it is: NULL or 0), EIO when it cannot be
+ * read as its type; messages name `path`. */
+static ryz_status read_meta_field(hid_t file, const ryz_field *f, int version,
+                                  ryz_results_meta *m, const char *path) {
     ryz_status st = RYZ_OK;
     char *dst = (char *)m + f->offset;
-    if (H5Aexists(file, f->name) <= 0)
+    htri_t exists = H5Aexists(file, f->name);
+    if (exists == 0 && f->since > version)
+        return RYZ_OK;
+    if (exists <= 0)
         return ryz_error(RYZ_EINVAL, "%s: missing root attribute %s (not a ryz results file?)",
                          path, f->name);
     hid_t attr = H5Aopen(file, f->name, H5P_DEFAULT), type = -1;
@@ -380,14 +385,14 @@ static ryz_status read_meta_field(hid_t file, const ryz_field *f, ryz_results_me
 /* Reads every root attribute into `m`, the schema version first: EINVAL
  * when it is outside [RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA]. */
 static ryz_status read_meta(hid_t file, ryz_results_meta *m, const char *path) {
-    ryz_status st = read_meta_field(file, &ryz_results_meta_fields[0], m, path);
+    ryz_status st = read_meta_field(file, &ryz_results_meta_fields[0], 0, m, path);
     if (st != RYZ_OK)
         return st;
     if (m->schema_version < RYZ_RESULTS_SCHEMA_OLDEST || m->schema_version > RYZ_RESULTS_SCHEMA)
         return ryz_error(RYZ_EINVAL, "%s: schema version %d, this build reads %d to %d", path,
                          (int)m->schema_version, RYZ_RESULTS_SCHEMA_OLDEST, RYZ_RESULTS_SCHEMA);
     for (size_t i = 1; st == RYZ_OK && i < ryz_results_n_meta_fields; i++)
-        st = read_meta_field(file, &ryz_results_meta_fields[i], m, path);
+        st = read_meta_field(file, &ryz_results_meta_fields[i], m->schema_version, m, path);
     return st;
 }
 

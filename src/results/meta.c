@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ryz/info.h"
 #include "ryz/results.h"
 
 #ifndef RYZ_GIT_REV
@@ -35,12 +36,13 @@ static void cpu_model(char *buf, size_t cap) {
 ryz_status ryz_results_meta_machine(ryz_results_meta *m, int world, int threads,
                                     const char *hosts, const char *backends,
                                     const char *suite_name, const char *suite_text) {
-    char when[32], cpu[256];
+    char when[32], cpu[256], blas[512];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     cpu_model(cpu, sizeof cpu);
+    ryz_info_blas(blas, sizeof blas); /* names the core OpenBLAS runs: its sgemm varies 5x */
     m->world_size = world;
     m->cores = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
     m->threads_per_rank = threads;
@@ -48,10 +50,10 @@ ryz_status ryz_results_meta_machine(ryz_results_meta *m, int world, int threads,
     m->oversubscribed = (local ? atoi(local) : world) * threads > m->cores;
     const char *vals[] = {RYZ_VERSION, RYZ_GIT_REV, when, hosts ? hosts : "",
                           backends,    "cpu",       cpu,  suite_name ? suite_name : "",
-                          suite_text ? suite_text : ""};
-    char **fields[] = {&m->tool_version, &m->git_rev,   &m->time_utc,
-                       &m->hosts,        &m->backends,  &m->device,
-                       &m->cpu_model,    &m->suite_name, &m->suite_text};
+                          suite_text ? suite_text : "", blas};
+    char **fields[] = {&m->tool_version, &m->git_rev,    &m->time_utc,   &m->hosts,
+                       &m->backends,     &m->device,     &m->cpu_model,  &m->suite_name,
+                       &m->suite_text,   &m->blas};
     ryz_status st = RYZ_OK;
     for (size_t i = 0; st == RYZ_OK && i < sizeof fields / sizeof fields[0]; i++)
         st = ryz_results_set_str(fields[i], vals[i]);

@@ -240,6 +240,35 @@ static ryz_status compare_memory(const ryz_results *b, const ryz_results *c,
     return RYZ_OK;
 }
 
+/* Appends "NAME 'BASE' -> 'NEW'" (quote q) to r->machine_diff when both
+ * files recorded the attribute and the values differ. */
+static void note_diff(ryz_regress *r, const char *name, const char *q, const char *b,
+                      const char *c) {
+    if (!b || !c || !*b || !*c || !strcmp(b, c)) /* unrecorded: a file before its schema */
+        return;
+    size_t len = strlen(r->machine_diff);
+    snprintf(r->machine_diff + len, sizeof r->machine_diff - len, "%s%s %s%s%s -> %s%s%s",
+             len ? "; " : "", name, q, b, q, q, c, q);
+}
+
+/* Fills r->machine_diff with what the runs' timings depend on besides the
+ * build, where it differs: the CPU, the BLAS core, the device, cores and
+ * threads per rank (0: not recorded). */
+static void note_machines(const ryz_results_meta *b, const ryz_results_meta *c, ryz_regress *r) {
+    const char *names[] = {"cores", "threads_per_rank"};
+    const int32_t vb[] = {b->cores, b->threads_per_rank}, vc[] = {c->cores, c->threads_per_rank};
+    note_diff(r, "cpu_model", "'", b->cpu_model, c->cpu_model);
+    note_diff(r, "blas", "'", b->blas, c->blas);
+    note_diff(r, "device", "'", b->device, c->device);
+    for (int i = 0; i < 2; i++) {
+        char sb[16], sc[16];
+        snprintf(sb, sizeof sb, "%d", (int)vb[i]);
+        snprintf(sc, sizeof sc, "%d", (int)vc[i]);
+        if (vb[i] > 0 && vc[i] > 0)
+            note_diff(r, names[i], "", sb, sc);
+    }
+}
+
 /* Regressions first, then by ratio, largest first. */
 static int cmp_rows(const void *a, const void *b) {
     const ryz_regress_row *x = a, *y = b;
@@ -260,6 +289,7 @@ ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
     }
     if (out->n == 0) return ryz_error(RYZ_EINVAL, "nothing to compare: base has no rows");
     qsort(out->rows, out->n, sizeof *out->rows, cmp_rows);
+    note_machines(&base->meta, &cand->meta, out);
     for (size_t i = 0; i < out->n; i++) out->regressions += out->rows[i].regression;
     return RYZ_OK;
 }
@@ -270,6 +300,9 @@ void ryz_regress_free(ryz_regress *r) {
 }
 
 void ryz_regress_print(const ryz_regress *r, FILE *out) {
+    if (*r->machine_diff)
+        fprintf(out, "note: the runs ran on different machines or libraries, so a time ratio is "
+                     "theirs too: %s\n", r->machine_diff);
     fprintf(out, "%-24s %4s %-14s %12s %12s %8s %9s %7s  %s\n", "case", "tp", "metric", "base",
             "new", "ratio", "p", "n", "verdict");
     for (size_t i = 0; i < r->n; i++) {
@@ -287,7 +320,9 @@ void ryz_regress_print(const ryz_regress *r, FILE *out) {
 ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return ryz_error(RYZ_EIO, "cannot write %s", path);
-    fprintf(f, "{\"regressions\": %d, \"rows\": [", r->regressions);
+    fprintf(f, "{\"regressions\": %d, \"machine_diff\": ", r->regressions);
+    ryz_json_string(f, r->machine_diff);
+    fprintf(f, ", \"rows\": [");
     for (size_t i = 0; i < r->n; i++) {
         const ryz_regress_row *x = &r->rows[i];
         const char *keys[] = {"base", "new", "ratio", "p"};

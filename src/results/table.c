@@ -19,6 +19,7 @@
 #define F_F64(T, f) FIELD(T, f, RYZ_FIELD_F64, 0)
 #define F_F64_V2(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 2) /* added in schema 2 */
 #define F_F64_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 3) /* added in schema 3 */
+#define F_STR_V4(T, f) FIELD_SINCE(T, f, RYZ_FIELD_STR, 0, 4) /* added in schema 4 */
 #define F_BYTES_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES, 3)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -97,6 +98,7 @@ const ryz_field ryz_results_meta_fields[] = {
     F_STR(A, cpu_model),
     F_STR(A, suite_name),
     F_STR(A, suite_text),
+    F_STR_V4(A, blas),
     F_I32(A, world_size),
     F_I32(A, cores),
     F_I32(A, threads_per_rank),
