@@ -12,8 +12,8 @@
 /* Layout version written. 2 added /timing read_bandwidth_gbs and the
  * /collectives last-arriver, wait and isolated columns; 3 the
  * /collectives streamed bytes and the isolated reference after streaming
- * them. Older files are still read, the newer columns as 0 (not
- * measured). */
+ * them; 4 the root attribute blas. Older files are still read, the newer
+ * columns as 0 (not measured), the newer attributes as NULL. */
 #define RYZ_RESULTS_SCHEMA 4
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
