@@ -487,6 +487,7 @@ START_TEST(test_bench_results) {
              "--threads 1,2 --dtype f32,bf16 --probe-mib 16 -o %s", h5);
     test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm") &&
+                      strstr(r.out, "GFLOP/s on its shapes, OpenBLAS core ") &&
                       strstr(r.out, "(target >= 90%; the median of the runs' own ratios") &&
                       strstr(r.out, "16 MiB slices between the decode steps") &&
                       strstr(r.out, "probe after each run") &&

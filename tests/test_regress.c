@@ -165,33 +165,34 @@ START_TEST(test_refuses_mismatch) {
 }
 END_TEST
 
+/* Compares b with c and checks the machine note. */
+static void assert_machine_diff(const ryz_results *b, const ryz_results *c, const char *want) {
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    ck_assert_msg(ryz_regress_compare(b, c, &o, &r) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_str_eq(r.machine_diff, want);
+    ryz_regress_free(&r);
+}
+
 /* The machine note names what differs and was recorded in both files, and
  * nothing when nothing does. */
 START_TEST(test_machine_diff) {
     ryz_results b, c;
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
-    ryz_regress r;
     make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
     make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
     b.meta.cores = c.meta.cores = 2, b.meta.threads_per_rank = 1, c.meta.threads_per_rank = 2;
     ryz_results_set_str(&b.meta.cpu_model, "Xeon");
     ryz_results_set_str(&c.meta.cpu_model, "Xeon");
     ryz_results_set_str(&c.meta.blas, "OpenBLAS SkylakeX"); /* b's file predates it */
-    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
-    ck_assert_str_eq(r.machine_diff, "threads_per_rank 1 -> 2");
-    ryz_regress_free(&r);
+    assert_machine_diff(&b, &c, "threads_per_rank 1 -> 2");
     ryz_results_set_str(&b.meta.blas, "OpenBLAS Prescott");
     ryz_results_set_str(&c.meta.cpu_model, "EPYC");
-    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
-    ck_assert_str_eq(r.machine_diff, "cpu_model 'Xeon' -> 'EPYC'; blas 'OpenBLAS Prescott' -> "
-                                     "'OpenBLAS SkylakeX'; threads_per_rank 1 -> 2");
-    ryz_regress_free(&r);
+    assert_machine_diff(&b, &c, "cpu_model 'Xeon' -> 'EPYC'; blas 'OpenBLAS Prescott' -> "
+                                "'OpenBLAS SkylakeX'; threads_per_rank 1 -> 2");
     c.meta.threads_per_rank = 1;
     ryz_results_set_str(&b.meta.blas, "OpenBLAS SkylakeX");
     ryz_results_set_str(&c.meta.cpu_model, "Xeon");
-    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
-    ck_assert_str_eq(r.machine_diff, "");
-    ryz_regress_free(&r);
+    assert_machine_diff(&b, &c, "");
     ryz_results_free(&b);
     ryz_results_free(&c);
 }

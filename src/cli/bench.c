@@ -413,8 +413,9 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
                "whole buffer, best of 2, on threads of its own)\n", after / 1e9, 100 * saf,
                100 * mdec * bpt / after);
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
-           "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes)\n", P, mpre, 100 * spre,
-           100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9);
+           "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes%s%s)\n", P, mpre, 100 * spre,
+           100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9,
+           cuda ? "" : ", OpenBLAS core ", cuda ? "" : ryz_blas_core());
     verdict_add(v, "decode", k->name, frac, target);
     verdict_add(v, "prefill", k->name, pre / gemm, TARGET_PREFILL_GEMM);
     return frac;
