@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #include "ryz/bench.h"
+#include "ryz/info.h"
 
 static const ryz_comm_op OPS[] = {RYZ_OP_ALL_REDUCE, RYZ_OP_ALL_GATHER, RYZ_OP_REDUCE_SCATTER,
                                   RYZ_OP_BROADCAST};
@@ -234,6 +235,18 @@ START_TEST(test_results_and_json) {
     ck_assert_int_eq(res.meta.world_size, 1);
     ck_assert_msg(res.meta.blas && !strncmp(res.meta.blas, "OpenBLAS ", 9), "blas '%s'",
                   res.meta.blas ? res.meta.blas : "(null)");
+    ck_assert_str_eq(res.meta.device, "cpu");
+    {   /* an nccl run's device is the GPUs it timed, as `ryz info` lists them */
+        ryz_bench_report nccl = rep;
+        ryz_results gpu;
+        char want[1024];
+        snprintf(nccl.backend, sizeof nccl.backend, "nccl");
+        ryz_results_init(&gpu);
+        ck_assert_int_eq(ryz_bench_results(&nccl, "ryz comm --backend nccl", &gpu), RYZ_OK);
+        ryz_info_cuda_line(want, sizeof want);
+        ck_assert_str_eq(gpu.meta.device, want);
+        ryz_results_free(&gpu);
+    }
     char h5[64], js[64];
     temp_name(h5, sizeof h5, ".h5");
     temp_name(js, sizeof js, ".json");

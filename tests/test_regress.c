@@ -169,30 +169,57 @@ END_TEST
 static void assert_machine_diff(const ryz_results *b, const ryz_results *c, const char *want) {
     ryz_regress_opts o = {1.10, 0.01, 1.01};
     ryz_regress r;
+    char got[4096];
     ck_assert_msg(ryz_regress_compare(b, c, &o, &r) == RYZ_OK, "%s", ryz_last_error());
-    ck_assert_str_eq(r.machine_diff, want);
+    ryz_regress_format_diffs(&r, got, sizeof got);
+    ck_assert_str_eq(got, want);
+    ck_assert_int_eq(r.n_diffs == 0, *want == '\0');
     ryz_regress_free(&r);
 }
 
-/* The machine note names what differs and was recorded in both files, and
- * nothing when nothing does. */
+/* Sets the machine attributes of r. */
+static void set_machine(ryz_results *r, const char *cpu, const char *blas, const char *device,
+                        const char *hosts, int cores, int threads) {
+    ryz_results_set_str(&r->meta.cpu_model, cpu);
+    ryz_results_set_str(&r->meta.blas, blas);
+    ryz_results_set_str(&r->meta.device, device);
+    ryz_results_set_str(&r->meta.hosts, hosts);
+    r->meta.cores = cores, r->meta.threads_per_rank = threads;
+}
+
+/* The machine note names each attribute that differs, one a file did not
+ * record as such, nothing when nothing differs, and not the threads of
+ * `ryz bench` files (each row is keyed by its own). */
 START_TEST(test_machine_diff) {
     ryz_results b, c;
     make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
     make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
-    b.meta.cores = c.meta.cores = 2, b.meta.threads_per_rank = 1, c.meta.threads_per_rank = 2;
-    ryz_results_set_str(&b.meta.cpu_model, "Xeon");
-    ryz_results_set_str(&c.meta.cpu_model, "Xeon");
-    ryz_results_set_str(&c.meta.blas, "OpenBLAS SkylakeX"); /* b's file predates it */
-    assert_machine_diff(&b, &c, "threads_per_rank 1 -> 2");
-    ryz_results_set_str(&b.meta.blas, "OpenBLAS Prescott");
-    ryz_results_set_str(&c.meta.cpu_model, "EPYC");
+    set_machine(&b, "Xeon", NULL, "cpu", "n1", 2, 1); /* b's file predates blas */
+    set_machine(&c, "Xeon", "OpenBLAS SkylakeX", "cpu", "n1", 2, 2);
+    assert_machine_diff(&b, &c, "blas (not recorded) -> 'OpenBLAS SkylakeX'; "
+                                "threads_per_rank 1 -> 2");
+    set_machine(&b, "Xeon", "OpenBLAS Prescott", "cpu", "n1", 2, 1);
+    set_machine(&c, "EPYC", "OpenBLAS Zen", "H100", "n1,n2", 4, 1);
+    c.meta.oversubscribed = 1;
     assert_machine_diff(&b, &c, "cpu_model 'Xeon' -> 'EPYC'; blas 'OpenBLAS Prescott' -> "
-                                "'OpenBLAS SkylakeX'; threads_per_rank 1 -> 2");
-    c.meta.threads_per_rank = 1;
-    ryz_results_set_str(&b.meta.blas, "OpenBLAS SkylakeX");
-    ryz_results_set_str(&c.meta.cpu_model, "Xeon");
+                                "'OpenBLAS Zen'; device 'cpu' -> 'H100'; hosts 1 -> 2; "
+                                "cores 2 -> 4; oversubscribed no -> yes");
+    set_machine(&c, "Xeon", "OpenBLAS Prescott", "cpu", "n2", 2, 4);
+    c.meta.oversubscribed = 0;
+    ryz_results_set_str(&b.meta.suite_name, "bench");
+    ryz_results_set_str(&c.meta.suite_name, "bench");
     assert_machine_diff(&b, &c, "");
+    char long_blas[400];
+    memset(long_blas, 'x', sizeof long_blas - 1);
+    long_blas[sizeof long_blas - 1] = '\0';
+    ryz_results_set_str(&c.meta.blas, long_blas);
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    ck_assert_int_eq(r.n_diffs, 1);
+    ck_assert_uint_eq(strlen(r.diffs[0].cand), sizeof r.diffs[0].cand - 1);
+    ck_assert_str_eq(r.diffs[0].cand + sizeof r.diffs[0].cand - 4, "...");
+    ryz_regress_free(&r);
     ryz_results_free(&b);
     ryz_results_free(&c);
 }
@@ -229,10 +256,19 @@ START_TEST(test_cli_compare) {
     snprintf(args, sizeof args, "%s %s", pb, pc);
     ck_assert_msg(run_compare(args, out, sizeof out) == 1 && strstr(out, "decode_s") &&
                       strstr(out, "REGRESSION") &&
-                      strstr(out, "note: the runs ran on different machines or libraries, so a "
-                                  "time ratio is theirs too: blas 'OpenBLAS 0.3.21 Prescott' -> "
+                      strstr(out, "note: the runs differ in machine or setup, so a time ratio "
+                                  "is theirs too: blas 'OpenBLAS 0.3.21 Prescott' -> "
                                   "'OpenBLAS 0.3.21 SkylakeX'\n"),
                   "slowed copy on another BLAS core:\n%s", out);
+    snprintf(args, sizeof args, "%s %s -J %s.json", pb, pc, pc);
+    ck_assert_int_eq(run_compare(args, out, sizeof out), 1);
+    snprintf(args, sizeof args, "%s.json", pc);
+    char *json = test_slurp(args, NULL);
+    ck_assert_msg(json && strstr(json, "\"machine_diff\": {\"blas\": {\"base\": \"OpenBLAS "
+                                       "0.3.21 Prescott\", \"new\": \"OpenBLAS 0.3.21 SkylakeX\"}}"),
+                  "%s", json ? json : "(no JSON)");
+    free(json);
+    unlink(args);
     snprintf(args, sizeof args, "%s %s", pb, pd);
     ck_assert_msg(run_compare(args, out, sizeof out) == 2 && strstr(out, "different models"),
                   "other model:\n%s", out);
@@ -259,7 +295,7 @@ START_TEST(test_json_escapes) {
     ck_assert_ptr_nonnull(text);
     const char *want[] = {"\"case\": \"a\\\"b\\\\c\"", "\"ratio\": null", "\"p\": null",
                           "\"why\": \"tab\\u0009here\"", "\"base\": 1,", "\"regressions\": 1",
-                          "\"machine_diff\": \"\""};
+                          "\"machine_diff\": {}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(text, want[i]), "no %s in:\n%s", want[i], text);
     free(text);

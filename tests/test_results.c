@@ -529,6 +529,14 @@ START_TEST(test_schema3_file_reads) {
     ck_assert_uint_gt(r.n_collectives, 0);
     for (size_t i = 0; i < r.n_collectives; i++)
         ck_assert(r.collectives[i].streamed_bytes > 0 && r.collectives[i].p50_us > 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ryz_results_print(&r, out);
+    fclose(out);
+    ck_assert_msg(strstr(text, "\nblas: (not recorded: added in schema 4)\n"), "%s", text);
+    free(text);
     ryz_results_free(&r);
 }
 END_TEST

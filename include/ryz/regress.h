@@ -27,14 +27,25 @@ typedef struct {
     char why[96];        /* for a regression: what crossed which threshold */
 } ryz_regress_row;
 
+/* One root attribute the runs' timings depend on besides the build, whose
+ * values differ between the files. */
+typedef struct {
+    char name[24];              /* "cpu_model", "blas", "device", "hosts", "cores", ... */
+    char base[256], cand[256];  /* the values ("" not recorded), longer ones cut with "..." */
+    int text;                   /* a string, quoted when printed (not a count or yes/no) */
+} ryz_regress_diff;
+
+#define RYZ_REGRESS_MAX_DIFFS 8
+
 typedef struct {
     ryz_regress_row *rows;
     size_t n;
     int regressions;
-    /* What the runs ran on that differs ("blas 'A' -> 'B'; cores 2 -> 4"),
-     * "" when nothing recorded in both files does: a time ratio across
-     * machines or BLAS kernels is theirs as much as the build's. */
-    char machine_diff[2048];
+    /* What the runs ran on or how, where it differs: a time ratio across
+     * machines, BLAS kernels or thread counts is theirs as much as the
+     * build's. */
+    ryz_regress_diff diffs[RYZ_REGRESS_MAX_DIFFS];
+    int n_diffs;
 } ryz_regress;
 
 /* One-sided Mann-Whitney U test p-value that y tends to be larger than x
@@ -48,8 +59,11 @@ double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m);
 ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out);
 void ryz_regress_free(ryz_regress *r);
-/* The machine note (when the runs' machines differ), then the comparison
- * table, worst first. */
+/* The differences of r->diffs on one line, "; " between them: "cpu_model
+ * 'A' -> 'B'; blas (not recorded) -> 'C'; cores 2 -> 4" ("" when none). */
+void ryz_regress_format_diffs(const ryz_regress *r, char *buf, size_t cap);
+/* The machine note (when r->diffs has any), then the comparison table,
+ * worst first. */
 void ryz_regress_print(const ryz_regress *r, FILE *out);
 /* The rows as a JSON document. EIO naming the path on failure. */
 ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path);

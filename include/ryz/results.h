@@ -141,12 +141,16 @@ double *ryz_results_sample_values(const ryz_results *r, const char *case_name, i
 ryz_status ryz_results_set_str(char **field, const char *value);
 
 /* Fills the tool and machine attributes of meta: tool version, git
- * revision (of the build), UTC time, CPU model, cores, world size, threads
- * per rank, the oversubscription flag (ranks on this host x threads >
- * cores), and the given hosts, backends, suite name and suite text. */
+ * revision (of the build), UTC time, CPU model, the BLAS and its core,
+ * cores, world size, threads per rank, the oversubscription flag (ranks
+ * on this host x threads > cores), and the given hosts, backends, suite
+ * name and suite text; device "cpu". */
 ryz_status ryz_results_meta_machine(ryz_results_meta *m, int world, int threads,
                                     const char *hosts, const char *backends,
                                     const char *suite_name, const char *suite_text);
+/* Sets meta's device to the CUDA runtime, driver, NCCL and devices on one
+ * line (ryz_info_cuda_line), for a run on the GPU. ENOMEM. */
+ryz_status ryz_results_meta_set_cuda_device(ryz_results_meta *m);
 /* The git revision this build was made from ("unknown" outside git). */
 const char *ryz_git_rev(void);
 

@@ -95,7 +95,10 @@ void bench_print_footer(FILE *f, const ryz_bench_report *r) {
 static ryz_status fill_meta(const ryz_bench_report *r, const char *cmdline, ryz_results_meta *m) {
     char backends[32];
     snprintf(backends, sizeof backends, "cpu+%s", r->backend);
-    return ryz_results_meta_machine(m, r->world, 1, r->hosts, backends, "comm", cmdline);
+    ryz_status st = ryz_results_meta_machine(m, r->world, 1, r->hosts, backends, "comm", cmdline);
+    if (st == RYZ_OK && !strcmp(r->backend, "nccl")) /* the GPUs' links were timed */
+        st = ryz_results_meta_set_cuda_device(m);
+    return st;
 }
 
 /* The /collectives row of one table row: its out-of-place placement. */

@@ -515,11 +515,8 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     snprintf(text, sizeof text, "[case bench]\nmodel = %s\nbackend = %s\n%s", a->model, kind,
              a->tf32 ? "tf32 = 1\n" : "");
     ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, kind, "bench", text);
-    if (st == RYZ_OK && a->backend == RYZ_BACKEND_CUDA) { /* which GPU made these numbers */
-        char device[1024];
-        ryz_info_cuda_line(device, sizeof device);
-        st = ryz_results_set_str(&res.meta.device, device);
-    }
+    if (st == RYZ_OK && a->backend == RYZ_BACKEND_CUDA) /* which GPU made these numbers */
+        st = ryz_results_meta_set_cuda_device(&res.meta);
     for (int d = 0; st == RYZ_OK && d < a->n_dtype; d++)
         for (int t = 0; st == RYZ_OK && t < a->n_threads; t++) {
             bench_config k = {a->dtype[d], a->threads[t], ""};

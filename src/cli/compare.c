@@ -12,10 +12,10 @@ static void compare_usage(FILE *f) {
                "  For each (case, TP, metric): ratio of medians and a one-sided Mann-Whitney U\n"
                "  test on the raw samples; a slowdown is a regression only when it exceeds the\n"
                "  threshold AND is significant. Correctness (PASS -> FAIL) and memory growth\n"
-               "  are compared directly. A note above the table names what the runs' machines\n"
-               "  differ in (CPU, BLAS core, device, cores, threads per rank). Exit 1 on any\n"
-               "  regression, 2 when the files cannot be compared (schema, suite or model\n"
-               "  differ).\n");
+               "  are compared directly. A note above the table names what the runs differ in\n"
+               "  besides the build (CPU, BLAS core, device, hosts, cores, threads per rank,\n"
+               "  oversubscription). Exit 1 on any regression, 2 when the files cannot be\n"
+               "  compared (schema, suite or model differ).\n");
 }
 
 /* A positive number option. */

@@ -360,7 +360,9 @@ static ryz_status read_meta_field(hid_t file, const ryz_field *f, int version,
     htri_t exists = H5Aexists(file, f->name);
     if (exists == 0 && f->since > version)
         return RYZ_OK;
-    if (exists <= 0)
+    if (exists < 0)
+        return h5_fail(RYZ_EIO, path, "cannot look up root attribute %s", f->name);
+    if (exists == 0)
         return ryz_error(RYZ_EINVAL, "%s: missing root attribute %s (not a ryz results file?)",
                          path, f->name);
     hid_t attr = H5Aopen(file, f->name, H5P_DEFAULT), type = -1;

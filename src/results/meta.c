@@ -59,3 +59,9 @@ ryz_status ryz_results_meta_machine(ryz_results_meta *m, int world, int threads,
         st = ryz_results_set_str(fields[i], vals[i]);
     return st;
 }
+
+ryz_status ryz_results_meta_set_cuda_device(ryz_results_meta *m) {
+    char device[1024];
+    ryz_info_cuda_line(device, sizeof device);
+    return ryz_results_set_str(&m->device, device);
+}

@@ -55,6 +55,10 @@ static void print_meta(const ryz_results_meta *m, FILE *out) {
             continue;
         }
         const char *s = *(char *const *)((const char *)m + f->offset);
+        if (!s && f->since > m->schema_version) {
+            fprintf(out, "%s: (not recorded: added in schema %d)\n", f->name, f->since);
+            continue;
+        }
         if (!s)
             s = "";
         if (!strchr(s, '\n')) {

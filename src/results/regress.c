@@ -240,32 +240,84 @@ static ryz_status compare_memory(const ryz_results *b, const ryz_results *c,
     return RYZ_OK;
 }
 
-/* Appends "NAME 'BASE' -> 'NEW'" (quote q) to r->machine_diff when both
- * files recorded the attribute and the values differ. */
-static void note_diff(ryz_regress *r, const char *name, const char *q, const char *b,
-                      const char *c) {
-    if (!b || !c || !*b || !*c || !strcmp(b, c)) /* unrecorded: a file before its schema */
-        return;
-    size_t len = strlen(r->machine_diff);
-    snprintf(r->machine_diff + len, sizeof r->machine_diff - len, "%s%s %s%s%s -> %s%s%s",
-             len ? "; " : "", name, q, b, q, q, c, q);
+/* Copies src (NULL: "") into dst[cap], cut with "..." when longer. */
+static void copy_cut(char *dst, size_t cap, const char *src) {
+    src = src ? src : "";
+    if (strlen(src) < cap)
+        snprintf(dst, cap, "%s", src);
+    else
+        snprintf(dst, cap, "%.*s...", (int)(cap - 4), src);
 }
 
-/* Fills r->machine_diff with what the runs' timings depend on besides the
- * build, where it differs: the CPU, the BLAS core, the device, cores and
- * threads per rank (0: not recorded). */
+/* Adds attribute `name` to r->diffs when its values b and c differ and
+ * either file recorded it (NULL or "": not recorded); text: a string. */
+static void note_diff(ryz_regress *r, const char *name, int text, const char *b, const char *c) {
+    b = b ? b : "", c = c ? c : "";
+    if (!strcmp(b, c) || r->n_diffs == RYZ_REGRESS_MAX_DIFFS)
+        return;
+    ryz_regress_diff *d = &r->diffs[r->n_diffs++];
+    d->text = text;
+    copy_cut(d->name, sizeof d->name, name);
+    copy_cut(d->base, sizeof d->base, b);
+    copy_cut(d->cand, sizeof d->cand, c);
+}
+
+/* note_diff for a count, 0 (or less) meaning not recorded. */
+static void note_count(ryz_regress *r, const char *name, int b, int c) {
+    char sb[16] = "", sc[16] = "";
+    if (b > 0)
+        snprintf(sb, sizeof sb, "%d", b);
+    if (c > 0)
+        snprintf(sc, sizeof sc, "%d", c);
+    note_diff(r, name, 0, sb, sc);
+}
+
+/* Distinct hosts of a comma-separated list, 0 for none recorded. */
+static int host_count(const char *hosts) {
+    if (!hosts || !*hosts)
+        return 0;
+    int n = 1;
+    for (; *hosts; hosts++)
+        n += *hosts == ',';
+    return n;
+}
+
+/* Fills r->diffs with what the runs' timings depend on besides the build,
+ * where it differs: the CPU, the BLAS and its core, the device, how many
+ * hosts and cores, threads per rank, and whether ranks were oversubscribed.
+ * `ryz bench` keys each row by its own thread count, so its files'
+ * threads_per_rank (the largest) is left out. */
 static void note_machines(const ryz_results_meta *b, const ryz_results_meta *c, ryz_regress *r) {
-    const char *names[] = {"cores", "threads_per_rank"};
-    const int32_t vb[] = {b->cores, b->threads_per_rank}, vc[] = {c->cores, c->threads_per_rank};
-    note_diff(r, "cpu_model", "'", b->cpu_model, c->cpu_model);
-    note_diff(r, "blas", "'", b->blas, c->blas);
-    note_diff(r, "device", "'", b->device, c->device);
-    for (int i = 0; i < 2; i++) {
-        char sb[16], sc[16];
-        snprintf(sb, sizeof sb, "%d", (int)vb[i]);
-        snprintf(sc, sizeof sc, "%d", (int)vc[i]);
-        if (vb[i] > 0 && vc[i] > 0)
-            note_diff(r, names[i], "", sb, sc);
+    int bench = b->suite_name && !strcmp(b->suite_name, "bench");
+    note_diff(r, "cpu_model", 1, b->cpu_model, c->cpu_model);
+    note_diff(r, "blas", 1, b->blas, c->blas);
+    note_diff(r, "device", 1, b->device, c->device);
+    note_count(r, "hosts", host_count(b->hosts), host_count(c->hosts));
+    note_count(r, "cores", b->cores, c->cores);
+    if (!bench)
+        note_count(r, "threads_per_rank", b->threads_per_rank, c->threads_per_rank);
+    note_diff(r, "oversubscribed", 0, b->oversubscribed ? "yes" : "no",
+              c->oversubscribed ? "yes" : "no");
+}
+
+/* A diff's value as printed: quoted when text, "(not recorded)" when "". */
+static void format_value(char *buf, size_t cap, const char *v, int text) {
+    if (!*v)
+        snprintf(buf, cap, "(not recorded)");
+    else
+        snprintf(buf, cap, text ? "'%s'" : "%s", v);
+}
+
+void ryz_regress_format_diffs(const ryz_regress *r, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < r->n_diffs && len < cap; i++) {
+        const ryz_regress_diff *d = &r->diffs[i];
+        char vb[sizeof d->base + 2], vc[sizeof d->cand + 2];
+        format_value(vb, sizeof vb, d->base, d->text);
+        format_value(vc, sizeof vc, d->cand, d->text);
+        int n = snprintf(buf + len, cap - len, "%s%s %s -> %s", i ? "; " : "", d->name, vb, vc);
+        len += n > 0 ? (size_t)n : 0;
     }
 }
 
@@ -300,9 +352,12 @@ void ryz_regress_free(ryz_regress *r) {
 }
 
 void ryz_regress_print(const ryz_regress *r, FILE *out) {
-    if (*r->machine_diff)
-        fprintf(out, "note: the runs ran on different machines or libraries, so a time ratio is "
-                     "theirs too: %s\n", r->machine_diff);
+    if (r->n_diffs > 0) {
+        char note[RYZ_REGRESS_MAX_DIFFS * 640];
+        ryz_regress_format_diffs(r, note, sizeof note);
+        fprintf(out, "note: the runs differ in machine or setup, so a time ratio is theirs too: "
+                     "%s\n", note);
+    }
     fprintf(out, "%-24s %4s %-14s %12s %12s %8s %9s %7s  %s\n", "case", "tp", "metric", "base",
             "new", "ratio", "p", "n", "verdict");
     for (size_t i = 0; i < r->n; i++) {
@@ -320,9 +375,22 @@ void ryz_regress_print(const ryz_regress *r, FILE *out) {
 ryz_status ryz_regress_write_json(const ryz_regress *r, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return ryz_error(RYZ_EIO, "cannot write %s", path);
-    fprintf(f, "{\"regressions\": %d, \"machine_diff\": ", r->regressions);
-    ryz_json_string(f, r->machine_diff);
-    fprintf(f, ", \"rows\": [");
+    fprintf(f, "{\"regressions\": %d, \"machine_diff\": {", r->regressions);
+    for (int i = 0; i < r->n_diffs; i++) {
+        const ryz_regress_diff *d = &r->diffs[i];
+        const char *vals[] = {d->base, d->cand};
+        fprintf(f, "%s", i ? ", " : "");
+        ryz_json_string(f, d->name);
+        for (int k = 0; k < 2; k++) {
+            fprintf(f, k ? ", \"new\": " : ": {\"base\": ");
+            if (*vals[k])
+                ryz_json_string(f, vals[k]);
+            else
+                fputs("null", f); /* not recorded */
+        }
+        fputc('}', f);
+    }
+    fprintf(f, "}, \"rows\": [");
     for (size_t i = 0; i < r->n; i++) {
         const ryz_regress_row *x = &r->rows[i];
         const char *keys[] = {"base", "new", "ratio", "p"};
