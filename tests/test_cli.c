@@ -529,7 +529,16 @@ START_TEST(test_bench_bad_options) {
     expect_one_line_error("bench --threads", 2, "--threads needs a value");
     expect_one_line_error("bench --threads 1,2,3,4,5,6,7,8,9", 2, "more than 8");
     expect_one_line_error("bench --model synthetic:tiny --decode-prompt 100 --new-tokens 64", 2,
-                          "exceed seq_len 128");
+                          "--decode-prompt 100 + --new-tokens 64, exceed synthetic:tiny's "
+                          "seq_len 128 (pass smaller ones)");
+    /* outputs that cannot be written are refused before any work */
+    expect_one_line_error("bench --model synthetic:tiny --prompt-len 8 -o /nonexistent/b.h5", 2,
+                          "directory /nonexistent: does not exist");
+    expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --new-tokens 2 "
+                          "--dump-logits /nonexistent/x.bin", 2,
+                          "directory /nonexistent: does not exist");
+    expect_one_line_error("compare tests/data/results-schema3.h5 tests/data/results-schema3.h5 "
+                          "-J /nonexistent/c.json", 2, "directory /nonexistent: does not exist");
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --dtype f16", 2,
                           "dtype 'f16' unknown");
     expect_one_line_error("bench --bf16-tol 0", 2, "--bf16-tol '0' is not a number in (0, 1]");
@@ -539,10 +548,10 @@ START_TEST(test_bench_bad_options) {
     if (ryz_backend_available(RYZ_BACKEND_CUDA) != RYZ_OK) /* else gpu-check's bench runs it */
         expect_one_line_error("bench --backend cuda --model synthetic:tiny", 2, "no CUDA device");
     /* bf16 logits held to a tolerance far below bf16's rounding: a wrong
-     * output, exit 2, not a slow one. */
+     * output, exit 1 (a failed check), not a slow one. */
     test_run r = test_run_ryz(NULL, "bench --model synthetic:tiny --repeat 1 --prompt-len 8 "
                                     "--new-tokens 2 --dtype bf16 --probe-mib 4 --bf16-tol 1e-9");
-    ck_assert_msg(r.code == 2 && strstr(r.out, "FAIL") &&
+    ck_assert_msg(r.code == 1 && strstr(r.out, "FAIL") &&
                       strstr(r.err, "ryz: error: bf16 logits outside tolerance against f32"),
                   "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
     test_run_free(&r);

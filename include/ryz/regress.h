@@ -24,7 +24,7 @@ typedef struct {
     double p_value;      /* Mann-Whitney one-sided p (timing); 0 deterministic */
     int n_base, n_cand;  /* samples */
     int regression;      /* 1 when this row fails the comparison */
-    char why[96];        /* for a regression: what crossed which threshold */
+    char why[160];       /* what crossed which threshold, or why a slowdown is not one */
 } ryz_regress_row;
 
 /* One root attribute the runs' timings depend on besides the build, whose

@@ -464,7 +464,7 @@ static ryz_status bench_precision(const bench_args *a, int threads, ryz_comm *se
                ryz_backend_kind_name(a->backend), c.max_rel, tol, c.min_cos, c.top1_agree, c.rows,
                c.pass ? "PASS" : "FAIL");
         if (!c.pass) /* a wrong output, not a slow one: the bench fails */
-            st = ryz_error(RYZ_EINVAL, "%s logits outside tolerance against f32: %d elements, "
+            st = ryz_error(RYZ_EMISMATCH, "%s logits outside tolerance against f32: %d elements, "
                            "%d real top-1 mismatches", what, c.out_of_tol, c.top1_real_mismatch);
     }
     free(f), free(b);
@@ -554,8 +554,8 @@ static void bench_usage(void) {
            "  fraction is the median of the runs' own ratios, with a count of the runs\n"
            "  that read faster than their slices; also printed: a probe over M MiB,\n"
            "  default 512, after each run on threads of its own); bf16 logits against\n"
-           "  fp32 with bf16's tolerance T (default 2e-2 of the logit range; exit 2 when\n"
-           "  outside it).\n"
+           "  fp32 with bf16's tolerance T (default 2e-2 of the logit range; exit 1 when\n"
+           "  outside it, as a failed check).\n"
            "  Each ratio is printed beside its target, and a last line counts the\n"
            "  targets met and names the missed ones (a miss leaves the exit status 0:\n"
            "  timings move between runs). -o writes the runs (case = dtype-tTHREADS)\n"
@@ -582,8 +582,10 @@ int ryz_cmd_bench(int argc, char **argv) {
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
     ryz_weights_close(w);
     if (st == RYZ_OK && (a.prompt > cfg.seq_len || a.decode_prompt + a.new_tokens - 1 > cfg.seq_len))
-        st = ryz_error(RYZ_EINVAL, "prompt %d, or decode prompt %d + new tokens %d, exceed "
-                       "seq_len %d", a.prompt, a.decode_prompt, a.new_tokens, cfg.seq_len);
+        st = ryz_error(RYZ_EINVAL, "--prompt-len %d, or --decode-prompt %d + --new-tokens %d, "
+                       "exceed %s's seq_len %d (pass smaller ones)", a.prompt, a.decode_prompt,
+                       a.new_tokens, a.model, cfg.seq_len);
+    if (st == RYZ_OK && a.out) st = ryz_results_check_writable(a.out); /* before the runs */
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = bench_all(&a, &cfg, self);
     ryz_comm_free(self);

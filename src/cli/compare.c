@@ -65,6 +65,7 @@ int ryz_cmd_compare(int argc, char **argv) {
         compare_usage(stdout);
         return 0;
     }
+    if (st == RYZ_OK && json) st = ryz_results_check_writable(json); /* before the table */
     if (st == RYZ_OK) st = ryz_results_read(files[0], &base);
     if (st == RYZ_OK) st = ryz_results_read(files[1], &cand);
     /* Files of different schema versions compare: the reader brings every

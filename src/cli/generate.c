@@ -208,6 +208,7 @@ int ryz_cmd_generate(int argc, char **argv) {
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", P,
                        a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
+    if (st == RYZ_OK && a.dump) st = ryz_results_check_writable(a.dump);
     if (st != RYZ_OK) {
         free(prompt);
         return ryz_cli_fail(st, NULL);

@@ -87,44 +87,78 @@ static double median_of(double *x, int n) {
 
 /* ------------------------------------------------------------ comparison */
 
-/* The model line of [case NAME] in a suite text, copied to out ("" if none). */
-static void suite_model(const char *text, const char *name, char *out, size_t cap) {
+/* Whether `line` (to its end of line) is "KEY = VALUE"; then VALUE into
+ * out[cap] with an inline comment (";" or "#" after a blank) and quotes
+ * dropped and runs of blanks made one space, so "1  2 3" reads "1 2 3". */
+static int line_value(const char *line, const char *key, char *out, size_t cap) {
+    size_t klen = strlen(key);
+    const char *end = line + strcspn(line, "\r\n"), *v;
+    line += strspn(line, " \t");
+    v = line + klen + strspn(line + klen, " \t");
+    if (strncmp(line, key, klen) || v >= end || *v != '=')
+        return 0;
+    size_t n = 0;
+    int blank = 1, quoted = 0;
+    for (v++; v < end && n + 1 < cap; v++) {
+        int is_blank = *v == ' ' || *v == '\t';
+        if (*v == '"')
+            quoted = !quoted;
+        else if (!quoted && blank && (*v == ';' || *v == '#'))
+            break;
+        else if (!is_blank || !blank)
+            out[n++] = is_blank ? ' ' : *v;
+        blank = is_blank && !quoted;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    return 1;
+}
+
+/* The value of `key` in [case NAME] of a suite text (line_value), into
+ * out[cap]; "" when the case or the key is not there. */
+static void case_value(const char *text, const char *name, const char *key, char *out,
+                       size_t cap) {
     char want[RYZ_NAME_LEN + 8];
     snprintf(want, sizeof want, "[case %s]", name);
     out[0] = '\0';
-    const char *sec = text ? strstr(text, want) : NULL;
-    for (const char *line = sec; line && *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        const char *eq = memchr(line, '=', len);
-        while (*line == ' ' || *line == '\t') line++, len--;
-        if (line != sec && *line == '[') break;
-        if (!strncmp(line, "model", 5) && eq) {
-            const char *v = eq + 1;
-            while (*v == ' ') v++;
-            size_t n = (size_t)(line + len - v);
-            snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), v);
-            out[strcspn(out, " \r;#")] = '\0';
-            break;
-        }
-        line = nl ? nl + 1 : NULL;
+    const char *line = text ? strstr(text, want) : NULL;
+    while (line && (line = strchr(line, '\n')) && *++line) {
+        if (line[strspn(line, " \t")] == '[')
+            return; /* the next section */
+        if (line_value(line, key, out, cap))
+            return;
     }
 }
 
-/* EINVAL when base and cand are not runs of the same suite and models. */
+/* The case keys two runs must agree on to be compared, and the value a
+ * suite file leaves each at when it does not say (suitefile.c). */
+static const struct {
+    const char *key, *dflt;
+} SAME_WORK[] = {{"model", ""},   {"prompt", ""},  {"batch", "1"},   {"new_tokens", "16"},
+                 {"dtype", "f32"}, {"tf32", "0"}, {"backend", "cpu"}, {"comm", "mpi"}};
+
+/* EINVAL when base and cand are not runs of the same suite doing the same
+ * work in every case: model, prompt, batch, new tokens, dtype, TF32,
+ * backend and comm. */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
     if (strcmp(bn, cn))
         return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
-    for (size_t i = 0; i < b->n_correctness; i++) {
-        char bm[256], cm[256];
-        suite_model(b->meta.suite_text, b->correctness[i].case_name, bm, sizeof bm);
-        suite_model(c->meta.suite_text, b->correctness[i].case_name, cm, sizeof cm);
-        if (*bm && *cm && strcmp(bm, cm))
-            return ryz_error(RYZ_EINVAL, "case %s: different models: base '%s', new '%s'",
-                             b->correctness[i].case_name, bm, cm);
-    }
+    for (size_t i = 0; i < b->n_correctness; i++)
+        for (size_t k = 0; k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
+            const char *name = b->correctness[i].case_name, *key = SAME_WORK[k].key;
+            char bv[1024], cv[1024];
+            case_value(b->meta.suite_text, name, key, bv, sizeof bv);
+            case_value(c->meta.suite_text, name, key, cv, sizeof cv);
+            if (strcmp(*bv ? bv : SAME_WORK[k].dflt, *cv ? cv : SAME_WORK[k].dflt))
+                return ryz_error(RYZ_EINVAL,
+                                 "case %s: different %s: base '%.200s', new '%.200s' (the runs "
+                                 "did not do the same work)",
+                                 name, key, *bv ? bv : SAME_WORK[k].dflt,
+                                 *cv ? cv : SAME_WORK[k].dflt);
+        }
     return RYZ_OK;
 }
 
@@ -160,6 +194,26 @@ static int metric_is_machines(const char *metric) {
     return strstr(metric, "_gbs") != NULL || !strcmp(metric, "lockstep_efficiency");
 }
 
+/* The smallest p ryz_mann_whitney_greater can give for n and m samples
+ * without ties: every y above every x, 1 / C(n + m, n). */
+static double mw_min_p(int n, int m) {
+    double ways = 1;
+    for (int i = 1; i <= n && ways < 1e300; i++)
+        ways = ways * (m + i) / i;
+    return 1 / ways;
+}
+
+/* row->why for a slowdown over the threshold that is not significant:
+ * why, so that "ok" beside a 1.5x ratio is not read as "no change". */
+static void not_significant(ryz_regress_row *row, double alpha) {
+    int len = snprintf(row->why, sizeof row->why, "%.2fx slower, not significant: p %.2g >= %.2g",
+                       row->ratio, row->p_value, alpha);
+    if (len > 0 && (size_t)len < sizeof row->why && mw_min_p(row->n_base, row->n_cand) >= alpha)
+        snprintf(row->why + len, sizeof row->why - (size_t)len,
+                 " (%d and %d samples cannot go below %.2g: repeat more)", row->n_base,
+                 row->n_cand, mw_min_p(row->n_base, row->n_cand));
+}
+
 /* Fills row from the two files' samples xb (nb) and xc (nc). */
 static void fill_row(ryz_regress_row *row, double *xb, int nb, double *xc, int nc,
                      const ryz_regress_opts *o) {
@@ -177,6 +231,8 @@ static void fill_row(ryz_regress_row *row, double *xb, int nb, double *xc, int n
                  o->max_slowdown, row->p_value, o->alpha);
     else if (nc == 0)
         snprintf(row->why, sizeof row->why, "no samples in new file");
+    else if (row->ratio > o->max_slowdown)
+        not_significant(row, o->alpha);
 }
 
 static ryz_status compare_timing(const ryz_results *b, const ryz_results *c,
@@ -358,13 +414,13 @@ void ryz_regress_print(const ryz_regress *r, FILE *out) {
         fprintf(out, "note: the runs differ in machine or setup, so a time ratio is theirs too: "
                      "%s\n", note);
     }
-    fprintf(out, "%-24s %4s %-14s %12s %12s %8s %9s %7s  %s\n", "case", "tp", "metric", "base",
+    fprintf(out, "%-24s %4s %-25s %12s %12s %8s %9s %7s  %s\n", "case", "tp", "metric", "base",
             "new", "ratio", "p", "n", "verdict");
     for (size_t i = 0; i < r->n; i++) {
         const ryz_regress_row *x = &r->rows[i];
         char n[16];
         snprintf(n, sizeof n, "%d/%d", x->n_base, x->n_cand);
-        fprintf(out, "%-24s %4d %-14s %12.6g %12.6g %8.3f %9.3g %7s  %s%s%s\n", x->case_name,
+        fprintf(out, "%-24s %4d %-25s %12.6g %12.6g %8.3f %9.3g %7s  %s%s%s\n", x->case_name,
                 x->tp, x->metric, x->base, x->cand, x->ratio, x->p_value, n,
                 x->regression ? "REGRESSION" : "ok", *x->why ? ": " : "", x->why);
     }
