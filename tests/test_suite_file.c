@@ -185,6 +185,46 @@ START_TEST(test_bad_numbers) {
 }
 END_TEST
 
+/* A ";" or "#" after a blank starts a comment, in a value too, unless
+ * quoted; one with no blank before it is text. */
+START_TEST(test_inline_comments) {
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse("[suite]\nname = foo   ; my suite\nrepeat = 4 # four\n"
+                                     "[case a]\nmodel = m\t; tabbed\nprompt = 1 2 ; ids\n"
+                                     "[case b;c]\nmodel = \"x ; y\" ; quoted\nprompt = 3\n",
+                                     "x", &s),
+                     RYZ_OK);
+    ck_assert_str_eq(s.name, "foo");
+    ck_assert_int_eq(s.repeat, 4);
+    ck_assert_str_eq(s.cases[0].model, "m");
+    ck_assert_int_eq(s.cases[0].prompt_len, 2);
+    ck_assert_str_eq(s.cases[1].model, "x ; y");
+    ryz_suite_free(&s);
+    ck_assert_int_eq(ryz_suite_parse("[suite]\nname = a;b#c\n" CASE_OK, "x", &s), RYZ_OK);
+    ck_assert_str_eq(s.name, "a;b#c");
+    ryz_suite_free(&s);
+    EXPECT_EINVAL("[suite]\nrepeat = ; none\n" CASE_OK, "x.ini:2:", "empty value for repeat");
+}
+END_TEST
+
+/* The suite file README.md shows parses, with its comments, as written. */
+START_TEST(test_readme_example) {
+    char *readme = test_slurp("README.md", NULL);
+    ck_assert_ptr_nonnull(readme);
+    char *start = strstr(readme, "```ini\n[suite]"), *end = start ? strstr(start + 6, "```") : NULL;
+    ck_assert_msg(start && end, "no ```ini [suite] block in README.md");
+    *end = '\0';
+    ryz_suite s;
+    ck_assert_msg(ryz_suite_parse(start + 7, "README.md", &s) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_str_eq(s.name, "quick");
+    ck_assert_int_eq(s.threads, 1);
+    ck_assert_str_eq(s.cases[0].comm, "mpi");
+    ck_assert_str_eq(s.cases[0].backend, "cpu");
+    ryz_suite_free(&s);
+    free(readme);
+}
+END_TEST
+
 START_TEST(test_bad_tp) {
     EXPECT_EINVAL(CASE_OK "tp = 1, 0\n", "suites/x.ini:4:", "bad tp degree '0'", "tp = 1, 2, 4");
     EXPECT_EINVAL(CASE_OK "tp = 1,x\n", "'x'");
@@ -462,6 +502,8 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_max_tp_and_free);
     tcase_add_test(tc, test_load);
     tcase_add_test(tc, test_load_missing);
+    tcase_add_test(tc, test_inline_comments);
+    tcase_add_test(tc, test_readme_example);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_validate_cuda);
     suite_add_tcase(s, tc);

@@ -4,6 +4,7 @@
  *   ; comment            # comment
  *   [suite]              [case NAME]
  *   key = value          key = "value"
+ *   key = value ; comment (a ";" or "#" after a blank; inside quotes, text)
  * Every problem is EINVAL with "WHERE:LINE: what is wrong (what is right)". */
 #define _POSIX_C_SOURCE 200809L
 
@@ -394,6 +395,23 @@ static int key_index(const char *const *names, int n, const char *key) {
     return -1;
 }
 
+/* Cuts an inline comment off val in place: from a ";" or "#" that starts
+ * the value or follows a blank, outside double quotes, with the blanks
+ * before it ("quick   ; default: file name" is "quick"). */
+static void cut_comment(char *val) {
+    int quoted = 0;
+    for (char *c = val; *c; c++) {
+        if (*c == '"')
+            quoted = !quoted;
+        else if (!quoted && (*c == ';' || *c == '#') &&
+                 (c == val || isspace((unsigned char)c[-1]))) {
+            *c = '\0';
+            break;
+        }
+    }
+    trim(val);
+}
+
 /* Removes surrounding double quotes from *val in place; EINVAL when a quote
  * is opened but not closed. */
 static ryz_status unquote(const parser *p, const char *key, char **val) {
@@ -434,6 +452,7 @@ static ryz_status parse_pair(parser *p, char *line) {
         return perr(p, p->line, "duplicate key '%s' in %s (first set at line %d)", key,
                     sect_label(p, label, sizeof label), p->key_line[k]);
     p->key_line[k] = p->line;
+    cut_comment(val);
     ryz_status st = unquote(p, key, &val);
     if (st != RYZ_OK)
         return st;
