@@ -464,6 +464,23 @@ START_TEST(test_cli_evict) {
 }
 END_TEST
 
+/* Sizes that hold no whole buffer: the only op asked for is an error
+ * (nothing would be measured), one of several is skipped and said so. */
+START_TEST(test_cli_no_size) {
+    test_run r = test_run_ryz(NULL, "comm --np 2 -b 1 -e 3 -n 2");
+    ck_assert_msg(r.code == 2 && strstr(r.err, "comm: no size from -b 1 to -e 3 holds a whole "
+                                               "all_reduce buffer (4 bytes on 2 ranks); raise -e"),
+                  "exit %d\n%s", r.code, r.err);
+    test_run_free(&r);
+    r = test_run_ryz(NULL, "comm --np 2 --op all -b 4 -e 4 -n 2 -w 0");
+    ck_assert_msg(r.code == 0 && strstr(r.out, "# no size from -b 4 to -e 4 holds a whole "
+                                               "all_gather buffer (8 bytes on 2 ranks): skipped") &&
+                      strstr(r.out, ": 0 OK"),
+                  "exit %d\n%s%s", r.code, r.out, r.err);
+    test_run_free(&r);
+}
+END_TEST
+
 START_TEST(test_cli_ranks_disagree) {
     test_run r = test_run_ryz("RYZ_TEST_COMM_SKEW_RANK=1", "comm --np 2 --op all -b 8 -e 1K -n 2");
     ck_assert_msg(r.code == 2, "exit %d (124: hung)\n%s", r.code, r.err);
@@ -586,6 +603,7 @@ static Suite *bench_suite(void) {
     tcase_set_timeout(cli, 300);
     tcase_add_test(cli, test_cli_corrupt_exits_1);
     tcase_add_test(cli, test_cli_evict);
+    tcase_add_test(cli, test_cli_no_size);
     tcase_add_test(cli, test_cli_ranks_disagree);
     tcase_add_test(cli, test_cli_usage_errors);
     tcase_add_test(cli, test_cli_comm_then_project);

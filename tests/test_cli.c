@@ -88,6 +88,10 @@ START_TEST(test_help_and_version) {
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strstr(r.out, "--prompt-ids"), "stdout '%s'", r.out);
     test_run_free(&r);
+    r = test_run_ryz(NULL, "help compare"); /* a command's own help */
+    ck_assert_msg(r.code == 0 && strncmp(r.out, "usage: ryz compare BASE.h5 NEW.h5", 33) == 0,
+                  "exit %d, stdout '%s'", r.code, r.out);
+    test_run_free(&r);
     r = test_run_ryz(NULL, "version");
     ck_assert_int_eq(r.code, 0);
     ck_assert_msg(strncmp(r.out, "ryz ", 4) == 0, "stdout '%s'", r.out);
@@ -108,6 +112,12 @@ START_TEST(test_generate_bad_input) {
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids 1 --bogus", 2, "--bogus");
     expect_one_line_error("generate --model synthetic:nope --prompt-ids 1", 2, "nope");
     expect_one_line_error("generate --model stories15M.bin --prompt-ids 1", 2, "stories15M.bin");
+    char junk[32];
+    temp_file_with(junk, "not a checkpoint, but long enough to hold a llama2.c header.....");
+    char args[96];
+    snprintf(args, sizeof args, "generate --model %s --prompt-ids 1", junk);
+    expect_one_line_error(args, 2, "(not a llama2.c checkpoint? docs/checkpoints.md lists");
+    unlink(junk);
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids \"1 512\"", 2, "512");
     expect_one_line_error("generate --model synthetic:tiny --prompt-ids \"1 x\"", 2, "x");
     expect_one_line_error("generate --prompt-ids 1", 2, "--model");

@@ -525,6 +525,18 @@ static ryz_status bench_op(harness *h, const coll *e, ryz_bench_report *out) {
     uint64_t sizes[MAX_SIZES];
     size_t n = op_sizes(h, e->op, sizes);
     FILE *f = h->rank == 0 ? h->o->out : NULL;
+    if (n == 0) { /* every rank computes the same sizes: all skip, or all stop */
+        char why[160];
+        snprintf(why, sizeof why, "no size from -b %llu to -e %llu holds a whole %s buffer (%d "
+                 "bytes on %d ranks)", (unsigned long long)h->o->min_bytes,
+                 (unsigned long long)h->o->max_bytes, ryz_comm_op_name(e->op),
+                 (int)sizeof(float) * (e->split ? h->k : 1), h->k);
+        if (h->o->ops == 1u << e->op) /* the only op asked for: nothing would be measured */
+            return ryz_error(RYZ_EINVAL, "comm: %s; raise -e", why);
+        if (f)
+            fprintf(f, "# %s: skipped\n", why);
+        return RYZ_OK;
+    }
     if (f)
         bench_print_table_head(f, e->op);
     ryz_status st = RYZ_OK;

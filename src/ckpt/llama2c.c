@@ -119,8 +119,12 @@ ryz_status l2c_parse_header(const char *path, const uint8_t *buf, size_t n, uint
                               .seq_len = le32(p + 24),
                               .norm_eps = 1e-5f,
                               .rope_base = 10000.0f};
-    if ((st = ckpt_check_config(path, cfg)) != RYZ_OK)
-        return st;
+    if ((st = ckpt_check_config(path, cfg)) != RYZ_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ryz_last_error());
+        return ryz_error(st, "%s (not a llama2.c checkpoint? docs/checkpoints.md lists the "
+                             "sources)", why);
+    }
     if ((st = l2c_walk(path, cfg, lay->version, lay->shared, lay->header, NULL, NULL,
                        &lay->total)) != RYZ_OK)
         return st;

@@ -76,7 +76,13 @@ int main(int argc, char **argv) {
         printf("ryz %s\n", RYZ_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    int help = !strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h");
+    for (size_t i = 0; help && argc > 2 && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[2], cmds[i].name)) { /* `ryz help suite`: suite's own help */
+            char *sub[] = {argv[2], "--help", NULL};
+            return cmds[i].run(2, sub);
+        }
+    if (help) {
         usage(stdout);
         return 0;
     }
