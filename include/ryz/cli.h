@@ -23,10 +23,12 @@ int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
 /* Process-level set-up shared by commands that may run on several ranks.
  * Reads the comm settings (RYZ_TIMEOUT, RYZ_CHECK_COLLECTIVES, RYZ_FAULT:
  * EINVAL first when malformed) and installs the SIGINT/SIGTERM handlers.
- * When `np` > 1 and this process was not started by mpirun, re-executes
- * itself under mpirun with np ranks (returns only on failure, exit code in
- * *code). Otherwise initialises MPI when launched by mpirun, else a
- * one-rank world, and returns the world communicator in *world. */
+ * When `np` > 1 and this process was not started by mpirun, runs itself
+ * under mpirun with np ranks and waits: then *world is NULL, and *code the
+ * job's exit code, which the caller returns (128 + N when this process got
+ * signal N and passed it on). Otherwise initialises MPI when launched by
+ * mpirun, else a one-rank world, and returns the world communicator in
+ * *world. On failure, the status and its exit code in *code. */
 ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code);
 /* Frees world and finalises MPI when it was started (by ryz_cli_world or
  * ryz_cli_comm_world); free every communicator built on MPI first. */

@@ -176,6 +176,8 @@ int ryz_cmd_comm(int argc, char **argv) {
     ryz_comm *world = NULL;
     ryz_bench_report rep = {0};
     st = ryz_cli_world(a.np, argc + 1, argv - 1, &world, &code);
+    if (st == RYZ_OK && !world) /* the job ran under mpirun, launched from here */
+        return code;
     if (st != RYZ_OK) {
         code = ryz_cli_fail(st, world);
         ryz_cli_world_free(world);

@@ -215,6 +215,10 @@ int ryz_cmd_generate(int argc, char **argv) {
     }
     ryz_comm *world = NULL, *over = NULL, *tpc = NULL; /* over: the --comm world, unless mpi */
     st = ryz_cli_world(a.tp, argc + 1, argv - 1, &world, &code);
+    if (st == RYZ_OK && !world) { /* the job ran under mpirun, launched from here */
+        free(prompt);
+        return code;
+    }
     if (st == RYZ_OK) st = ryz_cli_comm_world(a.comm, &over);
     if (st == RYZ_OK) st = ryz_comm_split_first(over ? over : world, a.tp, &tpc);
     if (st == RYZ_OK && tpc) st = gen_run(&a, &cfg, prompt, P, tpc);

@@ -142,6 +142,10 @@ int ryz_cmd_suite(int argc, char **argv) {
     if (!a.out) sub_argv[sub_argc++] = "-o", sub_argv[sub_argc++] = out;
     sub_argv[sub_argc] = NULL;
     st = ryz_cli_world(np, sub_argc, sub_argv, &world, &code);
+    if (st == RYZ_OK && !world) { /* the job ran under mpirun, launched from here */
+        ryz_suite_free(&s);
+        return code;
+    }
     if (st == RYZ_OK && ryz_suite_needs_comm(&s, "nccl"))
         st = ryz_cli_comm_world("nccl", &a.run.nccl);
     if (st == RYZ_OK && ryz_suite_needs_comm(&s, "shm")) st = ryz_cli_comm_world("shm", &a.run.shm);
