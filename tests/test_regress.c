@@ -97,6 +97,21 @@ START_TEST(test_quiet_on_noise) {
 }
 END_TEST
 
+/* Asserts that b and c compare (needle NULL) or are refused as EINVAL with
+ * a message holding needle. */
+static void expect_comparable(const ryz_results *b, const ryz_results *c, const char *needle) {
+    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress r;
+    ryz_status st = ryz_regress_compare(b, c, &o, &r);
+    if (!needle) {
+        ck_assert_msg(st == RYZ_OK, "%s: %s", c->meta.suite_text, ryz_last_error());
+        ryz_regress_free(&r);
+        return;
+    }
+    ck_assert_int_eq(st, RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), needle), "'%s' not in '%s'", needle, ryz_last_error());
+}
+
 /* A slowdown over the threshold that is not significant says why, and
  * says when its samples are too few to ever reach alpha. */
 START_TEST(test_slowdown_not_significant) {
@@ -122,31 +137,57 @@ START_TEST(test_refuses_other_work) {
     static const char base[] = "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny\nprompt = 1\n";
     static const char *const same[] = {
         "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny ; tiny\nprompt =  1\nbatch = 1\n",
-        "[suite]\nname = s\n[case a]\n  model = \"synthetic:tiny\"\nprompt = 1\nnew_tokens = 16\n"};
+        "[suite]\nname = s\n[case a]\n  model = \"synthetic:tiny\"\nprompt = 1\nnew_tokens = 16\n",
+        "[suite]\nname = s\n; not [case a]\nmodel = other\n[ case  a ]\r\nmodel = synthetic:tiny\r\n"
+        "prompt = 1,\r\ntp=1"}; /* a last line shorter than every key, no newline */
     static const char *const other[][2] = {
         {"new_tokens = 8\n", "case a: different new_tokens: base '16', new '8'"},
         {"batch = 4\n", "different batch: base '1', new '4'"},
         {"comm = shm\n", "different comm: base 'mpi', new 'shm'"},
         {"dtype = bf16\n", "different dtype: base 'f32', new 'bf16'"}};
     ryz_results b, c;
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
-    ryz_regress r;
     char text[256];
     make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
     make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
     ryz_results_set_str(&b.meta.suite_text, base);
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         ryz_results_set_str(&c.meta.suite_text, same[i]);
-        ck_assert_msg(ryz_regress_compare(&b, &c, &o, &r) == RYZ_OK, "%s: %s", same[i],
-                      ryz_last_error());
-        ryz_regress_free(&r);
+        expect_comparable(&b, &c, NULL);
     }
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         snprintf(text, sizeof text, "%s%s", base, other[i][0]);
         ryz_results_set_str(&c.meta.suite_text, text);
-        ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_EINVAL);
-        ck_assert_msg(strstr(ryz_last_error(), other[i][1]), "%s", ryz_last_error());
+        expect_comparable(&b, &c, other[i][1]);
     }
+    char longer[2][1400]; /* prompts of 600 ids that differ in the last */
+    for (int k = 0; k < 2; k++) {
+        int n = snprintf(longer[k], sizeof longer[k], "[suite]\nname = s\n[case a]\nprompt = 1");
+        for (int i = 0; i < 598; i++)
+            n += snprintf(longer[k] + n, sizeof longer[k] - (size_t)n, " 1");
+        snprintf(longer[k] + n, sizeof longer[k] - (size_t)n, " %d\n", 2 + k);
+    }
+    ryz_results_set_str(&b.meta.suite_text, longer[0]);
+    ryz_results_set_str(&c.meta.suite_text, longer[1]);
+    expect_comparable(&b, &c, "case a: different prompt");
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+/* `ryz comm` files compare when they ran the same command line, output
+ * files aside. */
+START_TEST(test_comm_command_lines) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    ryz_results_set_str(&b.meta.suite_name, "comm");
+    ryz_results_set_str(&c.meta.suite_name, "comm");
+    ryz_results_set_str(&b.meta.suite_text, "ryz comm -e 4K -o a.h5");
+    ryz_results_set_str(&c.meta.suite_text, "ryz comm  -J b.json -e 4K --json c.json");
+    expect_comparable(&b, &c, NULL);
+    ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K --gap 200 -o a.h5");
+    expect_comparable(&b, &c, "different ryz comm command lines: base 'ryz comm -e 4K -o a.h5', "
+                              "new 'ryz comm -e 4K --gap 200 -o a.h5'");
     ryz_results_free(&b);
     ryz_results_free(&c);
 }
@@ -206,15 +247,11 @@ END_TEST
 
 START_TEST(test_refuses_mismatch) {
     ryz_results b, c;
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
-    ryz_regress r;
     make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
     make_run(&c, "synthetic:15m", 0.01, 0.05, 1, 1, 1000);
-    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_EINVAL);
-    ck_assert_msg(strstr(ryz_last_error(), "different model:"), "%s", ryz_last_error());
+    expect_comparable(&b, &c, "different model:");
     ryz_results_set_str(&c.meta.suite_name, "other");
-    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_EINVAL);
-    ck_assert_msg(strstr(ryz_last_error(), "different suites"), "%s", ryz_last_error());
+    expect_comparable(&b, &c, "different suites");
     ryz_results_free(&b);
     ryz_results_free(&c);
 }
@@ -368,6 +405,7 @@ int main(void) {
     tcase_add_test(tc, test_correctness_and_memory);
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_refuses_other_work);
+    tcase_add_test(tc, test_comm_command_lines);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

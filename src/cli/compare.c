@@ -15,7 +15,9 @@ static void compare_usage(FILE *f) {
                "  are compared directly. A note above the table names what the runs differ in\n"
                "  besides the build (CPU, BLAS core, device, hosts, cores, threads per rank,\n"
                "  oversubscription). Exit 1 on any regression, 2 when the files cannot be\n"
-               "  compared (schema, suite or model differ).\n");
+               "  compared: another suite, or a case whose model, prompt, batch, new_tokens,\n"
+               "  dtype, tf32, backend or comm differs (`ryz comm` files: the command line,\n"
+               "  output files aside).\n");
 }
 
 /* A positive number option. */

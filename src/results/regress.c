@@ -89,18 +89,22 @@ static double median_of(double *x, int n) {
 
 /* Whether `line` (to its end of line) is "KEY = VALUE"; then VALUE into
  * out[cap] with an inline comment (";" or "#" after a blank) and quotes
- * dropped and runs of blanks made one space, so "1  2 3" reads "1 2 3". */
-static int line_value(const char *line, const char *key, char *out, size_t cap) {
+ * dropped and runs of blanks made one space, so "1  2 3" reads "1 2 3";
+ * with `ids`, commas count as blanks ("1,2" is "1 2"). */
+static int line_value(const char *line, const char *key, int ids, char *out, size_t cap) {
     size_t klen = strlen(key);
-    const char *end = line + strcspn(line, "\r\n"), *v;
+    const char *end = line + strcspn(line, "\r\n");
     line += strspn(line, " \t");
-    v = line + klen + strspn(line + klen, " \t");
-    if (strncmp(line, key, klen) || v >= end || *v != '=')
+    if ((size_t)(end - line) <= klen || strncmp(line, key, klen))
+        return 0;
+    const char *v = line + klen;
+    v += strspn(v, " \t");
+    if (v >= end || *v != '=')
         return 0;
     size_t n = 0;
     int blank = 1, quoted = 0;
     for (v++; v < end && n + 1 < cap; v++) {
-        int is_blank = *v == ' ' || *v == '\t';
+        int is_blank = *v == ' ' || *v == '\t' || (ids && *v == ',');
         if (*v == '"')
             quoted = !quoted;
         else if (!quoted && blank && (*v == ';' || *v == '#'))
@@ -115,19 +119,36 @@ static int line_value(const char *line, const char *key, char *out, size_t cap) 
     return 1;
 }
 
+/* Whether `line` is the header "[case NAME]" (blanks allowed inside the
+ * brackets, as the suite parser allows them). */
+static int is_case_header(const char *line, const char *name) {
+    line += strspn(line, " \t");
+    if (*line++ != '[')
+        return 0;
+    line += strspn(line, " \t");
+    if (strncmp(line, "case", 4) || (line[4] != ' ' && line[4] != '\t'))
+        return 0;
+    line += 4 + strspn(line + 4, " \t");
+    size_t n = strlen(name);
+    return !strncmp(line, name, n) && line[n + strspn(line + n, " \t")] == ']';
+}
+
 /* The value of `key` in [case NAME] of a suite text (line_value), into
  * out[cap]; "" when the case or the key is not there. */
 static void case_value(const char *text, const char *name, const char *key, char *out,
                        size_t cap) {
-    char want[RYZ_NAME_LEN + 8];
-    snprintf(want, sizeof want, "[case %s]", name);
+    int in_case = 0, ids = !strcmp(key, "prompt");
     out[0] = '\0';
-    const char *line = text ? strstr(text, want) : NULL;
-    while (line && (line = strchr(line, '\n')) && *++line) {
-        if (line[strspn(line, " \t")] == '[')
-            return; /* the next section */
-        if (line_value(line, key, out, cap))
+    for (const char *line = text; line && *line;) {
+        if (line[strspn(line, " \t")] == '[') {
+            if (in_case)
+                return; /* the next section */
+            in_case = is_case_header(line, name);
+        } else if (in_case && line_value(line, key, ids, out, cap)) {
             return;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
     }
 }
 
@@ -138,28 +159,71 @@ static const struct {
 } SAME_WORK[] = {{"model", ""},   {"prompt", ""},  {"batch", "1"},   {"new_tokens", "16"},
                  {"dtype", "f32"}, {"tf32", "0"}, {"backend", "cpu"}, {"comm", "mpi"}};
 
+/* The next blank-separated word of *s (advanced past it), its length in
+ * *len; NULL at the end. */
+static const char *next_word(const char **s, size_t *len) {
+    *s += strspn(*s, " \t\n");
+    if (!**s)
+        return NULL;
+    const char *w = *s;
+    *len = strcspn(w, " \t\n");
+    *s += *len;
+    return w;
+}
+
+/* Whether the words of a and b agree, the output options (-o, -J,
+ * --json and their values) left out: two `ryz comm` runs of one sweep. */
+static int same_words(const char *a, const char *b) {
+    const char *w[2], *s[2] = {a ? a : "", b ? b : ""};
+    size_t n[2];
+    for (;;) {
+        for (int i = 0; i < 2; i++)
+            while ((w[i] = next_word(&s[i], &n[i])) &&
+                   ((n[i] == 2 && (!strncmp(w[i], "-o", 2) || !strncmp(w[i], "-J", 2))) ||
+                    (n[i] == 6 && !strncmp(w[i], "--json", 6))))
+                next_word(&s[i], &n[i]); /* the option's value */
+        if (!w[0] || !w[1])
+            return !w[0] && !w[1];
+        if (n[0] != n[1] || strncmp(w[0], w[1], n[0]))
+            return 0;
+    }
+}
+
+/* EINVAL unless two `ryz comm` files ran the same command line, their
+ * output files aside: a --gap, --evict or size changes every time. */
+static ryz_status same_command(const char *b, const char *c) {
+    if (same_words(b, c))
+        return RYZ_OK;
+    return ryz_error(RYZ_EINVAL, "different ryz comm command lines: base '%.200s', new '%.200s' "
+                     "(the runs did not do the same work)", b ? b : "", c ? c : "");
+}
+
 /* EINVAL when base and cand are not runs of the same suite doing the same
  * work in every case: model, prompt, batch, new tokens, dtype, TF32,
- * backend and comm. */
+ * backend and comm; for `ryz comm` files, the same command line. */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
     if (strcmp(bn, cn))
         return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
-    for (size_t i = 0; i < b->n_correctness; i++)
-        for (size_t k = 0; k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
+    if (!strcmp(bn, "comm"))
+        return same_command(b->meta.suite_text, c->meta.suite_text);
+    size_t cap = (b->meta.suite_text ? strlen(b->meta.suite_text) : 0) +
+                 (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
+    char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
+    ryz_status st = bv && cv ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory comparing suites");
+    for (size_t i = 0; st == RYZ_OK && i < b->n_correctness; i++)
+        for (size_t k = 0; st == RYZ_OK && k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
             const char *name = b->correctness[i].case_name, *key = SAME_WORK[k].key;
-            char bv[1024], cv[1024];
-            case_value(b->meta.suite_text, name, key, bv, sizeof bv);
-            case_value(c->meta.suite_text, name, key, cv, sizeof cv);
-            if (strcmp(*bv ? bv : SAME_WORK[k].dflt, *cv ? cv : SAME_WORK[k].dflt))
-                return ryz_error(RYZ_EINVAL,
-                                 "case %s: different %s: base '%.200s', new '%.200s' (the runs "
-                                 "did not do the same work)",
-                                 name, key, *bv ? bv : SAME_WORK[k].dflt,
-                                 *cv ? cv : SAME_WORK[k].dflt);
+            case_value(b->meta.suite_text, name, key, bv, cap);
+            case_value(c->meta.suite_text, name, key, cv, cap);
+            const char *x = *bv ? bv : SAME_WORK[k].dflt, *y = *cv ? cv : SAME_WORK[k].dflt;
+            if (strcmp(x, y))
+                st = ryz_error(RYZ_EINVAL, "case %s: different %s: base '%.200s', new '%.200s' "
+                               "(the runs did not do the same work)", name, key, x, y);
         }
-    return RYZ_OK;
+    free(bv), free(cv);
+    return st;
 }
 
 static ryz_regress_row *add_row(ryz_regress *r, const char *name, int tp, const char *metric) {

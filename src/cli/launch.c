@@ -1,0 +1,154 @@
+/* The self-launch: `ryz suite` (generate, comm) outside mpirun runs
+ * `mpirun -np N ryz ...` as a child and waits for it, so the exit code is
+ * ryz's contract (128 + N when interrupted) rather than mpirun's, which
+ * exits 1 when signalled and reads as a failed check.
+ *
+ * Signals. In a terminal's foreground, mpirun stays in ryz's process group
+ * so job control (Ctrl-C, Ctrl-Z, `stty tostop`) acts on both; a signal
+ * the terminal sent (si_code > 0) has reached mpirun too, and only one
+ * sent to ryz alone by kill() is passed on. Elsewhere (CI, scripts,
+ * `timeout`, which signals its whole group), mpirun gets a process group
+ * of its own, and every signal reaches it once, from ryz. Once matters:
+ * Open MPI takes a second SIGINT or SIGTERM within 5 s as "kill now", and
+ * rank 0 then has no time to write its partial results. */
+#define _GNU_SOURCE /* PR_SET_PDEATHSIG */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ryz/cli.h"
+
+/* mpirun's pid (0 before it starts), whether it has a process group of
+ * its own, and the first signal the launcher got (0: none). */
+static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig;
+
+/* Passes SIGINT, SIGTERM or SIGHUP on to mpirun unless it got it too (see
+ * above); a repeated one as well, which mpirun takes as "stop now".
+ * Async-signal-safe. */
+static void launch_forward(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    int saved = errno;
+    if (!launch_sig)
+        launch_sig = sig;
+    pid_t pid = (pid_t)launch_pid;
+    if (pid > 0 && (launch_own_group || si->si_code <= 0)) /* <= 0: kill(), sigqueue() */
+        kill(launch_own_group ? -pid : pid, sig);
+    errno = saved;
+}
+
+/* Whether this process is in the foreground of a terminal. */
+static int launch_in_foreground(void) {
+    for (int fd = 0; fd < 3; fd++)
+        if (isatty(fd) && tcgetpgrp(fd) == getpgrp())
+            return 1;
+    return 0;
+}
+
+/* The child between fork and exec (async-signal-safe calls only): its own
+ * process group unless in the foreground, SIGTERM should ryz die first
+ * (SIGKILL leaves ryz no time to pass a signal on), the signal mask ryz
+ * had, then mpirun; exec's errno to `fd` (closed by a successful exec). */
+static void launch_child(char **args, pid_t parent, const sigset_t *mask, int fd) {
+    if (launch_own_group)
+        setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    if (getppid() == parent)
+        execvp(args[0], args);
+    int err = errno;
+    if (write(fd, &err, sizeof err) < 0)
+        err = 0;
+    _exit(127);
+}
+
+/* Starts `args` (mpirun) as launch_child; *pid. The stop signals stay
+ * blocked until launch_pid is set, so each reaches mpirun once. EINVAL
+ * with exec's reason when it cannot start. */
+static ryz_status launch_spawn(char **args, int np, pid_t *pid) {
+    int fds[2], err = 0;
+    if (pipe(fds) != 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0)
+        return ryz_error(RYZ_EIO, "cannot start mpirun: pipe: %s", strerror(errno));
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT), sigaddset(&stop, SIGTERM), sigaddset(&stop, SIGHUP);
+    launch_own_group = !launch_in_foreground();
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    *pid = fork();
+    if (*pid == 0)
+        launch_child(args, parent, &old, fds[1]);
+    close(fds[1]);
+    if (*pid > 0 && launch_own_group)
+        setpgid(*pid, *pid); /* as the child does: whichever runs first */
+    launch_pid = *pid > 0 ? (sig_atomic_t)*pid : 0;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (*pid < 0)
+        err = errno;
+    else
+        while (read(fds[0], &err, sizeof err) < 0 && errno == EINTR)
+            err = 0;
+    close(fds[0]);
+    if (!err)
+        return RYZ_OK;
+    while (*pid > 0 && waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return ryz_error(RYZ_EINVAL, "cannot start mpirun for %d ranks: %s (install openmpi-bin)", np,
+                     strerror(err));
+}
+
+/* Installs launch_forward for the stop signals. */
+static void launch_catch(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = launch_forward;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
+    if (ryz_interrupted()) { /* stopped before there was a job to stop */
+        *code = 128 + ryz_interrupted();
+        return RYZ_OK;
+    }
+    char exe[4096], npbuf[16];
+    ryz_status st = ryz_self_exe(exe, sizeof exe);
+    if (st != RYZ_OK) return st;
+    snprintf(npbuf, sizeof npbuf, "%d", np);
+    char **args = calloc((size_t)argc + 10, sizeof *args);
+    if (!args) return ryz_error(RYZ_ENOMEM, "out of memory launching mpirun");
+    int k = 0;
+    args[k++] = "mpirun";
+    if (geteuid() == 0) args[k++] = "--allow-run-as-root";
+    args[k++] = "--oversubscribe";
+    args[k++] = "--quiet"; /* our messages say what failed; skip mpirun's banner */
+    args[k++] = "--stdin";
+    args[k++] = "none"; /* no rank reads it */
+    args[k++] = "-np";
+    args[k++] = npbuf;
+    args[k++] = exe;
+    for (int i = 1; i < argc; i++) args[k++] = argv[i]; /* argv[0] is exe */
+    launch_catch();
+    pid_t pid = -1;
+    st = launch_spawn(args, np, &pid);
+    free(args);
+    int status = 0;
+    while (st == RYZ_OK && waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            st = ryz_error(RYZ_EIO, "waiting for mpirun: %s", strerror(errno));
+    if (st == RYZ_OK)
+        *code = launch_sig            ? 128 + launch_sig
+                : WIFEXITED(status)   ? WEXITSTATUS(status)
+                                      : 128 + WTERMSIG(status);
+    return st;
+}
