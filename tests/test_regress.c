@@ -193,6 +193,33 @@ START_TEST(test_comm_command_lines) {
 }
 END_TEST
 
+/* `ryz bench` files compare when they ran the same model, backend and
+ * sizes; a file from before the sizes were recorded compares on the rest. */
+START_TEST(test_bench_work) {
+    static const char old[] = "[case bench]\nmodel = synthetic:15m\nbackend = cpu\n";
+    ryz_results b, c;
+    char text[2][160];
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    b.n_correctness = c.n_correctness = 0; /* as ryz bench writes them */
+    ryz_results_set_str(&b.meta.suite_name, "bench");
+    ryz_results_set_str(&c.meta.suite_name, "bench");
+    for (int k = 0; k < 2; k++)
+        snprintf(text[k], sizeof text[k], "%swork = --prompt-len %d --decode-prompt 16\n", old,
+                 16 << k);
+    ryz_results_set_str(&b.meta.suite_text, text[0]);
+    ryz_results_set_str(&c.meta.suite_text, old);
+    expect_comparable(&b, &c, NULL);
+    ryz_results_set_str(&c.meta.suite_text, text[1]);
+    expect_comparable(&b, &c, "case bench: different work: base '--prompt-len 16 --decode-prompt "
+                              "16', new '--prompt-len 32 --decode-prompt 16'");
+    ryz_results_set_str(&c.meta.suite_text, "[case bench]\nmodel = synthetic:110m\n");
+    expect_comparable(&b, &c, "case bench: different model");
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* The suite's probes per run are the machine's figures, not times of
  * ours: the bandwidth row shows the machine reading twice as fast, the
  * lock-step row its ranks kept in step better, and neither is ever a
@@ -406,6 +433,7 @@ int main(void) {
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_refuses_other_work);
     tcase_add_test(tc, test_comm_command_lines);
+    tcase_add_test(tc, test_bench_work);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

@@ -512,8 +512,9 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     const char *kind = ryz_backend_kind_name(a->backend);
     ryz_results_init(&res);
     for (int i = 0; i < a->n_threads; i++) threads = a->threads[i] > threads ? a->threads[i] : threads;
-    snprintf(text, sizeof text, "[case bench]\nmodel = %s\nbackend = %s\n%s", a->model, kind,
-             a->tf32 ? "tf32 = 1\n" : "");
+    snprintf(text, sizeof text, "[case bench]\nmodel = %s\nbackend = %s\n%s"
+             "work = --prompt-len %d --decode-prompt %d --new-tokens %d\n", a->model, kind,
+             a->tf32 ? "tf32 = 1\n" : "", a->prompt, a->decode_prompt, a->new_tokens);
     ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, kind, "bench", text);
     if (st == RYZ_OK && a->backend == RYZ_BACKEND_CUDA) /* which GPU made these numbers */
         st = ryz_results_meta_set_cuda_device(&res.meta);

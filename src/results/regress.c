@@ -153,11 +153,13 @@ static void case_value(const char *text, const char *name, const char *key, char
 }
 
 /* The case keys two runs must agree on to be compared, and the value a
- * suite file leaves each at when it does not say (suitefile.c). */
+ * suite file leaves each at when it does not say (suitefile.c); `work`,
+ * `ryz bench`'s sizes, is compared only where both files have it. */
 static const struct {
     const char *key, *dflt;
-} SAME_WORK[] = {{"model", ""},   {"prompt", ""},  {"batch", "1"},   {"new_tokens", "16"},
-                 {"dtype", "f32"}, {"tf32", "0"}, {"backend", "cpu"}, {"comm", "mpi"}};
+} SAME_WORK[] = {{"model", ""},    {"prompt", ""},  {"batch", "1"},     {"new_tokens", "16"},
+                 {"dtype", "f32"}, {"tf32", "0"},   {"backend", "cpu"}, {"comm", "mpi"},
+                 {"work", NULL}};
 
 /* The next blank-separated word of *s (advanced past it), its length in
  * *len; NULL at the end. */
@@ -200,7 +202,8 @@ static ryz_status same_command(const char *b, const char *c) {
 
 /* EINVAL when base and cand are not runs of the same suite doing the same
  * work in every case: model, prompt, batch, new tokens, dtype, TF32,
- * backend and comm; for `ryz comm` files, the same command line. */
+ * backend and comm (`ryz bench` files: its one case, and its sizes); for
+ * `ryz comm` files, the same command line. */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
@@ -212,12 +215,16 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
                  (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
     char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
     ryz_status st = bv && cv ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory comparing suites");
-    for (size_t i = 0; st == RYZ_OK && i < b->n_correctness; i++)
+    int bench = !strcmp(bn, "bench"); /* one [case bench], no correctness rows */
+    for (size_t i = 0; st == RYZ_OK && i < (bench ? 1 : b->n_correctness); i++)
         for (size_t k = 0; st == RYZ_OK && k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
-            const char *name = b->correctness[i].case_name, *key = SAME_WORK[k].key;
+            const char *name = bench ? "bench" : b->correctness[i].case_name;
+            const char *key = SAME_WORK[k].key, *dflt = SAME_WORK[k].dflt;
             case_value(b->meta.suite_text, name, key, bv, cap);
             case_value(c->meta.suite_text, name, key, cv, cap);
-            const char *x = *bv ? bv : SAME_WORK[k].dflt, *y = *cv ? cv : SAME_WORK[k].dflt;
+            if (!dflt && (!*bv || !*cv))
+                continue; /* a key older files lack */
+            const char *x = *bv ? bv : dflt, *y = *cv ? cv : dflt;
             if (strcmp(x, y))
                 st = ryz_error(RYZ_EINVAL, "case %s: different %s: base '%.200s', new '%.200s' "
                                "(the runs did not do the same work)", name, key, x, y);
