@@ -384,6 +384,28 @@ START_TEST(test_plot) {
 }
 END_TEST
 
+/* A file whose cases ran at one TP degree (`ryz bench`'s) has no scaling
+ * to plot: no speedup or efficiency plot, and no gnuplot warning. */
+START_TEST(test_plot_single_tp) {
+    char file[PATH_LEN], dir[PATH_LEN], svg[PATH_LEN + 16];
+    ryz_results res;
+    ryz_results_init(&res);
+    ck_assert_int_eq(ryz_results_set_str(&res.meta.suite_name, "bench"), RYZ_OK);
+    add_timing(&res, "f32-t1", 1, 1.0, 0.002); /* no correctness rows, as bench writes */
+    add_memory(&res, "f32-t1", 1);
+    ck_assert_int_eq(ryz_results_write(&res, in_tmp(file, "single.h5")), RYZ_OK);
+    ryz_results_free(&res);
+    if (!gnuplot_present())
+        return;
+    run_result r =
+        run_ryz(NULL, NULL, (const char *[]){"plot", file, "-o", in_tmp(dir, "single"), NULL});
+    ck_assert_msg(r.code == 0 && !strstr(r.err, "arning"), "exit %d: %s", r.code, r.err);
+    snprintf(svg, sizeof svg, "%s/speedup.svg", dir);
+    ck_assert_msg(access(svg, F_OK) != 0, "%s plotted for one TP degree", svg);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(test_plot_without_gnuplot) {
     char file[PATH_LEN], dir[PATH_LEN];
     write_file(file, "t.h5", 0, "t");
@@ -479,6 +501,7 @@ static Suite *report_suite(void) {
     tcase_add_test(cli, test_show);
     tcase_add_test(cli, test_bad_files);
     tcase_add_test(cli, test_plot);
+    tcase_add_test(cli, test_plot_single_tp);
     tcase_add_test(cli, test_plot_without_gnuplot);
     tcase_add_test(cli, test_plot_gnuplot_fails);
     tcase_add_test(cli, test_report);

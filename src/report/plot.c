@@ -41,12 +41,13 @@ static void begin_block(FILE *f, plot_vars *v) {
         fputs("\n\n", f);
 }
 
-/* scaling.dat: per case, tp and decode/prefill speedup and efficiency. */
+/* scaling.dat: per case of two TP degrees or more (one is a point at 1,
+ * a `ryz bench` file's), tp and decode/prefill speedup and efficiency. */
 static void write_scaling(const ryz_results *r, FILE *f, plot_vars *v) {
     size_t pos = 0;
     for (const char *name; (name = ryz_report_next_case(r, &pos)) != NULL;) {
         int tps[RYZ_REPORT_MAX_TP], n = ryz_report_case_tps(r, name, tps, RYZ_REPORT_MAX_TP);
-        if (n == 0 || !ryz_report_timing(r, name, tps[0], "decode"))
+        if (n < 2 || !ryz_report_timing(r, name, tps[0], "decode"))
             continue;
         begin_block(f, v);
         fprintf(f, "# case %s: tp decode_speedup prefill_speedup decode_eff prefill_eff\ntp", name);
