@@ -7,14 +7,20 @@
  * so job control (Ctrl-C, Ctrl-Z, `stty tostop`) acts on both; a signal
  * the terminal sent (si_code > 0) has reached mpirun too, and only one
  * sent to ryz alone by kill() is passed on. Elsewhere (CI, scripts,
- * `timeout`, which signals its whole group), mpirun gets a process group
- * of its own, and every signal reaches it once, from ryz. Once matters:
+ * `timeout`, which signals ryz and then its whole group), mpirun gets a
+ * process group of its own, and signals reach it from ryz. Once matters:
  * Open MPI takes a second SIGINT or SIGTERM within 5 s as "kill now", and
- * rank 0 then has no time to write its partial results. */
+ * rank 0 then has no time to write its partial results; so a signal
+ * within a second of the last one passed on is not passed on again (the
+ * rule of core/signal.c: a deliberate repeat still gets through).
+ * Known limit: a job started in the background of a terminal (`&`) runs
+ * mpirun in a group of its own, which `fg` does not move to the
+ * foreground; with `stty tostop` it stops at its first output. */
 #define _GNU_SOURCE /* PR_SET_PDEATHSIG */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +30,27 @@
 
 #include "ryz/cli.h"
 
-/* mpirun's pid (0 before it starts), whether it has a process group of
- * its own, and the first signal the launcher got (0: none). */
-static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig;
+/* mpirun's pid (0 before it starts and once reaped), whether it has a
+ * process group of its own, the first signal the launcher got (0: none),
+ * and when one was last passed on (CLOCK_MONOTONIC seconds, 0: never). */
+static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig, launch_passed_at;
 
-/* Passes SIGINT, SIGTERM or SIGHUP on to mpirun unless it got it too (see
- * above); a repeated one as well, which mpirun takes as "stop now".
- * Async-signal-safe. */
+/* Passes SIGINT, SIGTERM or SIGHUP on to mpirun unless it got it too, or
+ * got one less than a second ago (see above). Async-signal-safe. */
 static void launch_forward(int sig, siginfo_t *si, void *uc) {
     (void)uc;
     int saved = errno;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
     if (!launch_sig)
         launch_sig = sig;
     pid_t pid = (pid_t)launch_pid;
-    if (pid > 0 && (launch_own_group || si->si_code <= 0)) /* <= 0: kill(), sigqueue() */
+    int theirs = !launch_own_group && si->si_code > 0; /* the terminal's: mpirun has it */
+    int again = launch_passed_at && now.tv_sec - launch_passed_at < 1;
+    if (pid > 0 && !theirs && !again) {
+        launch_passed_at = (sig_atomic_t)(now.tv_sec ? now.tv_sec : 1);
         kill(launch_own_group ? -pid : pid, sig);
+    }
     errno = saved;
 }
 
@@ -58,6 +70,9 @@ static void launch_child(char **args, pid_t parent, const sigset_t *mask, int fd
     if (launch_own_group)
         setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) /* a signal before exec is mpirun's, not the launcher's */
+        signal(sigs[i], SIG_DFL);
     sigprocmask(SIG_SETMASK, mask, NULL);
     if (getppid() == parent)
         execvp(args[0], args);
@@ -67,29 +82,42 @@ static void launch_child(char **args, pid_t parent, const sigset_t *mask, int fd
     _exit(127);
 }
 
-/* Starts `args` (mpirun) as launch_child; *pid. The stop signals stay
- * blocked until launch_pid is set, so each reaches mpirun once. EINVAL
- * with exec's reason when it cannot start. */
+/* The stop signals as a set. */
+static void stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT), sigaddset(set, SIGTERM), sigaddset(set, SIGHUP);
+}
+
+/* Starts `args` (mpirun) as launch_child; *pid, or -1 when a stop signal
+ * came first (launch_sig or ryz_interrupted() set: nothing to stop). The
+ * stop signals stay blocked until launch_pid is set, so each reaches
+ * mpirun once. EINVAL with exec's reason when it cannot start. */
 static ryz_status launch_spawn(char **args, int np, pid_t *pid) {
     int fds[2], err = 0;
-    if (pipe(fds) != 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0)
+    if (pipe2(fds, O_CLOEXEC) != 0)
         return ryz_error(RYZ_EIO, "cannot start mpirun: pipe: %s", strerror(errno));
-    sigset_t stop, old;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT), sigaddset(&stop, SIGTERM), sigaddset(&stop, SIGHUP);
+    sigset_t stop, old, pending;
+    stop_signals(&stop);
     launch_own_group = !launch_in_foreground();
     pid_t parent = getpid();
     fflush(stdout);
     fflush(stderr);
     sigprocmask(SIG_BLOCK, &stop, &old);
-    *pid = fork();
+    sigpending(&pending);
+    int early = launch_sig || ryz_interrupted() || sigismember(&pending, SIGINT) ||
+                sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP);
+    *pid = early ? -1 : fork();
     if (*pid == 0)
         launch_child(args, parent, &old, fds[1]);
     close(fds[1]);
     if (*pid > 0 && launch_own_group)
         setpgid(*pid, *pid); /* as the child does: whichever runs first */
     launch_pid = *pid > 0 ? (sig_atomic_t)*pid : 0;
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL); /* a pending signal runs launch_forward now */
+    if (early) {
+        close(fds[0]);
+        return RYZ_OK;
+    }
     if (*pid < 0)
         err = errno;
     else
@@ -116,11 +144,26 @@ static void launch_catch(void) {
         sigaction(sigs[i], &sa, NULL);
 }
 
+/* Waits for mpirun (pid) and reaps it; launch_pid is cleared while the
+ * zombie still holds the pid, so no late signal reaches a reused one.
+ * *status as waitpid's. */
+static ryz_status launch_wait(pid_t pid, int *status) {
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0)
+        if (errno != EINTR)
+            return ryz_error(RYZ_EIO, "waiting for mpirun: %s", strerror(errno));
+    sigset_t stop, old;
+    stop_signals(&stop);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    launch_pid = 0;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return ryz_error(RYZ_EIO, "reaping mpirun: %s", strerror(errno));
+    return RYZ_OK;
+}
+
 ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
-    if (ryz_interrupted()) { /* stopped before there was a job to stop */
-        *code = 128 + ryz_interrupted();
-        return RYZ_OK;
-    }
     char exe[4096], npbuf[16];
     ryz_status st = ryz_self_exe(exe, sizeof exe);
     if (st != RYZ_OK) return st;
@@ -142,12 +185,12 @@ ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
     pid_t pid = -1;
     st = launch_spawn(args, np, &pid);
     free(args);
-    int status = 0;
-    while (st == RYZ_OK && waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            st = ryz_error(RYZ_EIO, "waiting for mpirun: %s", strerror(errno));
+    int status = 0, sig = 0;
+    if (st == RYZ_OK && pid > 0)
+        st = launch_wait(pid, &status);
+    sig = launch_sig ? launch_sig : ryz_interrupted();
     if (st == RYZ_OK)
-        *code = launch_sig            ? 128 + launch_sig
+        *code = sig                   ? 128 + sig
                 : WIFEXITED(status)   ? WEXITSTATUS(status)
                                       : 128 + WTERMSIG(status);
     return st;
