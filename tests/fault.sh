@@ -42,6 +42,7 @@ long="synthetic:tiny,dim=256,layers=4,seq_len=512" # ~20 s on 2 cores
 suite long1 "1" 400 64 "$long"
 suite long2 "1 2" 400 64 "$long"
 suite long4 "1 2 4" 400 64 "$long"
+suite brief2 "1 2" 150 3 "$long" # the baseline within RYZ_TIMEOUT, then TP=2 greedy for ~3 s
 suite shm2 "2" 16 1 synthetic:tiny shm
 
 # run NAME BOUND_S CMD...: runs CMD with a time limit; sets rc, secs, log.
@@ -84,14 +85,24 @@ failed_fast() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 -o "$1" 
 has() { grep -Eq "$1" "$log"; }
 timed_out="(all_reduce|all_gather|broadcast|barrier|comm_split) #[0-9]+.*(did not complete within 5 s|when rank [0-9]+ timed out)"
 
-# sigterm NAME SUITE DELAY_S: a self-launched run, SIGTERM after DELAY_S.
+# sigterm NAME SUITE DELAY_S [AGAIN_S]: a self-launched run, SIGTERM after
+# DELAY_S (and again AGAIN_S later, as `timeout` signals ryz, then its
+# group). DELAY_S "tp2": once the TP=2 greedy runs, where rank 0 reaches a
+# collective every few ms (in its TP=1 baseline it reaches none, and
+# mpirun's SIGKILL a second after the signal may come first).
 sigterm() {
-  local out="$tmp/$1.h5" t0 pid
+  local out="$tmp/$1.h5" t0 pid n=0
   t0=$(date +%s.%N)
-  "$RYZ" suite "$tmp/$2.ini" -q -o "$out" >"$tmp/$1.log" 2>&1 &
+  "$RYZ" suite "$tmp/$2.ini" -o "$out" >"$tmp/$1.log" 2>&1 &
   pid=$!
-  sleep "$3"
+  if [ "$3" = tp2 ]; then
+    while ! grep -q "tp=2 greedy" "$tmp/$1.log" && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+    sleep 0.5
+  else
+    sleep "$3"
+  fi
   kill -TERM "$pid"
+  if [ -n "${4:-}" ]; then sleep "$4"; kill -TERM "$pid"; fi
   local waited=0
   while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
   kill -KILL "$pid" 2>/dev/null
@@ -147,6 +158,13 @@ done
 # MPI): the watchdog still names the call and rank 1, and mpirun still ends
 # the job when a rank dies.
 kill_and_hang "shm np=2" "$tmp/shm2.ini" step=30:op=all_reduce 2
+
+# Two SIGTERMs 50 ms apart reach mpirun as one: Open MPI takes a second
+# within 5 s as "kill now", and rank 0 would have no time to write.
+sigterm twice2 brief2 tp2 0.05
+state=$(results_state "$tmp/twice2.h5")
+verdict "SIGTERM twice np=2" "exit 143, results $state (must be interrupted)" \
+  eval 'is 143 && [ "$state" = interrupted ]'
 
 sigterm term1 long1 2
 state=$(results_state "$tmp/term1.h5")
