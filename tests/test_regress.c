@@ -139,12 +139,14 @@ START_TEST(test_refuses_other_work) {
         "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny ; tiny\nprompt =  1\nbatch = 1\n",
         "[suite]\nname = s\n[case a]\n  model = \"synthetic:tiny\"\nprompt = 1\nnew_tokens = 16\n",
         "[suite]\nname = s\n; not [case a]\nmodel = other\n[ case  a ]\r\nmodel = synthetic:tiny\r\n"
-        "prompt = 1,\r\ntp=1"}; /* a last line shorter than every key, no newline */
+        "prompt = 1,\r\ntp=1", /* a last line shorter than every key, no newline */
+        "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny\nprompt = \"1\"\ndtype = float32\n"
+        "batch = 01\n"};
     static const char *const other[][2] = {
         {"new_tokens = 8\n", "case a: different new_tokens: base '16', new '8'"},
         {"batch = 4\n", "different batch: base '1', new '4'"},
         {"comm = shm\n", "different comm: base 'mpi', new 'shm'"},
-        {"dtype = bf16\n", "different dtype: base 'f32', new 'bf16'"}};
+        {"dtype = bfloat16\n", "different dtype: base 'f32', new 'bf16'"}};
     ryz_results b, c;
     char text[256];
     make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);

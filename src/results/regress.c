@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ryz/backend.h"
 #include "ryz/regress.h"
 
 /* ------------------------------------------------------------ statistics */
@@ -105,13 +106,15 @@ static int line_value(const char *line, const char *key, int ids, char *out, siz
     int blank = 1, quoted = 0;
     for (v++; v < end && n + 1 < cap; v++) {
         int is_blank = *v == ' ' || *v == '\t' || (ids && *v == ',');
-        if (*v == '"')
-            quoted = !quoted;
-        else if (!quoted && blank && (*v == ';' || *v == '#'))
+        if (*v == '"') {
+            quoted = !quoted; /* a quote is not text: "1, 2" reads as 1, 2 */
+            continue;
+        }
+        if (!quoted && blank && (*v == ';' || *v == '#'))
             break;
-        else if (!is_blank || !blank)
+        if (!is_blank || !blank)
             out[n++] = is_blank ? ' ' : *v;
-        blank = is_blank && !quoted;
+        blank = is_blank;
     }
     while (n > 0 && out[n - 1] == ' ')
         n--;
@@ -200,6 +203,24 @@ static ryz_status same_command(const char *b, const char *c) {
                      "(the runs did not do the same work)", b ? b : "", c ? c : "");
 }
 
+/* Brings the value v of `key` (a copy in buf[cap]) to one spelling: a
+ * dtype's name ("float32" is "f32"), a number's digits ("01" is "1");
+ * anything else, or a value that does not parse, as it is. */
+static const char *canonical(const char *key, const char *v, char *buf, size_t cap) {
+    ryz_dtype d;
+    char *end;
+    long x = strtol(v, &end, 10);
+    int dtype = !strcmp(key, "dtype") && ryz_dtype_parse(v, &d) == RYZ_OK;
+    ryz_error_clear(); /* a value that does not parse is not this comparison's error */
+    if (dtype)
+        snprintf(buf, cap, "%s", ryz_dtype_name(d));
+    else if (*v && !*end && strcmp(key, "prompt") && strcmp(key, "model"))
+        snprintf(buf, cap, "%ld", x);
+    else
+        return v;
+    return buf;
+}
+
 /* EINVAL when base and cand are not runs of the same suite doing the same
  * work in every case: model, prompt, batch, new tokens, dtype, TF32,
  * backend and comm (`ryz bench` files: its one case, and its sizes); for
@@ -224,7 +245,9 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
             case_value(c->meta.suite_text, name, key, cv, cap);
             if (!dflt && (!*bv || !*cv))
                 continue; /* a key older files lack */
-            const char *x = *bv ? bv : dflt, *y = *cv ? cv : dflt;
+            char xb[32], yb[32];
+            const char *x = canonical(key, *bv ? bv : dflt, xb, sizeof xb);
+            const char *y = canonical(key, *cv ? cv : dflt, yb, sizeof yb);
             if (strcmp(x, y))
                 st = ryz_error(RYZ_EINVAL, "case %s: different %s: base '%.200s', new '%.200s' "
                                "(the runs did not do the same work)", name, key, x, y);
