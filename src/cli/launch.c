@@ -20,20 +20,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ryz/cli.h"
 
 /* mpirun's pid (0 before it starts and once reaped), whether it has a
- * process group of its own, the first signal the launcher got (0: none),
- * and when one was last passed on (CLOCK_MONOTONIC seconds, 0: never). */
-static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig, launch_passed_at;
+ * process group of its own, and the first signal the launcher got (0:
+ * none). */
+static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig;
+/* When a signal was last passed on (CLOCK_MONOTONIC ms, 0: never); only
+ * launch_forward touches it, which the stop signals cannot interrupt. */
+static long long launch_passed_ms;
 
 /* Passes SIGINT, SIGTERM or SIGHUP on to mpirun unless it got it too, or
  * got one less than a second ago (see above). Async-signal-safe. */
@@ -45,10 +48,11 @@ static void launch_forward(int sig, siginfo_t *si, void *uc) {
     if (!launch_sig)
         launch_sig = sig;
     pid_t pid = (pid_t)launch_pid;
+    long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 1; /* never 0 */
     int theirs = !launch_own_group && si->si_code > 0; /* the terminal's: mpirun has it */
-    int again = launch_passed_at && now.tv_sec - launch_passed_at < 1;
+    int again = launch_passed_ms && ms - launch_passed_ms < 1000;
     if (pid > 0 && !theirs && !again) {
-        launch_passed_at = (sig_atomic_t)(now.tv_sec ? now.tv_sec : 1);
+        launch_passed_ms = ms;
         kill(launch_own_group ? -pid : pid, sig);
     }
     errno = saved;
@@ -138,7 +142,7 @@ static void launch_catch(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = launch_forward;
     sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
+    stop_signals(&sa.sa_mask); /* one launch_forward at a time */
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++)
         sigaction(sigs[i], &sa, NULL);
