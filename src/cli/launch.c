@@ -37,6 +37,9 @@ static volatile sig_atomic_t launch_pid, launch_own_group, launch_sig;
 /* When a signal was last passed on (CLOCK_MONOTONIC ms, 0: never); only
  * launch_forward touches it, which the stop signals cannot interrupt. */
 static long long launch_passed_ms;
+/* The signals that stop a run, which the launcher passes on. */
+static const int STOP_SIGS[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGS (int)(sizeof STOP_SIGS / sizeof STOP_SIGS[0])
 
 /* Passes SIGINT, SIGTERM or SIGHUP on to mpirun unless it got it too, or
  * got one less than a second ago (see above). Async-signal-safe. */
@@ -74,9 +77,8 @@ static void launch_child(char **args, pid_t parent, const sigset_t *mask, int fd
     if (launch_own_group)
         setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++) /* a signal before exec is mpirun's, not the launcher's */
-        signal(sigs[i], SIG_DFL);
+    for (int i = 0; i < N_STOP_SIGS; i++) /* a signal before exec is mpirun's, not ours */
+        signal(STOP_SIGS[i], SIG_DFL);
     sigprocmask(SIG_SETMASK, mask, NULL);
     if (getppid() == parent)
         execvp(args[0], args);
@@ -86,10 +88,22 @@ static void launch_child(char **args, pid_t parent, const sigset_t *mask, int fd
     _exit(127);
 }
 
-/* The stop signals as a set. */
+/* STOP_SIGS as a set. */
 static void stop_signals(sigset_t *set) {
     sigemptyset(set);
-    sigaddset(set, SIGINT), sigaddset(set, SIGTERM), sigaddset(set, SIGHUP);
+    for (int i = 0; i < N_STOP_SIGS; i++)
+        sigaddset(set, STOP_SIGS[i]);
+}
+
+/* Whether a stop signal came before the launch: seen by either handler,
+ * or pending while blocked. */
+static int stop_signal_came(void) {
+    sigset_t pending;
+    sigpending(&pending);
+    int came = launch_sig || ryz_interrupted();
+    for (int i = 0; i < N_STOP_SIGS; i++)
+        came = came || sigismember(&pending, STOP_SIGS[i]);
+    return came;
 }
 
 /* Starts `args` (mpirun) as launch_child; *pid, or -1 when a stop signal
@@ -100,17 +114,16 @@ static ryz_status launch_spawn(char **args, int np, pid_t *pid) {
     int fds[2], err = 0;
     if (pipe2(fds, O_CLOEXEC) != 0)
         return ryz_error(RYZ_EIO, "cannot start mpirun: pipe: %s", strerror(errno));
-    sigset_t stop, old, pending;
+    sigset_t stop, old;
     stop_signals(&stop);
     launch_own_group = !launch_in_foreground();
     pid_t parent = getpid();
     fflush(stdout);
     fflush(stderr);
     sigprocmask(SIG_BLOCK, &stop, &old);
-    sigpending(&pending);
-    int early = launch_sig || ryz_interrupted() || sigismember(&pending, SIGINT) ||
-                sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP);
+    int early = stop_signal_came();
     *pid = early ? -1 : fork();
+    int fork_err = errno;
     if (*pid == 0)
         launch_child(args, parent, &old, fds[1]);
     close(fds[1]);
@@ -123,7 +136,7 @@ static ryz_status launch_spawn(char **args, int np, pid_t *pid) {
         return RYZ_OK;
     }
     if (*pid < 0)
-        err = errno;
+        err = fork_err;
     else
         while (read(fds[0], &err, sizeof err) < 0 && errno == EINTR)
             err = 0;
@@ -143,9 +156,8 @@ static void launch_catch(void) {
     sa.sa_sigaction = launch_forward;
     sa.sa_flags = SA_SIGINFO;
     stop_signals(&sa.sa_mask); /* one launch_forward at a time */
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++)
-        sigaction(sigs[i], &sa, NULL);
+    for (int i = 0; i < N_STOP_SIGS; i++)
+        sigaction(STOP_SIGS[i], &sa, NULL);
 }
 
 /* Waits for mpirun (pid) and reaps it; launch_pid is cleared while the
