@@ -5,9 +5,11 @@
 #define RYZ_KERNELS_COMMON_CUH
 
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 
+#include "kernels.h"
 #include "ryz/backend.h"
 
 #define RYZ_FULL_MASK 0xffffffffu
@@ -143,8 +145,9 @@ __device__ __forceinline__ float ryz_silu_mul(float a, float b) {
 }
 
 // What a decode GEMV launch computes (the GEMV kernels' MODE): one
-// product, or a pair of one x and shape (ryz_pair_mode + 1).
-enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_BOTH = 1, RYZ_GEMV_SWIGLU = 2 };
+// product, a pair of one x and shape (ryz_pair_mode + 1), or up to
+// RYZ_K_MULTI_MAX products of one x (ryz_gemv_segs).
+enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_BOTH = 1, RYZ_GEMV_SWIGLU = 2, RYZ_GEMV_MULTI = 3 };
 static_assert(RYZ_GEMV_BOTH == 1 + RYZ_PAIR_BOTH && RYZ_GEMV_SWIGLU == 1 + RYZ_PAIR_SWIGLU,
               "a pair's GEMV mode is its ryz_pair_mode + 1");
 
@@ -157,12 +160,66 @@ static_assert(RYZ_GEMV_BOTH == 1 + RYZ_PAIR_BOTH && RYZ_GEMV_SWIGLU == 1 + RYZ_P
 // Matrices a GEMV of mode MODE reads.
 template <int MODE>
 __host__ __device__ constexpr int ryz_gemv_mats() {
-    return MODE == RYZ_GEMV_ONE ? 1 : 2;
+    return MODE == RYZ_GEMV_ONE || MODE == RYZ_GEMV_MULTI ? 1 : 2;
+}
+
+// The products a decode GEMV launch computes from one x (ryz_k_*_gemv and
+// their _multi forms): product s owns the launch's rows [start[s],
+// start[s + 1]) of W w[s] (out_s = start[s + 1] - start[s] rows) and writes
+// y[s] (n, out_s); rows = start[count]. A pair is one product whose
+// second matrix and output the kernel takes apart.
+struct ryz_gemv_segs {
+    const void *w[RYZ_K_MULTI_MAX];
+    float *y[RYZ_K_MULTI_MAX];
+    int start[RYZ_K_MULTI_MAX + 1];
+    int count, rows;
+};
+
+// Launch row o's place: its product's W and y, its row of W and W's rows.
+struct ryz_gemv_row {
+    const void *w;
+    float *y;
+    int row, out;
+};
+
+// Where launch row o lies (in the last product for rows past the end);
+// only a MULTI launch has more than one product, so the others skip the
+// search (four registers fewer). The selects are unrolled: indexing sg by
+// a computed product would copy the kernel parameter to local memory.
+template <int MODE>
+__device__ __forceinline__ ryz_gemv_row ryz_gemv_locate(const ryz_gemv_segs &sg, int o) {
+    ryz_gemv_row r = {sg.w[0], sg.y[0], o, sg.start[1]};
+#pragma unroll
+    for (int i = 1; i < RYZ_K_MULTI_MAX; i++)
+        if (MODE == RYZ_GEMV_MULTI && i < sg.count && o >= sg.start[i]) {
+            r.w = sg.w[i], r.y = sg.y[i];
+            r.row = o - sg.start[i], r.out = sg.start[i + 1] - sg.start[i];
+        }
+    return r;
+}
+
+// sg for the products y[i] = x . w[i]^T, i < count, of out[i] rows each
+// (unit: their starts must be multiples of it, a bf16 row group): 0 when
+// count is out of 1..RYZ_K_MULTI_MAX or an out[i] is under 1 or not a
+// multiple of unit.
+static inline int ryz_gemv_segs_fill(ryz_gemv_segs *sg, int count, float *const *y,
+                                     const void *const *w, const int *out, int unit) {
+    if (count < 1 || count > RYZ_K_MULTI_MAX)
+        return 0;
+    sg->count = count, sg->start[0] = 0;
+    for (int i = 0; i < count; i++) {
+        if (out[i] < 1 || out[i] % unit != 0 || out[i] > INT_MAX - sg->start[i])
+            return 0;
+        sg->w[i] = w[i], sg->y[i] = y[i];
+        sg->start[i + 1] = sg->start[i] + out[i];
+    }
+    sg->rows = sg->start[count];
+    return 1;
 }
 
 // Stores element i of a GEMV's result from s, the sums of its matrices:
-// y1 = s[0] (ONE), y1 = s[0] and y2 = s[1] (BOTH), y1 = silu(s[0]) *
-// s[1] (SWIGLU).
+// y1 = s[0] (ONE, MULTI), y1 = s[0] and y2 = s[1] (BOTH), y1 =
+// silu(s[0]) * s[1] (SWIGLU).
 template <int MODE>
 __device__ __forceinline__ void ryz_gemv_store(float *y1, float *y2, size_t i, const float *s) {
     if (MODE == RYZ_GEMV_SWIGLU) {

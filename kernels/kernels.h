@@ -24,6 +24,8 @@
  * Decode batches are this small. */
 #define RYZ_K_GEMV_MAX_N 8
 #define RYZ_K_BF16_GEMV_MAX_N RYZ_K_GEMV_MAX_N
+/* Most products of one x a _multi GEMV launch computes (q, k and v). */
+#define RYZ_K_MULTI_MAX RYZ_MULTI_MAX
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +85,17 @@ cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int 
  * cudaErrorInvalidValue); when in % 16 == 0, x and w 16-byte aligned. */
 cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in, int out,
                             cudaStream_t s);
+/* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count, 1 <= count <=
+ * RYZ_K_MULTI_MAX, every W[i] (out[i], in) as ryz_k_f32_gemv takes it
+ * (same limits, each 16-byte aligned): several products of one x (q, k
+ * and v) in one launch, each warp on a row of one of them. */
+cudaError_t ryz_k_f32_gemv_multi(int count, float *const *y, const float *const *w,
+                                 const int *out, const float *x, int n, int in, cudaStream_t s);
+/* The same with every W[i] bf16 as ryz_k_bf16_gemv takes it; in % 16 == 0,
+ * each out[i] % 4 == 0, x and every W[i] 16-byte aligned (whole row groups
+ * only), else cudaErrorInvalidValue. */
+cudaError_t ryz_k_bf16_gemv_multi(int count, float *const *y, const uint16_t *const *w,
+                                  const int *out, const float *x, int n, int in, cudaStream_t s);
 /* The pair of products matmul_pair describes (include/ryz/backend.h) in
  * one launch: y1 and y2 (n, out) from x (n, in), W1 and W2 (out, in)
  * fp32 as ryz_k_f32_gemv takes them (same limits). y2 is not written for

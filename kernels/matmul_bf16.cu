@@ -61,7 +61,9 @@ __device__ __forceinline__ void tiled_load(uint4 *v, const uint4 *gw, int j0, in
     }
 }
 
-// Block g: rows 4g..4g+3 of W, in % 16 == 0, x and W 16-byte aligned.
+// Block g: launch rows 4g..4g+3, rows 4g - start[s].. of product s (sg;
+// every start a multiple of 4, so a group lies in one product), in % 16 ==
+// 0, x and W 16-byte aligned.
 // The group is in / 2 16-byte vectors; vector j holds row (j & 7) >> 1,
 // columns 16 (j >> 3) + 8 (j & 1) .. +7 (16-column tiles of the four rows
 // in turn). The stride between a thread's vectors is a multiple of 8, so
@@ -69,20 +71,21 @@ __device__ __forceinline__ void tiled_load(uint4 *v, const uint4 *gw, int j0, in
 // of x) per matrix suffice. Lanes holding the same row differ in bits 0, 3
 // and 4, so three shuffles sum a warp's share; shared memory adds the
 // block's warps', stored as MODE says (ryz_gemv_store; w2 and y2 are read
-// only by a pair, whose block reads group g of both matrices). The first
+// only by a pair, one product, whose block reads group g of both
+// matrices). The first
 // batch of W is loaded before ryz_k_pdl_wait (see gemv_f32_kernel).
 template <int N, int MODE>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
-    gemv_tiled_kernel(float *y1, float *y2, const float *x, const uint4 *w1, const uint4 *w2,
-                      int in, int out) {
+    gemv_tiled_kernel(ryz_gemv_segs sg, float *y2, const float *x, const uint4 *w2, int in) {
     constexpr int M = ryz_gemv_mats<MODE>();
     __shared__ float part[GEMV_MAX_THREADS / 32][M][4][N];
     ryz_k_pdl_trigger();
     const int tid = threadIdx.x, nt = blockDim.x, nvec = in / 2;
+    const ryz_gemv_row at = ryz_gemv_locate<MODE>(sg, 4 * (int)blockIdx.x);
     const uint4 *gw[M];
 #pragma unroll
     for (int m = 0; m < M; m++)
-        gw[m] = (m == 0 ? w1 : w2) + (size_t)blockIdx.x * (size_t)nvec;
+        gw[m] = (m == 0 ? (const uint4 *)at.w : w2) + (size_t)((unsigned)at.row / 4) * nvec;
     float acc[M][N];
 #pragma unroll
     for (int m = 0; m < M; m++)
@@ -137,7 +140,7 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
             for (int k = 0; k < nt / 32; k++)
                 sum[m] += part[k][m][wr][r];
         }
-        ryz_gemv_store<MODE>(y1, y2, (size_t)r * out + 4 * (size_t)blockIdx.x + wr, sum);
+        ryz_gemv_store<MODE>(at.y, y2, (size_t)r * at.out + (size_t)(at.row + wr), sum);
     }
 }
 
@@ -181,47 +184,72 @@ static int tiled_threads(int groups, int in) {
     return threads;
 }
 
-// The GEMV kernels for n = N: one product (the full row groups tiled when
-// in % 16 == 0, the row-major rest) or a pair (whole groups only: the
-// caller checked in % 16 == 0 and out % 4 == 0).
+// The GEMV kernels for n = N: the tiled kernel over sg's row groups, then
+// for one product whose out % 4 != 0 or in % 16 != 0 (ONE, count 1) the
+// row-major rest, rows sg.start[1].. of W (out rows); a pair or several
+// products come in whole groups only (the caller checked).
 template <int N, int MODE>
-static cudaError_t gemv_launch(float *y1, float *y2, const float *x, const uint16_t *w1,
+static cudaError_t gemv_launch(const ryz_gemv_segs &sg, float *y2, const float *x,
                                const uint16_t *w2, int in, int out, cudaStream_t s) {
-    int groups = in % 16 == 0 ? out / 4 : 0, row0 = 4 * groups;
+    int groups = sg.rows / 4, row0 = sg.rows;
     cudaError_t e = cudaSuccess;
     if (groups > 0)
         e = ryz_k_launch(gemv_tiled_kernel<N, MODE>, (unsigned)groups,
-                         (unsigned)tiled_threads(groups, in), 0, s, y1, y2, x, (const uint4 *)w1,
-                         (const uint4 *)w2, in, out);
+                         (unsigned)tiled_threads(groups, in), 0, s, sg, y2, x, (const uint4 *)w2,
+                         in);
     if (MODE == RYZ_GEMV_ONE && e == cudaSuccess && row0 < out)
         e = ryz_k_launch(gemv_rows_kernel<N>,
                          (unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS), ROWS_WARPS * 32,
-                         0, s, y1, x, w1, in, out, row0);
+                         0, s, sg.y[0], x, (const uint16_t *)sg.w[0], in, out, row0);
     return e;
 }
 
-typedef cudaError_t (*bf16_launch_fn)(float *, float *, const float *, const uint16_t *,
+typedef cudaError_t (*bf16_launch_fn)(const ryz_gemv_segs &, float *, const float *,
                                       const uint16_t *, int, int, cudaStream_t);
-static const bf16_launch_fn bf16_launch[3][RYZ_K_BF16_GEMV_MAX_N] = {
+static const bf16_launch_fn bf16_launch[4][RYZ_K_BF16_GEMV_MAX_N] = {
     RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_ONE), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_BOTH),
-    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_SWIGLU)};
+    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_SWIGLU), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_MULTI)};
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {
+    // The full row groups when in % 16 == 0 (none otherwise), then the rest.
+    ryz_gemv_segs sg = {};
+    sg.count = 1, sg.w[0] = w, sg.y[0] = y;
+    sg.start[1] = sg.rows = in % 16 == 0 ? out - out % 4 : 0;
     if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
         return cudaErrorInvalidValue;
-    return bf16_launch[RYZ_GEMV_ONE][n - 1](y, NULL, x, w, NULL, in, out, s);
+    return bf16_launch[RYZ_GEMV_ONE][n - 1](sg, NULL, x, NULL, in, out, s);
+}
+
+// Whether n, in and x suit the whole-group launches (_multi and _pair),
+// whose W the caller checks.
+static bool bf16_groups_fit(const float *x, int n, int in) {
+    return n >= 1 && n <= RYZ_K_BF16_GEMV_MAX_N && in % 16 == 0 && (uintptr_t)x % 16 == 0;
+}
+
+extern "C" cudaError_t ryz_k_bf16_gemv_multi(int count, float *const *y, const uint16_t *const *w,
+                                             const int *out, const float *x, int n, int in,
+                                             cudaStream_t s) {
+    ryz_gemv_segs sg = {};
+    if (!bf16_groups_fit(x, n, in) ||
+        !ryz_gemv_segs_fill(&sg, count, y, (const void *const *)w, out, 4))
+        return cudaErrorInvalidValue;
+    for (int i = 0; i < count; i++)
+        if (!w[i] || !y[i] || (uintptr_t)w[i] % 16 != 0)
+            return cudaErrorInvalidValue;
+    return bf16_launch[RYZ_GEMV_MULTI][n - 1](sg, NULL, x, NULL, in, sg.rows, s);
 }
 
 extern "C" cudaError_t ryz_k_bf16_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
                                             const float *x, const uint16_t *w1,
                                             const uint16_t *w2, int n, int in, int out,
                                             cudaStream_t s) {
-    if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N || in % 16 != 0 || out % 4 != 0 || !y1 || !w1 || !w2 ||
-        (mode == RYZ_PAIR_BOTH && !y2) || (uintptr_t)x % 16 != 0 || (uintptr_t)w1 % 16 != 0 ||
-        (uintptr_t)w2 % 16 != 0)
+    ryz_gemv_segs sg = {};
+    if (!bf16_groups_fit(x, n, in) || !y1 || !w1 || !w2 || (mode == RYZ_PAIR_BOTH && !y2) ||
+        (uintptr_t)w1 % 16 != 0 || (uintptr_t)w2 % 16 != 0 ||
+        !ryz_gemv_segs_fill(&sg, 1, &y1, (const void *const *)&w1, &out, 4))
         return cudaErrorInvalidValue;
-    return bf16_launch[1 + (int)mode][n - 1](y1, y2, x, w1, w2, in, out, s);
+    return bf16_launch[1 + (int)mode][n - 1](sg, y2, x, w2, in, out, s);
 }
 
 // Row and column of storage element p of a bf16 matrix (out, in): the

@@ -1,7 +1,8 @@
 // The fp32 decode GEMV: y (n, out) = x (n, in) . W^T for n <= 8 rows of x,
-// W row-major fp32 (out, in), or a pair of such products of one x (k and v;
-// SwiGLU's w1 and w3 with silu-mul applied), each warp reading its row of
-// both matrices. Decode reads every weight once per token, so
+// W row-major fp32 (out, in); up to three such products of one x in one
+// launch (q, k and v), each warp on a row of one; or a pair of products
+// of one shape (k and v; SwiGLU's w1 and w3 with silu-mul applied), each
+// warp reading its row of both matrices. Decode reads every weight once per token, so
 // this kernel is about keeping loads in flight: one to eight warps per row
 // of W (enough warps in all to fill the GPU), 16-byte loads, F32_UNROLL of
 // them per lane issued before any arithmetic.
@@ -41,29 +42,33 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
     }
 }
 
-// Each row of W is read by wpr warps of one block (wpr in 1, 2, 4, 8, so a
-// block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
+// Each launch row is read by wpr warps of one block (wpr in 1, 2, 4, 8, so
+// a block holds F32_WARPS / wpr rows): warp k of a row takes its 16-byte
 // vectors lane + 32 (k + wpr m), m = 0, 1, ..., so a row's warps stream it
-// together. N accumulators (one per row of x) per lane and matrix, a warp
-// sum, then the row's first warp adds its warps' sums from shared memory
-// and stores them as MODE says (ryz_gemv_store); w2 and y2 are read only
-// by a pair. The first batch of W is loaded before ryz_k_pdl_wait: W is
-// no kernel's output, so its stream can start while the kernel that
-// writes x is still running.
+// together. Launch row o is row o - start[s] of product s (sg); a row's
+// warps are in one block, so a block may span products. N accumulators
+// (one per row of x) per lane and matrix, a warp sum, then the row's first
+// warp adds its warps' sums from shared memory and stores them as MODE
+// says (ryz_gemv_store); w2 and y2 are read only by a pair (one product).
+// The first batch of W is loaded before ryz_k_pdl_wait: W is no kernel's
+// output, so its stream can start while the kernel that writes x is still
+// running.
 template <int N, int MODE>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
-    gemv_f32_kernel(float *y1, float *y2, const float *x, const float4 *w1, const float4 *w2,
-                    int in, int out, int wpr) {
+    gemv_f32_kernel(ryz_gemv_segs sg, float *y2, const float *x, const float4 *w2, int in,
+                    int wpr) {
     constexpr int M = ryz_gemv_mats<MODE>();
     __shared__ float part[F32_WARPS][M][N];
     ryz_k_pdl_trigger();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, k = warp % wpr;
     const int o = (int)blockIdx.x * (F32_WARPS / wpr) + warp / wpr;
+    const ryz_gemv_row at = ryz_gemv_locate<MODE>(sg, o);
+    const bool live = o < sg.rows;
     const int nvec = in / 4, step = 32 * wpr;
     const float4 *wr[M];
 #pragma unroll
     for (int m = 0; m < M; m++)
-        wr[m] = (m == 0 ? w1 : w2) + (size_t)o * (size_t)nvec;
+        wr[m] = (m == 0 ? (const float4 *)at.w : w2) + (size_t)at.row * (size_t)nvec;
     const float4 *x4 = (const float4 *)x;
     float acc[M][N];
 #pragma unroll
@@ -73,12 +78,12 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
             acc[m][r] = 0.0f;
     float4 v[M][F32_UNROLL];
     int j0 = lane + 32 * k;
-    if (o < out)
+    if (live)
 #pragma unroll
         for (int m = 0; m < M; m++)
             f32_load(v[m], wr[m], j0, step, nvec);
     ryz_k_pdl_wait();
-    for (; o < out && j0 < nvec; j0 += step * F32_UNROLL) {
+    for (; live && j0 < nvec; j0 += step * F32_UNROLL) {
 #pragma unroll
         for (int u = 0; u < F32_UNROLL; u++) {
             int j = j0 + step * u;
@@ -106,7 +111,7 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
                 part[warp][m][r] = acc[m][r];
         }
     __syncthreads();
-    if (k != 0 || lane >= N || o >= out)
+    if (k != 0 || lane >= N || !live)
         return;
     float sum[M];
 #pragma unroll
@@ -115,50 +120,66 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
         for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
             sum[m] += part[warp + i][m][lane];
     }
-    ryz_gemv_store<MODE>(y1, y2, (size_t)lane * out + o, sum);
+    ryz_gemv_store<MODE>(at.y, y2, (size_t)lane * at.out + at.row, sum);
 }
 
 template <int N, int MODE>
-static cudaError_t gemv_f32_launch(float *y1, float *y2, const float *x, const float *w1,
-                                   const float *w2, int in, int out, cudaStream_t s) {
-    // Warps per row: more where W has few rows, as long as the grid stays
-    // within F32_WARPS_WANTED warps and each warp still gets a full stride
-    // of 32 vectors of every row.
-    int wpr = 1;
+static cudaError_t gemv_f32_launch(const ryz_gemv_segs &sg, float *y2, const float *x,
+                                   const float *w2, int in, cudaStream_t s) {
+    // Warps per row: more where the launch has few rows, as long as the
+    // grid stays within F32_WARPS_WANTED warps and each warp still gets a
+    // full stride of 32 vectors of every row.
+    int out = sg.rows, wpr = 1;
     while (wpr < F32_WARPS && (long)out * wpr * 2 <= F32_WARPS_WANTED && in / 4 >= 64 * wpr)
         wpr *= 2;
     int rows = F32_WARPS / wpr;
     unsigned blocks = (unsigned)((out + rows - 1) / rows);
-    return ryz_k_launch(gemv_f32_kernel<N, MODE>, blocks, F32_WARPS * 32, 0, s, y1, y2, x,
-                        (const float4 *)w1, (const float4 *)w2, in, out, wpr);
+    return ryz_k_launch(gemv_f32_kernel<N, MODE>, blocks, F32_WARPS * 32, 0, s, sg, y2, x,
+                        (const float4 *)w2, in, wpr);
 }
 
-typedef cudaError_t (*f32_launch_fn)(float *, float *, const float *, const float *,
-                                     const float *, int, int, cudaStream_t);
+typedef cudaError_t (*f32_launch_fn)(const ryz_gemv_segs &, float *, const float *,
+                                     const float *, int, cudaStream_t);
 
-// The launch of mode `mode` for n rows of x, after the checks both entry
-// points share: n in 1..RYZ_K_GEMV_MAX_N, in % 4 == 0, 16-byte alignment.
-static cudaError_t f32_gemv_any(int mode, float *y1, float *y2, const float *x, const float *w1,
-                                const float *w2, int n, int in, int out, cudaStream_t s) {
-    static const f32_launch_fn launch[3][RYZ_K_GEMV_MAX_N] = {
+// The launch of mode `mode` for n rows of x, after the checks every entry
+// point shares: n in 1..RYZ_K_GEMV_MAX_N, in % 4 == 0, 16-byte alignment
+// of x, w2 and each product's W.
+static cudaError_t f32_gemv_any(int mode, const ryz_gemv_segs &sg, float *y2, const float *x,
+                                const float *w2, int n, int in, cudaStream_t s) {
+    static const f32_launch_fn launch[4][RYZ_K_GEMV_MAX_N] = {
         RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_ONE),
         RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_BOTH),
-        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_SWIGLU)};
-    if (n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
-        (uintptr_t)w1 % 16 != 0 || (uintptr_t)w2 % 16 != 0)
+        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_SWIGLU),
+        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_MULTI)};
+    int bad = n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
+              (uintptr_t)w2 % 16 != 0;
+    for (int i = 0; i < sg.count; i++)
+        bad |= !sg.w[i] || !sg.y[i] || (uintptr_t)sg.w[i] % 16 != 0;
+    if (bad)
         return cudaErrorInvalidValue;
-    return launch[mode][n - 1](y1, y2, x, w1, w2, in, out, s);
+    return launch[mode][n - 1](sg, y2, x, w2, in, s);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in,
                                       int out, cudaStream_t s) {
-    return f32_gemv_any(RYZ_GEMV_ONE, y, NULL, x, w, NULL, n, in, out, s);
+    return ryz_k_f32_gemv_multi(1, &y, &w, &out, x, n, in, s);
+}
+
+extern "C" cudaError_t ryz_k_f32_gemv_multi(int count, float *const *y, const float *const *w,
+                                            const int *out, const float *x, int n, int in,
+                                            cudaStream_t s) {
+    ryz_gemv_segs sg = {};
+    if (!ryz_gemv_segs_fill(&sg, count, y, (const void *const *)w, out, 1))
+        return cudaErrorInvalidValue;
+    return f32_gemv_any(count == 1 ? RYZ_GEMV_ONE : RYZ_GEMV_MULTI, sg, NULL, x, NULL, n, in, s);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
                                            const float *x, const float *w1, const float *w2,
                                            int n, int in, int out, cudaStream_t s) {
-    if (!w1 || !w2 || !y1 || (mode == RYZ_PAIR_BOTH && !y2))
+    ryz_gemv_segs sg = {};
+    if (!w2 || (mode == RYZ_PAIR_BOTH && !y2) ||
+        !ryz_gemv_segs_fill(&sg, 1, &y1, (const void *const *)&w1, &out, 1))
         return cudaErrorInvalidValue;
-    return f32_gemv_any(1 + (int)mode, y1, y2, x, w1, w2, n, in, out, s);
+    return f32_gemv_any(1 + (int)mode, sg, y2, x, w2, n, in, s);
 }

@@ -226,6 +226,68 @@ START_TEST(test_matmul_pair) {
 }
 END_TEST
 
+/* matmul_multi on the device against the cpu backend's matmuls: count
+ * products of one x (n, in), W[i] (out[i], in). Each y[i] has MULTI_GUARD
+ * floats past its end that must stay as they were (a product's rows
+ * written into its neighbour's output would pass the comparison). */
+#define MULTI_GUARD 64
+static void check_multi(ryz_dtype dt, int n, int in, int count, const int *out) {
+    float *x = host_rand((size_t)n * in, 1.0f), *w[RYZ_MULTI_MAX], *dy[RYZ_MULTI_MAX];
+    float *before[RYZ_MULTI_MAX];
+    void *dw[RYZ_MULTI_MAX];
+    const void *cw[RYZ_MULTI_MAX];
+    ryz_matrix wm[RYZ_MULTI_MAX];
+    float *dx = dev_from(x, (size_t)n * in);
+    for (int i = 0; i < count; i++) {
+        w[i] = dev_matrix(&g_gpu, dt, in, out[i], &dw[i], &cw[i]);
+        before[i] = host_rand((size_t)n * out[i] + MULTI_GUARD, 1.0f);
+        dy[i] = dev_from(before[i], (size_t)n * out[i] + MULTI_GUARD);
+        wm[i] = (ryz_matrix){dw[i], dt};
+    }
+    ryz_backend_matmul_multi(&g_gpu, count, dy, dx, wm, out, n, in);
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+    for (int i = 0; i < count; i++) {
+        size_t ny = (size_t)n * out[i];
+        float *want = host_rand(ny, 1.0f), *got = host_rand(ny + MULTI_GUARD, 1.0f);
+        ryz_backend_matmul(&g_cpu, want, x, (ryz_matrix){cw[i], dt}, n, in, out[i]);
+        to_host(got, dy[i], ny + MULTI_GUARD);
+        char what[112];
+        snprintf(what, sizeof what, "%s matmul_multi n %d in %d, product %d of %d (out %d)",
+                 ryz_dtype_name(dt), n, in, i + 1, count, out[i]);
+        assert_close(got, want, ny, 5e-5f, 1e-4f, what);
+        ck_assert_msg(memcmp(got + ny, before[i] + ny, MULTI_GUARD * sizeof *got) == 0,
+                      "%s: wrote past its output", what);
+        free(want), free(got), free(before[i]);
+        dev_free(dy[i]), dev_free(dw[i]);
+        free_matrix(w[i], cw[i]);
+    }
+    dev_free(dx);
+    free(x);
+}
+
+/* Both dtypes: 1b's q, k and v (n 1 and 8); products whose rows split
+ * the fp32 kernel's blocks (8 rows a block at most) and bf16's row groups
+ * (12 rows = 3 groups); one and two products; and the shapes that fall
+ * back to separate matmuls (bf16 out % 4 != 0 or in % 16 != 0; fp32
+ * in % 4 != 0; a prefill's n). */
+START_TEST(test_matmul_multi) {
+    static const struct {
+        int n, in, count, out[RYZ_MULTI_MAX];
+    } cases[] = {
+        {1, 2048, 3, {2048, 256, 256}}, {8, 2048, 3, {2048, 256, 256}}, {1, 64, 3, {12, 4, 20}},
+        {3, 96, 3, {4, 8, 132}},        {2, 64, 2, {36, 12}},           {5, 128, 1, {44}},
+        {1, 64, 2, {48, 6}},            {1, 40, 3, {8, 4, 12}},         {1, 36, 2, {8, 4}},
+        {9, 64, 3, {12, 4, 20}}};
+    static const int f32_rows[][3] = {{5, 3, 7}, {1, 1, 1}, {9, 17, 2}};
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            check_multi(dt ? RYZ_DTYPE_BF16 : RYZ_DTYPE_F32, cases[i].n, cases[i].in,
+                        cases[i].count, cases[i].out);
+    for (size_t i = 0; i < sizeof f32_rows / sizeof f32_rows[0]; i++)
+        check_multi(RYZ_DTYPE_F32, 2, 64, 3, f32_rows[i]);
+}
+END_TEST
+
 /* fp32: the GEMV kernel (n <= 8, in % 4 == 0, aligned; 1b's shapes, one
  * with fewer rows than a block has warps, one longer than a lane's
  * unrolled step), cuBLAS's gemv (in % 4 != 0, an unaligned x) and GEMM. */
@@ -1154,6 +1216,7 @@ static Suite *cuda_suite(void) {
     tcase_add_test(ops, test_matmul_bf16);
     tcase_add_test(ops, test_matmul_bf16_scratch);
     tcase_add_test(ops, test_matmul_pair);
+    tcase_add_test(ops, test_matmul_multi);
     tcase_add_test(ops, test_rmsnorm);
     tcase_add_test(ops, test_rope);
     tcase_add_test(ops, test_silu_mul_add);

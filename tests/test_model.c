@@ -1059,6 +1059,49 @@ START_TEST(test_backend_matmul_pair) {
 }
 END_TEST
 
+/* How many times a backend's matmul_multi was called, and its last count
+ * (multi_spy). */
+static int g_multi_calls, g_multi_count;
+
+static void multi_spy(void *ctx, int count, float *const *y, const void *const *w, const int *out,
+                      ryz_dtype dtype, const float *x, int n, int in) {
+    (void)ctx, (void)y, (void)w, (void)out, (void)dtype, (void)x, (void)n, (void)in;
+    g_multi_calls++;
+    g_multi_count = count;
+}
+
+/* ryz_backend_matmul_multi: without the op (the cpu backend), exactly one
+ * matmul per product, each of its own out; with it, one call of the op,
+ * unless the matrices' dtypes differ. */
+START_TEST(test_backend_matmul_multi) {
+    enum { N = 2, IN = 24 };
+    const int out[3] = {16, 4, 8};
+    float x[N * IN], w[3][16 * IN], y[3][N * 16], want[N * 16];
+    fill_rand(x, N * IN, 21);
+    for (int i = 0; i < 3; i++) fill_rand(w[i], 16 * IN, 22 + (uint32_t)i);
+    float *ys[3] = {y[0], y[1], y[2]};
+    ryz_matrix wm[3] = {ryz_matrix_f32(w[0]), ryz_matrix_f32(w[1]), ryz_matrix_f32(w[2])};
+    ck_assert_ptr_null(be.iface->matmul_multi);
+    ryz_backend_matmul_multi(&be, 3, ys, x, wm, out, N, IN);
+    for (int i = 0; i < 3; i++) {
+        be.iface->matmul(be.ctx, want, x, w[i], N, IN, out[i]);
+        assert_close(y[i], want, (size_t)N * out[i], 0, 0, "multi product");
+    }
+    ryz_backend_iface spied = *be.iface;
+    spied.matmul_multi = multi_spy;
+    ryz_backend b = {.iface = &spied, .ctx = be.ctx};
+    g_multi_calls = 0;
+    ryz_backend_matmul_multi(&b, 3, ys, x, wm, out, N, IN);
+    ck_assert_int_eq(g_multi_calls, 1);
+    ck_assert_int_eq(g_multi_count, 3);
+    uint16_t wb[16 * IN] = {0};
+    wm[1] = (ryz_matrix){wb, RYZ_DTYPE_BF16};
+    ryz_backend_matmul_multi(&b, 3, ys, x, wm, out, N, IN);
+    ck_assert_int_eq(g_multi_calls, 1); /* mixed dtypes: the separate matmuls */
+    for (int i = 0; i < N * out[1]; i++) ck_assert(y[1][i] == 0.0f);
+}
+END_TEST
+
 START_TEST(test_backend_attention_single_position) {
     enum { HD = 8, SEQ = 3 };
     /* Full geometry: 4 query heads over 2 KV heads; a shard holding query
@@ -2412,6 +2455,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_backend_read_probe);
     tcase_add_test(tc, test_probe_slices);
     tcase_add_test(tc, test_backend_matmul_pair);
+    tcase_add_test(tc, test_backend_matmul_multi);
     tcase_add_test(tc, test_bf16_layouts);
     tcase_add_test(tc, test_bf16_round);
     tcase_add_test(tc, test_backend_rmsnorm);

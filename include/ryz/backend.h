@@ -51,6 +51,9 @@ typedef struct {
     int kv_mul;     /* n_heads / n_kv_heads */
 } ryz_attn_geom;
 
+/* Most products of one x matmul_multi takes (q, k and v). */
+#define RYZ_MULTI_MAX 3
+
 /* How matmul_pair combines its two products (see there). */
 typedef enum {
     RYZ_PAIR_BOTH = 0,   /* y1 = x . W1^T, y2 = x . W2^T: k and v */
@@ -88,6 +91,13 @@ typedef struct ryz_backend_iface {
     void (*matmul_pair)(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
                         const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
                         int out);
+    /* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count (1 to
+     * RYZ_MULTI_MAX), every W[i] (out[i], in) stored as dtype: several
+     * products of one x (q, k and v) with matmul's (or matmul_bf16's)
+     * results, which is what ryz_backend_matmul_multi runs when this is
+     * NULL; a device runs them as one launch. */
+    void (*matmul_multi)(void *ctx, int count, float *const *y, const void *const *w,
+                         const int *out, ryz_dtype dtype, const float *x, int n, int in);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */
     void (*rmsnorm)(void *ctx, float *y, const float *x, const float *w, int n, int dim,
                     float eps);
@@ -229,6 +239,16 @@ static inline void ryz_backend_copy(ryz_backend *b, void *dst, const void *src, 
 /* y (n, out) = x (n, in) . W^T through the backend's matmul for W's dtype. */
 void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, int n, int in,
                         int out);
+/* The products matmul_multi describes, y[i] = x . W[i]^T for i < count:
+ * the backend's matmul_multi when every W has one dtype, else
+ * ryz_backend_matmul_multi_separate. */
+void ryz_backend_matmul_multi(ryz_backend *b, int count, float *const *y, const float *x,
+                              const ryz_matrix *w, const int *out, int n, int in);
+/* The same products as one matmul each, whatever the backend has: what a
+ * backend's own matmul_multi runs for shapes it does not fuse. */
+void ryz_backend_matmul_multi_separate(ryz_backend *b, int count, float *const *y,
+                                       const float *x, const ryz_matrix *w, const int *out,
+                                       int n, int in);
 /* The pair of products matmul_pair describes, W1 and W2 of one dtype:
  * the backend's matmul_pair, else matmul twice (and silu_mul). */
 void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,

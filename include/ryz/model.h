@@ -75,6 +75,10 @@ ryz_status ryz_tp_embedding(ryz_backend *b, ryz_comm *c, float *x, const int *to
 /* Column-parallel linear: y (n, out_local) = x (n, in) . W_local^T. */
 void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local, int n, int in,
                    int out_local);
+/* Several column-parallel products of one x (ryz_backend_matmul_multi):
+ * q, k and v. */
+void ryz_tp_column_multi(ryz_backend *b, int count, float *const *y, const float *x,
+                         const ryz_matrix *w_local, const int *out_local, int n, int in);
 /* Two column-parallel linears of one x and shape, combined as mode says
  * (ryz_backend_matmul_pair): k and v, or SwiGLU's w1 and w3. */
 void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,

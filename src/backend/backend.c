@@ -74,6 +74,24 @@ void ryz_backend_matmul(ryz_backend *b, float *y, const float *x, ryz_matrix w, 
     else b->iface->matmul(b->ctx, y, x, w.data, n, in, out);
 }
 
+void ryz_backend_matmul_multi(ryz_backend *b, int count, float *const *y, const float *x,
+                              const ryz_matrix *w, const int *out, int n, int in) {
+    const void *data[RYZ_MULTI_MAX];
+    int one = b->iface->matmul_multi && count >= 1 && count <= RYZ_MULTI_MAX;
+    for (int i = 0; one && i < count; i++) {
+        one = w[i].dtype == w[0].dtype;
+        data[i] = w[i].data;
+    }
+    if (one) b->iface->matmul_multi(b->ctx, count, y, data, out, w[0].dtype, x, n, in);
+    else ryz_backend_matmul_multi_separate(b, count, y, x, w, out, n, in);
+}
+
+void ryz_backend_matmul_multi_separate(ryz_backend *b, int count, float *const *y,
+                                       const float *x, const ryz_matrix *w, const int *out,
+                                       int n, int in) {
+    for (int i = 0; i < count; i++) ryz_backend_matmul(b, y[i], x, w[i], n, in, out[i]);
+}
+
 void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
                              const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
                              int out) {

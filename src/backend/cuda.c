@@ -82,7 +82,7 @@ typedef struct {
     size_t n_blocks, cap;
     size_t bytes[RYZ_MEM_NKINDS], peak[RYZ_MEM_NKINDS];
     int f32_gemv;        /* 1: decode matmuls by ryz_k_f32_gemv, 0: cuBLAS's gemv */
-    int pair;            /* 1: matmul_pair in one launch where it fits, 0: never */
+    int pair;            /* 1: matmul_pair and _multi in one launch where they fit */
     cudaStream_t stream; /* where ops enqueue: NULL (legacy), or rec while recording */
     cudaStream_t rec;    /* the recording stream, made at the first record_begin */
     ryz_status err;     /* first error of an op, RYZ_OK while none */
@@ -384,31 +384,35 @@ static void cuda_add(void *ctx, float *x, const float *y, size_t n) {
         launched(c, ryz_k_add(x, y, n, c->stream), "add");
 }
 
-/* Whether the pair's one-launch GEMV takes these shapes and pointers
- * (decode-sized n, the alignment and, for bf16, the whole row groups its
- * kernel needs; fp32 also not switched to cuBLAS by RYZ_CUDA_GEMV), and
- * not switched off by RYZ_CUDA_PAIR=0 (for comparison). */
-static int pair_fits(const cuda_ctx *c, ryz_dtype dtype, const float *x, const void *w1,
-                     const void *w2, int n, int in, int out) {
-    int aligned = aligned16(x) && aligned16(w1) && aligned16(w2);
-    if (!c->pair)
-        return 0;
+/* Whether the one-launch GEMVs take these count matrices W[i] (out[i],
+ * in) of one x (decode-sized n, the alignment and, for bf16, the whole row
+ * groups their kernels need; fp32 also not switched to cuBLAS by
+ * RYZ_CUDA_GEMV), and are not switched off by RYZ_CUDA_PAIR=0 (for
+ * comparison). */
+static int gemv_one_launch_fits(const cuda_ctx *c, ryz_dtype dtype, const float *x, int count,
+                                const void *const *w, const int *out, int n, int in) {
+    int ok = c->pair && aligned16(x) && count >= 1 && count <= RYZ_K_MULTI_MAX;
+    for (int i = 0; ok && i < count; i++)
+        ok = aligned16(w[i]) && out[i] >= 1 && (dtype != RYZ_DTYPE_BF16 || out[i] % 4 == 0);
     if (dtype == RYZ_DTYPE_BF16)
-        return n <= RYZ_K_BF16_GEMV_MAX_N && in % 16 == 0 && out % 4 == 0 && aligned;
-    return c->f32_gemv && n <= RYZ_K_GEMV_MAX_N && in % 4 == 0 && aligned;
+        return ok && n <= RYZ_K_BF16_GEMV_MAX_N && in % 16 == 0;
+    return ok && c->f32_gemv && n <= RYZ_K_GEMV_MAX_N && in % 4 == 0;
 }
 
 static const ryz_backend_iface cuda_iface;
 
 /* Two products of x (matmul_pair): one launch reading both matrices where
- * pair_fits, else the two matmuls (and silu_mul) one after the other. */
+ * gemv_one_launch_fits, else the two matmuls (and silu_mul) one after the
+ * other. */
 static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
                              const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
                              int out) {
     cuda_ctx *c = ctx;
+    const void *w[2] = {w1, w2};
+    const int outs[2] = {out, out};
     if (!matmul_runs(c, "matmul_pair", n, in, out))
         return;
-    if (pair_fits(c, dtype, x, w1, w2, n, in, out)) {
+    if (gemv_one_launch_fits(c, dtype, x, 2, w, outs, n, in)) {
         cudaError_t e = dtype == RYZ_DTYPE_BF16
                             ? ryz_k_bf16_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream)
                             : ryz_k_f32_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream);
@@ -418,6 +422,35 @@ static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2
     ryz_backend self = {.iface = &cuda_iface, .ctx = c};
     ryz_backend_matmul_pair_separate(&self, mode, y1, y2, x, (ryz_matrix){w1, dtype},
                                      (ryz_matrix){w2, dtype}, n, in, out);
+}
+
+/* Several products of x (matmul_multi): one launch, each warp or block on
+ * a row of one W, where gemv_one_launch_fits, else one matmul each. */
+static void cuda_matmul_multi(void *ctx, int count, float *const *y, const void *const *w,
+                              const int *out, ryz_dtype dtype, const float *x, int n, int in) {
+    cuda_ctx *c = ctx;
+    ryz_matrix m[RYZ_MULTI_MAX];
+    if (count < 1 || count > RYZ_MULTI_MAX) {
+        keep(c, ryz_error(RYZ_EINVAL, "matmul_multi of %d products: need 1 to %d", count,
+                          RYZ_MULTI_MAX));
+        return;
+    }
+    for (int i = 0; i < count; i++)
+        if (!matmul_runs(c, "matmul_multi", n, in, out[i]) && c->err != RYZ_OK)
+            return;
+    if (n > 0 && gemv_one_launch_fits(c, dtype, x, count, w, out, n, in)) {
+        cudaError_t e = dtype == RYZ_DTYPE_BF16
+                            ? ryz_k_bf16_gemv_multi(count, y, (const uint16_t *const *)w, out, x,
+                                                    n, in, c->stream)
+                            : ryz_k_f32_gemv_multi(count, y, (const float *const *)w, out, x, n,
+                                                   in, c->stream);
+        launched(c, e, "gemv multi");
+        return;
+    }
+    for (int i = 0; i < count; i++)
+        m[i] = (ryz_matrix){w[i], dtype};
+    ryz_backend self = {.iface = &cuda_iface, .ctx = c};
+    ryz_backend_matmul_multi_separate(&self, count, y, x, m, out, n, in);
 }
 
 /* EINVAL unless geometry g and T fit the attention kernel. */
@@ -734,6 +767,7 @@ static const ryz_backend_iface cuda_iface = {
     .matmul = cuda_matmul,
     .matmul_bf16 = cuda_matmul_bf16,
     .matmul_pair = cuda_matmul_pair,
+    .matmul_multi = cuda_matmul_multi,
     .rmsnorm = cuda_rmsnorm,
     .add_rmsnorm = cuda_add_rmsnorm,
     .rope = cuda_rope,
@@ -779,13 +813,16 @@ static int env_is(const char *name, const char *value) {
 /* Recorded steps let each kernel start before the previous one ends
  * (programmatic dependent launch, kernels/common.cuh) on devices of
  * compute capability 9.0 and later, unless RYZ_CUDA_PDL=0 (for
- * comparison). */
+ * comparison). Where the device could but the build's kernels cannot
+ * (no sm_90 PTX), a warning says so: decode is 7-10 % slower without. */
 static ryz_status pdl_setup(int dev) {
     int major = 0;
     ryz_status st = cu_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
                              "cudaDeviceGetAttribute (compute capability)");
-    if (st == RYZ_OK)
-        ryz_k_set_pdl(major >= 9 && !env_is("RYZ_CUDA_PDL", "0"));
+    int want = major >= 9 && !env_is("RYZ_CUDA_PDL", "0");
+    if (st == RYZ_OK && ryz_k_set_pdl(want) != want)
+        RYZ_WARN("cuda: programmatic dependent launch is off: the kernels were not compiled "
+                 "for compute capability 9.0 (CUDA_ARCH needs compute_90)");
     return st;
 }
 
@@ -818,7 +855,7 @@ ryz_status ryz_backend_init_cuda(const ryz_cuda_opts *opts, ryz_backend *out) {
         return ryz_error(RYZ_ENOMEM, "out of memory for the cuda backend");
     c->device = dev;
     c->f32_gemv = !env_is("RYZ_CUDA_GEMV", "cublas"); /* cuBLAS's gemv */
-    c->pair = !env_is("RYZ_CUDA_PAIR", "0");          /* pairs as two matmuls */
+    c->pair = !env_is("RYZ_CUDA_PAIR", "0");          /* pairs, multis as matmuls */
     st = cu_check(cudaSetDevice(dev), "cudaSetDevice");
     if (st == RYZ_OK)
         st = pdl_setup(dev);

@@ -51,6 +51,11 @@ void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local,
     ryz_backend_matmul(b, y, x, w_local, n, in, out_local);
 }
 
+void ryz_tp_column_multi(ryz_backend *b, int count, float *const *y, const float *x,
+                         const ryz_matrix *w_local, const int *out_local, int n, int in) {
+    ryz_backend_matmul_multi(b, count, y, x, w_local, out_local, n, in);
+}
+
 void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,
                         ryz_matrix w1_local, ryz_matrix w2_local, int n, int in, int out_local) {
     ryz_backend_matmul_pair(b, mode, y1, y2, x, w1_local, w2_local, n, in, out_local);

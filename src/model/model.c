@@ -507,10 +507,11 @@ static ryz_status attention_block(ryz_model *m, int l, int B, int T, int pending
     int n = B * T, dim = c->dim, hd = s->head_dim;
     int qd = s->heads * hd, kvd = s->kv_heads * hd;
     ryz_attn_geom g = {s->heads, hd, s->kv_heads, s->head_start, s->kv_start, s->kv_mul};
+    float *qkv[3] = {m->q, m->k, m->v};
+    ryz_matrix wqkv[3] = {matrix_of(m, w->wq), matrix_of(m, w->wk), matrix_of(m, w->wv)};
+    int outs[3] = {qd, kvd, kvd};
     block_norm(m, w->att_norm, n, pending);
-    ryz_tp_column(m->be, m->q, m->xb, matrix_of(m, w->wq), n, dim, qd);
-    ryz_tp_column_pair(m->be, RYZ_PAIR_BOTH, m->k, m->v, m->xb, matrix_of(m, w->wk),
-                       matrix_of(m, w->wv), n, dim, kvd);
+    ryz_tp_column_multi(m->be, 3, qkv, m->xb, wqkv, outs, n, dim);
     for (int b = 0; b < B; b++) {
         size_t row = (size_t)b * T;
         size_t layer_off = ((size_t)b * c->n_layers + l) * c->seq_len * kvd;
