@@ -16,9 +16,8 @@
 
 #include "ryz/backend.h"
 
-/* Largest head_dim the attention kernel takes: it keeps q and four
- * partial output rows of one head in shared memory (5 * head_dim floats,
- * 20 KiB here). */
+/* Largest head_dim the attention kernel takes: it keeps q and the output
+ * row of one head in shared memory (2 * head_dim floats, 8 KiB here). */
 #define RYZ_K_MAX_HEAD_DIM 1024
 /* Largest n (rows of x) the GEMV kernels take (fp32 and bf16); a larger n
  * is a prefill, which goes to cuBLAS (bf16: W widened to fp32 first).
