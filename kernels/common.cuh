@@ -166,7 +166,9 @@ __host__ __device__ constexpr int ryz_gemv_mats() {
 // The products a decode GEMV launch computes from one x (ryz_k_*_gemv and
 // their _multi forms): product s owns the launch's rows [start[s],
 // start[s + 1]) of W w[s] (out_s = start[s + 1] - start[s] rows) and writes
-// y[s] (n, out_s); rows = start[count]. A pair is one product whose
+// y[s] (n, out_s). rows, the rows the launch computes, is start[count],
+// except for one bf16 product whose last out % 4 rows (or all, when
+// in % 16 != 0) the row-major kernel computes. A pair is one product whose
 // second matrix and output the kernel takes apart.
 struct ryz_gemv_segs {
     const void *w[RYZ_K_MULTI_MAX];

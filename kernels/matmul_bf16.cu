@@ -212,10 +212,11 @@ static const bf16_launch_fn bf16_launch[4][RYZ_K_BF16_GEMV_MAX_N] = {
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {
-    // The full row groups when in % 16 == 0 (none otherwise), then the rest.
+    // The full row groups when in % 16 == 0 (none otherwise), then the
+    // rest; y's rows are out apart either way.
     ryz_gemv_segs sg = {};
-    sg.count = 1, sg.w[0] = w, sg.y[0] = y;
-    sg.start[1] = sg.rows = in % 16 == 0 ? out - out % 4 : 0;
+    sg.count = 1, sg.w[0] = w, sg.y[0] = y, sg.start[1] = out;
+    sg.rows = in % 16 == 0 ? out - out % 4 : 0;
     if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
         return cudaErrorInvalidValue;
     return bf16_launch[RYZ_GEMV_ONE][n - 1](sg, NULL, x, NULL, in, out, s);
