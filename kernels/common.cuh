@@ -32,7 +32,10 @@
 //   Inputs another kernel wrote are read with plain (coherent) loads, not
 //   __ldg: under PDL that kernel may still be writing them while this one
 //   is already running, and the read-only path needs data that is constant
-//   for the kernel's lifetime.
+//   for the kernel's lifetime. The one exception is the fp32 GEMV's x
+//   (matmul_f32.cu), read only after the wait, from when on nothing writes
+//   it until this kernel ends (the kernel before has finished and made its
+//   writes visible to this grid; the one after waits for this one).
 // - ryz_k_pdl_trigger() early: the next kernel is launched once every
 //   block of this one has called it (or ended). Its blocks then wait, so
 //   calling it at once costs nothing in correctness.

@@ -52,7 +52,9 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
 // says (ryz_gemv_store); w2 and y2 are read only by a pair (one product).
 // The first batch of W is loaded before ryz_k_pdl_wait: W is no kernel's
 // output, so its stream can start while the kernel that writes x is still
-// running.
+// running. x is read through the read-only path, and only after the wait
+// (common.cuh): plain loads cost 1b's fp32 decode several per cent
+// (docs/gpu-results.md, session 27).
 template <int N, int MODE>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
     gemv_f32_kernel(ryz_gemv_segs sg, float *y2, const float *x, const float4 *w2, int in,
@@ -91,7 +93,7 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
                 break;
 #pragma unroll
             for (int r = 0; r < N; r++) {
-                float4 xv = x4[(size_t)r * nvec + j];
+                float4 xv = __ldg(x4 + (size_t)r * nvec + j); // after the wait: common.cuh
 #pragma unroll
                 for (int m = 0; m < M; m++)
                     acc[m][r] = dot4(v[m][u], xv, acc[m][r]);
