@@ -53,8 +53,8 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
 // The first batch of W is loaded before ryz_k_pdl_wait: W is no kernel's
 // output, so its stream can start while the kernel that writes x is still
 // running. x is read through the read-only path, and only after the wait
-// (common.cuh): plain loads cost 1b's fp32 decode several per cent
-// (docs/gpu-results.md, session 27).
+// (common.cuh): with plain loads 1b's fp32 decode was 5 % slower on an
+// H200 (637 against 669-670 tok/s, docs/gpu-results.md, session 27).
 template <int N, int MODE>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
     gemv_f32_kernel(ryz_gemv_segs sg, float *y2, const float *x, const float4 *w2, int in,
