@@ -356,6 +356,10 @@ START_TEST(test_bad_files) {
         r = run_ryz(NULL, NULL, (const char *[]){cmds[i], text, NULL});
         expect_one_line_error(&r, cmds[i]);
         run_free(&r);
+        r = run_ryz(NULL, NULL, (const char *[]){cmds[i], tmpdir, NULL});
+        expect_one_line_error(&r, cmds[i]);
+        ck_assert_msg(strstr(r.err, "is a directory"), "%s", r.err);
+        run_free(&r);
         r = run_ryz(NULL, NULL, (const char *[]){cmds[i], NULL});
         expect_one_line_error(&r, cmds[i]);
         run_free(&r);

@@ -435,7 +435,7 @@ static void cuda_matmul_multi(void *ctx, int count, float *const *y, const void 
                           RYZ_MULTI_MAX));
         return;
     }
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) /* a bad shape keeps its error; an empty product is skipped */
         if (!matmul_runs(c, "matmul_multi", n, in, out[i]) && c->err != RYZ_OK)
             return;
     if (n > 0 && gemv_one_launch_fits(c, dtype, x, count, w, out, n, in)) {
