@@ -35,7 +35,12 @@
 //   for the kernel's lifetime. The one exception is the fp32 GEMV's x
 //   (matmul_f32.cu), read only after the wait, from when on nothing writes
 //   it until this kernel ends (the kernel before has finished and made its
-//   writes visible to this grid; the one after waits for this one).
+//   writes visible to this grid; the one after writes nothing before its
+//   own wait, which waits for this one; and y never aliases x). NVIDIA
+//   documents the read-only path for data constant over the kernel's whole
+//   life, so this rests on the wait's visibility covering that path too;
+//   it did in every session-27 run (H100, H200), and the PTX orders the
+//   loads after the wait (not checked in SASS: no cuobjdump here).
 // - ryz_k_pdl_trigger() early: the next kernel is launched once every
 //   block of this one has called it (or ended). Its blocks then wait, so
 //   calling it at once costs nothing in correctness.
@@ -205,8 +210,8 @@ __device__ __forceinline__ ryz_gemv_row ryz_gemv_locate(const ryz_gemv_segs &sg,
 
 // sg for the products y[i] = x . w[i]^T, i < count, of out[i] rows each
 // (unit: their starts must be multiples of it, a bf16 row group): 0 when
-// count is out of 1..RYZ_K_MULTI_MAX or an out[i] is under 1 or not a
-// multiple of unit.
+// count is out of 1..RYZ_K_MULTI_MAX, an out[i] is under 1 or not a
+// multiple of unit, or the rows together pass INT_MAX.
 static inline int ryz_gemv_segs_fill(ryz_gemv_segs *sg, int count, float *const *y,
                                      const void *const *w, const int *out, int unit) {
     if (count < 1 || count > RYZ_K_MULTI_MAX)

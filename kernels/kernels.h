@@ -76,7 +76,8 @@ cudaError_t ryz_k_argmax(int *idx, const float *x, int rows, int n, int ld, cuda
 
 /* y (n, out) = x (n, in) . W^T with W (out, in) row-major fp32: the
  * decode GEMV (one to eight warps per row, 16-byte loads). 1 <= n <= RYZ_K_GEMV_MAX_N,
- * in % 4 == 0, x and w 16-byte aligned (else cudaErrorInvalidValue). */
+ * out >= 1, in % 4 == 0, y and w not NULL, x and w 16-byte aligned (else
+ * cudaErrorInvalidValue). */
 cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in, int out,
                            cudaStream_t s);
 /* y (n, out) = x (n, in) . W^T with W (out, in) bfloat16 in the layout of
@@ -87,8 +88,11 @@ cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, 
                             cudaStream_t s);
 /* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count, 1 <= count <=
  * RYZ_K_MULTI_MAX, every W[i] (out[i], in) as ryz_k_f32_gemv takes it
- * (same limits, each 16-byte aligned): several products of one x (q, k
- * and v) in one launch, each warp on a row of one of them. */
+ * (same limits, each 16-byte aligned; the rows together at most INT_MAX):
+ * several products of one x (q, k and v) in one launch, each warp on a
+ * row of one of them. The warps a row gets follow the launch's rows in
+ * all, so each product's sums may round differently from its own
+ * ryz_k_f32_gemv's. */
 cudaError_t ryz_k_f32_gemv_multi(int count, float *const *y, const float *const *w,
                                  const int *out, const float *x, int n, int in, cudaStream_t s);
 /* The same with every W[i] bf16 as ryz_k_bf16_gemv takes it; in % 16 == 0,

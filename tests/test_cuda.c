@@ -266,25 +266,28 @@ static void check_multi(ryz_dtype dt, int n, int in, int count, const int *out) 
 }
 
 /* Both dtypes: 1b's q, k and v (n 1 and 8); products whose rows split
- * the fp32 kernel's blocks (8 rows a block at most) and bf16's row groups
- * (12 rows = 3 groups); one and two products; and the shapes that fall
- * back to separate matmuls (bf16 out % 4 != 0 or in % 16 != 0; fp32
- * in % 4 != 0; a prefill's n). */
+ * the fp32 kernel's blocks (8 rows a block at most; in 512 gives 4 warps
+ * a row, 2 rows a block) and bf16's row groups (12 rows = 3 groups); one
+ * and two products; and the shapes that fall back to separate matmuls
+ * (bf16 out % 4 != 0, at n 3, or in % 16 != 0; fp32 in % 4 != 0; a
+ * prefill's n). */
 START_TEST(test_matmul_multi) {
     static const struct {
         int n, in, count, out[RYZ_MULTI_MAX];
     } cases[] = {
         {1, 2048, 3, {2048, 256, 256}}, {8, 2048, 3, {2048, 256, 256}}, {1, 64, 3, {12, 4, 20}},
         {3, 96, 3, {4, 8, 132}},        {2, 64, 2, {36, 12}},           {5, 128, 1, {44}},
-        {1, 64, 2, {48, 6}},            {1, 40, 3, {8, 4, 12}},         {1, 36, 2, {8, 4}},
-        {9, 64, 3, {12, 4, 20}}};
-    static const int f32_rows[][3] = {{5, 3, 7}, {1, 1, 1}, {9, 17, 2}};
+        {3, 64, 2, {48, 6}},            {1, 40, 3, {8, 4, 12}},         {1, 36, 2, {8, 4}},
+        {2, 66, 3, {5, 3, 7}},          {9, 64, 3, {12, 4, 20}}};
+    static const struct {
+        int in, out[3];
+    } f32_rows[] = {{64, {5, 3, 7}}, {64, {1, 1, 1}}, {64, {9, 17, 2}}, {512, {5, 3, 7}}};
     for (int dt = 0; dt < 2; dt++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_multi(dt ? RYZ_DTYPE_BF16 : RYZ_DTYPE_F32, cases[i].n, cases[i].in,
                         cases[i].count, cases[i].out);
     for (size_t i = 0; i < sizeof f32_rows / sizeof f32_rows[0]; i++)
-        check_multi(RYZ_DTYPE_F32, 2, 64, 3, f32_rows[i]);
+        check_multi(RYZ_DTYPE_F32, 2, f32_rows[i].in, 3, f32_rows[i].out);
 }
 END_TEST
 

@@ -1070,9 +1070,9 @@ static void multi_spy(void *ctx, int count, float *const *y, const void *const *
     g_multi_count = count;
 }
 
-/* ryz_backend_matmul_multi: without the op (the cpu backend), exactly one
- * matmul per product, each of its own out; with it, one call of the op,
- * unless the matrices' dtypes differ. */
+/* ryz_backend_matmul_multi: without the op (the cpu backend), the values
+ * of one matmul per product, each of its own out; with it, one call of
+ * the op, unless the matrices' dtypes differ. */
 START_TEST(test_backend_matmul_multi) {
     enum { N = 2, IN = 24 };
     const int out[3] = {16, 4, 8};

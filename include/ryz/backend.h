@@ -94,8 +94,9 @@ typedef struct ryz_backend_iface {
     /* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count (1 to
      * RYZ_MULTI_MAX), every W[i] (out[i], in) stored as dtype: several
      * products of one x (q, k and v) with matmul's (or matmul_bf16's)
-     * results, which is what ryz_backend_matmul_multi runs when this is
-     * NULL; a device runs them as one launch. */
+     * results up to the order of each sum's terms; NULL: what
+     * ryz_backend_matmul_multi runs then is one matmul each. A device
+     * runs them as one launch. */
     void (*matmul_multi)(void *ctx, int count, float *const *y, const void *const *w,
                          const int *out, ryz_dtype dtype, const float *x, int n, int in);
     /* y (n, dim) = x / sqrt(mean(x^2) + eps) * w, per row. y may equal x. */

@@ -821,8 +821,8 @@ static ryz_status pdl_setup(int dev) {
                              "cudaDeviceGetAttribute (compute capability)");
     int want = major >= 9 && !env_is("RYZ_CUDA_PDL", "0");
     if (st == RYZ_OK && ryz_k_set_pdl(want) != want)
-        RYZ_WARN("cuda: programmatic dependent launch is off: the kernels were not compiled "
-                 "for compute capability 9.0 (CUDA_ARCH needs compute_90)");
+        RYZ_WARN("cuda: programmatic dependent launch is off: the kernels' PTX is not for "
+                 "compute capability 9.0 (CUDA_ARCH needs compute_90), or it could not be read");
     return st;
 }
 
