@@ -38,9 +38,11 @@ export -f hide_and_run
 export work BUILD
 run=(env RYZ_GPU_CHECK_DRY=1 OUT="$work/out" RYZ_GPU_BUNDLE="$work/ryz-gpu" STEP_TIMEOUT=600
      bash scripts/gpu-check.sh)
-# and scripts/gpu-ab.sh's dry run: the archive against itself
+# and scripts/gpu-ab.sh's dry run: the archive against its own ryz as a
+# bare binary, and against itself with a switch set
 ab=(env RYZ_GPU_CHECK_DRY=1 OUT="$work/out" ROUNDS=1 REPEAT=1 DTYPES=f32
-    bash scripts/gpu-ab.sh "$work/ryz-gpu.tar.xz" "$work/ryz-gpu.tar.xz")
+    bash scripts/gpu-ab.sh "$work/ryz-gpu.tar.xz" "$work/ryz-gpu/bin/ryz"
+    "RYZ_CUDA_PDL=0@$work/ryz-gpu.tar.xz")
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
   echo "tests/gpu-bundle.sh: host Open MPI, HDF5 and OpenBLAS hidden"
   unshare -m bash -c 'hide_and_run "$@"' hide "${run[@]}" > "$work/log" 2>&1 || { cat "$work/log"; exit 1; }
@@ -50,7 +52,9 @@ else
   "${run[@]}" > "$work/log" 2>&1 || { cat "$work/log"; exit 1; }
   "${ab[@]}" > "$work/ab" 2>&1 || { cat "$work/ab"; exit 1; }
 fi
-grep -q '^f32-t1 .* B/A [0-9.]*$' "$work/ab" || { echo "tests/gpu-bundle.sh: gpu-ab.sh printed no B/A:"; cat "$work/ab"; exit 1; }
+grep -q '^f32-t1 .* B/A [0-9.]* .* C/A [0-9.]*$' "$work/ab" &&
+  grep -q '^C: .* with RYZ_CUDA_PDL=0$' "$work/ab" ||
+  { echo "tests/gpu-bundle.sh: gpu-ab.sh printed no B/A and C/A:"; cat "$work/ab"; exit 1; }
 grep -A3 '=== gpu-check: summary' "$work/log"
 for f in gpu-check.log gpu-smoke.h5 gpu-bench-1b.h5 gpu-ab.txt; do
   [ -s "$work/out/$f" ] || { echo "tests/gpu-bundle.sh: $f not copied to OUT"; exit 1; }
