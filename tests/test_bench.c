@@ -520,6 +520,11 @@ START_TEST(test_cli_usage_errors) {
     r = test_run_ryz(NULL, "project --help");
     ck_assert_msg(r.code == 0 && strstr(r.out, "usage: ryz project"), "%s", r.out);
     test_run_free(&r);
+    /* a results file with no `ryz comm` sweep: the error, and nothing on stdout */
+    r = test_run_ryz(NULL, "project --results tests/data/results-schema3.h5");
+    ck_assert_msg(r.code == 2 && strstr(r.err, "no all_reduce sweep") && !*r.out,
+                  "exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err);
+    test_run_free(&r);
 }
 END_TEST
 

@@ -151,34 +151,42 @@ static ryz_status compute_time(const project_args *a, const ryz_results *res,
     return RYZ_OK;
 }
 
+/* What fit_links found, for print_fits. */
+typedef struct {
+    ryz_fit ar, ag;
+    int k_ar, k_ag, has_ag;
+} link_fits;
+
 /* Fits of all_reduce (required) and all_gather (its own fit when the file
- * has one, else the all_reduce link), printed; links into m. */
-static ryz_status fit_links(const ryz_results *res, ryz_decode_model *m) {
-    ryz_fit far, fag;
-    int k_ar, k_ag;
-    ryz_status st = ryz_fit_collectives(res, RYZ_OP_ALL_REDUCE, &far, &k_ar);
+ * has one, else the all_reduce link) into f; links into m. */
+static ryz_status fit_links(const ryz_results *res, ryz_decode_model *m, link_fits *f) {
+    ryz_status st = ryz_fit_collectives(res, RYZ_OP_ALL_REDUCE, &f->ar, &f->k_ar);
     if (st == RYZ_OK)
-        st = ryz_link_from_fit(RYZ_OP_ALL_REDUCE, &far, k_ar, &m->ar_intra);
+        st = ryz_link_from_fit(RYZ_OP_ALL_REDUCE, &f->ar, f->k_ar, &m->ar_intra);
     if (st != RYZ_OK)
         return st;
+    m->ag_intra = m->ar_intra;
+    f->has_ag = ryz_fit_collectives(res, RYZ_OP_ALL_GATHER, &f->ag, &f->k_ag) == RYZ_OK &&
+                ryz_link_from_fit(RYZ_OP_ALL_GATHER, &f->ag, f->k_ag, &m->ag_intra) == RYZ_OK;
+    ryz_error_clear();
+    return RYZ_OK;
+}
+
+static void print_fits(const link_fits *f, const ryz_decode_model *m) {
     printf("fit: latency = alpha + beta * bytes over the p50 points of `ryz comm`\n"
            "     (least squares weighted by 1/p50^2, i.e. on relative error)\n");
     printf("  all_reduce   at %2d ranks: alpha %9.2f us   1/beta %8.3f GB/s   R^2 %.4f   (%zu "
            "sizes)\n",
-           k_ar, far.alpha_us, far.bw_gbs, far.r2, far.n);
-    m->ag_intra = m->ar_intra;
-    if (ryz_fit_collectives(res, RYZ_OP_ALL_GATHER, &fag, &k_ag) == RYZ_OK &&
-        ryz_link_from_fit(RYZ_OP_ALL_GATHER, &fag, k_ag, &m->ag_intra) == RYZ_OK)
+           f->k_ar, f->ar.alpha_us, f->ar.bw_gbs, f->ar.r2, f->ar.n);
+    if (f->has_ag)
         printf("  all_gather   at %2d ranks: alpha %9.2f us   1/beta %8.3f GB/s   R^2 %.4f   (%zu "
                "sizes)\n",
-               k_ag, fag.alpha_us, fag.bw_gbs, fag.r2, fag.n);
+               f->k_ag, f->ag.alpha_us, f->ag.bw_gbs, f->ag.r2, f->ag.n);
     else
         printf("  all_gather: no sweep in the file; the all_reduce link is used for it\n");
     printf("ring link: all_reduce alpha %.3f us/step, %.3f GB/s; all_gather alpha %.3f us/step, "
            "%.3f GB/s\n",
            m->ar_intra.alpha_us, m->ar_intra.bw_gbs, m->ag_intra.alpha_us, m->ag_intra.bw_gbs);
-    ryz_error_clear();
-    return RYZ_OK;
 }
 
 static void print_assumptions(const project_args *a, const ryz_decode_model *m) {
@@ -243,21 +251,22 @@ static ryz_status project_table(const project_args *a, const ryz_decode_model *m
 static ryz_status project_run(const project_args *a, ryz_results *res) {
     ryz_model_config cfg;
     ryz_decode_model m = {.embed_allreduce = 1, .per_node = a->per_node};
+    link_fits fits;
     char from[512];
     ryz_status st = ryz_model_source_parse(a->model, &cfg);
     if (st == RYZ_OK)
         st = ryz_results_read(a->results, res);
-    if (st != RYZ_OK)
-        return st;
-    printf("ryz project: %s (dim %d, %d layers, %d heads, vocab %d) from %s (%d rank%s, %s)\n",
-           a->model, cfg.dim, cfg.n_layers, cfg.n_heads, cfg.vocab, a->results,
-           res->meta.world_size, res->meta.world_size == 1 ? "" : "s",
-           res->meta.hosts ? res->meta.hosts : "?");
-    st = fit_links(res, &m);
+    if (st == RYZ_OK)
+        st = fit_links(res, &m, &fits);
     if (st == RYZ_OK)
         st = compute_time(a, res, &cfg, &m.compute_us, from, sizeof from);
     if (st != RYZ_OK)
-        return st;
+        return st; /* before any output: an error is the only line */
+    printf("ryz project: %s (dim %d, %d layers, %d heads, vocab %d) from %s (%d rank%s, %s)\n",
+           a->model, cfg.dim, cfg.n_layers, cfg.n_heads, cfg.vocab, a->results,
+           res->meta.world_size, res->meta.world_size == 1 ? "" : "s",
+           res->meta.hosts && *res->meta.hosts ? res->meta.hosts : "?");
+    print_fits(&fits, &m);
     m.layers = cfg.n_layers, m.vocab = cfg.vocab, m.allreduce_bytes = 4.0 * cfg.dim;
     m.ar_inter = m.ag_inter = (ryz_link){.alpha_us = a->inter_alpha_us, .bw_gbs = a->inter_bw_gbs};
     printf("compute: TP=1 decode %.2f us/token, %s\n", m.compute_us, from);
