@@ -10,6 +10,7 @@
 
 #include "testutil.h"
 
+#include "ryz/cli.h"
 #include "ryz/regress.h"
 
 enum { N = 20 };
@@ -44,7 +45,7 @@ static void make_run(ryz_results *r, const char *model, double scale, double jit
 /* Compares and returns the row of `metric`. */
 static ryz_regress_row row_of(const ryz_results *b, const ryz_results *c, const char *metric,
                               int *regressions) {
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
     ryz_regress r;
     ck_assert_msg(ryz_regress_compare(b, c, &o, &r) == RYZ_OK, "%s", ryz_last_error());
     ryz_regress_row found = {0};
@@ -98,9 +99,12 @@ START_TEST(test_quiet_on_noise) {
 END_TEST
 
 /* Asserts that b and c compare (needle NULL) or are refused as EINVAL with
- * a message holding needle. */
-static void expect_comparable(const ryz_results *b, const ryz_results *c, const char *needle) {
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
+ * a message holding needle, `ryz comm` files judged by same_comm (NULL:
+ * word for word). */
+static void expect_comparable_by(const ryz_results *b, const ryz_results *c,
+                                 ryz_status (*same_comm)(const char *, const char *),
+                                 const char *needle) {
+    ryz_regress_opts o = {1.10, 0.01, 1.01, same_comm};
     ryz_regress r;
     ryz_status st = ryz_regress_compare(b, c, &o, &r);
     if (!needle) {
@@ -110,6 +114,10 @@ static void expect_comparable(const ryz_results *b, const ryz_results *c, const 
     }
     ck_assert_int_eq(st, RYZ_EINVAL);
     ck_assert_msg(strstr(ryz_last_error(), needle), "'%s' not in '%s'", needle, ryz_last_error());
+}
+
+static void expect_comparable(const ryz_results *b, const ryz_results *c, const char *needle) {
+    expect_comparable_by(b, c, NULL, needle);
 }
 
 /* A slowdown over the threshold that is not significant says why, and
@@ -190,6 +198,39 @@ START_TEST(test_comm_command_lines) {
     ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K --gap 200 -o a.h5");
     expect_comparable(&b, &c, "different ryz comm command lines: base 'ryz comm -e 4K -o a.h5', "
                               "new 'ryz comm -e 4K --gap 200 -o a.h5'");
+    c.meta.world_size = b.meta.world_size + 2;
+    ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K -o a.h5");
+    expect_comparable(&b, &c, "different ryz comm ranks");
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+/* With the CLI's parser (what `ryz compare` passes), `ryz comm` files
+ * compare when their options agree in any order or spelling, defaults
+ * said or not; an option that differs is named with both values. */
+START_TEST(test_comm_options_parsed) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    ryz_results_set_str(&b.meta.suite_name, "comm");
+    ryz_results_set_str(&c.meta.suite_name, "comm");
+    ryz_results_set_str(&b.meta.suite_text, "ryz comm -b 1K -e 4K -n 5 -o a.h5");
+    static const struct {
+        const char *cand, *needle;
+    } cases[] = {
+        {"ryz comm -n 5 -e 4096 -b 1024 --np 2 -c 1 -J x.json", NULL},
+        {"ryz comm -e 4K -b 1K -n 5 --op allreduce -f 2 -w 5 --backend mpi", NULL},
+        {"ryz comm -b 1K -e 4K", "-n 5 -> 20"},
+        {"ryz comm -b 1K -e 4K -n 5 --backend shm --gap 200",
+         "--gap (us) 0 -> 200, --backend shm 0 -> 1"},
+        {"ryz comm -b 1K -e 4K -n 5 --frobnicate", "new file's command line"},
+        {"ryz comm -b 1K -e 4K -n 5 --op all -w 1", "--op all_reduce -> all_reduce,"},
+        {"ryz suite x.ini", "not a `ryz comm` command line"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ryz_results_set_str(&c.meta.suite_text, cases[i].cand);
+        expect_comparable_by(&b, &c, ryz_cli_comm_same_work, cases[i].needle);
+    }
     ryz_results_free(&b);
     ryz_results_free(&c);
 }
@@ -239,7 +280,7 @@ START_TEST(test_probe_rate_not_compared) {
             ryz_results_add_sample(&r[k], &s);
         }
     }
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
     ryz_regress g;
     ck_assert_msg(ryz_regress_compare(&r[0], &r[1], &o, &g) == RYZ_OK, "%s", ryz_last_error());
     const ryz_regress_row *bw = NULL;
@@ -288,7 +329,7 @@ END_TEST
 
 /* Compares b with c and checks the machine note. */
 static void assert_machine_diff(const ryz_results *b, const ryz_results *c, const char *want) {
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
     ryz_regress r;
     char got[4096];
     ck_assert_msg(ryz_regress_compare(b, c, &o, &r) == RYZ_OK, "%s", ryz_last_error());
@@ -334,7 +375,7 @@ START_TEST(test_machine_diff) {
     memset(long_blas, 'x', sizeof long_blas - 1);
     long_blas[sizeof long_blas - 1] = '\0';
     ryz_results_set_str(&c.meta.blas, long_blas);
-    ryz_regress_opts o = {1.10, 0.01, 1.01};
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
     ryz_regress r;
     ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
     ck_assert_int_eq(r.n_diffs, 1);
@@ -435,6 +476,7 @@ int main(void) {
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_refuses_other_work);
     tcase_add_test(tc, test_comm_command_lines);
+    tcase_add_test(tc, test_comm_options_parsed);
     tcase_add_test(tc, test_bench_work);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);

@@ -20,6 +20,15 @@ int ryz_cmd_info(int argc, char **argv);    /* src/cli/info.c */
 int ryz_cmd_shard(int argc, char **argv);   /* src/cli/shard.c */
 int ryz_cmd_export(int argc, char **argv);  /* src/cli/export.c */
 
+/* Whether two `ryz comm` command lines, as results files store them, did
+ * the same work: RYZ_OK when their parsed options agree (ops, sizes,
+ * factor, iterations, warm-up, check, eviction, gap, backend), whatever
+ * their order or spelling and with defaults filled in, output files and
+ * --np aside (the ranks are the files' world size); else EINVAL naming
+ * each option that differs, or the line that does not parse.
+ * ryz_regress_opts.same_comm_work, for `ryz compare`. */
+ryz_status ryz_cli_comm_same_work(const char *base, const char *cand);
+
 /* Process-level set-up shared by commands that may run on several ranks.
  * Reads the comm settings (RYZ_TIMEOUT, RYZ_CHECK_COLLECTIVES, RYZ_FAULT:
  * EINVAL first when malformed) and installs the SIGINT/SIGTERM handlers.

@@ -12,6 +12,11 @@ typedef struct {
     double max_slowdown; /* ratio of medians new/base above which a slowdown counts (1.10) */
     double alpha;        /* significance level of the one-sided test (0.01) */
     double max_mem_growth; /* memory ratio above which growth counts (1.01) */
+    /* For `ryz comm` files: RYZ_OK when their command lines (suite_text)
+     * did the same work, else EINVAL saying how not; NULL: the lines must
+     * match word for word, output files aside. The results module cannot
+     * parse a command line (the CLI's ryz_cli_comm_same_work does). */
+    ryz_status (*same_comm_work)(const char *base, const char *cand);
 } ryz_regress_opts;
 
 /* One compared (case, tp, metric). */

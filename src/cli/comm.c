@@ -1,4 +1,5 @@
 /* ryz comm: the collective benchmark (nccl-tests conventions, DESIGN 6). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,10 @@ static ryz_status comm_option(comm_args *a, const char *o, const char *v, int *u
     return RYZ_OK;
 }
 
-static ryz_status comm_parse(int argc, char **argv, comm_args *a, int *help) {
+/* The options of argv into *a (defaults for the rest) and *help, with
+ * their own checks but not the output files': what the command line asks
+ * for. */
+static ryz_status comm_parse_args(int argc, char **argv, comm_args *a, int *help) {
     *a = (comm_args){.b = {.ops = 1u << RYZ_OP_ALL_REDUCE,
                            .min_bytes = 8,
                            .max_bytes = 1 << 20,
@@ -113,7 +117,15 @@ static ryz_status comm_parse(int argc, char **argv, comm_args *a, int *help) {
     if (a->b.min_bytes > a->b.max_bytes)
         return ryz_error(RYZ_EINVAL, "comm: -b %llu is above -e %llu",
                          (unsigned long long)a->b.min_bytes, (unsigned long long)a->b.max_bytes);
-    ryz_status st = a->h5 ? ryz_results_check_writable(a->h5) : RYZ_OK;
+    return RYZ_OK;
+}
+
+/* comm_parse_args, then the output files can be written. */
+static ryz_status comm_parse(int argc, char **argv, comm_args *a, int *help) {
+    ryz_status st = comm_parse_args(argc, argv, a, help);
+    if (st != RYZ_OK || *help)
+        return st;
+    st = a->h5 ? ryz_results_check_writable(a->h5) : RYZ_OK;
     if (st == RYZ_OK && a->json)
         st = ryz_results_check_writable(a->json);
     return st;
@@ -151,6 +163,78 @@ static ryz_status comm_write(const comm_args *a, const ryz_bench_report *r, int 
     ryz_results_free(&res);
     free(cmdline);
     return st;
+}
+
+/* What a stored command line ("ryz comm ...", join_args) asked for, in
+ * *a; words is the copy its argv points into (free it). EINVAL when the
+ * line is not a `ryz comm` command line or does not parse. */
+static ryz_status comm_parse_line(const char *line, comm_args *a, char **words) {
+    enum { MAX_WORDS = 256 };
+    char *argv[MAX_WORDS], *save = NULL;
+    int argc = 0, help = 0;
+    *words = strdup(line ? line : "");
+    if (!*words)
+        return ryz_error(RYZ_ENOMEM, "out of memory");
+    for (char *w = strtok_r(*words, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+        if (argc == MAX_WORDS)
+            return ryz_error(RYZ_EINVAL, "more than %d words", MAX_WORDS);
+        argv[argc++] = w;
+    }
+    if (argc < 2 || strcmp(argv[0], "ryz") || strcmp(argv[1], "comm"))
+        return ryz_error(RYZ_EINVAL, "not a `ryz comm` command line");
+    return comm_parse_args(argc - 1, argv + 1, a, &help);
+}
+
+/* Appends "NAME X -> Y" to why when the values differ. */
+static void note_option(char *why, size_t cap, const char *name, unsigned long long x,
+                        unsigned long long y) {
+    size_t n = strlen(why);
+    if (x != y && n < cap)
+        snprintf(why + n, cap - n, "%s%s %llu -> %llu", n ? ", " : "", name, x, y);
+}
+
+/* The ops of mask as --op spells them ("all_reduce,broadcast") into buf. */
+static const char *op_names(unsigned mask, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int op = 0; op < RYZ_OP_COUNT && n < cap; op++)
+        if (mask & (1u << op))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", ryz_comm_op_name(op));
+    return buf;
+}
+
+ryz_status ryz_cli_comm_same_work(const char *base, const char *cand) {
+    comm_args a[2];
+    char *words[2] = {NULL, NULL}, why[256] = "";
+    ryz_status st = RYZ_OK;
+    for (int i = 0; i < 2 && st == RYZ_OK; i++)
+        if ((st = comm_parse_line(i ? cand : base, &a[i], &words[i])) != RYZ_OK)
+            st = ryz_error_wrap(st, "the %s file's command line '%.200s'", i ? "new" : "base",
+                                i ? cand : base);
+    free(words[0]), free(words[1]);
+    if (st != RYZ_OK)
+        return st;
+    const ryz_bench_opts *x = &a[0].b, *y = &a[1].b;
+    if (x->ops != y->ops) {
+        char ox[128], oy[128];
+        snprintf(why, sizeof why, "--op %s -> %s", op_names(x->ops, ox, sizeof ox),
+                 op_names(y->ops, oy, sizeof oy));
+    }
+    note_option(why, sizeof why, "-b", x->min_bytes, y->min_bytes);
+    note_option(why, sizeof why, "-e", x->max_bytes, y->max_bytes);
+    note_option(why, sizeof why, "-f", (unsigned)x->factor, (unsigned)y->factor);
+    note_option(why, sizeof why, "-n", (unsigned)x->iters, (unsigned)y->iters);
+    note_option(why, sizeof why, "-w", (unsigned)x->warmup, (unsigned)y->warmup);
+    note_option(why, sizeof why, "-c", (unsigned)x->check, (unsigned)y->check);
+    note_option(why, sizeof why, "--evict", x->evict_bytes, y->evict_bytes);
+    note_option(why, sizeof why, "--gap (us)", (unsigned long long)(x->gap_s * 1e6 + 0.5),
+                (unsigned long long)(y->gap_s * 1e6 + 0.5));
+    note_option(why, sizeof why, "--backend shm", !strcmp(a[0].backend, "shm"),
+                !strcmp(a[1].backend, "shm"));
+    if (*why)
+        return ryz_error(RYZ_EINVAL, "different ryz comm options: %s (the runs did not do the "
+                         "same work)", why);
+    return RYZ_OK;
 }
 
 /* TEST ONLY: RYZ_TEST_COMM_SKEW_RANK=R makes rank R add 4 bytes to every

@@ -16,8 +16,8 @@ static void compare_usage(FILE *f) {
                "  besides the build (CPU, BLAS core, device, hosts, cores, threads per rank,\n"
                "  oversubscription). Exit 1 on any regression, 2 when the files cannot be\n"
                "  compared: another suite, or a case whose model, prompt, batch, new_tokens,\n"
-               "  dtype, tf32, backend or comm differs (`ryz comm` files: the command line,\n"
-               "  output files aside).\n");
+               "  dtype, tf32, backend or comm differs (`ryz comm` files: an option, in\n"
+               "  whatever order or spelling, or the number of ranks; output files aside).\n");
 }
 
 /* A positive number option. */
@@ -56,7 +56,10 @@ static ryz_status compare_args(int argc, char **argv, const char **files, const 
 
 int ryz_cmd_compare(int argc, char **argv) {
     const char *files[2] = {NULL, NULL}, *json = NULL;
-    ryz_regress_opts o = {.max_slowdown = 1.10, .alpha = 0.01, .max_mem_growth = 1.01};
+    ryz_regress_opts o = {.max_slowdown = 1.10,
+                          .alpha = 0.01,
+                          .max_mem_growth = 1.01,
+                          .same_comm_work = ryz_cli_comm_same_work};
     ryz_results base, cand;
     ryz_regress r = {0};
     int help = 0;

@@ -225,13 +225,18 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
  * work in every case: model, prompt, batch, new tokens, dtype, TF32,
  * backend and comm (`ryz bench` files: its one case, and its sizes); for
  * `ryz comm` files, the same command line. */
-static ryz_status check_comparable(const ryz_results *b, const ryz_results *c) {
+static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
+                                   const ryz_regress_opts *o) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
     if (strcmp(bn, cn))
         return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
+    if (!strcmp(bn, "comm") && b->meta.world_size != c->meta.world_size)
+        return ryz_error(RYZ_EINVAL, "different ryz comm ranks: base %d, new %d (the runs did not "
+                         "do the same work)", b->meta.world_size, c->meta.world_size);
     if (!strcmp(bn, "comm"))
-        return same_command(b->meta.suite_text, c->meta.suite_text);
+        return o->same_comm_work ? o->same_comm_work(b->meta.suite_text, c->meta.suite_text)
+                                 : same_command(b->meta.suite_text, c->meta.suite_text);
     size_t cap = (b->meta.suite_text ? strlen(b->meta.suite_text) : 0) +
                  (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
     char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
@@ -481,7 +486,7 @@ static int cmp_rows(const void *a, const void *b) {
 ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out) {
     memset(out, 0, sizeof *out);
-    ryz_status st = check_comparable(base, cand);
+    ryz_status st = check_comparable(base, cand, opts);
     if (st == RYZ_OK) st = compare_timing(base, cand, opts, out);
     if (st == RYZ_OK) st = compare_correctness(base, cand, out);
     if (st == RYZ_OK) st = compare_memory(base, cand, opts, out);
