@@ -184,15 +184,20 @@ START_TEST(test_refuses_other_work) {
 }
 END_TEST
 
+/* Two runs b and c filed as `ryz comm` runs, b of command line base. */
+static void comm_runs(ryz_results *b, ryz_results *c, const char *base) {
+    make_run(b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    ryz_results_set_str(&b->meta.suite_name, "comm");
+    ryz_results_set_str(&c->meta.suite_name, "comm");
+    ryz_results_set_str(&b->meta.suite_text, base);
+}
+
 /* `ryz comm` files compare when they ran the same command line, output
  * files aside. */
 START_TEST(test_comm_command_lines) {
     ryz_results b, c;
-    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
-    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
-    ryz_results_set_str(&b.meta.suite_name, "comm");
-    ryz_results_set_str(&c.meta.suite_name, "comm");
-    ryz_results_set_str(&b.meta.suite_text, "ryz comm -e 4K -o a.h5");
+    comm_runs(&b, &c, "ryz comm -e 4K -o a.h5");
     ryz_results_set_str(&c.meta.suite_text, "ryz comm  -J b.json -e 4K --json c.json");
     expect_comparable(&b, &c, NULL);
     ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K --gap 200 -o a.h5");
@@ -211,11 +216,7 @@ END_TEST
  * said or not; an option that differs is named with both values. */
 START_TEST(test_comm_options_parsed) {
     ryz_results b, c;
-    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
-    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
-    ryz_results_set_str(&b.meta.suite_name, "comm");
-    ryz_results_set_str(&c.meta.suite_name, "comm");
-    ryz_results_set_str(&b.meta.suite_text, "ryz comm -b 1K -e 4K -n 5 -o a.h5");
+    comm_runs(&b, &c, "ryz comm -b 1K -e 4K -n 5 -o a.h5");
     static const struct {
         const char *cand, *needle;
     } cases[] = {
