@@ -184,10 +184,10 @@ static int tiled_threads(int groups, int in) {
     return threads;
 }
 
-// The GEMV kernels for n = N: the tiled kernel over sg's row groups, then
-// for one product whose out % 4 != 0 or in % 16 != 0 (ONE, count 1) the
-// row-major rest, rows sg.start[1].. of W (out rows); a pair or several
-// products come in whole groups only (the caller checked).
+// The GEMV kernels for n = N: the tiled kernel over sg's sg.rows / 4 row
+// groups, then for one product whose out % 4 != 0 or in % 16 != 0 (ONE,
+// count 1) the row-major rest, rows sg.rows .. out - 1 of W; a pair or
+// several products come in whole groups only (the caller checked).
 template <int N, int MODE>
 static cudaError_t gemv_launch(const ryz_gemv_segs &sg, float *y2, const float *x,
                                const uint16_t *w2, int in, int out, cudaStream_t s) {
