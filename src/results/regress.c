@@ -234,9 +234,13 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
     if (!strcmp(bn, "comm") && b->meta.world_size != c->meta.world_size)
         return ryz_error(RYZ_EINVAL, "different ryz comm ranks: base %d, new %d (the runs did not "
                          "do the same work)", b->meta.world_size, c->meta.world_size);
+    /* Word for word is the same work whatever the parser says (a line of
+     * an older ryz may hold an option this one does not know). */
+    if (!strcmp(bn, "comm") && o->same_comm_work &&
+        !same_words(b->meta.suite_text, c->meta.suite_text))
+        return o->same_comm_work(b->meta.suite_text, c->meta.suite_text);
     if (!strcmp(bn, "comm"))
-        return o->same_comm_work ? o->same_comm_work(b->meta.suite_text, c->meta.suite_text)
-                                 : same_command(b->meta.suite_text, c->meta.suite_text);
+        return same_command(b->meta.suite_text, c->meta.suite_text);
     size_t cap = (b->meta.suite_text ? strlen(b->meta.suite_text) : 0) +
                  (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
     char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
