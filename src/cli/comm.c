@@ -211,10 +211,9 @@ ryz_status ryz_cli_comm_same_work(const char *base, const char *cand) {
         if ((st = comm_parse_line(i ? cand : base, &a[i], &words[i])) != RYZ_OK)
             st = ryz_error_wrap(st, "the %s file's command line '%.200s'", i ? "new" : "base",
                                 i ? cand : base);
-    free(words[0]), free(words[1]);
-    if (st != RYZ_OK)
-        return st;
     const ryz_bench_opts *x = &a[0].b, *y = &a[1].b;
+    if (st != RYZ_OK)
+        goto cleanup;
     if (x->ops != y->ops) {
         char ox[128], oy[128];
         snprintf(why, sizeof why, "--op %s -> %s", op_names(x->ops, ox, sizeof ox),
@@ -230,11 +229,13 @@ ryz_status ryz_cli_comm_same_work(const char *base, const char *cand) {
     note_option(why, sizeof why, "--gap (us)", (unsigned long long)(x->gap_s * 1e6 + 0.5),
                 (unsigned long long)(y->gap_s * 1e6 + 0.5));
     note_option(why, sizeof why, "--backend shm", !strcmp(a[0].backend, "shm"),
-                !strcmp(a[1].backend, "shm"));
+                !strcmp(a[1].backend, "shm")); /* backend points into words */
     if (*why)
-        return ryz_error(RYZ_EINVAL, "different ryz comm options: %s (the runs did not do the "
-                         "same work)", why);
-    return RYZ_OK;
+        st = ryz_error(RYZ_EINVAL, "different ryz comm options: %s (the runs did not do the "
+                       "same work)", why);
+cleanup:
+    free(words[0]), free(words[1]);
+    return st;
 }
 
 /* TEST ONLY: RYZ_TEST_COMM_SKEW_RANK=R makes rank R add 4 bytes to every
