@@ -224,7 +224,8 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
 /* EINVAL when base and cand are not runs of the same suite doing the same
  * work in every case: model, prompt, batch, new tokens, dtype, TF32,
  * backend and comm (`ryz bench` files: its one case, and its sizes); for
- * `ryz comm` files, the same command line. */
+ * `ryz comm` files, the same ranks and command line (word for word, else
+ * as o->same_comm_work judges it). */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
                                    const ryz_regress_opts *o) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
