@@ -157,6 +157,31 @@ START_TEST(test_memory_is_backend_bytes) {
 }
 END_TEST
 
+/* The memory rows' peak RSS is the model's: a rank of this tiny model
+ * holds tens of MiB, while the suite's start probe reads 256 MiB and the
+ * runs' probe 128 MiB per rank, which the peak held before runner.c reset
+ * it (ryz_mem_peak_reset) at each model's opening. Skipped where the
+ * kernel cannot reset the peak, and under ASan, whose quarantine keeps
+ * freed buffers resident. */
+START_TEST(test_peak_rss_is_the_models) {
+    if (g_rank != 0) return;
+#ifdef __SANITIZE_ADDRESS__
+    printf("test_peak_rss_is_the_models: skipped under ASan (freed buffers stay resident)\n");
+    return;
+#endif
+    if (ryz_mem_peak_reset() != RYZ_OK) {
+        printf("test_peak_rss_is_the_models: skipped: %s\n", ryz_last_error());
+        return;
+    }
+    for (size_t i = 0; i < g_res.n_memory; i++) {
+        const ryz_row_memory *m = &g_res.memory[i];
+        ck_assert_msg(m->peak_rss > 0 && m->peak_rss < (96u << 20),
+                      "%s tp %d rank %d: peak RSS %.1f MiB", m->case_name, m->tp, m->rank,
+                      (double)m->peak_rss / 1048576);
+    }
+}
+END_TEST
+
 /* The host bandwidth probe says nothing of device memory: no roofline and
  * no read bandwidth in the device cases' timing rows. */
 START_TEST(test_no_host_roofline_on_device) {
@@ -294,6 +319,7 @@ static Suite *runner_suite(void) {
     tcase_add_test(tc, test_run_passes);
     tcase_add_test(tc, test_same_errors_as_cpu);
     tcase_add_test(tc, test_memory_is_backend_bytes);
+    tcase_add_test(tc, test_peak_rss_is_the_models);
     tcase_add_test(tc, test_no_host_roofline_on_device);
     tcase_add_test(tc, test_runs_probed);
     tcase_add_test(tc, test_runs_lockstep_probed);

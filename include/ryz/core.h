@@ -79,6 +79,11 @@ const char *ryz_mem_kind_name(ryz_mem_kind kind);
 void *ryz_alloc_stream(size_t bytes);
 /* Peak resident set size of this process in bytes (VmHWM), 0 if unknown. */
 size_t ryz_mem_peak_rss(void);
+/* Starts a new peak: ryz_mem_peak_rss then counts from the resident size
+ * of now (Linux's /proc/self/clear_refs "5"), so a run's peak leaves out
+ * what earlier work once held. EIO where the kernel does not allow it; the
+ * peak then still holds the earlier one. */
+ryz_status ryz_mem_peak_reset(void);
 /* Bytes of weights this process has read from host memory, as the cpu
  * backend's matmuls count them (any thread). The comm layer's records take
  * the growth between two collectives: what streamed through the caches

@@ -151,6 +151,15 @@ size_t ryz_mem_peak_rss(void) {
     return kb * 1024;
 }
 
+ryz_status ryz_mem_peak_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int ok = f && fputs("5", f) >= 0;
+    if (f && fclose(f) != 0) ok = 0; /* the kernel answers the write at the flush */
+    return ok ? RYZ_OK
+              : ryz_error(RYZ_EIO, "cannot reset the peak RSS (/proc/self/clear_refs): %s",
+                          strerror(errno));
+}
+
 ryz_status ryz_env_int(const char *name, long def, long lo, long hi, long *out) {
     const char *v = getenv(name);
     if (!v || !*v) {

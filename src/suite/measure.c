@@ -82,12 +82,12 @@ int ryz_measure_starved(const char *var, int rank) {
     return ryz_env_int(var, -1, -1, 1 << 20, &starved) == RYZ_OK && starved == rank;
 }
 
-ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
-                             double *out) {
+ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double peak_rss, double comm_s,
+                             double wall_s, double *out) {
     double mine[RANK_NFIELDS] = {(double)ryz_backend_mem_bytes(be, RYZ_MEM_WEIGHTS),
                                  (double)ryz_backend_mem_bytes(be, RYZ_MEM_KV),
-                                 (double)ryz_backend_mem_bytes(be, RYZ_MEM_SCRATCH),
-                                 (double)ryz_mem_peak_rss(), comm_s, wall_s};
+                                 (double)ryz_backend_mem_bytes(be, RYZ_MEM_SCRATCH), peak_rss,
+                                 comm_s, wall_s};
     /* Doubles travel as pairs of floats (an exact byte copy), so byte
      * counts past 2^24 stay exact. */
     size_t per = RANK_NFIELDS * (sizeof(double) / sizeof(float));

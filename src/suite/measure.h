@@ -16,10 +16,10 @@ enum { RANK_WEIGHTS, RANK_KV, RANK_SCRATCH, RANK_RSS, RANK_COMM_S, RANK_WALL_S, 
  * per rank. */
 ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta);
 /* Gathers RANK_NFIELDS doubles per rank (this rank's weights, KV and
- * scratch bytes in be's memory (device bytes on cuda), its peak RSS, comm_s
- * and wall_s) into out (size * RANK_NFIELDS) on every rank. */
-ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double comm_s, double wall_s,
-                             double *out);
+ * scratch bytes in be's memory (device bytes on cuda), its peak_rss in
+ * bytes, comm_s and wall_s) into out (size * RANK_NFIELDS) on every rank. */
+ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double peak_rss, double comm_s,
+                             double wall_s, double *out);
 /* One call of a rank's comm records, for grouping by (op, bytes). */
 typedef struct {
     ryz_comm_op op;

@@ -64,6 +64,8 @@ typedef struct {
     double lock[RYZ_SUITE_MAX_REPEAT]; /* lock-step efficiency, probed before (tp > 1) */
     int n, n_bw, decode_steps;
     double wall_s;
+    double peak_rss; /* bytes: the rank's peak from its model's opening through the
+                      * warm-up runs, before the probes' and the reference's buffers */
 } run_samples;
 
 static void progress(const case_ctx *k, int tp, const char *phase) {
@@ -158,19 +160,20 @@ static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out
                               segment_bytes(k, tp, ryz_comm_rank(probe)), starved, &out->lock[i]);
 }
 
-/* warmup untimed greedy runs, then `runs` timed ones with the comm records
+/* `warmup` untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
  * opened just before the clear and sampled after each timed run; with sp
  * (NULL: none), the group's read bandwidth probed just before each timed
  * run and read between its decode steps, so that a roofline and the
  * bandwidth-scaling check hold each run to the machine of its own moments
  * (a shared VM's bandwidth moves by tens of percent within a suite). */
-static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_probe *sp, int runs,
-                               int *ids, ryz_collective_ref *ref, run_samples *out) {
+static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_probe *sp,
+                               int warmup, int runs, int *ids, ryz_collective_ref *ref,
+                               run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
-    for (int i = -k->s->warmup; i < out->n; i++) {
+    for (int i = -warmup; i < out->n; i++) {
         if (i == 0 && ref) {
             ryz_status st = ryz_collective_ref_open(c, ref);
             if (st != RYZ_OK) return st;
@@ -226,9 +229,12 @@ static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, i
                              int *ids, ryz_collective_ref *ref, run_samples *out) {
     step_probe sp = {.cap = k->c->new_tokens};
     int probed = probe && k->probe_runs && e->be.iface->host_visible;
-    ryz_status st = probed ? ryz_comm_split_first(c, ryz_comm_size(c), &sp.group) : RYZ_OK;
+    ryz_status st = timed_greedy(k, e->m, c, NULL, k->s->warmup, 0, ids, NULL, out);
+    double peak = (double)ryz_mem_peak_rss(); /* the model's: no probe buffer yet */
+    if (probed && st == RYZ_OK) st = ryz_comm_split_first(c, ryz_comm_size(c), &sp.group);
     if (probed && st == RYZ_OK) st = step_probe_open(k, e, &sp);
-    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probed ? &sp : NULL, runs, ids, ref, out);
+    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probed ? &sp : NULL, 0, runs, ids, ref, out);
+    out->peak_rss = peak;
     ryz_probe_slices_free(&sp.ps);
     free(sp.sec), free(sp.all);
     ryz_comm_free(sp.group);
@@ -343,7 +349,7 @@ static ryz_status record_group(case_ctx *k, ryz_comm *c, const ryz_backend *be, 
     if (st != RYZ_OK) return st;
     double *ranks = malloc((size_t)tp * RANK_NFIELDS * sizeof *ranks);
     if (!ranks) return ryz_error(RYZ_ENOMEM, "out of memory");
-    st = ryz_measure_ranks(c, be, comm_s, rs->wall_s, ranks);
+    st = ryz_measure_ranks(c, be, rs->peak_rss, comm_s, rs->wall_s, ranks);
     if (st == RYZ_OK && lead) {
         if (tp == 1) k->base_state = ranks[RANK_WEIGHTS] + ranks[RANK_KV];
         double frac = add_memory(k, tp, ranks);
@@ -364,9 +370,12 @@ static ryz_status case_backend(const case_ctx *k, ryz_backend *be) {
 }
 
 /* Opens the case's model on comm: the reference (f32 on the cpu backend)
- * or the case's own (its backend and dtype). */
+ * or the case's own (its backend and dtype). The peak RSS starts anew, so
+ * that the memory rows leave out the suite's start probe and earlier
+ * models (where the kernel allows: ryz_mem_peak_reset). */
 static ryz_status env_open(const case_ctx *k, ryz_comm *comm, int reference, model_env *e) {
     *e = (model_env){0};
+    if (ryz_mem_peak_reset() != RYZ_OK) RYZ_DEBUG("%s", ryz_last_error());
     ryz_status st =
         reference ? ryz_backend_init_cpu(k->s->threads, &e->be) : case_backend(k, &e->be);
     ryz_model_opts o = {.max_batch = k->B, .max_chunk = k->P,
