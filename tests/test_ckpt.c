@@ -242,6 +242,17 @@ static void check_sha_vectors(void) {
     free(a);
 }
 
+/* A checkpoint path, or an HF directory's config.json, that is a FIFO is
+ * refused at once: a plain open would wait for a writer. */
+START_TEST(test_fifo_refused) {
+    char dir[256], fifo[256];
+    test_mkfifo(dir, fifo, sizeof fifo, "config.json");
+    EXPECT_ERROR(open_fails(fifo, 1, 0), RYZ_EIO, fifo, "not a regular file");
+    EXPECT_ERROR(open_fails(dir, 1, 0), RYZ_EIO, "config.json", "not a regular file");
+    test_rmfifo(dir, fifo);
+}
+END_TEST
+
 START_TEST(test_sha256_vectors) {
     check_sha_vectors();
     setenv("RYZ_SHA256_PORTABLE", "1", 1); /* the portable code as well */
@@ -1232,6 +1243,7 @@ static Suite *ckpt_suite(void) {
     Suite *s = suite_create("ckpt");
     TCase *tc = tcase_create("sha256");
     tcase_add_test(tc, test_sha256_vectors);
+    tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_sha256_paths_agree);
     suite_add_tcase(s, tc);
     tc = tcase_create("formats");

@@ -290,6 +290,35 @@ START_TEST(test_mem_peak_reset) {
 }
 END_TEST
 
+/* ryz_open_regular opens a regular file, and refuses a directory, a FIFO
+ * (at once: a plain open would wait for a writer) and a missing path. */
+START_TEST(test_open_regular) {
+    char dir[256], fifo[256], file[300];
+    int fd = -1;
+    test_mkfifo(dir, fifo, sizeof fifo, "pipe");
+    snprintf(file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("x", f);
+    fclose(f);
+    ck_assert_int_eq(ryz_open_regular(file, &fd), RYZ_OK);
+    char c = 0;
+    ck_assert_int_eq(read(fd, &c, 1), 1); /* blocking again, and readable */
+    ck_assert_int_eq(c, 'x');
+    close(fd);
+    const char *paths[] = {fifo, dir, "/nonexistent/ryz"};
+    const char *want[] = {"not a regular file", "is a directory", "cannot open"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(ryz_open_regular(paths[i], &fd), RYZ_EIO);
+        ck_assert_int_eq(fd, -1);
+        ck_assert_msg(strstr(ryz_last_error(), want[i]) && strstr(ryz_last_error(), paths[i]),
+                      "%s", ryz_last_error());
+    }
+    unlink(file);
+    test_rmfifo(dir, fifo);
+}
+END_TEST
+
 /* ---- environment ---- */
 
 /* Sets ENV_VAR to `v` and returns ryz_env_int's status in [lo, hi]. */
@@ -781,6 +810,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_kind_names);
     tcase_add_test(tc, test_mem_peak_rss);
     tcase_add_test(tc, test_mem_peak_reset);
+    tcase_add_test(tc, test_open_regular);
     tcase_add_test(tc, test_mem_weight_slabs);
     tcase_add_test(tc, test_mem_read_passes);
     tcase_add_test(tc, test_mem_read_slices);

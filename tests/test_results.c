@@ -561,6 +561,19 @@ static void expect_claim_refused(const char *src, const char *name, int32_t vers
     ryz_results_free(&r);
 }
 
+/* A FIFO where a results file should be is refused at once: HDF5 would
+ * wait on it for a writer. */
+START_TEST(test_read_fifo) {
+    char dir[256], fifo[256];
+    ryz_results r;
+    test_mkfifo(dir, fifo, sizeof fifo, "run.h5");
+    ck_assert_int_eq(ryz_results_read(fifo, &r), RYZ_EIO);
+    assert_error_has("not a regular file");
+    ryz_results_free(&r);
+    test_rmfifo(dir, fifo);
+}
+END_TEST
+
 /* A file that claims schema 2 must have the schema 2 columns, one that
  * claims 3 the schema 3 ones, and one that claims 4 the blas attribute. */
 START_TEST(test_claimed_schema_needs_its_columns) {
@@ -787,6 +800,7 @@ static Suite *results_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_init_add_free);
+    tcase_add_test(tc, test_read_fifo);
     tcase_add_test(tc, test_memory_summary);
     tcase_add_test(tc, test_round_trip_full);
     tcase_add_test(tc, test_round_trip_empty_tables);

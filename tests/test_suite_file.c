@@ -425,6 +425,11 @@ START_TEST(test_load_missing) {
     ck_assert_ptr_null(s.text);
     ryz_suite_free(&s);
     ck_assert_int_eq(ryz_suite_load("/tmp", &s), RYZ_EIO);
+    char dir[256], fifo[256]; /* refused at once, not read forever */
+    test_mkfifo(dir, fifo, sizeof fifo, "suite.ini");
+    ck_assert_int_eq(ryz_suite_load(fifo, &s), RYZ_EIO);
+    ck_assert_msg(strstr(ryz_last_error(), "not a regular file"), "%s", ryz_last_error());
+    test_rmfifo(dir, fifo);
 }
 END_TEST
 

@@ -64,6 +64,21 @@ static inline void test_mkdtemp(char *dir, size_t cap, const char *tag) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
+/* A FIFO with no writer at dir/name (dir from test_mkdtemp), into
+ * path[cap]: what a plain open() of it would block on forever. Remove with
+ * test_rmfifo. */
+static inline void test_mkfifo(char *dir, char *path, size_t cap, const char *name) {
+    test_mkdtemp(dir, cap, "fifo");
+    int n = snprintf(path, cap, "%s/%s", dir, name);
+    ck_assert(n > 0 && (size_t)n < cap);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+}
+
+static inline void test_rmfifo(const char *dir, const char *path) {
+    unlink(path);
+    rmdir(dir);
+}
+
 /* One ryz_model_generate run's outputs: ids (B, P + n_new) and logits
  * (B, P + n_new - 1, vocab), malloc'd; where the run says so, whether the
  * model still recorded its decode steps at the end (ryz_model_recording). */

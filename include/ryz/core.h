@@ -61,6 +61,11 @@ double ryz_time_now(void);
 /* This process's executable, resolved (/proc/self/exe), into buf: EIO
  * where it cannot be read or does not fit. */
 ryz_status ryz_self_exe(char *buf, size_t cap);
+/* Opens `path` for reading into *fd (close-on-exec) when it is a regular
+ * file: a directory, FIFO, socket or device is EIO "PATH: is a directory"
+ * or "PATH: not a regular file", without blocking (a FIFO with no writer
+ * would hold a plain open forever). EIO "PATH: cannot open: REASON". */
+ryz_status ryz_open_regular(const char *path, int *fd);
 
 /* Memory accounting. Every long-lived buffer of the engine is allocated
  * through ryz_mem_alloc with its category, so per-rank bytes are exact. */

@@ -13,12 +13,12 @@
 ryz_status ckpt_file_open(const char *path, ckpt_file *f) {
     struct stat sb;
     *f = (ckpt_file){.fd = -1};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ryz_error(RYZ_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int fd;
+    ryz_status st = ryz_open_regular(path, &fd);
+    if (st != RYZ_OK) return st;
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return ryz_error(RYZ_EIO, "%s: not a regular file", path);
+        return ryz_error(RYZ_EIO, "%s: cannot stat: %s", path, strerror(errno));
     }
     f->path = strdup(path);
     if (!f->path) {

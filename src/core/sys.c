@@ -2,11 +2,13 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,6 +151,22 @@ size_t ryz_mem_peak_rss(void) {
         if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
     fclose(f);
     return kb * 1024;
+}
+
+ryz_status ryz_open_regular(const char *path, int *fd) {
+    struct stat sb;
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return ryz_error(RYZ_EIO, "%s: cannot open: %s", path, strerror(errno));
+    const char *why = fstat(*fd, &sb) != 0 ? strerror(errno)
+                      : S_ISDIR(sb.st_mode) ? "is a directory"
+                      : !S_ISREG(sb.st_mode)
+                          ? "not a regular file (a FIFO, socket or device; want a file)"
+                          : NULL;
+    if (!why && fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) & ~O_NONBLOCK) != 0) why = strerror(errno);
+    if (!why) return RYZ_OK;
+    close(*fd);
+    *fd = -1;
+    return ryz_error(RYZ_EIO, "%s: %s", path, why);
 }
 
 ryz_status ryz_mem_peak_reset(void) {

@@ -490,11 +490,13 @@ ryz_status ryz_results_read(const char *path, ryz_results *out) {
     h5_quiet_state q;
     ryz_results_init(out);
     struct stat sb;
-    if (access(path, R_OK) != 0)
-        return ryz_error(RYZ_EIO, "%s: cannot read: %s", path, strerror(errno));
+    int fd;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return ryz_error(RYZ_EIO, "%s: is a directory (want a results file, such as `ryz suite "
                          "-o` writes)", path);
+    if ((st = ryz_open_regular(path, &fd)) != RYZ_OK) /* HDF5 would block on a FIFO */
+        return st;
+    close(fd);
     h5_quiet(&q);
     if (H5Fis_hdf5(path) <= 0) {
         st = ryz_error(RYZ_EIO, "%s: not an HDF5 file", path);

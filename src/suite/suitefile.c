@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SUITE_FILE_MAX (1024L * 1024L) /* ryz_suite_load refuses larger files */
 #define MSG_MAX 512
@@ -691,9 +692,15 @@ ryz_status ryz_suite_load(const char *path, ryz_suite *out) {
     memset(out, 0, sizeof *out);
     if (!path)
         return ryz_error(RYZ_EINVAL, "no suite file path given");
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd;
+    st = ryz_open_regular(path, &fd);
+    if (st != RYZ_OK)
+        return st;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
         return ryz_error(RYZ_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
     st = read_text(f, path, &text);
     if (st != RYZ_OK)
         goto cleanup;
