@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,54 @@ START_TEST(test_suite_nomem_no_hang) {
 }
 END_TEST
 
+/* `ryz ARGS` (printf-style) refuses with one line holding `needle`, and
+ * `path` still holds `text` (a missing file stays missing when text is
+ * NULL). */
+static void expect_kept(const char *path, const char *text, const char *needle, const char *fmt,
+                        ...) {
+    char args[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    expect_one_line_error(args, 2, needle);
+    if (!text) {
+        ck_assert_msg(access(path, F_OK) != 0, "ryz %s: wrote %s", args, path);
+        return;
+    }
+    char *now = test_slurp(path, NULL);
+    ck_assert_msg(!strcmp(now, text), "ryz %s: %s changed", args, path);
+    free(now);
+}
+
+/* No output may land on an input or on another output (they were lost:
+ * `compare -J BASE` wrote JSON over the baseline), and a bad --tokenizer
+ * is refused before generating, naming the option. */
+START_TEST(test_outputs_keep_inputs) {
+    const char *ini = "[suite]\nname = t\n[case c]\nmodel = synthetic:tiny\nprompt = 1 2\n"
+                      "tp = 1\n";
+    char suite[32], other[32], tok[32];
+    temp_file_with(suite, ini);
+    temp_file_with(other, "kept");
+    temp_path(tok);
+    unlink(tok); /* a name no file has */
+    expect_kept(suite, ini, "is the input FILE", "suite %s -o %s", suite, suite);
+    expect_kept(tok, NULL, "-o and --junit name the same file", "suite %s -o %s --junit %s",
+                suite, tok, tok);
+    expect_kept(tok, NULL, "-o and -J name the same file", "comm -e 64 -o %s -J %s", tok, tok);
+    expect_kept(other, "kept", "is the input BASE", "compare %s %s -J %s", other, suite, other);
+    expect_kept(other, "kept", "is the input NEW", "compare %s %s -J /tmp/./%s", suite, other,
+                other + 5 /* past "/tmp/": another spelling of one file */);
+    expect_kept(other, "kept", "is the input --tokenizer",
+                "generate --model synthetic:tiny --prompt-ids 1 --tokenizer %s --dump-logits %s",
+                other, other);
+    expect_kept(other, "kept", "tokenizer (--tokenizer): ",
+                "generate --model synthetic:tiny --prompt-ids 1 --tokenizer %s", other);
+    unlink(suite);
+    unlink(other);
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -630,6 +679,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_generate_tp1_equals_tp2);
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
+    tcase_add_test(tc, test_outputs_keep_inputs);
     tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_info_blas_core);

@@ -125,7 +125,9 @@ static ryz_status comm_parse(int argc, char **argv, comm_args *a, int *help) {
     ryz_status st = comm_parse_args(argc, argv, a, help);
     if (st != RYZ_OK || *help)
         return st;
-    st = a->h5 ? ryz_results_check_writable(a->h5) : RYZ_OK;
+    const char *opts[] = {"-o", "-J"}, *paths[] = {a->h5, a->json};
+    st = ryz_args_distinct_files(2, 0, opts, paths);
+    if (st == RYZ_OK && a->h5) st = ryz_results_check_writable(a->h5);
     if (st == RYZ_OK && a->json)
         st = ryz_results_check_writable(a->json);
     return st;

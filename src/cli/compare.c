@@ -5,6 +5,7 @@
 
 #include "ryz/cli.h"
 #include "ryz/regress.h"
+#include "args.h"
 
 static void compare_usage(FILE *f) {
     fprintf(f, "usage: ryz compare BASE.h5 NEW.h5 [--max-slowdown 1.10] [--alpha 0.01]\n"
@@ -70,6 +71,8 @@ int ryz_cmd_compare(int argc, char **argv) {
         compare_usage(stdout);
         return 0;
     }
+    const char *opts[] = {"BASE", "NEW", "-J"}, *paths[] = {files[0], files[1], json};
+    if (st == RYZ_OK) st = ryz_args_distinct_files(3, 2, opts, paths);
     if (st == RYZ_OK && json) st = ryz_results_check_writable(json); /* before the table */
     if (st == RYZ_OK) st = ryz_results_read(files[0], &base);
     if (st == RYZ_OK) st = ryz_results_read(files[1], &cand);

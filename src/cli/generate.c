@@ -96,13 +96,21 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     return RYZ_OK;
 }
 
-/* With a tokenizer (--tokenizer, or --prompt's default), the sequence as
- * text: one "text: ..." line, pieces decoded as llama2.c's run.c does. */
-static ryz_status gen_text(const gen_args *a, const int *ids, int len, int vocab) {
+/* The tokenizer of --tokenizer, or --prompt's default, into *t (NULL
+ * when the command has neither); its errors name the option. */
+static ryz_status gen_tokenizer(const gen_args *a, int vocab, ryz_tokenizer **t) {
+    *t = NULL;
     if (!a->tokenizer && !a->text) return RYZ_OK;
+    ryz_status st = ryz_tokenizer_load(a->tokenizer ? a->tokenizer : "tokenizer.bin", vocab, t);
+    return st == RYZ_OK ? st : ryz_error_wrap(st, "tokenizer (--tokenizer)");
+}
+
+/* With a tokenizer (gen_tokenizer), the sequence as text: one "text: ..."
+ * line, pieces decoded as llama2.c's run.c does. */
+static ryz_status gen_text(const gen_args *a, const int *ids, int len, int vocab) {
     ryz_tokenizer *t = NULL;
-    ryz_status st = ryz_tokenizer_load(a->tokenizer ? a->tokenizer : "tokenizer.bin", vocab, &t);
-    if (st != RYZ_OK) return st;
+    ryz_status st = gen_tokenizer(a, vocab, &t);
+    if (st != RYZ_OK || !t) return st;
     printf("text: ");
     for (int i = 1; i < len; i++) {
         const char *piece = ryz_tokenizer_decode(t, ids[i - 1], ids[i]);
@@ -208,7 +216,15 @@ int ryz_cmd_generate(int argc, char **argv) {
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", P,
                        a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
+    const char *opts[] = {"--model", "--tokenizer", "--dump-logits"},
+               *paths[] = {a.model, a.tokenizer, a.dump};
+    if (st == RYZ_OK) st = ryz_args_distinct_files(3, 2, opts, paths);
     if (st == RYZ_OK && a.dump) st = ryz_results_check_writable(a.dump);
+    if (st == RYZ_OK && a.tokenizer && !a.text) { /* --prompt's read it already */
+        ryz_tokenizer *t = NULL;
+        st = gen_tokenizer(&a, cfg.vocab, &t);
+        ryz_tokenizer_free(t);
+    }
     if (st != RYZ_OK) {
         free(prompt);
         return ryz_cli_fail(st, NULL);

@@ -9,6 +9,7 @@
 #include "ryz/cli.h"
 #include "ryz/results.h"
 #include "ryz/suite.h"
+#include "args.h"
 
 typedef struct {
     const char *file, *out, *junit;
@@ -71,7 +72,9 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
     else if (default_output(s, out, cap), mkdir("results", 0755) != 0 && errno != EEXIST)
         return ryz_error(RYZ_EIO, "cannot create the results directory: %s (use -o FILE)",
                          strerror(errno));
-    st = ryz_results_check_writable(out);
+    const char *opts[] = {"FILE", "-o", "--junit"}, *paths[] = {a->file, out, a->junit};
+    st = ryz_args_distinct_files(3, 1, opts, paths);
+    if (st == RYZ_OK) st = ryz_results_check_writable(out);
     if (st == RYZ_OK && a->junit) st = ryz_results_check_writable(a->junit);
     return st;
 }
