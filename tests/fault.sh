@@ -183,6 +183,10 @@ verdict "full disk" "exit 2 naming the file, nothing left behind" \
 
 RYZ_FAULT=explode:rank=1:step=2 run badfault 30 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/bad.h5"
 verdict "bad RYZ_FAULT" "exit 2 before any rank starts" eval 'is 2 && has "RYZ_FAULT: fault .explode"'
+# A rank killed in a self-launched run: ryz maps mpirun's 137 to 3.
+RYZ_FAULT=kill:rank=1:step=40 run selfkill 60 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/sk.h5"
+verdict "self-launched kill" "exit 3 saying a rank died of signal 9, no results file" \
+  eval 'is 3 && has "a rank died of signal 9" && no_file "$tmp/sk.h5"'
 RYZ_TIMEOUT=soon run badtimeout 30 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/bad.h5"
 verdict "bad RYZ_TIMEOUT" "exit 2" eval 'is 2 && has "RYZ_TIMEOUT"'
 

@@ -42,8 +42,9 @@ ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *c
 /* Runs this binary as `mpirun -np N ryz ARGS...` (argv[0] is this binary)
  * and waits for the job, passing SIGINT, SIGTERM and SIGHUP on to mpirun
  * once (src/cli/launch.c says how). *code: 128 + N when this process got
- * signal N (before the launch too), else mpirun's exit code (128 + N when
- * it died of signal N). EINVAL when mpirun cannot start, EIO, ENOMEM. */
+ * signal N (before the launch too), else mpirun's exit code, but 3 where a
+ * rank (or mpirun) died of a signal other than SIGINT, SIGTERM or SIGHUP,
+ * with a line saying so. EINVAL when mpirun cannot start, EIO, ENOMEM. */
 ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code);
 /* Frees world and finalises MPI when it was started (by ryz_cli_world or
  * ryz_cli_comm_world); free every communicator built on MPI first. */

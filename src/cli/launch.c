@@ -179,6 +179,21 @@ static ryz_status launch_wait(pid_t pid, int *status) {
     return RYZ_OK;
 }
 
+/* The job's exit code from mpirun's wait status. A rank that died of a
+ * signal other than the stop signals (killed, crashed: mpirun exits 128 +
+ * N) failed the job in a way ryz's codes call a communication failure (3,
+ * DESIGN 4.5), said in a line; a rank stopped by SIGINT or SIGTERM exits
+ * 128 + N itself, on purpose, and that code stands. */
+static int launch_code(int status) {
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int sig = code - 128, stop = 0;
+    for (int i = 0; i < N_STOP_SIGS; i++) stop |= sig == STOP_SIGS[i];
+    if (sig <= 0 || sig >= NSIG || stop) return code;
+    fprintf(stderr, "ryz: error: a rank died of signal %d (%s), so mpirun ended the job (its "
+            "exit code %d; ryz's is 3)\n", sig, strsignal(sig), code);
+    return 3;
+}
+
 ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
     char exe[4096], npbuf[16];
     ryz_status st = ryz_self_exe(exe, sizeof exe);
@@ -206,8 +221,6 @@ ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
         st = launch_wait(pid, &status);
     sig = launch_sig ? launch_sig : ryz_interrupted();
     if (st == RYZ_OK)
-        *code = sig                   ? 128 + sig
-                : WIFEXITED(status)   ? WEXITSTATUS(status)
-                                      : 128 + WTERMSIG(status);
+        *code = sig ? 128 + sig : launch_code(status);
     return st;
 }
