@@ -507,6 +507,7 @@ START_TEST(test_cli_usage_errors) {
                          "project",
                          "project --results /nonexistent.h5",
                          "project --results x.h5 --tp 2,x",
+                         "project --results x.h5 --tp 2,4,2",
                          "project --results x.h5 --inter-node-bw 10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         test_run r = test_run_ryz(NULL, bad[i]);
@@ -581,6 +582,12 @@ START_TEST(test_cli_project_measured) {
                                 "100.0%       4000.00"),
                   "%s", r.out);
     ck_assert_msg(strstr(r.out, "2500.00"), "tp 2 measured missing:\n%s", r.out);
+    test_run_free(&r);
+    /* a case the file lacks is an error, not the roofline in its place */
+    snprintf(args, sizeof args, "project --results %s --tp 1,2 --case nope", h5);
+    r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 2 && strstr(r.err, "--case 'nope'") && !*r.out, "exit %d\n%s%s",
+                  r.code, r.out, r.err);
     test_run_free(&r);
     unlink(h5);
 }

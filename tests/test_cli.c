@@ -587,6 +587,8 @@ START_TEST(test_bench_bad_options) {
     expect_one_line_error("bench --threads 1,,x", 2, "--threads");
     expect_one_line_error("bench --threads", 2, "--threads needs a value");
     expect_one_line_error("bench --threads 1,2,3,4,5,6,7,8,9", 2, "more than 8");
+    expect_one_line_error("bench --threads 1,2,01", 2, "--threads '1,2,01' lists 01 twice");
+    expect_one_line_error("bench --dtype bf16,f32,bf16", 2, "lists bf16 twice");
     expect_one_line_error("bench --model synthetic:tiny --decode-prompt 100 --new-tokens 64", 2,
                           "--decode-prompt 100 + --new-tokens 64, exceed synthetic:tiny's "
                           "seq_len 128 (pass smaller ones)");

@@ -266,6 +266,7 @@ START_TEST(test_parse_errors) {
         {"synthetic:huge", "unknown synthetic preset 'huge'"},
         {"synthetic:", "unknown synthetic preset"},
         {"synthetic:tiny,foo=1", "unknown model key 'foo'"},
+        {"synthetic:tiny,layers=2,dim=64,layers=3", "model key 'layers' given twice"},
         {"synthetic:tiny,dim=abc", "dim='abc' is not an integer"},
         {"synthetic:tiny,dim=", "dim"},
         {"synthetic:tiny,dim=12x", "dim='12x'"},

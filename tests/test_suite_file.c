@@ -227,6 +227,9 @@ END_TEST
 
 START_TEST(test_bad_tp) {
     EXPECT_EINVAL(CASE_OK "tp = 1, 0\n", "suites/x.ini:4:", "bad tp degree '0'", "tp = 1, 2, 4");
+    EXPECT_EINVAL(CASE_OK "tp = 1, 2, 02\n", "suites/x.ini:4:", "tp 2 listed twice");
+    EXPECT_EINVAL("[suite]\nname = a/b\n" CASE_OK, "suites/x.ini:2:", "may not hold '/'");
+    EXPECT_EINVAL("[suite]\nname = ..\n" CASE_OK, "suites/x.ini:2:", "begin with '.'");
     EXPECT_EINVAL(CASE_OK "tp = 1,x\n", "'x'");
     EXPECT_EINVAL(CASE_OK "tp = -2\n", "'-2'");
     EXPECT_EINVAL(CASE_OK "tp = , ,\n", "empty tp list");

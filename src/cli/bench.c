@@ -118,6 +118,10 @@ static ryz_status parse_list_option(const char *opt, const char *v, bench_args *
     for (int i = 0; st == RYZ_OK && i < n; i++)
         st = thr ? ryz_arg_int(opt, items[i], 1, 64, &a->threads[i])
                  : ryz_dtype_parse(items[i], &a->dtype[i]);
+    for (int i = 0; st == RYZ_OK && i < n; i++) /* a repeat would bench and record it twice */
+        for (int j = 0; st == RYZ_OK && j < i; j++)
+            if (thr ? a->threads[i] == a->threads[j] : a->dtype[i] == a->dtype[j])
+                st = ryz_error(RYZ_EINVAL, "%s '%s' lists %s twice (each once)", opt, v, items[i]);
     *(thr ? &a->n_threads : &a->n_dtype) = st == RYZ_OK ? n : 0;
     return st;
 }

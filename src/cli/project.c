@@ -34,7 +34,9 @@ static void project_usage(FILE *f) {
             "                + 1 all-gather of the vocab x 4 bytes of logits,\n"
             "  each a ring (see docs/comm.md). compute, the TP=1 time per token, is\n"
             "  --compute-s, else the file's /timing decode row at tp 1, else a roofline\n"
-            "  estimate. -o writes the file's tables plus /timing rows 'decode_proj'.\n");
+            "  estimate. --case NAME takes that row from case NAME (a file of several\n"
+            "  cases; default: the first with a decode row at tp 1). -o writes the file's\n"
+            "  tables plus /timing rows 'decode_proj' (`ryz show --raw` lists them).\n");
 }
 
 /* Parses option o's value as a double in [lo, hi]. */
@@ -63,6 +65,9 @@ static ryz_status parse_tp_list(const char *v, project_args *a) {
         ryz_status st = ryz_arg_int("--tp", tok, 1, 1 << 16, &a->tp[a->n_tp++]);
         if (st != RYZ_OK)
             return st;
+        for (int i = 0; i + 1 < a->n_tp; i++)
+            if (a->tp[i] == a->tp[a->n_tp - 1])
+                return ryz_error(RYZ_EINVAL, "--tp '%s' lists %s twice (each once)", v, tok);
     }
     return a->n_tp ? RYZ_OK : ryz_error(RYZ_EINVAL, "--tp '%s' holds no degree", v);
 }
@@ -125,6 +130,9 @@ static ryz_status project_parse(int argc, char **argv, project_args *a, int *hel
 static ryz_status compute_time(const project_args *a, const ryz_results *res,
                                const ryz_model_config *cfg, double *us, char *from, size_t cap) {
     const ryz_row_timing *t = ryz_find_decode(res, a->case_name, 1);
+    if (a->case_name && !t) /* the roofline would stand in for the row asked for */
+        return ryz_error(RYZ_EINVAL, "--case '%s': %s has no decode row at tp 1 for that case",
+                         a->case_name, a->results);
     if (a->compute_s > 0) {
         *us = 1e6 * a->compute_s;
         snprintf(from, cap, "--compute-s");

@@ -37,8 +37,9 @@ static ryz_status parse_long(const char *key, const char *v, long lo, long hi, l
     return RYZ_OK;
 }
 
-/* Applies one "key=value" override. */
-static ryz_status apply_override(ryz_model_config *c, char *kv) {
+/* Applies one "key=value" override; *seen has a bit per key already
+ * given, since a second one would silently win. */
+static ryz_status apply_override(ryz_model_config *c, char *kv, unsigned *seen) {
     static const char *keys[] = {"dim",   "hidden", "layers",  "heads",
                                  "kv_heads", "vocab", "seq_len", "seed"};
     int *fields[] = {&c->dim,   &c->hidden, &c->n_layers, &c->n_heads,
@@ -48,6 +49,9 @@ static ryz_status apply_override(ryz_model_config *c, char *kv) {
     *eq = '\0';
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strcmp(kv, keys[i]) != 0) continue;
+        if (*seen & (1u << i))
+            return ryz_error(RYZ_EINVAL, "model key '%s' given twice (give each key once)", kv);
+        *seen |= 1u << i;
         long v = 0;
         long hi = fields[i] ? (1L << 24) : 0x7fffffffL;
         ryz_status s = parse_long(kv, eq + 1, fields[i] ? 1 : 0, hi, &v);
@@ -89,10 +93,11 @@ ryz_status ryz_model_source_parse(const char *src, ryz_model_config *cfg) {
                          tok ? tok : "");
     *cfg = p->cfg;
     int kv_set = 0, heads_set = 0;
+    unsigned seen = 0;
     while ((tok = strtok_r(NULL, ",", &save))) {
         kv_set |= strncmp(tok, "kv_heads=", 9) == 0;
         heads_set |= strncmp(tok, "heads=", 6) == 0;
-        ryz_status s = apply_override(cfg, tok);
+        ryz_status s = apply_override(cfg, tok, &seen);
         if (s != RYZ_OK) return s;
     }
     /* Overriding heads alone keeps multi-head attention, not the preset's

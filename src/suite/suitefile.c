@@ -258,6 +258,10 @@ static ryz_status set_tp(const parser *p, const char *val, ryz_suite_case *c) {
             return perr(p, p->line,
                         "bad tp degree '%.*s' (want integers >= 1, e.g. 'tp = 1, 2, 4')",
                         (int)(len > 40 ? 40 : len), tok);
+        for (int i = 0; i < c->n_tp; i++)
+            if (c->tp[i] == v) /* it would run, and write its rows, twice */
+                return perr(p, p->line, "tp %ld listed twice in '%s' (each degree runs once)", v,
+                            val);
         c->tp[c->n_tp++] = (int)v;
     }
     if (c->n_tp == 0)
@@ -282,6 +286,9 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
     const char *key = SUITE_KEYS[k];
     switch (k) {
     case K_NAME:
+        if (strchr(val, '/') || val[0] == '.') /* results/<name>-<time>.h5, results/ only */
+            return perr(p, p->line, "name '%s' may not hold '/' or begin with '.': it names the "
+                        "results file results/<name>-<time>.h5", val);
         return set_str(p, key, val, s->name, sizeof s->name);
     case K_RANKS:
         return set_int(p, key, val, 0, &s->ranks);
