@@ -507,7 +507,6 @@ START_TEST(test_cli_usage_errors) {
                          "project",
                          "project --results /nonexistent.h5",
                          "project --results x.h5 --tp 2,x",
-                         "project --results x.h5 --tp 2,4,2",
                          "project --results x.h5 --inter-node-bw 10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         test_run r = test_run_ryz(NULL, bad[i]);

@@ -589,6 +589,7 @@ START_TEST(test_bench_bad_options) {
     expect_one_line_error("bench --threads 1,2,3,4,5,6,7,8,9", 2, "more than 8");
     expect_one_line_error("bench --threads 1,2,01", 2, "--threads '1,2,01' lists 01 twice");
     expect_one_line_error("bench --dtype bf16,f32,bf16", 2, "lists bf16 twice");
+    expect_one_line_error("project --results x.h5 --tp 2,4,2", 2, "--tp '2,4,2' lists 2 twice");
     expect_one_line_error("bench --model synthetic:tiny --decode-prompt 100 --new-tokens 64", 2,
                           "--decode-prompt 100 + --new-tokens 64, exceed synthetic:tiny's "
                           "seq_len 128 (pass smaller ones)");
