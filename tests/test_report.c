@@ -410,6 +410,26 @@ START_TEST(test_plot_single_tp) {
 }
 END_TEST
 
+/* A file with nothing to plot (`ryz bench`'s timing rows alone): a line
+ * saying so, exit 0, and no empty folder left behind. */
+START_TEST(test_plot_nothing) {
+    char file[PATH_LEN], dir[PATH_LEN];
+    ryz_results res;
+    ryz_results_init(&res);
+    add_timing(&res, "f32-t1", 1, 1.0, 0.002);
+    ck_assert_int_eq(ryz_results_write(&res, in_tmp(file, "nothing.h5")), RYZ_OK);
+    ryz_results_free(&res);
+    if (!gnuplot_present())
+        return;
+    run_result r =
+        run_ryz(NULL, NULL, (const char *[]){"plot", file, "-o", in_tmp(dir, "none"), NULL});
+    ck_assert_msg(r.code == 0 && strstr(r.err, "nothing to plot in") && !*r.out,
+                  "exit %d: %s%s", r.code, r.out, r.err);
+    ck_assert_msg(access(dir, F_OK) != 0, "%s left behind", dir);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(test_plot_without_gnuplot) {
     char file[PATH_LEN], dir[PATH_LEN];
     write_file(file, "t.h5", 0, "t");
@@ -507,6 +527,7 @@ static Suite *report_suite(void) {
     tcase_add_test(cli, test_plot);
     tcase_add_test(cli, test_plot_single_tp);
     tcase_add_test(cli, test_plot_without_gnuplot);
+    tcase_add_test(cli, test_plot_nothing);
     tcase_add_test(cli, test_plot_gnuplot_fails);
     tcase_add_test(cli, test_report);
     tcase_add_test(cli, test_report_without_gnuplot);

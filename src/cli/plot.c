@@ -1,6 +1,8 @@
 /* ryz plot FILE.h5 [-o DIR]: PNG and SVG plots through gnuplot. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ryz/cli.h"
 #include "ryz/report.h"
@@ -34,10 +36,17 @@ int ryz_cmd_plot(int argc, char **argv) {
         dir = dirbuf;
     if (st == RYZ_OK)
         st = ryz_results_read(file, &res);
+    int existed = st == RYZ_OK && access(dir, F_OK) == 0;
     if (st == RYZ_OK)
         st = ryz_plot_render(&res, dir, &files);
     for (int i = 0; st == RYZ_OK && i < files.n; i++)
         printf("%s/%s\n", dir, files.names[i]);
+    if (st == RYZ_OK && files.n == 0) { /* say so, and leave no empty folder behind */
+        if (!existed) rmdir(dir);
+        fprintf(stderr, "ryz: nothing to plot in %s: no TP sweep, no collective sizes and no "
+                "memory rows (a `ryz bench` file is one TP's table: `ryz show` prints it)\n",
+                file);
+    }
     ryz_results_free(&res);
     return st == RYZ_OK ? 0 : ryz_cli_fail(st, NULL);
 }
