@@ -1167,6 +1167,13 @@ START_TEST(test_tokenizer_encode) {
     write_bytes(p, b, len);
     free(b);
     EXPECT_ERROR(ryz_tokenizer_load(p, 259 + N, &t), RYZ_EINVAL, "tokenizer.bin", "length");
+    /* A tokenizer that cannot encode: the message names its file. */
+    static const char *const no_space[] = {"h", "i"};
+    static const float two[] = {-1, -1};
+    write_tokenizer(p, no_space, two, 2);
+    int *got = NULL, ng = 0;
+    EXPECT_ERROR(ryz_tokenizer_prompt(p, 261, "hi", &got, &ng), RYZ_EINVAL, p, "no ' ' piece");
+    ck_assert_ptr_null(got);
     temp_dir_free(d);
 }
 END_TEST

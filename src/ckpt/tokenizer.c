@@ -233,5 +233,5 @@ ryz_status ryz_tokenizer_prompt(const char *path, int vocab, const char *text, i
         return st;
     st = ryz_tokenizer_encode(t, text, 1, 0, ids, n);
     ryz_tokenizer_free(t);
-    return st;
+    return st == RYZ_OK ? st : ryz_error_wrap(st, "%s", path); /* which tokenizer failed */
 }
