@@ -1231,6 +1231,16 @@ START_TEST(test_cli_shard_dir_and_bad_rank) {
                                 "--new-tokens 4");
     ck_assert_msg(ok.code == 0 && !strcmp(ok.out, syn.out), "shard dir: exit %d: %.400s %.400s",
                   ok.code, ok.out, ok.err);
+    /* A suite's TP=1 baseline needs the whole model: refused before launch. */
+    char ini[512], text[700], sargs[1200];
+    snprintf(text, sizeof text, "[suite]\n[case c]\nmodel = %s\nprompt = 1 2\ntp = 2\n", dir);
+    write_bytes(path_in(ini, d, "shard.ini"), text, strlen(text));
+    snprintf(sargs, sizeof sargs, "suite %s -o %s/r.h5", ini, d);
+    run_result suite = run_ryz(d, sargs);
+    ck_assert_msg(suite.code == 2 && strstr(suite.err, "is a shard directory for tp 2") &&
+                      !strstr(suite.err, "rank 0"),
+                  "suite: exit %d: %.600s", suite.code, suite.err);
+    run_free(&suite);
     size_t n;
     uint8_t *b = read_bytes(path_in(rank1, dir, "rank1.safetensors"), &n);
     b[n - 5] ^= 1; /* one bit of rank 1's weights */

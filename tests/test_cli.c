@@ -415,6 +415,28 @@ START_TEST(test_outputs_keep_inputs) {
 }
 END_TEST
 
+/* A model larger than the memory available is refused before any rank
+ * builds it (the kernel killed a rank mid-load, with no message): generate,
+ * bench and suite, with the figure stood in by RYZ_TEST_MEM_AVAILABLE. */
+START_TEST(test_model_too_large_for_memory) {
+    char suite[32];
+    temp_file_with(suite, "[suite]\n[case c]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1\n");
+    char cmds[3][128];
+    snprintf(cmds[0], sizeof cmds[0], "generate --model synthetic:tiny --prompt-ids 1");
+    snprintf(cmds[1], sizeof cmds[1], "bench --model synthetic:tiny --prompt-len 8");
+    snprintf(cmds[2], sizeof cmds[2], "suite %s", suite);
+    for (int i = 0; i < 3; i++) {
+        test_run r = test_run_ryz("RYZ_TEST_MEM_AVAILABLE=1000", cmds[i]);
+        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 &&
+                          strstr(r.err, "synthetic:tiny") &&
+                          strstr(r.err, "more than the 0.0 MB this machine has available"),
+                      "ryz %s: exit %d\n%s", cmds[i], r.code, r.err);
+        test_run_free(&r);
+    }
+    unlink(suite);
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -683,6 +705,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_unknown_key);
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_outputs_keep_inputs);
+    tcase_add_test(tc, test_model_too_large_for_memory);
     tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_info_blas_core);

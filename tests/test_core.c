@@ -319,6 +319,20 @@ START_TEST(test_open_regular) {
 }
 END_TEST
 
+/* The memory available is read (MemAvailable), and a need above it is
+ * refused with both figures. */
+START_TEST(test_mem_check_available) {
+    ck_assert_uint_gt(ryz_mem_available(), 0);
+    ck_assert_int_eq(ryz_mem_check_available(1000, "tiny"), RYZ_OK);
+    ck_assert_int_eq(setenv("RYZ_TEST_MEM_AVAILABLE", "2000000000", 1), 0);
+    ck_assert_int_eq(ryz_mem_check_available(3000000000u, "big"), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "big: 3.0 GB, more than the 2.0 GB"), "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(ryz_mem_check_available(2000000000u, "just"), RYZ_OK);
+    unsetenv("RYZ_TEST_MEM_AVAILABLE");
+}
+END_TEST
+
 /* ---- environment ---- */
 
 /* Sets ENV_VAR to `v` and returns ryz_env_int's status in [lo, hi]. */
@@ -811,6 +825,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_peak_rss);
     tcase_add_test(tc, test_mem_peak_reset);
     tcase_add_test(tc, test_open_regular);
+    tcase_add_test(tc, test_mem_check_available);
     tcase_add_test(tc, test_mem_weight_slabs);
     tcase_add_test(tc, test_mem_read_passes);
     tcase_add_test(tc, test_mem_read_slices);

@@ -89,6 +89,15 @@ size_t ryz_mem_peak_rss(void);
  * what earlier work once held. EIO where the kernel does not allow it; the
  * peak then still holds the earlier one. */
 ryz_status ryz_mem_peak_reset(void);
+/* Bytes a new allocation can get without swapping (MemAvailable of
+ * /proc/meminfo); 0 when unknown. RYZ_TEST_MEM_AVAILABLE (bytes) stands in
+ * for it in tests. */
+size_t ryz_mem_available(void);
+/* EINVAL "WHAT: X GB, more than the Y GB this machine has available"
+ * when `bytes` exceed ryz_mem_available(): checked before a model is
+ * built, since past it the kernel kills a rank mid-load with no message.
+ * OK when they fit or the figure is unknown. */
+ryz_status ryz_mem_check_available(size_t bytes, const char *what);
 /* Bytes of weights this process has read from host memory, as the cpu
  * backend's matmuls count them (any thread). The comm layer's records take
  * the growth between two collectives: what streamed through the caches

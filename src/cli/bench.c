@@ -590,6 +590,11 @@ int ryz_cmd_bench(int argc, char **argv) {
         st = ryz_error(RYZ_EINVAL, "--prompt-len %d, or --decode-prompt %d + --new-tokens %d, "
                        "exceed %s's seq_len %d (pass smaller ones)", a.prompt, a.decode_prompt,
                        a.new_tokens, a.model, cfg.seq_len);
+    if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) { /* the f32 model at least */
+        char what[160];
+        snprintf(what, sizeof what, "%s: its f32 weights", a.model);
+        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg), what);
+    }
     if (st == RYZ_OK && a.out) st = ryz_results_check_writable(a.out); /* before the runs */
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = bench_all(&a, &cfg, self);

@@ -96,6 +96,20 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     return RYZ_OK;
 }
 
+/* The cpu backend's weights of this node's ranks (all of them when ryz
+ * launches the job; under mpirun, the node's share of the tp shards)
+ * against the memory available, before any rank builds its shard. */
+static ryz_status gen_check_memory(const gen_args *a, const ryz_model_config *cfg) {
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int here = local && atoi(local) > 0 && atoi(local) < a->tp ? atoi(local) : a->tp;
+    double bytes = (double)ryz_model_weight_bytes(cfg) * ryz_dtype_size(a->dtype) / 4 * here /
+                   a->tp;
+    char what[160];
+    snprintf(what, sizeof what, "%s: the %s weights of %d rank(s) on this node", a->model,
+             ryz_dtype_name(a->dtype), here);
+    return ryz_mem_check_available((size_t)bytes, what);
+}
+
 /* The tokenizer of --tokenizer, or --prompt's default, into *t (NULL
  * when the command has neither); its errors name the option. */
 static ryz_status gen_tokenizer(const gen_args *a, int vocab, ryz_tokenizer **t) {
@@ -216,6 +230,7 @@ int ryz_cmd_generate(int argc, char **argv) {
         st = ryz_error(RYZ_EINVAL, "prompt %d + new tokens %d exceed seq_len %d", P,
                        a.new_tokens, cfg.seq_len);
     if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
+    if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) st = gen_check_memory(&a, &cfg);
     const char *opts[] = {"--model", "--tokenizer", "--dump-logits"},
                *paths[] = {a.model, a.tokenizer, a.dump};
     if (st == RYZ_OK) st = ryz_args_distinct_files(3, 2, opts, paths);

@@ -169,6 +169,30 @@ ryz_status ryz_open_regular(const char *path, int *fd) {
     return ryz_error(RYZ_EIO, "%s: %s", path, why);
 }
 
+size_t ryz_mem_available(void) {
+    const char *test = getenv("RYZ_TEST_MEM_AVAILABLE");
+    if (test && *test) return (size_t)strtoull(test, NULL, 10);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+ryz_status ryz_mem_check_available(size_t bytes, const char *what) {
+    size_t avail = ryz_mem_available();
+    if (avail == 0 || bytes <= avail) return RYZ_OK;
+    int gb = avail >= 1000000000; /* both in the unit of the smaller */
+    double unit = gb ? 1e9 : 1e6;
+    return ryz_error(RYZ_EINVAL, "%s: %.1f %s, more than the %.1f %s this machine has available "
+                     "(MemAvailable); use a smaller model or a machine with more memory", what,
+                     (double)bytes / unit, gb ? "GB" : "MB", (double)avail / unit,
+                     gb ? "GB" : "MB");
+}
+
 ryz_status ryz_mem_peak_reset(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
     int ok = f && fputs("5", f) >= 0;

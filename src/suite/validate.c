@@ -26,6 +26,27 @@ static ryz_status validate_case(const ryz_suite_case *c) {
     return RYZ_OK;
 }
 
+/* The case's TP=1 f32 reference holds every weight on one rank: refused
+ * here when its model is a shard directory (each file holds one rank's
+ * part) or this machine lacks the memory; after the backend checks, which
+ * say first what the machine cannot run at all. */
+static ryz_status check_whole_model(const ryz_suite_case *c) {
+    ryz_model_config cfg;
+    ryz_weights *w = NULL;
+    int shard_tp = 0;
+    ryz_status st = ryz_ckpt_sharded_tp(c->model, &shard_tp);
+    if (st == RYZ_OK && shard_tp > 0)
+        return ryz_error(RYZ_EINVAL, "case %s: %s is a shard directory for tp %d, but a suite's "
+                         "TP=1 baseline needs the whole model: give the checkpoint it was "
+                         "sharded from (docs/checkpoints.md)", c->name, c->model, shard_tp);
+    if (st == RYZ_OK) st = ryz_model_source_open(c->model, 1, 0, &cfg, &w);
+    ryz_weights_close(w);
+    if (st == RYZ_OK)
+        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg),
+                                     "the weights of its TP=1 f32 reference (all on one rank)");
+    return st == RYZ_OK ? st : ryz_error_wrap(st, "case %s: %s", c->name, c->model);
+}
+
 /* Ranks of the suite on this node: as mpirun says when under it, else the
  * world `ryz suite` launches here; 0 when a launcher does not say. */
 static int ranks_on_node(const ryz_suite *s) {
@@ -89,6 +110,7 @@ ryz_status ryz_suite_validate(const ryz_suite *s) {
     for (int i = 0; i < s->n_cases; i++) {
         ryz_status st = validate_case(&s->cases[i]);
         if (st == RYZ_OK) st = validate_backend(s, &s->cases[i]);
+        if (st == RYZ_OK) st = check_whole_model(&s->cases[i]);
         if (st != RYZ_OK) return st;
     }
     if (s->repeat > RYZ_SUITE_MAX_REPEAT)
