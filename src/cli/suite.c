@@ -17,13 +17,15 @@ typedef struct {
 } suite_args;
 
 static void suite_usage(FILE *f) {
-    fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--junit FILE.xml] [--quiet]\n"
+    fprintf(f, "usage: ryz suite FILE [-o RESULTS.h5] [--junit FILE.xml] [--quiet|-q]\n"
                "  Runs every case of the suite file: TP=1 baseline, then each TP degree\n"
                "  teacher-forced and greedy, compared position by position, timed.\n"
                "  Writes RESULTS.h5 (default results/<suite>-<UTC time>.h5, results/ created\n"
                "  in the current directory). Launches its\n"
                "  own ranks (mpirun) when started outside mpirun. Correctness and the suite's\n"
                "  [acceptance] thresholds are checks; --junit writes them as JUnit XML.\n"
+               "  --quiet leaves out the progress lines (\"[ryz] case 1/2 ...: tp=2 greedy\")\n"
+               "  on stderr; the tables and the verdict still print.\n"
                "  A case with backend = cuda runs each rank on its GPU (a CUDA build and a\n"
                "  device; f32), checked against the cpu backend's f32 TP=1 reference;\n"
                "  comm = nccl (cuda only) needs one GPU per rank; comm = shm uses ryz's own\n"
