@@ -142,15 +142,21 @@ const char *ryz_mem_kind_name(ryz_mem_kind kind) {
     return (unsigned)kind < RYZ_MEM_NKINDS ? names[kind] : "unknown";
 }
 
-size_t ryz_mem_peak_rss(void) {
-    FILE *f = fopen("/proc/self/status", "r");
+/* The "KEY: N kB" line of a /proc file, in bytes; 0 when absent. */
+static size_t proc_kb(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
     char line[256];
-    size_t kb = 0;
+    size_t n = strlen(key), kb = 0;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%zu kB", &kb) == 1)
+            break;
     fclose(f);
     return kb * 1024;
+}
+
+size_t ryz_mem_peak_rss(void) {
+    return proc_kb("/proc/self/status", "VmHWM");
 }
 
 ryz_status ryz_open_regular(const char *path, int *fd) {
@@ -172,14 +178,7 @@ ryz_status ryz_open_regular(const char *path, int *fd) {
 size_t ryz_mem_available(void) {
     const char *test = getenv("RYZ_TEST_MEM_AVAILABLE");
     if (test && *test) return (size_t)strtoull(test, NULL, 10);
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
+    return proc_kb("/proc/meminfo", "MemAvailable");
 }
 
 ryz_status ryz_mem_check_available(size_t bytes, const char *what) {
