@@ -1060,29 +1060,6 @@ END_TEST
 
 /* ============================================================ tokenizer */
 
-/* A tokenizer.bin: <unk> <s> </s>, the 256 byte pieces, then pieces with
- * scores (id 259 on). */
-static void write_tokenizer(const char *path, const char *const *pieces, const float *scores,
-                            int n) {
-    FILE *f = fopen(path, "wb");
-    int32_t max = 16;
-    fwrite(&max, 4, 1, f);
-    for (int i = 0; i < 259 + n; i++) {
-        char byte[8];
-        const char *s = i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : byte;
-        float score = i < 259 ? 0.0f : scores[i - 259];
-        if (i >= 3 && i < 259)
-            snprintf(byte, sizeof byte, "<0x%02X>", i - 3);
-        if (i >= 259)
-            s = pieces[i - 259];
-        int32_t len = (int32_t)strlen(s);
-        fwrite(&score, 4, 1, f);
-        fwrite(&len, 4, 1, f);
-        fwrite(s, 1, (size_t)len, f);
-    }
-    fclose(f);
-}
-
 typedef struct {
     int code;
     char *out, *err;
@@ -1113,14 +1090,9 @@ static void run_free(run_result *r) {
 }
 
 START_TEST(test_tokenizer_encode) {
-    static const char *const pieces[] = {" ",    "h",     "e",      "l",      "o",       "he", "ll",
-                                         "hell", "hello", " hello", "w",      "r",       "d",  "or",
-                                         "wor",  "ld",    "world",  " world", "\xc3\xa9"};
-    static const float scores[] = {-1, -2, -2, -2, -2, -5, -4, -6, -7, -3,
-                                   -2, -2, -2, -5, -8, -6, -9, -4, -1};
-    enum { N = sizeof pieces / sizeof pieces[0] };
+    enum { N = TEST_HELLO_VOCAB - 259 }; /* pieces after the bytes (testutil.h) */
     char *d = temp_dir(), p[512];
-    write_tokenizer(path_in(p, d, "tokenizer.bin"), pieces, scores, N);
+    test_write_hello_tokenizer(path_in(p, d, "tokenizer.bin"));
     ryz_tokenizer *t;
     ck_assert_msg(ryz_tokenizer_load(p, 259 + N, &t) == RYZ_OK, "%s", ryz_last_error());
     int *ids, n;

@@ -284,6 +284,56 @@ START_TEST(test_suite_bf16_tolerance) {
 }
 END_TEST
 
+/* A case's prompt_text runs as the ids its tokenizer gives: beside the
+ * `prompt =` case of those ids, the same errors and greedy path at TP 1
+ * and 2 (2 ranks launched), its header saying the prompt came from text.
+ * Without a tokenizer a synthetic model's text case is exit 2 before any
+ * rank starts, naming the file and line. */
+START_TEST(test_suite_prompt_text) {
+    char path[32], tok[32], h5[32], args[128], text[512];
+    temp_path(tok);
+    test_write_hello_tokenizer(tok);
+    snprintf(text, sizeof text,
+             "[suite]\nrepeat = 1\nwarmup = 0\n\n"
+             "[case ids]\nmodel = synthetic:tiny,vocab=%d\nprompt = 1 268 276\nnew_tokens = 4\n"
+             "tp = 1 2\n\n"
+             "[case text]\nmodel = synthetic:tiny,vocab=%d\n"
+             "prompt_text = hello world   ; \" hello\" \" world\" after BOS\n"
+             "tokenizer = %s\nnew_tokens = 4\ntp = 1 2\n",
+             TEST_HELLO_VOCAB, TEST_HELLO_VOCAB, tok);
+    temp_file_with(path, text);
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 0 && strstr(r.out, "batch 1  prompt 3 (text)  new_tokens 4"),
+                  "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
+    for (int tp = 1; tp <= 2; tp++) {
+        const ryz_row_correctness *a = NULL, *b = NULL;
+        for (size_t i = 0; i < res.n_correctness; i++) {
+            const ryz_row_correctness *c = &res.correctness[i];
+            if (c->tp == tp)
+                *(strcmp(c->case_name, "ids") ? &b : &a) = c;
+        }
+        ck_assert_msg(a && b && a->positions == b->positions && a->max_abs == b->max_abs &&
+                          a->top1_agree == b->top1_agree &&
+                          a->greedy_divergence == b->greedy_divergence,
+                      "tp %d: the text case did other work than the ids case:\n%s", tp, r.out);
+    }
+    ryz_results_free(&res);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+    unlink(tok);
+    temp_file_with(path, "[case a]\nmodel = synthetic:tiny\nprompt_text = Once upon a time\n");
+    snprintf(args, sizeof args, "suite %s", path);
+    snprintf(text, sizeof text, "%s:3: case a: prompt_text needs 'tokenizer = PATH'", path);
+    expect_one_line_error(args, 2, text);
+    unlink(path);
+}
+END_TEST
+
 /* Runs `ryz suite` on a one-case file of `lines`, expecting exit 2 with
  * one error line containing needle. */
 static void expect_suite_refused(const char *lines, const char *needle) {
@@ -711,6 +761,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_info_blas_core);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
+    tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);
     tcase_add_test(tc, test_suite_default_output);

@@ -7,6 +7,9 @@
  * is the cpu's in both), memory rows in the backend's bytes, no roofline
  * for device memory, no isolated collective reference on the nccl comm.
  *
+ * Also (TCase "text"): a prompt_text case runs world rank 0's ids on every
+ * rank, and is refused when it was never encoded.
+ *
  * Run under mpirun with CK_FORK=no at np 1, 2 and 4 (TP up to the world
  * size). The suite runs once (fixture); the tests then read rank 0's
  * results, so no test issues a collective after an assertion. */
@@ -311,6 +314,84 @@ START_TEST(test_nccl_case_needs_comm) {
 }
 END_TEST
 
+/* A prompt_text case runs world rank 0's ids on every rank: the ranks past
+ * 0 are handed other ids of the same length, as another tokenizer file on
+ * their node would give them, and the case still does exactly what the
+ * `prompt = 1 268 276` case beside it does (the fixture tokenizer's
+ * "hello world"), at every TP: the same errors, agreement and greedy path.
+ * Assertions only after the run (a rank that stopped early would leave the
+ * others in a collective). */
+START_TEST(test_text_prompt_runs_rank0_ids) {
+    const char *tps = g_k >= 4 ? "1 2 4" : g_k == 2 ? "1 2" : "1";
+    char dir[256], tok[512], text[2048];
+    test_mkdtemp(dir, sizeof dir, "mpi-text");
+    snprintf(tok, sizeof tok, "%s/tokenizer.bin", dir);
+    test_write_hello_tokenizer(tok);
+    snprintf(text, sizeof text,
+             "[suite]\nname = text\nrepeat = 1\nwarmup = 0\n"
+             "[case ids]\nmodel = synthetic:tiny,vocab=%d\nprompt = 1 268 276\nnew_tokens = 4\n"
+             "tp = %s\n"
+             "[case text]\nmodel = synthetic:tiny,vocab=%d\nprompt_text = hello world\n"
+             "tokenizer = %s\nnew_tokens = 4\ntp = %s\n",
+             TEST_HELLO_VOCAB, tps, TEST_HELLO_VOCAB, tok, tps);
+    ryz_suite s;
+    ryz_status parsed = ryz_suite_parse(text, "text.ini", &s);
+    ck_assert_msg(parsed == RYZ_OK && ryz_suite_validate(&s) == RYZ_OK, "%s", ryz_last_error());
+    int encoded = s.cases[1].prompt_len;
+    if (g_rank > 0)
+        s.cases[1].prompt[1] = 5, s.cases[1].prompt[2] = 6;
+    ryz_results res;
+    ryz_results_init(&res);
+    ryz_run_opts o = {.quiet = 1};
+    int failed = -1;
+    ryz_status st = ryz_suite_run(&s, g_world, &o, &res, &failed);
+    test_rm_tree(dir);
+    ck_assert_int_eq(encoded, 3);
+    ck_assert_msg(st == RYZ_OK && failed == 0, "rank %d: status %d, %d failed: %s", g_rank, st,
+                  failed, ryz_last_error());
+    for (int i = 0; g_rank == 0 && i < s.cases[0].n_tp; i++) {
+        int tp = s.cases[0].tp[i];
+        const ryz_row_correctness *a = NULL, *b = NULL;
+        for (size_t j = 0; j < res.n_correctness; j++) {
+            const ryz_row_correctness *r = &res.correctness[j];
+            if (r->tp == tp && !strcmp(r->case_name, "ids"))
+                a = r;
+            if (r->tp == tp && !strcmp(r->case_name, "text"))
+                b = r;
+        }
+        ck_assert_msg(a && b, "tp %d: no correctness rows", tp);
+        ck_assert_msg(a->positions == b->positions && a->max_abs == b->max_abs &&
+                          a->min_cos == b->min_cos && a->top1_agree == b->top1_agree &&
+                          a->greedy_divergence == b->greedy_divergence && b->pass,
+                      "tp %d: text case positions %d max_abs %g top1 %d, ids case %d %g %d", tp,
+                      b->positions, b->max_abs, b->top1_agree, a->positions, a->max_abs,
+                      a->top1_agree);
+    }
+    ryz_results_free(&res);
+    ryz_suite_free(&s);
+}
+END_TEST
+
+/* A prompt_text case that was never validated has no ids to run: refused
+ * on every rank before anything runs. */
+START_TEST(test_text_prompt_needs_validate) {
+    ryz_suite s = {0};
+    ck_assert_int_eq(ryz_suite_parse("[case t]\nmodel = synthetic:tiny\nprompt_text = hi\n"
+                                     "tokenizer = t.bin\n",
+                                     "t.ini", &s),
+                     RYZ_OK);
+    ryz_results res;
+    ryz_results_init(&res);
+    ryz_run_opts o = {.quiet = 1};
+    int failed = 0;
+    ck_assert_int_eq(ryz_suite_run(&s, g_world, &o, &res, &failed), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "case t: prompt_text not encoded"), "%s",
+                  ryz_last_error());
+    ryz_results_free(&res);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 static Suite *runner_suite(void) {
     Suite *s = suite_create("suite_runner_device");
     TCase *tc = tcase_create("shadow");
@@ -326,6 +407,11 @@ static Suite *runner_suite(void) {
     tcase_add_test(tc, test_collectives_per_comm);
     tcase_add_test(tc, test_meta_backends);
     tcase_add_test(tc, test_nccl_case_needs_comm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("text");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_text_prompt_runs_rank0_ids);
+    tcase_add_test(tc, test_text_prompt_needs_validate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -184,6 +184,50 @@ START_TEST(test_refuses_other_work) {
 }
 END_TEST
 
+/* A text prompt is work too: runs whose prompt_text or tokenizer differ
+ * are refused, blanks inside the text included (the tokenizer encodes
+ * "hello  world" otherwise), as are ids against text; the same text
+ * quoted, or with a comment after it, is the same work. */
+START_TEST(test_refuses_other_text_prompt) {
+    static const char head[] = "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny\n";
+    static const char base[] = "prompt_text = hello world\ntokenizer = t.bin\n";
+    static const char *const same[] = {
+        "prompt_text = \"hello world\"  ; quoted\ntokenizer = t.bin ; the fixture\n",
+        "tokenizer = t.bin\nprompt_text =   hello world\t\n"};
+    static const char *const other[][2] = {
+        {"prompt_text = hello  world\ntokenizer = t.bin\n",
+         "case a: different prompt_text: base 'hello world', new 'hello  world'"},
+        {"prompt_text = \" hello world\"\ntokenizer = t.bin\n", "different prompt_text"},
+        {"prompt_text = hello world\ntokenizer = other/t.bin\n",
+         "case a: different tokenizer: base 't.bin', new 'other/t.bin'"},
+        {"prompt = 1 268 276\n", "different prompt"}};
+    ryz_results b, c;
+    char text[256];
+    make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.01, 0.05, 2, 1, 1000);
+    snprintf(text, sizeof text, "%s%s", head, base);
+    ryz_results_set_str(&b.meta.suite_text, text);
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, same[i]);
+        ryz_results_set_str(&c.meta.suite_text, text);
+        expect_comparable(&b, &c, NULL);
+    }
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, other[i][0]);
+        ryz_results_set_str(&c.meta.suite_text, text);
+        expect_comparable(&b, &c, other[i][1]);
+    }
+    /* "01" stays text: "1" is another prompt, not another spelling. */
+    snprintf(text, sizeof text, "%sprompt_text = 1\ntokenizer = t.bin\n", head);
+    ryz_results_set_str(&b.meta.suite_text, text);
+    snprintf(text, sizeof text, "%sprompt_text = 01\ntokenizer = t.bin\n", head);
+    ryz_results_set_str(&c.meta.suite_text, text);
+    expect_comparable(&b, &c, "different prompt_text: base '1', new '01'");
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* Two runs b and c filed as `ryz comm` runs, b of command line base. */
 static void comm_runs(ryz_results *b, ryz_results *c, const char *base) {
     make_run(b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
@@ -480,6 +524,7 @@ int main(void) {
     tcase_add_test(tc, test_correctness_and_memory);
     tcase_add_test(tc, test_refuses_mismatch);
     tcase_add_test(tc, test_refuses_other_work);
+    tcase_add_test(tc, test_refuses_other_text_prompt);
     tcase_add_test(tc, test_comm_command_lines);
     tcase_add_test(tc, test_comm_options_parsed);
     tcase_add_test(tc, test_bench_work);

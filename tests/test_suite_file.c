@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ryz/ckpt.h"
+#include "ryz/model.h"
 #include "testutil.h"
 
 /* Asserts that parsing `text` fails with EINVAL, leaves the suite zeroed and
@@ -489,6 +491,149 @@ START_TEST(test_validate_cuda) {
 }
 END_TEST
 
+/* prompt_text holds text as written (quotes keep blanks and ";", an inline
+ * comment after a blank goes, digits stay text), beside an optional
+ * tokenizer; the ids come only from validation. */
+START_TEST(test_prompt_text_parse) {
+    ryz_suite s;
+    ck_assert_msg(ryz_suite_parse("[case a]\nmodel = m\nprompt_text = Once upon a time ; text\n"
+                                  "tokenizer = \"dir/tok.bin\"\n"
+                                  "[case b]\nmodel = m\nprompt_text = \"  1 2 ; 3  \"\n"
+                                  "[case c]\nmodel = m\nprompt = 1 2 3\n",
+                                  "t.ini", &s) == RYZ_OK,
+                  "%s", ryz_last_error());
+    ck_assert_str_eq(s.cases[0].prompt_text, "Once upon a time");
+    ck_assert_str_eq(s.cases[0].tokenizer, "dir/tok.bin");
+    ck_assert_int_eq(s.cases[0].prompt_line, 3);
+    ck_assert_int_eq(s.cases[0].tokenizer_line, 4);
+    ck_assert_ptr_null(s.cases[0].prompt);
+    ck_assert_int_eq(s.cases[0].prompt_len, 0);
+    ck_assert_str_eq(s.cases[1].prompt_text, "  1 2 ; 3  ");
+    ck_assert_str_eq(s.cases[1].tokenizer, "");
+    ck_assert_ptr_null(s.cases[1].prompt);
+    ck_assert_str_eq(s.cases[2].prompt_text, ""); /* "1 2 3" as prompt stays ids */
+    ck_assert_int_eq(s.cases[2].prompt_len, 3);
+    ck_assert_int_eq(s.cases[2].prompt[2], 3);
+    ck_assert_str_eq(s.where, "t.ini");
+    ryz_suite_free(&s);
+    /* A prompt_text line longer than the field is refused, naming the limit. */
+    size_t n = RYZ_SUITE_TEXT_MAX + 64;
+    char *big = malloc(n + 64);
+    ck_assert_ptr_nonnull(big);
+    int at = snprintf(big, n + 64, "[case a]\nmodel = m\nprompt_text = ");
+    memset(big + at, 'x', RYZ_SUITE_TEXT_MAX);
+    strcpy(big + at + RYZ_SUITE_TEXT_MAX, "\n");
+    EXPECT_EINVAL(big, "suites/x.ini:3:", "value of prompt_text too long");
+    free(big);
+}
+END_TEST
+
+/* One prompt per case, ids or text; a tokenizer only beside text. */
+START_TEST(test_prompt_text_errors) {
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt = 1 2\nprompt_text = hi\n",
+                  "suites/x.ini:4:", "[case a] has both prompt (line 3) and prompt_text (line 4)",
+                  "give one");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt_text = hi\nprompt = 1\n[case b]\n",
+                  "suites/x.ini:4:", "has both prompt");
+    EXPECT_EINVAL("[case a]\nmodel = m\ntokenizer = t.bin\n",
+                  "suites/x.ini:1:", "[case a] has no prompt", "prompt_text = Once upon a time");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt = 1\ntokenizer = t.bin\n",
+                  "suites/x.ini:4:", "tokenizer without prompt_text");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt_text = \"\"\n",
+                  "suites/x.ini:3:", "empty value for prompt_text");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt_text = a\nprompt_text = b\n",
+                  "suites/x.ini:4:", "duplicate key 'prompt_text'");
+    EXPECT_EINVAL("[case a]\nmodel = m\nprompt = Once upon a time\n",
+                  "suites/x.ini:3:", "bad id 'Once'");
+}
+END_TEST
+
+/* Parses `text` as "v.ini" and validates it, expecting status `want` and
+ * each needle (NULL-terminated) in the message. */
+static void expect_validate(const char *text, ryz_status want, const char *const *needles) {
+    ryz_suite s;
+    ck_assert_msg(ryz_suite_parse(text, "v.ini", &s) == RYZ_OK, "parse: %s", ryz_last_error());
+    ryz_status st = ryz_suite_validate(&s);
+    ck_assert_msg(st == want, "validate gave %d '%s', expected %d", st, ryz_last_error(), want);
+    for (int i = 0; needles[i]; i++)
+        ck_assert_msg(strstr(ryz_last_error(), needles[i]), "'%s' not in '%s'", needles[i],
+                      ryz_last_error());
+    ryz_suite_free(&s);
+}
+#define EXPECT_VALIDATE(text, want, ...)                                                           \
+    do {                                                                                           \
+        const char *const needles_[] = {__VA_ARGS__, NULL};                                        \
+        expect_validate(text, want, needles_);                                                     \
+    } while (0)
+
+/* Validation encodes prompt_text with the fixture tokenizer (testutil.h)
+ * into the ids a `prompt =` case gives by hand, BOS first; the tokenizer
+ * defaults to tokenizer.bin beside a checkpoint; problems name file, line
+ * and case. */
+START_TEST(test_prompt_text_validate) {
+    char dir[256], tok[512], text[2048], model[512];
+    test_mkdtemp(dir, sizeof dir, "suite-text");
+    snprintf(tok, sizeof tok, "%s/hello.bin", dir);
+    test_write_hello_tokenizer(tok);
+    snprintf(text, sizeof text,
+             "[case ids]\nmodel = synthetic:tiny,vocab=%d\nprompt = 1 268 276\n"
+             "[case text]\nmodel = synthetic:tiny,vocab=%d\nprompt_text = hello world\n"
+             "tokenizer = %s\ntp = 1 2\n",
+             TEST_HELLO_VOCAB, TEST_HELLO_VOCAB, tok);
+    ryz_suite s;
+    ck_assert_int_eq(ryz_suite_parse(text, "v.ini", &s), RYZ_OK);
+    ck_assert_msg(ryz_suite_validate(&s) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_int_eq(s.cases[1].prompt_len, s.cases[0].prompt_len);
+    ck_assert_int_eq(memcmp(s.cases[1].prompt, s.cases[0].prompt, 3 * sizeof(int)), 0);
+    int *first = s.cases[1].prompt; /* validated again: encoded once, kept */
+    ck_assert_msg(ryz_suite_validate(&s) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_ptr_eq(s.cases[1].prompt, first);
+    ryz_suite_free(&s);
+
+    /* A synthetic model has no tokenizer: the key is required. */
+    EXPECT_VALIDATE("[case a]\nmodel = synthetic:tiny\n\nprompt_text = hello\n", RYZ_EINVAL,
+                    "v.ini:4: case a: prompt_text needs 'tokenizer = PATH'", "synthetic");
+    /* A tokenizer that is not there: the file and the key's line. */
+    EXPECT_VALIDATE("[case a]\nmodel = synthetic:tiny\nprompt_text = hello\n"
+                    "tokenizer = /nonexistent/ryz/tok.bin\n",
+                    RYZ_EIO, "v.ini:4: case a: prompt_text", "/nonexistent/ryz/tok.bin");
+    /* Text too long for seq_len once encoded (3 tokens + 127 > 128). */
+    snprintf(text, sizeof text,
+             "[case a]\nmodel = synthetic:tiny,vocab=%d\nprompt_text = hello world\n"
+             "tokenizer = %s\nnew_tokens = 127\n",
+             TEST_HELLO_VOCAB, tok);
+    EXPECT_VALIDATE(text, RYZ_EINVAL, "v.ini:3: case a: prompt_text 3 + new_tokens 127",
+                    "exceed seq_len 128");
+    /* A tokenizer of fewer tokens than the model's vocab. */
+    snprintf(text, sizeof text,
+             "[case a]\nmodel = synthetic:tiny,vocab=%d\nprompt_text = hi\ntokenizer = %s\n",
+             TEST_HELLO_VOCAB + 5, tok);
+    EXPECT_VALIDATE(text, RYZ_EINVAL, "v.ini:4: case a: prompt_text", "vocab 283", tok);
+
+    /* A llama2.c checkpoint: tokenizer.bin in its directory by default. */
+    ryz_model_config cfg;
+    ryz_weights *w = NULL;
+    snprintf(model, sizeof model, "%s/m.bin", dir);
+    snprintf(text, sizeof text, "synthetic:tiny,vocab=%d", TEST_HELLO_VOCAB);
+    ck_assert_int_eq(ryz_model_source_open(text, 1, 0, &cfg, &w), RYZ_OK);
+    ck_assert_msg(ryz_ckpt_export_llama2c(model, &cfg, w) == RYZ_OK, "%s", ryz_last_error());
+    ryz_weights_close(w);
+    snprintf(text, sizeof text, "[case a]\nmodel = %s\nprompt_text = hello world\n", model);
+    if (access("tokenizer.bin", F_OK) != 0) /* else ./tokenizer.bin would stand in */
+        EXPECT_VALIDATE(text, RYZ_EINVAL, "v.ini:3: case a: prompt_text: no tokenizer",
+                        "tokenizer.bin (beside the model)", "tokenizer = PATH");
+    snprintf(tok, sizeof tok, "%s/tokenizer.bin", dir);
+    test_write_hello_tokenizer(tok);
+    ck_assert_int_eq(ryz_suite_parse(text, "v.ini", &s), RYZ_OK);
+    ck_assert_msg(ryz_suite_validate(&s) == RYZ_OK, "%s", ryz_last_error());
+    int want[] = {1, 268, 276};
+    ck_assert_int_eq(s.cases[0].prompt_len, 3);
+    ck_assert_int_eq(memcmp(s.cases[0].prompt, want, sizeof want), 0);
+    ryz_suite_free(&s);
+    test_rm_tree(dir);
+}
+END_TEST
+
 static Suite *suite_file_suite(void) {
     Suite *s = suite_create("suite_file");
     TCase *tc = tcase_create("core");
@@ -514,6 +659,9 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_readme_example);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_validate_cuda);
+    tcase_add_test(tc, test_prompt_text_parse);
+    tcase_add_test(tc, test_prompt_text_errors);
+    tcase_add_test(tc, test_prompt_text_validate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,47 @@ static inline void test_gen_free(test_gen *g) {
     free(g->ids);
     free(g->logits);
     *g = (test_gen){0};
+}
+
+/* A llama2.c tokenizer.bin at path (max_token_length 16): <unk> <s> </s>,
+ * the 256 byte pieces <0x00>..<0xFF> (ids 3..258), then pieces[n] with
+ * scores[n] (ids 259 on). */
+static inline void test_write_tokenizer(const char *path, const char *const *pieces,
+                                        const float *scores, int n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    int32_t max = 16;
+    fwrite(&max, 4, 1, f);
+    for (int i = 0; i < 259 + n; i++) {
+        char byte[8];
+        const char *s = i == 0 ? "<unk>" : i == 1 ? "\n<s>\n" : i == 2 ? "\n</s>\n" : byte;
+        float score = i < 259 ? 0.0f : scores[i - 259];
+        if (i >= 3 && i < 259)
+            snprintf(byte, sizeof byte, "<0x%02X>", i - 3);
+        if (i >= 259)
+            s = pieces[i - 259];
+        int32_t len = (int32_t)strlen(s);
+        fwrite(&score, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(s, 1, (size_t)len, f);
+    }
+    fclose(f);
+}
+
+/* Tokens of test_write_hello_tokenizer's file. */
+#define TEST_HELLO_VOCAB (259 + 19)
+
+/* The fixture tokenizer.bin of TEST_HELLO_VOCAB tokens at path: "hello
+ * world" encodes (BOS first) as 1 268 276 (" hello" = 259 + 9, " world" =
+ * 259 + 17), "\xc3\xa9" is piece 259 + 18, other non-ASCII falls back to
+ * bytes (byte + 3). */
+static inline void test_write_hello_tokenizer(const char *path) {
+    static const char *const pieces[] = {" ",    "h",     "e",      "l",      "o",       "he", "ll",
+                                         "hell", "hello", " hello", "w",      "r",       "d",  "or",
+                                         "wor",  "ld",    "world",  " world", "\xc3\xa9"};
+    static const float scores[] = {-1, -2, -2, -2, -2, -5, -4, -6, -7, -3,
+                                   -2, -2, -2, -5, -8, -6, -9, -4, -1};
+    test_write_tokenizer(path, pieces, scores, (int)(sizeof pieces / sizeof pieces[0]));
 }
 
 /* What one run of the binary did. */

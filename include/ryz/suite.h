@@ -13,6 +13,11 @@
 #define RYZ_SUITE_MAX_TP 16
 #define RYZ_SUITE_NAME_MAX 64
 #define RYZ_SUITE_MAX_REPEAT 64 /* timed runs kept per (case, TP, phase) */
+/* Longest prompt_text (bytes): some 2000 tokens of English, the longest
+ * context of the presets (1b's seq_len 2048); a fixed array keeps a case
+ * copyable by value. */
+#define RYZ_SUITE_TEXT_MAX 8192
+#define RYZ_SUITE_PATH_MAX 1024 /* longest tokenizer path */
 
 /* Default tolerance (atol and rtol) of bf16 weights against the f32 model:
  * bf16 keeps 8 bits of mantissa, and 110m logits land within 5e-3 of the
@@ -30,8 +35,13 @@ typedef struct {
     int tp[RYZ_SUITE_MAX_TP];       /* TP degrees, in file order, each >= 1 */
     int n_tp;
     int batch;                      /* sequences, >= 1 (default 1) */
-    int *prompt;                    /* prompt token ids (malloc'd) */
-    int prompt_len;                 /* >= 1 */
+    int *prompt;                    /* prompt token ids (malloc'd); for prompt_text
+                                       NULL until ryz_suite_validate encodes it */
+    int prompt_len;                 /* >= 1 (0 while prompt_text is not encoded) */
+    char prompt_text[RYZ_SUITE_TEXT_MAX]; /* prompt_text: UTF-8 text, "" for prompt = ids */
+    char tokenizer[RYZ_SUITE_PATH_MAX];   /* tokenizer.bin of prompt_text; "": the default
+                                             (ryz_suite_validate) */
+    int prompt_line, tokenizer_line;      /* lines of those keys in the file (0: unset) */
     int new_tokens;                 /* >= 1 (default 16) */
     char backend[16];               /* "cpu" (default) or "cuda" */
     char comm[16];                  /* "mpi" (default), "nccl" or "shm" */
@@ -77,12 +87,16 @@ typedef struct {
     ryz_suite_case *cases;         /* malloc'd array */
     int n_cases;
     char *text;                    /* the whole file (malloc'd), for results */
+    char *where;                   /* the file's name in messages (malloc'd) */
 } ryz_suite;
 
 /* Parses INI text. `where` names the source in messages ("suites/q.ini").
  * Unknown sections or keys, bad values, a case without model or prompt, and
- * a file without cases are EINVAL with "FILE:LINE: what is wrong". On error
- * *out is left freed (safe to ryz_suite_free again). */
+ * a file without cases are EINVAL with "FILE:LINE: what is wrong". A case's
+ * prompt is `prompt = IDS` or `prompt_text = TEXT` (exactly one), with
+ * `tokenizer = PATH` only beside prompt_text; text is kept, not encoded
+ * (that needs the model and the tokenizer file: ryz_suite_validate). On
+ * error *out is left freed (safe to ryz_suite_free again). */
 ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out);
 /* Reads and parses a file (EIO when unreadable). */
 ryz_status ryz_suite_load(const char *path, ryz_suite *out);
@@ -91,14 +105,20 @@ void ryz_suite_free(ryz_suite *s);
 /* Largest TP degree of all cases (1 for an empty suite). */
 int ryz_suite_max_tp(const ryz_suite *s);
 /* Checks what can be checked before any rank allocates: every case's model
- * source, the TP rules for each of its degrees, prompt ids inside the vocab,
- * prompt + new_tokens within seq_len; then its backend and comm: comm =
- * nccl needs backend = cuda, tf32 = 1 needs backend = cuda, backend = cuda needs a CUDA build and a device
+ * source, the TP rules for each of its degrees; a prompt_text encoded into
+ * c->prompt (once: a case already encoded is kept) with llama2.c's
+ * tokenizer, BOS first, as `ryz generate --prompt` does: the case's
+ * tokenizer, else tokenizer.bin in the model checkpoint's directory when
+ * there is one, else ./tokenizer.bin (a synthetic model has none: the key
+ * is required); prompt ids inside the vocab, prompt + new_tokens within
+ * seq_len (prompt problems as "FILE:LINE: case NAME: ..."); then its
+ * backend and comm: comm = nccl needs backend = cuda, tf32 = 1 needs
+ * backend = cuda, backend = cuda needs a CUDA build and a device
  * (ryz_backend_available), and comm = nccl one device per rank on this node
  * (the ranks mpirun put here, or those `ryz suite` would launch). EINVAL
  * naming the case and the problem, e.g. "case a: backend cuda: no CUDA
- * device: ...". */
-ryz_status ryz_suite_validate(const ryz_suite *s);
+ * device: ..." (EIO for a tokenizer file that cannot be read). */
+ryz_status ryz_suite_validate(ryz_suite *s);
 /* The tolerance case c's outputs are held to against the f32 TP=1
  * reference: the suite's atol/rtol, or, when the case rounds its weights
  * (dtype bf16) or its GEMM operands (tf32 = 1), the larger of those
@@ -157,7 +177,9 @@ typedef struct {
  * timing baseline and every TP degree run on the case's backend and dtype
  * (ryz_backend_init, or opts->backend_init), their TP groups split from
  * world, or from opts->nccl or opts->shm for comm = nccl or shm. Memory rows are the backend's
- * bytes (device bytes on cuda). Call ryz_suite_validate first. Returns OK
+ * bytes (device bytes on cuda). Call ryz_suite_validate first (it encodes
+ * prompt_text; a case left unencoded is EINVAL); every rank runs world rank
+ * 0's prompt ids (broadcast). Returns OK
  * and *failed = number of failed (case, tp) checks, or an error status
  * (EINVAL bad input, e.g. a comm = nccl case without opts->nccl;
  * ECOMM/ETIMEOUT communication). On world rank 0, res (initialised by the

@@ -88,11 +88,37 @@ static double median_of(double *x, int n) {
 
 /* ------------------------------------------------------------ comparison */
 
+/* How line_value reads a value: words, token ids, or text. */
+enum { VAL_WORDS, VAL_IDS, VAL_TEXT };
+
+/* A text value (prompt_text) from v to end into out[cap] as suitefile.c
+ * reads it: inline comment cut, ends trimmed, one pair of surrounding
+ * quotes dropped, every blank inside kept (the tokenizer encodes
+ * "a  b" otherwise than "a b"). */
+static void text_value(const char *v, const char *end, char *out, size_t cap) {
+    int quoted = 0;
+    for (const char *c = v; c < end; c++)
+        if (*c == '"')
+            quoted = !quoted;
+        else if (!quoted && (*c == ';' || *c == '#') && (c == v || c[-1] == ' ' || c[-1] == '\t'))
+            end = c;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end - v >= 2 && *v == '"' && end[-1] == '"')
+        v++, end--;
+    size_t n = (size_t)(end - v) < cap ? (size_t)(end - v) : cap - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
 /* Whether `line` (to its end of line) is "KEY = VALUE"; then VALUE into
  * out[cap] with an inline comment (";" or "#" after a blank) and quotes
  * dropped and runs of blanks made one space, so "1  2 3" reads "1 2 3";
- * with `ids`, commas count as blanks ("1,2" is "1 2"). */
-static int line_value(const char *line, const char *key, int ids, char *out, size_t cap) {
+ * as VAL_IDS, commas count as blanks ("1,2" is "1 2"); as VAL_TEXT, see
+ * text_value. */
+static int line_value(const char *line, const char *key, int kind, char *out, size_t cap) {
     size_t klen = strlen(key);
     const char *end = line + strcspn(line, "\r\n");
     line += strspn(line, " \t");
@@ -102,6 +128,9 @@ static int line_value(const char *line, const char *key, int ids, char *out, siz
     v += strspn(v, " \t");
     if (v >= end || *v != '=')
         return 0;
+    if (kind == VAL_TEXT)
+        return text_value(v + 1, end, out, cap), 1;
+    int ids = kind == VAL_IDS;
     size_t n = 0;
     int blank = 1, quoted = 0;
     for (v++; v < end && n + 1 < cap; v++) {
@@ -140,14 +169,16 @@ static int is_case_header(const char *line, const char *name) {
  * out[cap]; "" when the case or the key is not there. */
 static void case_value(const char *text, const char *name, const char *key, char *out,
                        size_t cap) {
-    int in_case = 0, ids = !strcmp(key, "prompt");
+    int in_case = 0, kind = !strcmp(key, "prompt")        ? VAL_IDS
+                            : !strcmp(key, "prompt_text") ? VAL_TEXT
+                                                          : VAL_WORDS;
     out[0] = '\0';
     for (const char *line = text; line && *line;) {
         if (line[strspn(line, " \t")] == '[') {
             if (in_case)
                 return; /* the next section */
             in_case = is_case_header(line, name);
-        } else if (in_case && line_value(line, key, ids, out, cap)) {
+        } else if (in_case && line_value(line, key, kind, out, cap)) {
             return;
         }
         line = strchr(line, '\n');
@@ -160,9 +191,9 @@ static void case_value(const char *text, const char *name, const char *key, char
  * `ryz bench`'s sizes, is compared only where both files have it. */
 static const struct {
     const char *key, *dflt;
-} SAME_WORK[] = {{"model", ""},    {"prompt", ""},  {"batch", "1"},     {"new_tokens", "16"},
-                 {"dtype", "f32"}, {"tf32", "0"},   {"backend", "cpu"}, {"comm", "mpi"},
-                 {"work", NULL}};
+} SAME_WORK[] = {{"model", ""},    {"prompt", ""},      {"batch", "1"},     {"new_tokens", "16"},
+                 {"dtype", "f32"}, {"tf32", "0"},       {"backend", "cpu"}, {"comm", "mpi"},
+                 {"work", NULL},   {"prompt_text", ""}, {"tokenizer", ""}};
 
 /* The next blank-separated word of *s (advanced past it), its length in
  * *len; NULL at the end. */
@@ -214,7 +245,8 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
     ryz_error_clear(); /* a value that does not parse is not this comparison's error */
     if (dtype)
         snprintf(buf, cap, "%s", ryz_dtype_name(d));
-    else if (*v && !*end && strcmp(key, "prompt") && strcmp(key, "model"))
+    else if (*v && !*end && strcmp(key, "prompt") && strcmp(key, "prompt_text") &&
+             strcmp(key, "model") && strcmp(key, "tokenizer"))
         snprintf(buf, cap, "%ld", x);
     else
         return v;
@@ -222,7 +254,8 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
 }
 
 /* EINVAL when base and cand are not runs of the same suite doing the same
- * work in every case: model, prompt, batch, new tokens, dtype, TF32,
+ * work in every case: model, prompt (ids, or text and tokenizer), batch,
+ * new tokens, dtype, TF32,
  * backend and comm (`ryz bench` files: its one case, and its sizes); for
  * `ryz comm` files, the same ranks and command line (word for word, else
  * as o->same_comm_work judges it). */

@@ -509,24 +509,69 @@ static ryz_status run_tp_group(case_ctx *k, ryz_comm *tpc, int tp, int *failed) 
     return st;
 }
 
+/* World rank 0's prompt of the case on every rank: k->P and row 0 of
+ * k->prompts (allocated here, (B, P)). Each rank encoded a prompt_text
+ * itself (ryz_suite_validate) from its own tokenizer file, and a rank that
+ * read another file (another node's copy) would feed its shard other
+ * tokens than its group's; rank 0's are the ones the case runs, and a rank
+ * whose own differ says so. Collective over world. */
+static ryz_status agree_prompt(case_ctx *k) {
+    const ryz_suite_case *c = k->c;
+    int lead = ryz_comm_rank(k->world) == 0;
+    k->P = c->prompt_len;
+    ryz_status st = ryz_comm_broadcast(k->world, &k->P, sizeof k->P, 0);
+    if (st != RYZ_OK)
+        return st;
+    k->prompts = malloc((size_t)k->B * k->P * sizeof(int));
+    if (!k->prompts)
+        return ryz_error(RYZ_ENOMEM, "out of memory for case %s", c->name);
+    if (lead)
+        memcpy(k->prompts, c->prompt, (size_t)k->P * sizeof(int));
+    st = ryz_comm_broadcast(k->world, k->prompts, (size_t)k->P * sizeof(int), 0);
+    if (st == RYZ_OK && !lead &&
+        (k->P != c->prompt_len || memcmp(k->prompts, c->prompt, (size_t)k->P * sizeof(int))))
+        RYZ_WARN("case %s: prompt encoded to other ids here than on rank 0 (another "
+                 "tokenizer file?); running rank 0's %d ids",
+                 c->name, k->P);
+    return st;
+}
+
 /* Sets up the shared inputs of a case: config and per-sequence prompts
  * (sequence b's ids shifted by 97 * b, so batch rows differ). */
 static ryz_status case_prepare(case_ctx *k) {
     ryz_weights *w = NULL;
     ryz_status st = ryz_model_source_open(k->c->model, 1, 0, &k->cfg, &w);
     ryz_weights_close(w);
+    k->B = k->c->batch;
+    if (st == RYZ_OK)
+        st = agree_prompt(k);
     if (st != RYZ_OK) return st;
-    k->B = k->c->batch, k->P = k->c->prompt_len, k->len = k->P + k->c->new_tokens;
+    k->len = k->P + k->c->new_tokens;
     k->rows = k->len - 1;
-    k->prompts = malloc((size_t)k->B * k->P * sizeof(int));
     k->base_ids = malloc((size_t)k->B * k->len * sizeof(int));
     if (ryz_comm_rank(k->world) == 0)
         k->base_logits = malloc((size_t)k->B * k->rows * k->cfg.vocab * sizeof(float));
-    if (!k->prompts || !k->base_ids || (ryz_comm_rank(k->world) == 0 && !k->base_logits))
+    if (!k->base_ids || (ryz_comm_rank(k->world) == 0 && !k->base_logits))
         return ryz_error(RYZ_ENOMEM, "out of memory for case %s", k->c->name);
-    for (int b = 0; b < k->B; b++)
+    for (int b = k->B - 1; b >= 0; b--) /* row 0 last: the others read it */
         for (int i = 0; i < k->P; i++)
-            k->prompts[b * k->P + i] = (k->c->prompt[i] + 97 * b) % k->cfg.vocab;
+            k->prompts[b * k->P + i] = (k->prompts[i] + 97 * b) % k->cfg.vocab;
+    return RYZ_OK;
+}
+
+/* What ryz_suite_validate leaves for the run to trust, checked the same
+ * way on every rank (from the suite alone): repeat within the samples
+ * kept, and every prompt_text encoded. */
+static ryz_status check_validated(const ryz_suite *s) {
+    if (s->repeat > RYZ_SUITE_MAX_REPEAT)
+        return ryz_error(RYZ_EINVAL, "suite %s: repeat %d above the %d timed runs kept per phase",
+                         s->name, s->repeat, RYZ_SUITE_MAX_REPEAT);
+    for (int i = 0; i < s->n_cases; i++)
+        if (!s->cases[i].prompt || s->cases[i].prompt_len < 1)
+            return ryz_error(RYZ_EINVAL,
+                             "case %s: prompt_text not encoded (ryz_suite_validate "
+                             "encodes it before the run)",
+                             s->cases[i].name);
     return RYZ_OK;
 }
 
@@ -612,9 +657,10 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
     if (ryz_comm_size(world) < need)
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
-    if (s->repeat > RYZ_SUITE_MAX_REPEAT) return ryz_suite_validate(s); /* says why */
     bw_table bw = {0};
-    ryz_status st = check_run_comms(s, world, opts);
+    ryz_status st = check_validated(s);
+    if (st == RYZ_OK)
+        st = check_run_comms(s, world, opts);
     if (st == RYZ_OK) st = ryz_measure_machine(world, s, &res->meta);
     /* Oversubscribed ranks would probe while others hold their cores: the
      * start probe serves then. Rank 0's view, so that every rank probes

@@ -29,14 +29,14 @@ enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE, SECT_ACCEPT };
 enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_BF16_ATOL, K_BF16_RTOL,
        K_TF32_ATOL, K_TF32_RTOL, K_NSUITE };
 enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_DTYPE, K_TF32,
-       K_NCASE };
+       K_PROMPT_TEXT, K_TOKENIZER, K_NCASE };
 
 static const char *const SUITE_KEYS[K_NSUITE] = {"name", "ranks", "repeat",    "warmup",
                                                  "threads", "atol", "rtol", "bf16_atol",
                                                  "bf16_rtol", "tf32_atol", "tf32_rtol"};
-static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",      "batch", "prompt",
-                                               "new_tokens", "backend", "comm",  "dtype",
-                                               "tf32"};
+static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",          "batch",    "prompt",
+                                               "new_tokens", "backend",     "comm",     "dtype",
+                                               "tf32",       "prompt_text", "tokenizer"};
 enum { K_MIN_SPEEDUP, K_MIN_EFF, K_MAX_AR_P99, K_AR_BYTES, K_MAX_COMM, K_MIN_MEM, K_MAX_ERR,
        K_MAX_COLL_RATIO, K_MIN_BW_SCALING, K_NACCEPT };
 static const char *const ACCEPT_KEYS[K_NACCEPT] = {
@@ -48,7 +48,8 @@ static const char *const ACCEPT_KEYS[K_NACCEPT] = {
     "min_memory_efficiency, max_logit_error, max_collective_ratio, min_bandwidth_scaling"
 #define SUITE_KNOWN                                                                              \
     "name, ranks, repeat, warmup, threads, atol, rtol, bf16_atol, bf16_rtol, tf32_atol, tf32_rtol"
-#define CASE_KNOWN "model, tp, batch, prompt, new_tokens, backend, comm, dtype, tf32"
+#define CASE_KNOWN                                                                                 \
+    "model, tp, batch, prompt, prompt_text, tokenizer, new_tokens, backend, comm, dtype, tf32"
 
 #define MAX_KEYS 16
 
@@ -374,6 +375,7 @@ static ryz_status set_case_key(const parser *p, int k, const char *val) {
     case K_BATCH:
         return set_int(p, key, val, 1, &c->batch);
     case K_PROMPT:
+        c->prompt_line = p->line;
         return set_prompt(p, val, c);
     case K_NEW_TOKENS:
         return set_int(p, key, val, 1, &c->new_tokens);
@@ -383,6 +385,12 @@ static ryz_status set_case_key(const parser *p, int k, const char *val) {
     case K_COMM:
         return set_choice(p, key, val, (const char *const[]){"mpi", "nccl", "shm", NULL}, c->comm,
                           sizeof c->comm);
+    case K_PROMPT_TEXT:
+        c->prompt_line = p->line;
+        return set_str(p, key, val, c->prompt_text, sizeof c->prompt_text);
+    case K_TOKENIZER:
+        c->tokenizer_line = p->line;
+        return set_str(p, key, val, c->tokenizer, sizeof c->tokenizer);
     case K_TF32:
         if (strcmp(val, "0") && strcmp(val, "1"))
             return perr(p, p->line, "bad tf32 '%s' (want 0 or 1)", val);
@@ -470,16 +478,31 @@ static ryz_status parse_pair(parser *p, char *line) {
     return suite ? set_suite_key(p, k, val) : set_case_key(p, k, val);
 }
 
-/* Checks the section that just ended: a case needs a model and a prompt. */
+/* Checks the section that just ended: a case needs a model and one prompt,
+ * ids or text (both would leave unsaid which one runs), and a tokenizer
+ * only encodes text. */
 static ryz_status finish_section(const parser *p) {
     if (p->sect != SECT_CASE)
         return RYZ_OK;
     const ryz_suite_case *c = &p->s->cases[p->s->n_cases - 1];
+    int ids = p->key_line[K_PROMPT], text = p->key_line[K_PROMPT_TEXT];
     if (!c->model[0])
         return perr(p, p->sect_line,
                     "[case %s] has no model (add e.g. 'model = synthetic:15m,layers=2')", c->name);
-    if (!c->prompt)
-        return perr(p, p->sect_line, "[case %s] has no prompt (add e.g. 'prompt = 1 2 3')",
+    if (ids && text)
+        return perr(p, ids > text ? ids : text,
+                    "[case %s] has both prompt (line %d) and prompt_text (line %d) (give one: "
+                    "'prompt = 1 2 3' for token ids or 'prompt_text = Once upon a time' for text)",
+                    c->name, ids, text);
+    if (!ids && !text)
+        return perr(p, p->sect_line,
+                    "[case %s] has no prompt (add e.g. 'prompt = 1 2 3' for token ids or "
+                    "'prompt_text = Once upon a time' for text)",
+                    c->name);
+    if (p->key_line[K_TOKENIZER] && !text)
+        return perr(p, p->key_line[K_TOKENIZER],
+                    "[case %s]: tokenizer without prompt_text (the tokenizer only encodes "
+                    "prompt_text; drop it, or give the prompt as text)",
                     c->name);
     return RYZ_OK;
 }
@@ -598,7 +621,8 @@ static void default_name(const char *where, char *dst, size_t cap) {
     dst[n] = '\0';
 }
 
-/* Sets the [suite] defaults and keeps a copy of the text in s->text. */
+/* Sets the [suite] defaults and keeps copies of the text in s->text and of
+ * its name in s->where (validation's messages name the file too). */
 static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) {
     default_name(where, s->name, sizeof s->name);
     s->ranks = 0;
@@ -613,7 +637,8 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->acc.min_memory_efficiency = s->acc.max_logit_error = NAN;
     s->acc.max_collective_ratio = s->acc.min_bandwidth_scaling = NAN;
     s->text = strdup(text);
-    if (!s->text)
+    s->where = strdup(where);
+    if (!s->text || !s->where)
         return ryz_error(RYZ_ENOMEM, "%s: out of memory for the suite text", where);
     return RYZ_OK;
 }
@@ -718,7 +743,7 @@ cleanup:
     return st;
 }
 
-/* Frees the cases, prompts and text of s and zeroes it; safe on a zeroed or
+/* Frees the cases, prompts, text and name of s and zeroes it; safe on a zeroed or
  * already freed struct and on NULL. */
 void ryz_suite_free(ryz_suite *s) {
     if (!s)
@@ -727,6 +752,7 @@ void ryz_suite_free(ryz_suite *s) {
         free(s->cases[i].prompt);
     free(s->cases);
     free(s->text);
+    free(s->where);
     memset(s, 0, sizeof *s);
 }
 

@@ -1,11 +1,21 @@
 /* The per-case table: correctness, speed and memory of each TP degree. */
+#include <stdio.h>
 #include <string.h>
 
 #include "ryz/suite.h"
 
 void ryz_suite_print_case_header(const ryz_suite_case *c, int positions, FILE *out) {
-    fprintf(out, "\ncase %s: %s  batch %d  prompt %d  new_tokens %d  (%d positions compared)\n",
-            c->name, c->model, c->batch, c->prompt_len, c->new_tokens, positions);
+    /* A prompt_text's length is known once encoded (a run), not from the
+     * suite text alone (`ryz show` re-reads that). */
+    char prompt[32];
+    if (!c->prompt_text[0])
+        snprintf(prompt, sizeof prompt, "%d", c->prompt_len);
+    else if (c->prompt_len)
+        snprintf(prompt, sizeof prompt, "%d (text)", c->prompt_len);
+    else
+        snprintf(prompt, sizeof prompt, "text");
+    fprintf(out, "\ncase %s: %s  batch %d  prompt %s  new_tokens %d  (%d positions compared)\n",
+            c->name, c->model, c->batch, prompt, c->new_tokens, positions);
     int bf16 = c->dtype == RYZ_DTYPE_BF16;
     if (bf16 || c->tf32) /* the tolerance ryz_suite_case_tol gives them */
         fprintf(out, "  %s at every TP, each against the f32 TP=1 reference with %s\n",

@@ -1,14 +1,86 @@
 /* Up-front validation of a suite, so bad input fails before any launch. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "ryz/ckpt.h"
 #include "ryz/cuda.h"
 #include "ryz/model.h"
 #include "ryz/suite.h"
 
-static ryz_status validate_case(const ryz_suite_case *c) {
+/* "WHERE:LINE: " for a key of s on `line`, into buf[cap]; "" when the suite
+ * was not parsed from text or the key was not in it. */
+static const char *at_line(const ryz_suite *s, int line, char *buf, size_t cap) {
+    if (!s->where || line <= 0)
+        return "";
+    snprintf(buf, cap, "%s:%d: ", s->where, line);
+    return buf;
+}
+
+/* The tokenizer.bin that encodes c's prompt_text, into path[cap]: the case's
+ * tokenizer key; else, for a checkpoint, tokenizer.bin in its directory (a
+ * .bin's, or a model directory itself) where that exists, since llama2.c
+ * ships the two side by side; else ./tokenizer.bin, `ryz generate
+ * --prompt`'s default. EINVAL naming both places when neither exists, and
+ * for a synthetic model without the key: its vocabulary has no words. */
+static ryz_status tokenizer_path(const ryz_suite *s, const ryz_suite_case *c, char *path,
+                                 size_t cap) {
+    char where[300];
+    const char *w = at_line(s, c->prompt_line, where, sizeof where);
+    struct stat sb;
+    if (c->tokenizer[0]) {
+        snprintf(path, cap, "%s", c->tokenizer);
+        return RYZ_OK;
+    }
+    if (!strncmp(c->model, "synthetic:", 10))
+        return ryz_error(RYZ_EINVAL,
+                         "%scase %s: prompt_text needs 'tokenizer = PATH' with a synthetic model "
+                         "(%s has no tokenizer.bin of its own; give a llama2.c tokenizer.bin "
+                         "whose ids fit its vocab, or the prompt as ids: 'prompt = 1 2 3')",
+                         w, c->name, c->model);
+    int is_dir = stat(c->model, &sb) == 0 && S_ISDIR(sb.st_mode);
+    const char *slash = strrchr(c->model, '/');
+    int dir_len = is_dir ? (int)strlen(c->model) : slash ? (int)(slash - c->model) : 1;
+    snprintf(path, cap, "%.*s/tokenizer.bin", dir_len, is_dir || slash ? c->model : ".");
+    if (stat(path, &sb) == 0)
+        return RYZ_OK;
+    if (stat("tokenizer.bin", &sb) == 0) {
+        snprintf(path, cap, "tokenizer.bin");
+        return RYZ_OK;
+    }
+    return ryz_error(RYZ_EINVAL,
+                     "%scase %s: prompt_text: no tokenizer: neither %s (beside the model) nor "
+                     "./tokenizer.bin exists (add 'tokenizer = PATH' to the case)",
+                     w, c->name, path);
+}
+
+/* Encodes c's prompt_text into c->prompt (vocab: the model's), unless that
+ * was done before. Errors as "WHERE:LINE: case NAME: prompt_text: ...". */
+static ryz_status encode_text(const ryz_suite *s, ryz_suite_case *c, int vocab) {
+    char path[RYZ_SUITE_PATH_MAX + 32], where[300];
+    if (!c->prompt_text[0] || c->prompt)
+        return RYZ_OK;
+    ryz_status st = tokenizer_path(s, c, path, sizeof path);
+    if (st != RYZ_OK)
+        return st;
+    st = ryz_tokenizer_prompt(path, vocab, c->prompt_text, &c->prompt, &c->prompt_len);
+    if (st != RYZ_OK)
+        return ryz_error_wrap(
+            st, "%scase %s: prompt_text (tokens of the model's vocab %d)",
+            at_line(s, c->tokenizer_line ? c->tokenizer_line : c->prompt_line, where, sizeof where),
+            c->name, vocab);
+    return RYZ_OK;
+}
+
+/* Case c of s: its model at each TP degree, then its prompt (text encoded
+ * first) against the model's vocab and seq_len. EINVAL/EIO naming the case,
+ * and for the prompt the file and line of its key. */
+static ryz_status validate_case(const ryz_suite *s, ryz_suite_case *c) {
     ryz_model_config cfg;
+    char where[300];
     for (int i = 0; i < c->n_tp; i++) {
         ryz_weights *w = NULL;
         ryz_status st = ryz_model_source_open(c->model, c->tp[i], 0, &cfg, &w);
@@ -16,13 +88,20 @@ static ryz_status validate_case(const ryz_suite_case *c) {
         if (st == RYZ_OK) st = ryz_config_validate(&cfg, c->tp[i]);
         if (st != RYZ_OK) return ryz_error_wrap(st, "case %s", c->name);
     }
+    ryz_status st = encode_text(s, c, cfg.vocab);
+    if (st != RYZ_OK)
+        return st;
+    const char *w = at_line(s, c->prompt_line, where, sizeof where);
+    const char *what = c->prompt_text[0] ? "prompt_text" : "prompt";
     for (int i = 0; i < c->prompt_len; i++)
         if (c->prompt[i] >= cfg.vocab)
-            return ryz_error(RYZ_EINVAL, "case %s: prompt id %d outside vocab [0, %d)", c->name,
-                             c->prompt[i], cfg.vocab);
+            return ryz_error(RYZ_EINVAL, "%scase %s: %s id %d outside vocab [0, %d)", w, c->name,
+                             what, c->prompt[i], cfg.vocab);
     if (c->prompt_len + c->new_tokens - 1 > cfg.seq_len)
-        return ryz_error(RYZ_EINVAL, "case %s: prompt %d + new_tokens %d exceed seq_len %d",
-                         c->name, c->prompt_len, c->new_tokens, cfg.seq_len);
+        return ryz_error(RYZ_EINVAL,
+                         "%scase %s: %s %d + new_tokens %d exceed seq_len %d (shorten the "
+                         "prompt or lower new_tokens)",
+                         w, c->name, what, c->prompt_len, c->new_tokens, cfg.seq_len);
     return RYZ_OK;
 }
 
@@ -106,9 +185,9 @@ int ryz_suite_needs_comm(const ryz_suite *s, const char *comm) {
     return 0;
 }
 
-ryz_status ryz_suite_validate(const ryz_suite *s) {
+ryz_status ryz_suite_validate(ryz_suite *s) {
     for (int i = 0; i < s->n_cases; i++) {
-        ryz_status st = validate_case(&s->cases[i]);
+        ryz_status st = validate_case(s, &s->cases[i]);
         if (st == RYZ_OK) st = validate_backend(s, &s->cases[i]);
         if (st == RYZ_OK) st = check_whole_model(&s->cases[i]);
         if (st != RYZ_OK) return st;
