@@ -409,6 +409,53 @@ START_TEST(test_cli_junit) {
 }
 END_TEST
 
+/* A 2-rank suite whose [acceptance] fails (a decode speedup of 100 at TP
+ * 2), written to a temporary file; the path in ini[cap], a results path
+ * beside it in h5[cap]. */
+static void failing_suite(char *dir, char *ini, char *h5, size_t cap) {
+    test_mkdtemp(dir, cap, "acc");
+    snprintf(ini, cap, "%s/acc.ini", dir);
+    snprintf(h5, cap, "%s/acc.h5", dir);
+    FILE *f = fopen(ini, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[suite]\nname = acc\nrepeat = 2\n"
+          "[case tiny]\nmodel = synthetic:tiny\ntp = 1 2\nprompt = 1 2 3\nnew_tokens = 3\n"
+          "[acceptance]\nmin_speedup = 2:100\nmax_logit_error = 1\n",
+          f);
+    fclose(f);
+}
+
+/* `ryz suite -o F` keeps its checks in F's /acceptance table, as it
+ * printed them (the speedup failed, correctness and the logit error
+ * passed), with kind suite. */
+START_TEST(test_cli_stores_acceptance) {
+    char dir[256], ini[320], h5[320], args[1024];
+    failing_suite(dir, ini, h5, sizeof ini);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", ini, h5);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 1, "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    ck_assert_msg(strstr(r.out, "suite acc: FAIL (1 failed check of 5)"), "%s", r.out);
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_str_eq(ryz_results_kind(&res.meta), RYZ_KIND_SUITE);
+    ck_assert_str_eq(res.meta.kind, RYZ_KIND_SUITE);
+    ck_assert_uint_eq(res.n_acceptance, 5);
+    ryz_checks c;
+    ck_assert_int_eq(ryz_checks_from_results(&res, &c), RYZ_OK);
+    ck_assert_int_eq(c.n, 5);
+    ck_assert_int_eq(c.failed, 1);
+    const ryz_check *sp = find(&c, 2, "speedup");
+    ck_assert_msg(sp && !sp->pass && !sp->skipped && sp->threshold == 100 && sp->measured > 0 &&
+                      !strcmp(sp->op, ">="),
+                  "speedup row");
+    ck_assert(find(&c, 1, "outputs_within_tolerance") && find(&c, 2, "logit_error"));
+    ryz_checks_free(&c);
+    ryz_results_free(&res);
+    test_run_free(&r);
+    test_rm_tree(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("accept");
     TCase *tc = tcase_create("accept");
@@ -422,6 +469,7 @@ int main(void) {
     tcase_add_test(tc, test_scaling_run_by_run);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
+    tcase_add_test(tc, test_cli_stores_acceptance);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

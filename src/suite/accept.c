@@ -280,6 +280,49 @@ ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz
     return st;
 }
 
+ryz_status ryz_checks_store(const ryz_checks *c, ryz_results *res) {
+    ryz_status st = RYZ_OK;
+    for (int i = 0; st == RYZ_OK && i < c->n; i++) {
+        const ryz_check *x = &c->checks[i];
+        ryz_row_acceptance row = {.tp = x->tp, .measured = x->measured,
+                                  .threshold = x->threshold, .pass = x->pass,
+                                  .skipped = x->skipped};
+        snprintf(row.case_name, sizeof row.case_name, "%s", x->case_name);
+        snprintf(row.check, sizeof row.check, "%s", x->check);
+        snprintf(row.op, sizeof row.op, "%s", x->op);
+        snprintf(row.note, sizeof row.note, "%s", x->note);
+        st = ryz_results_add_acceptance(res, &row);
+    }
+    return st;
+}
+
+ryz_status ryz_checks_from_results(const ryz_results *r, ryz_checks *out) {
+    memset(out, 0, sizeof *out);
+    if (r->n_acceptance == 0) return RYZ_OK;
+    out->checks = calloc(r->n_acceptance, sizeof *out->checks);
+    if (!out->checks)
+        return ryz_error(RYZ_ENOMEM, "out of memory for %zu acceptance checks", r->n_acceptance);
+    for (size_t i = 0; i < r->n_acceptance; i++) {
+        const ryz_row_acceptance *a = &r->acceptance[i];
+        ryz_check *x = &out->checks[out->n++];
+        snprintf(x->case_name, sizeof x->case_name, "%s", a->case_name);
+        snprintf(x->check, sizeof x->check, "%s", a->check);
+        snprintf(x->op, sizeof x->op, "%.2s", a->op); /* ">=" or "<=" */
+        snprintf(x->note, sizeof x->note, "%s", a->note);
+        x->tp = a->tp, x->measured = a->measured, x->threshold = a->threshold;
+        x->skipped = a->skipped != 0;
+        x->pass = a->pass != 0 || x->skipped; /* a skipped check never failed */
+        out->failed += !x->pass;
+        out->skipped += x->skipped;
+    }
+    return RYZ_OK;
+}
+
+void ryz_checks_print_verdict(const ryz_checks *c, const char *suite, FILE *out) {
+    fprintf(out, "\nsuite %s: %s (%d failed check%s of %d)\n", suite, c->failed ? "FAIL" : "PASS",
+            c->failed, c->failed == 1 ? "" : "s", c->n);
+}
+
 void ryz_checks_free(ryz_checks *c) {
     free(c->checks);
     memset(c, 0, sizeof *c);
