@@ -268,6 +268,48 @@ START_TEST(test_bench_work) {
 }
 END_TEST
 
+/* Files say what wrote them (kind): a suite named "bench" or "comm" is a
+ * suite, judged case by case (two such suites of different models are
+ * refused, as "different model", not as a bench or a command line), and a
+ * suite file against a `ryz comm` file is refused, naming the latter. Files
+ * without a kind (before schema 5) are told by name. */
+START_TEST(test_kind_decides) {
+    const char *names[] = {"bench", "comm"};
+    for (int i = 0; i < 2; i++) {
+        ryz_results b, c;
+        make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+        make_run(&c, "synthetic:15m", 0.01, 0.05, 2, 1, 1000);
+        char text[2][128];
+        for (int k = 0; k < 2; k++)
+            snprintf(text[k], sizeof text[k], "[suite]\nname = %s\n[case a]\nmodel = %s\n"
+                     "prompt = 1\n", names[i], k ? "synthetic:15m" : "synthetic:tiny");
+        ryz_results *r[2] = {&b, &c};
+        for (int k = 0; k < 2; k++) {
+            ryz_results_set_str(&r[k]->meta.suite_name, names[i]);
+            ryz_results_set_str(&r[k]->meta.suite_text, text[k]);
+            ryz_results_set_str(&r[k]->meta.kind, RYZ_KIND_SUITE);
+        }
+        expect_comparable(&b, &c, "case a: different model: base 'synthetic:tiny', new "
+                                  "'synthetic:15m'");
+        expect_comparable_by(&b, &c, ryz_cli_comm_same_work, "case a: different model");
+        ryz_results_set_str(&c.meta.suite_text, text[0]);
+        expect_comparable_by(&b, &c, ryz_cli_comm_same_work, NULL);
+        ryz_results_free(&b);
+        ryz_results_free(&c);
+    }
+    ryz_results b, c;
+    comm_runs(&b, &c, "ryz comm -e 4K -o a.h5");
+    ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K -o b.h5");
+    ryz_results_set_str(&b.meta.kind, RYZ_KIND_SUITE);
+    ryz_results_set_str(&c.meta.kind, RYZ_KIND_COMM);
+    expect_comparable(&b, &c, "base is a `ryz suite` file, new is a `ryz comm` file");
+    ryz_results_set_str(&b.meta.kind, NULL); /* before schema 5: by its name, comm */
+    expect_comparable(&b, &c, NULL);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* The suite's probes per run are the machine's figures, not times of
  * ours: the bandwidth row shows the machine reading twice as fast, the
  * lock-step row its ranks kept in step better, and neither is ever a
@@ -483,6 +525,7 @@ int main(void) {
     tcase_add_test(tc, test_comm_command_lines);
     tcase_add_test(tc, test_comm_options_parsed);
     tcase_add_test(tc, test_bench_work);
+    tcase_add_test(tc, test_kind_decides);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

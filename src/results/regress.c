@@ -221,32 +221,46 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
     return buf;
 }
 
-/* EINVAL when base and cand are not runs of the same suite doing the same
- * work in every case: model, prompt, batch, new tokens, dtype, TF32,
- * backend and comm (`ryz bench` files: its one case, and its sizes); for
- * `ryz comm` files, the same ranks and command line (word for word, else
- * as o->same_comm_work judges it). */
+/* "a `ryz comm` file" for kind RYZ_KIND_COMM, and so on. */
+static const char *kind_words(const char *kind) {
+    if (!strcmp(kind, RYZ_KIND_COMM))
+        return "a `ryz comm` file";
+    if (!strcmp(kind, RYZ_KIND_BENCH))
+        return "a `ryz bench` file";
+    return "a `ryz suite` file";
+}
+
+/* EINVAL when base and cand are not runs of the same kind (the root
+ * attribute kind, or for files before it the name ryz_results_kind reads
+ * it from) and suite doing the same work in every case: model, prompt,
+ * batch, new tokens, dtype, TF32, backend and comm (`ryz bench` files: its
+ * one case, and its sizes); for `ryz comm` files, the same ranks and
+ * command line (word for word, else as o->same_comm_work judges it). */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
                                    const ryz_regress_opts *o) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
+    const char *kind = ryz_results_kind(&b->meta), *ckind = ryz_results_kind(&c->meta);
+    if (strcmp(kind, ckind))
+        return ryz_error(RYZ_EINVAL, "different kinds of results: base is %s, new is %s (compare "
+                         "two files of one command)", kind_words(kind), kind_words(ckind));
     if (strcmp(bn, cn))
         return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
-    if (!strcmp(bn, "comm") && b->meta.world_size != c->meta.world_size)
+    int comm = !strcmp(kind, RYZ_KIND_COMM);
+    if (comm && b->meta.world_size != c->meta.world_size)
         return ryz_error(RYZ_EINVAL, "different ryz comm ranks: base %d, new %d (the runs did not "
                          "do the same work)", b->meta.world_size, c->meta.world_size);
     /* Word for word is the same work whatever the parser says (a line of
      * an older ryz may hold an option this one does not know). */
-    if (!strcmp(bn, "comm") && o->same_comm_work &&
-        !same_words(b->meta.suite_text, c->meta.suite_text))
+    if (comm && o->same_comm_work && !same_words(b->meta.suite_text, c->meta.suite_text))
         return o->same_comm_work(b->meta.suite_text, c->meta.suite_text);
-    if (!strcmp(bn, "comm"))
+    if (comm)
         return same_command(b->meta.suite_text, c->meta.suite_text);
     size_t cap = (b->meta.suite_text ? strlen(b->meta.suite_text) : 0) +
                  (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
     char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
     ryz_status st = bv && cv ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory comparing suites");
-    int bench = !strcmp(bn, "bench"); /* one [case bench], no correctness rows */
+    int bench = !strcmp(kind, RYZ_KIND_BENCH); /* one [case bench], no correctness rows */
     for (size_t i = 0; st == RYZ_OK && i < (bench ? 1 : b->n_correctness); i++)
         for (size_t k = 0; st == RYZ_OK && k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
             const char *name = bench ? "bench" : b->correctness[i].case_name;
@@ -448,7 +462,7 @@ static int host_count(const char *hosts) {
  * `ryz bench` keys each row by its own thread count, so its files'
  * threads_per_rank (the largest) is left out. */
 static void note_machines(const ryz_results_meta *b, const ryz_results_meta *c, ryz_regress *r) {
-    int bench = b->suite_name && !strcmp(b->suite_name, "bench");
+    int bench = !strcmp(ryz_results_kind(b), RYZ_KIND_BENCH);
     note_diff(r, "cpu_model", 1, b->cpu_model, c->cpu_model);
     note_diff(r, "blas", 1, b->blas, c->blas);
     note_diff(r, "device", 1, b->device, c->device);
