@@ -268,6 +268,31 @@ START_TEST(test_bench_work) {
 }
 END_TEST
 
+/* Two `ryz bench` files that share no case (--threads 1 against
+ * --threads 2) are refused, naming each file's cases: every row would
+ * compare against nothing and pass. One case in common is enough. */
+START_TEST(test_no_common_case) {
+    ryz_results b, c;
+    ryz_results *r[2] = {&b, &c};
+    for (int k = 0; k < 2; k++) {
+        make_run(r[k], "synthetic:tiny", 0.01, 0.05, 1 + k, 1, 1000);
+        r[k]->n_correctness = 0; /* as ryz bench writes them */
+        ryz_results_set_str(&r[k]->meta.suite_name, "bench");
+        ryz_results_set_str(&r[k]->meta.kind, RYZ_KIND_BENCH);
+        ryz_results_set_str(&r[k]->meta.suite_text, "[case bench]\nmodel = synthetic:tiny\n");
+        for (size_t i = 0; i < r[k]->n_samples; i++)
+            snprintf(r[k]->samples[i].case_name, RYZ_NAME_LEN, "f32-t%d", k + 1);
+        snprintf(r[k]->memory[0].case_name, RYZ_NAME_LEN, "f32-t%d", k + 1);
+    }
+    expect_comparable(&b, &c, "no case in common: base has 'f32-t1', new has 'f32-t2'");
+    ryz_row_sample s = {.case_name = "f32-t1", .tp = 2, .metric = "decode_s", .value = 0.01};
+    ryz_results_add_sample(&c, &s); /* now they share f32-t1 */
+    expect_comparable(&b, &c, NULL);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* Files say what wrote them (kind): a suite named "bench" or "comm" is a
  * suite, judged case by case (two such suites of different models are
  * refused, as "different model", not as a bench or a command line), and a
@@ -526,6 +551,7 @@ int main(void) {
     tcase_add_test(tc, test_comm_options_parsed);
     tcase_add_test(tc, test_bench_work);
     tcase_add_test(tc, test_kind_decides);
+    tcase_add_test(tc, test_no_common_case);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

@@ -59,8 +59,9 @@ typedef struct {
 double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m);
 
 /* Compares cand against base. EINVAL when the files cannot be compared:
- * different suites, or a case whose model differs, or no common
- * (case, tp). Rows are sorted worst first. */
+ * files of two commands (kind), different suites, a case whose model
+ * differs, or no case in common (the message names each file's cases).
+ * Rows are sorted worst first. */
 ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out);
 void ryz_regress_free(ryz_regress *r);

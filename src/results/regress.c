@@ -280,6 +280,60 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
     return st;
 }
 
+/* The case name of row i of a table of r, in the order correctness,
+ * timing, samples, memory, collectives (*i past them all: NULL). */
+static const char *case_at(const ryz_results *r, size_t i) {
+    if (i < r->n_correctness) return r->correctness[i].case_name;
+    i -= r->n_correctness;
+    if (i < r->n_timing) return r->timing[i].case_name;
+    i -= r->n_timing;
+    if (i < r->n_samples) return r->samples[i].case_name;
+    i -= r->n_samples;
+    if (i < r->n_memory) return r->memory[i].case_name;
+    i -= r->n_memory;
+    return i < r->n_collectives ? r->collectives[i].case_name : NULL;
+}
+
+/* Whether any row of r is of case `name`. */
+static int has_case(const ryz_results *r, const char *name) {
+    const char *n;
+    for (size_t i = 0; (n = case_at(r, i)) != NULL; i++)
+        if (!strcmp(n, name)) return 1;
+    return 0;
+}
+
+/* r's distinct case names, quoted and comma-separated, into buf[cap]
+ * (cut with "..." when longer); "none" when r has no rows. */
+static void case_list(const ryz_results *r, char *buf, size_t cap) {
+    size_t len = 0;
+    const char *n;
+    snprintf(buf, cap, "none");
+    for (size_t i = 0; (n = case_at(r, i)) != NULL && len < cap; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(case_at(r, j), n);
+        if (seen) continue;
+        int w = snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "", n);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    if (len >= cap && cap > 4) snprintf(buf + cap - 4, 4, "...");
+}
+
+/* EINVAL when base has rows and none of its cases is in cand: every row
+ * would compare against nothing and pass (`ryz bench --threads 1` against
+ * `--threads 2`: f32-t1 against f32-t2). Names each file's cases, as a
+ * suite file missing a case is refused. */
+static ryz_status check_common_case(const ryz_results *b, const ryz_results *c) {
+    const char *n;
+    for (size_t i = 0; (n = case_at(b, i)) != NULL; i++)
+        if (has_case(c, n)) return RYZ_OK;
+    if (!case_at(b, 0)) return RYZ_OK; /* no rows at all: ryz_regress_compare says so */
+    char bl[512], cl[512];
+    case_list(b, bl, sizeof bl);
+    case_list(c, cl, sizeof cl);
+    return ryz_error(RYZ_EINVAL, "no case in common: base has %s, new has %s (the runs did not "
+                     "do the same work; nothing to compare)", bl, cl);
+}
+
 static ryz_regress_row *add_row(ryz_regress *r, const char *name, int tp, const char *metric) {
     ryz_regress_row *rows = realloc(r->rows, (r->n + 1) * sizeof *rows);
     if (!rows) return NULL;
@@ -506,6 +560,7 @@ ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out) {
     memset(out, 0, sizeof *out);
     ryz_status st = check_comparable(base, cand, opts);
+    if (st == RYZ_OK) st = check_common_case(base, cand);
     if (st == RYZ_OK) st = compare_timing(base, cand, opts, out);
     if (st == RYZ_OK) st = compare_correctness(base, cand, out);
     if (st == RYZ_OK) st = compare_memory(base, cand, opts, out);
