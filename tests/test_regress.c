@@ -268,6 +268,55 @@ START_TEST(test_bench_work) {
 }
 END_TEST
 
+/* Adds the acceptance check (case a, tp 2, check) to r. */
+static void add_check(ryz_results *r, const char *check, double measured, double threshold,
+                      int pass, int skipped) {
+    ryz_row_acceptance a = {.case_name = "a", .tp = 2, .measured = measured, .op = ">=",
+                            .threshold = threshold, .pass = pass, .skipped = skipped};
+    snprintf(a.check, sizeof a.check, "%s", check);
+    ck_assert_int_eq(ryz_results_add_acceptance(r, &a), RYZ_OK);
+}
+
+/* An acceptance check that passed in base and fails in the new file is a
+ * regression; one that failed in both, was skipped (oversubscribed), or
+ * that the new file did not make is shown but is not; correctness stays
+ * the correctness row's. */
+START_TEST(test_acceptance_regression) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    const char *checks[] = {"speedup", "efficiency", "comm_fraction", "memory_efficiency",
+                            "outputs_within_tolerance"};
+    const int base_pass[] = {1, 0, 1, 1, 1}, new_pass[] = {0, 0, 0, 0, 1};
+    for (int i = 0; i < 5; i++) {
+        add_check(&b, checks[i], 1.9, 1.8, base_pass[i], i == 2);
+        if (i != 3) add_check(&c, checks[i], 1.2, i == 1 ? 1.5 : 1.8, new_pass[i], 0);
+    }
+    int n;
+    ryz_regress_row sp = row_of(&b, &c, "accept:speedup", &n);
+    ck_assert_msg(sp.regression && sp.base == 1.9 && sp.cand == 1.2 && sp.ratio == 0 &&
+                      !strcmp(sp.why, "PASS -> FAIL (needs >= 1.8)"),
+                  "speedup: %s", sp.why);
+    ck_assert_int_eq(n, 1);
+    ryz_regress_row ef = row_of(&b, &c, "accept:efficiency", &n);
+    ck_assert_msg(!ef.regression && !strcmp(ef.why, "FAIL -> FAIL (needs >= 1.5; base's "
+                                                    "threshold 1.8)"), "efficiency: %s", ef.why);
+    ryz_regress_row cf = row_of(&b, &c, "accept:comm_fraction", &n);
+    ck_assert_msg(!cf.regression && strstr(cf.why, "skipped in base file"), "%s", cf.why);
+    ryz_regress_row me = row_of(&b, &c, "accept:memory_efficiency", &n);
+    ck_assert_msg(!me.regression && isnan(me.cand) && !strcmp(me.why, "not checked in new file"),
+                  "%s", me.why);
+    ryz_regress r;
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    for (size_t i = 0; i < r.n; i++)
+        ck_assert_msg(!strstr(r.rows[i].metric, "outputs_within"), "correctness compared twice");
+    ryz_regress_free(&r);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* Two `ryz bench` files that share no case (--threads 1 against
  * --threads 2) are refused, naming each file's cases: every row would
  * compare against nothing and pass. One case in common is enough. */
@@ -552,6 +601,7 @@ int main(void) {
     tcase_add_test(tc, test_bench_work);
     tcase_add_test(tc, test_kind_decides);
     tcase_add_test(tc, test_no_common_case);
+    tcase_add_test(tc, test_acceptance_regression);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

@@ -1,7 +1,8 @@
 /* Regression comparison between two results files. A slowdown is reported
  * only when it is both large (ratio of medians above the threshold) and
- * significant (one-sided Mann-Whitney U on the raw samples); correctness
- * and memory are deterministic and compared directly. */
+ * significant (one-sided Mann-Whitney U on the raw samples); correctness,
+ * the acceptance checks and memory are deterministic and compared
+ * directly. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
@@ -444,6 +445,53 @@ static ryz_status compare_correctness(const ryz_results *b, const ryz_results *c
     return RYZ_OK;
 }
 
+/* The /acceptance row of r like x (same case, tp and check), or NULL. */
+static const ryz_row_acceptance *acceptance_like(const ryz_results *r,
+                                                 const ryz_row_acceptance *x) {
+    for (size_t j = 0; j < r->n_acceptance; j++) {
+        const ryz_row_acceptance *y = &r->acceptance[j];
+        if (y->tp == x->tp && !strcmp(y->check, x->check) && !strcmp(y->case_name, x->case_name))
+            return y;
+    }
+    return NULL;
+}
+
+/* One row per acceptance check of base (metric "accept:CHECK"): a check
+ * that passed in base and failed in cand is a regression, as correctness
+ * PASS -> FAIL is. Correctness itself is compare_correctness's row. A
+ * check cand did not make (its suite dropped the threshold, or a file
+ * before schema 5) is shown, not a regression; so is one skipped
+ * (oversubscribed) on either side, which was never judged. */
+static ryz_status compare_acceptance(const ryz_results *b, const ryz_results *c,
+                                     ryz_regress *r) {
+    for (size_t i = 0; i < b->n_acceptance; i++) {
+        const ryz_row_acceptance *x = &b->acceptance[i], *y = acceptance_like(c, x);
+        char metric[sizeof r->rows->metric];
+        if (!strcmp(x->check, "outputs_within_tolerance"))
+            continue;
+        snprintf(metric, sizeof metric, "accept:%s", x->check);
+        ryz_regress_row *row = add_row(r, x->case_name, x->tp, metric);
+        if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing acceptance checks");
+        row->base = x->measured, row->cand = y ? y->measured : NAN;
+        row->ratio = !y || y->pass;
+        row->regression = y && x->pass && !x->skipped && !y->pass;
+        if (!y)
+            snprintf(row->why, sizeof row->why, "not checked in new file");
+        else if (x->skipped || y->skipped)
+            snprintf(row->why, sizeof row->why, "skipped in %s file (oversubscribed)",
+                     x->skipped ? "base" : "new");
+        else if (x->pass != y->pass || !y->pass) {
+            char was[48] = ""; /* a verdict that moved with the threshold says so */
+            if (x->threshold != y->threshold)
+                snprintf(was, sizeof was, "; base's threshold %.4g", x->threshold);
+            snprintf(row->why, sizeof row->why, "%s -> %s (needs %s %.4g%s)",
+                     x->pass ? "PASS" : "FAIL", y->pass ? "PASS" : "FAIL", y->op, y->threshold,
+                     was);
+        }
+    }
+    return RYZ_OK;
+}
+
 /* Largest rank's weights + KV of (case, tp) in r. */
 static double mem_of(const ryz_results *r, const char *name, int tp) {
     ryz_memory_summary m;
@@ -563,6 +611,7 @@ ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
     if (st == RYZ_OK) st = check_common_case(base, cand);
     if (st == RYZ_OK) st = compare_timing(base, cand, opts, out);
     if (st == RYZ_OK) st = compare_correctness(base, cand, out);
+    if (st == RYZ_OK) st = compare_acceptance(base, cand, out);
     if (st == RYZ_OK) st = compare_memory(base, cand, opts, out);
     if (st != RYZ_OK) {
         ryz_regress_free(out);
