@@ -115,6 +115,65 @@ START_TEST(test_evaluate) {
 }
 END_TEST
 
+/* A threshold that could never be checked is refused before any run,
+ * naming the key, its line and the TP: one for a TP no case runs sharded
+ * (TP 1 included), and a TP given twice in one key (one value would
+ * silently win). The cases may come after [acceptance]. */
+START_TEST(test_parse_impossible_thresholds) {
+    const char *bad[][2] = {
+        {"min_speedup = 4:1.5", "x.ini:2: min_speedup: no case runs TP 4 (4:1.5), so it would "
+                                "never be checked (the cases run TP 2 3;"},
+        {"min_efficiency = 2:0.9 8:0.5", "x.ini:2: min_efficiency: no case runs TP 8 (8:0.5)"},
+        {"min_speedup = 2:1.5 2:1.7", "x.ini:2: min_speedup gives TP 2 twice (1.5 and 1.7; "
+                                      "give each TP once)"},
+        {"min_efficiency = 0.9, 0.8", "x.ini:2: min_efficiency gives two values for every TP"},
+        {"min_speedup = 1:1.5", "x.ini:2: min_speedup: TP 1 (1:1.5) is the baseline"},
+    };
+    ryz_suite s;
+    char text[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "[acceptance]\n%s\n[case a]\nmodel = m\nprompt = 1\n"
+                 "tp = 1 2\n[case b]\nmodel = m\nprompt = 1\ntp = 3\n", bad[i][0]);
+        ck_assert_int_eq(ryz_suite_parse(text, "x.ini", &s), RYZ_EINVAL);
+        ck_assert_msg(strstr(ryz_last_error(), bad[i][1]), "'%s' gave '%s'", bad[i][0],
+                      ryz_last_error());
+    }
+    snprintf(text, sizeof text, "[acceptance]\nmin_speedup = 2:1.5 3:2\nmin_efficiency = 0.9\n"
+             "[case a]\nmodel = m\nprompt = 1\ntp = 1 2 3\n");
+    ck_assert_msg(ryz_suite_parse(text, "x.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ryz_suite_free(&s);
+}
+END_TEST
+
+/* A figure a check needs that the run did not measure fails the check
+ * with a note saying so: an all-reduce p99 at a size the run never sent
+ * (naming the sizes it did), decode timing and memory rows missing. */
+START_TEST(test_unmeasured_has_note) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse("[suite]\nname = acc\n[acceptance]\nallreduce_bytes = 12345\n"
+                              "max_allreduce_p99_us = 1\nmin_speedup = 1.5\n"
+                              "min_memory_efficiency = 0.9\n"
+                              "[case a]\nmodel = synthetic:tiny\nprompt = 1\ntp = 1 2 4\n",
+                              "acc.ini", &s) == RYZ_OK);
+    make_results(&r, 0);
+    r.n_timing = r.n_memory = 0; /* nothing timed, no memory rows */
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    const ryz_check *p99 = find(&c, 2, "allreduce_p99_us");
+    ck_assert_msg(p99 && !p99->pass && isinf(p99->measured) &&
+                      !strcmp(p99->note, "not measured: no all_reduce of 12345 bytes (measured: "
+                                         "1024)"),
+                  "note '%s'", p99 ? p99->note : "(no check)");
+    const ryz_check *sp = find(&c, 4, "speedup"), *me = find(&c, 4, "memory_efficiency");
+    ck_assert_msg(sp && !sp->pass && strstr(sp->note, "not measured"), "speedup note");
+    ck_assert_msg(me && !me->pass && strstr(me->note, "not measured"), "memory note");
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* max_logit_error gates IEEE fp32 cases only: a bf16 or tf32 case is held
  * to its own tolerance (outputs_within_tolerance), never to the fp32 bound. */
 START_TEST(test_logit_error_fp32_only) {
@@ -462,6 +521,8 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_parse_acceptance);
     tcase_add_test(tc, test_evaluate);
+    tcase_add_test(tc, test_parse_impossible_thresholds);
+    tcase_add_test(tc, test_unmeasured_has_note);
     tcase_add_test(tc, test_logit_error_fp32_only);
     tcase_add_test(tc, test_parse_comm_keys);
     tcase_add_test(tc, test_evaluate_comm);
