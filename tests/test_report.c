@@ -370,8 +370,9 @@ START_TEST(test_acceptance_verdict) {
 }
 END_TEST
 
-/* A suite file from before schema 5 kept no checks: `ryz show` and the
- * report say so instead of reading as a pass. */
+/* A suite file from before schema 5 kept no checks, nor did an
+ * interrupted run: `ryz show` and the report say so instead of reading as
+ * a pass. */
 START_TEST(test_acceptance_not_recorded) {
     ryz_results r;
     ck_assert_msg(ryz_results_read("tests/data/results-schema4.h5", &r) == RYZ_OK, "%s",
@@ -381,6 +382,13 @@ START_TEST(test_acceptance_not_recorded) {
     ck_assert_msg(strstr(md, "> **Verdict not recorded.** This file predates schema 5"), "%s",
                   md);
     free(show), free(md);
+    ryz_results_free(&r);
+    build_results(&r, 0, "t"); /* a run stopped before its checks were judged */
+    r.meta.interrupted = 1;
+    show = render(&r, 0);
+    ck_assert_msg(strstr(show, "\nacceptance: not judged (the run was interrupted)\n"), "%s",
+                  show);
+    free(show);
     ryz_results_free(&r);
 }
 END_TEST

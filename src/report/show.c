@@ -45,8 +45,9 @@ static void print_case(const ryz_results *r, const char *name, FILE *out) {
 }
 
 /* Prints the acceptance checks and the verdict as `ryz suite` printed
- * them; for a suite file before schema 5, that they were not kept. Files
- * of `ryz bench` and `ryz comm` have none and print nothing. */
+ * them; for a suite file before schema 5, that they were not kept, and
+ * for an interrupted run, that they were not judged. Files of `ryz bench`
+ * and `ryz comm` have none and print nothing. */
 static ryz_status print_acceptance(const ryz_results *r, FILE *out) {
     ryz_checks c;
     if (strcmp(ryz_results_kind(&r->meta), RYZ_KIND_SUITE))
@@ -57,6 +58,8 @@ static ryz_status print_acceptance(const ryz_results *r, FILE *out) {
         return RYZ_OK;
     }
     ryz_status st = ryz_checks_from_results(r, &c);
+    if (st == RYZ_OK && c.n == 0 && r->meta.interrupted)
+        fprintf(out, "\nacceptance: not judged (the run was interrupted)\n");
     if (st != RYZ_OK || c.n == 0)
         return st;
     ryz_checks_print(&c, out);
