@@ -115,6 +115,65 @@ START_TEST(test_evaluate) {
 }
 END_TEST
 
+/* A threshold that could never be checked is refused before any run,
+ * naming the key, its line and the TP: one for a TP no case runs sharded
+ * (TP 1 included), and a TP given twice in one key (one value would
+ * silently win). The cases may come after [acceptance]. */
+START_TEST(test_parse_impossible_thresholds) {
+    const char *bad[][2] = {
+        {"min_speedup = 4:1.5", "x.ini:2: min_speedup: no case runs TP 4 (4:1.5), so it would "
+                                "never be checked (the cases run TP 2 3;"},
+        {"min_efficiency = 2:0.9 8:0.5", "x.ini:2: min_efficiency: no case runs TP 8 (8:0.5)"},
+        {"min_speedup = 2:1.5 2:1.7", "x.ini:2: min_speedup gives TP 2 twice (1.5 and 1.7; "
+                                      "give each TP once)"},
+        {"min_efficiency = 0.9, 0.8", "x.ini:2: min_efficiency gives two values for every TP"},
+        {"min_speedup = 1:1.5", "x.ini:2: min_speedup: TP 1 (1:1.5) is the baseline"},
+    };
+    ryz_suite s;
+    char text[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "[acceptance]\n%s\n[case a]\nmodel = m\nprompt = 1\n"
+                 "tp = 1 2\n[case b]\nmodel = m\nprompt = 1\ntp = 3\n", bad[i][0]);
+        ck_assert_int_eq(ryz_suite_parse(text, "x.ini", &s), RYZ_EINVAL);
+        ck_assert_msg(strstr(ryz_last_error(), bad[i][1]), "'%s' gave '%s'", bad[i][0],
+                      ryz_last_error());
+    }
+    snprintf(text, sizeof text, "[acceptance]\nmin_speedup = 2:1.5 3:2\nmin_efficiency = 0.9\n"
+             "[case a]\nmodel = m\nprompt = 1\ntp = 1 2 3\n");
+    ck_assert_msg(ryz_suite_parse(text, "x.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ryz_suite_free(&s);
+}
+END_TEST
+
+/* A figure a check needs that the run did not measure fails the check
+ * with a note saying so: an all-reduce p99 at a size the run never sent
+ * (naming the sizes it did), decode timing and memory rows missing. */
+START_TEST(test_unmeasured_has_note) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse("[suite]\nname = acc\n[acceptance]\nallreduce_bytes = 12345\n"
+                              "max_allreduce_p99_us = 1\nmin_speedup = 1.5\n"
+                              "min_memory_efficiency = 0.9\n"
+                              "[case a]\nmodel = synthetic:tiny\nprompt = 1\ntp = 1 2 4\n",
+                              "acc.ini", &s) == RYZ_OK);
+    make_results(&r, 0);
+    r.n_timing = r.n_memory = 0; /* nothing timed, no memory rows */
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    const ryz_check *p99 = find(&c, 2, "allreduce_p99_us");
+    ck_assert_msg(p99 && !p99->pass && isinf(p99->measured) &&
+                      !strcmp(p99->note, "not measured: no all_reduce of 12345 bytes (measured: "
+                                         "1024)"),
+                  "note '%s'", p99 ? p99->note : "(no check)");
+    const ryz_check *sp = find(&c, 4, "speedup"), *me = find(&c, 4, "memory_efficiency");
+    ck_assert_msg(sp && !sp->pass && strstr(sp->note, "not measured"), "speedup note");
+    ck_assert_msg(me && !me->pass && strstr(me->note, "not measured"), "memory note");
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* max_logit_error gates IEEE fp32 cases only: a bf16 or tf32 case is held
  * to its own tolerance (outputs_within_tolerance), never to the fp32 bound. */
 START_TEST(test_logit_error_fp32_only) {
@@ -409,12 +468,61 @@ START_TEST(test_cli_junit) {
 }
 END_TEST
 
+/* A 2-rank suite whose [acceptance] fails (a decode speedup of 100 at TP
+ * 2), written to a temporary file; the path in ini[cap], a results path
+ * beside it in h5[cap]. */
+static void failing_suite(char *dir, char *ini, char *h5, size_t cap) {
+    test_mkdtemp(dir, cap, "acc");
+    snprintf(ini, cap, "%s/acc.ini", dir);
+    snprintf(h5, cap, "%s/acc.h5", dir);
+    FILE *f = fopen(ini, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("[suite]\nname = acc\nrepeat = 2\n"
+          "[case tiny]\nmodel = synthetic:tiny\ntp = 1 2\nprompt = 1 2 3\nnew_tokens = 3\n"
+          "[acceptance]\nmin_speedup = 2:100\nmax_logit_error = 1\n",
+          f);
+    fclose(f);
+}
+
+/* `ryz suite -o F` keeps its checks in F's /acceptance table, as it
+ * printed them (the speedup failed, correctness and the logit error
+ * passed), with kind suite. */
+START_TEST(test_cli_stores_acceptance) {
+    char dir[256], ini[320], h5[320], args[1024];
+    failing_suite(dir, ini, h5, sizeof ini);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", ini, h5);
+    test_run r = test_run_ryz(NULL, args);
+    ck_assert_msg(r.code == 1, "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    ck_assert_msg(strstr(r.out, "suite acc: FAIL (1 failed check of 5)"), "%s", r.out);
+    ryz_results res;
+    ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_str_eq(ryz_results_kind(&res.meta), RYZ_KIND_SUITE);
+    ck_assert_str_eq(res.meta.kind, RYZ_KIND_SUITE);
+    ck_assert_uint_eq(res.n_acceptance, 5);
+    ryz_checks c;
+    ck_assert_int_eq(ryz_checks_from_results(&res, &c), RYZ_OK);
+    ck_assert_int_eq(c.n, 5);
+    ck_assert_int_eq(c.failed, 1);
+    const ryz_check *sp = find(&c, 2, "speedup");
+    ck_assert_msg(sp && !sp->pass && !sp->skipped && sp->threshold == 100 && sp->measured > 0 &&
+                      !strcmp(sp->op, ">="),
+                  "speedup row");
+    ck_assert(find(&c, 1, "outputs_within_tolerance") && find(&c, 2, "logit_error"));
+    ryz_checks_free(&c);
+    ryz_results_free(&res);
+    test_run_free(&r);
+    test_rm_tree(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("accept");
     TCase *tc = tcase_create("accept");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_parse_acceptance);
     tcase_add_test(tc, test_evaluate);
+    tcase_add_test(tc, test_parse_impossible_thresholds);
+    tcase_add_test(tc, test_unmeasured_has_note);
     tcase_add_test(tc, test_logit_error_fp32_only);
     tcase_add_test(tc, test_parse_comm_keys);
     tcase_add_test(tc, test_evaluate_comm);
@@ -422,6 +530,7 @@ int main(void) {
     tcase_add_test(tc, test_scaling_run_by_run);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
+    tcase_add_test(tc, test_cli_stores_acceptance);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -226,6 +226,7 @@ START_TEST(test_results_and_json) {
     ck_assert_uint_eq(res.n_collectives, rep.n_rows);
     ck_assert_uint_eq(res.n_samples, 3 * (rep.n_rows + 12)); /* + in-place of 2 ops x 6 */
     ck_assert_str_eq(res.collectives[0].case_name, "comm");
+    ck_assert_str_eq(res.meta.kind, RYZ_KIND_COMM); /* what `ryz compare` judges it by */
     ck_assert_str_eq(res.collectives[0].op, "all_reduce");
     ck_assert_int_eq(res.collectives[0].tp, 1);
     ck_assert_str_eq(res.samples[0].metric, "all_reduce_us@4");

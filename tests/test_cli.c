@@ -641,6 +641,7 @@ START_TEST(test_bench_results) {
     ck_assert_int_eq(probes, 12);
     ck_assert_int_eq(after, 12);
     ck_assert_str_eq(res.meta.suite_name, "bench");
+    ck_assert_str_eq(res.meta.kind, RYZ_KIND_BENCH); /* what `ryz compare` judges it by */
     ck_assert_str_eq(res.timing[0].case_name, "f32-t1");
     ck_assert_str_eq(res.timing[7].case_name, "bf16-t2");
     ryz_results_free(&res);

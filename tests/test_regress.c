@@ -312,6 +312,122 @@ START_TEST(test_bench_work) {
 }
 END_TEST
 
+/* Adds the acceptance check (case a, tp 2, check) to r. */
+static void add_check(ryz_results *r, const char *check, double measured, double threshold,
+                      int pass, int skipped) {
+    ryz_row_acceptance a = {.case_name = "a", .tp = 2, .measured = measured, .op = ">=",
+                            .threshold = threshold, .pass = pass, .skipped = skipped};
+    snprintf(a.check, sizeof a.check, "%s", check);
+    ck_assert_int_eq(ryz_results_add_acceptance(r, &a), RYZ_OK);
+}
+
+/* An acceptance check that passed in base and fails in the new file is a
+ * regression; one that failed in both, was skipped (oversubscribed), or
+ * that the new file did not make is shown but is not; correctness stays
+ * the correctness row's. */
+START_TEST(test_acceptance_regression) {
+    ryz_results b, c;
+    make_run(&b, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    make_run(&c, "synthetic:tiny", 0.010, 0.05, 1, 1, 1000);
+    const char *checks[] = {"speedup", "efficiency", "comm_fraction", "memory_efficiency",
+                            "outputs_within_tolerance"};
+    const int base_pass[] = {1, 0, 1, 1, 1}, new_pass[] = {0, 0, 0, 0, 1};
+    for (int i = 0; i < 5; i++) {
+        add_check(&b, checks[i], 1.9, 1.8, base_pass[i], i == 2);
+        if (i != 3) add_check(&c, checks[i], 1.2, i == 1 ? 1.5 : 1.8, new_pass[i], 0);
+    }
+    int n;
+    ryz_regress_row sp = row_of(&b, &c, "accept:speedup", &n);
+    ck_assert_msg(sp.regression && sp.base == 1.9 && sp.cand == 1.2 && sp.ratio == 0 &&
+                      !strcmp(sp.why, "PASS -> FAIL (needs >= 1.8)"),
+                  "speedup: %s", sp.why);
+    ck_assert_int_eq(n, 1);
+    ryz_regress_row ef = row_of(&b, &c, "accept:efficiency", &n);
+    ck_assert_msg(!ef.regression && !strcmp(ef.why, "FAIL -> FAIL (needs >= 1.5; base's "
+                                                    "threshold 1.8)"), "efficiency: %s", ef.why);
+    ryz_regress_row cf = row_of(&b, &c, "accept:comm_fraction", &n);
+    ck_assert_msg(!cf.regression && strstr(cf.why, "skipped in base file"), "%s", cf.why);
+    ryz_regress_row me = row_of(&b, &c, "accept:memory_efficiency", &n);
+    ck_assert_msg(!me.regression && isnan(me.cand) && !strcmp(me.why, "not checked in new file"),
+                  "%s", me.why);
+    ryz_regress r;
+    ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
+    ck_assert_int_eq(ryz_regress_compare(&b, &c, &o, &r), RYZ_OK);
+    for (size_t i = 0; i < r.n; i++)
+        ck_assert_msg(!strstr(r.rows[i].metric, "outputs_within"), "correctness compared twice");
+    ryz_regress_free(&r);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+/* Two `ryz bench` files that share no case (--threads 1 against
+ * --threads 2) are refused, naming each file's cases: every row would
+ * compare against nothing and pass. One case in common is enough. */
+START_TEST(test_no_common_case) {
+    ryz_results b, c;
+    ryz_results *r[2] = {&b, &c};
+    for (int k = 0; k < 2; k++) {
+        make_run(r[k], "synthetic:tiny", 0.01, 0.05, 1 + k, 1, 1000);
+        r[k]->n_correctness = 0; /* as ryz bench writes them */
+        ryz_results_set_str(&r[k]->meta.suite_name, "bench");
+        ryz_results_set_str(&r[k]->meta.kind, RYZ_KIND_BENCH);
+        ryz_results_set_str(&r[k]->meta.suite_text, "[case bench]\nmodel = synthetic:tiny\n");
+        for (size_t i = 0; i < r[k]->n_samples; i++)
+            snprintf(r[k]->samples[i].case_name, RYZ_NAME_LEN, "f32-t%d", k + 1);
+        snprintf(r[k]->memory[0].case_name, RYZ_NAME_LEN, "f32-t%d", k + 1);
+    }
+    expect_comparable(&b, &c, "no case in common: base has 'f32-t1', new has 'f32-t2'");
+    ryz_row_sample s = {.case_name = "f32-t1", .tp = 2, .metric = "decode_s", .value = 0.01};
+    ryz_results_add_sample(&c, &s); /* now they share f32-t1 */
+    expect_comparable(&b, &c, NULL);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
+/* Files say what wrote them (kind): a suite named "bench" or "comm" is a
+ * suite, judged case by case (two such suites of different models are
+ * refused, as "different model", not as a bench or a command line), and a
+ * suite file against a `ryz comm` file is refused, naming the latter. Files
+ * without a kind (before schema 5) are told by name. */
+START_TEST(test_kind_decides) {
+    const char *names[] = {"bench", "comm"};
+    for (int i = 0; i < 2; i++) {
+        ryz_results b, c;
+        make_run(&b, "synthetic:tiny", 0.01, 0.05, 1, 1, 1000);
+        make_run(&c, "synthetic:15m", 0.01, 0.05, 2, 1, 1000);
+        char text[2][128];
+        for (int k = 0; k < 2; k++)
+            snprintf(text[k], sizeof text[k], "[suite]\nname = %s\n[case a]\nmodel = %s\n"
+                     "prompt = 1\n", names[i], k ? "synthetic:15m" : "synthetic:tiny");
+        ryz_results *r[2] = {&b, &c};
+        for (int k = 0; k < 2; k++) {
+            ryz_results_set_str(&r[k]->meta.suite_name, names[i]);
+            ryz_results_set_str(&r[k]->meta.suite_text, text[k]);
+            ryz_results_set_str(&r[k]->meta.kind, RYZ_KIND_SUITE);
+        }
+        expect_comparable(&b, &c, "case a: different model: base 'synthetic:tiny', new "
+                                  "'synthetic:15m'");
+        expect_comparable_by(&b, &c, ryz_cli_comm_same_work, "case a: different model");
+        ryz_results_set_str(&c.meta.suite_text, text[0]);
+        expect_comparable_by(&b, &c, ryz_cli_comm_same_work, NULL);
+        ryz_results_free(&b);
+        ryz_results_free(&c);
+    }
+    ryz_results b, c;
+    comm_runs(&b, &c, "ryz comm -e 4K -o a.h5");
+    ryz_results_set_str(&c.meta.suite_text, "ryz comm -e 4K -o b.h5");
+    ryz_results_set_str(&b.meta.kind, RYZ_KIND_SUITE);
+    ryz_results_set_str(&c.meta.kind, RYZ_KIND_COMM);
+    expect_comparable(&b, &c, "base is a `ryz suite` file, new is a `ryz comm` file");
+    ryz_results_set_str(&b.meta.kind, NULL); /* before schema 5: by its name, comm */
+    expect_comparable(&b, &c, NULL);
+    ryz_results_free(&b);
+    ryz_results_free(&c);
+}
+END_TEST
+
 /* The suite's probes per run are the machine's figures, not times of
  * ours: the bandwidth row shows the machine reading twice as fast, the
  * lock-step row its ranks kept in step better, and neither is ever a
@@ -528,6 +644,9 @@ int main(void) {
     tcase_add_test(tc, test_comm_command_lines);
     tcase_add_test(tc, test_comm_options_parsed);
     tcase_add_test(tc, test_bench_work);
+    tcase_add_test(tc, test_kind_decides);
+    tcase_add_test(tc, test_no_common_case);
+    tcase_add_test(tc, test_acceptance_regression);
     tcase_add_test(tc, test_slowdown_not_significant);
     tcase_add_test(tc, test_machine_diff);
     tcase_add_test(tc, test_cli_compare);

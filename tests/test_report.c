@@ -11,6 +11,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +311,88 @@ START_TEST(test_helpers) {
 }
 END_TEST
 
+/* Text f wrote to a memstream, into *text (malloc'd). */
+static char *render(ryz_results *r, int markdown) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    if (markdown)
+        ck_assert_int_eq(ryz_report_markdown(r, NULL, f), RYZ_OK);
+    else
+        ck_assert_int_eq(ryz_report_show(r, 0, f), RYZ_OK);
+    fclose(f);
+    return text;
+}
+
+/* A run that failed an acceptance check (beta TP 4's speedup) reads as a
+ * failure: `ryz show` prints the checks and the verdict as the suite did,
+ * the report opens with FAIL and the failed check, the summary's TP 4
+ * sentence names it, and the acceptance table lists it first. */
+START_TEST(test_acceptance_verdict) {
+    ryz_results r;
+    build_results(&r, 0, "t");
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.kind, RYZ_KIND_SUITE), RYZ_OK);
+    ryz_row_acceptance rows[] = {
+        {.case_name = "alpha", .tp = 2, .check = "speedup", .measured = 1.86, .op = ">=",
+         .threshold = 1.8, .pass = 1},
+        {.case_name = "beta", .tp = 4, .check = "speedup", .measured = 3.1, .op = ">=",
+         .threshold = 3.8, .pass = 0},
+        {.case_name = "beta", .tp = 4, .check = "allreduce_p99_us", .measured = INFINITY,
+         .op = "<=", .threshold = 1, .pass = 0, .note = "not measured: no all_reduce of 12 B"}};
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(ryz_results_add_acceptance(&r, &rows[i]), RYZ_OK);
+    char *show = render(&r, 0), *md = render(&r, 1);
+    const char *in_show[] = {
+        "acceptance: 3 checks, 2 failed, 0 skipped",
+        "  FAIL beta                 tp 4   speedup                             3.1 >= 3.8",
+        "not measured: no all_reduce of 12 B",
+        "\nsuite t: FAIL (2 failed checks of 3)\n"};
+    for (size_t i = 0; i < sizeof in_show / sizeof in_show[0]; i++)
+        ck_assert_msg(strstr(show, in_show[i]), "'%s' not in:\n%.3000s", in_show[i], show);
+    const char *in_md[] = {"> **Verdict: FAIL.** 2 of 3 acceptance checks failed:",
+                           "> - case `beta` TP=4: speedup 3.1, needs >= 3.8\n",
+                           "**FAILED acceptance: speedup, allreduce_p99_us**",
+                           "## Acceptance checks",
+                           "| beta | 4 | speedup | 3.1 | >= 3.8 | **FAIL** |  |"};
+    for (size_t i = 0; i < sizeof in_md / sizeof in_md[0]; i++)
+        ck_assert_msg(strstr(md, in_md[i]), "'%s' not in:\n%.3000s", in_md[i], md);
+    ck_assert_msg(strstr(md, "Verdict: FAIL") < strstr(md, "## Setup"), "verdict not first");
+    const char *alpha2 = strstr(md, "- TP=2: 1.86x"); /* alpha's: passed every check */
+    ck_assert_ptr_nonnull(alpha2);
+    ck_assert_msg(!strncmp(alpha2 + strcspn(alpha2, "\n") - 5, "e-06)", 5), "%.200s", alpha2);
+    free(show), free(md);
+    r.acceptance[1].pass = r.acceptance[2].pass = 1;
+    md = render(&r, 1);
+    ck_assert_msg(strstr(md, "**Verdict: PASS.** All 3 acceptance checks passed."), "%s", md);
+    free(md);
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* A suite file from before schema 5 kept no checks, nor did an
+ * interrupted run: `ryz show` and the report say so instead of reading as
+ * a pass. */
+START_TEST(test_acceptance_not_recorded) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema4.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    char *show = render(&r, 0), *md = render(&r, 1);
+    ck_assert_msg(strstr(show, "acceptance: not recorded (a schema 4 file"), "%s", show);
+    ck_assert_msg(strstr(md, "> **Verdict not recorded.** This file predates schema 5"), "%s",
+                  md);
+    free(show), free(md);
+    ryz_results_free(&r);
+    build_results(&r, 0, "t"); /* a run stopped before its checks were judged */
+    r.meta.interrupted = 1;
+    show = render(&r, 0);
+    ck_assert_msg(strstr(show, "\nacceptance: not judged (the run was interrupted)\n"), "%s",
+                  show);
+    free(show);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* ---- the binary ---- */
 
 START_TEST(test_show) {
@@ -522,6 +605,8 @@ static Suite *report_suite(void) {
     tcase_set_timeout(cli, 120);
     tcase_add_test(lib, test_summary_sentence);
     tcase_add_test(lib, test_helpers);
+    tcase_add_test(lib, test_acceptance_verdict);
+    tcase_add_test(lib, test_acceptance_not_recorded);
     tcase_add_test(cli, test_show);
     tcase_add_test(cli, test_bad_files);
     tcase_add_test(cli, test_plot);

@@ -89,6 +89,7 @@ static void fill_meta(ryz_results *r) {
     ck_assert_int_eq(ryz_results_set_str(&m->cpu_model, "AMD EPYC 9654 96-Core"), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&m->blas, "OpenBLAS 0.3.21 DYNAMIC_ARCH Zen"), RYZ_OK);
     ck_assert_int_eq(ryz_results_set_str(&m->suite_name, "quick"), RYZ_OK);
+    ck_assert_int_eq(ryz_results_set_str(&m->kind, RYZ_KIND_SUITE), RYZ_OK);
     ck_assert_int_eq(
         ryz_results_set_str(&m->suite_text, "[suite]\nname = quick\n\n[case a]\ntp = 1 2\n"),
         RYZ_OK);
@@ -117,6 +118,11 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
         ryz_row_timing t = {0};
         ryz_row_collective l = {0};
         ryz_row_memory m = {0};
+        ryz_row_acceptance a = {.tp = 2 + k,
+                                .measured = k ? 0.5 * k : INFINITY,
+                                .threshold = 1.5 + k,
+                                .pass = k % 2,
+                                .skipped = k == 2};
         if (k == 0) {
             max_name(c.case_name, sizeof c.case_name, 'A');
             max_name(t.case_name, sizeof t.case_name, 'a');
@@ -124,6 +130,10 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
             max_name(l.case_name, sizeof l.case_name, 'B');
             max_name(l.op, sizeof l.op, 'o');
             max_name(m.case_name, sizeof m.case_name, 'C');
+            max_name(a.case_name, sizeof a.case_name, 'D');
+            max_name(a.check, sizeof a.check, 'c');
+            max_name(a.op, sizeof a.op, '<');
+            max_name(a.note, sizeof a.note, 'n');
         } else {
             snprintf(c.case_name, sizeof c.case_name, "corr-%d", k);
             snprintf(t.case_name, sizeof t.case_name, "tim-%d", k);
@@ -131,6 +141,10 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
             snprintf(l.case_name, sizeof l.case_name, "comm");
             snprintf(l.op, sizeof l.op, "all_reduce");
             snprintf(m.case_name, sizeof m.case_name, "mem-%d", k);
+            snprintf(a.case_name, sizeof a.case_name, "acc-%d", k);
+            snprintf(a.check, sizeof a.check, k % 2 ? "speedup" : "allreduce_p99_us");
+            snprintf(a.op, sizeof a.op, k % 2 ? ">=" : "<=");
+            snprintf(a.note, sizeof a.note, "note %d", k);
         }
         t.tp = 3 + k;
         t.runs = 11 * k;
@@ -153,6 +167,7 @@ static void fill_tables(ryz_results *r, int n, int n_samples) {
         ck_assert_int_eq(ryz_results_add_timing(r, &t), RYZ_OK);
         ck_assert_int_eq(ryz_results_add_collective(r, &l), RYZ_OK);
         ck_assert_int_eq(ryz_results_add_memory(r, &m), RYZ_OK);
+        ck_assert_int_eq(ryz_results_add_acceptance(r, &a), RYZ_OK);
     }
     for (int k = 0; k < n_samples; k++) {
         ryz_row_sample s = {.tp = k % 5, .iter = k, .value = 1.0 / (k + 1)};
@@ -193,11 +208,11 @@ static void assert_meta_equal(const ryz_results_meta *got, const ryz_results_met
     const char *const g[] = {got->tool_version, got->git_rev,    got->time_utc,
                              got->hosts,        got->backends,   got->device,
                              got->cpu_model,    got->suite_name, got->suite_text,
-                             got->blas};
+                             got->blas,         got->kind};
     const char *const w[] = {want->tool_version, want->git_rev,    want->time_utc,
                              want->hosts,        want->backends,   want->device,
                              want->cpu_model,    want->suite_name, want->suite_text,
-                             want->blas};
+                             want->blas,         want->kind};
     for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
         ck_assert_ptr_nonnull(g[k]);
         ck_assert_str_eq(g[k], w[k] ? w[k] : "");
@@ -220,6 +235,7 @@ static void assert_results_equal(const ryz_results *got, const ryz_results *want
     ck_assert_uint_eq(got->n_collectives, want->n_collectives);
     ck_assert_uint_eq(got->n_memory, want->n_memory);
     ck_assert_uint_eq(got->n_samples, want->n_samples);
+    ck_assert_uint_eq(got->n_acceptance, want->n_acceptance);
     for (size_t i = 0; i < got->n_correctness; i++) {
         const ryz_row_correctness *a = &got->correctness[i], *b = &want->correctness[i];
         EQ_STR(a, b, case_name);
@@ -289,6 +305,18 @@ static void assert_results_equal(const ryz_results *got, const ryz_results *want
         EQ_STR(a, b, metric);
         EQ_INT(a, b, iter);
         EQ_DBL(a, b, value);
+    }
+    for (size_t i = 0; i < got->n_acceptance; i++) {
+        const ryz_row_acceptance *a = &got->acceptance[i], *b = &want->acceptance[i];
+        EQ_STR(a, b, case_name);
+        EQ_INT(a, b, tp);
+        EQ_STR(a, b, check);
+        EQ_DBL(a, b, measured);
+        EQ_STR(a, b, op);
+        EQ_DBL(a, b, threshold);
+        EQ_INT(a, b, pass);
+        EQ_INT(a, b, skipped);
+        EQ_STR(a, b, note);
     }
 }
 
@@ -393,7 +421,7 @@ START_TEST(test_round_trip_empty_tables) {
     fill_meta(&r);
     ryz_row_memory m = {.case_name = "only", .tp = 1, .weights = 42};
     ck_assert_int_eq(ryz_results_add_memory(&r, &m), RYZ_OK);
-    assert_round_trip(&r, path); /* one table with a row, four empty */
+    assert_round_trip(&r, path); /* one table with a row, five empty */
     ryz_results_free(&r);
 }
 END_TEST
@@ -419,12 +447,13 @@ START_TEST(test_file_layout) {
         "tool_version", "git_rev",          "time_utc",       "hosts",       "backends",
         "device",       "cpu_model",        "suite_name",     "suite_text",  "world_size",
         "cores",        "threads_per_rank", "oversubscribed", "interrupted", "read_bandwidth_gbs",
-        "blas"};
+        "blas",         "kind"};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         ck_assert_msg(H5Aexists(f, attrs[i]) > 0, "no attribute %s", attrs[i]);
-    const char *dsets[] = {"/correctness", "/timing", "/collectives", "/memory", "/samples"};
-    const int members[] = {11, 14, 17, 8, 5}, rows[] = {3, 3, 3, 3, 4};
-    for (int i = 0; i < 5; i++) {
+    const char *dsets[] = {"/correctness", "/timing",  "/collectives",
+                           "/memory",      "/samples", "/acceptance"};
+    const int members[] = {11, 14, 17, 8, 5, 9}, rows[] = {3, 3, 3, 3, 4, 3};
+    for (int i = 0; i < 6; i++) {
         hid_t d = H5Dopen2(f, dsets[i], H5P_DEFAULT);
         ck_assert_msg(d >= 0, "no dataset %s", dsets[i]);
         hid_t t = H5Dget_type(d), s = H5Dget_space(d);
@@ -468,12 +497,14 @@ START_TEST(test_schema_version_refused) {
 END_TEST
 
 /* Reads the fixture at path, which must be of `version` with collectives,
- * and checks that the schema 3 columns read as 0, the schema 4 attribute
- * as NULL. */
+ * and checks that the schema 3 columns read as 0, the schema 4 and 5
+ * attributes as NULL, the schema 5 table as empty. */
 static void read_old_fixture(const char *path, int32_t version, ryz_results *r) {
     ck_assert_msg(ryz_results_read(path, r) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_int_eq(r->meta.schema_version, version);
     ck_assert_ptr_null(r->meta.blas);
+    ck_assert_ptr_null(r->meta.kind);
+    ck_assert_uint_eq(r->n_acceptance, 0);
     ck_assert_uint_gt(r->n_collectives, 0);
     for (size_t i = 0; i < r->n_collectives; i++) {
         const ryz_row_collective *c = &r->collectives[i];
@@ -541,6 +572,55 @@ START_TEST(test_schema3_file_reads) {
 }
 END_TEST
 
+/* A version 4 file (`ryz suite` of a tiny two-case-TP suite with a failed
+ * [acceptance], written by the version 4 writer at 218129e): it reads,
+ * with no /acceptance rows (that writer kept none) and no kind, which
+ * ryz_results_kind then tells from the suite name; the printout says
+ * both were not recorded. */
+START_TEST(test_schema4_file_reads) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema4.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(r.meta.schema_version, 4);
+    ck_assert_ptr_nonnull(r.meta.blas);
+    ck_assert_ptr_null(r.meta.kind);
+    ck_assert_uint_eq(r.n_acceptance, 0);
+    ck_assert_uint_gt(r.n_correctness, 0);
+    ck_assert_str_eq(ryz_results_kind(&r.meta), RYZ_KIND_SUITE);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ryz_results_print(&r, out);
+    fclose(out);
+    ck_assert_msg(strstr(text, "\nkind: (not recorded: added in schema 5)\n"), "%s", text);
+    ck_assert_msg(strstr(text, "\n/acceptance: 0 rows (not recorded: added in schema 5)\n"),
+                  "%s", text);
+    free(text);
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* The kind of a file: as recorded; before schema 5, from the names `ryz
+ * comm` and `ryz bench` gave their files; a recorded kind wins over the
+ * name (a suite named "bench" is a suite). */
+START_TEST(test_kind) {
+    ryz_results r;
+    ryz_results_init(&r);
+    ck_assert_str_eq(ryz_results_kind(&r.meta), RYZ_KIND_SUITE);
+    const char *names[] = {"comm", "bench", "quick"};
+    const char *kinds[] = {RYZ_KIND_COMM, RYZ_KIND_BENCH, RYZ_KIND_SUITE};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(ryz_results_set_str(&r.meta.suite_name, names[i]), RYZ_OK);
+        ck_assert_str_eq(ryz_results_kind(&r.meta), kinds[i]);
+    }
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.suite_name, "bench"), RYZ_OK);
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.kind, RYZ_KIND_SUITE), RYZ_OK);
+    ck_assert_str_eq(ryz_results_kind(&r.meta), RYZ_KIND_SUITE);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* A copy of the fixture `src` in TMPDIR/name that claims schema `version`
  * must be refused for lacking that version's first new column. */
 static void expect_claim_refused(const char *src, const char *name, int32_t version,
@@ -575,7 +655,8 @@ START_TEST(test_read_fifo) {
 END_TEST
 
 /* A file that claims schema 2 must have the schema 2 columns, one that
- * claims 3 the schema 3 ones, and one that claims 4 the blas attribute. */
+ * claims 3 the schema 3 ones, one that claims 4 the blas attribute, and
+ * one that claims 5 the kind attribute and the /acceptance table. */
 START_TEST(test_claimed_schema_needs_its_columns) {
     expect_claim_refused("tests/data/results-schema1.h5", "v1-as-2.h5", 2,
                          "has no member read_bandwidth_gbs");
@@ -583,6 +664,17 @@ START_TEST(test_claimed_schema_needs_its_columns) {
                          "has no member streamed_bytes");
     expect_claim_refused("tests/data/results-schema3.h5", "v3-as-4.h5", 4,
                          "missing root attribute blas");
+    expect_claim_refused("tests/data/results-schema4.h5", "v4-as-5.h5", 5,
+                         "missing root attribute kind");
+    char path[PATH_LEN];
+    ryz_results back;
+    write_sample_file(in_tmp(path, "no-acceptance.h5"));
+    hid_t f = open_h5(path, H5F_ACC_RDWR);
+    ck_assert_int_ge(H5Ldelete(f, "/acceptance", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
+    assert_error_has("no dataset /acceptance");
+    ryz_results_free(&back);
 }
 END_TEST
 
@@ -774,7 +866,10 @@ START_TEST(test_print) {
     ck_assert_ptr_nonnull(out);
     ryz_results_print(&r, out);
     fclose(out);
-    const char *want[] = {"schema_version: 4",
+    const char *want[] = {"schema_version: 5",
+                          "kind: suite",
+                          "/acceptance: 3 rows",
+                          "allreduce_p99_us",
                           "blas: OpenBLAS 0.3.21 DYNAMIC_ARCH Zen",
                           "tool_version: ryz 0.3.1-test",
                           "    [case a]",
@@ -810,6 +905,8 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_claimed_schema_needs_its_columns);
     tcase_add_test(tc, test_schema2_file_reads);
     tcase_add_test(tc, test_schema3_file_reads);
+    tcase_add_test(tc, test_schema4_file_reads);
+    tcase_add_test(tc, test_kind);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);
     tcase_add_test(tc, test_write_rename_fails);

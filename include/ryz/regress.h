@@ -1,6 +1,6 @@
 /* Regression comparison of two results files (part of results/): ratio of
  * medians and a one-sided Mann-Whitney U test on the raw samples, plus the
- * deterministic fields (correctness, memory). */
+ * deterministic fields (correctness, acceptance checks, memory). */
 #ifndef RYZ_REGRESS_H
 #define RYZ_REGRESS_H
 
@@ -23,9 +23,10 @@ typedef struct {
 typedef struct {
     char case_name[RYZ_NAME_LEN];
     int tp;
-    char metric[40];     /* "decode_s", "prefill_s", "correctness", "memory_bytes" */
-    double base, cand;   /* medians (timing), values (others) */
-    double ratio;        /* cand / base (for correctness: 1 ok, 0 broke) */
+    char metric[40];     /* "decode_s", "prefill_s", "correctness", "memory_bytes",
+                            "accept:speedup" (an acceptance check) */
+    double base, cand;   /* medians (timing), values (others; NAN not in the new file) */
+    double ratio;        /* cand / base (correctness, acceptance: 1 passes, 0 fails) */
     double p_value;      /* Mann-Whitney one-sided p (timing); 0 deterministic */
     int n_base, n_cand;  /* samples */
     int regression;      /* 1 when this row fails the comparison */
@@ -59,8 +60,9 @@ typedef struct {
 double ryz_mann_whitney_greater(const double *x, int n, const double *y, int m);
 
 /* Compares cand against base. EINVAL when the files cannot be compared:
- * different suites, or a case whose model differs, or no common
- * (case, tp). Rows are sorted worst first. */
+ * files of two commands (kind), different suites, a case whose model
+ * differs, or no case in common (the message names each file's cases).
+ * Rows are sorted worst first. */
 ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out);
 void ryz_regress_free(ryz_regress *r);

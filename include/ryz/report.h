@@ -55,9 +55,11 @@ void ryz_report_summary(const ryz_results *r, const char *name, int tp, char *bu
 /* ---- `ryz show` (src/report/show.c) ---- */
 
 /* Prints the root attributes, one table per case as `ryz suite` printed it,
- * then the /collectives and /memory tables and the /samples row count. With
- * `raw`, every table is printed in full instead of the per-case tables.
- * ENOMEM when the text cannot be buffered. */
+ * the acceptance checks and the verdict line as it printed them (from
+ * /acceptance; a suite file before schema 5 says they were not kept), then
+ * the /collectives and /memory tables and the /samples row count. With
+ * `raw`, every table is printed in full instead. ENOMEM when the text
+ * cannot be buffered. */
 ryz_status ryz_report_show(const ryz_results *r, int raw, FILE *out);
 
 /* ---- plots (src/report/plot.c, src/report/gnuplot.c) ---- */
@@ -102,10 +104,12 @@ ryz_status ryz_report_parse_args(const char *cmd, int argc, char **argv, const c
 
 /* ---- Markdown (src/report/markdown.c) ---- */
 
-/* Writes the scaling report of r as Markdown to `out`: setup, summary per
- * case, correctness, timing, memory and collectives tables, the plots of
- * `plots` (may be NULL or empty) as relative links, and the suite file.
- * EIO when writing fails. */
+/* Writes the scaling report of r as Markdown to `out`: the verdict (from
+ * /acceptance: PASS, or FAIL with each failed check, before anything else
+ * but the title), setup, summary per case (a TP with a failed check says
+ * which), correctness, acceptance, timing, memory and collectives tables,
+ * the plots of `plots` (may be NULL or empty) as relative links, and the
+ * suite file. EIO when writing fails, ENOMEM. */
 ryz_status ryz_report_markdown(const ryz_results *r, const ryz_plot_files *plots, FILE *out);
 
 #endif

@@ -12,9 +12,10 @@
 /* Layout version written. 2 added /timing read_bandwidth_gbs and the
  * /collectives last-arriver, wait and isolated columns; 3 the
  * /collectives streamed bytes and the isolated reference after streaming
- * them; 4 the root attribute blas. Older files are still read, the newer
- * columns as 0 (not measured), the newer attributes as NULL. */
-#define RYZ_RESULTS_SCHEMA 4
+ * them; 4 the root attribute blas; 5 the /acceptance table and the root
+ * attribute kind. Older files are still read, the newer columns as 0 (not
+ * measured), the newer attributes as NULL, the newer tables empty. */
+#define RYZ_RESULTS_SCHEMA 5
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
 
@@ -89,12 +90,34 @@ typedef struct {
     double value;
 } ryz_row_sample;
 
+/* /acceptance: one row per check of a suite run (schema 5): correctness
+ * and the [acceptance] thresholds, as ryz_acceptance_evaluate judged them
+ * and `ryz suite` printed them. */
+typedef struct {
+    char case_name[RYZ_NAME_LEN];
+    int32_t tp;
+    char check[32];               /* "outputs_within_tolerance", "speedup", ... */
+    double measured;              /* inf or 0 where not measured (the note says so) */
+    char op[4];                   /* ">=" or "<=": how measured must stand to threshold */
+    double threshold;
+    int32_t pass;                 /* 1 pass (or skipped), 0 fail */
+    int32_t skipped;              /* 1 not judged: timing of an oversubscribed run */
+    char note[256];               /* why it was skipped, what was not measured, ... */
+} ryz_row_acceptance;
+
+/* What wrote a results file (root attribute kind, schema 5). */
+#define RYZ_KIND_SUITE "suite" /* `ryz suite` */
+#define RYZ_KIND_BENCH "bench" /* `ryz bench` */
+#define RYZ_KIND_COMM "comm"   /* `ryz comm` */
+
 /* Root attributes. Strings are owned (malloc'd) by the struct. */
 typedef struct {
     int32_t schema_version;       /* RYZ_RESULTS_SCHEMA */
     char *tool_version, *git_rev, *time_utc, *hosts, *backends, *device, *cpu_model;
     char *suite_name, *suite_text;
     char *blas;                   /* the BLAS build and the core it runs (schema 4; NULL before) */
+    char *kind;                   /* RYZ_KIND_*: what wrote the file (schema 5; NULL before:
+                                     ryz_results_kind tells it from suite_name) */
     int32_t world_size, cores, threads_per_rank;
     int32_t oversubscribed;       /* ranks * threads > cores: efficiency not meaningful */
     int32_t interrupted;          /* the run stopped early; tables are partial */
@@ -108,8 +131,9 @@ typedef struct {
     ryz_row_collective *collectives;
     ryz_row_memory *memory;
     ryz_row_sample *samples;
-    size_t n_correctness, n_timing, n_collectives, n_memory, n_samples;
-    size_t cap_correctness, cap_timing, cap_collectives, cap_memory, cap_samples;
+    ryz_row_acceptance *acceptance;
+    size_t n_correctness, n_timing, n_collectives, n_memory, n_samples, n_acceptance;
+    size_t cap_correctness, cap_timing, cap_collectives, cap_memory, cap_samples, cap_acceptance;
 } ryz_results;
 
 /* Zeroes r and sets schema_version. */
@@ -121,6 +145,11 @@ ryz_status ryz_results_add_correctness(ryz_results *r, const ryz_row_correctness
 ryz_status ryz_results_add_timing(ryz_results *r, const ryz_row_timing *row);
 ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *row);
 ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row);
+ryz_status ryz_results_add_acceptance(ryz_results *r, const ryz_row_acceptance *row);
+/* RYZ_KIND_SUITE, _BENCH or _COMM: meta's kind where the file recorded one;
+ * for files before schema 5 (kind NULL or ""), told from the suite name,
+ * "comm" and "bench" being the names those commands gave their files. */
+const char *ryz_results_kind(const ryz_results_meta *m);
 
 /* The /memory rows of one (case, tp), summed up the ways the suite table,
  * the acceptance checks and `ryz compare` read them. */

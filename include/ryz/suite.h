@@ -285,6 +285,16 @@ ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz
 void ryz_checks_free(ryz_checks *c);
 /* One line per check, failures first. */
 void ryz_checks_print(const ryz_checks *c, FILE *out);
+/* The verdict line `ryz suite` ends with, after a blank line: "suite NAME:
+ * FAIL (F failed checks of N)" or "... PASS (0 failed checks of N)". */
+void ryz_checks_print_verdict(const ryz_checks *c, const char *suite, FILE *out);
+/* Appends one /acceptance row per check of c to res, so the results file
+ * keeps the verdict (ENOMEM). */
+ryz_status ryz_checks_store(const ryz_checks *c, ryz_results *res);
+/* The checks of r's /acceptance rows, counts included: what
+ * ryz_checks_store kept (out->n 0 for a file without any, e.g. one before
+ * schema 5). ENOMEM; free with ryz_checks_free. */
+ryz_status ryz_checks_from_results(const ryz_results *r, ryz_checks *out);
 /* JUnit XML: one <testsuite> per case, one <testcase> per (TP, check);
  * failures carry the measured value and the threshold. Written atomically
  * (temporary name, then rename). EIO naming the path. */

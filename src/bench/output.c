@@ -96,6 +96,7 @@ static ryz_status fill_meta(const ryz_bench_report *r, const char *cmdline, ryz_
     char backends[32];
     snprintf(backends, sizeof backends, "cpu+%s", r->backend);
     ryz_status st = ryz_results_meta_machine(m, r->world, 1, r->hosts, backends, "comm", cmdline);
+    if (st == RYZ_OK) st = ryz_results_set_str(&m->kind, RYZ_KIND_COMM);
     if (st == RYZ_OK && !strcmp(r->backend, "nccl")) /* the GPUs' links were timed */
         st = ryz_results_meta_set_cuda_device(m);
     return st;
@@ -150,10 +151,10 @@ ryz_status ryz_bench_results(const ryz_bench_report *r, const char *cmdline, ryz
 static void json_meta(FILE *f, const ryz_results_meta *m) {
     const char *keys[] = {"tool_version", "git_rev",    "time_utc",   "hosts",
                           "backends",     "device",     "cpu_model",  "blas",
-                          "suite_name",   "suite_text"};
+                          "suite_name",   "suite_text", "kind"};
     const char *vals[] = {m->tool_version, m->git_rev,    m->time_utc,  m->hosts,
                           m->backends,     m->device,     m->cpu_model, m->blas,
-                          m->suite_name,   m->suite_text};
+                          m->suite_name,   m->suite_text, m->kind};
     fprintf(f, "  \"meta\": {\"schema_version\": %d", m->schema_version);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         fprintf(f, ", \"%s\": ", keys[i]);

@@ -520,6 +520,7 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
              "work = --prompt-len %d --decode-prompt %d --new-tokens %d\n", a->model, kind,
              a->tf32 ? "tf32 = 1\n" : "", a->prompt, a->decode_prompt, a->new_tokens);
     ryz_status st = ryz_results_meta_machine(&res.meta, 1, threads, NULL, kind, "bench", text);
+    if (st == RYZ_OK) st = ryz_results_set_str(&res.meta.kind, RYZ_KIND_BENCH);
     if (st == RYZ_OK && a->backend == RYZ_BACKEND_CUDA) /* which GPU made these numbers */
         st = ryz_results_meta_set_cuda_device(&res.meta);
     for (int d = 0; st == RYZ_OK && d < a->n_dtype; d++)

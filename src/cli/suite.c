@@ -82,20 +82,21 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
 }
 
 /* Rank 0 after a completed run: the checks (correctness, [acceptance]),
- * JUnit XML when asked, the results file and the verdict. *failed gets the
- * number of failed checks. */
-static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, const ryz_results *res,
+ * JUnit XML when asked, the results file (the checks in its /acceptance
+ * table) and the verdict. *failed gets the number of failed checks. */
+static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, ryz_results *res,
                                const char *out, int *failed) {
     ryz_checks checks;
     ryz_status st = ryz_acceptance_evaluate(s, res, &checks);
     if (st != RYZ_OK) return st;
     if (s->acc.present || a->junit) ryz_checks_print(&checks, stdout);
     if (a->junit) st = ryz_checks_write_junit(&checks, s->name, a->junit);
+    if (st == RYZ_OK) st = ryz_checks_store(&checks, res);
     if (st == RYZ_OK) st = ryz_results_write(res, out);
     if (st == RYZ_OK) {
         *failed = checks.failed;
-        printf("\nsuite %s: %s (%d failed check%s of %d)\nresults: %s\n", s->name,
-               *failed ? "FAIL" : "PASS", *failed, *failed == 1 ? "" : "s", checks.n, out);
+        ryz_checks_print_verdict(&checks, s->name, stdout);
+        printf("results: %s\n", out);
         if (a->junit) printf("junit: %s\n", a->junit);
     }
     ryz_checks_free(&checks);

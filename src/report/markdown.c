@@ -2,6 +2,7 @@
  * a plain-language summary per case, the tables and links to the plots. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ryz/report.h"
@@ -40,12 +41,65 @@ static const char *or_default(const char *s, const char *def) {
     return s && *s ? s : def;
 }
 
-static void write_setup(const ryz_results *r, FILE *f) {
+/* One check in words: "case `a` TP=2: speedup 0.48, needs >= 100
+ * (note)". */
+static void check_words(FILE *f, const ryz_check *x) {
+    fputs("case `", f);
+    md_text(f, x->case_name);
+    fprintf(f, "` TP=%d: %s %.4g, needs %s %.4g", x->tp, x->check, x->measured, x->op,
+            x->threshold);
+    if (x->note[0]) {
+        fputs(" (", f);
+        md_text(f, x->note);
+        fputc(')', f);
+    }
+}
+
+/* The run's verdict from its acceptance checks `c`, first thing after the
+ * title, so that a failed run cannot read as a pass: FAIL with every
+ * failed check, or PASS. A suite file before schema 5 did not keep its
+ * checks: it says so and counts the correctness rows that pass. Files of
+ * `ryz bench` and `ryz comm` have no verdict. */
+static void write_verdict(const ryz_results *r, const ryz_checks *c, FILE *f) {
+    if (strcmp(ryz_results_kind(&r->meta), RYZ_KIND_SUITE))
+        return;
+    if (r->meta.schema_version < 5 || c->n == 0) {
+        size_t pass = 0;
+        for (size_t i = 0; i < r->n_correctness; i++)
+            pass += r->correctness[i].pass != 0;
+        fprintf(f, "> **Verdict not recorded.** %s; of the correctness rows, %zu of %zu pass "
+                   "(the [acceptance] thresholds were not kept).\n\n",
+                r->meta.schema_version < 5 ? "This file predates schema 5, which keeps the "
+                                             "acceptance checks"
+                                           : "The run kept no acceptance checks (interrupted?)",
+                pass, r->n_correctness);
+        return;
+    }
+    if (!c->failed) {
+        fprintf(f, "**Verdict: PASS.** All %d acceptance checks passed", c->n);
+        if (c->skipped)
+            fprintf(f, " (%d timing checks skipped: oversubscribed run)", c->skipped);
+        fprintf(f, ".\n\n");
+        return;
+    }
+    fprintf(f, "> **Verdict: FAIL.** %d of %d acceptance checks failed:\n>\n", c->failed, c->n);
+    for (int i = 0; i < c->n; i++) {
+        if (c->checks[i].pass)
+            continue;
+        fputs("> - ", f);
+        check_words(f, &c->checks[i]);
+        fputc('\n', f);
+    }
+    fputc('\n', f);
+}
+
+static void write_setup(const ryz_results *r, const ryz_checks *c, FILE *f) {
     const ryz_results_meta *m = &r->meta;
     char line[512];
     ryz_report_machine_line(r, line, sizeof line);
     fprintf(f, "# Ryzanstein scaling report: suite %s\n\n%s\n\n",
             or_default(m->suite_name, "(unnamed)"), line);
+    write_verdict(r, c, f);
     if (m->oversubscribed)
         fprintf(f,
                 "> **Warning: oversubscribed.** %d ranks x %d thread(s) ran on %d cores, so "
@@ -79,9 +133,24 @@ static void write_setup(const ryz_results *r, FILE *f) {
     fprintf(f, "| results schema | %d |\n\n", (int)m->schema_version);
 }
 
+/* "; **FAILED acceptance: speedup, efficiency**" for the checks of
+ * (case, tp) in c that failed; nothing when none did. */
+static void failed_clause(const ryz_checks *c, const char *name, int tp, FILE *f) {
+    int n = 0;
+    for (int i = 0; i < c->n; i++) {
+        const ryz_check *x = &c->checks[i];
+        if (x->pass || x->tp != tp || strcmp(x->case_name, name))
+            continue;
+        fprintf(f, "%s%s", n++ ? ", " : "; **FAILED acceptance: ", x->check);
+    }
+    if (n)
+        fputs("**", f);
+}
+
 /* One case of the summary: what ran, the baseline's speed, a sentence per
- * checked TP degree. */
-static void write_case_summary(const ryz_results *r, const char *name, FILE *f) {
+ * checked TP degree, with the acceptance checks it failed. */
+static void write_case_summary(const ryz_results *r, const ryz_checks *checks, const char *name,
+                               FILE *f) {
     ryz_suite_case c;
     int tps[RYZ_REPORT_MAX_TP], n = ryz_report_case_tps(r, name, tps, RYZ_REPORT_MAX_TP);
     if (n == 0)
@@ -99,19 +168,21 @@ static void write_case_summary(const ryz_results *r, const char *name, FILE *f) 
         if (!ryz_report_correctness(r, name, tps[i]))
             continue;
         ryz_report_summary(r, name, tps[i], sentence, sizeof sentence);
-        fprintf(f, "- %s\n", sentence);
+        fprintf(f, "- %s", sentence);
+        failed_clause(checks, name, tps[i], f);
+        fputc('\n', f);
     }
     fputc('\n', f);
 }
 
-static void write_summary(const ryz_results *r, FILE *f) {
+static void write_summary(const ryz_results *r, const ryz_checks *c, FILE *f) {
     size_t pos = 0;
     fprintf(f, "## Summary\n\n");
     if (r->meta.oversubscribed)
         fprintf(f, "Efficiency is not meaningful in this run (oversubscribed); the speedups are "
                    "shown as measured.\n\n");
     for (const char *name; (name = ryz_report_next_case(r, &pos)) != NULL;)
-        write_case_summary(r, name, f);
+        write_case_summary(r, c, name, f);
     if (!r->n_correctness && !r->n_timing)
         fprintf(f, "No suite cases in this file (collectives only, e.g. from `ryz comm`).\n\n");
 }
@@ -145,6 +216,28 @@ static void write_correctness(const ryz_results *r, FILE *f) {
     }
     fprintf(f, "\nmax rel is relative to the logit range of the row; top-1 counts positions "
                "whose argmax agrees; greedy is the sharded model decoding on its own.\n\n");
+}
+
+/* Every acceptance check, the failed ones first, as `ryz suite` lists
+ * them. */
+static void write_acceptance(const ryz_checks *c, FILE *f) {
+    static const char *cols[] = {"case", "TP", "check", "measured", "threshold", "result", "note"};
+    table_head(f, "Acceptance checks", cols, 7);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < c->n; i++) {
+            const ryz_check *x = &c->checks[i];
+            if (x->pass != pass)
+                continue;
+            fputs("| ", f);
+            md_text(f, x->case_name);
+            fprintf(f, " | %d | %s | %.4g | %s %.4g | %s | ", x->tp, x->check, x->measured,
+                    x->op, x->threshold, x->skipped ? "skipped" : x->pass ? "pass" : "**FAIL**");
+            md_text(f, x->note);
+            fputs(" |\n", f);
+        }
+    fprintf(f, "\nCorrectness of every (case, TP) and each [acceptance] threshold of the suite "
+               "(docs/guide.md, \"Acceptance\"); skipped: a timing check of an oversubscribed "
+               "run.\n\n");
 }
 
 static void write_timing(const ryz_results *r, FILE *f) {
@@ -261,11 +354,18 @@ static void write_suite_text(const ryz_results *r, FILE *f) {
 }
 
 ryz_status ryz_report_markdown(const ryz_results *r, const ryz_plot_files *plots, FILE *out) {
-    write_setup(r, out);
-    write_summary(r, out);
+    ryz_checks checks;
+    ryz_status st = ryz_checks_from_results(r, &checks);
+    if (st != RYZ_OK)
+        return st;
+    write_setup(r, &checks, out);
+    write_summary(r, &checks, out);
     write_plots(plots, out);
     if (r->n_correctness)
         write_correctness(r, out);
+    if (checks.n)
+        write_acceptance(&checks, out);
+    ryz_checks_free(&checks);
     if (r->n_timing)
         write_timing(r, out);
     if (r->n_memory)

@@ -1,8 +1,8 @@
 /* report/show.c: what `ryz show` prints. The root attributes and the raw
  * tables come from ryz_results_print (rendered once into memory and cut
  * into its parts: the attributes, then one "/NAME: N rows" section per
- * table); the per-case tables from ryz_suite_print_row, as the suite
- * printed them. */
+ * table); the per-case tables from ryz_suite_print_row and the acceptance
+ * checks from ryz_checks_print, as the suite printed them. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +44,30 @@ static void print_case(const ryz_results *r, const char *name, FILE *out) {
         ryz_suite_print_row(r, name, tps[i], out);
 }
 
+/* Prints the acceptance checks and the verdict as `ryz suite` printed
+ * them; for a suite file before schema 5, that they were not kept, and
+ * for an interrupted run, that they were not judged. Files of `ryz bench`
+ * and `ryz comm` have none and print nothing. */
+static ryz_status print_acceptance(const ryz_results *r, FILE *out) {
+    ryz_checks c;
+    if (strcmp(ryz_results_kind(&r->meta), RYZ_KIND_SUITE))
+        return RYZ_OK;
+    if (r->meta.schema_version < 5) {
+        fprintf(out, "\nacceptance: not recorded (a schema %d file; schema 5 keeps the checks "
+                     "and the verdict)\n", (int)r->meta.schema_version);
+        return RYZ_OK;
+    }
+    ryz_status st = ryz_checks_from_results(r, &c);
+    if (st == RYZ_OK && c.n == 0 && r->meta.interrupted)
+        fprintf(out, "\nacceptance: not judged (the run was interrupted)\n");
+    if (st != RYZ_OK || c.n == 0)
+        return st;
+    ryz_checks_print(&c, out);
+    ryz_checks_print_verdict(&c, r->meta.suite_name ? r->meta.suite_name : "", out);
+    ryz_checks_free(&c);
+    return RYZ_OK;
+}
+
 ryz_status ryz_report_show(const ryz_results *r, int raw, FILE *out) {
     char *text = NULL;
     size_t size = 0;
@@ -64,6 +88,11 @@ ryz_status ryz_report_show(const ryz_results *r, int raw, FILE *out) {
     size_t pos = 0;
     for (const char *name; (name = ryz_report_next_case(r, &pos)) != NULL;)
         print_case(r, name, out);
+    ryz_status st = print_acceptance(r, out);
+    if (st != RYZ_OK) {
+        free(text);
+        return st;
+    }
     print_part(text, "collectives", out);
     print_part(text, "memory", out);
     fprintf(out, "\n/samples: %zu rows (per-iteration times; `ryz show --raw` prints them)\n",

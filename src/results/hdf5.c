@@ -1,6 +1,6 @@
 /* results/hdf5.c: the results file (DESIGN section 5). Root attributes hold
  * ryz_results_meta; each table is a 1-D compound dataset (/correctness,
- * /timing, /collectives, /memory, /samples) whose members are the C fields
+ * /timing, /collectives, /memory, /samples, /acceptance) whose members are the C fields
  * of its row, by name. Both directions are driven by the field tables of
  * schema.h. HDF5's own error printing is off while we are in here; its
  * innermost message is appended to ours instead. */
@@ -434,8 +434,10 @@ static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, int version
 }
 
 /* Reads the dataset /NAME of table `t`, written with schema `version`,
- * into `r` (replacing its rows); fields the file lacks are 0. EINVAL when
- * missing or of another layout, EIO when unreadable, ENOMEM. */
+ * into `r` (replacing its rows); fields the file lacks are 0, and a table
+ * added after `version` that the file lacks is empty. EINVAL when missing
+ * (and `version` has it) or of another layout, EIO when unreadable,
+ * ENOMEM. */
 static ryz_status read_table(hid_t file, ryz_results *r, const ryz_table_desc *t, int version,
                              const char *path) {
     ryz_status st = RYZ_OK;
@@ -445,7 +447,12 @@ static ryz_status read_table(hid_t file, ryz_results *r, const ryz_table_desc *t
     void *rows = NULL;
     hid_t dset = -1, ftype = -1, space = -1, mtype = -1;
     snprintf(name, sizeof name, "/%s", t->name);
-    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
+    if (exists == 0 && t->since > version) {
+        ryz_table_set(r, t, NULL, 0, 0); /* added after this file's version: empty */
+        return RYZ_OK;
+    }
+    if (exists <= 0)
         return ryz_error(RYZ_EINVAL, "%s: no dataset %s (not a ryz results file?)", path, name);
     if ((dset = H5Dopen2(file, name, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
         (space = H5Dget_space(dset)) < 0) {

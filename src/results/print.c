@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#define CELL_MAX 96   /* longest formatted cell (names are < RYZ_NAME_LEN) */
+#define CELL_MAX 272  /* longest formatted cell (acceptance notes are < 256) */
 #define MAX_FIELDS 24 /* at least the most fields of any row (collectives: 17) */
 
 /* Formats a size in bytes: "N", "N (x.x KiB)" or "N (x.x MiB)". */
@@ -98,7 +98,10 @@ static void print_table(const ryz_results *r, const ryz_table_desc *t, FILE *out
     size_t n = ryz_table_count(r, t);
     int width[MAX_FIELDS];
     char cell[CELL_MAX];
-    fprintf(out, "\n/%s: %zu row%s\n", t->name, n, n == 1 ? "" : "s");
+    fprintf(out, "\n/%s: %zu row%s", t->name, n, n == 1 ? "" : "s");
+    if (n == 0 && t->since > r->meta.schema_version)
+        fprintf(out, " (not recorded: added in schema %d)", t->since);
+    fputc('\n', out);
     if (n == 0)
         return;
     for (size_t j = 0; j < t->nfields; j++)

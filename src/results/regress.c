@@ -1,7 +1,8 @@
 /* Regression comparison between two results files. A slowdown is reported
  * only when it is both large (ratio of medians above the threshold) and
- * significant (one-sided Mann-Whitney U on the raw samples); correctness
- * and memory are deterministic and compared directly. */
+ * significant (one-sided Mann-Whitney U on the raw samples); correctness,
+ * the acceptance checks and memory are deterministic and compared
+ * directly. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
@@ -253,33 +254,47 @@ static const char *canonical(const char *key, const char *v, char *buf, size_t c
     return buf;
 }
 
-/* EINVAL when base and cand are not runs of the same suite doing the same
- * work in every case: model, prompt (ids, or text and tokenizer), batch,
- * new tokens, dtype, TF32,
- * backend and comm (`ryz bench` files: its one case, and its sizes); for
- * `ryz comm` files, the same ranks and command line (word for word, else
- * as o->same_comm_work judges it). */
+/* "a `ryz comm` file" for kind RYZ_KIND_COMM, and so on. */
+static const char *kind_words(const char *kind) {
+    if (!strcmp(kind, RYZ_KIND_COMM))
+        return "a `ryz comm` file";
+    if (!strcmp(kind, RYZ_KIND_BENCH))
+        return "a `ryz bench` file";
+    return "a `ryz suite` file";
+}
+
+/* EINVAL when base and cand are not runs of the same kind (the root
+ * attribute kind, or for files before it the name ryz_results_kind reads
+ * it from) and suite doing the same work in every case: model, prompt
+ * (ids, or text and tokenizer), batch, new tokens, dtype, TF32, backend
+ * and comm (`ryz bench` files: its one case, and its sizes); for `ryz
+ * comm` files, the same ranks and command line (word for word, else as
+ * o->same_comm_work judges it). */
 static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
                                    const ryz_regress_opts *o) {
     const char *bn = b->meta.suite_name ? b->meta.suite_name : "";
     const char *cn = c->meta.suite_name ? c->meta.suite_name : "";
+    const char *kind = ryz_results_kind(&b->meta), *ckind = ryz_results_kind(&c->meta);
+    if (strcmp(kind, ckind))
+        return ryz_error(RYZ_EINVAL, "different kinds of results: base is %s, new is %s (compare "
+                         "two files of one command)", kind_words(kind), kind_words(ckind));
     if (strcmp(bn, cn))
         return ryz_error(RYZ_EINVAL, "different suites: base '%s', new '%s'", bn, cn);
-    if (!strcmp(bn, "comm") && b->meta.world_size != c->meta.world_size)
+    int comm = !strcmp(kind, RYZ_KIND_COMM);
+    if (comm && b->meta.world_size != c->meta.world_size)
         return ryz_error(RYZ_EINVAL, "different ryz comm ranks: base %d, new %d (the runs did not "
                          "do the same work)", b->meta.world_size, c->meta.world_size);
     /* Word for word is the same work whatever the parser says (a line of
      * an older ryz may hold an option this one does not know). */
-    if (!strcmp(bn, "comm") && o->same_comm_work &&
-        !same_words(b->meta.suite_text, c->meta.suite_text))
+    if (comm && o->same_comm_work && !same_words(b->meta.suite_text, c->meta.suite_text))
         return o->same_comm_work(b->meta.suite_text, c->meta.suite_text);
-    if (!strcmp(bn, "comm"))
+    if (comm)
         return same_command(b->meta.suite_text, c->meta.suite_text);
     size_t cap = (b->meta.suite_text ? strlen(b->meta.suite_text) : 0) +
                  (c->meta.suite_text ? strlen(c->meta.suite_text) : 0) + 32;
     char *bv = malloc(cap), *cv = malloc(cap); /* a value is at most its text */
     ryz_status st = bv && cv ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory comparing suites");
-    int bench = !strcmp(bn, "bench"); /* one [case bench], no correctness rows */
+    int bench = !strcmp(kind, RYZ_KIND_BENCH); /* one [case bench], no correctness rows */
     for (size_t i = 0; st == RYZ_OK && i < (bench ? 1 : b->n_correctness); i++)
         for (size_t k = 0; st == RYZ_OK && k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
             const char *name = bench ? "bench" : b->correctness[i].case_name;
@@ -297,6 +312,60 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
         }
     free(bv), free(cv);
     return st;
+}
+
+/* The case name of row i of a table of r, in the order correctness,
+ * timing, samples, memory, collectives (*i past them all: NULL). */
+static const char *case_at(const ryz_results *r, size_t i) {
+    if (i < r->n_correctness) return r->correctness[i].case_name;
+    i -= r->n_correctness;
+    if (i < r->n_timing) return r->timing[i].case_name;
+    i -= r->n_timing;
+    if (i < r->n_samples) return r->samples[i].case_name;
+    i -= r->n_samples;
+    if (i < r->n_memory) return r->memory[i].case_name;
+    i -= r->n_memory;
+    return i < r->n_collectives ? r->collectives[i].case_name : NULL;
+}
+
+/* Whether any row of r is of case `name`. */
+static int has_case(const ryz_results *r, const char *name) {
+    const char *n;
+    for (size_t i = 0; (n = case_at(r, i)) != NULL; i++)
+        if (!strcmp(n, name)) return 1;
+    return 0;
+}
+
+/* r's distinct case names, quoted and comma-separated, into buf[cap]
+ * (cut with "..." when longer); "none" when r has no rows. */
+static void case_list(const ryz_results *r, char *buf, size_t cap) {
+    size_t len = 0;
+    const char *n;
+    snprintf(buf, cap, "none");
+    for (size_t i = 0; (n = case_at(r, i)) != NULL && len < cap; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(case_at(r, j), n);
+        if (seen) continue;
+        int w = snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "", n);
+        len += w > 0 ? (size_t)w : 0;
+    }
+    if (len >= cap && cap > 4) snprintf(buf + cap - 4, 4, "...");
+}
+
+/* EINVAL when base has rows and none of its cases is in cand: every row
+ * would compare against nothing and pass (`ryz bench --threads 1` against
+ * `--threads 2`: f32-t1 against f32-t2). Names each file's cases, as a
+ * suite file missing a case is refused. */
+static ryz_status check_common_case(const ryz_results *b, const ryz_results *c) {
+    const char *n;
+    for (size_t i = 0; (n = case_at(b, i)) != NULL; i++)
+        if (has_case(c, n)) return RYZ_OK;
+    if (!case_at(b, 0)) return RYZ_OK; /* no rows at all: ryz_regress_compare says so */
+    char bl[512], cl[512];
+    case_list(b, bl, sizeof bl);
+    case_list(c, cl, sizeof cl);
+    return ryz_error(RYZ_EINVAL, "no case in common: base has %s, new has %s (the runs did not "
+                     "do the same work; nothing to compare)", bl, cl);
 }
 
 static ryz_regress_row *add_row(ryz_regress *r, const char *name, int tp, const char *metric) {
@@ -409,6 +478,53 @@ static ryz_status compare_correctness(const ryz_results *b, const ryz_results *c
     return RYZ_OK;
 }
 
+/* The /acceptance row of r like x (same case, tp and check), or NULL. */
+static const ryz_row_acceptance *acceptance_like(const ryz_results *r,
+                                                 const ryz_row_acceptance *x) {
+    for (size_t j = 0; j < r->n_acceptance; j++) {
+        const ryz_row_acceptance *y = &r->acceptance[j];
+        if (y->tp == x->tp && !strcmp(y->check, x->check) && !strcmp(y->case_name, x->case_name))
+            return y;
+    }
+    return NULL;
+}
+
+/* One row per acceptance check of base (metric "accept:CHECK"): a check
+ * that passed in base and failed in cand is a regression, as correctness
+ * PASS -> FAIL is. Correctness itself is compare_correctness's row. A
+ * check cand did not make (its suite dropped the threshold, or a file
+ * before schema 5) is shown, not a regression; so is one skipped
+ * (oversubscribed) on either side, which was never judged. */
+static ryz_status compare_acceptance(const ryz_results *b, const ryz_results *c,
+                                     ryz_regress *r) {
+    for (size_t i = 0; i < b->n_acceptance; i++) {
+        const ryz_row_acceptance *x = &b->acceptance[i], *y = acceptance_like(c, x);
+        char metric[sizeof r->rows->metric];
+        if (!strcmp(x->check, "outputs_within_tolerance"))
+            continue;
+        snprintf(metric, sizeof metric, "accept:%s", x->check);
+        ryz_regress_row *row = add_row(r, x->case_name, x->tp, metric);
+        if (!row) return ryz_error(RYZ_ENOMEM, "out of memory comparing acceptance checks");
+        row->base = x->measured, row->cand = y ? y->measured : NAN;
+        row->ratio = !y || y->pass;
+        row->regression = y && x->pass && !x->skipped && !y->pass;
+        if (!y)
+            snprintf(row->why, sizeof row->why, "not checked in new file");
+        else if (x->skipped || y->skipped)
+            snprintf(row->why, sizeof row->why, "skipped in %s file (oversubscribed)",
+                     x->skipped ? "base" : "new");
+        else if (x->pass != y->pass || !y->pass) {
+            char was[48] = ""; /* a verdict that moved with the threshold says so */
+            if (x->threshold != y->threshold)
+                snprintf(was, sizeof was, "; base's threshold %.4g", x->threshold);
+            snprintf(row->why, sizeof row->why, "%s -> %s (needs %s %.4g%s)",
+                     x->pass ? "PASS" : "FAIL", y->pass ? "PASS" : "FAIL", y->op, y->threshold,
+                     was);
+        }
+    }
+    return RYZ_OK;
+}
+
 /* Largest rank's weights + KV of (case, tp) in r. */
 static double mem_of(const ryz_results *r, const char *name, int tp) {
     ryz_memory_summary m;
@@ -481,7 +597,7 @@ static int host_count(const char *hosts) {
  * `ryz bench` keys each row by its own thread count, so its files'
  * threads_per_rank (the largest) is left out. */
 static void note_machines(const ryz_results_meta *b, const ryz_results_meta *c, ryz_regress *r) {
-    int bench = b->suite_name && !strcmp(b->suite_name, "bench");
+    int bench = !strcmp(ryz_results_kind(b), RYZ_KIND_BENCH);
     note_diff(r, "cpu_model", 1, b->cpu_model, c->cpu_model);
     note_diff(r, "blas", 1, b->blas, c->blas);
     note_diff(r, "device", 1, b->device, c->device);
@@ -525,8 +641,10 @@ ryz_status ryz_regress_compare(const ryz_results *base, const ryz_results *cand,
                                const ryz_regress_opts *opts, ryz_regress *out) {
     memset(out, 0, sizeof *out);
     ryz_status st = check_comparable(base, cand, opts);
+    if (st == RYZ_OK) st = check_common_case(base, cand);
     if (st == RYZ_OK) st = compare_timing(base, cand, opts, out);
     if (st == RYZ_OK) st = compare_correctness(base, cand, out);
+    if (st == RYZ_OK) st = compare_acceptance(base, cand, out);
     if (st == RYZ_OK) st = compare_memory(base, cand, opts, out);
     if (st != RYZ_OK) {
         ryz_regress_free(out);

@@ -35,6 +35,8 @@ typedef struct {
     size_t rows_off, n_off, cap_off; /* offsetof in ryz_results */
     const ryz_field *fields;
     size_t nfields;
+    int since; /* schema version that added the table (0: the first); files of an
+                  older version lack it and read it as empty */
 } ryz_table_desc;
 
 /* Indexes of ryz_results_tables. */
@@ -44,10 +46,11 @@ enum {
     RYZ_TABLE_COLLECTIVES,
     RYZ_TABLE_MEMORY,
     RYZ_TABLE_SAMPLES,
+    RYZ_TABLE_ACCEPTANCE,
     RYZ_RESULTS_NTABLES
 };
 
-/* The five tables, in file and print order. */
+/* The six tables, in file and print order. */
 extern const ryz_table_desc ryz_results_tables[RYZ_RESULTS_NTABLES];
 /* The root attributes; schema_version first. STR fields are char *. */
 extern const ryz_field ryz_results_meta_fields[];

@@ -20,6 +20,7 @@
 #define F_F64_V2(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 2) /* added in schema 2 */
 #define F_F64_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_F64, 0, 3) /* added in schema 3 */
 #define F_STR_V4(T, f) FIELD_SINCE(T, f, RYZ_FIELD_STR, 0, 4) /* added in schema 4 */
+#define F_STR_V5(T, f) FIELD_SINCE(T, f, RYZ_FIELD_STR, 0, 5) /* added in schema 5 */
 #define F_BYTES_V3(T, f) FIELD_SINCE(T, f, RYZ_FIELD_U64, RYZ_FIELD_BYTES, 3)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -73,17 +74,29 @@ static const ryz_field SAMPLES[] = {
 };
 #undef S
 
-#define TABLE(name, row, member, fields)                                                           \
+/* The acceptance checks (the whole table is schema 5's, so its fields
+ * are all "since" the table). */
+#define K ryz_row_acceptance
+static const ryz_field ACCEPTANCE[] = {
+    F_STR(K, case_name), F_I32(K, tp),   F_STR(K, check),   F_F64(K, measured), F_STR(K, op),
+    F_F64(K, threshold), F_I32(K, pass), F_I32(K, skipped), F_STR(K, note),
+};
+#undef K
+
+#define TABLE_SINCE(name, row, member, fields, since)                                              \
     {                                                                                              \
         name, sizeof(row), offsetof(ryz_results, member), offsetof(ryz_results, n_##member),       \
-            offsetof(ryz_results, cap_##member), fields, COUNT(fields)                             \
+            offsetof(ryz_results, cap_##member), fields, COUNT(fields), since                      \
     }
+#define TABLE(name, row, member, fields) TABLE_SINCE(name, row, member, fields, 0)
 const ryz_table_desc ryz_results_tables[RYZ_RESULTS_NTABLES] = {
     [RYZ_TABLE_CORRECTNESS] = TABLE("correctness", ryz_row_correctness, correctness, CORRECTNESS),
     [RYZ_TABLE_TIMING] = TABLE("timing", ryz_row_timing, timing, TIMING),
     [RYZ_TABLE_COLLECTIVES] = TABLE("collectives", ryz_row_collective, collectives, COLLECTIVES),
     [RYZ_TABLE_MEMORY] = TABLE("memory", ryz_row_memory, memory, MEMORY),
     [RYZ_TABLE_SAMPLES] = TABLE("samples", ryz_row_sample, samples, SAMPLES),
+    [RYZ_TABLE_ACCEPTANCE] =
+        TABLE_SINCE("acceptance", ryz_row_acceptance, acceptance, ACCEPTANCE, 5),
 };
 
 #define A ryz_results_meta
@@ -99,6 +112,7 @@ const ryz_field ryz_results_meta_fields[] = {
     F_STR(A, suite_name),
     F_STR(A, suite_text),
     F_STR_V4(A, blas),
+    F_STR_V5(A, kind),
     F_I32(A, world_size),
     F_I32(A, cores),
     F_I32(A, threads_per_rank),
@@ -200,6 +214,24 @@ ryz_status ryz_results_add_collective(ryz_results *r, const ryz_row_collective *
 
 ryz_status ryz_results_add_memory(ryz_results *r, const ryz_row_memory *row) {
     return append(r, &ryz_results_tables[RYZ_TABLE_MEMORY], row);
+}
+
+ryz_status ryz_results_add_acceptance(ryz_results *r, const ryz_row_acceptance *row) {
+    return append(r, &ryz_results_tables[RYZ_TABLE_ACCEPTANCE], row);
+}
+
+const char *ryz_results_kind(const ryz_results_meta *m) {
+    if (m->kind && *m->kind)
+        return m->kind;
+    /* Before schema 5 the name was the only mark: `ryz comm` and `ryz
+     * bench` named their files so (a suite of that name reads wrong here,
+     * which is why schema 5 records the kind). */
+    const char *name = m->suite_name ? m->suite_name : "";
+    if (!strcmp(name, RYZ_KIND_COMM))
+        return RYZ_KIND_COMM;
+    if (!strcmp(name, RYZ_KIND_BENCH))
+        return RYZ_KIND_BENCH;
+    return RYZ_KIND_SUITE;
 }
 
 double *ryz_results_sample_values(const ryz_results *r, const char *case_name, int tp,

@@ -51,6 +51,23 @@ static double allreduce_p99(const ryz_results *r, const char *name, int tp, doub
     return worst;
 }
 
+/* The note of an all-reduce p99 that was not measured: which size was
+ * asked for and which the run recorded, e.g. "not measured: no all_reduce
+ * of 12345 bytes (measured: 256, 1024)". */
+static void allreduce_missing(const ryz_results *r, const char *name, int tp, double bytes,
+                              char *note, size_t cap) {
+    int n = bytes > 0 ? snprintf(note, cap, "not measured: no all_reduce of %.0f bytes", bytes)
+                      : snprintf(note, cap, "not measured: no all_reduce recorded");
+    const char *sep = " (measured: ";
+    for (size_t i = 0; i < r->n_collectives && n > 0 && (size_t)n < cap; i++) {
+        const ryz_row_collective *c = &r->collectives[i];
+        if (c->tp != tp || strcmp(c->case_name, name) || strcmp(c->op, "all_reduce")) continue;
+        n += snprintf(note + n, cap - (size_t)n, "%s%llu", sep, (unsigned long long)c->bytes);
+        sep = ", ";
+    }
+    if (n > 0 && (size_t)n < cap && sep[0] == ',') snprintf(note + n, cap - (size_t)n, ")");
+}
+
 static double mem_eff(const ryz_results *r, const char *name, int tp) {
     ryz_memory_summary m;
     ryz_results_memory_of(r, name, tp, &m);
@@ -228,28 +245,46 @@ static ryz_status check_comm(const ryz_acceptance *a, const ryz_results *r, cons
     return st;
 }
 
-/* The threshold checks of one sharded (case, tp). */
+/* The threshold checks of one sharded (case, tp). A figure the run did
+ * not measure fails (inf for an upper bound, 0 for a lower one), with a
+ * note saying so (docs/guide.md). */
 static ryz_status check_scaling(const ryz_acceptance *a, const ryz_results *r,
                                 const ryz_row_correctness *row, ryz_checks *out) {
+    static const char no_decode[] = "not measured: no decode timing row";
     const char *n = row->case_name;
     int tp = row->tp, skip = r->meta.oversubscribed;
     const ryz_row_timing *d = decode_row(r, n, tp);
     double sp = threshold_for(a->min_speedup, a->n_min_speedup, tp);
     double ef = threshold_for(a->min_efficiency, a->n_min_efficiency, tp);
     double p99 = allreduce_p99(r, n, tp, a->allreduce_bytes), me = mem_eff(r, n, tp);
+    char note[sizeof out->checks->note];
     ryz_status st = RYZ_OK;
-    if (!isnan(sp)) st = add_check(out, n, tp, "speedup", d ? d->speedup : 0, sp, 1, skip);
-    if (st == RYZ_OK && !isnan(ef))
+    if (!isnan(sp)) {
+        st = add_check(out, n, tp, "speedup", d ? d->speedup : 0, sp, 1, skip);
+        if (st == RYZ_OK && !d) note_last(out, no_decode);
+    }
+    if (st == RYZ_OK && !isnan(ef)) {
         st = add_check(out, n, tp, "efficiency", d ? d->efficiency : 0, ef, 1, skip);
-    if (st == RYZ_OK && !isnan(a->max_allreduce_p99_us))
+        if (st == RYZ_OK && !d) note_last(out, no_decode);
+    }
+    if (st == RYZ_OK && !isnan(a->max_allreduce_p99_us)) {
         st = add_check(out, n, tp, "allreduce_p99_us", isnan(p99) ? INFINITY : p99,
                        a->max_allreduce_p99_us, 0, skip);
-    if (st == RYZ_OK && !isnan(a->max_comm_fraction))
+        if (st == RYZ_OK && isnan(p99)) {
+            allreduce_missing(r, n, tp, a->allreduce_bytes, note, sizeof note);
+            note_last(out, note);
+        }
+    }
+    if (st == RYZ_OK && !isnan(a->max_comm_fraction)) {
         st = add_check(out, n, tp, "comm_fraction", d ? d->comm_fraction : 1,
                        a->max_comm_fraction, 0, skip);
-    if (st == RYZ_OK && !isnan(a->min_memory_efficiency))
+        if (st == RYZ_OK && !d) note_last(out, no_decode);
+    }
+    if (st == RYZ_OK && !isnan(a->min_memory_efficiency)) {
         st = add_check(out, n, tp, "memory_efficiency", isnan(me) ? 0 : me,
                        a->min_memory_efficiency, 1, 0);
+        if (st == RYZ_OK && isnan(me)) note_last(out, "not measured: no memory rows");
+    }
     if (st == RYZ_OK) st = check_comm(a, r, n, tp, out);
     return st;
 }
@@ -278,6 +313,49 @@ ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz
     }
     if (st != RYZ_OK) ryz_checks_free(out);
     return st;
+}
+
+ryz_status ryz_checks_store(const ryz_checks *c, ryz_results *res) {
+    ryz_status st = RYZ_OK;
+    for (int i = 0; st == RYZ_OK && i < c->n; i++) {
+        const ryz_check *x = &c->checks[i];
+        ryz_row_acceptance row = {.tp = x->tp, .measured = x->measured,
+                                  .threshold = x->threshold, .pass = x->pass,
+                                  .skipped = x->skipped};
+        snprintf(row.case_name, sizeof row.case_name, "%s", x->case_name);
+        snprintf(row.check, sizeof row.check, "%s", x->check);
+        snprintf(row.op, sizeof row.op, "%s", x->op);
+        snprintf(row.note, sizeof row.note, "%s", x->note);
+        st = ryz_results_add_acceptance(res, &row);
+    }
+    return st;
+}
+
+ryz_status ryz_checks_from_results(const ryz_results *r, ryz_checks *out) {
+    memset(out, 0, sizeof *out);
+    if (r->n_acceptance == 0) return RYZ_OK;
+    out->checks = calloc(r->n_acceptance, sizeof *out->checks);
+    if (!out->checks)
+        return ryz_error(RYZ_ENOMEM, "out of memory for %zu acceptance checks", r->n_acceptance);
+    for (size_t i = 0; i < r->n_acceptance; i++) {
+        const ryz_row_acceptance *a = &r->acceptance[i];
+        ryz_check *x = &out->checks[out->n++];
+        snprintf(x->case_name, sizeof x->case_name, "%s", a->case_name);
+        snprintf(x->check, sizeof x->check, "%s", a->check);
+        snprintf(x->op, sizeof x->op, "%.2s", a->op); /* ">=" or "<=" */
+        snprintf(x->note, sizeof x->note, "%s", a->note);
+        x->tp = a->tp, x->measured = a->measured, x->threshold = a->threshold;
+        x->skipped = a->skipped != 0;
+        x->pass = a->pass != 0 || x->skipped; /* a skipped check never failed */
+        out->failed += !x->pass;
+        out->skipped += x->skipped;
+    }
+    return RYZ_OK;
+}
+
+void ryz_checks_print_verdict(const ryz_checks *c, const char *suite, FILE *out) {
+    fprintf(out, "\nsuite %s: %s (%d failed check%s of %d)\n", suite, c->failed ? "FAIL" : "PASS",
+            c->failed, c->failed == 1 ? "" : "s", c->n);
 }
 
 void ryz_checks_free(ryz_checks *c) {

@@ -74,6 +74,7 @@ ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_
     suite_device(s, device, sizeof device);
     st = ryz_results_meta_machine(meta, ryz_comm_size(world), s->threads, hosts, backends,
                                   s->name, s->text);
+    if (st == RYZ_OK) st = ryz_results_set_str(&meta->kind, RYZ_KIND_SUITE);
     return st == RYZ_OK ? ryz_results_set_str(&meta->device, device) : st;
 }
 

@@ -12,8 +12,8 @@ enum { RANK_WEIGHTS, RANK_KV, RANK_SCRATCH, RANK_RSS, RANK_COMM_S, RANK_WALL_S, 
 /* Fills the machine attributes of meta (collective over world: hostnames
  * are gathered): backends as the suite's distinct "backend+comm" pairs
  * ("cpu+mpi,cuda+nccl"), device "cpu", or for a suite with a cuda case the
- * CUDA runtime and devices (as `ryz info` says) on one line. `threads` is
- * per rank. */
+ * CUDA runtime and devices (as `ryz info` says) on one line, kind
+ * RYZ_KIND_SUITE. `threads` is per rank. */
 ryz_status ryz_measure_machine(ryz_comm *world, const ryz_suite *s, ryz_results_meta *meta);
 /* Gathers RANK_NFIELDS doubles per rank (this rank's weights, KV and
  * scratch bytes in be's memory (device bytes on cuda), its peak_rss in

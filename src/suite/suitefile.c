@@ -61,6 +61,8 @@ typedef struct {
     int suite_line;         /* header line of [suite], 0 if none yet */
     int key_line[MAX_KEYS]; /* line of each key set in this section, 0 if unset */
     int *case_lines;        /* header line of each case */
+    int threshold_line[2];  /* line of min_speedup, min_efficiency (0 unset), for
+                               check_threshold_tps once every case is known */
     int cap;                /* capacity of s->cases and case_lines */
     ryz_suite *s;
 } parser;
@@ -330,13 +332,20 @@ static ryz_status set_thresholds(const parser *p, const char *key, const char *v
         if (*n == RYZ_SUITE_MAX_TP || end == (colon ? colon + 1 : tok) || *end || !(v > 0))
             return perr(p, p->line, "bad value in %s = %s (want VALUE or TP:VALUE pairs, > 0)",
                         key, val);
+        for (int i = 0; i < *n; i++) /* one would silently win over the other */
+            if (t[i].tp == (int)tp && tp)
+                return perr(p, p->line, "%s gives TP %ld twice (%g and %g; give each TP once)",
+                            key, tp, t[i].value, v);
+            else if (t[i].tp == (int)tp)
+                return perr(p, p->line, "%s gives two values for every TP (%g and %g; give one, "
+                            "or TP:VALUE pairs)", key, t[i].value, v);
         t[(*n)++] = (ryz_threshold){(int)tp, v};
     }
     return RYZ_OK;
 }
 
 /* Applies key number k of [acceptance]. */
-static ryz_status set_accept_key(const parser *p, int k, const char *val) {
+static ryz_status set_accept_key(parser *p, int k, const char *val) {
     ryz_acceptance *a = &p->s->acc;
     const char *key = ACCEPT_KEYS[k];
     double *dst[] = {NULL,
@@ -348,6 +357,7 @@ static ryz_status set_accept_key(const parser *p, int k, const char *val) {
                      &a->max_logit_error,
                      &a->max_collective_ratio,
                      &a->min_bandwidth_scaling};
+    if (k == K_MIN_SPEEDUP || k == K_MIN_EFF) p->threshold_line[k == K_MIN_EFF] = p->line;
     if (k == K_MIN_SPEEDUP) return set_thresholds(p, key, val, a->min_speedup, &a->n_min_speedup);
     if (k == K_MIN_EFF)
         return set_thresholds(p, key, val, a->min_efficiency, &a->n_min_efficiency);
@@ -476,6 +486,43 @@ static ryz_status parse_pair(parser *p, char *line) {
         return perr(p, p->line, "empty value for %s (want '%s = VALUE')", key, key);
     if (accept) return set_accept_key(p, k, val);
     return suite ? set_suite_key(p, k, val) : set_case_key(p, k, val);
+}
+
+/* EINVAL naming the key, its line and the TP when a TP:VALUE threshold
+ * is for a TP no case runs sharded: it would never be checked, and a gate
+ * that checks nothing must not pass. As a case that cannot run, this is
+ * known from the file, so it is refused before any run (a figure the run
+ * could not measure fails its check instead: that is known only after). */
+static ryz_status check_threshold_tps(const parser *p) {
+    const ryz_acceptance *a = &p->s->acc;
+    const ryz_threshold *lists[2] = {a->min_speedup, a->min_efficiency};
+    const int counts[2] = {a->n_min_speedup, a->n_min_efficiency};
+    int sharded[RYZ_SUITE_MAX_TP * 4], n = 0; /* the distinct TP > 1 of the cases */
+    char tps[128] = " none";
+    for (int c = 0; c < p->s->n_cases; c++)
+        for (int j = 0; j < p->s->cases[c].n_tp; j++) {
+            int t = p->s->cases[c].tp[j], seen = t <= 1;
+            for (int i = 0; i < n && !seen; i++) seen = sharded[i] == t;
+            if (!seen && n < (int)(sizeof sharded / sizeof sharded[0])) sharded[n++] = t;
+        }
+    for (int i = 0, len = 0; i < n && len >= 0 && (size_t)len < sizeof tps; i++)
+        len += snprintf(tps + len, sizeof tps - (size_t)len, " %d", sharded[i]);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < counts[k]; i++) {
+            int tp = lists[k][i].tp, runs = 0;
+            for (int j = 0; j < n; j++) runs |= sharded[j] == tp;
+            if (tp == 0 || runs) continue;
+            if (tp == 1)
+                return perr(p, p->threshold_line[k],
+                            "%s: TP 1 (1:%g) is the baseline, whose speedup and efficiency are 1 "
+                            "by definition (thresholds are for TP > 1; the cases run TP%s)",
+                            ACCEPT_KEYS[k], lists[k][i].value, tps);
+            return perr(p, p->threshold_line[k],
+                        "%s: no case runs TP %d (%d:%g), so it would never be checked (the "
+                        "cases run TP%s; drop it or add TP %d to a case)",
+                        ACCEPT_KEYS[k], tp, tp, lists[k][i].value, tps, tp);
+        }
+    return RYZ_OK;
 }
 
 /* Checks the section that just ended: a case needs a model and one prompt,
@@ -676,6 +723,7 @@ ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out) 
     if (st == RYZ_OK && out->n_cases == 0)
         st = perr(&p, p.line > 0 ? p.line : 1,
                   "no [case NAME] sections (add one, e.g. '[case small]' with model and prompt)");
+    if (st == RYZ_OK) st = check_threshold_tps(&p);
 cleanup:
     free(buf);
     free(p.case_lines);
