@@ -1142,7 +1142,7 @@ START_TEST(test_tokenizer_encode) {
     /* A tokenizer that cannot encode: the message names its file. */
     static const char *const no_space[] = {"h", "i"};
     static const float two[] = {-1, -1};
-    write_tokenizer(p, no_space, two, 2);
+    test_write_tokenizer(p, no_space, two, 2);
     int *got = NULL, ng = 0;
     EXPECT_ERROR(ryz_tokenizer_prompt(p, 261, "hi", &got, &ng), RYZ_EINVAL, p, "no ' ' piece");
     ck_assert_ptr_null(got);

@@ -149,7 +149,9 @@ START_TEST(test_refuses_other_work) {
         "[suite]\nname = s\n; not [case a]\nmodel = other\n[ case  a ]\r\nmodel = synthetic:tiny\r\n"
         "prompt = 1,\r\ntp=1", /* a last line shorter than every key, no newline */
         "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny\nprompt = \"1\"\ndtype = float32\n"
-        "batch = 01\n"};
+        "batch = 01\n",
+        /* the preset's own shapes spelled out: the same model */
+        "[suite]\nname = s\n[case a]\nmodel = synthetic:tiny,layers=2\nprompt = 1\n"};
     static const char *const other[][2] = {
         {"new_tokens = 8\n", "case a: different new_tokens: base '16', new '8'"},
         {"batch = 4\n", "different batch: base '1', new '4'"},
@@ -169,6 +171,10 @@ START_TEST(test_refuses_other_work) {
         ryz_results_set_str(&c.meta.suite_text, text);
         expect_comparable(&b, &c, other[i][1]);
     }
+    ryz_results_set_str(&c.meta.suite_text, "[suite]\nname = s\n[case a]\n"
+                                            "model = synthetic:tiny,layers=3\nprompt = 1\n");
+    expect_comparable(&b, &c, "different model: base 'synthetic:tiny', new "
+                              "'synthetic:tiny,layers=3'");
     char longer[2][1400]; /* prompts of 600 ids that differ in the last */
     for (int k = 0; k < 2; k++) {
         int n = snprintf(longer[k], sizeof longer[k], "[suite]\nname = s\n[case a]\nprompt = 1");

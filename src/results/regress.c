@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ryz/backend.h"
+#include "ryz/model.h"
 #include "ryz/regress.h"
 
 /* ------------------------------------------------------------ statistics */
@@ -236,16 +237,25 @@ static ryz_status same_command(const char *b, const char *c) {
 }
 
 /* Brings the value v of `key` (a copy in buf[cap]) to one spelling: a
- * dtype's name ("float32" is "f32"), a number's digits ("01" is "1");
- * anything else, or a value that does not parse, as it is. */
+ * dtype's name ("float32" is "f32"), a number's digits ("01" is "1"), a
+ * synthetic model's shapes ("synthetic:tiny,layers=2" is "synthetic:tiny",
+ * whose preset has 2); anything else, or a value that does not parse, as
+ * it is. */
 static const char *canonical(const char *key, const char *v, char *buf, size_t cap) {
     ryz_dtype d;
+    ryz_model_config m;
     char *end;
     long x = strtol(v, &end, 10);
     int dtype = !strcmp(key, "dtype") && ryz_dtype_parse(v, &d) == RYZ_OK;
+    int synth = !strcmp(key, "model") && !strncmp(v, "synthetic:", 10) &&
+                ryz_model_source_parse(v, &m) == RYZ_OK;
     ryz_error_clear(); /* a value that does not parse is not this comparison's error */
     if (dtype)
         snprintf(buf, cap, "%s", ryz_dtype_name(d));
+    else if (synth) /* "synthetic:tiny" is "synthetic:tiny,layers=2": the same shapes */
+        snprintf(buf, cap, "synthetic dim=%d hidden=%d layers=%d heads=%d kv_heads=%d vocab=%d "
+                 "seq_len=%d seed=%llu", m.dim, m.hidden, m.n_layers, m.n_heads, m.n_kv_heads,
+                 m.vocab, m.seq_len, (unsigned long long)m.seed);
     else if (*v && !*end && strcmp(key, "prompt") && strcmp(key, "prompt_text") &&
              strcmp(key, "model") && strcmp(key, "tokenizer"))
         snprintf(buf, cap, "%ld", x);
@@ -303,12 +313,14 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
             case_value(c->meta.suite_text, name, key, cv, cap);
             if (!dflt && (!*bv || !*cv))
                 continue; /* a key older files lack */
-            char xb[32], yb[32];
+            char xb[192], yb[192]; /* a synthetic model's shapes (canonical) */
             const char *x = canonical(key, *bv ? bv : dflt, xb, sizeof xb);
             const char *y = canonical(key, *cv ? cv : dflt, yb, sizeof yb);
+            int as_given = !strcmp(key, "model"); /* not its shapes, which say less */
             if (strcmp(x, y))
                 st = ryz_error(RYZ_EINVAL, "case %s: different %s: base '%.200s', new '%.200s' "
-                               "(the runs did not do the same work)", name, key, x, y);
+                               "(the runs did not do the same work)", name, key,
+                               as_given ? (*bv ? bv : dflt) : x, as_given ? (*cv ? cv : dflt) : y);
         }
     free(bv), free(cv);
     return st;
