@@ -142,6 +142,18 @@ START_TEST(test_parse_impossible_thresholds) {
              "[case a]\nmodel = m\nprompt = 1\ntp = 1 2 3\n");
     ck_assert_msg(ryz_suite_parse(text, "x.ini", &s) == RYZ_OK, "%s", ryz_last_error());
     ryz_suite_free(&s);
+    /* 80 distinct TPs over 5 cases: the last one runs too */
+    char many[2048];
+    int n = snprintf(many, sizeof many, "[acceptance]\nmin_speedup = 81:2\n");
+    for (int c = 0; c < 5; c++) {
+        n += snprintf(many + n, sizeof many - (size_t)n, "[case c%d]\nmodel = m\nprompt = 1\ntp =",
+                      c);
+        for (int t = 0; t < 16; t++)
+            n += snprintf(many + n, sizeof many - (size_t)n, " %d", 2 + 16 * c + t);
+        n += snprintf(many + n, sizeof many - (size_t)n, "\n");
+    }
+    ck_assert_msg(ryz_suite_parse(many, "x.ini", &s) == RYZ_OK, "%s", ryz_last_error());
+    ryz_suite_free(&s);
 }
 END_TEST
 

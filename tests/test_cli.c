@@ -460,8 +460,51 @@ START_TEST(test_outputs_keep_inputs) {
                 other, other);
     expect_kept(other, "kept", "tokenizer (--tokenizer): ",
                 "generate --model synthetic:tiny --prompt-ids 1 --tokenizer %s", other);
+    /* a checkpoint named as an output: bench -o, and a suite's -o over its case's model */
+    char model[32], mini[32], text[128];
+    temp_path(model);
+    snprintf(text, sizeof text, "export --model synthetic:tiny --format llama2c --out %s", model);
+    test_run r = test_run_ryz(NULL, text);
+    ck_assert_msg(r.code == 0, "export: %s", r.err);
+    test_run_free(&r);
+    char *bytes = test_slurp(model, NULL);
+    expect_kept(model, bytes, "is the input --model", "bench --model %s --prompt-len 8 -o %s", model,
+                model);
+    snprintf(text, sizeof text, "[suite]\n[case c]\nmodel = %s\nprompt = 1 2\ntp = 1\n", model);
+    temp_file_with(mini, text);
+    expect_kept(model, bytes, "is the input a case's model", "suite %s -o %s", mini, model);
+    free(bytes);
+    unlink(model);
+    unlink(mini);
     unlink(suite);
     unlink(other);
+}
+END_TEST
+
+/* --prompt's default tokenizer (./tokenizer.bin) is an input as much as a
+ * named one: --dump-logits may not write over it. Run in a folder of its
+ * own holding one, with the binary's absolute path. */
+START_TEST(test_dump_keeps_default_tokenizer) {
+    char cwd[4096], bin[4096], dir[256];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_ptr_nonnull(realpath(test_ryz_bin(), bin));
+    const char *old_bin = getenv("RYZ_BIN");
+    char *saved = old_bin ? strdup(old_bin) : NULL;
+    setenv("RYZ_BIN", bin, 1);
+    test_mkdtemp(dir, sizeof dir, "deftok");
+    ck_assert_int_eq(chdir(dir), 0);
+    test_write_hello_tokenizer("tokenizer.bin");
+    char *bytes = test_slurp("tokenizer.bin", NULL);
+    expect_kept("tokenizer.bin", bytes, "is the input --tokenizer tokenizer.bin",
+                "generate --model synthetic:tiny,vocab=%d --prompt hello --new-tokens 1 "
+                "--dump-logits ./tokenizer.bin", TEST_HELLO_VOCAB);
+    free(bytes);
+    unlink("tokenizer.bin");
+    ck_assert_int_eq(chdir(cwd), 0);
+    rmdir(dir);
+    if (saved) setenv("RYZ_BIN", saved, 1);
+    else unsetenv("RYZ_BIN");
+    free(saved);
 }
 END_TEST
 
@@ -757,6 +800,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_outputs_keep_inputs);
     tcase_add_test(tc, test_model_too_large_for_memory);
+    tcase_add_test(tc, test_dump_keeps_default_tokenizer);
     tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);
     tcase_add_test(tc, test_info_blas_core);

@@ -126,7 +126,7 @@ START_TEST(test_defaults) {
     ck_assert_str_eq(s.name, "plain");
     ryz_suite_free(&s);
     ck_assert_int_eq(ryz_suite_parse(CASE_OK, "dir.d/.hidden", &s), RYZ_OK);
-    ck_assert_str_eq(s.name, ".hidden");
+    ck_assert_str_eq(s.name, "hidden"); /* a name may not begin with '.' */
     ryz_suite_free(&s);
 }
 END_TEST
@@ -230,6 +230,19 @@ END_TEST
 START_TEST(test_bad_tp) {
     EXPECT_EINVAL(CASE_OK "tp = 1, 0\n", "suites/x.ini:4:", "bad tp degree '0'", "tp = 1, 2, 4");
     EXPECT_EINVAL(CASE_OK "tp = 1, 2, 02\n", "suites/x.ini:4:", "tp 2 listed twice");
+    /* a results file's text from before these rules still reads */
+    ryz_suite rec;
+    const char *old = "[suite]\nname = a/b\n[case a]\nmodel = m\nprompt = 1\ntp = 1, 2, 2\n"
+                      "[acceptance]\nmin_speedup = 4:3 4:3.5\n";
+    ck_assert_msg(ryz_suite_parse_recorded(old, "suite_text", &rec) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_str_eq(rec.cases[0].model, "m");
+    ryz_suite_free(&rec);
+    ck_assert_int_eq(ryz_suite_parse(old, "x.ini", &rec), RYZ_EINVAL);
+    /* a default name loses its leading dots, as a given one may not have them */
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "dir/.hidden.ini", &rec), RYZ_OK);
+    ck_assert_str_eq(rec.name, "hidden");
+    ryz_suite_free(&rec);
     EXPECT_EINVAL("[suite]\nname = a/b\n" CASE_OK, "suites/x.ini:2:", "may not hold '/'");
     EXPECT_EINVAL("[suite]\nname = ..\n" CASE_OK, "suites/x.ini:2:", "begin with '.'");
     EXPECT_EINVAL(CASE_OK "tp = 1,x\n", "'x'");

@@ -98,6 +98,11 @@ typedef struct {
  * (that needs the model and the tokenizer file: ryz_suite_validate). On
  * error *out is left freed (safe to ryz_suite_free again). */
 ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out);
+/* ryz_suite_parse of the text a results file recorded: the rules added
+ * after files were written (a tp or a threshold's TP listed twice, a
+ * threshold for a TP no case runs, a name with '/' or a leading '.') are
+ * not applied, so an older run's cases still read. */
+ryz_status ryz_suite_parse_recorded(const char *text, const char *where, ryz_suite *out);
 /* Reads and parses a file (EIO when unreadable). */
 ryz_status ryz_suite_load(const char *path, ryz_suite *out);
 /* Frees what a parse allocated; safe on a zeroed or freed struct. */

@@ -596,6 +596,8 @@ int ryz_cmd_bench(int argc, char **argv) {
         snprintf(what, sizeof what, "%s: its f32 weights", a.model);
         st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg), what);
     }
+    const char *opts[] = {"--model", "-o"}, *paths[] = {a.model, a.out};
+    if (st == RYZ_OK) st = ryz_args_distinct_files(2, 1, opts, paths);
     if (st == RYZ_OK && a.out) st = ryz_results_check_writable(a.out); /* before the runs */
     if (st == RYZ_OK) st = ryz_comm_init_self(&self);
     if (st == RYZ_OK) st = bench_all(&a, &cfg, self);

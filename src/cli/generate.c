@@ -232,7 +232,8 @@ int ryz_cmd_generate(int argc, char **argv) {
     if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
     if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) st = gen_check_memory(&a, &cfg);
     const char *opts[] = {"--model", "--tokenizer", "--dump-logits"},
-               *paths[] = {a.model, a.tokenizer, a.dump};
+               *paths[] = {a.model, a.tokenizer ? a.tokenizer : a.text ? "tokenizer.bin" : NULL,
+                           a.dump}; /* --prompt's default tokenizer is an input too */
     if (st == RYZ_OK) st = ryz_args_distinct_files(3, 2, opts, paths);
     if (st == RYZ_OK && a.dump) st = ryz_results_check_writable(a.dump);
     if (st == RYZ_OK && a.tokenizer && !a.text) { /* --prompt's read it already */

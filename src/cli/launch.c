@@ -189,8 +189,12 @@ static int launch_code(int status) {
     int sig = code - 128, stop = 0;
     for (int i = 0; i < N_STOP_SIGS; i++) stop |= sig == STOP_SIGS[i];
     if (sig <= 0 || sig >= NSIG || stop) return code;
-    fprintf(stderr, "ryz: error: a rank died of signal %d (%s), so mpirun ended the job (its "
-            "exit code %d; ryz's is 3)\n", sig, strsignal(sig), code);
+    if (WIFSIGNALED(status)) /* mpirun itself, not one of its ranks */
+        fprintf(stderr, "ryz: error: mpirun died of signal %d (%s), ending the job (ryz's exit "
+                "code is 3)\n", sig, strsignal(sig));
+    else
+        fprintf(stderr, "ryz: error: a rank died of signal %d (%s), so mpirun ended the job "
+                "(its exit code %d; ryz's is 3)\n", sig, strsignal(sig), code);
     return 3;
 }
 

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <time.h>
@@ -65,6 +66,44 @@ static void default_output(const ryz_suite *s, char *buf, size_t cap) {
     snprintf(buf, cap, "results/%s-%s.h5", s->name, when);
 }
 
+/* EINVAL when -o or --junit would write over the suite file, a case's
+ * checkpoint or tokenizer (its key, or where a text prompt's default one
+ * lies), or each other. */
+static ryz_status check_outputs(const suite_args *a, const ryz_suite *s, const char *out) {
+    int n = 1, max = 3 + 3 * s->n_cases;
+    const char **opts = malloc((size_t)max * sizeof *opts);
+    const char **paths = malloc((size_t)max * sizeof *paths);
+    char(*dirs)[RYZ_SUITE_PATH_MAX + 16] = malloc((size_t)s->n_cases * sizeof *dirs);
+    if (!opts || !paths || !dirs) {
+        free(opts), free(paths), free(dirs);
+        return ryz_error(RYZ_ENOMEM, "out of memory checking the output paths");
+    }
+    opts[0] = "FILE", paths[0] = a->file;
+    int any_text = 0;
+    for (int i = 0; i < s->n_cases; i++) {
+        const ryz_suite_case *c = &s->cases[i];
+        int synthetic = !strncmp(c->model, "synthetic:", 10), text = c->prompt_text[0] != '\0';
+        struct stat sb;
+        const char *slash = strrchr(c->model, '/');
+        int is_dir = stat(c->model, &sb) == 0 && S_ISDIR(sb.st_mode);
+        int len = is_dir ? (int)strlen(c->model) : slash ? (int)(slash - c->model) : 1;
+        snprintf(dirs[i], sizeof dirs[i], "%.*s/tokenizer.bin", len,
+                 is_dir || slash ? c->model : ".");
+        any_text |= text;
+        if (!synthetic) opts[n] = "a case's model", paths[n++] = c->model;
+        if (text && c->tokenizer[0]) opts[n] = "a case's tokenizer", paths[n++] = c->tokenizer;
+        if (text && !c->tokenizer[0] && !synthetic)
+            opts[n] = "a case's tokenizer", paths[n++] = dirs[i];
+    }
+    if (any_text) opts[n] = "a case's tokenizer", paths[n++] = "tokenizer.bin"; /* the default */
+    int n_in = n;
+    opts[n] = "-o", paths[n++] = out;
+    opts[n] = "--junit", paths[n++] = a->junit;
+    ryz_status st = ryz_args_distinct_files(n, n_in, opts, paths);
+    free(opts), free(paths), free(dirs);
+    return st;
+}
+
 /* Everything that can fail on bad input, before any rank is launched. */
 static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t cap) {
     ryz_status st = ryz_suite_load(a->file, s);
@@ -74,8 +113,7 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
     else if (default_output(s, out, cap), mkdir("results", 0755) != 0 && errno != EEXIST)
         return ryz_error(RYZ_EIO, "cannot create the results directory: %s (use -o FILE)",
                          strerror(errno));
-    const char *opts[] = {"FILE", "-o", "--junit"}, *paths[] = {a->file, out, a->junit};
-    st = ryz_args_distinct_files(3, 1, opts, paths);
+    st = check_outputs(a, s, out);
     if (st == RYZ_OK) st = ryz_results_check_writable(out);
     if (st == RYZ_OK && a->junit) st = ryz_results_check_writable(a->junit);
     return st;

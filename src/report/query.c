@@ -107,7 +107,8 @@ static void minimal_case(const ryz_results *r, const char *name, ryz_suite_case 
 void ryz_report_case_info(const ryz_results *r, const char *name, ryz_suite_case *out) {
     ryz_suite s = {0};
     minimal_case(r, name, out);
-    if (!r->meta.suite_text || ryz_suite_parse(r->meta.suite_text, "suite_text", &s) != RYZ_OK) {
+    const char *text = r->meta.suite_text;
+    if (!text || ryz_suite_parse_recorded(text, "suite_text", &s) != RYZ_OK) {
         ryz_error_clear(); /* a file without its suite is still readable */
         return;
     }

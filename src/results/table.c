@@ -223,13 +223,15 @@ ryz_status ryz_results_add_acceptance(ryz_results *r, const ryz_row_acceptance *
 const char *ryz_results_kind(const ryz_results_meta *m) {
     if (m->kind && *m->kind)
         return m->kind;
-    /* Before schema 5 the name was the only mark: `ryz comm` and `ryz
-     * bench` named their files so (a suite of that name reads wrong here,
-     * which is why schema 5 records the kind). */
+    /* Before schema 5, `ryz comm` and `ryz bench` named their files so, and
+     * their texts tell them from a user's suite of that name: a command
+     * line has no [section], and bench's one case has the key `work`,
+     * which no suite file may hold. */
     const char *name = m->suite_name ? m->suite_name : "";
-    if (!strcmp(name, RYZ_KIND_COMM))
+    const char *text = m->suite_text ? m->suite_text : "";
+    if (!strcmp(name, RYZ_KIND_COMM) && !strchr(text, '['))
         return RYZ_KIND_COMM;
-    if (!strcmp(name, RYZ_KIND_BENCH))
+    if (!strcmp(name, RYZ_KIND_BENCH) && strstr(text, "\nwork ="))
         return RYZ_KIND_BENCH;
     return RYZ_KIND_SUITE;
 }

@@ -64,6 +64,7 @@ typedef struct {
     int threshold_line[2];  /* line of min_speedup, min_efficiency (0 unset), for
                                check_threshold_tps once every case is known */
     int cap;                /* capacity of s->cases and case_lines */
+    int recorded;           /* a results file's text: the rules older ryz lacked are off */
     ryz_suite *s;
 } parser;
 
@@ -262,7 +263,7 @@ static ryz_status set_tp(const parser *p, const char *val, ryz_suite_case *c) {
                         "bad tp degree '%.*s' (want integers >= 1, e.g. 'tp = 1, 2, 4')",
                         (int)(len > 40 ? 40 : len), tok);
         for (int i = 0; i < c->n_tp; i++)
-            if (c->tp[i] == v) /* it would run, and write its rows, twice */
+            if (c->tp[i] == v && !p->recorded) /* it would run, and write its rows, twice */
                 return perr(p, p->line, "tp %ld listed twice in '%s' (each degree runs once)", v,
                             val);
         c->tp[c->n_tp++] = (int)v;
@@ -289,7 +290,7 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
     const char *key = SUITE_KEYS[k];
     switch (k) {
     case K_NAME:
-        if (strchr(val, '/') || val[0] == '.') /* results/<name>-<time>.h5, results/ only */
+        if ((strchr(val, '/') || val[0] == '.') && !p->recorded) /* results/<name>-<time>.h5 */
             return perr(p, p->line, "name '%s' may not hold '/' or begin with '.': it names the "
                         "results file results/<name>-<time>.h5", val);
         return set_str(p, key, val, s->name, sizeof s->name);
@@ -332,7 +333,7 @@ static ryz_status set_thresholds(const parser *p, const char *key, const char *v
         if (*n == RYZ_SUITE_MAX_TP || end == (colon ? colon + 1 : tok) || *end || !(v > 0))
             return perr(p, p->line, "bad value in %s = %s (want VALUE or TP:VALUE pairs, > 0)",
                         key, val);
-        for (int i = 0; i < *n; i++) /* one would silently win over the other */
+        for (int i = 0; i < *n && !p->recorded; i++) /* one would silently win */
             if (t[i].tp == (int)tp && tp)
                 return perr(p, p->line, "%s gives TP %ld twice (%g and %g; give each TP once)",
                             key, tp, t[i].value, v);
@@ -494,6 +495,7 @@ static ryz_status parse_pair(parser *p, char *line) {
  * known from the file, so it is refused before any run (a figure the run
  * could not measure fails its check instead: that is known only after). */
 static ryz_status check_threshold_tps(const parser *p) {
+    if (p->recorded) return RYZ_OK;
     const ryz_acceptance *a = &p->s->acc;
     const ryz_threshold *lists[2] = {a->min_speedup, a->min_efficiency};
     const int counts[2] = {a->n_min_speedup, a->n_min_efficiency};
@@ -509,8 +511,9 @@ static ryz_status check_threshold_tps(const parser *p) {
         len += snprintf(tps + len, sizeof tps - (size_t)len, " %d", sharded[i]);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < counts[k]; i++) {
-            int tp = lists[k][i].tp, runs = 0;
-            for (int j = 0; j < n; j++) runs |= sharded[j] == tp;
+            int tp = lists[k][i].tp, runs = 0; /* every case, past the listing's cap too */
+            for (int c = 0; c < p->s->n_cases && tp > 1; c++)
+                for (int j = 0; j < p->s->cases[c].n_tp; j++) runs |= p->s->cases[c].tp[j] == tp;
             if (tp == 0 || runs) continue;
             if (tp == 1)
                 return perr(p, p->threshold_line[k],
@@ -651,11 +654,13 @@ static ryz_status parse_line(parser *p, char *line) {
     return parse_pair(p, line);
 }
 
-/* Writes the base name of `where` without extension ("quick" for
- * "suites/quick.ini") into dst[cap], truncated; "suite" if that is empty. */
+/* Writes the base name of `where` without extension and leading dots
+ * ("quick" for "suites/quick.ini" and ".quick.ini", as a `name` may not
+ * begin with '.') into dst[cap], truncated; "suite" if that is empty. */
 static void default_name(const char *where, char *dst, size_t cap) {
     const char *base = strrchr(where, '/');
     base = base ? base + 1 : where;
+    base += strspn(base, ".");
     const char *dot = strrchr(base, '.');
     size_t n = (dot && dot != base) ? (size_t)(dot - base) : strlen(base);
     if (n == 0) {
@@ -690,14 +695,15 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     return RYZ_OK;
 }
 
-/* Parses INI text into *out (always overwritten; s->text gets a copy of
- * text). On error: EINVAL/ENOMEM with "WHERE:LINE: message", *out zeroed. */
-ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out) {
+/* ryz_suite_parse, or with `recorded` ryz_suite_parse_recorded. */
+static ryz_status suite_parse(const char *text, const char *where, int recorded,
+                              ryz_suite *out) {
     parser p;
     char *buf = NULL;
     ryz_status st;
     memset(out, 0, sizeof *out);
     memset(&p, 0, sizeof p);
+    p.recorded = recorded;
     p.where = where ? where : "<suite>";
     p.s = out;
     if (!text)
@@ -730,6 +736,14 @@ cleanup:
     if (st != RYZ_OK)
         ryz_suite_free(out);
     return st;
+}
+
+ryz_status ryz_suite_parse(const char *text, const char *where, ryz_suite *out) {
+    return suite_parse(text, where, 0, out);
+}
+
+ryz_status ryz_suite_parse_recorded(const char *text, const char *where, ryz_suite *out) {
+    return suite_parse(text, where, 1, out);
 }
 
 /* Reads all of `f` (at most SUITE_FILE_MAX bytes) into a malloc'd,
