@@ -541,6 +541,8 @@ START_TEST(test_machine_diff) {
     c.meta.oversubscribed = 0;
     ryz_results_set_str(&b.meta.suite_name, "bench");
     ryz_results_set_str(&c.meta.suite_name, "bench");
+    ryz_results_set_str(&b.meta.kind, RYZ_KIND_BENCH); /* as ryz bench writes them */
+    ryz_results_set_str(&c.meta.kind, RYZ_KIND_BENCH);
     assert_machine_diff(&b, &c, "");
     char long_blas[400];
     memset(long_blas, 'x', sizeof long_blas - 1);

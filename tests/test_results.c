@@ -667,6 +667,20 @@ END_TEST
 /* A file that claims schema 2 must have the schema 2 columns, one that
  * claims 3 the schema 3 ones, one that claims 4 the blas attribute, and
  * one that claims 5 the kind attribute and the /acceptance table. */
+/* The sample file written as TMPDIR/name without `dataset` is refused,
+ * the message holding `needle`. */
+static void expect_refused_without(const char *name, const char *dataset, const char *needle) {
+    char path[PATH_LEN];
+    ryz_results back;
+    write_sample_file(in_tmp(path, name));
+    hid_t f = open_h5(path, H5F_ACC_RDWR);
+    ck_assert_int_ge(H5Ldelete(f, dataset, H5P_DEFAULT), 0);
+    H5Fclose(f);
+    ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
+    assert_error_has(needle);
+    ryz_results_free(&back);
+}
+
 START_TEST(test_claimed_schema_needs_its_columns) {
     expect_claim_refused("tests/data/results-schema1.h5", "v1-as-2.h5", 2,
                          "has no member read_bandwidth_gbs");
@@ -676,31 +690,17 @@ START_TEST(test_claimed_schema_needs_its_columns) {
                          "missing root attribute blas");
     expect_claim_refused("tests/data/results-schema4.h5", "v4-as-5.h5", 5,
                          "missing root attribute kind");
-    char path[PATH_LEN];
-    ryz_results back;
-    write_sample_file(in_tmp(path, "no-acceptance.h5"));
-    hid_t f = open_h5(path, H5F_ACC_RDWR);
-    ck_assert_int_ge(H5Ldelete(f, "/acceptance", H5P_DEFAULT), 0);
-    H5Fclose(f);
-    ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
-    assert_error_has("no dataset /acceptance");
-    ryz_results_free(&back);
+    expect_refused_without("no-acceptance.h5", "/acceptance", "no dataset /acceptance");
 }
 END_TEST
 
 START_TEST(test_malformed_files_refused) {
     char path[PATH_LEN];
     ryz_results back;
-    write_sample_file(in_tmp(path, "bad.h5"));
-    hid_t f = open_h5(path, H5F_ACC_RDWR);
-    ck_assert_int_ge(H5Ldelete(f, "/timing", H5P_DEFAULT), 0);
-    H5Fclose(f);
-    ck_assert_int_eq(ryz_results_read(path, &back), RYZ_EINVAL);
-    assert_error_has("/timing");
-    ryz_results_free(&back);
+    expect_refused_without("bad.h5", "/timing", "/timing");
 
-    write_sample_file(path); /* /memory replaced by a plain integer dataset */
-    f = open_h5(path, H5F_ACC_RDWR);
+    write_sample_file(in_tmp(path, "bad.h5")); /* /memory replaced by a plain integer dataset */
+    hid_t f = open_h5(path, H5F_ACC_RDWR);
     ck_assert_int_ge(H5Ldelete(f, "/memory", H5P_DEFAULT), 0);
     hsize_t n = 2;
     hid_t s = H5Screate_simple(1, &n, NULL);

@@ -225,13 +225,14 @@ const char *ryz_results_kind(const ryz_results_meta *m) {
         return m->kind;
     /* Before schema 5, `ryz comm` and `ryz bench` named their files so, and
      * their texts tell them from a user's suite of that name: a command
-     * line has no [section], and bench's one case has the key `work`,
-     * which no suite file may hold. */
+     * line has no [section], and bench's text opens with its one case,
+     * [case bench] (a suite file holds its [suite] first, or names itself
+     * after its file). */
     const char *name = m->suite_name ? m->suite_name : "";
     const char *text = m->suite_text ? m->suite_text : "";
     if (!strcmp(name, RYZ_KIND_COMM) && !strchr(text, '['))
         return RYZ_KIND_COMM;
-    if (!strcmp(name, RYZ_KIND_BENCH) && strstr(text, "\nwork ="))
+    if (!strcmp(name, RYZ_KIND_BENCH) && !strncmp(text, "[case bench]\n", 13))
         return RYZ_KIND_BENCH;
     return RYZ_KIND_SUITE;
 }
