@@ -307,6 +307,12 @@ START_TEST(test_helpers) {
     ryz_report_case_info(&r, "beta", &c);
     ck_assert_str_eq(c.model, "synthetic:tiny,heads=8");
     ck_assert_int_eq(c.prompt_len, 2);
+    /* a bench file's rows (f32-t1, ...) take the model of its [case bench] */
+    ryz_results_set_str(&r.meta.kind, RYZ_KIND_BENCH);
+    ryz_results_set_str(&r.meta.suite_text, "[case bench]\nmodel = synthetic:15m ; c\n"
+                                            "backend = cpu\nwork = --prompt-len 8\n");
+    ryz_report_case_info(&r, "f32-t1", &c);
+    ck_assert_str_eq(c.model, "synthetic:15m");
     ryz_results_free(&r);
 }
 END_TEST

@@ -150,6 +150,13 @@ ryz_status ryz_results_add_acceptance(ryz_results *r, const ryz_row_acceptance *
  * for files before schema 5 (kind NULL or ""), told from the suite name,
  * "comm" and "bench" being the names those commands gave their files. */
 const char *ryz_results_kind(const ryz_results_meta *m);
+/* The value of `key` in [case NAME] of a recorded suite text (a suite
+ * file's, or `ryz bench`'s one [case bench], whose key `work` no suite
+ * parser takes), into out[cap]: inline comments and quotes dropped, blanks
+ * made one (prompt_text's kept as written, prompt's commas read as
+ * blanks); "" when the case or the key is not there. */
+void ryz_results_case_value(const char *text, const char *name, const char *key, char *out,
+                            size_t cap);
 
 /* The /memory rows of one (case, tp), summed up the ways the suite table,
  * the acceptance checks and `ryz compare` read them. */

@@ -108,6 +108,13 @@ void ryz_report_case_info(const ryz_results *r, const char *name, ryz_suite_case
     ryz_suite s = {0};
     minimal_case(r, name, out);
     const char *text = r->meta.suite_text;
+    if (text && !strcmp(ryz_results_kind(&r->meta), RYZ_KIND_BENCH)) {
+        /* bench's text is not a suite's: its rows (f32-t1, ...) share [case bench] */
+        char model[sizeof out->model];
+        ryz_results_case_value(text, "bench", "model", model, sizeof model);
+        if (*model) snprintf(out->model, sizeof out->model, "%s", model);
+        return;
+    }
     if (!text || ryz_suite_parse_recorded(text, "suite_text", &s) != RYZ_OK) {
         ryz_error_clear(); /* a file without its suite is still readable */
         return;

@@ -167,10 +167,8 @@ static int is_case_header(const char *line, const char *name) {
     return !strncmp(line, name, n) && line[n + strspn(line + n, " \t")] == ']';
 }
 
-/* The value of `key` in [case NAME] of a suite text (line_value), into
- * out[cap]; "" when the case or the key is not there. */
-static void case_value(const char *text, const char *name, const char *key, char *out,
-                       size_t cap) {
+void ryz_results_case_value(const char *text, const char *name, const char *key, char *out,
+                            size_t cap) {
     int in_case = 0, kind = !strcmp(key, "prompt")        ? VAL_IDS
                             : !strcmp(key, "prompt_text") ? VAL_TEXT
                                                           : VAL_WORDS;
@@ -309,8 +307,8 @@ static ryz_status check_comparable(const ryz_results *b, const ryz_results *c,
         for (size_t k = 0; st == RYZ_OK && k < sizeof SAME_WORK / sizeof SAME_WORK[0]; k++) {
             const char *name = bench ? "bench" : b->correctness[i].case_name;
             const char *key = SAME_WORK[k].key, *dflt = SAME_WORK[k].dflt;
-            case_value(b->meta.suite_text, name, key, bv, cap);
-            case_value(c->meta.suite_text, name, key, cv, cap);
+            ryz_results_case_value(b->meta.suite_text, name, key, bv, cap);
+            ryz_results_case_value(c->meta.suite_text, name, key, cv, cap);
             if (!dflt && (!*bv || !*cv))
                 continue; /* a key older files lack */
             char xb[192], yb[192]; /* a synthetic model's shapes (canonical) */
