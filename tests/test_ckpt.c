@@ -1129,6 +1129,17 @@ START_TEST(test_tokenizer_encode) {
     ck_assert_msg(text.code == 0 && nl && !strncmp(text.out, idsr.out, (size_t)(nl - text.out + 1)),
                   "--prompt: %d %s %s vs %s", text.code, text.out, text.err, idsr.out);
     ck_assert_msg(!strncmp(nl + 1, "text: hello world", 17), "no decoded text line: %s", nl + 1);
+    /* A checkpoint with tokenizer.bin beside it: --prompt finds it there. */
+    char ckpt[512];
+    snprintf(args, sizeof args, "synthetic:tiny,vocab=%d", 259 + N);
+    ck_assert_int_eq(run_cmd(ryz_cmd_export, "export", "--model", args, "--format", "llama2c",
+                             "--out", path_in(ckpt, d, "m.bin"), NULL),
+                     0);
+    snprintf(args, sizeof args, "generate --model %s --prompt 'hello world' --new-tokens 3", ckpt);
+    run_result beside = run_ryz(d, args);
+    ck_assert_msg(beside.code == 0 && !strcmp(beside.out, text.out), "beside: %d %s %s vs %s",
+                  beside.code, beside.out, beside.err, text.out);
+    run_free(&beside);
     run_free(&text), run_free(&idsr);
     /* A vocab larger than the file holds, and a piece longer than the max. */
     EXPECT_ERROR(ryz_tokenizer_load(p, 259 + N + 1, &t), RYZ_EINVAL, "tokenizer.bin", "token");

@@ -137,5 +137,11 @@ void ryz_tokenizer_free(ryz_tokenizer *t);
  * model of `vocab` tokens, text encoded with BOS. *ids malloc'd (*n ids). */
 ryz_status ryz_tokenizer_prompt(const char *path, int vocab, const char *text, int **ids,
                                 int *n);
+/* Where a text prompt's tokenizer is looked for when none is named, into
+ * path[cap]: tokenizer.bin beside checkpoint `model` (inside a model
+ * directory, or in a .bin's directory: llama2.c ships the two side by
+ * side) where that exists, else ./tokenizer.bin. Returns 1 when the path
+ * exists; 0 (the path ./tokenizer.bin) when neither does. */
+int ryz_tokenizer_default(const char *model, char *path, size_t cap);
 
 #endif

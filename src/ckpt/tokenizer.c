@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -234,4 +235,17 @@ ryz_status ryz_tokenizer_prompt(const char *path, int vocab, const char *text, i
     st = ryz_tokenizer_encode(t, text, 1, 0, ids, n);
     ryz_tokenizer_free(t);
     return st == RYZ_OK ? st : ryz_error_wrap(st, "%s", path); /* which tokenizer failed */
+}
+
+int ryz_tokenizer_default(const char *model, char *path, size_t cap) {
+    struct stat sb;
+    if (strncmp(model, "synthetic:", 10) != 0) {
+        int is_dir = stat(model, &sb) == 0 && S_ISDIR(sb.st_mode);
+        const char *slash = strrchr(model, '/');
+        int len = is_dir ? (int)strlen(model) : slash ? (int)(slash - model) : 1;
+        snprintf(path, cap, "%.*s/tokenizer.bin", len, is_dir || slash ? model : ".");
+        if (stat(path, &sb) == 0) return 1;
+    }
+    snprintf(path, cap, "tokenizer.bin");
+    return stat(path, &sb) == 0;
 }

@@ -12,13 +12,15 @@ static void compare_usage(FILE *f) {
                "                  [--max-mem-growth 1.01] [-J FILE.json]\n"
                "  For each (case, TP, metric): ratio of medians and a one-sided Mann-Whitney U\n"
                "  test on the raw samples; a slowdown is a regression only when it exceeds the\n"
-               "  threshold AND is significant. Correctness (PASS -> FAIL) and memory growth\n"
-               "  are compared directly. A note above the table names what the runs differ in\n"
-               "  besides the build (CPU, BLAS core, device, hosts, cores, threads per rank,\n"
-               "  oversubscription). Exit 1 on any regression, 2 when the files cannot be\n"
-               "  compared: another suite, or a case whose model, prompt, batch, new_tokens,\n"
-               "  dtype, tf32, backend or comm differs (`ryz comm` files: an option, in\n"
-               "  whatever order or spelling, or the number of ranks; output files aside).\n");
+               "  threshold AND is significant. Correctness and acceptance checks (PASS ->\n"
+               "  FAIL) and memory growth are compared directly. A note above the table names\n"
+               "  what the runs differ in besides the build (CPU, BLAS core, device, hosts,\n"
+               "  cores, threads per rank, oversubscription). Exit 1 on any regression, 2\n"
+               "  when the files cannot be compared: files of two commands (suite, bench,\n"
+               "  comm), no case in common, another suite, or a case whose model, prompt\n"
+               "  (ids, or text and tokenizer), batch, new_tokens, dtype, tf32, backend or\n"
+               "  comm differs (`ryz comm` files: an option, in whatever order or spelling,\n"
+               "  or the number of ranks; output files aside).\n");
 }
 
 /* A positive number option. */

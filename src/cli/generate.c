@@ -11,6 +11,7 @@
 
 typedef struct {
     const char *model, *ids, *text, *tokenizer, *dump;
+    char tok_default[4096]; /* --prompt's tokenizer when none is named (ryz_tokenizer_default) */
     int new_tokens, tp, tp_set, batch, threads;
     const char *comm; /* --comm: mpi (default), nccl or shm */
     int tf32; /* --tf32: cuBLAS may use TF32 (cuda) */
@@ -28,7 +29,8 @@ static void gen_usage(FILE *f) {
                "  outside mpirun it launches K ranks. --dump-logits writes float32 LE, one\n"
                "  row of vocab floats per forward position (sequence 0). --dtype bf16 stores\n"
                "  the weight matrices as bfloat16 (fp32 accumulation; half the bytes).\n"
-               "  --prompt encodes text with llama2.c's tokenizer (default ./tokenizer.bin);\n"
+               "  --prompt encodes text with llama2.c's tokenizer (default: tokenizer.bin\n"
+               "  beside the checkpoint, else ./tokenizer.bin);\n"
                "  with a tokenizer the sequence is also printed as one 'text:' line.\n"
                "  --backend cuda runs each rank on a GPU (its local rank's) and needs a CUDA\n"
                "  build (make CUDA=1) and a device; --tf32 lets its fp32 GEMMs use TF32\n"
@@ -86,6 +88,7 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     if (!a->model) return ryz_error(RYZ_EINVAL, "generate: --model is required");
     if (!a->ids == !a->text)
         return ryz_error(RYZ_EINVAL, "generate: give one of --prompt-ids or --prompt");
+    ryz_tokenizer_default(a->model, a->tok_default, sizeof a->tok_default);
     if (!strcmp(a->comm, "nccl") && a->backend != RYZ_BACKEND_CUDA)
         return ryz_error(RYZ_EINVAL,
                          "generate: --comm nccl needs --backend cuda (NCCL moves GPU memory; the "
@@ -115,7 +118,7 @@ static ryz_status gen_check_memory(const gen_args *a, const ryz_model_config *cf
 static ryz_status gen_tokenizer(const gen_args *a, int vocab, ryz_tokenizer **t) {
     *t = NULL;
     if (!a->tokenizer && !a->text) return RYZ_OK;
-    ryz_status st = ryz_tokenizer_load(a->tokenizer ? a->tokenizer : "tokenizer.bin", vocab, t);
+    ryz_status st = ryz_tokenizer_load(a->tokenizer ? a->tokenizer : a->tok_default, vocab, t);
     return st == RYZ_OK ? st : ryz_error_wrap(st, "tokenizer (--tokenizer)");
 }
 
@@ -220,7 +223,7 @@ int ryz_cmd_generate(int argc, char **argv) {
     ryz_weights_close(w);
     if (st == RYZ_OK) st = ryz_config_validate(&cfg, a.tp);
     if (st == RYZ_OK)
-        st = a.text ? ryz_tokenizer_prompt(a.tokenizer ? a.tokenizer : "tokenizer.bin", cfg.vocab,
+        st = a.text ? ryz_tokenizer_prompt(a.tokenizer ? a.tokenizer : a.tok_default, cfg.vocab,
                                            a.text, &prompt, &P)
                     : ryz_parse_ids(a.ids, &prompt, &P);
     for (int i = 0; st == RYZ_OK && i < P; i++)
@@ -232,7 +235,7 @@ int ryz_cmd_generate(int argc, char **argv) {
     if (st == RYZ_OK) st = ryz_backend_available(a.backend); /* before any rank starts */
     if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) st = gen_check_memory(&a, &cfg);
     const char *opts[] = {"--model", "--tokenizer", "--dump-logits"},
-               *paths[] = {a.model, a.tokenizer ? a.tokenizer : a.text ? "tokenizer.bin" : NULL,
+               *paths[] = {a.model, a.tokenizer ? a.tokenizer : a.text ? a.tok_default : NULL,
                            a.dump}; /* --prompt's default tokenizer is an input too */
     if (st == RYZ_OK) st = ryz_args_distinct_files(3, 2, opts, paths);
     if (st == RYZ_OK && a.dump) st = ryz_results_check_writable(a.dump);

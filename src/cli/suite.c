@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ryz/ckpt.h"
 #include "ryz/cli.h"
 #include "ryz/results.h"
 #include "ryz/suite.h"
@@ -70,37 +71,27 @@ static void default_output(const ryz_suite *s, char *buf, size_t cap) {
  * checkpoint or tokenizer (its key, or where a text prompt's default one
  * lies), or each other. */
 static ryz_status check_outputs(const suite_args *a, const ryz_suite *s, const char *out) {
-    int n = 1, max = 3 + 3 * s->n_cases;
+    int n = 1, max = 3 + 2 * s->n_cases;
     const char **opts = malloc((size_t)max * sizeof *opts);
     const char **paths = malloc((size_t)max * sizeof *paths);
-    char(*dirs)[RYZ_SUITE_PATH_MAX + 16] = malloc((size_t)s->n_cases * sizeof *dirs);
-    if (!opts || !paths || !dirs) {
-        free(opts), free(paths), free(dirs);
+    char(*tok)[RYZ_SUITE_PATH_MAX + 16] = malloc((size_t)s->n_cases * sizeof *tok);
+    if (!opts || !paths || !tok) {
+        free(opts), free(paths), free(tok);
         return ryz_error(RYZ_ENOMEM, "out of memory checking the output paths");
     }
     opts[0] = "FILE", paths[0] = a->file;
-    int any_text = 0;
     for (int i = 0; i < s->n_cases; i++) {
         const ryz_suite_case *c = &s->cases[i];
-        int synthetic = !strncmp(c->model, "synthetic:", 10), text = c->prompt_text[0] != '\0';
-        struct stat sb;
-        const char *slash = strrchr(c->model, '/');
-        int is_dir = stat(c->model, &sb) == 0 && S_ISDIR(sb.st_mode);
-        int len = is_dir ? (int)strlen(c->model) : slash ? (int)(slash - c->model) : 1;
-        snprintf(dirs[i], sizeof dirs[i], "%.*s/tokenizer.bin", len,
-                 is_dir || slash ? c->model : ".");
-        any_text |= text;
-        if (!synthetic) opts[n] = "a case's model", paths[n++] = c->model;
-        if (text && c->tokenizer[0]) opts[n] = "a case's tokenizer", paths[n++] = c->tokenizer;
-        if (text && !c->tokenizer[0] && !synthetic)
-            opts[n] = "a case's tokenizer", paths[n++] = dirs[i];
+        if (strncmp(c->model, "synthetic:", 10)) opts[n] = "a case's model", paths[n++] = c->model;
+        if (!c->prompt_text[0]) continue;
+        if (!c->tokenizer[0]) ryz_tokenizer_default(c->model, tok[i], sizeof tok[i]);
+        opts[n] = "a case's tokenizer", paths[n++] = c->tokenizer[0] ? c->tokenizer : tok[i];
     }
-    if (any_text) opts[n] = "a case's tokenizer", paths[n++] = "tokenizer.bin"; /* the default */
     int n_in = n;
     opts[n] = "-o", paths[n++] = out;
     opts[n] = "--junit", paths[n++] = a->junit;
     ryz_status st = ryz_args_distinct_files(n, n_in, opts, paths);
-    free(opts), free(paths), free(dirs);
+    free(opts), free(paths), free(tok);
     return st;
 }
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ryz/ckpt.h"
 #include "ryz/cuda.h"
@@ -30,7 +29,6 @@ static ryz_status tokenizer_path(const ryz_suite *s, const ryz_suite_case *c, ch
                                  size_t cap) {
     char where[300];
     const char *w = at_line(s, c->prompt_line, where, sizeof where);
-    struct stat sb;
     if (c->tokenizer[0]) {
         snprintf(path, cap, "%s", c->tokenizer);
         return RYZ_OK;
@@ -41,20 +39,12 @@ static ryz_status tokenizer_path(const ryz_suite *s, const ryz_suite_case *c, ch
                          "(%s has no tokenizer.bin of its own; give a llama2.c tokenizer.bin "
                          "whose ids fit its vocab, or the prompt as ids: 'prompt = 1 2 3')",
                          w, c->name, c->model);
-    int is_dir = stat(c->model, &sb) == 0 && S_ISDIR(sb.st_mode);
-    const char *slash = strrchr(c->model, '/');
-    int dir_len = is_dir ? (int)strlen(c->model) : slash ? (int)(slash - c->model) : 1;
-    snprintf(path, cap, "%.*s/tokenizer.bin", dir_len, is_dir || slash ? c->model : ".");
-    if (stat(path, &sb) == 0)
+    if (ryz_tokenizer_default(c->model, path, cap))
         return RYZ_OK;
-    if (stat("tokenizer.bin", &sb) == 0) {
-        snprintf(path, cap, "tokenizer.bin");
-        return RYZ_OK;
-    }
     return ryz_error(RYZ_EINVAL,
-                     "%scase %s: prompt_text: no tokenizer: neither %s (beside the model) nor "
+                     "%scase %s: prompt_text: no tokenizer: neither tokenizer.bin beside %s nor "
                      "./tokenizer.bin exists (add 'tokenizer = PATH' to the case)",
-                     w, c->name, path);
+                     w, c->name, c->model);
 }
 
 /* Encodes c's prompt_text into c->prompt (vocab: the model's), unless that
