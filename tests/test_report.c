@@ -331,6 +331,30 @@ static char *render(ryz_results *r, int markdown) {
     return text;
 }
 
+/* `ryz project -o`'s rows (phase decode_proj, named after the model) get
+ * a summary of their own, said to be projected; they had none, under a
+ * "(model not recorded)". */
+START_TEST(test_report_projection) {
+    ryz_results r;
+    ryz_results_init(&r);
+    ryz_results_set_str(&r.meta.kind, RYZ_KIND_COMM); /* a `ryz comm` file's tables, kept */
+    ryz_row_timing t = {.tp = 4, .median_s = 0.005, .tokens_per_s = 200, .speedup = 3.5,
+                        .efficiency = 0.875, .comm_fraction = 0.07};
+    snprintf(t.case_name, sizeof t.case_name, "synthetic:110m");
+    snprintf(t.phase, sizeof t.phase, "decode_proj");
+    ck_assert_int_eq(ryz_results_add_timing(&r, &t), RYZ_OK);
+    char *md = render(&r, 1);
+    ck_assert_msg(strstr(md, "### synthetic:110m\n\n`synthetic:110m`, batch 1.") &&
+                      strstr(md, "- TP=4, projected by `ryz project` (alpha-beta fit of the "
+                                 "collectives, not measured): 200.0 tokens/s, 3.50x, efficiency "
+                                 "88%, 7% of a token in collectives.") &&
+                      !strstr(md, "not recorded"),
+                  "%s", md);
+    free(md);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* A run that failed an acceptance check (beta TP 4's speedup) reads as a
  * failure: `ryz show` prints the checks and the verdict as the suite did,
  * the report opens with FAIL and the failed check, the summary's TP 4
@@ -610,6 +634,7 @@ static Suite *report_suite(void) {
     tcase_add_checked_fixture(cli, setup, teardown);
     tcase_set_timeout(cli, 120);
     tcase_add_test(lib, test_summary_sentence);
+    tcase_add_test(lib, test_report_projection);
     tcase_add_test(lib, test_helpers);
     tcase_add_test(lib, test_acceptance_verdict);
     tcase_add_test(lib, test_acceptance_not_recorded);

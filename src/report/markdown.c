@@ -156,7 +156,10 @@ static void write_case_summary(const ryz_results *r, const ryz_checks *checks, c
     if (n == 0)
         return; /* no suite rows (e.g. `ryz comm` collectives) */
     ryz_report_case_info(r, name, &c);
-    fprintf(f, "### %s\n\n`%s`, batch %d", name, c.model, c.batch);
+    /* `ryz project -o` names its rows after the model it projects */
+    int projected = ryz_report_timing(r, name, tps[n - 1], "decode_proj") != NULL;
+    fprintf(f, "### %s\n\n`%s`, batch %d", name, projected && !c.prompt_len ? name : c.model,
+            c.batch);
     if (c.prompt_len)
         fprintf(f, ", prompt %d tokens, %d new tokens", c.prompt_len, c.new_tokens);
     const ryz_row_timing *base = ryz_report_timing(r, name, 1, "decode");
@@ -165,6 +168,12 @@ static void write_case_summary(const ryz_results *r, const ryz_checks *checks, c
     fprintf(f, ".\n\n");
     for (int i = 0; i < n; i++) {
         char sentence[512];
+        const ryz_row_timing *proj = ryz_report_timing(r, name, tps[i], "decode_proj");
+        if (proj)
+            fprintf(f, "- TP=%d, projected by `ryz project` (alpha-beta fit of the collectives, "
+                    "not measured): %.1f tokens/s, %.2fx, efficiency %.0f%%, %.0f%% of a token "
+                    "in collectives.\n", tps[i], proj->tokens_per_s, proj->speedup,
+                    100 * proj->efficiency, 100 * proj->comm_fraction);
         if (!ryz_report_correctness(r, name, tps[i]))
             continue;
         ryz_report_summary(r, name, tps[i], sentence, sizeof sentence);
