@@ -184,7 +184,7 @@ size_t ryz_mem_available(void) {
 ryz_status ryz_mem_check_available(size_t bytes, const char *what) {
     size_t avail = ryz_mem_available();
     if (avail == 0 || bytes <= avail) return RYZ_OK;
-    int gb = avail >= 1000000000; /* both in the unit of the smaller */
+    int gb = avail >= 1000000000; /* GB, or MB where less than 1 GB is available */
     double unit = gb ? 1e9 : 1e6;
     return ryz_error(RYZ_EINVAL, "%s: %.1f %s, more than the %.1f %s this machine has available "
                      "(MemAvailable); use a smaller model or a machine with more memory", what,
