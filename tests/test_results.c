@@ -550,6 +550,17 @@ END_TEST
 /* A version 3 file (`ryz suite suites/quick.ini` on two ranks, written by
  * the version 3 writer at b387dea): its collectives' schema 3 columns
  * read, and the BLAS it ran, which it did not record, reads as NULL. */
+/* What ryz_results_print writes for r (malloc'd). */
+static char *printout(const ryz_results *r) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(out);
+    ryz_results_print(r, out);
+    fclose(out);
+    return text;
+}
+
 START_TEST(test_schema3_file_reads) {
     ryz_results r;
     ck_assert_msg(ryz_results_read("tests/data/results-schema3.h5", &r) == RYZ_OK, "%s",
@@ -560,12 +571,7 @@ START_TEST(test_schema3_file_reads) {
     ck_assert_uint_gt(r.n_collectives, 0);
     for (size_t i = 0; i < r.n_collectives; i++)
         ck_assert(r.collectives[i].streamed_bytes > 0 && r.collectives[i].p50_us > 0);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    ck_assert_ptr_nonnull(out);
-    ryz_results_print(&r, out);
-    fclose(out);
+    char *text = printout(&r);
     ck_assert_msg(strstr(text, "\nblas: (not recorded: added in schema 4)\n"), "%s", text);
     free(text);
     ryz_results_free(&r);
@@ -587,12 +593,7 @@ START_TEST(test_schema4_file_reads) {
     ck_assert_uint_eq(r.n_acceptance, 0);
     ck_assert_uint_gt(r.n_correctness, 0);
     ck_assert_str_eq(ryz_results_kind(&r.meta), RYZ_KIND_SUITE);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    ck_assert_ptr_nonnull(out);
-    ryz_results_print(&r, out);
-    fclose(out);
+    char *text = printout(&r);
     ck_assert_msg(strstr(text, "\nkind: (not recorded: added in schema 5)\n"), "%s", text);
     ck_assert_msg(strstr(text, "\n/acceptance: 0 rows (not recorded: added in schema 5)\n"),
                   "%s", text);
@@ -867,15 +868,10 @@ END_TEST
 
 START_TEST(test_print) {
     ryz_results r;
-    char *text = NULL;
-    size_t len = 0;
     ryz_results_init(&r);
     fill_meta(&r);
     fill_tables(&r, 3, 5);
-    FILE *out = open_memstream(&text, &len);
-    ck_assert_ptr_nonnull(out);
-    ryz_results_print(&r, out);
-    fclose(out);
+    char *text = printout(&r);
     const char *want[] = {"schema_version: 5",
                           "kind: suite",
                           "/acceptance: 3 rows",
