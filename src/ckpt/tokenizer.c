@@ -239,6 +239,7 @@ ryz_status ryz_tokenizer_prompt(const char *path, int vocab, const char *text, i
 
 int ryz_tokenizer_default(const char *model, char *path, size_t cap) {
     struct stat sb;
+    if (!path || cap == 0) return 0; /* nowhere to say it */
     if (strncmp(model, "synthetic:", 10) != 0) {
         int is_dir = stat(model, &sb) == 0 && S_ISDIR(sb.st_mode);
         const char *slash = strrchr(model, '/');
