@@ -372,8 +372,9 @@ START_TEST(test_text_prompt_runs_rank0_ids) {
 }
 END_TEST
 
-/* A prompt_text case that was never validated has no ids to run: refused
- * on every rank before anything runs. */
+/* A prompt_text case that was never validated has no ids to run, nor a
+ * suite with repeat past RYZ_SUITE_MAX_REPEAT a place for its samples:
+ * both refused on every rank before anything runs. */
 START_TEST(test_text_prompt_needs_validate) {
     ryz_suite s = {0};
     ck_assert_int_eq(ryz_suite_parse("[case t]\nmodel = synthetic:tiny\nprompt_text = hi\n"
@@ -386,6 +387,17 @@ START_TEST(test_text_prompt_needs_validate) {
     int failed = 0;
     ck_assert_int_eq(ryz_suite_run(&s, g_world, &o, &res, &failed), RYZ_EINVAL);
     ck_assert_msg(strstr(ryz_last_error(), "case t: prompt_text not encoded"), "%s",
+                  ryz_last_error());
+    ryz_results_free(&res);
+    ryz_suite_free(&s);
+    /* nor a repeat past the samples kept, which validation would refuse */
+    ck_assert_int_eq(ryz_suite_parse("[suite]\nrepeat = 65\n[case r]\nmodel = synthetic:tiny\n"
+                                     "prompt = 1 2\n",
+                                     "r.ini", &s),
+                     RYZ_OK);
+    ryz_results_init(&res);
+    ck_assert_int_eq(ryz_suite_run(&s, g_world, &o, &res, &failed), RYZ_EINVAL);
+    ck_assert_msg(strstr(ryz_last_error(), "repeat 65 above the 64 timed runs"), "%s",
                   ryz_last_error());
     ryz_results_free(&res);
     ryz_suite_free(&s);

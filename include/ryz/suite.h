@@ -124,6 +124,10 @@ int ryz_suite_max_tp(const ryz_suite *s);
  * naming the case and the problem, e.g. "case a: backend cuda: no CUDA
  * device: ..." (EIO for a tokenizer file that cannot be read). */
 ryz_status ryz_suite_validate(ryz_suite *s);
+/* EINVAL "suite NAME: repeat R above the N timed runs kept per phase" when
+ * s->repeat exceeds RYZ_SUITE_MAX_REPEAT: part of ryz_suite_validate, and
+ * what the runner checks again before trusting it. */
+ryz_status ryz_suite_check_repeat(const ryz_suite *s);
 /* The tolerance case c's outputs are held to against the f32 TP=1
  * reference: the suite's atol/rtol, or, when the case rounds its weights
  * (dtype bf16) or its GEMM operands (tf32 = 1), the larger of those

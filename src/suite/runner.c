@@ -563,16 +563,14 @@ static ryz_status case_prepare(case_ctx *k) {
  * way on every rank (from the suite alone): repeat within the samples
  * kept, and every prompt_text encoded. */
 static ryz_status check_validated(const ryz_suite *s) {
-    if (s->repeat > RYZ_SUITE_MAX_REPEAT)
-        return ryz_error(RYZ_EINVAL, "suite %s: repeat %d above the %d timed runs kept per phase",
-                         s->name, s->repeat, RYZ_SUITE_MAX_REPEAT);
-    for (int i = 0; i < s->n_cases; i++)
+    ryz_status st = ryz_suite_check_repeat(s);
+    for (int i = 0; st == RYZ_OK && i < s->n_cases; i++)
         if (!s->cases[i].prompt || s->cases[i].prompt_len < 1)
             return ryz_error(RYZ_EINVAL,
                              "case %s: prompt_text not encoded (ryz_suite_validate "
                              "encodes it before the run)",
                              s->cases[i].name);
-    return RYZ_OK;
+    return st;
 }
 
 /* The communicator the TP groups of a comm = `name` case are split from:

@@ -65,10 +65,11 @@ static ryz_status encode_text(const ryz_suite *s, ryz_suite_case *c, int vocab) 
     return RYZ_OK;
 }
 
-/* Case c of s: its model at each TP degree, then its prompt (text encoded
- * first) against the model's vocab and seq_len. EINVAL/EIO naming the case,
- * and for the prompt the file and line of its key. */
-static ryz_status validate_case(const ryz_suite *s, ryz_suite_case *c) {
+/* Case c of s: its model at each TP degree (its config into *out), then
+ * its prompt (text encoded first) against the model's vocab and seq_len.
+ * EINVAL/EIO naming the case, and for the prompt the file and line of its
+ * key. */
+static ryz_status validate_case(const ryz_suite *s, ryz_suite_case *c, ryz_model_config *out) {
     ryz_model_config cfg;
     char where[300];
     for (int i = 0; i < c->n_tp; i++) {
@@ -78,6 +79,7 @@ static ryz_status validate_case(const ryz_suite *s, ryz_suite_case *c) {
         if (st == RYZ_OK) st = ryz_config_validate(&cfg, c->tp[i]);
         if (st != RYZ_OK) return ryz_error_wrap(st, "case %s", c->name);
     }
+    *out = cfg;
     ryz_status st = encode_text(s, c, cfg.vocab);
     if (st != RYZ_OK)
         return st;
@@ -95,23 +97,20 @@ static ryz_status validate_case(const ryz_suite *s, ryz_suite_case *c) {
     return RYZ_OK;
 }
 
-/* The case's TP=1 f32 reference holds every weight on one rank: refused
- * here when its model is a shard directory (each file holds one rank's
- * part) or this machine lacks the memory; after the backend checks, which
- * say first what the machine cannot run at all. */
-static ryz_status check_whole_model(const ryz_suite_case *c) {
-    ryz_model_config cfg;
-    ryz_weights *w = NULL;
+/* The case's TP=1 f32 reference holds every weight of model cfg (as
+ * validate_case read it) on one rank: refused here when its model is a
+ * shard directory (each file holds one rank's part) or this machine lacks
+ * the memory; after the backend checks, which say first what the machine
+ * cannot run at all. */
+static ryz_status check_whole_model(const ryz_suite_case *c, const ryz_model_config *cfg) {
     int shard_tp = 0;
     ryz_status st = ryz_ckpt_sharded_tp(c->model, &shard_tp);
     if (st == RYZ_OK && shard_tp > 0)
         return ryz_error(RYZ_EINVAL, "case %s: %s is a shard directory for tp %d, but a suite's "
                          "TP=1 baseline needs the whole model: give the checkpoint it was "
                          "sharded from (docs/checkpoints.md)", c->name, c->model, shard_tp);
-    if (st == RYZ_OK) st = ryz_model_source_open(c->model, 1, 0, &cfg, &w);
-    ryz_weights_close(w);
     if (st == RYZ_OK)
-        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg),
+        st = ryz_mem_check_available(ryz_model_weight_bytes(cfg),
                                      "the weights of its TP=1 f32 reference (all on one rank)");
     return st == RYZ_OK ? st : ryz_error_wrap(st, "case %s: %s", c->name, c->model);
 }
@@ -175,16 +174,24 @@ int ryz_suite_needs_comm(const ryz_suite *s, const char *comm) {
     return 0;
 }
 
-ryz_status ryz_suite_validate(ryz_suite *s) {
-    for (int i = 0; i < s->n_cases; i++) {
-        ryz_status st = validate_case(s, &s->cases[i]);
-        if (st == RYZ_OK) st = validate_backend(s, &s->cases[i]);
-        if (st == RYZ_OK) st = check_whole_model(&s->cases[i]);
-        if (st != RYZ_OK) return st;
-    }
+ryz_status ryz_suite_check_repeat(const ryz_suite *s) {
     if (s->repeat > RYZ_SUITE_MAX_REPEAT)
         return ryz_error(RYZ_EINVAL, "suite %s: repeat %d above the %d timed runs kept per phase",
                          s->name, s->repeat, RYZ_SUITE_MAX_REPEAT);
+    return RYZ_OK;
+}
+
+ryz_status ryz_suite_validate(ryz_suite *s) {
+    for (int i = 0; i < s->n_cases; i++) {
+        ryz_model_config cfg;
+        ryz_status st = validate_case(s, &s->cases[i], &cfg);
+        if (st == RYZ_OK) st = validate_backend(s, &s->cases[i]);
+        if (st == RYZ_OK) st = check_whole_model(&s->cases[i], &cfg);
+        if (st != RYZ_OK) return st;
+    }
+    ryz_status st = ryz_suite_check_repeat(s);
+    if (st != RYZ_OK)
+        return st;
     if (s->ranks && s->ranks < ryz_suite_max_tp(s))
         return ryz_error(RYZ_EINVAL, "suite %s: ranks %d smaller than its largest tp %d",
                          s->name, s->ranks, ryz_suite_max_tp(s));
