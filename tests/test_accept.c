@@ -410,6 +410,57 @@ START_TEST(test_scaling_run_by_run) {
 }
 END_TEST
 
+/* Adds `metric` samples of (a, tp), one per value. */
+static void add_metric(ryz_results *r, int tp, const char *metric, const double *v, int n) {
+    for (int i = 0; i < n; i++) {
+        ryz_row_sample x = {.case_name = "a", .tp = tp, .iter = i, .value = v[i]};
+        snprintf(x.metric, sizeof x.metric, "%s", metric);
+        ryz_results_add_sample(r, &x);
+    }
+}
+
+/* The bandwidth-scaling note ends with what the host's neighbours took
+ * during the TP=1 and TP=2 runs (the medians of their samples), each part
+ * only where both degrees have it, and the whole note fits its field with
+ * every term at once. */
+START_TEST(test_scaling_note_host_load) {
+    ryz_suite s;
+    ryz_results r;
+    ryz_checks c;
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
+    make_comm_results(&r);
+    r.timing[1].read_bandwidth_gbs = 20, r.timing[1].median_s = 0.5;
+    r.timing[1].roofline_fraction = 1.25; /* "decode's where higher" too */
+    const double d1[] = {1, 1.25, 0.8}, b1[] = {10, 8, 12.5};
+    const double d2[] = {0.5, 0.4, 0.625, 0.5}, b2[] = {20, 25, 16, 20};
+    add_runs(&r, 1, d1, b1, 3);
+    add_runs(&r, 2, d2, b2, 4);
+    const double lock[] = {0.91, 0.95, 0.97, 0.93};
+    add_metric(&r, 2, "lockstep_efficiency", lock, 4);
+    const double st1[] = {0.001, 0.004, 0.002}, st2[] = {0.06, 0.07, 0.05, 0.2};
+    const double ot1[] = {0, 0.01, 0}, ot2[] = {0.38, 0.4, 0.36, 0.5};
+    add_metric(&r, 1, "host_steal_fraction", st1, 3);
+    add_metric(&r, 2, "host_steal_fraction", st2, 4);
+    add_metric(&r, 2, "host_other_load", ot2, 4);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
+    ck_assert_msg(strstr(bw2->note, "(0.91-0.97); steal 0.2 / 6.5 %") &&
+                      !strstr(bw2->note, "others"), "%s", bw2->note);
+    ryz_checks_free(&c);
+    add_metric(&r, 1, "host_other_load", ot1, 3);
+    ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
+    bw2 = find(&c, 2, "bandwidth_scaling");
+    size_t len = strlen(bw2->note);
+    ck_assert_msg(len >= 6 && !strcmp(bw2->note + len - 6, "39.0 %") &&
+                      strstr(bw2->note, "; steal 0.2 / 6.5 %, others 0.0 / 39.0 %") &&
+                      strstr(bw2->note, "run by run: ") && strstr(bw2->note, "decode's where"),
+                  "%s", bw2->note);
+    ryz_checks_free(&c);
+    ryz_results_free(&r);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 /* Number of occurrences of needle in the file at path. */
 static int count_in_file(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");
@@ -540,6 +591,7 @@ int main(void) {
     tcase_add_test(tc, test_evaluate_comm);
     tcase_add_test(tc, test_scaling_spread);
     tcase_add_test(tc, test_scaling_run_by_run);
+    tcase_add_test(tc, test_scaling_note_host_load);
     tcase_add_test(tc, test_junit);
     tcase_add_test(tc, test_cli_junit);
     tcase_add_test(tc, test_cli_stores_acceptance);

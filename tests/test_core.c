@@ -7,12 +7,14 @@
 
 #include <check.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -330,6 +332,126 @@ START_TEST(test_mem_check_available) {
                   ryz_last_error());
     ck_assert_int_eq(ryz_mem_check_available(2000000000u, "just"), RYZ_OK);
     unsetenv("RYZ_TEST_MEM_AVAILABLE");
+}
+END_TEST
+
+/* Writes `text` as a /proc/stat stand-in under dir and reads its ticks. */
+static ryz_status ticks_of(const char *dir, const char *text, ryz_cpu_ticks *t) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/stat", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ryz_status st = ryz_cpu_ticks_read(path, t);
+    unlink(path);
+    return st;
+}
+
+/* The "cpu " line's busy and steal ticks (not a per-CPU line's), the
+ * share stolen between two readings, and the machine's own file. */
+START_TEST(test_cpu_steal) {
+    char dir[256];
+    test_mkdtemp(dir, sizeof dir, "stat");
+    ryz_cpu_ticks a, b;
+    const char *two = "cpu0 9 9 9 9 9 9 9 9 0 0\ncpu  100 5 20 900 3 1 2 10 0 0\n";
+    ck_assert_int_eq(ticks_of(dir, two, &a), RYZ_OK);
+    ck_assert_uint_eq(a.busy, 128); /* user + nice + system + irq + softirq */
+    ck_assert_uint_eq(a.steal, 10);
+    ck_assert_uint_eq(a.total, 128 + 900 + 3 + 10); /* and idle, iowait */
+    ck_assert_int_eq(ticks_of(dir, "cpu  150 5 40 950 3 1 2 40 0 0\n", &b), RYZ_OK);
+    ck_assert_double_eq_tol(ryz_cpu_steal_fraction(&a, &b), 30.0 / 100.0, 1e-12);
+    ck_assert(isnan(ryz_cpu_steal_fraction(&a, &a))); /* no tick passed */
+    ck_assert(isnan(ryz_cpu_steal_fraction(&b, &a)));
+    ck_assert_int_eq(ticks_of(dir, "cpu  1 2 3 4 5 6 7\n", &b), RYZ_OK); /* before steal */
+    ck_assert_uint_eq(b.steal, 0);
+    ck_assert_int_eq(ticks_of(dir, "intr 1 2 3\n", &b), RYZ_EIO);
+    ck_assert_msg(strstr(ryz_last_error(), "stat: no \"cpu\" line"), "%s", ryz_last_error());
+    rmdir(dir);
+    ck_assert_int_eq(ryz_cpu_ticks_read("/nonexistent/stat", &b), RYZ_EIO);
+    ck_assert_msg(strstr(ryz_last_error(), "/nonexistent/stat: cannot read"), "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(ryz_cpu_ticks_read(NULL, &a), RYZ_OK); /* this machine's */
+    ck_assert_uint_gt(a.busy, 0);
+}
+END_TEST
+
+/* A process's utime + stime, after a command name with spaces and ')'. */
+START_TEST(test_proc_ticks) {
+    char dir[256], path[300];
+    test_mkdtemp(dir, sizeof dir, "pstat");
+    snprintf(path, sizeof path, "%s/stat", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("4242 (ryz (x) y) R 1 4242 4242 0 -1 4194304 100 0 0 0 1234 56 0 0 20 0 3\n", f);
+    fclose(f);
+    unsigned long long t = 0;
+    ck_assert_int_eq(ryz_proc_ticks_read(path, &t), RYZ_OK);
+    ck_assert_uint_eq(t, 1234 + 56);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("4242 (ryz) R 1 2\n", f);
+    fclose(f);
+    ck_assert_int_eq(ryz_proc_ticks_read(path, &t), RYZ_EIO);
+    ck_assert_msg(strstr(ryz_last_error(), "no utime and stime"), "%s", ryz_last_error());
+    unlink(path);
+    ck_assert_int_eq(ryz_proc_ticks_read(path, &t), RYZ_EIO);
+    ck_assert_msg(strstr(ryz_last_error(), "cannot read"), "%s", ryz_last_error());
+    rmdir(dir);
+    volatile double x = 0;
+    for (long i = 0; i < 30000000; i++) x += 1e-9; /* a few ticks of this process's own */
+    ck_assert_int_eq(ryz_proc_ticks_read("/proc/self/stat", &t), RYZ_OK);
+    ck_assert_uint_gt(t, 0);
+}
+END_TEST
+
+/* A child that spins on a CPU until killed. */
+static pid_t spin_child(void) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        for (volatile unsigned long x = 0;; x++) {
+        }
+    return pid;
+}
+
+/* The marks of a load: a spinning child outside the set is "other" load
+ * (about one CPU's worth of the host's CPU time) and its ticks are not
+ * ours; inside the set they are ours. No mark without a process. */
+START_TEST(test_load_marks) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int self = (int)getpid();
+    pid_t child = spin_child();
+    int set[2] = {self, (int)child};
+    ryz_load_mark a, b, c, d;
+    double steal, other;
+    ryz_load_mark_take(&self, 1, &a);
+    ryz_load_mark_take(set, 2, &c);
+    struct timespec t = {0, 600 * 1000 * 1000}; /* past RYZ_LOAD_MIN_TICKS on one CPU */
+    nanosleep(&t, NULL);
+    ryz_load_mark_take(&self, 1, &b);
+    ryz_load_mark_take(set, 2, &d);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    ck_assert(a.ok && b.ok && c.ok && d.ok);
+    ryz_load_between(&a, &b, &steal, &other);
+    ck_assert_msg(other >= 0.5 / (double)cpus && other <= 1, "other %g on %ld CPUs", other, cpus);
+    ck_assert_msg(steal >= 0 && steal <= 1, "steal %g", steal);
+    ck_assert_msg(d.ours - c.ours >= 30, "the child's 600 ms read %llu ticks", d.ours - c.ours);
+    double steal_in, other_in; /* the same moments, the child counted as ours */
+    ryz_load_between(&c, &d, &steal_in, &other_in);
+    ck_assert_msg(other_in < other - 0.25 / (double)cpus, "other %g with the child as ours, %g "
+                  "without", other_in, other);
+    ryz_load_between(&b, &a, &steal, &other); /* out of order */
+    ck_assert(isnan(steal) && isnan(other));
+    ryz_load_between(&a, &a, &steal, &other); /* too short to tell */
+    ck_assert(isnan(steal) && isnan(other));
+    ryz_load_mark_take(NULL, 0, &a);
+    ck_assert_int_eq(a.ok, 0);
+    ryz_load_mark_take(&set[1], 1, &a); /* reaped: /proc has no such process */
+    ck_assert_int_eq(a.ok, 0);
+    ryz_load_between(&a, &b, &steal, &other);
+    ck_assert(isnan(steal) && isnan(other));
 }
 END_TEST
 
@@ -824,6 +946,9 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_mem_kind_names);
     tcase_add_test(tc, test_mem_peak_rss);
     tcase_add_test(tc, test_mem_peak_reset);
+    tcase_add_test(tc, test_cpu_steal);
+    tcase_add_test(tc, test_proc_ticks);
+    tcase_add_test(tc, test_load_marks);
     tcase_add_test(tc, test_open_regular);
     tcase_add_test(tc, test_mem_check_available);
     tcase_add_test(tc, test_mem_weight_slabs);

@@ -265,6 +265,22 @@ START_TEST(test_runs_lockstep_probed) {
 }
 END_TEST
 
+/* What the host's neighbours took during each timed run, from rank 0's
+ * host: at most one host_steal_fraction and one host_other_load sample per
+ * run (none where a run was too short to tell), each a share in [0, 1]. */
+START_TEST(test_runs_host_load) {
+    if (g_rank != 0) return;
+    for (size_t i = 0; i < g_res.n_timing; i++) {
+        const ryz_row_timing *t = &g_res.timing[i];
+        if (strcmp(t->phase, "decode")) continue;
+        int steal = row_samples(t, "host_steal_fraction", -1e-12, 1, NULL, 0);
+        int other = row_samples(t, "host_other_load", -1e-12, 1, NULL, 0);
+        ck_assert_msg(steal == other && other <= t->runs, "%s tp %d: %d steal, %d other for %d "
+                      "runs", t->case_name, t->tp, steal, other, t->runs);
+    }
+}
+END_TEST
+
 /* Collectives of the TP groups: measured in situ and across ranks on both
  * comms; the isolated reference only where the harness's host buffers are
  * what the model used (mpi), not on the device comm. */
@@ -416,6 +432,7 @@ static Suite *runner_suite(void) {
     tcase_add_test(tc, test_no_host_roofline_on_device);
     tcase_add_test(tc, test_runs_probed);
     tcase_add_test(tc, test_runs_lockstep_probed);
+    tcase_add_test(tc, test_runs_host_load);
     tcase_add_test(tc, test_collectives_per_comm);
     tcase_add_test(tc, test_meta_backends);
     tcase_add_test(tc, test_nccl_case_needs_comm);

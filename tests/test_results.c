@@ -602,6 +602,32 @@ START_TEST(test_schema4_file_reads) {
 }
 END_TEST
 
+/* A version 5 file (the same suite with min_bandwidth_scaling too,
+ * written by the version 5 writer at f349cd2): its /acceptance notes were
+ * 255 characters at most, and read whole into the longer field; it has no
+ * host-load samples (they came with schema 6). */
+START_TEST(test_schema5_file_reads) {
+    ryz_results r;
+    ck_assert_msg(ryz_results_read("tests/data/results-schema5.h5", &r) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(r.meta.schema_version, 5);
+    ck_assert_str_eq(r.meta.kind, RYZ_KIND_SUITE);
+    ck_assert_uint_eq(r.n_acceptance, 6);
+    int scaling = 0;
+    for (size_t i = 0; i < r.n_acceptance; i++) {
+        const ryz_row_acceptance *a = &r.acceptance[i];
+        if (strcmp(a->check, "bandwidth_scaling")) continue;
+        scaling++;
+        ck_assert_msg(!strncmp(a->note, "run by run: ", 12) && strstr(a->note, "host lock-step") &&
+                          a->note[strlen(a->note) - 1] == ')', "%s", a->note);
+    }
+    ck_assert_int_eq(scaling, 1);
+    for (size_t i = 0; i < r.n_samples; i++)
+        ck_assert_msg(strncmp(r.samples[i].metric, "host_", 5), "%s", r.samples[i].metric);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* The kind of a file: as recorded; before schema 5, from the names `ryz
  * comm` and `ryz bench` gave their files; a recorded kind wins over the
  * name (a suite named "bench" is a suite). */
@@ -872,7 +898,7 @@ START_TEST(test_print) {
     fill_meta(&r);
     fill_tables(&r, 3, 5);
     char *text = printout(&r);
-    const char *want[] = {"schema_version: 5",
+    const char *want[] = {"schema_version: 6",
                           "kind: suite",
                           "/acceptance: 3 rows",
                           "allreduce_p99_us",
@@ -912,6 +938,7 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_schema2_file_reads);
     tcase_add_test(tc, test_schema3_file_reads);
     tcase_add_test(tc, test_schema4_file_reads);
+    tcase_add_test(tc, test_schema5_file_reads);
     tcase_add_test(tc, test_kind);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);

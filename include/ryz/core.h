@@ -98,6 +98,44 @@ size_t ryz_mem_available(void);
  * built, since past it the kernel kills a rank mid-load with no message.
  * OK when they fit or the figure is unknown. */
 ryz_status ryz_mem_check_available(size_t bytes, const char *what);
+/* CPU time of the whole machine, in ticks (USER_HZ), from the "cpu " line
+ * of /proc/stat: busy is what its CPUs ran (user, nice, system, irq,
+ * softirq; guests are counted in user), steal what the hypervisor ran
+ * elsewhere while they wanted to run. */
+typedef struct {
+    unsigned long long busy, steal, total; /* total: every column up to steal, idle included */
+} ryz_cpu_ticks;
+/* Reads path's "cpu " line (NULL: /proc/stat) into *t; a kernel without a
+ * steal column reads steal 0. EIO naming the file when it cannot be read
+ * or has no such line. */
+ryz_status ryz_cpu_ticks_read(const char *path, ryz_cpu_ticks *t);
+/* The share of the CPU time wanted from a to b that the host took:
+ * steal / (busy + steal) of the difference; NAN when no tick passed (a
+ * tick is 10 ms at USER_HZ 100, so a run shorter than that reads none). */
+double ryz_cpu_steal_fraction(const ryz_cpu_ticks *a, const ryz_cpu_ticks *b);
+/* The CPU time one process has run (utime + stime, its threads included)
+ * in ticks, from its /proc/PID/stat at path. EIO naming the file when it
+ * cannot be read or parsed (the process has ended, or not Linux). */
+ryz_status ryz_proc_ticks_read(const char *path, unsigned long long *ticks);
+/* The host's CPU ticks and those of a set of processes ("ours") at one
+ * moment (ok 0: unknown). */
+typedef struct {
+    ryz_cpu_ticks cpu;
+    unsigned long long ours;
+    int ok;
+} ryz_load_mark;
+/* Reads a mark of the n processes pids (n > 0); ok 0 where /proc cannot
+ * say (not Linux, or a process has ended). */
+void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m);
+/* Between marks a and b, the share of the CPU time wanted that the
+ * hypervisor took (*steal, ryz_cpu_steal_fraction) and the share of the
+ * host's CPUs' time that processes other than the mark's ran (*other):
+ * what a shared machine's neighbours cost what ran between them. NAN for
+ * both when a mark is unknown or fewer than RYZ_LOAD_MIN_TICKS passed. */
+#define RYZ_LOAD_MIN_TICKS 50 /* all CPUs' ticks: 0.25 s on 2 CPUs at USER_HZ 100, where
+                               * the marks' tick either way moves a share by under 10 % */
+void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *steal,
+                      double *other);
 /* Bytes of weights this process has read from host memory, as the cpu
  * backend's matmuls count them (any thread). The comm layer's records take
  * the growth between two collectives: what streamed through the caches

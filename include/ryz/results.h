@@ -13,9 +13,10 @@
  * /collectives last-arriver, wait and isolated columns; 3 the
  * /collectives streamed bytes and the isolated reference after streaming
  * them; 4 the root attribute blas; 5 the /acceptance table and the root
- * attribute kind. Older files are still read, the newer columns as 0 (not
- * measured), the newer attributes as NULL, the newer tables empty. */
-#define RYZ_RESULTS_SCHEMA 5
+ * attribute kind; 6 a longer /acceptance note (383 characters, for the
+ * host-load terms of bandwidth_scaling). Older files are still read, the newer columns as 0 (not
+ * measured), the newer attributes as NULL, the newer tables empty, their shorter strings padded. */
+#define RYZ_RESULTS_SCHEMA 6
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
 
@@ -102,7 +103,7 @@ typedef struct {
     double threshold;
     int32_t pass;                 /* 1 pass (or skipped), 0 fail */
     int32_t skipped;              /* 1 not judged: timing of an oversubscribed run */
-    char note[256];               /* why it was skipped, what was not measured, ... */
+    char note[384];               /* why it was skipped, what was not measured, ... */
 } ryz_row_acceptance;
 
 /* What wrote a results file (root attribute kind, schema 5). */

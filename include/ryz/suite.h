@@ -279,7 +279,7 @@ typedef struct {
     double measured, threshold;
     int pass;
     int skipped;        /* timing check on an oversubscribed run: not meaningful */
-    char note[256];
+    char note[384];
 } ryz_check;
 
 typedef struct {

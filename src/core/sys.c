@@ -3,6 +3,7 @@
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,74 @@ ryz_status ryz_mem_check_available(size_t bytes, const char *what) {
                      "(MemAvailable); use a smaller model or a machine with more memory", what,
                      (double)bytes / unit, gb ? "GB" : "MB", (double)avail / unit,
                      gb ? "GB" : "MB");
+}
+
+ryz_status ryz_cpu_ticks_read(const char *path, ryz_cpu_ticks *t) {
+    const char *file = path ? path : "/proc/stat";
+    unsigned long long v[8] = {0}; /* user nice system idle iowait irq softirq steal */
+    char line[512];
+    int n = 0;
+    FILE *f = fopen(file, "r");
+    while (f && n == 0 && fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu ", 4))
+            n = sscanf(line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                       &v[3], &v[4], &v[5], &v[6], &v[7]);
+    int err = errno;
+    if (f) fclose(f);
+    if (!f) return ryz_error(RYZ_EIO, "%s: cannot read the CPU times: %s", file, strerror(err));
+    if (n < 7)
+        return ryz_error(RYZ_EIO, "%s: no \"cpu\" line of at least 7 times (want Linux's "
+                         "/proc/stat)", file);
+    t->busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    t->steal = v[7];
+    t->total = t->busy + v[3] + v[4] + v[7];
+    return RYZ_OK;
+}
+
+ryz_status ryz_proc_ticks_read(const char *path, unsigned long long *ticks) {
+    char line[1024];
+    unsigned long long user = 0, sys = 0;
+    FILE *f = fopen(path, "r");
+    int err = errno, got = f && fgets(line, sizeof line, f) != NULL;
+    if (f) fclose(f);
+    if (!f) return ryz_error(RYZ_EIO, "%s: cannot read: %s", path, strerror(err));
+    /* the command name in parentheses may hold spaces and ')' */
+    const char *end = got ? strrchr(line, ')') : NULL;
+    if (!end || sscanf(end + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &user,
+                       &sys) != 2)
+        return ryz_error(RYZ_EIO, "%s: no utime and stime (want Linux's /proc/PID/stat)", path);
+    *ticks = user + sys;
+    return RYZ_OK;
+}
+
+double ryz_cpu_steal_fraction(const ryz_cpu_ticks *a, const ryz_cpu_ticks *b) {
+    if (b->busy < a->busy || b->steal < a->steal) return NAN; /* not in order */
+    double busy = (double)(b->busy - a->busy), steal = (double)(b->steal - a->steal);
+    return busy + steal > 0 ? steal / (busy + steal) : NAN;
+}
+
+void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m) {
+    m->ours = 0;
+    m->ok = n > 0 && ryz_cpu_ticks_read(NULL, &m->cpu) == RYZ_OK;
+    for (int i = 0; m->ok && i < n; i++) {
+        char path[64];
+        unsigned long long t = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
+        m->ok = ryz_proc_ticks_read(path, &t) == RYZ_OK;
+        m->ours += t;
+    }
+}
+
+void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *steal,
+                      double *other) {
+    *steal = *other = NAN;
+    if (!a->ok || !b->ok || b->cpu.total < a->cpu.total + RYZ_LOAD_MIN_TICKS ||
+        b->ours < a->ours)
+        return;
+    *steal = ryz_cpu_steal_fraction(&a->cpu, &b->cpu);
+    /* process times and the host's are sampled apart: a tick either way */
+    double busy = (double)(b->cpu.busy - a->cpu.busy), ours = (double)(b->ours - a->ours);
+    *other = fmax(0, busy - ours) / (double)(b->cpu.total - a->cpu.total);
 }
 
 ryz_status ryz_mem_peak_reset(void) {

@@ -167,6 +167,27 @@ static void lockstep_note(const ryz_results *r, const ryz_row_timing *d, char *o
         snprintf(out, cap, "; host lock-step %.2f (%.2f-%.2f)", q.median, q.p10, q.p90);
 }
 
+/* "; steal 0.4 / 6.1 %, others 0 / 38 %": the median shares of CPU time
+ * the hypervisor took (host_steal_fraction samples) and other processes
+ * ran (host_other_load) during (case)'s TP=1 runs / its TP=tp runs: a
+ * miss with either well above TP=1's is the neighbours' as much as ryz's,
+ * since at TP > 1 every rank waits for the one they held up. Each part ""
+ * where unknown. */
+static void load_note(const ryz_results *r, const char *name, int tp, char *out, size_t cap) {
+    static const char *const metric[] = {"host_steal_fraction", "host_other_load"};
+    static const char *const label[] = {"steal", "others"};
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < 2 && n < cap; i++) {
+        ryz_stats q1, q;
+        if (!samples_stats(r, name, 1, metric[i], &q1) || !samples_stats(r, name, tp, metric[i], &q))
+            continue;
+        int w = snprintf(out + n, cap - n, "%s %s %.1f / %.1f %%", n ? "," : ";", label[i],
+                         100 * q1.median, 100 * q.median);
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
 /* The median over decode row d's timed runs of what the machine could
  * have read while the run decoded, in GB: its decode seconds times the
  * bandwidth read between its steps, or the bytes it did stream where that
@@ -206,9 +227,10 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     double bw = bandwidth_of(d), ratio = bw / bw1;
     int raised = bw > d->read_bandwidth_gbs || (d1 && d1->read_bandwidth_gbs > 0 &&
                                                  bw1 > d1->read_bandwidth_gbs);
-    char sp[32], bwr[32], lock[40];
+    char sp[32], bwr[32], lock[40], load[64];
     scaling_spread(r, d, bw1, sp, bwr, sizeof sp);
     lockstep_note(r, d, lock, sizeof lock);
+    load_note(r, name, tp, load, sizeof load);
     double c1 = d1 ? run_capacity(r, d1) : 0, c = run_capacity(r, d);
     int n = 0;
     if (c1 > 0 && c > 0)
@@ -216,9 +238,9 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
                      "TP=%d; medians: ", c1, c, tp);
     if (n < 0 || (size_t)n >= cap) n = 0;
     snprintf(why + n, cap - (size_t)n,
-             "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s) = %.3f%s", d->speedup,
-             sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "", d->speedup / ratio,
-             lock);
+             "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s) = %.3f%s%s",
+             d->speedup, sp, ratio, bwr, bw, bw1, raised ? ", decode's where higher" : "",
+             d->speedup / ratio, lock, load);
     return c1 > 0 && c > 0 ? c1 / c : d->speedup / ratio;
 }
 

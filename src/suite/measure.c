@@ -20,13 +20,20 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
+enum { HOST = 64 }; /* bytes of a hostname as gathered */
+
+/* This process's hostname, NUL-padded to HOST bytes, as floats to gather. */
+static void host_floats(float *out) {
+    char name[HOST] = "";
+    gethostname(name, HOST - 1);
+    memcpy(out, name, HOST);
+}
+
 /* Distinct hostnames of the world, comma-separated, in rank order. */
 static ryz_status world_hosts(ryz_comm *world, char *out, size_t cap) {
-    enum { H = 64 };
+    enum { H = HOST };
     float mine[H / sizeof(float)];
-    char name[H] = "";
-    gethostname(name, H - 1);
-    memcpy(mine, name, H);
+    host_floats(mine);
     int n = ryz_comm_size(world);
     float *all = malloc((size_t)n * H);
     if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering hostnames");
@@ -93,4 +100,23 @@ ryz_status ryz_measure_ranks(ryz_comm *c, const ryz_backend *be, double peak_rss
      * counts past 2^24 stay exact. */
     size_t per = RANK_NFIELDS * (sizeof(double) / sizeof(float));
     return ryz_comm_all_gather(c, (const float *)(const void *)mine, (float *)(void *)out, per);
+}
+
+ryz_status ryz_measure_local_ranks(ryz_comm *world, ryz_local_ranks *out) {
+    enum { PER = HOST / sizeof(float) + 1 }; /* hostname, then the pid's bytes */
+    float mine[PER];
+    int pid = (int)getpid(), n = ryz_comm_size(world);
+    host_floats(mine);
+    memcpy(&mine[PER - 1], &pid, sizeof pid);
+    float *all = malloc((size_t)n * sizeof mine);
+    out->n = 0;
+    if (!all) return ryz_error(RYZ_ENOMEM, "out of memory gathering the ranks' pids");
+    ryz_status st = ryz_comm_all_gather(world, mine, all, PER);
+    for (int r = 0; st == RYZ_OK && ryz_comm_rank(world) == 0 && r < n; r++) {
+        const float *e = all + (size_t)r * PER;
+        if (memcmp(e, mine, HOST) != 0 || out->n == RYZ_LOAD_MAX_PIDS) continue;
+        memcpy(&out->pid[out->n++], &e[PER - 1], sizeof pid);
+    }
+    free(all);
+    return st;
 }

@@ -98,6 +98,20 @@ ryz_status ryz_probe_agree(ryz_comm *group, int ok, const char *what, int mib);
 ryz_status ryz_probe_agree_on(ryz_comm *group, int ok, const char *what, ryz_status code,
                               const char *failed);
 
+/* The suite's processes on world rank 0's host, whose CPU time is the
+ * suite's own when a run's load is measured there (rank 0 only). */
+#define RYZ_LOAD_MAX_PIDS 64
+typedef struct {
+    int pid[RYZ_LOAD_MAX_PIDS];
+    int n;
+} ryz_local_ranks;
+/* Collective over world: into *out on rank 0, the pids of the ranks on its
+ * host (hostname and pid gathered), itself first; the rest get n 0. */
+ryz_status ryz_measure_local_ranks(ryz_comm *world, ryz_local_ranks *out);
+/* Past this median share of stolen or others' CPU time a group's timed
+ * runs are reported as disturbed. */
+#define RYZ_LOAD_DISTURBED 0.10
+
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_LOCKSTEP_NOMEM: the lock-step

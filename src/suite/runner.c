@@ -38,6 +38,7 @@ typedef struct {
     ryz_comm *world;
     ryz_results *res; /* world rank 0 only */
     const bw_table *bw;
+    const ryz_local_ranks *local; /* the suite's processes on rank 0's host (rank 0) */
     int probe_runs; /* probe the bandwidth before each timed run (host memory) */
     ryz_model_config cfg;
     int B, P, len, rows;
@@ -62,6 +63,9 @@ typedef struct {
     double prefill_s[RYZ_SUITE_MAX_REPEAT], decode_s[RYZ_SUITE_MAX_REPEAT];
     double bw[RYZ_SUITE_MAX_REPEAT], before[RYZ_SUITE_MAX_REPEAT];
     double lock[RYZ_SUITE_MAX_REPEAT]; /* lock-step efficiency, probed before (tp > 1) */
+    /* shares of CPU time on rank 0's host during each run (NAN: unknown):
+     * stolen by the hypervisor, and run by processes other than the suite's */
+    double steal[RYZ_SUITE_MAX_REPEAT], other[RYZ_SUITE_MAX_REPEAT];
     int n, n_bw, decode_steps;
     double wall_s;
     double peak_rss; /* bytes: the rank's peak from its model's opening through the
@@ -160,6 +164,22 @@ static ryz_status probe_run(const case_ctx *k, ryz_comm *probe, run_samples *out
                               segment_bytes(k, tp, ryz_comm_rank(probe)), starved, &out->lock[i]);
 }
 
+/* One greedy run of the case on m, timed into *t, and on world rank 0 what
+ * the host's neighbours took meanwhile (ryz_load_between; NAN elsewhere or
+ * where /proc cannot say): at TP > 1 every rank waits for the one they
+ * slowed. */
+static ryz_status greedy_run(case_ctx *k, ryz_model *m, int *ids, ryz_gen_timing *t,
+                             double *steal, double *other) {
+    ryz_load_mark a = {0}, b = {0};
+    int lead = ryz_comm_rank(k->world) == 0;
+    if (lead) ryz_load_mark_take(k->local->pid, k->local->n, &a);
+    ryz_status st =
+        ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL, ids, NULL, t);
+    if (lead) ryz_load_mark_take(k->local->pid, k->local->n, &b);
+    ryz_load_between(&a, &b, steal, other);
+    return st;
+}
+
 /* `warmup` untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
  * opened just before the clear and sampled after each timed run; with sp
@@ -181,10 +201,9 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
         if (i == 0) ryz_comm_records_clear(c);
         ryz_status st = i >= 0 && sp ? probe_run(k, sp->group, out, i) : RYZ_OK;
         ryz_gen_timing t;
+        double steal = NAN, other = NAN;
         ryz_model_set_step_hook(m, i >= 0 && sp ? step_probe_hook : NULL, sp);
-        if (st == RYZ_OK)
-            st = ryz_model_generate(m, k->prompts, k->B, k->P, k->c->new_tokens, NULL, ids, NULL,
-                                    &t);
+        if (st == RYZ_OK) st = greedy_run(k, m, ids, &t, &steal, &other);
         ryz_model_set_step_hook(m, NULL, NULL);
         if (st == RYZ_OK && i >= 0 && sp) st = step_probe_take(sp, &out->bw[i]);
         if (st == RYZ_OK && i >= 0 && sp && !(out->bw[i] > 0)) /* no decode step to read after */
@@ -199,7 +218,7 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
         if (sig) return ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig);
         if (i < 0) continue;
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
-        out->decode_steps = t.decode_steps;
+        out->decode_steps = t.decode_steps, out->steal[i] = steal, out->other[i] = other;
         out->wall_s += t.prefill_s + t.decode_s;
     }
     return RYZ_OK;
@@ -243,14 +262,19 @@ static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, i
 
 /* The /samples rows of the runs: prefill_s and decode_s, and
  * read_bandwidth_gbs and read_bandwidth_before_gbs (and with peers
- * lockstep_efficiency) where the runs were probed. */
+ * lockstep_efficiency) where the runs were probed, and host_steal_fraction
+ * and host_other_load (rank 0's host) where /proc told them. */
 static void add_samples(case_ctx *k, int tp, const run_samples *rs) {
     static const char *const metric[] = {"prefill_s", "decode_s", "read_bandwidth_gbs",
-                                         "read_bandwidth_before_gbs", "lockstep_efficiency"};
-    static const double per[] = {1, 1, 1e9, 1e9, 1}; /* GB/s for the bandwidths */
-    const double *col[] = {rs->prefill_s, rs->decode_s, rs->bw, rs->before, rs->lock};
+                                         "read_bandwidth_before_gbs", "lockstep_efficiency",
+                                         "host_steal_fraction", "host_other_load"};
+    static const double per[] = {1, 1, 1e9, 1e9, 1, 1, 1}; /* GB/s for the bandwidths */
+    const double *col[] = {rs->prefill_s, rs->decode_s, rs->bw,   rs->before,
+                           rs->lock,      rs->steal,    rs->other};
     for (int i = 0; i < rs->n; i++)
-        for (int m = 0; m < (i >= rs->n_bw ? 2 : tp > 1 ? 5 : 4); m++) {
+        for (int m = 0; m < 7; m++) {
+            int probed = m < 2 || (i < rs->n_bw && (m < 4 || (m == 4 && tp > 1)));
+            if (m < 5 ? !probed : isnan(col[m][i])) continue;
             ryz_row_sample row = {.tp = tp, .iter = i, .value = col[m][i] / per[m]};
             snprintf(row.case_name, sizeof row.case_name, "%s", k->c->name);
             snprintf(row.metric, sizeof row.metric, "%s", metric[m]);
@@ -268,6 +292,30 @@ static int bw_index(const bw_table *t, int k) {
 static double bw_of(const bw_table *t, int k) {
     int i = bw_index(t, k);
     return i < 0 ? 0 : t->bw[i];
+}
+
+/* The median of the n values of x that are known (NAN: none is). */
+static double known_median(const double *x, int n) {
+    double v[RYZ_SUITE_MAX_REPEAT];
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i])) v[m++] = x[i];
+    ryz_stats q;
+    if (m == 0) return NAN;
+    ryz_stats_compute(v, m, &q);
+    return q.median;
+}
+
+/* A note on stderr (not hidden by --quiet: it qualifies the figures)
+ * where the host's neighbours took more than RYZ_LOAD_DISTURBED of the
+ * CPU time in the median run of (case, tp). */
+static void note_disturbed(const case_ctx *k, int tp, const run_samples *rs) {
+    double steal = known_median(rs->steal, rs->n), other = known_median(rs->other, rs->n);
+    if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED)) return;
+    fprintf(stderr, "ryz: note: case %s tp=%d: in the median timed run other processes ran "
+            "%.0f %% of this host's CPU time and the hypervisor took %.0f %% of what the CPUs "
+            "wanted: the timings are a busy machine's\n", k->c->name, tp, 100 * other,
+            100 * steal);
 }
 
 /* Two /timing rows (prefill, decode) from samples; comm_frac from ranks.
@@ -312,6 +360,7 @@ static void add_timing(case_ctx *k, int tp, run_samples *rs, double comm_frac,
         ryz_results_add_timing(k->res, &row);
     }
     add_samples(k, tp, rs);
+    note_disturbed(k, tp, rs);
 }
 
 /* /memory rows from the gathered per-rank figures; returns the largest
@@ -656,10 +705,12 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
         return ryz_error(RYZ_EINVAL, "suite %s needs %d ranks (largest tp) but the world has %d",
                          s->name, need, ryz_comm_size(world));
     bw_table bw = {0};
+    ryz_local_ranks local = {0};
     ryz_status st = check_validated(s);
     if (st == RYZ_OK)
         st = check_run_comms(s, world, opts);
     if (st == RYZ_OK) st = ryz_measure_machine(world, s, &res->meta);
+    if (st == RYZ_OK) st = ryz_measure_local_ranks(world, &local);
     /* Oversubscribed ranks would probe while others hold their cores: the
      * start probe serves then. Rank 0's view, so that every rank probes
      * (a collective) or none. */
@@ -673,7 +724,8 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
                res->meta.world_size, s->threads, res->meta.cores);
     for (int i = 0; st == RYZ_OK && i < s->n_cases; i++) {
         case_ctx k = {.s = s, .c = &s->cases[i], .opts = opts, .world = world,
-                      .res = lead ? res : NULL, .bw = &bw, .probe_runs = probe_runs};
+                      .res = lead ? res : NULL, .bw = &bw, .local = &local,
+                      .probe_runs = probe_runs};
         st = run_case(&k, failed);
     }
     if (st != RYZ_OK) return st;
