@@ -278,6 +278,30 @@ START_TEST(test_suite_bf16_tolerance) {
     ck_assert_msg(r.code == 1 && count_rows(r.out, 1, "FAIL") == 1 &&
                       strstr(r.out, "bf16 weights at every TP"),
                   "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    ck_assert_msg(!strstr(r.err, "loosens"), "a tightened tolerance noted:\n%s", r.err);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+}
+END_TEST
+
+/* A suite that loosens a tolerance above its default says so on stderr,
+ * once (rank 0 of the launched ranks), --quiet or not; the checks all
+ * pass and the suite has no [acceptance], so the verdict stands alone. */
+START_TEST(test_suite_loosened_note) {
+    char path[32], h5[32], args[128];
+    temp_file_with(path, "[suite]\nrepeat = 1\nwarmup = 0\natol = 0.01\nrtol = 1e-5\n\n"
+                         "[case l]\nmodel = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 3\n"
+                         "tp = 1 2\n");
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(NULL, args);
+    const char *note = "ryz: note: suite loosens atol to 0.01 (default 0.0001): outputs are held "
+                       "to less than the fp32 tolerance\n";
+    const char *at = strstr(r.err, note);
+    ck_assert_msg(r.code == 0 && at && !strstr(at + 1, note) && !strstr(r.err, "rtol"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ck_assert_msg(!strstr(r.out, "acceptance:"), "checks listed:\n%s", r.out);
     test_run_free(&r);
     unlink(path);
     unlink(h5);
@@ -806,6 +830,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_info_blas_core);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
+    tcase_add_test(tc, test_suite_loosened_note);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);

@@ -423,6 +423,30 @@ START_TEST(test_acceptance_not_recorded) {
 }
 END_TEST
 
+/* The report says, under the correctness table, which tolerances the
+ * recorded suite loosened, as the run noted them; nothing when none. */
+START_TEST(test_report_loosened) {
+    ryz_results r;
+    build_results(&r, 0, "t");
+    char *md = render(&r, 1);
+    ck_assert_msg(!strstr(md, "loosens"), "%.3000s", md);
+    free(md);
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.suite_text,
+                                         "[suite]\natol = 0.01\nbf16_rtol = 0.01\n"
+                                         "[case alpha]\nmodel = synthetic:tiny\nprompt = 1\n"),
+                     RYZ_OK);
+    md = render(&r, 1);
+    const char *note = strstr(md, "> - suite loosens atol to 0.01 (default 0.0001): outputs are "
+                                  "held to less than the fp32 tolerance\n");
+    const char *table = strstr(md, "## Correctness");
+    ck_assert_msg(note && table && table < note && note < strstr(md, "## Timing"), "%.3000s",
+                  table ? table : md);
+    ck_assert_msg(!strstr(md, "bf16_rtol to"), "%.3000s", md); /* tightened: no note */
+    free(md);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* ---- the binary ---- */
 
 START_TEST(test_show) {
@@ -638,6 +662,7 @@ static Suite *report_suite(void) {
     tcase_add_test(lib, test_helpers);
     tcase_add_test(lib, test_acceptance_verdict);
     tcase_add_test(lib, test_acceptance_not_recorded);
+    tcase_add_test(lib, test_report_loosened);
     tcase_add_test(cli, test_show);
     tcase_add_test(cli, test_bad_files);
     tcase_add_test(cli, test_plot);
