@@ -278,6 +278,9 @@ START_TEST(test_suite_bf16_tolerance) {
     ck_assert_msg(r.code == 1 && count_rows(r.out, 1, "FAIL") == 1 &&
                       strstr(r.out, "bf16 weights at every TP"),
                   "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    /* no [acceptance], but a check failed: the list names it (ryz_checks_listed) */
+    ck_assert_msg(strstr(r.out, "\nacceptance: 1 checks, 1 failed, 0 skipped\n  FAIL b "),
+                  "failed check not listed:\n%s", r.out);
     ck_assert_msg(!strstr(r.err, "loosens"), "a tightened tolerance noted:\n%s", r.err);
     test_run_free(&r);
     unlink(path);

@@ -61,11 +61,11 @@ void ryz_report_summary(const ryz_results *r, const char *name, int tp, char *bu
 /* ---- `ryz show` (src/report/show.c) ---- */
 
 /* Prints the root attributes, one table per case as `ryz suite` printed it,
- * the acceptance checks and the verdict line as it printed them (from
- * /acceptance; a suite file before schema 5 says they were not kept), then
- * the /collectives and /memory tables and the /samples row count. With
- * `raw`, every table is printed in full instead. ENOMEM when the text
- * cannot be buffered. */
+ * the acceptance checks (where ryz_checks_listed says, as the suite did)
+ * and the verdict line as it printed them (from /acceptance; a suite file
+ * before schema 5 says they were not kept), then the /collectives and
+ * /memory tables and the /samples row count. With `raw`, every table is
+ * printed in full instead. ENOMEM when the text cannot be buffered. */
 ryz_status ryz_report_show(const ryz_results *r, int raw, FILE *out);
 
 /* ---- plots (src/report/plot.c, src/report/gnuplot.c) ---- */

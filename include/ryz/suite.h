@@ -310,6 +310,14 @@ ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz
 void ryz_checks_free(ryz_checks *c);
 /* One line per check, failures first. */
 void ryz_checks_print(const ryz_checks *c, FILE *out);
+/* Whether the checks are listed (ryz_checks_print) before the verdict
+ * line, by `ryz suite` and `ryz show` alike: when the suite has
+ * [acceptance] (its thresholds are what the list is for; s NULL, a suite
+ * not known, counts as having it), when `junit` (--junit asked for the
+ * checks), and whenever a check failed, so that a failure never shows
+ * only as a count. Otherwise the verdict line sums up the correctness
+ * checks that the per-case tables already show. */
+int ryz_checks_listed(const ryz_suite *s, const ryz_checks *c, int junit);
 /* The verdict line `ryz suite` ends with, after a blank line: "suite NAME:
  * FAIL (F failed checks of N)" or "... PASS (0 failed checks of N)". */
 void ryz_checks_print_verdict(const ryz_checks *c, const char *suite, FILE *out);
