@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -308,6 +309,34 @@ START_TEST(test_suite_loosened_note) {
     test_run_free(&r);
     unlink(path);
     unlink(h5);
+}
+END_TEST
+
+/* When mpirun itself dies of a signal (not a rank: mpirun exits 128 + N
+ * then), the self-launch names mpirun and exits 3. The launcher runs
+ * `mpirun` from PATH, so a stand-in that kills itself comes first. */
+START_TEST(test_launch_mpirun_killed) {
+    char dir[] = "/tmp/ryz_cli_mpirun_XXXXXX", fake[64], path[32], h5[32], env[128], args[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(fake, sizeof fake, "%s/mpirun", dir);
+    FILE *f = fopen(fake, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\nkill -9 $$\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(fake, 0755), 0);
+    temp_file_with(path, "[case k]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1 2\n");
+    temp_path(h5);
+    unlink(h5);
+    snprintf(env, sizeof env, "PATH=%s:\"$PATH\"", dir);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(env, args);
+    ck_assert_msg(r.code == 3 && strstr(r.err, "ryz: error: mpirun died of signal 9 (Killed), "
+                                               "ending the job (ryz's exit code is 3)\n"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ck_assert_msg(access(h5, F_OK) != 0, "results file %s written", h5);
+    test_run_free(&r);
+    unlink(path);
+    test_rm_tree(dir);
 }
 END_TEST
 
@@ -834,6 +863,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
     tcase_add_test(tc, test_suite_loosened_note);
+    tcase_add_test(tc, test_launch_mpirun_killed);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);
