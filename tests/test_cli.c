@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -278,9 +279,64 @@ START_TEST(test_suite_bf16_tolerance) {
     ck_assert_msg(r.code == 1 && count_rows(r.out, 1, "FAIL") == 1 &&
                       strstr(r.out, "bf16 weights at every TP"),
                   "exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+    /* no [acceptance], but a check failed: the list names it (ryz_checks_listed) */
+    ck_assert_msg(strstr(r.out, "\nacceptance: 1 checks, 1 failed, 0 skipped\n  FAIL b "),
+                  "failed check not listed:\n%s", r.out);
+    ck_assert_msg(!strstr(r.err, "loosens"), "a tightened tolerance noted:\n%s", r.err);
     test_run_free(&r);
     unlink(path);
     unlink(h5);
+}
+END_TEST
+
+/* A suite that loosens a tolerance above its default says so on stderr,
+ * once (rank 0 of the launched ranks), --quiet or not; the checks all
+ * pass and the suite has no [acceptance], so the verdict stands alone. */
+START_TEST(test_suite_loosened_note) {
+    char path[32], h5[32], args[128];
+    temp_file_with(path, "[suite]\nrepeat = 1\nwarmup = 0\natol = 0.01\nrtol = 1e-5\n\n"
+                         "[case l]\nmodel = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 3\n"
+                         "tp = 1 2\n");
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(NULL, args);
+    const char *note = "ryz: note: suite loosens atol to 0.01 (default 0.0001): outputs are held "
+                       "to less than the fp32 tolerance\n";
+    const char *at = strstr(r.err, note);
+    ck_assert_msg(r.code == 0 && at && !strstr(at + 1, note) && !strstr(r.err, "rtol"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ck_assert_msg(!strstr(r.out, "acceptance:"), "checks listed:\n%s", r.out);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+}
+END_TEST
+
+/* When mpirun itself dies of a signal (not a rank: mpirun exits 128 + N
+ * then), the self-launch names mpirun and exits 3. The launcher runs
+ * `mpirun` from PATH, so a stand-in that kills itself comes first. */
+START_TEST(test_launch_mpirun_killed) {
+    char dir[] = "/tmp/ryz_cli_mpirun_XXXXXX", fake[64], path[32], h5[32], env[128], args[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(fake, sizeof fake, "%s/mpirun", dir);
+    FILE *f = fopen(fake, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\nkill -9 $$\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(fake, 0755), 0);
+    temp_file_with(path, "[case k]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1 2\n");
+    temp_path(h5);
+    unlink(h5);
+    snprintf(env, sizeof env, "PATH=%s:\"$PATH\"", dir);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(env, args);
+    ck_assert_msg(r.code == 3 && strstr(r.err, "ryz: error: mpirun died of signal 9 (Killed), "
+                                               "ending the job (ryz's exit code is 3)\n"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ck_assert_msg(access(h5, F_OK) != 0, "results file %s written", h5);
+    test_run_free(&r);
+    unlink(path);
+    test_rm_tree(dir);
 }
 END_TEST
 
@@ -806,6 +862,8 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_info_blas_core);
     tcase_add_test(tc, test_bench_results);
     tcase_add_test(tc, test_suite_bf16_tolerance);
+    tcase_add_test(tc, test_suite_loosened_note);
+    tcase_add_test(tc, test_launch_mpirun_killed);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);

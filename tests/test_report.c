@@ -423,6 +423,72 @@ START_TEST(test_acceptance_not_recorded) {
 }
 END_TEST
 
+/* `ryz show` lists the checks where `ryz suite` did (ryz_checks_listed):
+ * with the recorded suite's [acceptance], or when a check failed (never a
+ * failure as a bare count); a suite without [acceptance] whose checks all
+ * passed gets the verdict line alone. */
+START_TEST(test_show_check_list) {
+    static const char acc[] = "[suite]\nname = t\n[case alpha]\nmodel = synthetic:tiny\n"
+                              "prompt = 1 2\n[acceptance]\nmax_logit_error = 1\n";
+    ryz_results r;
+    build_results(&r, 0, "t"); /* its suite text has no [acceptance] */
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.kind, RYZ_KIND_SUITE), RYZ_OK);
+    for (int tp = 1; tp <= 2; tp++) {
+        ryz_row_acceptance row = {.case_name = "alpha",
+                                  .tp = tp,
+                                  .check = "outputs_within_tolerance",
+                                  .op = "<=",
+                                  .pass = 1};
+        ck_assert_int_eq(ryz_results_add_acceptance(&r, &row), RYZ_OK);
+    }
+    const char *verdict[] = {"\nsuite t: PASS (0 failed checks of 2)\n",
+                             "\nsuite t: FAIL (1 failed check of 2)\n"};
+    for (int failed = 0; failed < 2; failed++) { /* no [acceptance]: listed when one failed */
+        r.acceptance[1].pass = !failed;
+        char *show = render(&r, 0);
+        ck_assert_msg(strstr(show, verdict[failed]), "no verdict:\n%.3000s", show);
+        ck_assert_msg(!strstr(show, "\nacceptance: ") == !failed, "failed %d:\n%.3000s", failed,
+                      show);
+        free(show);
+    }
+    r.acceptance[1].pass = 1;
+    const char *texts[] = {acc, "not a suite"}; /* [acceptance]; a suite not known */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(ryz_results_set_str(&r.meta.suite_text, texts[i]), RYZ_OK);
+        char *show = render(&r, 0);
+        ck_assert_msg(strstr(show, "\nacceptance: 2 checks, 0 failed, 0 skipped\n") &&
+                          strstr(show, verdict[0]),
+                      "text %d:\n%.3000s", i, show);
+        free(show);
+    }
+    ryz_results_free(&r);
+}
+END_TEST
+
+/* The report says, under the correctness table, which tolerances the
+ * recorded suite loosened, as the run noted them; nothing when none. */
+START_TEST(test_report_loosened) {
+    ryz_results r;
+    build_results(&r, 0, "t");
+    char *md = render(&r, 1);
+    ck_assert_msg(!strstr(md, "loosens"), "%.3000s", md);
+    free(md);
+    ck_assert_int_eq(ryz_results_set_str(&r.meta.suite_text,
+                                         "[suite]\natol = 0.01\nbf16_rtol = 0.01\n"
+                                         "[case alpha]\nmodel = synthetic:tiny\nprompt = 1\n"),
+                     RYZ_OK);
+    md = render(&r, 1);
+    const char *note = strstr(md, "> - suite loosens atol to 0.01 (default 0.0001): outputs are "
+                                  "held to less than the fp32 tolerance\n");
+    const char *table = strstr(md, "## Correctness");
+    ck_assert_msg(note && table && table < note && note < strstr(md, "## Timing"), "%.3000s",
+                  table ? table : md);
+    ck_assert_msg(!strstr(md, "bf16_rtol to"), "%.3000s", md); /* tightened: no note */
+    free(md);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* ---- the binary ---- */
 
 START_TEST(test_show) {
@@ -638,6 +704,8 @@ static Suite *report_suite(void) {
     tcase_add_test(lib, test_helpers);
     tcase_add_test(lib, test_acceptance_verdict);
     tcase_add_test(lib, test_acceptance_not_recorded);
+    tcase_add_test(lib, test_show_check_list);
+    tcase_add_test(lib, test_report_loosened);
     tcase_add_test(cli, test_show);
     tcase_add_test(cli, test_bad_files);
     tcase_add_test(cli, test_plot);

@@ -317,6 +317,33 @@ START_TEST(test_tf32) {
 }
 END_TEST
 
+/* ryz_suite_loosened: one line per key set above its default, in the
+ * order of the file format; a key at or below its default says nothing. */
+START_TEST(test_loosened) {
+    ryz_suite s;
+    char out[RYZ_SUITE_LOOSENED_MAX], small[40];
+    ck_assert_int_eq(ryz_suite_parse(CASE_OK, "x", &s), RYZ_OK);
+    ck_assert_int_eq(ryz_suite_loosened(&s, "> ", out, sizeof out), 0);
+    ck_assert_str_eq(out, "");
+    ryz_suite_free(&s);
+    ck_assert_int_eq(
+        ryz_suite_parse("[suite]\ntf32_rtol = 0.05\nrtol = 1e-4\natol = 0.01\n"
+                        "bf16_atol = 0.02\nbf16_rtol = 3e-2\ntf32_atol = 1e-3\n" CASE_OK,
+                        "x", &s),
+        RYZ_OK);
+    ck_assert_int_eq(ryz_suite_loosened(&s, "ryz: note: ", out, sizeof out), 3);
+    ck_assert_str_eq(out, "ryz: note: suite loosens atol to 0.01 (default 0.0001): outputs are "
+                          "held to less than the fp32 tolerance\n"
+                          "ryz: note: suite loosens bf16_rtol to 0.03 (default 0.02): bf16 cases "
+                          "are held to less than bf16's default tolerance\n"
+                          "ryz: note: suite loosens tf32_rtol to 0.05 (default 0.01): tf32 cases "
+                          "are held to less than tf32's default tolerance\n");
+    ck_assert_int_eq(ryz_suite_loosened(&s, "", small, sizeof small), 3); /* cut, terminated */
+    ck_assert_int_eq(strlen(small), sizeof small - 1);
+    ryz_suite_free(&s);
+}
+END_TEST
+
 START_TEST(test_bad_values) {
     EXPECT_EINVAL(CASE_OK "backend = gpu\n", "suites/x.ini:4:", "'gpu'", "cpu or cuda");
     EXPECT_EINVAL(CASE_OK "comm = gloo\n", "'gloo'", "mpi, nccl or shm");
@@ -664,6 +691,7 @@ static Suite *suite_file_suite(void) {
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_dtype);
     tcase_add_test(tc, test_tf32);
+    tcase_add_test(tc, test_loosened);
     tcase_add_test(tc, test_parse_ids);
     tcase_add_test(tc, test_max_tp_and_free);
     tcase_add_test(tc, test_load);

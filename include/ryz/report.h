@@ -35,6 +35,12 @@ const ryz_row_timing *ryz_report_timing(const ryz_results *r, const char *name, 
  * /collectives all_reduce row with the most calls, or NULL. */
 const ryz_row_collective *ryz_report_main_all_reduce(const ryz_results *r, const char *name,
                                                      int tp);
+/* The suite a results file recorded (meta.suite_text, read with
+ * ryz_suite_parse_recorded) into *out: 1; or 0 with *out zeroed when the
+ * file kept none, is `ryz bench`'s (its text is not a suite's) or the text
+ * does not parse (the error cleared: the file is still readable). Free
+ * *out with ryz_suite_free. */
+int ryz_report_suite(const ryz_results *r, ryz_suite *out);
 /* Describes case `name` as the suite ran it: from the suite file kept in
  * meta.suite_text when it parses and names the case, else a minimal case
  * (model "(model not recorded)", batch from /correctness, prompt_len and
@@ -55,11 +61,11 @@ void ryz_report_summary(const ryz_results *r, const char *name, int tp, char *bu
 /* ---- `ryz show` (src/report/show.c) ---- */
 
 /* Prints the root attributes, one table per case as `ryz suite` printed it,
- * the acceptance checks and the verdict line as it printed them (from
- * /acceptance; a suite file before schema 5 says they were not kept), then
- * the /collectives and /memory tables and the /samples row count. With
- * `raw`, every table is printed in full instead. ENOMEM when the text
- * cannot be buffered. */
+ * the acceptance checks (where ryz_checks_listed says, as the suite did)
+ * and the verdict line as it printed them (from /acceptance; a suite file
+ * before schema 5 says they were not kept), then the /collectives and
+ * /memory tables and the /samples row count. With `raw`, every table is
+ * printed in full instead. ENOMEM when the text cannot be buffered. */
 ryz_status ryz_report_show(const ryz_results *r, int raw, FILE *out);
 
 /* ---- plots (src/report/plot.c, src/report/gnuplot.c) ---- */

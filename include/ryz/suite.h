@@ -19,6 +19,10 @@
 #define RYZ_SUITE_TEXT_MAX 8192
 #define RYZ_SUITE_PATH_MAX 1024 /* longest tokenizer path */
 
+/* Default tolerance (atol and rtol) of f32 cases against the f32 TP=1
+ * reference (DESIGN 4.3: a suite may tighten it). */
+#define RYZ_F32_TOL 1e-4
+
 /* Default tolerance (atol and rtol) of bf16 weights against the f32 model:
  * bf16 keeps 8 bits of mantissa, and 110m logits land within 5e-3 of the
  * range (docs/performance.md), so 2e-2 leaves room without hiding a bug. */
@@ -80,7 +84,7 @@ typedef struct {
     int repeat;                    /* timed repetitions (default 3) */
     int warmup;                    /* untimed repetitions (default 1) */
     int threads;                   /* threads per rank (default 1) */
-    double atol, rtol;             /* tolerance (default 1e-4, 1e-4) */
+    double atol, rtol;             /* tolerance (default RYZ_F32_TOL) */
     double bf16_atol, bf16_rtol;   /* tolerance of bf16 cases against f32 (RYZ_BF16_TOL) */
     double tf32_atol, tf32_rtol;   /* tolerance of tf32 cases against f32 (RYZ_TF32_TOL) */
     ryz_acceptance acc;            /* [acceptance] thresholds */
@@ -134,6 +138,18 @@ ryz_status ryz_suite_check_repeat(const ryz_suite *s);
  * precisions' own (bf16_atol, tf32_atol and their rtol). */
 void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *atol,
                         double *rtol);
+/* Bytes that hold every line ryz_suite_loosened can write, any prefix of
+ * up to 32 bytes included. */
+#define RYZ_SUITE_LOOSENED_MAX 1024
+/* The tolerances s sets above their defaults (atol, rtol: RYZ_F32_TOL;
+ * bf16_*: RYZ_BF16_TOL; tf32_*: RYZ_TF32_TOL), which DESIGN 4.3 lets a
+ * suite tighten only, and which older suites loosen: one line per key, in
+ * file-format order, `prefix` + "suite loosens KEY to V (default D): WHO
+ * held to less than ...\n", written into out[cap] ("" when none; cut short
+ * and still terminated when cap is too small). Returns the number of keys
+ * loosened. `ryz suite` prints them as notes and `ryz report` beside the
+ * correctness table, so that a PASS against a looser bound says so. */
+int ryz_suite_loosened(const ryz_suite *s, const char *prefix, char *out, size_t cap);
 /* Whether any case has comm = `comm` ("nccl" or "shm": the run then needs
  * ryz_run_opts.nccl or .shm). */
 int ryz_suite_needs_comm(const ryz_suite *s, const char *comm);
@@ -294,6 +310,14 @@ ryz_status ryz_acceptance_evaluate(const ryz_suite *s, const ryz_results *r, ryz
 void ryz_checks_free(ryz_checks *c);
 /* One line per check, failures first. */
 void ryz_checks_print(const ryz_checks *c, FILE *out);
+/* Whether the checks are listed (ryz_checks_print) before the verdict
+ * line, by `ryz suite` and `ryz show` alike: when the suite has
+ * [acceptance] (its thresholds are what the list is for; s NULL, a suite
+ * not known, counts as having it), when `junit` (--junit asked for the
+ * checks), and whenever a check failed, so that a failure never shows
+ * only as a count. Otherwise the verdict line sums up the correctness
+ * checks that the per-case tables already show. */
+int ryz_checks_listed(const ryz_suite *s, const ryz_checks *c, int junit);
 /* The verdict line `ryz suite` ends with, after a blank line: "suite NAME:
  * FAIL (F failed checks of N)" or "... PASS (0 failed checks of N)". */
 void ryz_checks_print_verdict(const ryz_checks *c, const char *suite, FILE *out);

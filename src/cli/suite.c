@@ -111,14 +111,16 @@ static ryz_status suite_prepare(suite_args *a, ryz_suite *s, char *out, size_t c
 }
 
 /* Rank 0 after a completed run: the checks (correctness, [acceptance]),
- * JUnit XML when asked, the results file (the checks in its /acceptance
- * table) and the verdict. *failed gets the number of failed checks. */
+ * listed where ryz_checks_listed says, JUnit XML when asked, the results
+ * file (the checks in its /acceptance table) and the verdict. *failed
+ * gets the number of failed checks. */
 static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, ryz_results *res,
                                const char *out, int *failed) {
     ryz_checks checks;
     ryz_status st = ryz_acceptance_evaluate(s, res, &checks);
     if (st != RYZ_OK) return st;
-    if (s->acc.present || a->junit) ryz_checks_print(&checks, stdout);
+    if (ryz_checks_listed(s, &checks, a->junit != NULL))
+        ryz_checks_print(&checks, stdout);
     if (a->junit) st = ryz_checks_write_junit(&checks, s->name, a->junit);
     if (st == RYZ_OK) st = ryz_checks_store(&checks, res);
     if (st == RYZ_OK) st = ryz_results_write(res, out);

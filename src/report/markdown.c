@@ -227,6 +227,22 @@ static void write_correctness(const ryz_results *r, FILE *f) {
                "whose argmax agrees; greedy is the sharded model decoding on its own.\n\n");
 }
 
+/* Below the correctness table, whose PASS they qualify: the tolerances the
+ * recorded suite set above their defaults (ryz_suite_loosened), as `ryz
+ * suite` noted them when it ran. Nothing when none, or no suite is known. */
+static void write_loosened(const ryz_results *r, FILE *f) {
+    ryz_suite s;
+    char lines[RYZ_SUITE_LOOSENED_MAX];
+    if (!ryz_report_suite(r, &s))
+        return;
+    if (ryz_suite_loosened(&s, "> - ", lines, sizeof lines))
+        fprintf(f,
+                "> **Tolerances looser than the defaults.** The results above were judged "
+                "against them:\n>\n%s\n",
+                lines);
+    ryz_suite_free(&s);
+}
+
 /* Every acceptance check, the failed ones first, as `ryz suite` lists
  * them. */
 static void write_acceptance(const ryz_checks *c, FILE *f) {
@@ -370,8 +386,10 @@ ryz_status ryz_report_markdown(const ryz_results *r, const ryz_plot_files *plots
     write_setup(r, &checks, out);
     write_summary(r, &checks, out);
     write_plots(plots, out);
-    if (r->n_correctness)
+    if (r->n_correctness) {
         write_correctness(r, out);
+        write_loosened(r, out);
+    }
     if (checks.n)
         write_acceptance(&checks, out);
     ryz_checks_free(&checks);

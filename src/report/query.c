@@ -104,21 +104,30 @@ static void minimal_case(const ryz_results *r, const char *name, ryz_suite_case 
         }
 }
 
+int ryz_report_suite(const ryz_results *r, ryz_suite *out) {
+    memset(out, 0, sizeof *out);
+    const char *text = r->meta.suite_text;
+    /* bench's text is not a suite's: its rows (f32-t1, ...) share [case bench] */
+    if (!text || !strcmp(ryz_results_kind(&r->meta), RYZ_KIND_BENCH))
+        return 0;
+    if (ryz_suite_parse_recorded(text, "suite_text", out) == RYZ_OK)
+        return 1;
+    ryz_error_clear(); /* a file without its suite is still readable */
+    return 0;
+}
+
 void ryz_report_case_info(const ryz_results *r, const char *name, ryz_suite_case *out) {
-    ryz_suite s = {0};
+    ryz_suite s;
     minimal_case(r, name, out);
     const char *text = r->meta.suite_text;
-    if (text && !strcmp(ryz_results_kind(&r->meta), RYZ_KIND_BENCH)) {
-        /* bench's text is not a suite's: its rows (f32-t1, ...) share [case bench] */
+    if (text && !strcmp(ryz_results_kind(&r->meta), RYZ_KIND_BENCH)) { /* [case bench]'s */
         char model[sizeof out->model];
         ryz_results_case_value(text, "bench", "model", model, sizeof model);
         if (*model) snprintf(out->model, sizeof out->model, "%s", model);
         return;
     }
-    if (!text || ryz_suite_parse_recorded(text, "suite_text", &s) != RYZ_OK) {
-        ryz_error_clear(); /* a file without its suite is still readable */
+    if (!ryz_report_suite(r, &s))
         return;
-    }
     for (int i = 0; i < s.n_cases; i++)
         if (!strcmp(s.cases[i].name, name)) {
             *out = s.cases[i];

@@ -45,11 +45,14 @@ static void print_case(const ryz_results *r, const char *name, FILE *out) {
 }
 
 /* Prints the acceptance checks and the verdict as `ryz suite` printed
- * them; for a suite file before schema 5, that they were not kept, and
- * for an interrupted run, that they were not judged. Files of `ryz bench`
- * and `ryz comm` have none and print nothing. */
+ * them: the list where ryz_checks_listed says (the recorded suite's
+ * [acceptance], or a failed check), the verdict line always; for a suite
+ * file before schema 5, that they were not kept, and for an interrupted
+ * run, that they were not judged. Files of `ryz bench` and `ryz comm` have
+ * none and print nothing. */
 static ryz_status print_acceptance(const ryz_results *r, FILE *out) {
     ryz_checks c;
+    ryz_suite s;
     if (strcmp(ryz_results_kind(&r->meta), RYZ_KIND_SUITE))
         return RYZ_OK;
     if (r->meta.schema_version < 5) {
@@ -62,8 +65,11 @@ static ryz_status print_acceptance(const ryz_results *r, FILE *out) {
         fprintf(out, "\nacceptance: not judged (the run was interrupted)\n");
     if (st != RYZ_OK || c.n == 0)
         return st;
-    ryz_checks_print(&c, out);
+    int known = ryz_report_suite(r, &s);
+    if (ryz_checks_listed(known ? &s : NULL, &c, 0))
+        ryz_checks_print(&c, out);
     ryz_checks_print_verdict(&c, r->meta.suite_name ? r->meta.suite_name : "", out);
+    ryz_suite_free(&s);
     ryz_checks_free(&c);
     return RYZ_OK;
 }

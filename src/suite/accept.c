@@ -397,6 +397,10 @@ void ryz_checks_print(const ryz_checks *c, FILE *out) {
         }
 }
 
+int ryz_checks_listed(const ryz_suite *s, const ryz_checks *c, int junit) {
+    return !s || s->acc.present || junit || c->failed > 0;
+}
+
 /* Writes s with XML's five special characters escaped. */
 static void xml_escaped(FILE *f, const char *s) {
     for (; *s; s++) {

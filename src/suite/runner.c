@@ -697,6 +697,15 @@ static ryz_status measure_bandwidth(const ryz_suite *s, ryz_comm *world, int pro
     return st;
 }
 
+/* One note per tolerance the suite loosens (ryz_suite_loosened), on
+ * stderr beside the progress lines but not left out by --quiet: it
+ * changes what the run's PASS means. */
+static void note_loosened(const ryz_suite *s) {
+    char notes[RYZ_SUITE_LOOSENED_MAX];
+    if (ryz_suite_loosened(s, "ryz: note: ", notes, sizeof notes))
+        fputs(notes, stderr);
+}
+
 ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts *opts,
                          ryz_results *res, int *failed) {
     *failed = 0;
@@ -706,6 +715,7 @@ ryz_status ryz_suite_run(const ryz_suite *s, ryz_comm *world, const ryz_run_opts
                          s->name, need, ryz_comm_size(world));
     bw_table bw = {0};
     ryz_local_ranks local = {0};
+    if (lead) note_loosened(s);
     ryz_status st = check_validated(s);
     if (st == RYZ_OK)
         st = check_run_comms(s, world, opts);

@@ -681,8 +681,7 @@ static ryz_status init_suite(ryz_suite *s, const char *text, const char *where) 
     s->repeat = 3;
     s->warmup = 1;
     s->threads = 1;
-    s->atol = 1e-4;
-    s->rtol = 1e-4;
+    s->atol = s->rtol = RYZ_F32_TOL;
     s->bf16_atol = s->bf16_rtol = RYZ_BF16_TOL;
     s->tf32_atol = s->tf32_rtol = RYZ_TF32_TOL;
     s->acc.max_allreduce_p99_us = s->acc.max_comm_fraction = NAN;

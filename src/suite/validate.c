@@ -168,6 +168,36 @@ void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *ato
     *atol = a, *rtol = r;
 }
 
+int ryz_suite_loosened(const ryz_suite *s, const char *prefix, char *out, size_t cap) {
+    static const char *const who[3] = {"outputs are held to less than the fp32 tolerance",
+                                       "bf16 cases are held to less than bf16's default tolerance",
+                                       "tf32 cases are held to less than tf32's default tolerance"};
+    const struct {
+        const char *key;
+        double value, def;
+        int kind; /* index into who */
+    } tol[] = {{"atol", s->atol, RYZ_F32_TOL, 0},
+               {"rtol", s->rtol, RYZ_F32_TOL, 0},
+               {"bf16_atol", s->bf16_atol, RYZ_BF16_TOL, 1},
+               {"bf16_rtol", s->bf16_rtol, RYZ_BF16_TOL, 1},
+               {"tf32_atol", s->tf32_atol, RYZ_TF32_TOL, 2},
+               {"tf32_rtol", s->tf32_rtol, RYZ_TF32_TOL, 2}};
+    int n = 0;
+    size_t len = 0;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof tol / sizeof tol[0]; i++) {
+        if (!(tol[i].value > tol[i].def))
+            continue;
+        n++;
+        if (len < cap)
+            len += (size_t)snprintf(out + len, cap - len,
+                                    "%ssuite loosens %s to %g (default %g): %s\n", prefix,
+                                    tol[i].key, tol[i].value, tol[i].def, who[tol[i].kind]);
+    }
+    return n;
+}
+
 int ryz_suite_needs_comm(const ryz_suite *s, const char *comm) {
     for (int i = 0; i < s->n_cases; i++)
         if (!strcmp(s->cases[i].comm, comm)) return 1;
