@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,41 @@ START_TEST(test_suite_loosened_note) {
     ck_assert_msg(r.code == 0 && at && !strstr(at + 1, note) && !strstr(r.err, "rtol"),
                   "exit %d; stderr:\n%s", r.code, r.err);
     ck_assert_msg(!strstr(r.out, "acceptance:"), "checks listed:\n%s", r.out);
+    test_run_free(&r);
+    unlink(path);
+    unlink(h5);
+}
+END_TEST
+
+/* A suite timed while other processes keep every CPU busy says so on
+ * stderr, --quiet or not, and records what they took run by run. */
+START_TEST(test_suite_busy_note) {
+    char path[32], h5[32], args[128];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pid_t spin[64];
+    temp_file_with(path, "[suite]\nrepeat = 3\nwarmup = 0\n\n[case busy]\n"
+                         "model = synthetic:15m\nprompt = 1 2 3\nnew_tokens = 200\ntp = 1\n");
+    temp_path(h5);
+    for (long i = 0; i < cpus && i < 64; i++) {
+        spin[i] = fork();
+        ck_assert_int_ge(spin[i], 0);
+        if (spin[i] == 0)
+            for (volatile unsigned long x = 0;; x++) {
+            }
+    }
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = test_run_ryz(NULL, args);
+    for (long i = 0; i < cpus && i < 64; i++) kill(spin[i], SIGKILL), waitpid(spin[i], NULL, 0);
+    ck_assert_msg(r.code == 0 && strstr(r.err, "ryz: note: case busy tp=1: other processes ran ") &&
+                      strstr(r.err, "these timings are a busy machine's\n"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ryz_results res;
+    ck_assert_int_eq(ryz_results_read(h5, &res), RYZ_OK);
+    int n = 0;
+    double *v = ryz_results_sample_values(&res, "busy", 1, "host_other_load", &n);
+    ck_assert_msg(n >= 2, "%d host_other_load samples of 3 runs", n);
+    free(v);
+    ryz_results_free(&res);
     test_run_free(&r);
     unlink(path);
     unlink(h5);
@@ -864,6 +900,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_bf16_tolerance);
     tcase_add_test(tc, test_suite_loosened_note);
     tcase_add_test(tc, test_launch_mpirun_killed);
+    tcase_add_test(tc, test_suite_busy_note);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);

@@ -312,9 +312,9 @@ static double known_median(const double *x, int n) {
 static void note_disturbed(const case_ctx *k, int tp, const run_samples *rs) {
     double steal = known_median(rs->steal, rs->n), other = known_median(rs->other, rs->n);
     if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED)) return;
-    fprintf(stderr, "ryz: note: case %s tp=%d: in the median timed run other processes ran "
-            "%.0f %% of this host's CPU time and the hypervisor took %.0f %% of what the CPUs "
-            "wanted: the timings are a busy machine's\n", k->c->name, tp, 100 * other,
+    fprintf(stderr, "ryz: note: case %s tp=%d: other processes ran %.0f %% of this host's CPU "
+            "time and the hypervisor took %.0f %% of what its CPUs wanted (medians over the "
+            "timed runs): these timings are a busy machine's\n", k->c->name, tp, 100 * other,
             100 * steal);
 }
 
