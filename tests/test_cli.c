@@ -313,38 +313,70 @@ START_TEST(test_suite_loosened_note) {
 }
 END_TEST
 
+enum { SPINNERS_MAX = 64 };
+
+/* Runs `args` while a spinning process per CPU (up to SPINNERS_MAX) keeps
+ * the machine busy. */
+static test_run run_beside_spinners(const char *args) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pid_t spin[SPINNERS_MAX];
+    int n = 0;
+    for (; n < cpus && n < SPINNERS_MAX; n++) {
+        spin[n] = fork();
+        ck_assert_int_ge(spin[n], 0);
+        if (spin[n] == 0)
+            for (volatile unsigned long x = 0;; x++) {
+            }
+    }
+    test_run r = test_run_ryz(NULL, args);
+    for (int i = 0; i < n; i++) kill(spin[i], SIGKILL), waitpid(spin[i], NULL, 0);
+    return r;
+}
+
+/* At least `least` host_other_load samples of (case, tp 1) in the results
+ * at h5, which is then removed. */
+static void expect_load_samples(const char *h5, const char *name, int least) {
+    ryz_results res;
+    int n = 0;
+    ck_assert_int_eq(ryz_results_read(h5, &res), RYZ_OK);
+    double *v = ryz_results_sample_values(&res, name, 1, "host_other_load", &n);
+    ck_assert_msg(n >= least, "%s: %d host_other_load samples", name, n);
+    free(v);
+    ryz_results_free(&res);
+    unlink(h5);
+}
+
 /* A suite timed while other processes keep every CPU busy says so on
  * stderr, --quiet or not, and records what they took run by run. */
 START_TEST(test_suite_busy_note) {
     char path[32], h5[32], args[128];
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pid_t spin[64];
     temp_file_with(path, "[suite]\nrepeat = 3\nwarmup = 0\n\n[case busy]\n"
                          "model = synthetic:15m\nprompt = 1 2 3\nnew_tokens = 200\ntp = 1\n");
     temp_path(h5);
-    for (long i = 0; i < cpus && i < 64; i++) {
-        spin[i] = fork();
-        ck_assert_int_ge(spin[i], 0);
-        if (spin[i] == 0)
-            for (volatile unsigned long x = 0;; x++) {
-            }
-    }
     snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
-    test_run r = test_run_ryz(NULL, args);
-    for (long i = 0; i < cpus && i < 64; i++) kill(spin[i], SIGKILL), waitpid(spin[i], NULL, 0);
+    test_run r = run_beside_spinners(args);
     ck_assert_msg(r.code == 0 && strstr(r.err, "ryz: note: case busy tp=1: other processes ran ") &&
                       strstr(r.err, "these timings are a busy machine's\n"),
                   "exit %d; stderr:\n%s", r.code, r.err);
-    ryz_results res;
-    ck_assert_int_eq(ryz_results_read(h5, &res), RYZ_OK);
-    int n = 0;
-    double *v = ryz_results_sample_values(&res, "busy", 1, "host_other_load", &n);
-    ck_assert_msg(n >= 2, "%d host_other_load samples of 3 runs", n);
-    free(v);
-    ryz_results_free(&res);
+    expect_load_samples(h5, "busy", 2);
     test_run_free(&r);
     unlink(path);
-    unlink(h5);
+}
+END_TEST
+
+/* So does a bench, in a line of each configuration. */
+START_TEST(test_bench_busy_line) {
+    char h5[32], args[160];
+    temp_path(h5);
+    snprintf(args, sizeof args, "bench --model synthetic:15m --repeat 2 --threads 1 "
+             "--prompt-len 8 --new-tokens 200 -o %s", h5);
+    test_run r = run_beside_spinners(args);
+    const char *line = strstr(r.out, "\n  host load during decode ");
+    ck_assert_msg(r.code <= 1 && line && strstr(line, "of the CPU time other processes ran") &&
+                      strstr(line, "(a busy machine: these timings are not its best)\n"),
+                  "exit %d; stdout:\n%s", r.code, r.out);
+    expect_load_samples(h5, "f32-t1", 2);
+    test_run_free(&r);
 }
 END_TEST
 
@@ -901,6 +933,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_loosened_note);
     tcase_add_test(tc, test_launch_mpirun_killed);
     tcase_add_test(tc, test_suite_busy_note);
+    tcase_add_test(tc, test_bench_busy_line);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);
     tcase_add_test(tc, test_bench_bad_options);

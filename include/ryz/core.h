@@ -132,6 +132,9 @@ void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m);
  * host's CPUs' time that processes other than the mark's ran (*other):
  * what a shared machine's neighbours cost what ran between them. NAN for
  * both when a mark is unknown or fewer than RYZ_LOAD_MIN_TICKS passed. */
+/* Past this median share of stolen or others' CPU time, timed runs are
+ * reported as a busy machine's. */
+#define RYZ_LOAD_DISTURBED 0.10
 #define RYZ_LOAD_MIN_TICKS 50 /* all CPUs' ticks: 0.25 s on 2 CPUs at USER_HZ 100, where
                                * the marks' tick either way moves a share by under 10 % */
 void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *steal,
@@ -149,6 +152,9 @@ typedef struct {
     double median, p10, p90, p99, mean, min, max;
 } ryz_stats;
 void ryz_stats_compute(double *x, size_t n, ryz_stats *out);
+/* The median of the known (not NAN) values of x[0..n), x untouched; NAN
+ * when none is known (or no memory to sort them). */
+double ryz_stats_known_median(const double *x, size_t n);
 /* How much of a lock-step computation's time k ranks kept busy, from
  * their seconds per step (rank by rank: sec[i * steps + s]): the ranks'
  * mean seconds summed over the steps, over the slowest rank's seconds

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "ryz/cli.h"
@@ -55,6 +56,9 @@ typedef struct {
 typedef struct {
     double bw[RYZ_BENCH_MAX_RUNS], after[RYZ_BENCH_MAX_RUNS];
     double dec_s[RYZ_BENCH_MAX_RUNS], pre_s[RYZ_BENCH_MAX_RUNS];
+    /* shares of the host's CPU time during each decode (ryz_load_between;
+     * NAN: unknown): the hypervisor's, and other processes' */
+    double steal[RYZ_BENCH_MAX_RUNS], other[RYZ_BENCH_MAX_RUNS];
     int n;
 } bench_samples;
 
@@ -245,11 +249,13 @@ static double prefill_flops(const ryz_model_config *c, int P) {
     return 2.0 * P * layer * c->n_layers + 2.0 * c->vocab * c->dim;
 }
 
-/* Adds n samples v[i] / per of `metric` for case k to the results. */
+/* Adds n samples v[i] / per of `metric` for case k to the results, but
+ * for the unknown (NAN) ones. */
 static ryz_status bench_add_samples(ryz_results *r, const bench_config *k, const char *metric,
                                     const double *v, int n, double per) {
     ryz_status st = RYZ_OK;
     for (int i = 0; st == RYZ_OK && i < n; i++) {
+        if (isnan(v[i])) continue;
         ryz_row_sample row = {.tp = 1, .iter = i, .value = v[i] / per};
         snprintf(row.case_name, sizeof row.case_name, "%s", k->name);
         snprintf(row.metric, sizeof row.metric, "%s", metric);
@@ -270,6 +276,8 @@ static ryz_status bench_rows(const bench_config *k, const bench_args *a, const b
                                       s->bw, s->n, 1e9);
     if (st == RYZ_OK && !cuda)
         st = bench_add_samples(r, k, "read_bandwidth_after_gbs", s->after, s->n, 1e9);
+    if (st == RYZ_OK) st = bench_add_samples(r, k, "host_steal_fraction", s->steal, s->n, 1);
+    if (st == RYZ_OK) st = bench_add_samples(r, k, "host_other_load", s->other, s->n, 1);
     for (int ph = 0; st == RYZ_OK && ph < 2; ph++) {
         const double *v = ph ? s->dec_s : s->pre_s;
         double per = ph ? 1 : a->prompt;
@@ -347,9 +355,13 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
     if (st == RYZ_OK && !cuda) st = slice_probe_open(a, be, m, &sp);
     for (int r = -1; st == RYZ_OK && r < s->n; r++) { /* r = -1: warm-up */
         ryz_gen_timing tp, td;
+        ryz_load_mark l0, l1;
+        int self = (int)getpid();
         sp.seconds = sp.read = 0;
         st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
+        ryz_load_mark_take(&self, 1, &l0);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, D, a->new_tokens, NULL, ids, NULL, &td);
+        ryz_load_mark_take(&self, 1, &l1);
         double b = 0;
         if (st == RYZ_OK) st = bench_probe(a, k, be, &b);
         if (st != RYZ_OK) break;
@@ -357,11 +369,26 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         fprintf(stderr, "[ryz] bench %s run %d/%d\n", k->name, r + 1, s->n);
         s->bw[r] = cuda ? b : sp.read / sp.seconds, s->after[r] = cuda ? 0 : b;
         s->pre_s[r] = tp.prefill_s, s->dec_s[r] = td.decode_s / td.decode_steps;
+        ryz_load_between(&l0, &l1, &s->steal[r], &s->other[r]);
     }
     ryz_model_set_step_hook(m, NULL, NULL);
     ryz_probe_slices_free(&sp.ps);
     free(prompt), free(ids);
     return st;
+}
+
+/* The line of what the host's neighbours took during the decode runs
+ * (medians), marked where it is past RYZ_LOAD_DISTURBED; none where no
+ * run was long enough to tell. */
+static void print_host_load(const bench_samples *s) {
+    double steal = ryz_stats_known_median(s->steal, (size_t)s->n);
+    double other = ryz_stats_known_median(s->other, (size_t)s->n);
+    if (isnan(steal) || isnan(other)) return;
+    printf("  host load during decode %8.1f %%      of the CPU time other processes ran; %.1f %% "
+           "the hypervisor took%s\n", 100 * other, 100 * steal,
+           other > RYZ_LOAD_DISTURBED || steal > RYZ_LOAD_DISTURBED
+               ? " (a busy machine: these timings are not its best)"
+               : "");
 }
 
 /* Prints one configuration against its limits; returns the decode
@@ -416,6 +443,7 @@ static double bench_print(const bench_args *a, const bench_config *k, const ryz_
         printf("  probe after each run    %8.2f GB/s   spread %4.1f%%  decode %.1f%% of it (the "
                "whole buffer, best of 2, on threads of its own)\n", after / 1e9, 100 * saf,
                100 * mdec * bpt / after);
+    print_host_load(s);
     printf("  prefill (%d tokens)    %8.2f tok/s  spread %4.1f%%  %6.1f%% of sgemm rate "
            "(target >= %.0f%%; sgemm %.1f GFLOP/s on its shapes%s%s)\n", P, mpre, 100 * spre,
            100 * pre / gemm, 100 * TARGET_PREFILL_GEMM, gemm / 1e9,

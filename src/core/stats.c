@@ -30,6 +30,17 @@ void ryz_stats_compute(double *x, size_t n, ryz_stats *out) {
     out->max = x[n - 1];
 }
 
+double ryz_stats_known_median(const double *x, size_t n) {
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    size_t m = 0;
+    for (size_t i = 0; v && i < n; i++)
+        if (!isnan(x[i])) v[m++] = x[i];
+    ryz_stats q;
+    ryz_stats_compute(v, m, &q);
+    free(v);
+    return m ? q.median : NAN;
+}
+
 double ryz_lockstep_efficiency(const float *sec, int k, int steps) {
     double busy = 0, span = 0;
     for (int s = 0; s < steps; s++) {

@@ -108,10 +108,6 @@ typedef struct {
 /* Collective over world: into *out on rank 0, the pids of the ranks on its
  * host (hostname and pid gathered), itself first; the rest get n 0. */
 ryz_status ryz_measure_local_ranks(ryz_comm *world, ryz_local_ranks *out);
-/* Past this median share of stolen or others' CPU time a group's timed
- * runs are reported as disturbed. */
-#define RYZ_LOAD_DISTURBED 0.10
-
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the
  * bandwidth probe, world rank; RYZ_TEST_LOCKSTEP_NOMEM: the lock-step

@@ -294,23 +294,12 @@ static double bw_of(const bw_table *t, int k) {
     return i < 0 ? 0 : t->bw[i];
 }
 
-/* The median of the n values of x that are known (NAN: none is). */
-static double known_median(const double *x, int n) {
-    double v[RYZ_SUITE_MAX_REPEAT];
-    size_t m = 0;
-    for (int i = 0; i < n; i++)
-        if (!isnan(x[i])) v[m++] = x[i];
-    ryz_stats q;
-    if (m == 0) return NAN;
-    ryz_stats_compute(v, m, &q);
-    return q.median;
-}
-
 /* A note on stderr (not hidden by --quiet: it qualifies the figures)
  * where the host's neighbours took more than RYZ_LOAD_DISTURBED of the
  * CPU time in the median run of (case, tp). */
 static void note_disturbed(const case_ctx *k, int tp, const run_samples *rs) {
-    double steal = known_median(rs->steal, rs->n), other = known_median(rs->other, rs->n);
+    double steal = ryz_stats_known_median(rs->steal, (size_t)rs->n);
+    double other = ryz_stats_known_median(rs->other, (size_t)rs->n);
     if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED)) return;
     fprintf(stderr, "ryz: note: case %s tp=%d: other processes ran %.0f %% of this host's CPU "
             "time and the hypervisor took %.0f %% of what its CPUs wanted (medians over the "
