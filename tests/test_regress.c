@@ -436,8 +436,8 @@ END_TEST
 
 /* The suite's probes per run are the machine's figures, not times of
  * ours: the bandwidth row shows the machine reading twice as fast, the
- * lock-step row its ranks kept in step better, and neither is ever a
- * regression. */
+ * lock-step row its ranks kept in step better, the host-load rows a
+ * busier machine, and none is ever a regression. */
 START_TEST(test_probe_rate_not_compared) {
     ryz_results r[2];
     for (int k = 0; k < 2; k++) {
@@ -448,6 +448,11 @@ START_TEST(test_probe_rate_not_compared) {
             ryz_results_add_sample(&r[k], &s);
             s.value = 0.4 + 0.5 * k + 0.001 * i; /* the host kept its ranks in step better */
             snprintf(s.metric, sizeof s.metric, "lockstep_efficiency");
+            ryz_results_add_sample(&r[k], &s);
+            s.value = 0.01 + 0.3 * k + 0.001 * i; /* others ran 31x as much */
+            snprintf(s.metric, sizeof s.metric, "host_other_load");
+            ryz_results_add_sample(&r[k], &s);
+            snprintf(s.metric, sizeof s.metric, "host_steal_fraction");
             ryz_results_add_sample(&r[k], &s);
         }
     }
@@ -466,6 +471,15 @@ START_TEST(test_probe_rate_not_compared) {
         if (!strcmp(g.rows[i].metric, "lockstep_efficiency")) lock = &g.rows[i];
     ck_assert_msg(lock && !lock->regression && lock->ratio > 2 && strstr(lock->why, "not gated"),
                   "lock-step row: %s", lock ? lock->why : "missing");
+    int host = 0;
+    for (size_t i = 0; i < g.n; i++)
+        if (!strncmp(g.rows[i].metric, "host_", 5)) {
+            host++;
+            ck_assert_msg(!g.rows[i].regression && g.rows[i].ratio > 10 &&
+                              strstr(g.rows[i].why, "not gated"), "%s: %s", g.rows[i].metric,
+                          g.rows[i].why);
+        }
+    ck_assert_int_eq(host, 2);
     ck_assert_int_eq(g.regressions, 0);
     ryz_regress_free(&g);
     ryz_results_free(&r[0]);
