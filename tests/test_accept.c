@@ -374,17 +374,24 @@ static void add_runs(ryz_results *r, int tp, const double *dec, const double *bw
  * its probe read counts what it streamed (the row's 20 GB/s x 1.25 of the
  * roofline x 0.5 s median). Unpaired samples (a TP=2 run without its
  * bandwidth) leave the medians' ratio. */
+/* The comm suite and its results with three TP=1 and four TP=2 runs
+ * probed one by one: each could have read 10 GB, and the TP=2 decode row
+ * says 0.5 s at 20 GB/s. */
+static void make_probed_runs(ryz_suite *s, ryz_results *r) {
+    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", s) == RYZ_OK);
+    make_comm_results(r);
+    r->timing[1].read_bandwidth_gbs = 20, r->timing[1].median_s = 0.5;
+    const double d1[] = {1, 1.25, 0.8}, b1[] = {10, 8, 12.5};
+    const double d2[] = {0.5, 0.4, 0.625, 0.5}, b2[] = {20, 25, 16, 20};
+    add_runs(r, 1, d1, b1, 3);
+    add_runs(r, 2, d2, b2, 4);
+}
+
 START_TEST(test_scaling_run_by_run) {
     ryz_suite s;
     ryz_results r;
     ryz_checks c;
-    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
-    make_comm_results(&r);
-    r.timing[1].read_bandwidth_gbs = 20, r.timing[1].median_s = 0.5;
-    const double d1[] = {1, 1.25, 0.8}, b1[] = {10, 8, 12.5};
-    const double d2[] = {0.5, 0.4, 0.625, 0.5}, b2[] = {20, 25, 16, 20};
-    add_runs(&r, 1, d1, b1, 3);
-    add_runs(&r, 2, d2, b2, 4);
+    make_probed_runs(&s, &r);
     ck_assert_int_eq(ryz_acceptance_evaluate(&s, &r, &c), RYZ_OK);
     const ryz_check *bw2 = find(&c, 2, "bandwidth_scaling");
     ck_assert_msg(bw2->pass && fabs(bw2->measured - 1.0) < 1e-12, "%g", bw2->measured);
@@ -427,14 +434,8 @@ START_TEST(test_scaling_note_host_load) {
     ryz_suite s;
     ryz_results r;
     ryz_checks c;
-    ck_assert(ryz_suite_parse(COMM_TEXT, "c.ini", &s) == RYZ_OK);
-    make_comm_results(&r);
-    r.timing[1].read_bandwidth_gbs = 20, r.timing[1].median_s = 0.5;
+    make_probed_runs(&s, &r);
     r.timing[1].roofline_fraction = 1.25; /* "decode's where higher" too */
-    const double d1[] = {1, 1.25, 0.8}, b1[] = {10, 8, 12.5};
-    const double d2[] = {0.5, 0.4, 0.625, 0.5}, b2[] = {20, 25, 16, 20};
-    add_runs(&r, 1, d1, b1, 3);
-    add_runs(&r, 2, d2, b2, 4);
     const double lock[] = {0.91, 0.95, 0.97, 0.93};
     add_metric(&r, 2, "lockstep_efficiency", lock, 4);
     const double st1[] = {0.001, 0.004, 0.002}, st2[] = {0.06, 0.07, 0.05, 0.2};
