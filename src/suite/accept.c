@@ -188,25 +188,72 @@ static void load_note(const ryz_results *r, const char *name, int tp, char *out,
     }
 }
 
-/* The median over decode row d's timed runs of what the machine could
- * have read while the run decoded, in GB: its decode seconds times the
- * bandwidth read between its steps, or the bytes it did stream where that
- * was more (bandwidth_of's rule, run by run). 0 unless at least two runs
- * were probed one by one (as many read_bandwidth_gbs samples as
- * decode_s, the same runs in the same order). */
-static double run_capacity(const ryz_results *r, const ryz_row_timing *d) {
-    int nd = 0, nb = 0;
+/* Whether the host's neighbours left run `iter` of (case, tp) alone:
+ * neither its host_steal_fraction nor its host_other_load sample is above
+ * RYZ_LOAD_DISTURBED (a run without them counts as left alone). */
+static int run_undisturbed(const ryz_results *r, const char *name, int tp, int iter) {
+    for (size_t i = 0; i < r->n_samples; i++) {
+        const ryz_row_sample *s = &r->samples[i];
+        if (s->iter == iter && s->tp == tp && s->value > RYZ_LOAD_DISTURBED &&
+            !strncmp(s->metric, "host_", 5) && !strcmp(s->case_name, name))
+            return 0;
+    }
+    return 1;
+}
+
+/* What the machine could have read while each of decode row d's timed
+ * runs decoded, in GB: its decode seconds times the bandwidth read between
+ * its steps, or the bytes it did stream where that was more (bandwidth_of's
+ * rule, run by run). *n_all gets how many runs were probed one by one (as many
+ * read_bandwidth_gbs samples as decode_s, the same runs in the same order:
+ * the runner writes each run's samples together, in run order; 0 when
+ * they are not paired so), n_clean how many of them run_undisturbed; the
+ * median of the clean ones where clean, else of all, 0 with fewer than
+ * two. */
+static double run_capacity(const ryz_results *r, const ryz_row_timing *d, int clean,
+                           int *n_all, int *n_clean) {
+    int nd = 0, nb = 0, n = 0;
     double *dec = ryz_results_sample_values(r, d->case_name, d->tp, "decode_s", &nd);
     double *bw = ryz_results_sample_values(r, d->case_name, d->tp, "read_bandwidth_gbs", &nb);
     double streamed = d->read_bandwidth_gbs * d->roofline_fraction * d->median_s, med = 0;
-    if (dec && bw && nd == nb && nb >= 2) {
+    *n_all = dec && bw && nd == nb ? nb : 0, *n_clean = 0;
+    for (int i = 0; i < *n_all; i++) {
+        int left_alone = run_undisturbed(r, d->case_name, d->tp, i);
+        *n_clean += left_alone;
+        if (!clean || left_alone) dec[n++] = fmax(dec[i] * bw[i], streamed);
+    }
+    if (n >= 2) {
         ryz_stats q;
-        for (int i = 0; i < nb; i++) dec[i] = fmax(dec[i] * bw[i], streamed);
-        ryz_stats_compute(dec, (size_t)nb, &q);
+        ryz_stats_compute(dec, (size_t)n, &q);
         med = q.median;
     }
     free(dec), free(bw);
     return med;
+}
+
+/* The runs bandwidth_scaling holds to each other: where the neighbours
+ * took more than RYZ_LOAD_DISTURBED of some runs' CPU time but left at
+ * least SCALING_MIN_CLEAN runs of each degree alone, only those (a shared
+ * VM's hypervisor takes a tenth of a lock-stepped pair's time in some
+ * minutes and none in others, and the check measures ryz and the memory,
+ * not the neighbours); else every run. *c1 and *c are the two medians of
+ * run_capacity (0: not probed one by one), `which` says which runs. */
+#define SCALING_MIN_CLEAN 3
+static void scaling_runs(const ryz_results *r, const ryz_row_timing *d1, const ryz_row_timing *d,
+                         double *c1, double *c, char *which, size_t cap) {
+    int a1 = 0, k1 = 0, a = 0, k = 0;
+    *c1 = d1 ? run_capacity(r, d1, 0, &a1, &k1) : 0, *c = run_capacity(r, d, 0, &a, &k);
+    which[0] = '\0';
+    if (k1 == a1 && k == a) return; /* every run left alone */
+    if (k1 < SCALING_MIN_CLEAN || k < SCALING_MIN_CLEAN) {
+        snprintf(which, cap, " (all runs: the host's neighbours took > %.0f %% in %d of %d at "
+                 "TP=1, %d of %d at TP=%d)", 100 * RYZ_LOAD_DISTURBED, a1 - k1, a1, a - k, a,
+                 d->tp);
+        return;
+    }
+    *c1 = run_capacity(r, d1, 1, &a1, &k1), *c = run_capacity(r, d, 1, &a, &k);
+    snprintf(which, cap, " (the runs the host's neighbours left alone: %d of %d at TP=1, %d of %d "
+             "at TP=%d)", k1, a1, k, a, d->tp);
 }
 
 /* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
@@ -231,11 +278,13 @@ static double bandwidth_scaling(const ryz_results *r, const char *name, int tp, 
     scaling_spread(r, d, bw1, sp, bwr, sizeof sp);
     lockstep_note(r, d, lock, sizeof lock);
     load_note(r, name, tp, load, sizeof load);
-    double c1 = d1 ? run_capacity(r, d1) : 0, c = run_capacity(r, d);
+    double c1, c;
+    char which[128];
+    scaling_runs(r, d1, d, &c1, &c, which, sizeof which);
     int n = 0;
     if (c1 > 0 && c > 0)
-        n = snprintf(why, cap, "run by run: %.2f GB readable in a TP=1 decode / %.2f at "
-                     "TP=%d; medians: ", c1, c, tp);
+        n = snprintf(why, cap, "run by run%s: %.2f GB readable in a TP=1 decode / %.2f at "
+                     "TP=%d; medians: ", which, c1, c, tp);
     if (n < 0 || (size_t)n >= cap) n = 0;
     snprintf(why + n, cap - (size_t)n,
              "speedup %.3f%s / bandwidth ratio %.3f%s (%.2f / %.2f GB/s%s) = %.3f%s%s",
