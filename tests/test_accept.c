@@ -454,8 +454,8 @@ START_TEST(test_scaling_note_host_load) {
     size_t len = strlen(bw2->note);
     ck_assert_msg(len >= 6 && !strcmp(bw2->note + len - 6, "39.0 %") &&
                       strstr(bw2->note, "; steal 0.2 / 6.5 %, others 0.0 / 39.0 %") &&
-                      strstr(bw2->note, "run by run (all runs: the host's neighbours took > 10 % in 0 "
-                                        "of 3 at TP=1, 4 of 4 at TP=2): ") &&
+                      strstr(bw2->note, "run by run (all runs: the host's neighbours took > 10 % "
+                                        "in 0 of 3 at TP=1, 4 of 4 at TP=2): ") &&
                       strstr(bw2->note, "decode's where"),
                   "%s", bw2->note);
     ryz_checks_free(&c);

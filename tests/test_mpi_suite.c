@@ -267,7 +267,9 @@ END_TEST
 
 /* What the host's neighbours took during each timed run, from rank 0's
  * host: at most one host_steal_fraction and one host_other_load sample per
- * run (none where a run was too short to tell), each a share in [0, 1]. */
+ * run (none where a run was too short to tell), each a share in [0, 1].
+ * This fixture's runs are mostly too short to tell; test_cli's busy-machine
+ * tests hold a long run's figures. */
 START_TEST(test_runs_host_load) {
     if (g_rank != 0) return;
     for (size_t i = 0; i < g_res.n_timing; i++) {

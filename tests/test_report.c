@@ -479,7 +479,7 @@ START_TEST(test_report_loosened) {
                      RYZ_OK);
     md = render(&r, 1);
     const char *note = strstr(md, "> - suite loosens atol to 0.01 (default 0.0001): outputs are "
-                                  "held to less than the fp32 tolerance\n");
+                                  "judged against a looser bound than the fp32 default\n");
     const char *table = strstr(md, "## Correctness");
     ck_assert_msg(note && table && table < note && note < strstr(md, "## Timing"), "%.3000s",
                   table ? table : md);

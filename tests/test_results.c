@@ -717,6 +717,8 @@ START_TEST(test_claimed_schema_needs_its_columns) {
                          "missing root attribute blas");
     expect_claim_refused("tests/data/results-schema4.h5", "v4-as-5.h5", 5,
                          "missing root attribute kind");
+    expect_claim_refused("tests/data/results-schema5.h5", "v5-as-6.h5", 6,
+                         "member note of /acceptance is not a string of the expected length");
     expect_refused_without("no-acceptance.h5", "/acceptance", "no dataset /acceptance");
 }
 END_TEST
@@ -921,6 +923,29 @@ START_TEST(test_print) {
 }
 END_TEST
 
+/* An acceptance note of the longest a row holds prints whole, and
+ * survives the file round trip whole. */
+START_TEST(test_long_note_whole) {
+    char path[PATH_LEN];
+    ryz_results r, back;
+    ryz_results_init(&r);
+    fill_meta(&r);
+    fill_tables(&r, 1, 1);
+    ryz_row_acceptance *a = &r.acceptance[0];
+    memset(a->note, 'n', sizeof a->note - 2);
+    a->note[sizeof a->note - 2] = 'Z'; /* the last character */
+    a->note[sizeof a->note - 1] = '\0';
+    char *text = printout(&r);
+    ck_assert_msg(strstr(text, "nnnnZ"), "the note was cut:\n%s", text);
+    free(text);
+    ck_assert_int_eq(ryz_results_write(&r, in_tmp(path, "long-note.h5")), RYZ_OK);
+    ck_assert_msg(ryz_results_read(path, &back) == RYZ_OK, "%s", ryz_last_error());
+    ck_assert_uint_eq(strlen(back.acceptance[0].note), RYZ_NOTE_LEN - 1);
+    ryz_results_free(&back);
+    ryz_results_free(&r);
+}
+END_TEST
+
 static Suite *results_suite(void) {
     Suite *s = suite_create("results");
     TCase *tc = tcase_create("core");
@@ -939,6 +964,7 @@ static Suite *results_suite(void) {
     tcase_add_test(tc, test_schema3_file_reads);
     tcase_add_test(tc, test_schema4_file_reads);
     tcase_add_test(tc, test_schema5_file_reads);
+    tcase_add_test(tc, test_long_note_whole);
     tcase_add_test(tc, test_kind);
     tcase_add_test(tc, test_malformed_files_refused);
     tcase_add_test(tc, test_write_missing_directory);

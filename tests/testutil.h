@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,26 @@ static inline void test_write_hello_tokenizer(const char *path) {
     static const float scores[] = {-1, -2, -2, -2, -2, -5, -4, -6, -7, -3,
                                    -2, -2, -2, -5, -8, -6, -9, -4, -1};
     test_write_tokenizer(path, pieces, scores, (int)(sizeof pieces / sizeof pieces[0]));
+}
+
+/* A child process that spins on a CPU until test_spin_stop, or at most
+ * 120 s (its alarm), so that a test that fails between the two, or runs
+ * with CK_FORK=no, leaves no spinner behind. */
+static inline pid_t test_spin_start(void) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(120);
+        for (volatile unsigned long x = 0;; x++) {
+        }
+    }
+    return pid;
+}
+
+/* Kills and reaps a test_spin_start child. */
+static inline void test_spin_stop(pid_t pid) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 /* What one run of the binary did. */

@@ -117,13 +117,22 @@ double ryz_cpu_steal_fraction(const ryz_cpu_ticks *a, const ryz_cpu_ticks *b);
  * in ticks, from its /proc/PID/stat at path. EIO naming the file when it
  * cannot be read or parsed (the process has ended, or not Linux). */
 ryz_status ryz_proc_ticks_read(const char *path, unsigned long long *ticks);
-/* The host's CPU ticks and those of a set of processes ("ours") at one
+/* The host's CPU ticks and those of a set of n processes ("ours") at one
  * moment (ok 0: unknown). */
 typedef struct {
     ryz_cpu_ticks cpu;
     unsigned long long ours;
-    int ok;
+    int n, ok;
 } ryz_load_mark;
+/* Past this median share of stolen or others' CPU time, timed runs are
+ * reported as a busy machine's. */
+#define RYZ_LOAD_DISTURBED 0.10
+/* All CPUs' ticks that must pass between two marks of n processes for a
+ * share: RYZ_LOAD_MIN_TICKS x (n + 1). Each counter read is cut to a
+ * whole tick, the host's and each process's, and others' share is clipped
+ * at 0, so the error only adds, up to about 2 (n + 1) ticks: under 10 %
+ * past this floor (0.25 s on 2 CPUs for one process, 0.375 s for two). */
+#define RYZ_LOAD_MIN_TICKS 25
 /* Reads a mark of the n processes pids (n > 0); ok 0 where /proc cannot
  * say (not Linux, or a process has ended). */
 void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m);
@@ -131,12 +140,8 @@ void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m);
  * hypervisor took (*steal, ryz_cpu_steal_fraction) and the share of the
  * host's CPUs' time that processes other than the mark's ran (*other):
  * what a shared machine's neighbours cost what ran between them. NAN for
- * both when a mark is unknown or fewer than RYZ_LOAD_MIN_TICKS passed. */
-/* Past this median share of stolen or others' CPU time, timed runs are
- * reported as a busy machine's. */
-#define RYZ_LOAD_DISTURBED 0.10
-#define RYZ_LOAD_MIN_TICKS 50 /* all CPUs' ticks: 0.25 s on 2 CPUs at USER_HZ 100, where
-                               * the marks' tick either way moves a share by under 10 % */
+ * both when a mark is unknown, the marks are of different process sets,
+ * a counter went back, or too few ticks passed (RYZ_LOAD_MIN_TICKS). */
 void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *steal,
                       double *other);
 /* Bytes of weights this process has read from host memory, as the cpu

@@ -19,6 +19,7 @@
 #define RYZ_RESULTS_SCHEMA 6
 #define RYZ_RESULTS_SCHEMA_OLDEST 1 /* the oldest version ryz_results_read accepts */
 #define RYZ_NAME_LEN 64
+#define RYZ_NOTE_LEN 384 /* an acceptance check's note, its NUL included (256 before schema 6) */
 
 /* /correctness: one row per (case, tp). */
 typedef struct {
@@ -103,7 +104,7 @@ typedef struct {
     double threshold;
     int32_t pass;                 /* 1 pass (or skipped), 0 fail */
     int32_t skipped;              /* 1 not judged: timing of an oversubscribed run */
-    char note[384];               /* why it was skipped, what was not measured, ... */
+    char note[RYZ_NOTE_LEN];      /* why it was skipped, what was not measured, ... */
 } ryz_row_acceptance;
 
 /* What wrote a results file (root attribute kind, schema 5). */

@@ -295,7 +295,7 @@ typedef struct {
     double measured, threshold;
     int pass;
     int skipped;        /* timing check on an oversubscribed run: not meaningful */
-    char note[384];
+    char note[RYZ_NOTE_LEN];
 } ryz_check;
 
 typedef struct {

@@ -238,7 +238,7 @@ double ryz_cpu_steal_fraction(const ryz_cpu_ticks *a, const ryz_cpu_ticks *b) {
 }
 
 void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m) {
-    m->ours = 0;
+    m->ours = 0, m->n = n;
     m->ok = n > 0 && ryz_cpu_ticks_read(NULL, &m->cpu) == RYZ_OK;
     for (int i = 0; m->ok && i < n; i++) {
         char path[64];
@@ -252,8 +252,9 @@ void ryz_load_mark_take(const int *pids, int n, ryz_load_mark *m) {
 void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *steal,
                       double *other) {
     *steal = *other = NAN;
-    if (!a->ok || !b->ok || b->cpu.total < a->cpu.total + RYZ_LOAD_MIN_TICKS ||
-        b->ours < a->ours)
+    unsigned long long floor = (unsigned long long)RYZ_LOAD_MIN_TICKS * (unsigned)(a->n + 1);
+    if (!a->ok || !b->ok || a->n != b->n || b->cpu.total < a->cpu.total + floor ||
+        b->cpu.busy < a->cpu.busy || b->ours < a->ours)
         return;
     *steal = ryz_cpu_steal_fraction(&a->cpu, &b->cpu);
     /* process times and the host's are sampled apart: a tick either way */

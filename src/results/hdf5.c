@@ -407,9 +407,9 @@ static H5T_class_t field_class(ryz_field_type type, const char **what) {
 
 /* EINVAL (naming `path` and dataset `name`) unless the file type `ftype` is
  * a compound with a member for every field of `t` that schema `version`
- * has, of the same class, and strings no longer than the field (an older
- * schema's shorter string reads padded; a longer one would be cut). HDF5
- * converts the rest by member name. */
+ * has, of the same class, and strings of the field's length, or in a file
+ * of an older schema no longer (its shorter string reads padded; a longer
+ * one would be cut). HDF5 converts the rest by member name. */
 static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, int version,
                                const char *path, const char *name) {
     if (H5Tget_class(ftype) != H5T_COMPOUND)
@@ -425,11 +425,12 @@ static ryz_status check_layout(hid_t ftype, const ryz_table_desc *t, int version
             return ryz_error(RYZ_EINVAL, "%s: %s has no member %s", path, name, f->name);
         hid_t mt = H5Tget_member_type(ftype, (unsigned)idx);
         size_t size = mt < 0 ? 0 : H5Tget_size(mt);
-        int ok = mt >= 0 && H5Tget_class(mt) == want && (want != H5T_STRING || size <= f->size);
+        int fits = size == f->size || (version < RYZ_RESULTS_SCHEMA && size < f->size);
+        int ok = mt >= 0 && H5Tget_class(mt) == want && (want != H5T_STRING || fits);
         close_id(mt, H5Tclose);
         if (!ok)
             return ryz_error(RYZ_EINVAL, "%s: member %s of %s is not a %s%s", path, f->name, name,
-                             what, want == H5T_STRING ? " of at most the expected length" : "");
+                             what, want == H5T_STRING ? " of the expected length" : "");
     }
     return RYZ_OK;
 }

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#define CELL_MAX 272  /* longest formatted cell (acceptance notes are < 256) */
+#define CELL_MAX (RYZ_NOTE_LEN + 16) /* longest formatted cell: an acceptance note */
 #define MAX_FIELDS 24 /* at least the most fields of any row (collectives: 17) */
 
 /* Formats a size in bytes: "N", "N (x.x KiB)" or "N (x.x MiB)". */

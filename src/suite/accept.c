@@ -167,7 +167,7 @@ static void lockstep_note(const ryz_results *r, const ryz_row_timing *d, char *o
         snprintf(out, cap, "; host lock-step %.2f (%.2f-%.2f)", q.median, q.p10, q.p90);
 }
 
-/* "; steal 0.4 / 6.1 %, others 0 / 38 %": the median shares of CPU time
+/* "; steal 0.4 / 6.1 %, others 0.0 / 38.0 %": the median shares of CPU time
  * the hypervisor took (host_steal_fraction samples) and other processes
  * ran (host_other_load) during (case)'s TP=1 runs / its TP=tp runs: a
  * miss with either well above TP=1's is the neighbours' as much as ryz's,
@@ -180,7 +180,8 @@ static void load_note(const ryz_results *r, const char *name, int tp, char *out,
     out[0] = '\0';
     for (int i = 0; i < 2 && n < cap; i++) {
         ryz_stats q1, q;
-        if (!samples_stats(r, name, 1, metric[i], &q1) || !samples_stats(r, name, tp, metric[i], &q))
+        if (!samples_stats(r, name, 1, metric[i], &q1) ||
+            !samples_stats(r, name, tp, metric[i], &q))
             continue;
         int w = snprintf(out + n, cap - n, "%s %s %.1f / %.1f %%", n ? "," : ";", label[i],
                          100 * q1.median, 100 * q.median);
@@ -207,7 +208,7 @@ static int run_undisturbed(const ryz_results *r, const char *name, int tp, int i
  * rule, run by run). *n_all gets how many runs were probed one by one (as many
  * read_bandwidth_gbs samples as decode_s, the same runs in the same order:
  * the runner writes each run's samples together, in run order; 0 when
- * they are not paired so), n_clean how many of them run_undisturbed; the
+ * they are not paired so), *n_clean how many of them run_undisturbed; the
  * median of the clean ones where clean, else of all, 0 with fewer than
  * two. */
 static double run_capacity(const ryz_results *r, const ryz_row_timing *d, int clean,

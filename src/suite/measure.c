@@ -114,7 +114,11 @@ ryz_status ryz_measure_local_ranks(ryz_comm *world, ryz_local_ranks *out) {
     ryz_status st = ryz_comm_all_gather(world, mine, all, PER);
     for (int r = 0; st == RYZ_OK && ryz_comm_rank(world) == 0 && r < n; r++) {
         const float *e = all + (size_t)r * PER;
-        if (memcmp(e, mine, HOST) != 0 || out->n == RYZ_LOAD_MAX_PIDS) continue;
+        if (memcmp(e, mine, HOST) != 0) continue;
+        if (out->n == RYZ_LOAD_MAX_PIDS) { /* a partial set would count ranks as others */
+            out->n = 0;
+            break;
+        }
         memcpy(&out->pid[out->n++], &e[PER - 1], sizeof pid);
     }
     free(all);

@@ -106,7 +106,9 @@ typedef struct {
     int n;
 } ryz_local_ranks;
 /* Collective over world: into *out on rank 0, the pids of the ranks on its
- * host (hostname and pid gathered), itself first; the rest get n 0. */
+ * host (hostname and pid gathered), itself first; the rest get n 0, and
+ * so does rank 0 past RYZ_LOAD_MAX_PIDS such ranks (the load is then not
+ * measured rather than measured wrong). */
 ryz_status ryz_measure_local_ranks(ryz_comm *world, ryz_local_ranks *out);
 /* Test hook: whether environment variable `var` names `rank`, whose
  * allocation then fails as if out of memory (RYZ_TEST_PROBE_NOMEM: the

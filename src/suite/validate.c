@@ -169,9 +169,10 @@ void ryz_suite_case_tol(const ryz_suite *s, const ryz_suite_case *c, double *ato
 }
 
 int ryz_suite_loosened(const ryz_suite *s, const char *prefix, char *out, size_t cap) {
-    static const char *const who[3] = {"outputs are held to less than the fp32 tolerance",
-                                       "bf16 cases are held to less than bf16's default tolerance",
-                                       "tf32 cases are held to less than tf32's default tolerance"};
+    static const char *const who[3] = {
+        "outputs are judged against a looser bound than the fp32 default",
+        "bf16 cases are judged against a looser bound than bf16's default",
+        "tf32 cases are judged against a looser bound than tf32's default"};
     const struct {
         const char *key;
         double value, def;
