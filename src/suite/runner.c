@@ -297,8 +297,8 @@ static double bw_of(const bw_table *t, int k) {
 }
 
 /* A note on stderr (not hidden by --quiet: it qualifies the figures)
- * where the host's neighbours took more than RYZ_LOAD_DISTURBED of the
- * CPU time in the median run of (case, tp). */
+ * where the median over (case, tp)'s timed runs of what the host's
+ * neighbours took, stolen or run by others, passes RYZ_LOAD_DISTURBED. */
 static void note_disturbed(const case_ctx *k, int tp, const run_samples *rs) {
     double steal = ryz_stats_known_median(rs->steal, (size_t)rs->n);
     double other = ryz_stats_known_median(rs->other, (size_t)rs->n);
