@@ -489,6 +489,34 @@ START_TEST(test_report_loosened) {
 }
 END_TEST
 
+/* A (case, TP) whose timed runs the host's neighbours took more than 10 %
+ * of (the median of its runs) says so in its summary line; one below it,
+ * or with no such samples, does not. */
+START_TEST(test_report_busy_machine) {
+    ryz_results r;
+    build_results(&r, 0, "t");
+    const double steal[] = {0.02, 0.15, 0.13}, other[] = {0, 0.01, 0.3};
+    for (int i = 0; i < 3; i++) {
+        ryz_row_sample s = {.case_name = "alpha", .tp = 2, .metric = "host_steal_fraction",
+                            .iter = i, .value = steal[i]};
+        ryz_results_add_sample(&r, &s);
+        s.value = other[i], s.tp = 1;
+        snprintf(s.metric, sizeof s.metric, "host_other_load");
+        ryz_results_add_sample(&r, &s);
+    }
+    char *md = render(&r, 1);
+    const char *tp2 = strstr(md, "- TP=2: "), *tp1 = strstr(md, "- TP=1: ");
+    ck_assert_msg(tp2 && tp1, "%.3000s", md);
+    const char *busy = strstr(tp2, "; timed on a busy machine (the hypervisor took 13% of the "
+                                   "CPU time its CPUs wanted, other processes ran 0% of it");
+    ck_assert_msg(busy && busy < strchr(tp2, '\n'), "%.3000s", md);
+    ck_assert_msg(strstr(tp1, "busy") == NULL || strstr(tp1, "busy") > strchr(tp1, '\n'),
+                  "TP=1 (others' median 1%%) called busy:\n%.3000s", md);
+    free(md);
+    ryz_results_free(&r);
+}
+END_TEST
+
 /* ---- the binary ---- */
 
 START_TEST(test_show) {
@@ -706,6 +734,7 @@ static Suite *report_suite(void) {
     tcase_add_test(lib, test_acceptance_not_recorded);
     tcase_add_test(lib, test_show_check_list);
     tcase_add_test(lib, test_report_loosened);
+    tcase_add_test(lib, test_report_busy_machine);
     tcase_add_test(cli, test_show);
     tcase_add_test(cli, test_bad_files);
     tcase_add_test(cli, test_plot);

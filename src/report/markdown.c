@@ -1,6 +1,7 @@
 /* report/markdown.c: the Markdown scaling report (`ryz report`): setup,
  * a plain-language summary per case, the tables and links to the plots. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,29 @@ static void failed_clause(const ryz_checks *c, const char *name, int tp, FILE *f
         fputs("**", f);
 }
 
+/* The median of (case, tp)'s /samples of metric; NAN where it has none. */
+static double sample_median(const ryz_results *r, const char *name, int tp, const char *metric) {
+    int n = 0;
+    double *v = ryz_results_sample_values(r, name, tp, metric, &n);
+    double m = v ? ryz_stats_known_median(v, (size_t)n) : NAN;
+    free(v);
+    return m;
+}
+
+/* "; timed on a busy machine (...)" where the median over (case, tp)'s
+ * timed runs of what the host's neighbours took, stolen or run by other
+ * processes, passes RYZ_LOAD_DISTURBED, as `ryz suite` noted when it ran:
+ * a reader of the figures beside it should know. */
+static void busy_clause(const ryz_results *r, const char *name, int tp, FILE *f) {
+    double steal = sample_median(r, name, tp, "host_steal_fraction");
+    double other = sample_median(r, name, tp, "host_other_load");
+    if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED))
+        return;
+    fprintf(f, "; timed on a busy machine (the hypervisor took %.0f%% of the CPU time its CPUs "
+            "wanted, other processes ran %.0f%% of it: medians over the runs)",
+            isnan(steal) ? 0 : 100 * steal, isnan(other) ? 0 : 100 * other);
+}
+
 /* One case of the summary: what ran, the baseline's speed, a sentence per
  * checked TP degree, with the acceptance checks it failed. */
 static void write_case_summary(const ryz_results *r, const ryz_checks *checks, const char *name,
@@ -178,6 +202,7 @@ static void write_case_summary(const ryz_results *r, const ryz_checks *checks, c
             continue;
         ryz_report_summary(r, name, tps[i], sentence, sizeof sentence);
         fprintf(f, "- %s", sentence);
+        busy_clause(r, name, tps[i], f);
         failed_clause(checks, name, tps[i], f);
         fputc('\n', f);
     }
