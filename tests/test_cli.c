@@ -648,6 +648,28 @@ START_TEST(test_model_too_large_for_memory) {
 }
 END_TEST
 
+/* The KV cache counts too: a tiny model's 0.7 MB of weights fit in 2 MB,
+ * but not with the 4.2 MB cache of 4096 positions. */
+START_TEST(test_kv_cache_too_large_for_memory) {
+    char suite[32];
+    const char *model = "synthetic:tiny,seq_len=4096";
+    temp_file_with(suite, "[suite]\n[case c]\nmodel = synthetic:tiny,seq_len=4096\n"
+                          "prompt = 1 2\ntp = 1\n");
+    char cmds[3][128];
+    snprintf(cmds[0], sizeof cmds[0], "generate --model %s --prompt-ids 1 --new-tokens 1", model);
+    snprintf(cmds[1], sizeof cmds[1], "bench --model %s --prompt-len 8", model);
+    snprintf(cmds[2], sizeof cmds[2], "suite %s", suite);
+    for (int i = 0; i < 3; i++) {
+        test_run r = test_run_ryz("RYZ_TEST_MEM_AVAILABLE=2000000", cmds[i]);
+        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 && strstr(r.err, "KV cache") &&
+                          strstr(r.err, "more than the 2.0 MB this machine has available"),
+                      "ryz %s: exit %d\n%s", cmds[i], r.code, r.err);
+        test_run_free(&r);
+    }
+    unlink(suite);
+}
+END_TEST
+
 START_TEST(test_suite_missing_file) {
     expect_one_line_error("suite /nonexistent/ryz/none.ini", 2, "/nonexistent/ryz/none.ini");
     expect_one_line_error("suite", 2, "FILE");
@@ -918,6 +940,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_missing_file);
     tcase_add_test(tc, test_outputs_keep_inputs);
     tcase_add_test(tc, test_model_too_large_for_memory);
+    tcase_add_test(tc, test_kv_cache_too_large_for_memory);
     tcase_add_test(tc, test_dump_keeps_default_tokenizer);
     tcase_add_test(tc, test_suite_cuda_refusals);
     tcase_add_test(tc, test_info);

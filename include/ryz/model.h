@@ -39,6 +39,10 @@ ryz_status ryz_config_validate(const ryz_model_config *cfg, int tp);
 void ryz_shard_plan(const ryz_model_config *cfg, int tp, int rank, ryz_shard *out);
 /* Total parameter bytes of the unsharded model (float32). */
 size_t ryz_model_weight_bytes(const ryz_model_config *cfg);
+/* Bytes of the unsharded model's KV cache (float32 keys and values of
+ * seq_len positions, every layer) for `batch` sequences; the ranks'
+ * caches sum to at least this (more where KV heads are replicated). */
+size_t ryz_model_kv_bytes(const ryz_model_config *cfg, int batch);
 /* Bytes of weights a rank reads per decoded token (all matrices, one
  * embedding row): the numerator of the decode roofline. */
 size_t ryz_model_bytes_per_token(const ryz_model_config *cfg, const ryz_shard *s);

@@ -621,8 +621,9 @@ int ryz_cmd_bench(int argc, char **argv) {
                        a.new_tokens, a.model, cfg.seq_len);
     if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) { /* the f32 model at least */
         char what[160];
-        snprintf(what, sizeof what, "%s: its f32 weights", a.model);
-        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg), what);
+        snprintf(what, sizeof what, "%s: its f32 weights and KV cache", a.model);
+        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg) + ryz_model_kv_bytes(&cfg, 1),
+                                     what);
     }
     const char *opts[] = {"--model", "-o"}, *paths[] = {a.model, a.out};
     if (st == RYZ_OK) st = ryz_args_distinct_files(2, 1, opts, paths);

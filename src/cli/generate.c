@@ -99,17 +99,18 @@ static ryz_status gen_parse(int argc, char **argv, gen_args *a, int *help) {
     return RYZ_OK;
 }
 
-/* The cpu backend's weights of this node's ranks (all of them when ryz
- * launches the job; under mpirun, the node's share of the tp shards)
- * against the memory available, before any rank builds its shard. */
+/* The cpu backend's weights and KV cache of this node's ranks (all of
+ * them when ryz launches the job; under mpirun, the node's share of the tp
+ * shards) against the memory available, before any rank builds its
+ * shard. */
 static ryz_status gen_check_memory(const gen_args *a, const ryz_model_config *cfg) {
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     int here = local && atoi(local) > 0 && atoi(local) < a->tp ? atoi(local) : a->tp;
-    double bytes = (double)ryz_model_weight_bytes(cfg) * ryz_dtype_size(a->dtype) / 4 * here /
-                   a->tp;
+    double weights = (double)ryz_model_weight_bytes(cfg) * ryz_dtype_size(a->dtype) / 4;
+    double bytes = (weights + (double)ryz_model_kv_bytes(cfg, a->batch)) * here / a->tp;
     char what[160];
-    snprintf(what, sizeof what, "%s: the %s weights of %d rank(s) on this node", a->model,
-             ryz_dtype_name(a->dtype), here);
+    snprintf(what, sizeof what, "%s: the %s weights and KV cache of %d rank(s) on this node",
+             a->model, ryz_dtype_name(a->dtype), here);
     return ryz_mem_check_available((size_t)bytes, what);
 }
 

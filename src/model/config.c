@@ -181,6 +181,11 @@ size_t ryz_model_weight_bytes(const ryz_model_config *c) {
     return total * sizeof(float);
 }
 
+size_t ryz_model_kv_bytes(const ryz_model_config *c, int batch) {
+    size_t kvd = (size_t)c->dim / c->n_heads * c->n_kv_heads;
+    return 2 * (size_t)batch * c->n_layers * (size_t)c->seq_len * kvd * sizeof(float);
+}
+
 size_t ryz_model_bytes_per_token_as(const ryz_model_config *c, const ryz_shard *s,
                                     ryz_dtype dtype) {
     size_t hd = (size_t)s->head_dim, dim = (size_t)c->dim;

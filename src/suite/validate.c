@@ -110,8 +110,10 @@ static ryz_status check_whole_model(const ryz_suite_case *c, const ryz_model_con
                          "TP=1 baseline needs the whole model: give the checkpoint it was "
                          "sharded from (docs/checkpoints.md)", c->name, c->model, shard_tp);
     if (st == RYZ_OK)
-        st = ryz_mem_check_available(ryz_model_weight_bytes(cfg),
-                                     "the weights of its TP=1 f32 reference (all on one rank)");
+        st = ryz_mem_check_available(ryz_model_weight_bytes(cfg) +
+                                         ryz_model_kv_bytes(cfg, c->batch),
+                                     "the weights and KV cache of its TP=1 f32 reference (all "
+                                     "on one rank)");
     return st == RYZ_OK ? st : ryz_error_wrap(st, "case %s: %s", c->name, c->model);
 }
 
