@@ -626,47 +626,41 @@ START_TEST(test_dump_keeps_default_tokenizer) {
 }
 END_TEST
 
-/* A model larger than the memory available is refused before any rank
- * builds it (the kernel killed a rank mid-load, with no message): generate,
- * bench and suite, with the figure stood in by RYZ_TEST_MEM_AVAILABLE. */
-START_TEST(test_model_too_large_for_memory) {
-    char suite[32];
-    temp_file_with(suite, "[suite]\n[case c]\nmodel = synthetic:tiny\nprompt = 1 2\ntp = 1\n");
-    char cmds[3][128];
-    snprintf(cmds[0], sizeof cmds[0], "generate --model synthetic:tiny --prompt-ids 1");
-    snprintf(cmds[1], sizeof cmds[1], "bench --model synthetic:tiny --prompt-len 8");
+/* generate, bench and a suite of `model` each refused in one line (exit
+ * 2) with RYZ_TEST_MEM_AVAILABLE=`avail` standing in for the memory
+ * available, the line naming the model and holding `want` and `also`. */
+static void expect_memory_refused(const char *model, const char *avail, const char *want,
+                                  const char *also) {
+    char suite[32], text[128], env[64], cmds[3][128];
+    snprintf(text, sizeof text, "[suite]\n[case c]\nmodel = %s\nprompt = 1 2\ntp = 1\n", model);
+    temp_file_with(suite, text);
+    snprintf(env, sizeof env, "RYZ_TEST_MEM_AVAILABLE=%s", avail);
+    snprintf(cmds[0], sizeof cmds[0], "generate --model %s --prompt-ids 1 --new-tokens 1", model);
+    snprintf(cmds[1], sizeof cmds[1], "bench --model %s --prompt-len 8", model);
     snprintf(cmds[2], sizeof cmds[2], "suite %s", suite);
     for (int i = 0; i < 3; i++) {
-        test_run r = test_run_ryz("RYZ_TEST_MEM_AVAILABLE=1000", cmds[i]);
-        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 &&
-                          strstr(r.err, "synthetic:tiny") &&
-                          strstr(r.err, "more than the 0.0 MB this machine has available"),
+        test_run r = test_run_ryz(env, cmds[i]);
+        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 && strstr(r.err, model) &&
+                          strstr(r.err, want) && strstr(r.err, also),
                       "ryz %s: exit %d\n%s", cmds[i], r.code, r.err);
         test_run_free(&r);
     }
     unlink(suite);
+}
+
+/* A model larger than the memory available is refused before any rank
+ * builds it (the kernel killed a rank mid-load, with no message). */
+START_TEST(test_model_too_large_for_memory) {
+    expect_memory_refused("synthetic:tiny", "1000",
+                          "more than the 0.0 MB this machine has available", "weights");
 }
 END_TEST
 
 /* The KV cache counts too: a tiny model's 0.7 MB of weights fit in 2 MB,
  * but not with the 4.2 MB cache of 4096 positions. */
 START_TEST(test_kv_cache_too_large_for_memory) {
-    char suite[32];
-    const char *model = "synthetic:tiny,seq_len=4096";
-    temp_file_with(suite, "[suite]\n[case c]\nmodel = synthetic:tiny,seq_len=4096\n"
-                          "prompt = 1 2\ntp = 1\n");
-    char cmds[3][128];
-    snprintf(cmds[0], sizeof cmds[0], "generate --model %s --prompt-ids 1 --new-tokens 1", model);
-    snprintf(cmds[1], sizeof cmds[1], "bench --model %s --prompt-len 8", model);
-    snprintf(cmds[2], sizeof cmds[2], "suite %s", suite);
-    for (int i = 0; i < 3; i++) {
-        test_run r = test_run_ryz("RYZ_TEST_MEM_AVAILABLE=2000000", cmds[i]);
-        ck_assert_msg(r.code == 2 && count_lines(r.err) == 1 && strstr(r.err, "KV cache") &&
-                          strstr(r.err, "more than the 2.0 MB this machine has available"),
-                      "ryz %s: exit %d\n%s", cmds[i], r.code, r.err);
-        test_run_free(&r);
-    }
-    unlink(suite);
+    expect_memory_refused("synthetic:tiny,seq_len=4096", "2000000",
+                          "more than the 2.0 MB this machine has available", "KV cache");
 }
 END_TEST
 

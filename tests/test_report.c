@@ -378,15 +378,13 @@ START_TEST(test_acceptance_verdict) {
         "  FAIL beta                 tp 4   speedup                             3.1 >= 3.8",
         "not measured: no all_reduce of 12 B",
         "\nsuite t: FAIL (2 failed checks of 3)\n"};
-    for (size_t i = 0; i < sizeof in_show / sizeof in_show[0]; i++)
-        ck_assert_msg(strstr(show, in_show[i]), "'%s' not in:\n%.3000s", in_show[i], show);
+    test_assert_all_in(show, in_show, sizeof in_show / sizeof in_show[0]);
     const char *in_md[] = {"> **Verdict: FAIL.** 2 of 3 acceptance checks failed:",
                            "> - case `beta` TP=4: speedup 3.1, needs >= 3.8\n",
                            "**FAILED acceptance: speedup, allreduce_p99_us**",
                            "## Acceptance checks",
                            "| beta | 4 | speedup | 3.1 | >= 3.8 | **FAIL** |  |"};
-    for (size_t i = 0; i < sizeof in_md / sizeof in_md[0]; i++)
-        ck_assert_msg(strstr(md, in_md[i]), "'%s' not in:\n%.3000s", in_md[i], md);
+    test_assert_all_in(md, in_md, sizeof in_md / sizeof in_md[0]);
     ck_assert_msg(strstr(md, "Verdict: FAIL") < strstr(md, "## Setup"), "verdict not first");
     const char *alpha2 = strstr(md, "- TP=2: 1.86x"); /* alpha's: passed every check */
     ck_assert_ptr_nonnull(alpha2);
@@ -535,8 +533,7 @@ START_TEST(test_show) {
                              "all_gather",
                              "/memory: 10 rows",
                              "/samples: 1 row"};
-    for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++)
-        ck_assert_msg(strstr(r.out, needles[i]), "'%s' not in:\n%s", needles[i], r.out);
+    test_assert_all_in(r.out, needles, sizeof needles / sizeof needles[0]);
     ck_assert_msg(strstr(r.out, "case alpha") < strstr(r.out, "case beta"), "case order");
     ck_assert_msg(!strstr(r.out, "/correctness:"), "raw correctness table printed");
     run_free(&r);

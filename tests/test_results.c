@@ -496,12 +496,17 @@ START_TEST(test_schema_version_refused) {
 }
 END_TEST
 
-/* Reads the fixture at path, which must be of `version` with collectives,
- * and checks that the schema 3 columns read as 0, the schema 4 and 5
- * attributes as NULL, the schema 5 table as empty. */
-static void read_old_fixture(const char *path, int32_t version, ryz_results *r) {
+/* Reads the fixture at path into *r, which must say schema `version`. */
+static void read_fixture(const char *path, int32_t version, ryz_results *r) {
     ck_assert_msg(ryz_results_read(path, r) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_int_eq(r->meta.schema_version, version);
+}
+
+/* read_fixture of a file before schema 3 with collectives, and checks
+ * that the schema 3 columns read as 0, the schema 4 and 5 attributes as
+ * NULL, the schema 5 table as empty. */
+static void read_old_fixture(const char *path, int32_t version, ryz_results *r) {
+    read_fixture(path, version, r);
     ck_assert_ptr_null(r->meta.blas);
     ck_assert_ptr_null(r->meta.kind);
     ck_assert_uint_eq(r->n_acceptance, 0);
@@ -547,9 +552,6 @@ START_TEST(test_schema2_file_reads) {
 }
 END_TEST
 
-/* A version 3 file (`ryz suite suites/quick.ini` on two ranks, written by
- * the version 3 writer at b387dea): its collectives' schema 3 columns
- * read, and the BLAS it ran, which it did not record, reads as NULL. */
 /* What ryz_results_print writes for r (malloc'd). */
 static char *printout(const ryz_results *r) {
     char *text = NULL;
@@ -561,11 +563,12 @@ static char *printout(const ryz_results *r) {
     return text;
 }
 
+/* A version 3 file (`ryz suite suites/quick.ini` on two ranks, written by
+ * the version 3 writer at b387dea): its collectives' schema 3 columns
+ * read, and the BLAS it ran, which it did not record, reads as NULL. */
 START_TEST(test_schema3_file_reads) {
     ryz_results r;
-    ck_assert_msg(ryz_results_read("tests/data/results-schema3.h5", &r) == RYZ_OK, "%s",
-                  ryz_last_error());
-    ck_assert_int_eq(r.meta.schema_version, 3);
+    read_fixture("tests/data/results-schema3.h5", 3, &r);
     ck_assert_ptr_null(r.meta.blas);
     ck_assert_str_eq(r.meta.suite_name, "quick");
     ck_assert_uint_gt(r.n_collectives, 0);
@@ -585,9 +588,7 @@ END_TEST
  * both were not recorded. */
 START_TEST(test_schema4_file_reads) {
     ryz_results r;
-    ck_assert_msg(ryz_results_read("tests/data/results-schema4.h5", &r) == RYZ_OK, "%s",
-                  ryz_last_error());
-    ck_assert_int_eq(r.meta.schema_version, 4);
+    read_fixture("tests/data/results-schema4.h5", 4, &r);
     ck_assert_ptr_nonnull(r.meta.blas);
     ck_assert_ptr_null(r.meta.kind);
     ck_assert_uint_eq(r.n_acceptance, 0);
@@ -608,9 +609,7 @@ END_TEST
  * host-load samples (they came with schema 6). */
 START_TEST(test_schema5_file_reads) {
     ryz_results r;
-    ck_assert_msg(ryz_results_read("tests/data/results-schema5.h5", &r) == RYZ_OK, "%s",
-                  ryz_last_error());
-    ck_assert_int_eq(r.meta.schema_version, 5);
+    read_fixture("tests/data/results-schema5.h5", 5, &r);
     ck_assert_str_eq(r.meta.kind, RYZ_KIND_SUITE);
     ck_assert_uint_eq(r.n_acceptance, 6);
     int scaling = 0;
@@ -916,8 +915,7 @@ START_TEST(test_print) {
                           "all_reduce_us@4",
                           "(5.0 MiB)",
                           "mem_efficiency"};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        ck_assert_msg(strstr(text, want[i]), "'%s' not in:\n%s", want[i], text);
+    test_assert_all_in(text, want, sizeof want / sizeof want[0]);
     free(text);
     ryz_results_free(&r);
 }

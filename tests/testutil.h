@@ -138,6 +138,13 @@ static inline void test_write_hello_tokenizer(const char *path) {
     test_write_tokenizer(path, pieces, scores, (int)(sizeof pieces / sizeof pieces[0]));
 }
 
+/* Every one of the n strings of want is in text; the first missing one
+ * fails the test, with (the start of) text. */
+static inline void test_assert_all_in(const char *text, const char *const *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(strstr(text, want[i]), "'%s' not in:\n%.3000s", want[i], text);
+}
+
 /* A child process that spins on a CPU until test_spin_stop, or at most
  * 120 s (its alarm), so that a test that fails between the two, or runs
  * with CK_FORK=no, leaves no spinner behind. */
