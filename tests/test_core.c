@@ -363,6 +363,8 @@ START_TEST(test_cpu_steal) {
     ck_assert_double_eq_tol(ryz_cpu_steal_fraction(&a, &b), 30.0 / 100.0, 1e-12);
     ck_assert(isnan(ryz_cpu_steal_fraction(&a, &a))); /* no tick passed */
     ck_assert(isnan(ryz_cpu_steal_fraction(&b, &a)));
+    ck_assert(ryz_load_disturbed(0.11, NAN) && ryz_load_disturbed(0, 0.2));
+    ck_assert(!ryz_load_disturbed(0.1, 0.1) && !ryz_load_disturbed(NAN, NAN));
     ck_assert_int_eq(ticks_of(dir, "cpu  1 2 3 4 5 6 7\n", &b), RYZ_OK); /* before steal */
     ck_assert_uint_eq(b.steal, 0);
     ck_assert_int_eq(ticks_of(dir, "intr 1 2 3\n", &b), RYZ_EIO);

@@ -127,6 +127,9 @@ typedef struct {
 /* Past this median share of stolen or others' CPU time, timed runs are
  * reported as a busy machine's. */
 #define RYZ_LOAD_DISTURBED 0.10
+/* Whether either share (NAN: unknown, not past it) is past
+ * RYZ_LOAD_DISTURBED. */
+int ryz_load_disturbed(double steal, double other);
 /* All CPUs' ticks that must pass between two marks of n processes for a
  * share: RYZ_LOAD_MIN_TICKS x (n + 1). Each counter read is cut to a
  * whole tick, the host's and each process's, and others' share is clipped

@@ -386,9 +386,8 @@ static void print_host_load(const bench_samples *s) {
     if (isnan(steal) || isnan(other)) return;
     printf("  host load during decode %8.1f %%      of the CPU time other processes ran; %.1f %% "
            "the hypervisor took%s\n", 100 * other, 100 * steal,
-           other > RYZ_LOAD_DISTURBED || steal > RYZ_LOAD_DISTURBED
-               ? " (a busy machine: these timings are not its best)"
-               : "");
+           ryz_load_disturbed(steal, other) ? " (a busy machine: these timings are not its best)"
+                                            : "");
 }
 
 /* Prints one configuration against its limits; returns the decode

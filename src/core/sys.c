@@ -262,6 +262,10 @@ void ryz_load_between(const ryz_load_mark *a, const ryz_load_mark *b, double *st
     *other = fmax(0, busy - ours) / (double)(b->cpu.total - a->cpu.total);
 }
 
+int ryz_load_disturbed(double steal, double other) {
+    return steal > RYZ_LOAD_DISTURBED || other > RYZ_LOAD_DISTURBED;
+}
+
 ryz_status ryz_mem_peak_reset(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
     int ok = f && fputs("5", f) >= 0;

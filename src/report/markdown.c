@@ -164,7 +164,7 @@ static double sample_median(const ryz_results *r, const char *name, int tp, cons
 static void busy_clause(const ryz_results *r, const char *name, int tp, FILE *f) {
     double steal = sample_median(r, name, tp, "host_steal_fraction");
     double other = sample_median(r, name, tp, "host_other_load");
-    if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED))
+    if (!ryz_load_disturbed(steal, other))
         return;
     fprintf(f, "; timed on a busy machine (the hypervisor took %.0f%% of the CPU time its CPUs "
             "wanted, other processes ran %.0f%% of it: medians over the runs)",

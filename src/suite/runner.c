@@ -302,7 +302,7 @@ static double bw_of(const bw_table *t, int k) {
 static void note_disturbed(const case_ctx *k, int tp, const run_samples *rs) {
     double steal = ryz_stats_known_median(rs->steal, (size_t)rs->n);
     double other = ryz_stats_known_median(rs->other, (size_t)rs->n);
-    if (!(steal > RYZ_LOAD_DISTURBED) && !(other > RYZ_LOAD_DISTURBED)) return;
+    if (!ryz_load_disturbed(steal, other)) return;
     fprintf(stderr, "ryz: note: case %s tp=%d: other processes ran %.0f %% of this host's CPU "
             "time and the hypervisor took %.0f %% of what its CPUs wanted (medians over the "
             "timed runs): these timings are a busy machine's\n", k->c->name, tp, 100 * other,
