@@ -202,34 +202,44 @@ static int run_undisturbed(const ryz_results *r, const char *name, int tp, int i
     return 1;
 }
 
-/* What the machine could have read while each of decode row d's timed
- * runs decoded, in GB: its decode seconds times the bandwidth read between
- * its steps, or the bytes it did stream where that was more (bandwidth_of's
- * rule, run by run). *n_all gets how many runs were probed one by one (as many
- * read_bandwidth_gbs samples as decode_s, the same runs in the same order:
- * the runner writes each run's samples together, in run order; 0 when
- * they are not paired so), *n_clean how many of them run_undisturbed; the
- * median of the clean ones where clean, else of all, 0 with fewer than
- * two. */
-static double run_capacity(const ryz_results *r, const ryz_row_timing *d, int clean,
-                           int *n_all, int *n_clean) {
-    int nd = 0, nb = 0, n = 0;
+/* What the machine could have read while a decode row's timed runs
+ * decoded, in GB, run by run: each run's decode seconds times the
+ * bandwidth read between its steps, or the bytes it did stream where that
+ * was more (bandwidth_of's rule). The median over every run and over the
+ * runs run_undisturbed (0 with fewer than two), and how many each is of:
+ * n_all counts the runs probed one by one (as many read_bandwidth_gbs
+ * samples as decode_s, the runner writing each run's together, in run
+ * order; 0 when they are not paired so). */
+typedef struct {
+    double all, clean;
+    int n_all, n_clean;
+} run_capacity;
+
+/* The median of x[0..n), or 0 with fewer than two. */
+static double median_of_two_or_more(double *x, int n) {
+    ryz_stats q;
+    if (n < 2) return 0;
+    ryz_stats_compute(x, (size_t)n, &q);
+    return q.median;
+}
+
+/* run_capacity of decode row d (zeros for NULL). */
+static run_capacity capacity_of(const ryz_results *r, const ryz_row_timing *d) {
+    run_capacity c = {0};
+    if (!d) return c;
+    int nd = 0, nb = 0;
     double *dec = ryz_results_sample_values(r, d->case_name, d->tp, "decode_s", &nd);
     double *bw = ryz_results_sample_values(r, d->case_name, d->tp, "read_bandwidth_gbs", &nb);
-    double streamed = d->read_bandwidth_gbs * d->roofline_fraction * d->median_s, med = 0;
-    *n_all = dec && bw && nd == nb ? nb : 0, *n_clean = 0;
-    for (int i = 0; i < *n_all; i++) {
-        int left_alone = run_undisturbed(r, d->case_name, d->tp, i);
-        *n_clean += left_alone;
-        if (!clean || left_alone) dec[n++] = fmax(dec[i] * bw[i], streamed);
+    double streamed = d->read_bandwidth_gbs * d->roofline_fraction * d->median_s;
+    c.n_all = dec && bw && nd == nb ? nb : 0;
+    for (int i = 0; i < c.n_all; i++) {
+        dec[i] = fmax(dec[i] * bw[i], streamed);
+        /* bw[i] is read; the clean runs' capacities fill bw from the front */
+        if (run_undisturbed(r, d->case_name, d->tp, i)) bw[c.n_clean++] = dec[i];
     }
-    if (n >= 2) {
-        ryz_stats q;
-        ryz_stats_compute(dec, (size_t)n, &q);
-        med = q.median;
-    }
+    c.clean = median_of_two_or_more(bw, c.n_clean), c.all = median_of_two_or_more(dec, c.n_all);
     free(dec), free(bw);
-    return med;
+    return c;
 }
 
 /* The runs bandwidth_scaling holds to each other: where the neighbours
@@ -238,29 +248,28 @@ static double run_capacity(const ryz_results *r, const ryz_row_timing *d, int cl
  * VM's hypervisor takes a tenth of a lock-stepped pair's time in some
  * minutes and none in others, and the check measures ryz and the memory,
  * not the neighbours); else every run. *c1 and *c are the two medians of
- * run_capacity (0: not probed one by one), `which` says which runs. */
+ * capacity_of (0: not probed one by one), `which` says which runs. */
 #define SCALING_MIN_CLEAN 3
 static void scaling_runs(const ryz_results *r, const ryz_row_timing *d1, const ryz_row_timing *d,
                          double *c1, double *c, char *which, size_t cap) {
-    int a1 = 0, k1 = 0, a = 0, k = 0;
-    *c1 = d1 ? run_capacity(r, d1, 0, &a1, &k1) : 0, *c = run_capacity(r, d, 0, &a, &k);
+    run_capacity x1 = capacity_of(r, d1), x = capacity_of(r, d);
+    int a1 = x1.n_all, k1 = x1.n_clean, a = x.n_all, k = x.n_clean;
+    int clean = (k1 < a1 || k < a) && k1 >= SCALING_MIN_CLEAN && k >= SCALING_MIN_CLEAN;
+    *c1 = clean ? x1.clean : x1.all, *c = clean ? x.clean : x.all;
     which[0] = '\0';
-    if (k1 == a1 && k == a) return; /* every run left alone */
-    if (k1 < SCALING_MIN_CLEAN || k < SCALING_MIN_CLEAN) {
+    if (clean)
+        snprintf(which, cap, " (the runs the host's neighbours left alone: %d of %d at TP=1, "
+                 "%d of %d at TP=%d)", k1, a1, k, a, d->tp);
+    else if (k1 < a1 || k < a)
         snprintf(which, cap, " (all runs: the host's neighbours took > %.0f %% in %d of %d at "
                  "TP=1, %d of %d at TP=%d)", 100 * RYZ_LOAD_DISTURBED, a1 - k1, a1, a - k, a,
                  d->tp);
-        return;
-    }
-    *c1 = run_capacity(r, d1, 1, &a1, &k1), *c = run_capacity(r, d, 1, &a, &k);
-    snprintf(which, cap, " (the runs the host's neighbours left alone: %d of %d at TP=1, %d of %d "
-             "at TP=%d)", k1, a1, k, a, d->tp);
 }
 
 /* Decode speedup of (case, tp) over the read-bandwidth ratio bw(tp) / bw(1)
  * (NAN when a bandwidth or the speedup is missing); *why says which, with
  * the spread of each over the runs. Where both TP degrees' runs were
- * probed one by one, run by run: run_capacity at TP=1 over at TP=tp, the
+ * probed one by one, run by run: capacity_of at TP=1 over at TP=tp, the
  * same ratio with each run's time held to the bandwidth of its own
  * moments (the medians' ratio, in the note, pairs the median time of one
  * run with the median bandwidth of another). */
