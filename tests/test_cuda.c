@@ -1015,6 +1015,31 @@ static test_gen run_case(ryz_backend *b, ryz_comm *comm, const model_case *mc, c
     return g;
 }
 
+/* A model whose KV cache is twice the device's memory is refused before
+ * anything is allocated, with the device's figures in the message. */
+START_TEST(test_model_too_large_for_device) {
+    size_t free_b = 0, total = 0;
+    ck_assert_int_eq(ryz_cuda_mem_info(&g_gpu, &free_b, &total), RYZ_OK);
+    ryz_model_config cfg;
+    ck_assert_int_eq(ryz_model_source_parse("synthetic:15m", &cfg), RYZ_OK);
+    size_t per_position = ryz_model_kv_bytes(&cfg, 1) / (size_t)cfg.seq_len;
+    cfg.seq_len = (int)(2 * total / per_position);
+    size_t before[RYZ_MEM_NKINDS];
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++) before[k] = ryz_cuda_mem_bytes(&g_gpu, k);
+    ryz_model_opts o = {.max_batch = 1, .max_chunk = 4};
+    ryz_model *m = (ryz_model *)1;
+    ck_assert_int_eq(ryz_model_build(&cfg, g_self, &g_gpu, &o, &m), RYZ_EINVAL);
+    ck_assert_ptr_null(m);
+    const char *e = ryz_last_error();
+    ck_assert_msg(strstr(e, "KV cache of its shard") && strstr(e, "free on its cuda device"),
+                  "%s", e);
+    printf("test_cuda: seq_len %d refused: %s\n", cfg.seq_len, e);
+    for (int k = 0; k < RYZ_MEM_NKINDS; k++)
+        ck_assert_uint_eq(ryz_cuda_mem_bytes(&g_gpu, k), before[k]);
+    ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());
+}
+END_TEST
+
 /* The logits of `cand` pass the suite's fp32 gate against `base` (atol
  * 1e-4 of the logit range, rtol 1e-4) and the greedy ids are identical. */
 static void assert_same_run(const test_gen *base, const test_gen *cand, const model_case *mc,
@@ -1248,6 +1273,7 @@ static Suite *cuda_suite(void) {
     tcase_set_timeout(model, 300);
     tcase_add_loop_test(model, test_model_cuda_vs_cpu, 0, N_MODEL_CASES);
     tcase_add_loop_test(model, test_model_tp_on_device, 0, N_MODEL_CASES);
+    tcase_add_test(model, test_model_too_large_for_device);
     suite_add_tcase(s, model);
     TCase *runner = tcase_create("suite");
     tcase_set_timeout(runner, 300);

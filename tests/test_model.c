@@ -2039,6 +2039,64 @@ START_TEST(test_build_rejects) {
 }
 END_TEST
 
+/* The device of test_device_memory_check: g_dev_free bytes free, and
+ * every byte the model allocates on it counted in g_dev_used. */
+static size_t g_dev_free, g_dev_used;
+
+static ryz_status counted_mem_free(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+    (void)ctx;
+    *free_bytes = g_dev_free;
+    *total_bytes = (size_t)80e9;
+    return RYZ_OK;
+}
+
+static void *counted_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
+    g_dev_used += bytes;
+    return shadow_iface.alloc(ctx, kind, bytes);
+}
+
+/* Builds c with o on device backend b, given `free_bytes` free: the status. */
+static ryz_status build_given_free(ryz_backend *b, const ryz_model_config *c,
+                                   const ryz_model_opts *o, size_t free_bytes) {
+    ryz_model *m = (ryz_model *)1;
+    g_dev_free = free_bytes, g_dev_used = 0;
+    ryz_status st = ryz_model_build(c, self_comm, b, o, &m);
+    ck_assert(st == RYZ_OK ? m != NULL : m == NULL);
+    ryz_model_free(m);
+    return st;
+}
+
+/* A backend with memory of its own (cuda) refuses a shard whose matrices
+ * and KV cache exceed what it has free, before allocating anything, and
+ * names the sizes; a shard that fits in exactly the bytes its build
+ * allocates is built (the check's figure is a lower bound), and bf16
+ * weights are counted at their size. */
+START_TEST(test_device_memory_check) {
+    ryz_backend sb;
+    shadow_init(&sb);
+    ryz_backend_iface dev = shadow_iface;
+    dev.mem_free = counted_mem_free, dev.alloc = counted_alloc, sb.iface = &dev;
+    ryz_model_config c = parse_ok("synthetic:tiny,seq_len=256");
+    ryz_model_opts o = {.max_batch = 2, .max_chunk = 4};
+    ck_assert_int_eq(build_given_free(&sb, &c, &o, SIZE_MAX), RYZ_OK);
+    size_t used = g_dev_used;
+    ck_assert_int_eq(build_given_free(&sb, &c, &o, used), RYZ_OK);
+    ryz_shard sh;
+    ryz_shard_plan(&c, 1, 0, &sh);
+    size_t need = ryz_model_bytes_per_token(&c, &sh) + ryz_model_kv_bytes(&c, 2);
+    ck_assert_uint_le(need, used);
+    ck_assert_uint_gt(ryz_model_kv_bytes(&c, 2), ryz_model_kv_bytes(&c, 1));
+    ck_assert_int_eq(build_given_free(&sb, &c, &o, need - 1), RYZ_EINVAL);
+    assert_error_has("rank 0: the f32 weights and KV cache of its shard");
+    assert_error_has("more than the");
+    assert_error_has("free on its shadow device (of 80.0 GB)");
+    ck_assert_uint_eq(g_dev_used, 0);
+    o.dtype = RYZ_DTYPE_BF16;
+    ck_assert_int_eq(build_given_free(&sb, &c, &o, need - 1), RYZ_OK);
+    ryz_backend_free(&sb);
+}
+END_TEST
+
 /* bf16 weights: half the matrix bytes (norms and embedding stay float),
  * logits near the fp32 model's but not equal to them (the weights really
  * are rounded), and an unknown dtype refused before any allocation. */
@@ -2487,6 +2545,7 @@ static Suite *model_suite(void) {
     tcase_add_test(tc, test_forward_rejects_bad_input);
     tcase_add_test(tc, test_build_free_accounting);
     tcase_add_test(tc, test_build_rejects);
+    tcase_add_test(tc, test_device_memory_check);
     tcase_add_test(tc, test_generate_consistency);
     tcase_add_test(tc, test_generate_step_hook);
     tcase_add_test(tc, test_model_on_shadow_backend);

@@ -98,6 +98,11 @@ size_t ryz_mem_available(void);
  * built, since past it the kernel kills a rank mid-load with no message.
  * OK when they fit or the figure is unknown. */
 ryz_status ryz_mem_check_available(size_t bytes, const char *what);
+/* EINVAL "WHAT: X GB, more than the Y GB WHERE; FIX" when `bytes` exceed
+ * `avail` (in GB, or MB where avail is under 1 GB): the message of every
+ * memory check, host or device. OK when they fit or avail is 0 (unknown). */
+ryz_status ryz_mem_check_fits(size_t bytes, size_t avail, const char *what, const char *where,
+                              const char *fix);
 /* CPU time of the whole machine, in ticks (USER_HZ), from the "cpu " line
  * of /proc/stat: busy is what its CPUs ran (user, nice, system, irq,
  * softirq; guests are counted in user), steal what the hypervisor ran

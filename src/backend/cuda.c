@@ -738,6 +738,14 @@ static void cuda_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *p
     *peak = c->peak[kind];
 }
 
+/* The vtable's mem_free: the device's, as cudaMemGetInfo gives them. */
+static ryz_status cuda_mem_free(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+    const cuda_ctx *c = ctx;
+    *free_bytes = *total_bytes = 0;
+    cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
+    return e == cudaSuccess ? RYZ_OK : cu_fail(e, "cudaMemGetInfo on device %d", c->device);
+}
+
 /* Frees everything c holds (on a partly built c too). */
 static void ctx_destroy(cuda_ctx *c) {
     size_t leaked = c->n_blocks - (c->workspace ? 1 : 0) - (c->wide ? 1 : 0);
@@ -783,6 +791,7 @@ static const ryz_backend_iface cuda_iface = {
     .mask_cols = cuda_mask_cols,
     .sync = cuda_sync,
     .mem_usage = cuda_mem_usage,
+    .mem_free = cuda_mem_free,
     .pin_host = cuda_pin_host,
     .unpin_host = cuda_unpin_host,
     .record_begin = cuda_record_begin,
@@ -906,9 +915,7 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     *free_bytes = *total_bytes = 0;
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_mem_info", &c);
-    if (st != RYZ_OK)
-        return st;
-    return cu_check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+    return st == RYZ_OK ? cuda_mem_free(c, free_bytes, total_bytes) : st;
 }
 
 int ryz_cuda_host_pinned(const void *p) {

@@ -183,14 +183,19 @@ size_t ryz_mem_available(void) {
 }
 
 ryz_status ryz_mem_check_available(size_t bytes, const char *what) {
-    size_t avail = ryz_mem_available();
+    return ryz_mem_check_fits(bytes, ryz_mem_available(), what,
+                              "this machine has available (MemAvailable)",
+                              "use a smaller model or a machine with more memory");
+}
+
+ryz_status ryz_mem_check_fits(size_t bytes, size_t avail, const char *what, const char *where,
+                              const char *fix) {
     if (avail == 0 || bytes <= avail) return RYZ_OK;
-    int gb = avail >= 1000000000; /* GB, or MB where less than 1 GB is available */
+    int gb = avail >= 1000000000;
     double unit = gb ? 1e9 : 1e6;
-    return ryz_error(RYZ_EINVAL, "%s: %.1f %s, more than the %.1f %s this machine has available "
-                     "(MemAvailable); use a smaller model or a machine with more memory", what,
-                     (double)bytes / unit, gb ? "GB" : "MB", (double)avail / unit,
-                     gb ? "GB" : "MB");
+    const char *name = gb ? "GB" : "MB";
+    return ryz_error(RYZ_EINVAL, "%s: %.1f %s, more than the %.1f %s %s; %s", what,
+                     (double)bytes / unit, name, (double)avail / unit, name, where, fix);
 }
 
 ryz_status ryz_cpu_ticks_read(const char *path, ryz_cpu_ticks *t) {

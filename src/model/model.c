@@ -399,6 +399,28 @@ static ryz_status check_dtype(ryz_dtype dtype, const ryz_backend *b) {
                      b->iface->name, has_bf16 ? " or bf16" : " only");
 }
 
+/* The shard's matrices in opts' dtype and its KV cache, a lower bound of
+ * what the build allocates, against the memory backend b has free when it
+ * is not the host's (cuda): a model that cannot fit is refused with its
+ * sizes before anything loads, not by a cudaMalloc halfway through. */
+static ryz_status check_backend_memory(const ryz_model_config *c, const ryz_shard *s,
+                                       const ryz_model_opts *o, ryz_backend *b) {
+    size_t free_bytes = 0, total = 0;
+    if (!b->iface->mem_free) return RYZ_OK;
+    ryz_status st = b->iface->mem_free(b->ctx, &free_bytes, &total);
+    if (st != RYZ_OK) return st;
+    double kv = 2.0 * o->max_batch * c->n_layers * c->seq_len * s->kv_heads * s->head_dim * 4;
+    double need = (double)ryz_model_bytes_per_token_as(c, s, o->dtype) + kv;
+    char what[96], where[96];
+    snprintf(what, sizeof what, "rank %d: the %s weights and KV cache of its shard", s->rank,
+             ryz_dtype_name(o->dtype));
+    snprintf(where, sizeof where, "free on its %s device (of %.1f GB)", b->iface->name,
+             (double)total / 1e9);
+    return ryz_mem_check_fits(need < (double)SIZE_MAX ? (size_t)need : SIZE_MAX, free_bytes,
+                              what, where, "use more ranks, bf16 weights, a shorter seq_len "
+                              "or a smaller model");
+}
+
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, ryz_comm *comm,
                                 ryz_backend *backend, const ryz_model_opts *opts,
                                 ryz_model **out) {
@@ -409,7 +431,10 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
     if (opts->max_batch < 1 || opts->max_chunk < 1 || opts->max_chunk > cfg->seq_len)
         return ryz_error(RYZ_EINVAL, "batch %d and chunk %d must be >= 1, chunk <= seq_len %d",
                          opts->max_batch, opts->max_chunk, cfg->seq_len);
+    ryz_shard sh;
+    ryz_shard_plan(cfg, tp, ryz_comm_rank(comm), &sh);
     st = check_dtype(opts->dtype, backend);
+    if (st == RYZ_OK) st = check_backend_memory(cfg, &sh, opts, backend);
     if (st != RYZ_OK) return st;
     ryz_model *m = calloc(1, sizeof *m);
     if (!m) return ryz_error(RYZ_ENOMEM, "out of memory for the model");
@@ -417,7 +442,7 @@ ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, r
     m->opts = *opts;
     m->comm = comm;
     m->be = backend;
-    ryz_shard_plan(cfg, tp, ryz_comm_rank(comm), &m->sh);
+    m->sh = sh;
     const char *skew = getenv("RYZ_TEST_SHARD_SKEW");
     if (skew && strcmp(skew, "1") == 0) shard_skew = 1;
     const char *graphs = getenv("RYZ_CUDA_GRAPHS");
