@@ -153,11 +153,10 @@ __device__ __forceinline__ float ryz_silu_mul(float a, float b) {
 }
 
 // What a decode GEMV launch computes (the GEMV kernels' MODE): one
-// product, a pair of one x and shape (ryz_pair_mode + 1), or up to
-// RYZ_K_MULTI_MAX products of one x (ryz_gemv_segs).
-enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_BOTH = 1, RYZ_GEMV_SWIGLU = 2, RYZ_GEMV_MULTI = 3 };
-static_assert(RYZ_GEMV_BOTH == 1 + RYZ_PAIR_BOTH && RYZ_GEMV_SWIGLU == 1 + RYZ_PAIR_SWIGLU,
-              "a pair's GEMV mode is its ryz_pair_mode + 1");
+// product, SwiGLU's pair of one x and shape (matmul_pair), or up to
+// RYZ_K_MULTI_MAX products of one x (ryz_gemv_segs). RYZ_GEMV_MODES: how
+// many, the rows of a launcher table.
+enum { RYZ_GEMV_ONE = 0, RYZ_GEMV_SWIGLU = 1, RYZ_GEMV_MULTI = 2, RYZ_GEMV_MODES = 3 };
 
 // The launchers f<N, MODE> for N = 1..8 (RYZ_K_GEMV_MAX_N), indexed by
 // N - 1: a GEMV's table of instantiations for one mode.
@@ -227,18 +226,11 @@ static inline int ryz_gemv_segs_fill(ryz_gemv_segs *sg, int count, float *const 
     return 1;
 }
 
-// Stores element i of a GEMV's result from s, the sums of its matrices:
-// y1 = s[0] (ONE, MULTI), y1 = s[0] and y2 = s[1] (BOTH), y1 =
-// silu(s[0]) * s[1] (SWIGLU).
+// Stores element i of a GEMV's result y from s, the sums of its
+// matrices: s[0] (ONE, MULTI), silu(s[0]) * s[1] (SWIGLU).
 template <int MODE>
-__device__ __forceinline__ void ryz_gemv_store(float *y1, float *y2, size_t i, const float *s) {
-    if (MODE == RYZ_GEMV_SWIGLU) {
-        y1[i] = ryz_silu_mul(s[0], s[1]);
-    } else {
-        y1[i] = s[0];
-        if (MODE == RYZ_GEMV_BOTH)
-            y2[i] = s[1];
-    }
+__device__ __forceinline__ void ryz_gemv_store(float *y, size_t i, const float *s) {
+    y[i] = MODE == RYZ_GEMV_SWIGLU ? ryz_silu_mul(s[0], s[1]) : s[0];
 }
 
 #endif

@@ -101,17 +101,15 @@ cudaError_t ryz_k_f32_gemv_multi(int count, float *const *y, const float *const 
 cudaError_t ryz_k_bf16_gemv_multi(int count, float *const *y, const uint16_t *const *w,
                                   const int *out, const float *x, int n, int in, cudaStream_t s);
 /* The pair of products matmul_pair describes (include/ryz/backend.h) in
- * one launch: y1 and y2 (n, out) from x (n, in), W1 and W2 (out, in)
- * fp32 as ryz_k_f32_gemv takes them (same limits). y2 is not written for
- * RYZ_PAIR_SWIGLU (may be NULL). */
-cudaError_t ryz_k_f32_gemv_pair(ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                                const float *w1, const float *w2, int n, int in, int out,
-                                cudaStream_t s);
+ * one launch: y (n, out) = silu(x . W1^T) * (x . W2^T), x (n, in), W1 and
+ * W2 (out, in) fp32 as ryz_k_f32_gemv takes them (same limits). The
+ * second product never leaves the kernel, so it needs no scratch. */
+cudaError_t ryz_k_f32_gemv_pair(float *y, const float *x, const float *w1, const float *w2, int n,
+                                int in, int out, cudaStream_t s);
 /* The same with W1 and W2 bf16 as ryz_k_bf16_gemv takes them; in % 16 == 0,
  * out % 4 == 0, x, W1 and W2 16-byte aligned (whole row groups only). */
-cudaError_t ryz_k_bf16_gemv_pair(ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                                 const uint16_t *w1, const uint16_t *w2, int n, int in, int out,
-                                 cudaStream_t s);
+cudaError_t ryz_k_bf16_gemv_pair(float *y, const float *x, const uint16_t *w1, const uint16_t *w2,
+                                 int n, int in, int out, cudaStream_t s);
 /* dst (rows, in) row-major fp32 = rows o0..o0+rows-1 of W (out, in) as
  * above. o0 a multiple of 4 and o0 + rows a multiple of 4 or out: whole
  * row groups, which occupy W's elements [o0 * in, (o0 + rows) * in). */

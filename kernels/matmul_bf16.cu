@@ -70,13 +70,12 @@ __device__ __forceinline__ void tiled_load(uint4 *v, const uint4 *gw, int j0, in
 // each thread always works on the same row: N accumulators (one per row
 // of x) per matrix suffice. Lanes holding the same row differ in bits 0, 3
 // and 4, so three shuffles sum a warp's share; shared memory adds the
-// block's warps', stored as MODE says (ryz_gemv_store; w2 and y2 are read
-// only by a pair, one product, whose block reads group g of both
-// matrices). The first
-// batch of W is loaded before ryz_k_pdl_wait (see gemv_f32_kernel).
+// block's warps', stored as MODE says (ryz_gemv_store; w2 is read only by
+// a pair, one product, whose block reads group g of both matrices). The
+// first batch of W is loaded before ryz_k_pdl_wait (see gemv_f32_kernel).
 template <int N, int MODE>
 static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
-    gemv_tiled_kernel(ryz_gemv_segs sg, float *y2, const float *x, const uint4 *w2, int in) {
+    gemv_tiled_kernel(ryz_gemv_segs sg, const float *x, const uint4 *w2, int in) {
     constexpr int M = ryz_gemv_mats<MODE>();
     __shared__ float part[GEMV_MAX_THREADS / 32][M][4][N];
     ryz_k_pdl_trigger();
@@ -140,7 +139,7 @@ static __global__ void __launch_bounds__(GEMV_MAX_THREADS)
             for (int k = 0; k < nt / 32; k++)
                 sum[m] += part[k][m][wr][r];
         }
-        ryz_gemv_store<MODE>(at.y, y2, (size_t)r * at.out + (size_t)(at.row + wr), sum);
+        ryz_gemv_store<MODE>(at.y, (size_t)r * at.out + (size_t)(at.row + wr), sum);
     }
 }
 
@@ -189,14 +188,13 @@ static int tiled_threads(int groups, int in) {
 // count 1) the row-major rest, rows sg.rows .. out - 1 of W; a pair or
 // several products come in whole groups only (the caller checked).
 template <int N, int MODE>
-static cudaError_t gemv_launch(const ryz_gemv_segs &sg, float *y2, const float *x,
-                               const uint16_t *w2, int in, int out, cudaStream_t s) {
+static cudaError_t gemv_launch(const ryz_gemv_segs &sg, const float *x, const uint16_t *w2, int in,
+                               int out, cudaStream_t s) {
     int groups = sg.rows / 4, row0 = sg.rows;
     cudaError_t e = cudaSuccess;
     if (groups > 0)
         e = ryz_k_launch(gemv_tiled_kernel<N, MODE>, (unsigned)groups,
-                         (unsigned)tiled_threads(groups, in), 0, s, sg, y2, x, (const uint4 *)w2,
-                         in);
+                         (unsigned)tiled_threads(groups, in), 0, s, sg, x, (const uint4 *)w2, in);
     if (MODE == RYZ_GEMV_ONE && e == cudaSuccess && row0 < out)
         e = ryz_k_launch(gemv_rows_kernel<N>,
                          (unsigned)((out - row0 + ROWS_WARPS - 1) / ROWS_WARPS), ROWS_WARPS * 32,
@@ -204,11 +202,11 @@ static cudaError_t gemv_launch(const ryz_gemv_segs &sg, float *y2, const float *
     return e;
 }
 
-typedef cudaError_t (*bf16_launch_fn)(const ryz_gemv_segs &, float *, const float *,
-                                      const uint16_t *, int, int, cudaStream_t);
-static const bf16_launch_fn bf16_launch[4][RYZ_K_BF16_GEMV_MAX_N] = {
-    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_ONE), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_BOTH),
-    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_SWIGLU), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_MULTI)};
+typedef cudaError_t (*bf16_launch_fn)(const ryz_gemv_segs &, const float *, const uint16_t *, int,
+                                      int, cudaStream_t);
+static const bf16_launch_fn bf16_launch[RYZ_GEMV_MODES][RYZ_K_BF16_GEMV_MAX_N] = {
+    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_ONE), RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_SWIGLU),
+    RYZ_K_GEMV_BY_N(gemv_launch, RYZ_GEMV_MULTI)};
 
 extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t *w, int n, int in,
                                        int out, cudaStream_t s) {
@@ -219,7 +217,7 @@ extern "C" cudaError_t ryz_k_bf16_gemv(float *y, const float *x, const uint16_t 
     sg.rows = in % 16 == 0 ? out - out % 4 : 0;
     if (n < 1 || n > RYZ_K_BF16_GEMV_MAX_N)
         return cudaErrorInvalidValue;
-    return bf16_launch[RYZ_GEMV_ONE][n - 1](sg, NULL, x, NULL, in, out, s);
+    return bf16_launch[RYZ_GEMV_ONE][n - 1](sg, x, NULL, in, out, s);
 }
 
 // Whether n, in and x suit the whole-group launches (_multi and _pair),
@@ -238,19 +236,18 @@ extern "C" cudaError_t ryz_k_bf16_gemv_multi(int count, float *const *y, const u
     for (int i = 0; i < count; i++)
         if (!w[i] || !y[i] || (uintptr_t)w[i] % 16 != 0)
             return cudaErrorInvalidValue;
-    return bf16_launch[RYZ_GEMV_MULTI][n - 1](sg, NULL, x, NULL, in, sg.rows, s);
+    return bf16_launch[RYZ_GEMV_MULTI][n - 1](sg, x, NULL, in, sg.rows, s);
 }
 
-extern "C" cudaError_t ryz_k_bf16_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
-                                            const float *x, const uint16_t *w1,
+extern "C" cudaError_t ryz_k_bf16_gemv_pair(float *y, const float *x, const uint16_t *w1,
                                             const uint16_t *w2, int n, int in, int out,
                                             cudaStream_t s) {
     ryz_gemv_segs sg = {};
-    if (!bf16_groups_fit(x, n, in) || !y1 || !w1 || !w2 || (mode == RYZ_PAIR_BOTH && !y2) ||
-        (uintptr_t)w1 % 16 != 0 || (uintptr_t)w2 % 16 != 0 ||
-        !ryz_gemv_segs_fill(&sg, 1, &y1, (const void *const *)&w1, &out, 4))
+    if (!bf16_groups_fit(x, n, in) || !y || !w1 || !w2 || (uintptr_t)w1 % 16 != 0 ||
+        (uintptr_t)w2 % 16 != 0 ||
+        !ryz_gemv_segs_fill(&sg, 1, &y, (const void *const *)&w1, &out, 4))
         return cudaErrorInvalidValue;
-    return bf16_launch[1 + (int)mode][n - 1](sg, y2, x, w2, in, out, s);
+    return bf16_launch[RYZ_GEMV_SWIGLU][n - 1](sg, x, w2, in, out, s);
 }
 
 // Row and column of storage element p of a bf16 matrix (out, in): the

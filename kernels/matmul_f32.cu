@@ -1,8 +1,8 @@
 // The fp32 decode GEMV: y (n, out) = x (n, in) . W^T for n <= 8 rows of x,
 // W row-major fp32 (out, in); up to three such products of one x in one
-// launch (q, k and v), each warp on a row of one; or a pair of products
-// of one shape (k and v; SwiGLU's w1 and w3 with silu-mul applied), each
-// warp reading its row of both matrices. Decode reads every weight once per token, so
+// launch (q, k and v), each warp on a row of one; or SwiGLU's pair of
+// products of one shape (w1 and w3, silu-mul applied), each warp reading
+// its row of both matrices. Decode reads every weight once per token, so
 // this kernel is about keeping loads in flight: one to eight warps per row
 // of W (enough warps in all to fill the GPU), 16-byte loads, F32_UNROLL of
 // them per lane issued before any arithmetic.
@@ -49,7 +49,7 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
 // warps are in one block, so a block may span products. N accumulators
 // (one per row of x) per lane and matrix, a warp sum, then the row's first
 // warp adds its warps' sums from shared memory and stores them as MODE
-// says (ryz_gemv_store); w2 and y2 are read only by a pair (one product).
+// says (ryz_gemv_store); w2 is read only by a pair (one product).
 // The first batch of W is loaded before ryz_k_pdl_wait: W is no kernel's
 // output, so its stream can start while the kernel that writes x is still
 // running. x is read through the read-only path, and only after the wait
@@ -57,8 +57,7 @@ __device__ __forceinline__ void f32_load(float4 *v, const float4 *wr, int j0, in
 // H200 (637 against 669-670 tok/s, docs/gpu-results.md, session 27).
 template <int N, int MODE>
 static __global__ void __launch_bounds__(F32_WARPS * 32)
-    gemv_f32_kernel(ryz_gemv_segs sg, float *y2, const float *x, const float4 *w2, int in,
-                    int wpr) {
+    gemv_f32_kernel(ryz_gemv_segs sg, const float *x, const float4 *w2, int in, int wpr) {
     constexpr int M = ryz_gemv_mats<MODE>();
     __shared__ float part[F32_WARPS][M][N];
     ryz_k_pdl_trigger();
@@ -122,12 +121,12 @@ static __global__ void __launch_bounds__(F32_WARPS * 32)
         for (int i = 0; i < wpr; i++) // warps warp .. warp + wpr - 1, in order
             sum[m] += part[warp + i][m][lane];
     }
-    ryz_gemv_store<MODE>(at.y, y2, (size_t)lane * at.out + at.row, sum);
+    ryz_gemv_store<MODE>(at.y, (size_t)lane * at.out + at.row, sum);
 }
 
 template <int N, int MODE>
-static cudaError_t gemv_f32_launch(const ryz_gemv_segs &sg, float *y2, const float *x,
-                                   const float *w2, int in, cudaStream_t s) {
+static cudaError_t gemv_f32_launch(const ryz_gemv_segs &sg, const float *x, const float *w2, int in,
+                                   cudaStream_t s) {
     // Warps per row: more where the launch has few rows, as long as the
     // grid stays within F32_WARPS_WANTED warps and each warp still gets a
     // full stride of 32 vectors of every row.
@@ -136,21 +135,20 @@ static cudaError_t gemv_f32_launch(const ryz_gemv_segs &sg, float *y2, const flo
         wpr *= 2;
     int rows = F32_WARPS / wpr;
     unsigned blocks = (unsigned)((out + rows - 1) / rows);
-    return ryz_k_launch(gemv_f32_kernel<N, MODE>, blocks, F32_WARPS * 32, 0, s, sg, y2, x,
+    return ryz_k_launch(gemv_f32_kernel<N, MODE>, blocks, F32_WARPS * 32, 0, s, sg, x,
                         (const float4 *)w2, in, wpr);
 }
 
-typedef cudaError_t (*f32_launch_fn)(const ryz_gemv_segs &, float *, const float *,
-                                     const float *, int, cudaStream_t);
+typedef cudaError_t (*f32_launch_fn)(const ryz_gemv_segs &, const float *, const float *, int,
+                                     cudaStream_t);
 
 // The launch of mode `mode` for n rows of x, after the checks every entry
 // point shares: n in 1..RYZ_K_GEMV_MAX_N, in % 4 == 0, 16-byte alignment
 // of x, w2 and each product's W.
-static cudaError_t f32_gemv_any(int mode, const ryz_gemv_segs &sg, float *y2, const float *x,
-                                const float *w2, int n, int in, cudaStream_t s) {
-    static const f32_launch_fn launch[4][RYZ_K_GEMV_MAX_N] = {
+static cudaError_t f32_gemv_any(int mode, const ryz_gemv_segs &sg, const float *x, const float *w2,
+                                int n, int in, cudaStream_t s) {
+    static const f32_launch_fn launch[RYZ_GEMV_MODES][RYZ_K_GEMV_MAX_N] = {
         RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_ONE),
-        RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_BOTH),
         RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_SWIGLU),
         RYZ_K_GEMV_BY_N(gemv_f32_launch, RYZ_GEMV_MULTI)};
     int bad = n < 1 || n > RYZ_K_GEMV_MAX_N || in % 4 != 0 || (uintptr_t)x % 16 != 0 ||
@@ -159,7 +157,7 @@ static cudaError_t f32_gemv_any(int mode, const ryz_gemv_segs &sg, float *y2, co
         bad |= !sg.w[i] || !sg.y[i] || (uintptr_t)sg.w[i] % 16 != 0;
     if (bad)
         return cudaErrorInvalidValue;
-    return launch[mode][n - 1](sg, y2, x, w2, in, s);
+    return launch[mode][n - 1](sg, x, w2, in, s);
 }
 
 extern "C" cudaError_t ryz_k_f32_gemv(float *y, const float *x, const float *w, int n, int in,
@@ -173,15 +171,14 @@ extern "C" cudaError_t ryz_k_f32_gemv_multi(int count, float *const *y, const fl
     ryz_gemv_segs sg = {};
     if (!ryz_gemv_segs_fill(&sg, count, y, (const void *const *)w, out, 1))
         return cudaErrorInvalidValue;
-    return f32_gemv_any(count == 1 ? RYZ_GEMV_ONE : RYZ_GEMV_MULTI, sg, NULL, x, NULL, n, in, s);
+    return f32_gemv_any(count == 1 ? RYZ_GEMV_ONE : RYZ_GEMV_MULTI, sg, x, NULL, n, in, s);
 }
 
-extern "C" cudaError_t ryz_k_f32_gemv_pair(ryz_pair_mode mode, float *y1, float *y2,
-                                           const float *x, const float *w1, const float *w2,
-                                           int n, int in, int out, cudaStream_t s) {
+extern "C" cudaError_t ryz_k_f32_gemv_pair(float *y, const float *x, const float *w1,
+                                           const float *w2, int n, int in, int out,
+                                           cudaStream_t s) {
     ryz_gemv_segs sg = {};
-    if (!w2 || (mode == RYZ_PAIR_BOTH && !y2) ||
-        !ryz_gemv_segs_fill(&sg, 1, &y1, (const void *const *)&w1, &out, 1))
+    if (!w2 || !ryz_gemv_segs_fill(&sg, 1, &y, (const void *const *)&w1, &out, 1))
         return cudaErrorInvalidValue;
-    return f32_gemv_any(1 + (int)mode, sg, y2, x, w2, n, in, s);
+    return f32_gemv_any(RYZ_GEMV_SWIGLU, sg, x, w2, n, in, s);
 }

@@ -54,12 +54,6 @@ typedef struct {
 /* Most products of one x matmul_multi takes (q, k and v). */
 #define RYZ_MULTI_MAX 3
 
-/* How matmul_pair combines its two products (see there). */
-typedef enum {
-    RYZ_PAIR_BOTH = 0,   /* y1 = x . W1^T, y2 = x . W2^T: k and v */
-    RYZ_PAIR_SWIGLU = 1, /* y1 = silu(x . W1^T) * (x . W2^T): w1 and w3 */
-} ryz_pair_mode;
-
 typedef struct ryz_backend_iface {
     const char *name;
     /* 1 when the host may read and write the backend's memory directly
@@ -82,15 +76,15 @@ typedef struct ryz_backend_iface {
      * NULL when the backend has no bf16. */
     void (*matmul_bf16)(void *ctx, float *y, const float *x, const uint16_t *w, int n, int in,
                         int out);
-    /* Two products of one x (n, in) with W1 and W2 (out, in), both stored
-     * as dtype (matmul's or matmul_bf16's storage), combined as mode says;
-     * with RYZ_PAIR_SWIGLU, y2 (n, out) is scratch, its contents after the
-     * op unspecified. Results as matmul, matmul (and silu_mul) give, which
-     * is what ryz_backend_matmul_pair runs when this is NULL; a device
-     * runs the pair as one launch, reading both matrices in one pass. */
-    void (*matmul_pair)(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                        const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
-                        int out);
+    /* SwiGLU's two products of one x (n, in) with W1 and W2 (out, in),
+     * w1 and w3, both stored as dtype (matmul's or matmul_bf16's
+     * storage): y1 (n, out) = silu(x . W1^T) * (x . W2^T); y2 (n, out) is
+     * scratch, its contents after the op unspecified. Results as matmul,
+     * matmul and silu_mul give, which is what ryz_backend_matmul_pair runs
+     * when this is NULL; a device runs the pair as one launch, reading
+     * both matrices in one pass. */
+    void (*matmul_pair)(void *ctx, float *y1, float *y2, const float *x, const void *w1,
+                        const void *w2, ryz_dtype dtype, int n, int in, int out);
     /* y[i] (n, out[i]) = x (n, in) . W[i]^T for i < count (1 to
      * RYZ_MULTI_MAX), every W[i] (out[i], in) stored as dtype: several
      * products of one x (q, k and v) with matmul's (or matmul_bf16's)
@@ -255,17 +249,16 @@ void ryz_backend_matmul_multi(ryz_backend *b, int count, float *const *y, const 
 void ryz_backend_matmul_multi_separate(ryz_backend *b, int count, float *const *y,
                                        const float *x, const ryz_matrix *w, const int *out,
                                        int n, int in);
-/* The pair of products matmul_pair describes, W1 and W2 of one dtype:
- * the backend's matmul_pair, else matmul twice (and silu_mul). */
-void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
-                             const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
-                             int out);
-/* The same pair as separate ops, matmul twice (and silu_mul), whatever
- * the backend has: what a backend's own matmul_pair runs for shapes it
- * does not fuse. */
-void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
-                                      const float *x, ryz_matrix w1, ryz_matrix w2, int n,
-                                      int in, int out);
+/* The pair of products matmul_pair describes, y1 = silu(x . W1^T) *
+ * (x . W2^T) with y2 scratch, W1 and W2 of one dtype: the backend's
+ * matmul_pair, else matmul twice and silu_mul. */
+void ryz_backend_matmul_pair(ryz_backend *b, float *y1, float *y2, const float *x, ryz_matrix w1,
+                             ryz_matrix w2, int n, int in, int out);
+/* The same pair as separate ops, matmul twice and silu_mul (y2 then
+ * holds x . W2^T), whatever the backend has: what a backend's own
+ * matmul_pair runs for shapes it does not fuse. */
+void ryz_backend_matmul_pair_separate(ryz_backend *b, float *y1, float *y2, const float *x,
+                                      ryz_matrix w1, ryz_matrix w2, int n, int in, int out);
 /* The row a read probe's claims are made of (4 KiB, the GEMV's rows of
  * a 1024-wide fp32 matrix). */
 #define RYZ_PROBE_ROW_BYTES 4096

@@ -83,10 +83,11 @@ void ryz_tp_column(ryz_backend *b, float *y, const float *x, ryz_matrix w_local,
  * q, k and v. */
 void ryz_tp_column_multi(ryz_backend *b, int count, float *const *y, const float *x,
                          const ryz_matrix *w_local, const int *out_local, int n, int in);
-/* Two column-parallel linears of one x and shape, combined as mode says
- * (ryz_backend_matmul_pair): k and v, or SwiGLU's w1 and w3. */
-void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                        ryz_matrix w1_local, ryz_matrix w2_local, int n, int in, int out_local);
+/* SwiGLU's two column-parallel linears of one x and shape, w1 and w3
+ * (ryz_backend_matmul_pair): y1 = silu(x . W1_local^T) * (x . W2_local^T),
+ * y2 (n, out_local) scratch. */
+void ryz_tp_column_pair(ryz_backend *b, float *y1, float *y2, const float *x, ryz_matrix w1_local,
+                        ryz_matrix w2_local, int n, int in, int out_local);
 /* Row-parallel linear: y (n, out) = sum over ranks of x_local (n, in_local)
  * . W_local^T, W_local (out, in_local). stage: n * out floats. */
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,

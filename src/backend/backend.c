@@ -92,21 +92,19 @@ void ryz_backend_matmul_multi_separate(ryz_backend *b, int count, float *const *
     for (int i = 0; i < count; i++) ryz_backend_matmul(b, y[i], x, w[i], n, in, out[i]);
 }
 
-void ryz_backend_matmul_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
-                             const float *x, ryz_matrix w1, ryz_matrix w2, int n, int in,
-                             int out) {
+void ryz_backend_matmul_pair(ryz_backend *b, float *y1, float *y2, const float *x, ryz_matrix w1,
+                             ryz_matrix w2, int n, int in, int out) {
     if (b->iface->matmul_pair && w1.dtype == w2.dtype)
-        b->iface->matmul_pair(b->ctx, mode, y1, y2, x, w1.data, w2.data, w1.dtype, n, in, out);
+        b->iface->matmul_pair(b->ctx, y1, y2, x, w1.data, w2.data, w1.dtype, n, in, out);
     else
-        ryz_backend_matmul_pair_separate(b, mode, y1, y2, x, w1, w2, n, in, out);
+        ryz_backend_matmul_pair_separate(b, y1, y2, x, w1, w2, n, in, out);
 }
 
-void ryz_backend_matmul_pair_separate(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2,
-                                      const float *x, ryz_matrix w1, ryz_matrix w2, int n,
-                                      int in, int out) {
+void ryz_backend_matmul_pair_separate(ryz_backend *b, float *y1, float *y2, const float *x,
+                                      ryz_matrix w1, ryz_matrix w2, int n, int in, int out) {
     ryz_backend_matmul(b, y1, x, w1, n, in, out);
     ryz_backend_matmul(b, y2, x, w2, n, in, out);
-    if (mode == RYZ_PAIR_SWIGLU) b->iface->silu_mul(b->ctx, y1, y2, (size_t)n * out);
+    b->iface->silu_mul(b->ctx, y1, y2, (size_t)n * out);
 }
 
 ryz_status ryz_backend_read_probe(ryz_backend *b, const void *p, size_t bytes, double *seconds,

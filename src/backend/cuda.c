@@ -401,12 +401,11 @@ static int gemv_one_launch_fits(const cuda_ctx *c, ryz_dtype dtype, const float 
 
 static const ryz_backend_iface cuda_iface;
 
-/* Two products of x (matmul_pair): one launch reading both matrices where
- * gemv_one_launch_fits, else the two matmuls (and silu_mul) one after the
- * other. */
-static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                             const void *w1, const void *w2, ryz_dtype dtype, int n, int in,
-                             int out) {
+/* SwiGLU's two products of x (matmul_pair): one launch reading both
+ * matrices where gemv_one_launch_fits (y2 untouched), else the two
+ * matmuls and silu_mul one after the other. */
+static void cuda_matmul_pair(void *ctx, float *y1, float *y2, const float *x, const void *w1,
+                             const void *w2, ryz_dtype dtype, int n, int in, int out) {
     cuda_ctx *c = ctx;
     const void *w[2] = {w1, w2};
     const int outs[2] = {out, out};
@@ -414,13 +413,13 @@ static void cuda_matmul_pair(void *ctx, ryz_pair_mode mode, float *y1, float *y2
         return;
     if (gemv_one_launch_fits(c, dtype, x, 2, w, outs, n, in)) {
         cudaError_t e = dtype == RYZ_DTYPE_BF16
-                            ? ryz_k_bf16_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream)
-                            : ryz_k_f32_gemv_pair(mode, y1, y2, x, w1, w2, n, in, out, c->stream);
+                            ? ryz_k_bf16_gemv_pair(y1, x, w1, w2, n, in, out, c->stream)
+                            : ryz_k_f32_gemv_pair(y1, x, w1, w2, n, in, out, c->stream);
         launched(c, e, "gemv pair");
         return;
     }
     ryz_backend self = {.iface = &cuda_iface, .ctx = c};
-    ryz_backend_matmul_pair_separate(&self, mode, y1, y2, x, (ryz_matrix){w1, dtype},
+    ryz_backend_matmul_pair_separate(&self, y1, y2, x, (ryz_matrix){w1, dtype},
                                      (ryz_matrix){w2, dtype}, n, in, out);
 }
 

@@ -56,9 +56,9 @@ void ryz_tp_column_multi(ryz_backend *b, int count, float *const *y, const float
     ryz_backend_matmul_multi(b, count, y, x, w_local, out_local, n, in);
 }
 
-void ryz_tp_column_pair(ryz_backend *b, ryz_pair_mode mode, float *y1, float *y2, const float *x,
-                        ryz_matrix w1_local, ryz_matrix w2_local, int n, int in, int out_local) {
-    ryz_backend_matmul_pair(b, mode, y1, y2, x, w1_local, w2_local, n, in, out_local);
+void ryz_tp_column_pair(ryz_backend *b, float *y1, float *y2, const float *x, ryz_matrix w1_local,
+                        ryz_matrix w2_local, int n, int in, int out_local) {
+    ryz_backend_matmul_pair(b, y1, y2, x, w1_local, w2_local, n, in, out_local);
 }
 
 ryz_status ryz_tp_row(ryz_backend *b, ryz_comm *c, float *y, const float *x_local,

@@ -556,8 +556,8 @@ static ryz_status ffn_block(ryz_model *m, int l, int n) {
     const layer_weights *w = &m->layers[l];
     int dim = c->dim, hl = m->sh.hidden;
     block_norm(m, w->ffn_norm, n, 1);
-    ryz_tp_column_pair(m->be, RYZ_PAIR_SWIGLU, m->h1, m->h3, m->xb, matrix_of(m, w->w1),
-                       matrix_of(m, w->w3), n, dim, hl);
+    ryz_tp_column_pair(m->be, m->h1, m->h3, m->xb, matrix_of(m, w->w1), matrix_of(m, w->w3), n, dim,
+                       hl);
     return ryz_tp_row(m->be, m->comm, m->y, m->h1, matrix_of(m, w->w2), n, hl, dim, m->stage);
 }
 
