@@ -56,7 +56,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
 .DEFAULT_GOAL := all
-.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden gpu-bundle FORCE
+.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden gpu-bundle \
+  sass-check FORCE
 
 # The git revision recorded in results; meta.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -158,6 +159,13 @@ fuzz: $(FUZZ_BIN)
 # CUDA build's binaries, Open MPI's launcher and every library they load.
 gpu-bundle: deps
 	bash scripts/gpu-bundle.sh
+
+# PDL's read-only loads after the wait, checked in the kernels' sm_90 SASS
+# (scripts/sass-check.sh; SKIP without cuobjdump). Its objects are the CUDA
+# build's, so BUILD means build-cuda here unless given.
+sass-check:
+	@BUILD=$(if $(filter command line environment,$(origin BUILD)),$(BUILD),build-cuda) \
+	  CUDA_HOME=$(CUDA_HOME) bash scripts/sass-check.sh
 
 # Regenerates reference/ (a deliberate act: review and commit the diff).
 golden: $(BUILD)/tests/test_golden

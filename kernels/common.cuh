@@ -39,8 +39,11 @@
 //   own wait, which waits for this one; and y never aliases x). NVIDIA
 //   documents the read-only path for data constant over the kernel's whole
 //   life, so this rests on the wait's visibility covering that path too;
-//   it did in every session-27 run (H100, H200), and the PTX orders the
-//   loads after the wait (not checked in SASS: no cuobjdump here).
+//   it did in every session-27 run (H100, H200). The compiler may move a
+//   read-only load across the wait (the asm's "memory" clobber does not
+//   hold loads of memory taken as constant), so `make sass-check`
+//   (scripts/sass-check.sh) checks the order in the sm_90 SASS: every
+//   LDG...CONSTANT after ACQBULK, and x still read through that path.
 // - ryz_k_pdl_trigger() early: the next kernel is launched once every
 //   block of this one has called it (or ended). Its blocks then wait, so
 //   calling it at once costs nothing in correctness.

@@ -2,7 +2,8 @@
 # Runs every Check test program under BUILD/tests (default build/).
 # test_mpi_* programs run under mpirun with 1, 2 and 4 ranks (CK_FORK=no:
 # forking under MPI is not allowed); the others run as plain processes.
-# Then tests/fault.sh (killed, hung, desynchronised and interrupted runs).
+# Then tests/fault.sh (killed, hung, desynchronised and interrupted runs)
+# and scripts/sass-check.sh's self-test.
 # Every collective is checked for agreement across ranks while tests run.
 # Exits non-zero if any program fails; prints a summary.
 set -u
@@ -31,6 +32,8 @@ for t in "$BUILD"/tests/test_*; do
   esac
 done
 run "fault.sh" bash tests/fault.sh "$BUILD"
+# The SASS check's awk on synthetic listings (no CUDA, under a second).
+run "sass-check.sh --self-test" bash scripts/sass-check.sh --self-test
 
 echo
 echo "tests: $(( $(date +%s) - t0 )) s"
