@@ -1014,7 +1014,7 @@ START_TEST(test_model_too_large_for_device) {
     size_t free_b = 0, total = 0;
     ck_assert_int_eq(ryz_cuda_mem_info(&g_gpu, &free_b, &total), RYZ_OK);
     ryz_model_config cfg;
-    ck_assert_int_eq(ryz_model_source_parse("synthetic:15m", &cfg), RYZ_OK);
+    ck_assert_int_eq(ryz_model_source_parse("synthetic:110m", &cfg), RYZ_OK); /* 74 kB/token */
     size_t per_position = ryz_model_kv_bytes(&cfg, 1) / (size_t)cfg.seq_len;
     cfg.seq_len = (int)(2 * total / per_position);
     size_t before[RYZ_MEM_NKINDS];
