@@ -14,6 +14,10 @@
 #   bench    `ryz bench --backend cuda` on synthetic:1b, f32 and bf16:
 #            decode against the HBM roofline of a copy kernel, prefill
 #            against cuBLAS on its shapes; then tf32 against fp32 on 110m.
+#   sanitize compute-sanitizer: memcheck over test_cuda, then memcheck,
+#            racecheck, synccheck and initcheck over a 110m generate
+#            (prefill and recorded decode steps) in f32, memcheck and
+#            racecheck in bf16; SKIP without a compute-sanitizer
 # The log and results files go to OUT when it is set (the device tool's
 # folder, so that they come back even if the run is cut short), else to
 # results/.
@@ -23,7 +27,11 @@
 #                        binaries and libraries, build nothing (the GPU
 #                        machine has no MPI or HDF5 to build with)
 #        BUILD (build-cuda), OUT, STEP_TIMEOUT (seconds, 150)
-#        STEPS          the steps to run (default: "test ids smoke nccl bench"),
+#        COMPUTE_SANITIZER  its binary (else PATH, else the toolkit's
+#                       $CUDA_HOME/compute-sanitizer; scripts/get-sanitizer.sh
+#                       packs one from NVIDIA's wheels for the GPU machine)
+#        STEPS          the steps to run (default: "test ids smoke nccl bench
+#                       sanitize"),
 #                       e.g. STEPS="nccl bench" to finish a run cut short
 #        DEADLINE       seconds for the whole run (0: none); a step that would
 #                       pass it gets the time left, and steps after it are
@@ -58,16 +66,16 @@ RES=${OUT:-results}
 mkdir -p "$RES"
 LOG=$RES/gpu-check.log
 : > "$LOG"
-STEPS=" ${STEPS:-test ids smoke nccl bench} "
+STEPS=" ${STEPS:-test ids smoke nccl bench sanitize} "
 want() { [[ "$STEPS" == *" $1 "* ]]; }
 failed=() passed=() skipped=()
 
 # step NAME CMD...: runs CMD under STEP_TIMEOUT (twice that for bench,
-# which builds 1b four times on the host), output to the terminal and the
+# which builds 1b four times on the host, and sanitize), output to the terminal and the
 # log, and records whether it passed.
 step() {
   local name=$1 limit=$STEP_TIMEOUT left; shift
-  [ "$name" = bench ] && limit=$((2 * STEP_TIMEOUT))
+  [ "$name" = bench ] || [ "$name" = sanitize ] && limit=$((2 * STEP_TIMEOUT))
   if [ "$DEADLINE" -gt 0 ]; then
     left=$((DEADLINE - (SECONDS - START)))
     if [ "$left" -lt 20 ]; then skip "$name" "DEADLINE ($DEADLINE s) reached"; return; fi
@@ -168,6 +176,31 @@ else
   step bench-tf32 "$RYZ" bench --backend cuda --tf32 --model synthetic:110m --dtype f32 \
     --repeat 3 -o "$RES/gpu-bench-tf32.h5"
 fi
+
+# sanitize: no memory, race, barrier or initialisation error in the
+# kernels. API errors are not reported: NCCL probes for kernel images it
+# lacks, and test_copy_bandwidth asks for too much memory on purpose.
+sanitize() {
+  local cs=("$SANITIZER" --error-exitcode 9 --target-processes all) run tool dt
+  local prompt="1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"
+  echo "--- memcheck, test_cuda"
+  CK_FORK=no "${cs[@]}" --tool memcheck --report-api-errors no "$TEST_CUDA" || return 1
+  for run in memcheck:f32 racecheck:f32 synccheck:f32 initcheck:f32 memcheck:bf16 \
+    racecheck:bf16; do
+    tool=${run%:*} dt=${run#*:}
+    echo "--- $tool, generate 110m $dt"
+    "${cs[@]}" --tool "$tool" "$RYZ" generate --backend cuda --model synthetic:110m \
+      --dtype "$dt" --prompt-ids "$prompt" --new-tokens 6 || return 1
+  done
+}
+export -f sanitize
+SANITIZER=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || true)}
+[ -n "$SANITIZER" ] || SANITIZER=${CUDA_HOME:-/usr/local/cuda}/compute-sanitizer/compute-sanitizer
+export SANITIZER TEST_CUDA
+if ! want sanitize; then :; elif [ "$DRY" = 1 ]; then skip sanitize "dry run"
+elif [ ! -x "$SANITIZER" ]; then
+  skip sanitize "no compute-sanitizer (COMPUTE_SANITIZER, PATH, $SANITIZER); docs/gpu.md"
+else step sanitize sanitize; fi
 
 say "summary" | tee -a "$LOG"
 {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Packs NVIDIA's compute-sanitizer for a GPU machine that has none (the
+# device tool's has no toolkit tools beyond the libraries): one archive
+# to carry beside the gpu-bundle, for scripts/gpu-check.sh's sanitize step.
+# It comes from NVIDIA's PyPI wheels (pip download; needs the network):
+# nvidia-cuda-sanitizer-api at the toolkit's version (13.0.85 for this
+# repository's nvcc 13.0, which drivers from 580 run), flattened as the
+# toolkit lays it out (the tool and its libraries in one folder). That
+# wheel lacks the two launchers the tool execs first (TreeLauncherSubreaper,
+# TreeLauncherTargetLdPreloadHelper): without them every run ends with
+# "Target application terminated before first instrumented API call".
+# They are taken from a later wheel (13.5.25) that ships them; the pair ran
+# on an H100 and an H200 with driver 580 (docs/gpu-results.md, session 30).
+#
+# usage: bash scripts/get-sanitizer.sh [ARCHIVE]  (.gpu/compute-sanitizer.tar.xz)
+# then, on the GPU machine: mkdir -p /tmp/cs && tar xJf ARCHIVE -C /tmp/cs &&
+#   COMPUTE_SANITIZER=/tmp/cs/compute-sanitizer bash scripts/gpu-check.sh
+# env: SANITIZER_VERSION (13.0.85), LAUNCHER_VERSION (13.5.25)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-.gpu/compute-sanitizer.tar.xz}
+tool_v=${SANITIZER_VERSION:-13.0.85} launcher_v=${LAUNCHER_VERSION:-13.5.25}
+work=$(mktemp -d /tmp/ryz-sanitizer-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+for v in "$tool_v" "$launcher_v"; do
+  pip download --quiet --no-deps "nvidia-cuda-sanitizer-api==$v" -d "$work/$v" ||
+    { echo "get-sanitizer: pip download of nvidia-cuda-sanitizer-api==$v failed" >&2; exit 1; }
+  (cd "$work/$v" && unzip -q -o ./*.whl)
+done
+mkdir "$work/cs"
+# The tool's wheel: bin/ (the tool, a library) and lib/ (the injected libraries).
+find "$work/$tool_v/nvidia" -type f \( -path '*/bin/*' -o -path '*/lib/*' \) \
+  -exec cp -n {} "$work/cs/" \;
+for f in TreeLauncherSubreaper TreeLauncherTargetLdPreloadHelper; do
+  [ -e "$work/cs/$f" ] && continue
+  src=$(find "$work/$launcher_v/nvidia" -type f -name "$f" -not -path '*/x86/*' | head -n 1)
+  [ -n "$src" ] || { echo "get-sanitizer: $launcher_v's wheel has no $f" >&2; exit 1; }
+  cp "$src" "$work/cs/"
+done
+chmod +x "$work/cs/compute-sanitizer" "$work/cs/TreeLauncher"*
+"$work/cs/compute-sanitizer" --version | tail -n 1
+mkdir -p "$(dirname "$out")"
+tar cJf "$out" -C "$work/cs" .
+echo "get-sanitizer: $out ($(du -h "$out" | cut -f1)): compute-sanitizer $tool_v" \
+  "with the launchers of $launcher_v"
