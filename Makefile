@@ -56,8 +56,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libryz.a
 
 .DEFAULT_GOAL := all
-.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden gpu-bundle \
-  sass-check FORCE
+.PHONY: all deps deps-check run test test-sanitize fuzz bench coverage clean format golden \
+  gpu-bundle sass-check FORCE
 
 # The git revision recorded in results; meta.o rebuilds when it changes.
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
@@ -164,8 +164,8 @@ gpu-bundle: deps
 # (scripts/sass-check.sh; SKIP without cuobjdump). Its objects are the CUDA
 # build's, so BUILD means build-cuda here unless given.
 sass-check:
-	@BUILD=$(if $(filter command line environment,$(origin BUILD)),$(BUILD),build-cuda) \
-	  CUDA_HOME=$(CUDA_HOME) bash scripts/sass-check.sh
+	@BUILD='$(if $(filter command line environment,$(origin BUILD)),$(BUILD),build-cuda)' \
+	  CUDA_HOME='$(CUDA_HOME)' bash scripts/sass-check.sh
 
 # Regenerates reference/ (a deliberate act: review and commit the diff).
 golden: $(BUILD)/tests/test_golden

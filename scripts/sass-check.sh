@@ -7,8 +7,11 @@
 # source's order is not enough: such a load reads memory the compiler may
 # take as constant, which the wait's "memory" clobber does not pin (an
 # `__ldg` put before the wait came out after it in 6 of the 32 fp32 GEMV
-# instances), and a refactor may add or lose an `__ldg` without a test
-# noticing (the race shows only sometimes).
+# instances of 54fa125, before the pair's BOTH mode went), and a refactor
+# may add or lose an `__ldg` without a test noticing (the race shows only
+# sometimes). Every .CONSTANT load before the wait fails, a weight's too
+# (no kernel writes weights, but the rule is kept simple): prefetch
+# weights with plain or evict-first loads, as the GEMVs do.
 # For each kernels/*.o (built if needed) and each sm_90 function in it:
 # - a .CONSTANT load before the function's first ACQBULK, in text order,
 #   fails (text order stands for execution order: every thread reaches the
@@ -27,6 +30,8 @@
 # usage: bash scripts/sass-check.sh             (CUOBJDUMP, BUILD, CUDA_HOME)
 #        bash scripts/sass-check.sh --self-test (the awk on synthetic SASS)
 set -euo pipefail
+# A relative path in CUOBJDUMP is the caller's, not the repository root's.
+[[ "${CUOBJDUMP:-}" != */* || "$CUOBJDUMP" == /* ]] || CUOBJDUMP=$PWD/$CUOBJDUMP
 cd "$(dirname "$0")/.."
 
 # The object whose GEMV must read x through the read-only path.
@@ -274,8 +279,12 @@ make -s --no-print-directory CUDA=1 BUILD="$BUILD" CUDA_HOME="$CUDA_HOME" "${obj
 # The kernels ryz_k_launch launches, its first argument (the calls may
 # span lines, hence tr).
 pdl=$(cat kernels/*.cu | tr '\n' ' ' |
-  grep -oE 'ryz_k_launch\([[:space:]]*[A-Za-z_][A-Za-z0-9_]*' | sed 's/.*(\s*//' | sort -u |
-  tr '\n' ' ' | sed 's/ $//')
+  { grep -oE 'ryz_k_launch\([[:space:]]*[A-Za-z_][A-Za-z0-9_]*' || true; } |
+  sed 's/.*([[:space:]]*//' | sort -u | tr '\n' ' ' | sed 's/ $//')
+if [ -z "$pdl" ]; then
+  echo "sass-check: FAIL: no ryz_k_launch(KERNEL, ...) call found in kernels/*.cu" >&2
+  exit 1
+fi
 
 echo "sass-check: $cuobjdump, $BUILD/obj/kernels; PDL-launched: $pdl"
 for o in "${objs[@]}"; do

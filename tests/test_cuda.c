@@ -1011,22 +1011,23 @@ static test_gen run_case(ryz_backend *b, ryz_comm *comm, const model_case *mc, c
 /* A model whose KV cache is twice the device's memory is refused before
  * anything is allocated, with the device's figures in the message. */
 START_TEST(test_model_too_large_for_device) {
-    size_t free_b = 0, total = 0;
+    size_t free_b = 0, total = 0, weights, kv;
     ck_assert_int_eq(ryz_cuda_mem_info(&g_gpu, &free_b, &total), RYZ_OK);
     ryz_model_config cfg;
-    ck_assert_int_eq(ryz_model_source_parse("synthetic:110m", &cfg), RYZ_OK); /* 74 kB/token */
-    size_t per_position = ryz_model_kv_bytes(&cfg, 1) / (size_t)cfg.seq_len;
-    cfg.seq_len = (int)(2 * total / per_position);
+    ck_assert_int_eq(ryz_model_source_parse("synthetic:110m", &cfg), RYZ_OK);
+    ryz_shard sh;
+    ryz_shard_plan(&cfg, 1, 0, &sh);
+    ryz_model_shard_bytes(&cfg, &sh, RYZ_DTYPE_F32, 1, &weights, &kv);
+    /* sequences, not positions: seq_len stops at 2^24 */
+    ryz_model_opts o = {.max_batch = (int)(2 * total / kv) + 1, .max_chunk = 4};
     size_t before[RYZ_MEM_NKINDS];
     for (int k = 0; k < RYZ_MEM_NKINDS; k++) before[k] = ryz_cuda_mem_bytes(&g_gpu, k);
-    ryz_model_opts o = {.max_batch = 1, .max_chunk = 4};
     ryz_model *m = (ryz_model *)1;
     ck_assert_int_eq(ryz_model_build(&cfg, g_self, &g_gpu, &o, &m), RYZ_EINVAL);
     ck_assert_ptr_null(m);
     const char *e = ryz_last_error();
-    ck_assert_msg(strstr(e, "KV cache of its shard") && strstr(e, "free on its cuda device"),
-                  "%s", e);
-    printf("test_cuda: seq_len %d refused: %s\n", cfg.seq_len, e);
+    ck_assert_msg(strstr(e, "KV cache (") && strstr(e, "free on its cuda device"), "%s", e);
+    printf("test_cuda: batch %d refused: %s\n", o.max_batch, e);
     for (int k = 0; k < RYZ_MEM_NKINDS; k++)
         ck_assert_uint_eq(ryz_cuda_mem_bytes(&g_gpu, k), before[k]);
     ck_assert_msg(ryz_cuda_sync(&g_gpu) == RYZ_OK, "%s", ryz_last_error());

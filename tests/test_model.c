@@ -2035,7 +2035,7 @@ END_TEST
  * every byte the model allocates on it counted in g_dev_used. */
 static size_t g_dev_free, g_dev_used;
 
-static ryz_status counted_mem_free(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+static ryz_status counted_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes) {
     (void)ctx;
     *free_bytes = g_dev_free;
     *total_bytes = (size_t)80e9;
@@ -2047,45 +2047,69 @@ static void *counted_alloc(void *ctx, ryz_mem_kind kind, size_t bytes) {
     return shadow_iface.alloc(ctx, kind, bytes);
 }
 
-/* Builds c with o on device backend b, given `free_bytes` free: the status. */
-static ryz_status build_given_free(ryz_backend *b, const ryz_model_config *c,
-                                   const ryz_model_opts *o, size_t free_bytes) {
+/* A model of the memory-check test: rank 0 of tp, batch sequences. */
+typedef struct {
+    const char *src;
+    int tp, batch, tiled;
+    ryz_dtype dtype;
+} mem_case;
+
+/* Builds mc on a device backend with `free_bytes` free: the status, with
+ * the device bytes the build allocated in g_dev_used (0 when refused). */
+static ryz_status build_given_free(const mem_case *mc, size_t free_bytes) {
+    ryz_backend sb;
+    if (mc->tiled) shadow_init_tiled(&sb);
+    else shadow_init(&sb);
+    ryz_backend_iface dev = *sb.iface;
+    dev.mem_info = counted_mem_info, dev.alloc = counted_alloc, sb.iface = &dev;
+    ryz_comm *comm = mc->tp > 1 ? mirror_comm(mc->tp) : self_comm;
+    ryz_model_config c = parse_ok(mc->src);
+    ryz_model_opts o = {.max_batch = mc->batch, .max_chunk = 4, .dtype = mc->dtype};
     ryz_model *m = (ryz_model *)1;
     g_dev_free = free_bytes, g_dev_used = 0;
-    ryz_status st = ryz_model_build(c, self_comm, b, o, &m);
+    ryz_status st = ryz_model_build(&c, comm, &sb, &o, &m);
     ck_assert(st == RYZ_OK ? m != NULL : m == NULL);
     ryz_model_free(m);
+    if (comm != self_comm) ryz_comm_free(comm);
+    ryz_backend_free(&sb);
     return st;
 }
 
-/* A backend with memory of its own (cuda) refuses a shard whose matrices
+/* A backend with memory of its own (cuda) refuses a shard whose weights
  * and KV cache exceed what it has free, before allocating anything, and
- * names the sizes; a shard that fits in exactly the bytes its build
- * allocates is built (the check's figure is a lower bound), and bf16
- * weights are counted at their size. */
+ * says why with the sizes; a shard that fits in exactly the bytes its
+ * build allocates is built (the check's figure is a lower bound): f32 and
+ * bf16 (both layouts), one rank and rank 0 of 2 with a replicated KV
+ * head, an uneven FFN split and a padded vocab. */
 START_TEST(test_device_memory_check) {
-    ryz_backend sb;
-    shadow_init(&sb);
-    ryz_backend_iface dev = shadow_iface;
-    dev.mem_free = counted_mem_free, dev.alloc = counted_alloc, sb.iface = &dev;
-    ryz_model_config c = parse_ok("synthetic:tiny,seq_len=256");
-    ryz_model_opts o = {.max_batch = 2, .max_chunk = 4};
-    ck_assert_int_eq(build_given_free(&sb, &c, &o, SIZE_MAX), RYZ_OK);
-    size_t used = g_dev_used;
-    ck_assert_int_eq(build_given_free(&sb, &c, &o, used), RYZ_OK);
-    ryz_shard sh;
-    ryz_shard_plan(&c, 1, 0, &sh);
-    size_t need = ryz_model_bytes_per_token(&c, &sh) + ryz_model_kv_bytes(&c, 2);
-    ck_assert_uint_le(need, used);
-    ck_assert_uint_gt(ryz_model_kv_bytes(&c, 2), ryz_model_kv_bytes(&c, 1));
-    ck_assert_int_eq(build_given_free(&sb, &c, &o, need - 1), RYZ_EINVAL);
-    assert_error_has("rank 0: the f32 weights and KV cache of its shard");
-    assert_error_has("more than the");
-    assert_error_has("free on its shadow device (of 80.0 GB)");
-    ck_assert_uint_eq(g_dev_used, 0);
-    o.dtype = RYZ_DTYPE_BF16;
-    ck_assert_int_eq(build_given_free(&sb, &c, &o, need - 1), RYZ_OK);
-    ryz_backend_free(&sb);
+    static const char *gqa = "synthetic:tiny,heads=8,kv_heads=1,vocab=1003,hidden=170";
+    const mem_case cases[] = {{"synthetic:tiny,seq_len=256", 1, 2, 0, RYZ_DTYPE_F32},
+                              {"synthetic:tiny,seq_len=256", 1, 2, 0, RYZ_DTYPE_BF16},
+                              {"synthetic:tiny,seq_len=256", 1, 2, 1, RYZ_DTYPE_BF16},
+                              {gqa, 2, 1, 0, RYZ_DTYPE_F32},
+                              {gqa, 2, 3, 1, RYZ_DTYPE_BF16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const mem_case *mc = &cases[i];
+        ck_assert_int_eq(build_given_free(mc, SIZE_MAX), RYZ_OK);
+        size_t used = g_dev_used, weights, kv;
+        ck_assert_int_eq(build_given_free(mc, used), RYZ_OK);
+        ryz_model_config c = parse_ok(mc->src);
+        ryz_shard sh;
+        ryz_shard_plan(&c, mc->tp, 0, &sh);
+        ryz_model_shard_bytes(&c, &sh, mc->dtype, mc->batch, &weights, &kv);
+        ck_assert_msg(weights + kv <= used && weights + kv > used / 2,
+                      "%s tp %d: %zu + %zu bytes estimated, %zu allocated", mc->src, mc->tp,
+                      weights, kv, used);
+        ck_assert_int_eq(build_given_free(mc, weights + kv - 1), RYZ_EINVAL);
+        ck_assert_uint_eq(g_dev_used, 0);
+        assert_error_has("free on its shadow device (of 80.0 GB)");
+        assert_error_has(mc->dtype == RYZ_DTYPE_F32 ? "(one GPU each), bf16 weights, fewer"
+                                                    : "(one GPU each), fewer sequences");
+    }
+    ck_assert_int_eq(build_given_free(&cases[0], 0), RYZ_EINVAL); /* a full device */
+    assert_error_has("rank 0: its shard's f32 weights (0.00 GB) and KV cache (0.00 GB: 2 "
+                     "sequence(s) of 256 positions)");
+    assert_error_has("more than the 0.0 MB free");
 }
 END_TEST
 

@@ -160,9 +160,10 @@ typedef struct ryz_backend_iface {
     void (*mem_usage)(void *ctx, ryz_mem_kind kind, size_t *live, size_t *peak);
     /* Bytes of its own memory free for new allocations now, and its total
      * (cuda: cudaMemGetInfo of its device), so that a model that cannot
-     * fit is refused before its weights load. NULL when its memory is the
-     * host's (cpu), which the commands check against MemAvailable. */
-    ryz_status (*mem_free)(void *ctx, size_t *free_bytes, size_t *total_bytes);
+     * fit is refused before its weights load; on failure both 0 and the
+     * status with its message. NULL when its memory is the host's (cpu),
+     * which the commands check against MemAvailable. */
+    ryz_status (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes);
     /* Page-locks host memory [p, p + bytes) so that upload and download
      * with it run at full DMA speed (cuda: cudaHostRegister), until
      * unpin_host(p). A failure leaves p pageable and usable. NULL (both)

@@ -43,6 +43,13 @@ size_t ryz_model_weight_bytes(const ryz_model_config *cfg);
  * seq_len positions, every layer) for `batch` sequences; the ranks'
  * caches sum to at least this (more where KV heads are replicated). */
 size_t ryz_model_kv_bytes(const ryz_model_config *cfg, int batch);
+/* Bytes rank s's shard holds in the backend's memory, at least: its
+ * matrices (layers and LM head) stored as dtype with its norms and
+ * embedding rows in float32 (*weights), and its KV cache for `batch`
+ * sequences (*kv); the build adds scratch. Computed in double and held at
+ * SIZE_MAX: a checkpoint's sizes need not fit size_t. */
+void ryz_model_shard_bytes(const ryz_model_config *cfg, const ryz_shard *s, ryz_dtype dtype,
+                           int batch, size_t *weights, size_t *kv);
 /* Bytes of weights a rank reads per decoded token (all matrices, one
  * embedding row): the numerator of the decode roofline. */
 size_t ryz_model_bytes_per_token(const ryz_model_config *cfg, const ryz_shard *s);

@@ -737,8 +737,8 @@ static void cuda_mem_usage(void *ctx, ryz_mem_kind kind, size_t *live, size_t *p
     *peak = c->peak[kind];
 }
 
-/* The vtable's mem_free: the device's, as cudaMemGetInfo gives them. */
-static ryz_status cuda_mem_free(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+/* The vtable's mem_info: the device's, as cudaMemGetInfo gives them. */
+static ryz_status cuda_mem_info(void *ctx, size_t *free_bytes, size_t *total_bytes) {
     const cuda_ctx *c = ctx;
     *free_bytes = *total_bytes = 0;
     cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
@@ -790,7 +790,7 @@ static const ryz_backend_iface cuda_iface = {
     .mask_cols = cuda_mask_cols,
     .sync = cuda_sync,
     .mem_usage = cuda_mem_usage,
-    .mem_free = cuda_mem_free,
+    .mem_info = cuda_mem_info,
     .pin_host = cuda_pin_host,
     .unpin_host = cuda_unpin_host,
     .record_begin = cuda_record_begin,
@@ -914,7 +914,7 @@ ryz_status ryz_cuda_mem_info(const ryz_backend *b, size_t *free_bytes, size_t *t
     *free_bytes = *total_bytes = 0;
     cuda_ctx *c = NULL;
     ryz_status st = enter(b, "ryz_cuda_mem_info", &c);
-    return st == RYZ_OK ? cuda_mem_free(c, free_bytes, total_bytes) : st;
+    return st == RYZ_OK ? cuda_mem_info(c, free_bytes, total_bytes) : st;
 }
 
 int ryz_cuda_host_pinned(const void *p) {

@@ -186,6 +186,21 @@ size_t ryz_model_kv_bytes(const ryz_model_config *c, int batch) {
     return 2 * (size_t)batch * c->n_layers * (size_t)c->seq_len * kvd * sizeof(float);
 }
 
+static size_t bytes_held(double bytes) {
+    return bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX;
+}
+
+void ryz_model_shard_bytes(const ryz_model_config *c, const ryz_shard *s, ryz_dtype dtype,
+                           int batch, size_t *weights, size_t *kv) {
+    double hd = s->head_dim, dim = c->dim, layers = c->n_layers;
+    double per_layer = 2.0 * s->heads * hd * dim + 2.0 * s->kv_heads * hd * dim +
+                       3.0 * s->hidden * dim;
+    double matrices = per_layer * layers + (double)s->vocab_local * dim;
+    double f32 = 2.0 * dim * layers + dim + (double)s->vocab_local * dim;
+    *weights = bytes_held(matrices * (double)ryz_dtype_size(dtype) + f32 * sizeof(float));
+    *kv = bytes_held(2.0 * batch * layers * c->seq_len * s->kv_heads * hd * sizeof(float));
+}
+
 size_t ryz_model_bytes_per_token_as(const ryz_model_config *c, const ryz_shard *s,
                                     ryz_dtype dtype) {
     size_t hd = (size_t)s->head_dim, dim = (size_t)c->dim;

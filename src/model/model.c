@@ -399,26 +399,30 @@ static ryz_status check_dtype(ryz_dtype dtype, const ryz_backend *b) {
                      b->iface->name, has_bf16 ? " or bf16" : " only");
 }
 
-/* The shard's matrices in opts' dtype and its KV cache, a lower bound of
+/* The shard's weights in opts' dtype and its KV cache, a lower bound of
  * what the build allocates, against the memory backend b has free when it
  * is not the host's (cuda): a model that cannot fit is refused with its
  * sizes before anything loads, not by a cudaMalloc halfway through. */
 static ryz_status check_backend_memory(const ryz_model_config *c, const ryz_shard *s,
                                        const ryz_model_opts *o, ryz_backend *b) {
-    size_t free_bytes = 0, total = 0;
-    if (!b->iface->mem_free) return RYZ_OK;
-    ryz_status st = b->iface->mem_free(b->ctx, &free_bytes, &total);
-    if (st != RYZ_OK) return st;
-    double kv = 2.0 * o->max_batch * c->n_layers * c->seq_len * s->kv_heads * s->head_dim * 4;
-    double need = (double)ryz_model_bytes_per_token_as(c, s, o->dtype) + kv;
-    char what[96], where[96];
-    snprintf(what, sizeof what, "rank %d: the %s weights and KV cache of its shard", s->rank,
-             ryz_dtype_name(o->dtype));
+    size_t free_bytes = 0, total = 0, weights, kv;
+    if (!b->iface->mem_info) return RYZ_OK;
+    ryz_status st = b->iface->mem_info(b->ctx, &free_bytes, &total);
+    if (st != RYZ_OK)
+        return ryz_error_wrap(st, "rank %d: the free memory of its %s device", s->rank,
+                              b->iface->name);
+    ryz_model_shard_bytes(c, s, o->dtype, o->max_batch, &weights, &kv);
+    char what[192], where[96], fix[112];
+    snprintf(what, sizeof what, "rank %d: its shard's %s weights (%.2f GB) and KV cache (%.2f GB: "
+             "%d sequence(s) of %d positions)", s->rank, ryz_dtype_name(o->dtype),
+             (double)weights / 1e9, (double)kv / 1e9, o->max_batch, c->seq_len);
     snprintf(where, sizeof where, "free on its %s device (of %.1f GB)", b->iface->name,
              (double)total / 1e9);
-    return ryz_mem_check_fits(need < (double)SIZE_MAX ? (size_t)need : SIZE_MAX, free_bytes,
-                              what, where, "use more ranks, bf16 weights, a shorter seq_len "
-                              "or a smaller model");
+    snprintf(fix, sizeof fix, "use more ranks (one GPU each), %sfewer sequences or positions, "
+             "or a smaller model", o->dtype == RYZ_DTYPE_F32 ? "bf16 weights, " : "");
+    /* A full device's 0 is a figure, not the "unknown" of MemAvailable's. */
+    return ryz_mem_check_fits(weights > SIZE_MAX - kv ? SIZE_MAX : weights + kv,
+                              free_bytes ? free_bytes : 1, what, where, fix);
 }
 
 ryz_status ryz_model_build_from(const ryz_model_config *cfg, ryz_weights *src, ryz_comm *comm,
