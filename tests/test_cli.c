@@ -358,6 +358,49 @@ START_TEST(test_suite_busy_note) {
 }
 END_TEST
 
+/* The timed decode runs of (case, tp 1) in the results at h5. */
+static int timed_runs_of(const char *h5, const char *name) {
+    ryz_results res;
+    int runs = -1;
+    ck_assert_int_eq(ryz_results_read(h5, &res), RYZ_OK);
+    for (size_t i = 0; i < res.n_timing; i++) {
+        const ryz_row_timing *t = &res.timing[i];
+        if (t->tp == 1 && !strcmp(t->case_name, name) && !strcmp(t->phase, "decode"))
+            runs = t->runs;
+    }
+    ryz_results_free(&res);
+    return runs;
+}
+
+/* With extra_runs, a suite times more runs only while the host's
+ * neighbours left too few alone: all of them beside a spinner on every
+ * CPU, with a note even under --quiet; and where it times more (on a busy
+ * CI host, say), the note says why. */
+START_TEST(test_suite_extra_runs) {
+    char path[32], h5[32], args[128];
+    temp_file_with(path, "[suite]\nrepeat = 3\nextra_runs = 2\nwarmup = 0\n\n[case busy]\n"
+                         "model = synthetic:15m\nprompt = 1 2 3\nnew_tokens = 200\ntp = 1\n");
+    temp_path(h5);
+    snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
+    test_run r = run_beside_spinners(args);
+    ck_assert_msg(r.code == 0 && strstr(r.err, "ryz: note: case busy tp=1: the host's neighbours "
+                                               "disturbed 3 of the 3 timed runs, so 2 more ran "
+                                               "(extra_runs 2); 0 of 5 left alone: too few"),
+                  "exit %d; stderr:\n%s", r.code, r.err);
+    ck_assert_int_eq(timed_runs_of(h5, "busy"), 5);
+    expect_load_samples(h5, "busy", 5);
+    test_run_free(&r);
+    r = test_run_ryz(NULL, args);
+    int runs = timed_runs_of(h5, "busy");
+    ck_assert_msg(r.code == 0 && runs >= 3 && runs <= 5 &&
+                      (runs == 3) == !strstr(r.err, "more ran (extra_runs 2)"),
+                  "exit %d, %d runs; stderr:\n%s", r.code, runs, r.err);
+    test_run_free(&r);
+    unlink(h5);
+    unlink(path);
+}
+END_TEST
+
 /* So does a bench, in a line of each configuration. */
 START_TEST(test_bench_busy_line) {
     char h5[32], args[160];
@@ -944,6 +987,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_suite_loosened_note);
     tcase_add_test(tc, test_launch_mpirun_killed);
     tcase_add_test(tc, test_suite_busy_note);
+    tcase_add_test(tc, test_suite_extra_runs);
     tcase_add_test(tc, test_bench_busy_line);
     tcase_add_test(tc, test_suite_prompt_text);
     tcase_add_test(tc, test_suite_nomem_no_hang);

@@ -44,6 +44,7 @@ static const char FULL[] = "; a full suite\n"
                            "name = \"full suite\"\n"
                            "ranks = 8\n"
                            "repeat = 5\n"
+                           "extra_runs = 7\n"
                            "warmup = 0\n"
                            "threads = 2\n"
                            "atol = 1e-5\n"
@@ -67,6 +68,7 @@ START_TEST(test_full_file) {
     ck_assert_str_eq(s.name, "full suite");
     ck_assert_int_eq(s.ranks, 8);
     ck_assert_int_eq(s.repeat, 5);
+    ck_assert_int_eq(s.extra_runs, 7);
     ck_assert_int_eq(s.warmup, 0);
     ck_assert_int_eq(s.threads, 2);
     ck_assert_double_eq(s.atol, 1e-5);
@@ -112,6 +114,7 @@ START_TEST(test_defaults) {
     ck_assert_str_eq(s.name, "quick");
     ck_assert_int_eq(s.ranks, 0);
     ck_assert_int_eq(s.repeat, 3);
+    ck_assert_int_eq(s.extra_runs, 0);
     ck_assert_int_eq(s.warmup, 1);
     ck_assert_int_eq(s.threads, 1);
     ck_assert_double_eq(s.atol, 1e-4);
@@ -176,6 +179,7 @@ START_TEST(test_bad_numbers) {
     EXPECT_EINVAL("[suite]\nrepeat = 3x\n" CASE_OK, "suites/x.ini:2:", "'3x'", "repeat",
                   "integer >= 1");
     EXPECT_EINVAL("[suite]\nrepeat = 0\n" CASE_OK, "repeat", "integer >= 1");
+    EXPECT_EINVAL("[suite]\nextra_runs = -1\n" CASE_OK, "extra_runs", "integer >= 0");
     EXPECT_EINVAL("[suite]\nranks = -1\n" CASE_OK, "ranks", "integer >= 0");
     EXPECT_EINVAL("[suite]\nthreads = 99999999999999999999\n" CASE_OK, "threads");
     EXPECT_EINVAL("[suite]\nwarmup = 1.5\n" CASE_OK, "warmup");
@@ -507,6 +511,8 @@ START_TEST(test_validate) {
     expect_invalid("", tiny, "new_tokens = 127", "exceed seq_len 128");
     expect_invalid("ranks = 2", tiny, "tp = 4", "ranks 2 smaller than its largest tp 4");
     expect_invalid("repeat = 65", tiny, "", "repeat 65 above the 64 timed runs");
+    expect_invalid("repeat = 9\nextra_runs = 56", tiny, "",
+                   "repeat 9 + extra_runs 56 above the 64 timed runs kept per phase");
     ryz_suite s = {0};
     ck_assert(ryz_suite_parse("[case ok]\nmodel = synthetic:tiny\nprompt = 1\ntp = 1 2 4\n",
                               "ok.ini", &s) == RYZ_OK);

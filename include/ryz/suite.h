@@ -13,6 +13,10 @@
 #define RYZ_SUITE_MAX_TP 16
 #define RYZ_SUITE_NAME_MAX 64
 #define RYZ_SUITE_MAX_REPEAT 64 /* timed runs kept per (case, TP, phase) */
+/* Runs of each TP degree the host's neighbours must leave alone (neither
+ * steal nor others above RYZ_LOAD_DISTURBED) for bandwidth_scaling to judge
+ * those alone, and for a suite's extra_runs to stop. */
+#define RYZ_SUITE_MIN_UNDISTURBED 3
 /* Longest prompt_text (bytes): some 2000 tokens of English, the longest
  * context of the presets (1b's seq_len 2048); a fixed array keeps a case
  * copyable by value. */
@@ -82,6 +86,8 @@ typedef struct {
     char name[RYZ_SUITE_NAME_MAX]; /* [suite] name, default: file base name */
     int ranks;                     /* world size to launch; 0 = largest tp */
     int repeat;                    /* timed repetitions (default 3) */
+    int extra_runs;                /* more probed runs, at most, while fewer than
+                                      RYZ_SUITE_MIN_UNDISTURBED were left alone (0) */
     int warmup;                    /* untimed repetitions (default 1) */
     int threads;                   /* threads per rank (default 1) */
     double atol, rtol;             /* tolerance (default RYZ_F32_TOL) */
@@ -129,7 +135,7 @@ int ryz_suite_max_tp(const ryz_suite *s);
  * device: ..." (EIO for a tokenizer file that cannot be read). */
 ryz_status ryz_suite_validate(ryz_suite *s);
 /* EINVAL "suite NAME: repeat R above the N timed runs kept per phase" when
- * s->repeat exceeds RYZ_SUITE_MAX_REPEAT: part of ryz_suite_validate, and
+ * s->repeat (with s->extra_runs) exceeds RYZ_SUITE_MAX_REPEAT: part of ryz_suite_validate, and
  * what the runner checks again before trusting it. */
 ryz_status ryz_suite_check_repeat(const ryz_suite *s);
 /* The tolerance case c's outputs are held to against the f32 TP=1

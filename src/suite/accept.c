@@ -244,17 +244,18 @@ static run_capacity capacity_of(const ryz_results *r, const ryz_row_timing *d) {
 
 /* The runs bandwidth_scaling holds to each other: where the neighbours
  * took more than RYZ_LOAD_DISTURBED of some runs' CPU time but left at
- * least SCALING_MIN_CLEAN runs of each degree alone, only those (a shared
- * VM's hypervisor takes a tenth of a lock-stepped pair's time in some
- * minutes and none in others, and the check measures ryz and the memory,
- * not the neighbours); else every run. *c1 and *c are the two medians of
+ * least RYZ_SUITE_MIN_UNDISTURBED runs of each degree alone, only those
+ * (a shared VM's hypervisor takes a tenth of a lock-stepped pair's time in
+ * some minutes and none in others, and the check measures ryz and the
+ * memory, not the neighbours; a suite's extra_runs runs more where too few
+ * were left alone); else every run. *c1 and *c are the two medians of
  * capacity_of (0: not probed one by one), `which` says which runs. */
-#define SCALING_MIN_CLEAN 3
 static void scaling_runs(const ryz_results *r, const ryz_row_timing *d1, const ryz_row_timing *d,
                          double *c1, double *c, char *which, size_t cap) {
     run_capacity x1 = capacity_of(r, d1), x = capacity_of(r, d);
     int a1 = x1.n_all, k1 = x1.n_clean, a = x.n_all, k = x.n_clean;
-    int clean = (k1 < a1 || k < a) && k1 >= SCALING_MIN_CLEAN && k >= SCALING_MIN_CLEAN;
+    int least = RYZ_SUITE_MIN_UNDISTURBED;
+    int clean = (k1 < a1 || k < a) && k1 >= least && k >= least;
     *c1 = clean ? x1.clean : x1.all, *c = clean ? x.clean : x.all;
     which[0] = '\0';
     if (clean)

@@ -182,16 +182,51 @@ static ryz_status greedy_run(case_ctx *k, ryz_model *m, int *ids, ryz_gen_timing
     return st;
 }
 
+/* How many of out's first n runs the host's neighbours left alone (a run
+ * without host figures counts, as the scaling check counts it). */
+static int runs_alone(const run_samples *out, int n) {
+    int alone = 0;
+    for (int i = 0; i < n; i++) alone += !ryz_load_disturbed(out->steal[i], out->other[i]);
+    return alone;
+}
+
+/* Whether the probed group of sp times another run after out's: world
+ * rank 0, which reads what the host's neighbours took, says yes while
+ * fewer than RYZ_SUITE_MIN_UNDISTURBED runs were left alone and fewer
+ * than `cap` ran, and every rank of the group gets its answer, over sp's
+ * own group so that the comm's records stay the model's. */
+static ryz_status more_runs(const case_ctx *k, const step_probe *sp, const run_samples *out,
+                            int cap, int *more) {
+    *more = ryz_comm_rank(k->world) == 0 && out->n < cap &&
+            runs_alone(out, out->n) < RYZ_SUITE_MIN_UNDISTURBED;
+    if (ryz_comm_size(sp->group) == 1) return RYZ_OK;
+    return ryz_comm_broadcast(sp->group, more, sizeof *more, 0);
+}
+
+/* On world rank 0, when a group timed more than its `planned` runs: why,
+ * even with --quiet, since the suite then ran longer than its file says. */
+static void note_extra(const case_ctx *k, int tp, const run_samples *out, int planned) {
+    if (ryz_comm_rank(k->world) != 0 || out->n <= planned) return;
+    int alone = runs_alone(out, out->n);
+    fprintf(stderr, "ryz: note: case %s tp=%d: the host's neighbours disturbed %d of the %d timed "
+            "runs, so %d more ran (extra_runs %d); %d of %d left alone%s\n", k->c->name, tp,
+            planned - runs_alone(out, planned), planned, out->n - planned, k->s->extra_runs,
+            alone, out->n,
+            alone < RYZ_SUITE_MIN_UNDISTURBED ? ": too few for the scaling check to judge" : "");
+}
+
 /* `warmup` untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
  * opened just before the clear and sampled after each timed run; with sp
  * (NULL: none), the group's read bandwidth probed just before each timed
  * run and read between its decode steps, so that a roofline and the
  * bandwidth-scaling check hold each run to the machine of its own moments
- * (a shared VM's bandwidth moves by tens of percent within a suite). */
+ * (a shared VM's bandwidth moves by tens of percent within a suite); and
+ * with sp, up to `extra` more timed runs while the host's neighbours left
+ * too few alone (more_runs). */
 static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_probe *sp,
-                               int warmup, int runs, int *ids, ryz_collective_ref *ref,
-                               run_samples *out) {
+                               int warmup, int runs, int extra, int *ids,
+                               ryz_collective_ref *ref, run_samples *out) {
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
@@ -222,7 +257,12 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
         out->decode_steps = t.decode_steps, out->steal[i] = steal, out->other[i] = other;
         out->wall_s += t.prefill_s + t.decode_s;
+        int more = 0;
+        if (sp && extra > 0 && i == out->n - 1) st = more_runs(k, sp, out, runs + extra, &more);
+        if (st != RYZ_OK) return st;
+        out->n += more;
     }
+    if (sp) note_extra(k, ryz_comm_size(c), out, runs);
     return RYZ_OK;
 }
 
@@ -250,11 +290,13 @@ static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, i
                              int *ids, ryz_collective_ref *ref, run_samples *out) {
     step_probe sp = {.cap = k->c->new_tokens};
     int probed = probe && k->probe_runs && e->be.iface->host_visible;
-    ryz_status st = timed_greedy(k, e->m, c, NULL, k->s->warmup, 0, ids, NULL, out);
+    ryz_status st = timed_greedy(k, e->m, c, NULL, k->s->warmup, 0, 0, ids, NULL, out);
     double peak = (double)ryz_mem_peak_rss(); /* the model's: no probe buffer yet */
     if (probed && st == RYZ_OK) st = ryz_comm_split_first(c, ryz_comm_size(c), &sp.group);
     if (probed && st == RYZ_OK) st = step_probe_open(k, e, &sp);
-    if (st == RYZ_OK) st = timed_greedy(k, e->m, c, probed ? &sp : NULL, 0, runs, ids, ref, out);
+    if (st == RYZ_OK)
+        st = timed_greedy(k, e->m, c, probed ? &sp : NULL, 0, runs, k->s->extra_runs, ids, ref,
+                          out);
     out->peak_rss = peak;
     ryz_probe_slices_free(&sp.ps);
     free(sp.sec), free(sp.all);

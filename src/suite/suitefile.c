@@ -27,13 +27,14 @@ enum { SECT_NONE = 0, SECT_SUITE, SECT_CASE, SECT_ACCEPT };
 
 /* Keys of each section, in the order of the switch in set_*_key. */
 enum { K_NAME, K_RANKS, K_REPEAT, K_WARMUP, K_THREADS, K_ATOL, K_RTOL, K_BF16_ATOL, K_BF16_RTOL,
-       K_TF32_ATOL, K_TF32_RTOL, K_NSUITE };
+       K_TF32_ATOL, K_TF32_RTOL, K_EXTRA_RUNS, K_NSUITE };
 enum { K_MODEL, K_TP, K_BATCH, K_PROMPT, K_NEW_TOKENS, K_BACKEND, K_COMM, K_DTYPE, K_TF32,
        K_PROMPT_TEXT, K_TOKENIZER, K_NCASE };
 
 static const char *const SUITE_KEYS[K_NSUITE] = {"name", "ranks", "repeat",    "warmup",
                                                  "threads", "atol", "rtol", "bf16_atol",
-                                                 "bf16_rtol", "tf32_atol", "tf32_rtol"};
+                                                 "bf16_rtol", "tf32_atol", "tf32_rtol",
+                                                 "extra_runs"};
 static const char *const CASE_KEYS[K_NCASE] = {"model",      "tp",          "batch",    "prompt",
                                                "new_tokens", "backend",     "comm",     "dtype",
                                                "tf32",       "prompt_text", "tokenizer"};
@@ -47,7 +48,8 @@ static const char *const ACCEPT_KEYS[K_NACCEPT] = {
     "min_speedup, min_efficiency, max_allreduce_p99_us, allreduce_bytes, max_comm_fraction, "    \
     "min_memory_efficiency, max_logit_error, max_collective_ratio, min_bandwidth_scaling"
 #define SUITE_KNOWN                                                                              \
-    "name, ranks, repeat, warmup, threads, atol, rtol, bf16_atol, bf16_rtol, tf32_atol, tf32_rtol"
+    "name, ranks, repeat, extra_runs, warmup, threads, atol, rtol, bf16_atol, bf16_rtol, "       \
+    "tf32_atol, tf32_rtol"
 #define CASE_KNOWN                                                                                 \
     "model, tp, batch, prompt, prompt_text, tokenizer, new_tokens, backend, comm, dtype, tf32"
 
@@ -312,8 +314,10 @@ static ryz_status set_suite_key(const parser *p, int k, const char *val) {
         return set_pos_double(p, key, val, "2e-2", &s->bf16_rtol);
     case K_TF32_ATOL:
         return set_pos_double(p, key, val, "1e-2", &s->tf32_atol);
-    default:
+    case K_TF32_RTOL:
         return set_pos_double(p, key, val, "1e-2", &s->tf32_rtol);
+    default:
+        return set_int(p, key, val, 0, &s->extra_runs);
     }
 }
 
