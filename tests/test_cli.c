@@ -358,46 +358,70 @@ START_TEST(test_suite_busy_note) {
 }
 END_TEST
 
-/* The timed decode runs of (case, tp 1) in the results at h5. */
-static int timed_runs_of(const char *h5, const char *name) {
+/* The timed decode runs of (case, tp) in the results at h5, checked
+ * against its host_other_load samples (one a run). */
+static int timed_runs_of(const char *h5, const char *name, int tp) {
     ryz_results res;
-    int runs = -1;
+    int runs = -1, n = 0;
     ck_assert_int_eq(ryz_results_read(h5, &res), RYZ_OK);
     for (size_t i = 0; i < res.n_timing; i++) {
         const ryz_row_timing *t = &res.timing[i];
-        if (t->tp == 1 && !strcmp(t->case_name, name) && !strcmp(t->phase, "decode"))
+        if (t->tp == tp && !strcmp(t->case_name, name) && !strcmp(t->phase, "decode"))
             runs = t->runs;
     }
+    free(ryz_results_sample_values(&res, name, tp, "host_other_load", &n));
+    ck_assert_int_eq(n, runs);
     ryz_results_free(&res);
     return runs;
 }
 
-/* With extra_runs, a suite times more runs only while the host's
- * neighbours left too few alone: all of them beside a spinner on every
- * CPU, with a note even under --quiet; and where it times more (on a busy
- * CI host, say), the note says why. */
-START_TEST(test_suite_extra_runs) {
-    char path[32], h5[32], args[128];
-    temp_file_with(path, "[suite]\nrepeat = 3\nextra_runs = 2\nwarmup = 0\n\n[case busy]\n"
-                         "model = synthetic:15m\nprompt = 1 2 3\nnew_tokens = 200\ntp = 1\n");
+/* Runs a 2-rank suite of tiny at TP 1 and 2 (3 runs, extra_runs 5) whose
+ * timed runs' others' shares are `others` (RYZ_TEST_HOST_OTHER), gated on
+ * bandwidth_scaling or not; the run's stderr, its TP=1 and TP=2 runs. */
+static test_run run_extra(const char *others, int gated, int *runs1, int *runs2) {
+    char path[32], h5[32], env[64], args[128], text[256];
+    snprintf(text, sizeof text, "[suite]\nrepeat = 3\nextra_runs = 5\nwarmup = 0\n\n[case x]\n"
+             "model = synthetic:tiny\nprompt = 1 2 3\nnew_tokens = 4\ntp = 1 2\n%s",
+             gated ? "\n[acceptance]\nmin_bandwidth_scaling = 0.01\n" : "");
+    temp_file_with(path, text);
     temp_path(h5);
+    snprintf(env, sizeof env, "RYZ_TEST_HOST_OTHER=%s", others);
     snprintf(args, sizeof args, "suite %s --quiet -o %s", path, h5);
-    test_run r = run_beside_spinners(args);
-    ck_assert_msg(r.code == 0 && strstr(r.err, "ryz: note: case busy tp=1: the host's neighbours "
-                                               "disturbed 3 of the 3 timed runs, so 2 more ran "
-                                               "(extra_runs 2); 0 of 5 left alone: too few"),
-                  "exit %d; stderr:\n%s", r.code, r.err);
-    ck_assert_int_eq(timed_runs_of(h5, "busy"), 5);
-    expect_load_samples(h5, "busy", 5);
-    test_run_free(&r);
-    r = test_run_ryz(NULL, args);
-    int runs = timed_runs_of(h5, "busy");
-    ck_assert_msg(r.code == 0 && runs >= 3 && runs <= 5 &&
-                      (runs == 3) == !strstr(r.err, "more ran (extra_runs 2)"),
-                  "exit %d, %d runs; stderr:\n%s", r.code, runs, r.err);
-    test_run_free(&r);
+    test_run r = test_run_ryz(env, args);
+    ck_assert_msg(r.code <= 1, "exit %d; stderr:\n%s", r.code, r.err);
+    *runs1 = timed_runs_of(h5, "x", 1), *runs2 = timed_runs_of(h5, "x", 2);
     unlink(h5);
     unlink(path);
+    return r;
+}
+
+/* With extra_runs, a (case, TP) times more runs while the host's
+ * neighbours disturbed some and left fewer than 3 alone, up to extra_runs
+ * more, at TP=1 on rank 0 and at TP=2 on both ranks alike, and says so
+ * even under --quiet; none where no run was disturbed, nor where no
+ * bandwidth_scaling check would judge them. */
+START_TEST(test_suite_extra_runs) {
+    int r1, r2;
+    test_run r = run_extra("0.5,0.5,0.5,0", 1, &r1, &r2);
+    ck_assert_int_eq(r1, 6);
+    ck_assert_int_eq(r2, 6);
+    const char *notes[] = {"ryz: note: case x tp=1: the host's neighbours disturbed 3 of the 3 "
+                           "timed runs, so 3 more ran (extra_runs 5); 3 of 6 left alone\n",
+                           "ryz: note: case x tp=2: the host's neighbours disturbed 3 of the 3"};
+    test_assert_all_in(r.err, notes, 2);
+    test_run_free(&r);
+    r = run_extra("0.5", 1, &r1, &r2); /* every run disturbed: up to the cap */
+    ck_assert_int_eq(r1, 8);
+    ck_assert_int_eq(r2, 8);
+    ck_assert_msg(strstr(r.err, "0 of 8 left alone: too few, so bandwidth_scaling judges every "
+                                "run\n"), "%s", r.err);
+    test_run_free(&r);
+    r = run_extra("0.01", 1, &r1, &r2);
+    ck_assert_msg(r1 == 3 && r2 == 3 && !strstr(r.err, "more ran"), "%d, %d: %s", r1, r2, r.err);
+    test_run_free(&r);
+    r = run_extra("0.5", 0, &r1, &r2);
+    ck_assert_msg(r1 == 3 && r2 == 3 && !strstr(r.err, "more ran"), "%d, %d: %s", r1, r2, r.err);
+    test_run_free(&r);
 }
 END_TEST
 

@@ -135,7 +135,8 @@ int ryz_suite_max_tp(const ryz_suite *s);
  * device: ..." (EIO for a tokenizer file that cannot be read). */
 ryz_status ryz_suite_validate(ryz_suite *s);
 /* EINVAL "suite NAME: repeat R above the N timed runs kept per phase" when
- * s->repeat (with s->extra_runs) exceeds RYZ_SUITE_MAX_REPEAT: part of ryz_suite_validate, and
+ * s->repeat exceeds RYZ_SUITE_MAX_REPEAT, or "suite NAME: repeat R +
+ * extra_runs E above ..." when both together do: part of ryz_suite_validate, and
  * what the runner checks again before trusting it. */
 ryz_status ryz_suite_check_repeat(const ryz_suite *s);
 /* The tolerance case c's outputs are held to against the f32 TP=1

@@ -182,6 +182,23 @@ static ryz_status greedy_run(case_ctx *k, ryz_model *m, int *ids, ryz_gen_timing
     return st;
 }
 
+/* RYZ_TEST_HOST_OTHER="A,B,...": on world rank 0, the others' share of
+ * timed run i of every group is the i-th value (the last for later runs)
+ * instead of what /proc said, so that tests choose which runs were
+ * disturbed. */
+static void test_host_other(const case_ctx *k, int i, double *other) {
+    const char *v = getenv("RYZ_TEST_HOST_OTHER");
+    if (!v || !*v || ryz_comm_rank(k->world) != 0) return;
+    for (int j = 0; j <= i; j++) {
+        char *end = NULL;
+        double x = strtod(v, &end);
+        if (end == v) return;
+        *other = x;
+        if (*end != ',') return;
+        v = end + 1;
+    }
+}
+
 /* How many of out's first n runs the host's neighbours left alone (a run
  * without host figures counts, as the scaling check counts it). */
 static int runs_alone(const run_samples *out, int n) {
@@ -191,14 +208,16 @@ static int runs_alone(const run_samples *out, int n) {
 }
 
 /* Whether the probed group of sp times another run after out's: world
- * rank 0, which reads what the host's neighbours took, says yes while
- * fewer than RYZ_SUITE_MIN_UNDISTURBED runs were left alone and fewer
- * than `cap` ran, and every rank of the group gets its answer, over sp's
- * own group so that the comm's records stay the model's. */
+ * rank 0, which reads what its host's neighbours took (other hosts' are
+ * not read), says yes while they disturbed some run and left fewer than
+ * RYZ_SUITE_MIN_UNDISTURBED alone, and fewer than `cap` ran; every rank of
+ * the group gets its answer, over sp's own group so that the comm's
+ * records stay the model's. */
 static ryz_status more_runs(const case_ctx *k, const step_probe *sp, const run_samples *out,
                             int cap, int *more) {
-    *more = ryz_comm_rank(k->world) == 0 && out->n < cap &&
-            runs_alone(out, out->n) < RYZ_SUITE_MIN_UNDISTURBED;
+    int alone = runs_alone(out, out->n);
+    *more = ryz_comm_rank(k->world) == 0 && out->n < cap && alone < out->n &&
+            alone < RYZ_SUITE_MIN_UNDISTURBED;
     if (ryz_comm_size(sp->group) == 1) return RYZ_OK;
     return ryz_comm_broadcast(sp->group, more, sizeof *more, 0);
 }
@@ -212,7 +231,8 @@ static void note_extra(const case_ctx *k, int tp, const run_samples *out, int pl
             "runs, so %d more ran (extra_runs %d); %d of %d left alone%s\n", k->c->name, tp,
             planned - runs_alone(out, planned), planned, out->n - planned, k->s->extra_runs,
             alone, out->n,
-            alone < RYZ_SUITE_MIN_UNDISTURBED ? ": too few for the scaling check to judge" : "");
+            alone < RYZ_SUITE_MIN_UNDISTURBED ? ": too few, so bandwidth_scaling judges every run"
+                                              : "");
 }
 
 /* `warmup` untimed greedy runs, then `runs` timed ones with the comm records
@@ -256,6 +276,7 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
         if (i < 0) continue;
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
         out->decode_steps = t.decode_steps, out->steal[i] = steal, out->other[i] = other;
+        test_host_other(k, i, &out->other[i]);
         out->wall_s += t.prefill_s + t.decode_s;
         int more = 0;
         if (sp && extra > 0 && i == out->n - 1) st = more_runs(k, sp, out, runs + extra, &more);
@@ -282,6 +303,16 @@ static ryz_status step_probe_open(const case_ctx *k, model_env *e, step_probe *s
     return step_probe_agree(sp->group, mine, NULL);
 }
 
+/* The suite's extra_runs where they serve: a case with a TP > 1 that
+ * bandwidth_scaling checks (the only judge of which runs were left alone);
+ * else 0. */
+static int extra_runs_of(const case_ctx *k) {
+    if (isnan(k->s->acc.min_bandwidth_scaling)) return 0;
+    for (int i = 0; i < k->c->n_tp; i++)
+        if (k->c->tp[i] > 1) return k->s->extra_runs;
+    return 0;
+}
+
 /* timed_greedy of e's model on c, probed when `probe` (the runs' times are
  * recorded), the case probes runs and e's backend computes in host memory
  * (the memory the probe reads); the probe runs on a duplicate of c, so
@@ -295,7 +326,7 @@ static ryz_status timed_runs(case_ctx *k, model_env *e, ryz_comm *c, int runs, i
     if (probed && st == RYZ_OK) st = ryz_comm_split_first(c, ryz_comm_size(c), &sp.group);
     if (probed && st == RYZ_OK) st = step_probe_open(k, e, &sp);
     if (st == RYZ_OK)
-        st = timed_greedy(k, e->m, c, probed ? &sp : NULL, 0, runs, k->s->extra_runs, ids, ref,
+        st = timed_greedy(k, e->m, c, probed ? &sp : NULL, 0, runs, extra_runs_of(k), ids, ref,
                           out);
     out->peak_rss = peak;
     ryz_probe_slices_free(&sp.ps);

@@ -475,6 +475,7 @@ static ryz_status parse_pair(parser *p, char *line) {
     int k = suite    ? key_index(SUITE_KEYS, K_NSUITE, key)
             : accept ? key_index(ACCEPT_KEYS, K_NACCEPT, key)
                      : key_index(CASE_KEYS, K_NCASE, key);
+    if (k < 0 && p->recorded) return RYZ_OK; /* a later ryz's key: the file still reads */
     if (k < 0)
         return perr(p, p->line, "unknown key '%s' in %s (known: %s)", key,
                     sect_label(p, label, sizeof label),

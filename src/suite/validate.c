@@ -211,10 +211,10 @@ ryz_status ryz_suite_check_repeat(const ryz_suite *s) {
     if (s->repeat > RYZ_SUITE_MAX_REPEAT)
         return ryz_error(RYZ_EINVAL, "suite %s: repeat %d above the %d timed runs kept per phase",
                          s->name, s->repeat, RYZ_SUITE_MAX_REPEAT);
-    if (s->repeat + s->extra_runs > RYZ_SUITE_MAX_REPEAT)
+    if (s->extra_runs > RYZ_SUITE_MAX_REPEAT - s->repeat)
         return ryz_error(RYZ_EINVAL, "suite %s: repeat %d + extra_runs %d above the %d timed runs "
-                         "kept per phase", s->name, s->repeat, s->extra_runs,
-                         RYZ_SUITE_MAX_REPEAT);
+                         "kept per phase (extra_runs %d at most)", s->name, s->repeat,
+                         s->extra_runs, RYZ_SUITE_MAX_REPEAT, RYZ_SUITE_MAX_REPEAT - s->repeat);
     return RYZ_OK;
 }
 
