@@ -243,6 +243,14 @@ START_TEST(test_bad_tp) {
     ck_assert_str_eq(rec.cases[0].model, "m");
     ryz_suite_free(&rec);
     ck_assert_int_eq(ryz_suite_parse(old, "x.ini", &rec), RYZ_EINVAL);
+    /* and one from a later ryz, with keys this one lacks */
+    const char *later = "[suite]\nrepeat = 4\nfuture_key = 2\n[case a]\nmodel = m\nprompt = 1\n"
+                        "future_case_key = x\n[acceptance]\nfuture_check = 3\n";
+    ck_assert_msg(ryz_suite_parse_recorded(later, "suite_text", &rec) == RYZ_OK, "%s",
+                  ryz_last_error());
+    ck_assert_int_eq(rec.repeat, 4);
+    ryz_suite_free(&rec);
+    ck_assert_int_eq(ryz_suite_parse(later, "x.ini", &rec), RYZ_EINVAL);
     /* a default name loses its leading dots, as a given one may not have them */
     ck_assert_int_eq(ryz_suite_parse(CASE_OK, "dir/.hidden.ini", &rec), RYZ_OK);
     ck_assert_str_eq(rec.name, "hidden");
