@@ -862,8 +862,10 @@ START_TEST(test_bench_results) {
              "--threads 1,2 --dtype f32,bf16 --probe-mib 16 -o %s", h5);
     test_run r = test_run_ryz(NULL, args);
     ck_assert_msg(r.code == 0 && strstr(r.out, "of roofline") && strstr(r.out, "of sgemm") &&
-                      strstr(r.out, "GFLOP/s on its shapes, OpenBLAS core ") &&
+                      strstr(r.out, "(one layer's shapes at 8 rows, OpenBLAS core ") &&
                       strstr(r.out, "(target >= 90%; the median of the runs' own ratios") &&
+                      strstr(r.out, "of sgemm rate (target >= 50%; the median of the runs' own "
+                                    "ratios") &&
                       strstr(r.out, "16 MiB slices between the decode steps") &&
                       strstr(r.out, "probe after each run") &&
                       strstr(r.out, "bf16-t2: bf16 weights") &&
@@ -874,16 +876,19 @@ START_TEST(test_bench_results) {
     ryz_results res;
     ck_assert_msg(ryz_results_read(h5, &res) == RYZ_OK, "%s", ryz_last_error());
     ck_assert_uint_eq(res.n_timing, 8); /* 4 configurations x (prefill, decode) */
-    /* and 3 runs' (prefill, decode, probe between the steps, probe after) each */
-    ck_assert_uint_eq(res.n_samples, 48);
-    int probes = 0, after = 0;
+    /* and 3 runs' (prefill, decode, probe between the steps, probe after,
+     * sgemm pass before the prefill) each */
+    ck_assert_uint_eq(res.n_samples, 60);
+    int probes = 0, after = 0, gemm = 0;
     for (size_t i = 0; i < res.n_samples; i++) {
         probes += !strcmp(res.samples[i].metric, "read_bandwidth_gbs") && res.samples[i].value > 0;
         after += !strcmp(res.samples[i].metric, "read_bandwidth_after_gbs") &&
                  res.samples[i].value > 0;
+        gemm += !strcmp(res.samples[i].metric, "sgemm_gflops") && res.samples[i].value > 0;
     }
     ck_assert_int_eq(probes, 12);
     ck_assert_int_eq(after, 12);
+    ck_assert_int_eq(gemm, 12);
     ck_assert_str_eq(res.meta.suite_name, "bench");
     ck_assert_str_eq(res.meta.kind, RYZ_KIND_BENCH); /* what `ryz compare` judges it by */
     ck_assert_str_eq(res.timing[0].case_name, "f32-t1");

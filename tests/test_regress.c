@@ -454,6 +454,9 @@ START_TEST(test_probe_rate_not_compared) {
             ryz_results_add_sample(&r[k], &s);
             snprintf(s.metric, sizeof s.metric, "host_steal_fraction");
             ryz_results_add_sample(&r[k], &s);
+            s.value = 100 + 200 * k + i; /* the sgemm before each prefill ran 3x as fast */
+            snprintf(s.metric, sizeof s.metric, "sgemm_gflops");
+            ryz_results_add_sample(&r[k], &s);
         }
     }
     ryz_regress_opts o = {1.10, 0.01, 1.01, NULL};
@@ -480,6 +483,11 @@ START_TEST(test_probe_rate_not_compared) {
                           g.rows[i].why);
         }
     ck_assert_int_eq(host, 2);
+    const ryz_regress_row *gemm = NULL;
+    for (size_t i = 0; i < g.n; i++)
+        if (!strcmp(g.rows[i].metric, "sgemm_gflops")) gemm = &g.rows[i];
+    ck_assert_msg(gemm && !gemm->regression && gemm->ratio > 2 && strstr(gemm->why, "not gated"),
+                  "sgemm row: %s", gemm ? gemm->why : "missing");
     ck_assert_int_eq(g.regressions, 0);
     ryz_regress_free(&g);
     ryz_results_free(&r[0]);

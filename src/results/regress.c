@@ -401,14 +401,15 @@ static int first_of_kind(const ryz_results *r, size_t i) {
 }
 
 /* Whether a /samples metric is a figure of the machine's rather than a
- * time of ours: the probes' bandwidths (*_gbs), lockstep_efficiency and
- * what the host's neighbours took (host_*). A build is not slower because
+ * time of ours: the probes' bandwidths (*_gbs), the sgemm rate prefill is
+ * held to (sgemm_gflops), lockstep_efficiency and what the host's
+ * neighbours took (host_*). A build is not slower because
  * the machine read memory faster or slower, kept its ranks in step
  * better, or was busier. Such a row is shown, never a regression: it
  * says whether the machine moved under the times beside it. */
 static int metric_is_machines(const char *metric) {
     return strstr(metric, "_gbs") != NULL || !strcmp(metric, "lockstep_efficiency") ||
-           !strncmp(metric, "host_", 5);
+           !strcmp(metric, "sgemm_gflops") || !strncmp(metric, "host_", 5);
 }
 
 /* The smallest p ryz_mann_whitney_greater can give for n and m samples
