@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Packs NVIDIA's compute-sanitizer for a GPU machine without one (the
-# device tool's machines have the CUDA libraries but not the toolkit's
-# tools): one archive to carry beside the gpu-bundle, for
-# scripts/gpu-check.sh's sanitize step. Run it here: it needs the network.
+# Packs NVIDIA's compute-sanitizer for a GPU machine without one (this
+# machine's toolkit has none; gpu-check's sanitize step looks for the
+# GPU machine's own first): one archive to carry beside the gpu-bundle.
+# Run it here: it needs the network.
 # It comes from NVIDIA's PyPI wheels (pip download, x86-64 Linux):
 # nvidia-cuda-sanitizer-api at the toolkit's version (13.0.85 for this
 # repository's nvcc 13.0, which drivers from 580 run), flattened as the
