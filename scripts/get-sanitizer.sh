@@ -11,7 +11,7 @@
 # TreeLauncherTargetLdPreloadHelper): without them every run ends with
 # "Target application terminated before first instrumented API call".
 # They are taken from a later wheel (13.5.25) that ships them; the pair ran
-# on an H100 and an H200 with driver 580 (docs/gpu-results.md, session 30).
+# on an H100 with driver 580 (docs/gpu-results.md, session 30).
 #
 # usage: bash scripts/get-sanitizer.sh [ARCHIVE]  (.gpu/compute-sanitizer.tar.xz)
 # then, on the GPU machine: mkdir -p /tmp/cs && tar xJf ARCHIVE -C /tmp/cs &&
