@@ -217,19 +217,32 @@ typedef struct {
     float *w, *x, *y;
 } sgemm_bufs;
 
-/* The buffers for cfg's shapes at P rows; ENOMEM (and none) when they do
- * not fit. */
-static ryz_status sgemm_open(ryz_backend *be, const ryz_model_config *c, int P, sgemm_bufs *g) {
+/* Bytes of the sgemm pass's buffers for cfg's shapes at P rows: W of the
+ * largest layer matrix, x and y of P rows. */
+static size_t sgemm_bytes(const ryz_model_config *c, int P) {
+    size_t big = (size_t)(c->hidden > c->dim ? c->hidden : c->dim);
+    return (big * (size_t)c->dim + 2 * (size_t)P * big) * sizeof(float);
+}
+
+static void sgemm_close(ryz_backend *be, sgemm_bufs *g);
+
+/* The buffers for cfg's shapes at P rows, beside the model; on ENOMEM
+ * none is left allocated and the message names the configuration. */
+static ryz_status sgemm_open(ryz_backend *be, const bench_config *k, const ryz_model_config *c,
+                             int P, sgemm_bufs *g) {
     const ryz_backend_iface *f = be->iface;
     size_t big = (size_t)(c->hidden > c->dim ? c->hidden : c->dim);
     g->w = f->alloc(be->ctx, RYZ_MEM_SCRATCH, big * c->dim * sizeof(float));
     g->x = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float));
     g->y = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float));
     if (g->w && g->x && g->y) return RYZ_OK;
-    return ryz_error(RYZ_ENOMEM, "no %s memory for the sgemm pass's %d-row buffers",
-                     f->name, P);
+    sgemm_close(be, g);
+    return ryz_error(RYZ_ENOMEM, "bench %s: no %s memory for the sgemm pass's buffers (%.1f MB "
+                     "at %d rows) beside the model: try a smaller --prompt-len", k->name,
+                     f->name, (double)sgemm_bytes(c, P) / 1e6, P);
 }
 
+/* Frees what sgemm_open allocated (any of it). */
 static void sgemm_close(ryz_backend *be, sgemm_bufs *g) {
     float *bufs[3] = {g->w, g->x, g->y};
     for (int i = 0; i < 3; i++)
@@ -241,24 +254,31 @@ static void sgemm_close(ryz_backend *be, sgemm_bufs *g) {
  * (P, in) times each of wq, wk, wv, wo, w1, w3, w2 (the largest weights a
  * prefill multiplies), in fp32 (TF32 when the backend has it on), in the
  * backend's memory and waiting for it: the limit prefill is held to
- * whatever the weights' dtype. Timed just before each prefill run, so that
- * the two meet the same moments of a shared machine, as decode and its
- * probe slices do. */
+ * whatever the weights' dtype; the seven again until SGEMM_PASS_S has
+ * passed (one group on the cpu: 36 ms on 110m; a device's group is too
+ * short for the wall clock and its sync). Timed just before each prefill
+ * run, so that the two meet the same moments of a shared machine, as
+ * decode and its probe slices do. */
+#define SGEMM_PASS_S 0.010
 static ryz_status sgemm_pass(ryz_backend *be, const sgemm_bufs *g, const ryz_model_config *c,
                              int P, double *rate) {
     const ryz_backend_iface *f = be->iface;
     int kvd = c->dim / c->n_heads * c->n_kv_heads;
     int shapes[7][2] = {{c->dim, c->dim}, {kvd, c->dim},      {kvd, c->dim},   {c->dim, c->dim},
                         {c->hidden, c->dim}, {c->hidden, c->dim}, {c->dim, c->hidden}};
-    double flops = 0, t0 = ryz_time_now();
-    for (int s = 0; s < 7; s++) {
-        f->matmul(be->ctx, g->y, g->x, g->w, P, shapes[s][1], shapes[s][0]);
-        flops += 2.0 * P * shapes[s][0] * shapes[s][1];
+    *rate = 0;
+    ryz_status st = f->sync(be->ctx); /* nothing earlier in the time */
+    double flops = 0, t0 = ryz_time_now(), dt = 0;
+    while (st == RYZ_OK && dt < SGEMM_PASS_S) {
+        for (int s = 0; s < 7; s++) {
+            f->matmul(be->ctx, g->y, g->x, g->w, P, shapes[s][1], shapes[s][0]);
+            flops += 2.0 * P * shapes[s][0] * shapes[s][1];
+        }
+        st = f->sync(be->ctx);
+        dt = ryz_time_now() - t0;
     }
-    ryz_status st = f->sync(be->ctx);
-    double dt = ryz_time_now() - t0;
-    *rate = st == RYZ_OK && dt > 0 ? flops / dt : 0;
-    return st;
+    if (st == RYZ_OK) *rate = flops / dt;
+    return st == RYZ_OK ? st : ryz_error_wrap(st, "the sgemm pass before a prefill run");
 }
 
 /* Prefill flops of P tokens: every layer matrix, plus the LM head of the
@@ -362,7 +382,8 @@ static ryz_status bench_probe(const bench_args *a, const bench_config *k, ryz_ba
  * with model runs, so the roofline and the speed come from the same
  * minutes of the machine's life: on the cpu a probe slice between every
  * two decode steps (and the old probe after the run), on cuda a copy
- * kernel after the run. Prefill is timed on the long prompt; decode after
+ * kernel after the run; and an sgemm pass on the prefill's shapes just
+ * before each prefill. Prefill is timed on the long prompt; decode after
  * the short one, so that the KV cache it reads stays small beside the
  * weights (bench_print reports its share). dec_s is per token. */
 static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_model *m,
@@ -374,7 +395,7 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
     sgemm_bufs g = {0};
     ryz_status st = prompt && ids ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory");
     if (st == RYZ_OK) bench_prompt(prompt, len, cfg->vocab);
-    if (st == RYZ_OK) st = sgemm_open(be, cfg, P, &g);
+    if (st == RYZ_OK) st = sgemm_open(be, k, cfg, P, &g);
     if (st == RYZ_OK && !cuda) st = slice_probe_open(a, be, m, &sp);
     for (int r = -1; st == RYZ_OK && r < s->n; r++) { /* r = -1: warm-up */
         ryz_gen_timing tp, td;
@@ -421,7 +442,9 @@ static void print_host_load(const bench_samples *s) {
  * fraction of the roofline. On the cpu, the median over the runs of each
  * run's decode bytes/s over its own slices' (the line says how many runs
  * read faster than their slices: there the probe under-read the machine);
- * on cuda, the median decode rate over the median probe's roofline. */
+ * on cuda, the median decode rate over the median probe's roofline.
+ * Prefill's fraction is the median over the runs of each run's flop/s
+ * over the sgemm pass just before it. */
 static double bench_print(const bench_args *a, const bench_config *k, const ryz_model_config *cfg,
                           const bench_samples *s, bench_verdict *v) {
     int n = s->n, P = a->prompt;
@@ -607,7 +630,8 @@ static void bench_usage(void) {
            "                 [--bf16-tol T] [-o F.h5]\n"
            "  TP=1 decode and prefill of SRC (default synthetic:110m) for each dtype and\n"
            "  thread count: prefill of a P-token prompt (default 256) against the sgemm\n"
-           "  rate on its own shapes; N decode steps (default 64) after a D-token prompt\n"
+           "  rate on its own shapes (a pass just before each run, the median of the\n"
+           "  runs' own ratios); N decode steps (default 64) after a D-token prompt\n"
            "  (default 16) against the memory-bandwidth roofline (weight bytes per token /\n"
            "  read bandwidth: a 64 MiB slice, of two taken in turn, read after every\n"
            "  decode step on the decode's own threads and timed apart; the\n"
@@ -647,8 +671,10 @@ int ryz_cmd_bench(int argc, char **argv) {
                        a.new_tokens, a.model, cfg.seq_len);
     if (st == RYZ_OK && a.backend == RYZ_BACKEND_CPU) { /* the f32 model at least */
         char what[160];
-        snprintf(what, sizeof what, "%s: its f32 weights and KV cache", a.model);
-        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg) + ryz_model_kv_bytes(&cfg, 1),
+        snprintf(what, sizeof what, "%s: its f32 weights and KV cache, and the sgemm pass's "
+                 "buffers", a.model);
+        st = ryz_mem_check_available(ryz_model_weight_bytes(&cfg) + ryz_model_kv_bytes(&cfg, 1) +
+                                         sgemm_bytes(&cfg, a.prompt),
                                      what);
     }
     const char *opts[] = {"--model", "-o"}, *paths[] = {a.model, a.out};
