@@ -189,17 +189,19 @@ static void load_note(const ryz_results *r, const char *name, int tp, char *out,
     }
 }
 
-/* Whether the host's neighbours left run `iter` of (case, tp) alone:
- * neither its host_steal_fraction nor its host_other_load sample is above
- * RYZ_LOAD_DISTURBED (a run without them counts as left alone). */
+/* Whether the host's neighbours left run `iter` of (case, tp) alone, by
+ * the rule the runner's extra_runs and the notes apply to the same
+ * figures (ryz_load_disturbed of its host_steal_fraction and
+ * host_other_load samples; a run without them counts as left alone). */
 static int run_undisturbed(const ryz_results *r, const char *name, int tp, int iter) {
+    double steal = NAN, other = NAN;
     for (size_t i = 0; i < r->n_samples; i++) {
         const ryz_row_sample *s = &r->samples[i];
-        if (s->iter == iter && s->tp == tp && s->value > RYZ_LOAD_DISTURBED &&
-            !strncmp(s->metric, "host_", 5) && !strcmp(s->case_name, name))
-            return 0;
+        if (s->iter != iter || s->tp != tp || strcmp(s->case_name, name)) continue;
+        if (!strcmp(s->metric, "host_steal_fraction")) steal = s->value;
+        if (!strcmp(s->metric, "host_other_load")) other = s->value;
     }
-    return 1;
+    return !ryz_load_disturbed(steal, other);
 }
 
 /* What the machine could have read while a decode row's timed runs
