@@ -85,11 +85,11 @@ failed_fast() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 -o "$1" 
 has() { grep -Eq "$1" "$log"; }
 timed_out="(all_reduce|all_gather|broadcast|barrier|comm_split) #[0-9]+.*(did not complete within 5 s|when rank [0-9]+ timed out)"
 
-# sigterm NAME SUITE DELAY_S [AGAIN_S]: a self-launched run, SIGTERM after
-# DELAY_S (and again AGAIN_S later, as `timeout` signals ryz, then its
-# group). DELAY_S "tp2": once the TP=2 greedy runs, where rank 0 reaches a
-# collective every few ms (in its TP=1 baseline it reaches none, and
-# mpirun's SIGKILL a second after the signal may come first).
+# sigterm NAME SUITE DELAY_S [AGAIN_S]: a self-launched run, SIGTERM (or
+# $SIG) after DELAY_S (and again AGAIN_S later, as `timeout` signals ryz,
+# then its group). DELAY_S "tp2": once the TP=2 greedy runs, where rank 0
+# reaches a collective every few ms (in its TP=1 baseline it reaches none,
+# and mpirun's SIGKILL two seconds after the signal may come first).
 sigterm() {
   local out="$tmp/$1.h5" t0 pid n=0
   t0=$(date +%s.%N)
@@ -101,8 +101,8 @@ sigterm() {
   else
     sleep "$3"
   fi
-  kill -TERM "$pid"
-  if [ -n "${4:-}" ]; then sleep "$4"; kill -TERM "$pid"; fi
+  kill -"${SIG:-TERM}" "$pid"
+  if [ -n "${4:-}" ]; then sleep "$4"; kill -"${SIG:-TERM}" "$pid"; fi
   local waited=0
   while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
   kill -KILL "$pid" 2>/dev/null
@@ -165,6 +165,14 @@ RYZ_TIMEOUT=60 sigterm twice2 brief2 tp2 0.05 # rank 1 waits out the baseline (s
 state=$(results_state "$tmp/twice2.h5")
 verdict "SIGTERM twice np=2" "exit 143, results $state (must be interrupted)" \
   eval 'is 143 && [ "$state" = interrupted ]'
+
+# ryz tells the ranks on this host at once, with the user's own signal:
+# mpirun would pass SIGINT on as SIGTERM, and only a second later
+# (launch_tell_ranks in src/cli/launch.c).
+SIG=INT RYZ_TIMEOUT=60 sigterm int2 brief2 tp2
+state=$(results_state "$tmp/int2.h5")
+verdict "SIGINT np=2" "exit 130, rank 0 stopped by signal 2, results $state (must be interrupted)" \
+  eval 'is 130 && has "rank 0.*interrupted by signal 2$" && [ "$state" = interrupted ]'
 
 sigterm term1 long1 2
 state=$(results_state "$tmp/term1.h5")

@@ -918,6 +918,84 @@ START_TEST(test_log_levels) {
 }
 END_TEST
 
+/* ---- stop signals (src/core/signal.c) ------------------------------------ */
+
+/* Sleeps s seconds. */
+static void sleep_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Waits until CLOCK_MONOTONIC is in the last 15 ms of a second, where the
+ * next signal, 30 ms later, lands in the next whole second. */
+static void sleep_to_second_end(void) {
+    struct timespec ts;
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (ts.tv_nsec < 985000000L) sleep_s((985000000L - ts.tv_nsec) / 1e9);
+    } while (ts.tv_nsec < 985000000L);
+}
+
+/* A child with ryz's stop handlers (and mpirun's rule when `escalates`)
+ * gets SIGTERM from this process, its parent, then a second one gap_s
+ * later, from this process or (`sibling`) from another child. Returns how
+ * the child ended: 0 it noticed the first and went on to exit, else the
+ * signal that killed it (-1: anything else). */
+static int child_after_two_signals(int escalates, double gap_s, int sibling) {
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ryz_signals_install();
+        if (escalates) ryz_signals_parent_escalates();
+        char c = 1;
+        if (write(ready[1], &c, 1) != 1) _exit(2);
+        double t0 = ryz_time_now();
+        while (!ryz_interrupted() && ryz_time_now() - t0 < 5) sleep_s(0.005);
+        sleep_s(gap_s + 0.6); /* past the second signal; nanosleep goes on after it */
+        _exit(ryz_interrupted() == SIGTERM ? 0 : 3);
+    }
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]), close(ready[1]);
+    if (gap_s < 0.05) sleep_to_second_end();
+    kill(pid, SIGTERM);
+    sleep_s(gap_s);
+    if (sibling) {
+        pid_t other = fork();
+        ck_assert_int_ge(other, 0);
+        if (other == 0) _exit(kill(pid, SIGTERM) == 0 ? 0 : 1);
+        int st;
+        waitpid(other, &st, 0);
+    } else {
+        kill(pid, SIGTERM);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status)) return WTERMSIG(status);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* A second signal a second after the first forces the stop; one 30 ms
+ * after it does not, even where the two fall in different whole seconds
+ * of the clock (the rule once compared whole seconds). */
+START_TEST(test_signal_repeat_forces_stop) {
+    ck_assert_int_eq(child_after_two_signals(0, 1.1, 0), SIGTERM);
+    ck_assert_int_eq(child_after_two_signals(0, 0.03, 0), 0);
+}
+END_TEST
+
+/* Under mpirun the parent's repeat is its kill sequence, which does not
+ * force the stop; a repeat from any other process still does. */
+START_TEST(test_signal_parent_escalates) {
+    ck_assert_int_eq(child_after_two_signals(1, 1.1, 0), 0);
+    ck_assert_int_eq(child_after_two_signals(1, 1.1, 1), SIGTERM);
+}
+END_TEST
+
+
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("errors");
@@ -954,6 +1032,11 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_env_int_malformed);
     tcase_add_test(tc, test_env_int_out_of_range);
     tcase_add_test(tc, test_time_monotonic);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("signals"); /* seconds of sleeps between signals */
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_signal_repeat_forces_stop);
+    tcase_add_test(tc, test_signal_parent_escalates);
     suite_add_tcase(s, tc);
     tc = tcase_create("self_comm");
     tcase_add_checked_fixture(tc, self_setup, self_teardown);

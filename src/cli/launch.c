@@ -17,6 +17,7 @@
  * mpirun in a group of its own, which `fg` does not move to the
  * foreground; with `stty tostop` it stops at its first output. */
 #define _GNU_SOURCE /* PR_SET_PDEATHSIG */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -160,14 +161,70 @@ static void launch_catch(void) {
         sigaction(STOP_SIGS[i], &sa, NULL);
 }
 
-/* Waits for mpirun (pid) and reaps it; launch_pid is cleared while the
- * zombie still holds the pid, so no late signal reaches a reused one.
- * *status as waitpid's. */
-static ryz_status launch_wait(pid_t pid, int *status) {
+/* The parent of process pid from /proc/PID/stat (its 4th field, after
+ * the name in parentheses, which may hold either); -1 when unknown. */
+static pid_t proc_parent(long pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close = strrchr(buf, ')');
+    int ppid;
+    return close && sscanf(close + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
+}
+
+/* Whether process pid runs the executable at path exe. */
+static int proc_runs(long pid, const char *exe) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0) return 0;
+    buf[n] = '\0';
+    return !strcmp(buf, exe);
+}
+
+/* Passes the first stop signal straight to the ranks on this host, the
+ * children of mpirun that run ryz's executable exe. mpirun signals them
+ * only odls_base_sigkill_timeout (1 s) after it got the signal, and kills
+ * them as long after that; told at once, they start to stop a second
+ * sooner and rank 0 has two seconds, not one, to write its partial
+ * results; mpirun's signal is then a repeat from their parent, which they
+ * ignore (ryz_signals_parent_escalates). Other children (the ssh that
+ * starts a remote node's daemon) are left alone; a rank handles SIGHUP as
+ * SIGTERM. Best effort: without /proc, or for a rank not started yet,
+ * mpirun's signal is the one that counts. */
+static void launch_tell_ranks(pid_t mpirun, int sig, const char *exe) {
+    DIR *d = opendir("/proc");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid > 0 && !*end && proc_parent(pid) == mpirun && proc_runs(pid, exe))
+            kill((pid_t)pid, sig == SIGHUP ? SIGTERM : sig);
+    }
+    closedir(d);
+}
+
+/* Waits for mpirun (pid) and reaps it, telling the ranks of ryz's first
+ * stop signal (launch_tell_ranks; a signal just before waitid blocks is
+ * left to mpirun); launch_pid is cleared while the zombie still holds the
+ * pid, so no late signal reaches a reused one. *status as waitpid's. */
+static ryz_status launch_wait(pid_t pid, const char *exe, int *status) {
     siginfo_t info;
-    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0)
+    int told = 0;
+    for (;;) {
+        if (launch_sig && !told) {
+            told = 1;
+            launch_tell_ranks(pid, launch_sig, exe);
+        }
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0) break;
         if (errno != EINTR)
             return ryz_error(RYZ_EIO, "waiting for mpirun: %s", strerror(errno));
+    }
     sigset_t stop, old;
     stop_signals(&stop);
     sigprocmask(SIG_BLOCK, &stop, &old);
@@ -222,7 +279,7 @@ ryz_status ryz_cli_launch(int np, int argc, char **argv, int *code) {
     free(args);
     int status = 0, sig = 0;
     if (st == RYZ_OK && pid > 0)
-        st = launch_wait(pid, &status);
+        st = launch_wait(pid, exe, &status);
     sig = launch_sig ? launch_sig : ryz_interrupted();
     if (st == RYZ_OK)
         *code = sig ? 128 + sig : launch_code(status);

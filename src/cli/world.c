@@ -27,6 +27,7 @@ ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *c
         }
         return ryz_comm_init_self(world);
     }
+    ryz_signals_parent_escalates();
     st = ryz_mpi_init(&argc, &argv);
     if (st == RYZ_OK) st = ryz_comm_init_mpi_world(world);
     if (st == RYZ_OK) ryz_log_set_rank(ryz_comm_rank(*world));
