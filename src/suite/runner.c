@@ -267,11 +267,14 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
             out->bw[i] = out->before[i];
         if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
-        /* A lone process stops between runs on SIGINT/SIGTERM: at TP=1 no
-         * collective (where the comm wrapper stops rank 0) may come for
-         * all `repeat` runs. With peers, rank 0 keeps to the collectives,
-         * or they would wait for it. */
-        int sig = ryz_comm_size(k->world) == 1 ? ryz_interrupted() : 0;
+        /* Rank 0 alone in its group (a lone process, or the baseline while
+         * the other ranks wait for it in a collective) stops between runs
+         * on SIGINT/SIGTERM: at TP=1 no collective (where the comm wrapper
+         * stops rank 0) may come for all `repeat` runs, and under mpirun
+         * it has two seconds to write. With peers in the group, rank 0
+         * keeps to the collectives, or they would wait for it. */
+        int alone = ryz_comm_size(c) == 1 && ryz_comm_rank(k->world) == 0;
+        int sig = alone ? ryz_interrupted() : 0;
         if (sig) return ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig);
         if (i < 0) continue;
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
