@@ -4,10 +4,10 @@
 # results file), a rank hung (the watchdog names the op and rank 1, exit 3),
 # a desynchronised collective (exit 3 naming both sides), a corrupted
 # all-reduce (the comparison fails the case, exit 1) and SIGTERM during a
-# self-launched run (exit 143; results absent or complete and marked
-# interrupted, never truncated); then
-# one rank interrupted, a slow rank under the timeout, a full disk, bad
-# settings, a hung and a killed rank inside the shm backend's collectives,
+# self-launched run's TP=1 baseline (exit 143; results written and marked
+# interrupted, or complete, never truncated); then SIGTERM twice and SIGINT
+# on 2 ranks, one rank interrupted, a slow rank under the timeout, a full
+# disk, bad settings, a hung and a killed rank inside the shm backend's collectives,
 # and the two acceptance commands of issue 9 on suites/quick.ini.
 # usage: bash tests/fault.sh [BUILD_DIR]   (tests/run.sh calls it)
 set -u
@@ -88,8 +88,8 @@ timed_out="(all_reduce|all_gather|broadcast|barrier|comm_split) #[0-9]+.*(did no
 # sigterm NAME SUITE DELAY_S [AGAIN_S]: a self-launched run, SIGTERM (or
 # $SIG) after DELAY_S (and again AGAIN_S later, as `timeout` signals ryz,
 # then its group). DELAY_S "tp2": once the TP=2 greedy runs, where rank 0
-# reaches a collective every few ms (in its TP=1 baseline it reaches none,
-# and mpirun's SIGKILL two seconds after the signal may come first).
+# stops at a collective within a few ms (in its TP=1 baseline it reaches
+# none, and stops at its next decode step).
 sigterm() {
   local out="$tmp/$1.h5" t0 pid n=0
   t0=$(date +%s.%N)
@@ -148,7 +148,8 @@ for np in 2 4; do
 
   # ryz launched this job's mpirun and passed the signal on: 128 + 15, not
   # the 1 mpirun itself exits with when signalled. Rank 0 is then in its
-  # TP=1 baseline, where it stops between runs (or a fast machine is done).
+  # TP=1 baseline, where it stops at its next decode step (or a fast
+  # machine is done).
   sigterm term$np long$np 4
   state=$(results_state "$tmp/term$np.h5")
   verdict "SIGTERM np=$np" "exit 143; results $state (interrupted, or complete)" \

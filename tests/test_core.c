@@ -927,24 +927,46 @@ static void sleep_s(double s) {
     }
 }
 
-/* Waits until CLOCK_MONOTONIC is in the last 15 ms of a second, where the
- * next signal, 30 ms later, lands in the next whole second. */
+/* Returns in the last 15 ms of a CLOCK_MONOTONIC second (sleeping to 975
+ * ms, then spinning), so that a signal 30 ms later lands in the next whole
+ * second. */
 static void sleep_to_second_end(void) {
     struct timespec ts;
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        if (ts.tv_nsec < 985000000L) sleep_s((985000000L - ts.tv_nsec) / 1e9);
-    } while (ts.tv_nsec < 985000000L);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ts.tv_nsec < 975000000L) sleep_s((975000000L - ts.tv_nsec) / 1e9);
+    do clock_gettime(CLOCK_MONOTONIC, &ts);
+    while (ts.tv_nsec < 985000000L);
+}
+
+/* SIGTERM to pid from this process, or (`sibling`) from a child of it,
+ * whose parent is not pid's. */
+static void send_term(pid_t pid, int sibling) {
+    if (!sibling) {
+        kill(pid, SIGTERM);
+        return;
+    }
+    pid_t other = fork();
+    ck_assert_int_ge(other, 0);
+    if (other == 0) _exit(kill(pid, SIGTERM) == 0 ? 0 : 1);
+    int st;
+    waitpid(other, &st, 0);
+}
+
+/* Reads one byte from fd (the child's word), failing the test on EOF. */
+static void await_byte(int fd) {
+    char c;
+    ck_assert_msg(read(fd, &c, 1) == 1, "the child died before it wrote");
 }
 
 /* A child with ryz's stop handlers (and mpirun's rule when `escalates`)
- * gets SIGTERM from this process, its parent, then a second one gap_s
- * later, from this process or (`sibling`) from another child. Returns how
- * the child ended: 0 it noticed the first and went on to exit, else the
- * signal that killed it (-1: anything else). */
-static int child_after_two_signals(int escalates, double gap_s, int sibling) {
-    int ready[2];
+ * gets SIGTERM, then a second one gap_s after it noticed the first; each
+ * from this process (its parent) or from a sibling (first_sib, then_sib).
+ * Returns how the child ended: 0 it went on to exit after the first, else
+ * the signal that killed it (-1: anything else). */
+static int child_after_two_signals(int escalates, double gap_s, int first_sib, int then_sib) {
+    int ready[2], noticed[2];
     ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(noticed), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -953,25 +975,19 @@ static int child_after_two_signals(int escalates, double gap_s, int sibling) {
         char c = 1;
         if (write(ready[1], &c, 1) != 1) _exit(2);
         double t0 = ryz_time_now();
-        while (!ryz_interrupted() && ryz_time_now() - t0 < 5) sleep_s(0.005);
-        sleep_s(gap_s + 0.6); /* past the second signal; nanosleep goes on after it */
+        while (!ryz_interrupted() && ryz_time_now() - t0 < 10) sleep_s(0.001);
+        if (write(noticed[1], &c, 1) != 1) _exit(2);
+        sleep_s(gap_s + 1.0); /* past the second signal; nanosleep goes on after it */
         _exit(ryz_interrupted() == SIGTERM ? 0 : 3);
     }
-    char c;
-    ck_assert_int_eq(read(ready[0], &c, 1), 1);
-    close(ready[0]), close(ready[1]);
+    close(ready[1]), close(noticed[1]);
+    await_byte(ready[0]);
     if (gap_s < 0.05) sleep_to_second_end();
-    kill(pid, SIGTERM);
+    send_term(pid, first_sib);
+    if (gap_s >= 0.05) await_byte(noticed[0]); /* the gap starts when it noticed */
     sleep_s(gap_s);
-    if (sibling) {
-        pid_t other = fork();
-        ck_assert_int_ge(other, 0);
-        if (other == 0) _exit(kill(pid, SIGTERM) == 0 ? 0 : 1);
-        int st;
-        waitpid(other, &st, 0);
-    } else {
-        kill(pid, SIGTERM);
-    }
+    send_term(pid, then_sib);
+    close(ready[0]), close(noticed[0]);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     if (WIFSIGNALED(status)) return WTERMSIG(status);
@@ -982,19 +998,21 @@ static int child_after_two_signals(int escalates, double gap_s, int sibling) {
  * after it does not, even where the two fall in different whole seconds
  * of the clock (the rule once compared whole seconds). */
 START_TEST(test_signal_repeat_forces_stop) {
-    ck_assert_int_eq(child_after_two_signals(0, 1.1, 0), SIGTERM);
-    ck_assert_int_eq(child_after_two_signals(0, 0.03, 0), 0);
+    ck_assert_int_eq(child_after_two_signals(0, 1.2, 0, 0), SIGTERM);
+    ck_assert_int_eq(child_after_two_signals(0, 0.03, 0, 0), 0);
 }
 END_TEST
 
-/* Under mpirun the parent's repeat is its kill sequence, which does not
- * force the stop; a repeat from any other process still does. */
+/* Under an MPI launcher: told first by someone else (a self-launching
+ * ryz), the parent's repeat a second later is mpirun's kill sequence and
+ * does not force the stop; a repeat from anyone else does, and so does the
+ * parent's where the parent sent the first too (srun, your own mpirun). */
 START_TEST(test_signal_parent_escalates) {
-    ck_assert_int_eq(child_after_two_signals(1, 1.1, 0), 0);
-    ck_assert_int_eq(child_after_two_signals(1, 1.1, 1), SIGTERM);
+    ck_assert_int_eq(child_after_two_signals(1, 1.2, 1, 0), 0);
+    ck_assert_int_eq(child_after_two_signals(1, 1.2, 1, 1), SIGTERM);
+    ck_assert_int_eq(child_after_two_signals(1, 1.2, 0, 0), SIGTERM);
 }
 END_TEST
-
 
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");

@@ -41,7 +41,8 @@ ryz_status ryz_cli_comm_same_work(const char *base, const char *cand);
 ryz_status ryz_cli_world(int np, int argc, char **argv, ryz_comm **world, int *code);
 /* Runs this binary as `mpirun -np N ryz ARGS...` (argv[0] is this binary)
  * and waits for the job, passing SIGINT, SIGTERM and SIGHUP on to mpirun
- * once (src/cli/launch.c says how). *code: 128 + N when this process got
+ * once, and the first of them straight to the ranks on this host
+ * (src/cli/launch.c says how). *code: 128 + N when this process got
  * signal N (before the launch too), else mpirun's exit code, but 3 where a
  * rank (or mpirun) died of a signal other than SIGINT, SIGTERM or SIGHUP,
  * with a line saying so. EINVAL when mpirun cannot start, EIO, ENOMEM. */

@@ -212,11 +212,13 @@ ryz_status ryz_mem_read_slices(size_t bytes, size_t slice, int threads, int reps
  * that only record the first signal (idempotent); a second one at least a
  * second later takes the default action (a forced stop). */
 void ryz_signals_install(void);
-/* Under mpirun: a stop signal from the parent process after the first is
- * mpirun's own kill sequence (it signals the ranks a second after it was
- * signalled, then kills them a second later), not a user's repeat, so it
- * does not force the stop; the rank goes on unwinding from the first
- * (src/cli/launch.c tells the ranks of a self-launched job at once). */
+/* Under an MPI launcher: where the first stop signal came from elsewhere
+ * than the parent process (a self-launching ryz tells its ranks at once,
+ * src/cli/launch.c), a later one from the parent is mpirun's own kill
+ * sequence (it signals the ranks a second after it was signalled, and
+ * kills them a second after that), not a user's repeat, so it does not
+ * force the stop. Where the parent sent the first (your own mpirun, srun),
+ * its repeats count as before. */
 void ryz_signals_parent_escalates(void);
 /* The signal that interrupted this process (SIGINT or SIGTERM), 0 if none.
  * Safe to call from any thread. */

@@ -12,7 +12,9 @@
  * Open MPI takes a second SIGINT or SIGTERM within 5 s as "kill now", and
  * rank 0 then has no time to write its partial results; so a signal
  * within a second of the last one passed on is not passed on again (the
- * rule of core/signal.c: a deliberate repeat still gets through).
+ * rule of core/signal.c: a deliberate repeat still gets through). mpirun
+ * signals its ranks only a second after it got a signal, so ryz also
+ * tells the ranks on its host itself (launch_tell_ranks).
  * Known limit: a job started in the background of a terminal (`&`) runs
  * mpirun in a group of its own, which `fg` does not move to the
  * foreground; with `stty tostop` it stops at its first output. */
@@ -171,9 +173,9 @@ static pid_t proc_parent(long pid) {
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    const char *close = strrchr(buf, ')');
+    const char *name_end = strrchr(buf, ')');
     int ppid;
-    return close && sscanf(close + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
+    return name_end && sscanf(name_end + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
 }
 
 /* Whether process pid runs the executable at path exe. */
@@ -187,15 +189,16 @@ static int proc_runs(long pid, const char *exe) {
 }
 
 /* Passes the first stop signal straight to the ranks on this host, the
- * children of mpirun that run ryz's executable exe. mpirun signals them
- * only odls_base_sigkill_timeout (1 s) after it got the signal, and kills
- * them as long after that; told at once, they start to stop a second
- * sooner and rank 0 has two seconds, not one, to write its partial
- * results; mpirun's signal is then a repeat from their parent, which they
- * ignore (ryz_signals_parent_escalates). Other children (the ssh that
- * starts a remote node's daemon) are left alone; a rank handles SIGHUP as
- * SIGTERM. Best effort: without /proc, or for a rank not started yet,
- * mpirun's signal is the one that counts. */
+ * children of mpirun that run ryz's executable exe (SIGHUP, which a rank
+ * does not catch, as SIGTERM). mpirun signals them only
+ * odls_base_sigkill_timeout (1 s) after it got the signal, and kills them
+ * as long after that; told at once, they start to stop a second sooner
+ * and a rank 0 on this host has two seconds, not one, to write its
+ * partial results; mpirun's signal is then a repeat from their parent,
+ * which they ignore (ryz_signals_parent_escalates). Other children (the
+ * ssh that starts a remote node's daemon) are left alone. Best effort:
+ * without /proc, for a rank not started yet, on another host, or under a
+ * wrapper between mpirun and ryz, mpirun's signal is the one that counts. */
 static void launch_tell_ranks(pid_t mpirun, int sig, const char *exe) {
     DIR *d = opendir("/proc");
     if (!d) return;

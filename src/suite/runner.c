@@ -235,6 +235,29 @@ static void note_extra(const case_ctx *k, int tp, const run_samples *out, int pl
                                               : "");
 }
 
+/* On world rank 0 alone in its group (a lone process, or its baseline
+ * while the other ranks wait for it in a collective), SIGINT or SIGTERM
+ * stops the run: ECOMM as the comm wrapper returns at a collective, which
+ * such a run never reaches, and under mpirun rank 0 has only a second or
+ * two before it is killed. */
+static ryz_status lone_stop(void) {
+    int sig = ryz_interrupted();
+    return sig ? ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig) : RYZ_OK;
+}
+
+/* What a run does between its decode steps: lone_stop where `alone`, then
+ * the probe's slices where sp (NULL: none). */
+typedef struct {
+    int alone;
+    step_probe *sp;
+} run_hook;
+
+static ryz_status run_step_hook(void *ctx) {
+    run_hook *h = ctx;
+    ryz_status st = h->alone ? lone_stop() : RYZ_OK;
+    return st == RYZ_OK && h->sp ? step_probe_hook(h->sp) : st;
+}
+
 /* `warmup` untimed greedy runs, then `runs` timed ones with the comm records
  * cleared at the start; ids from the last run. With ref (NULL: none),
  * opened just before the clear and sampled after each timed run; with sp
@@ -250,16 +273,19 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
     memset(out, 0, sizeof *out);
     out->n = runs; /* <= RYZ_SUITE_MAX_REPEAT: ryz_suite_validate checks */
     ryz_model_set_last_only_prefill(m, 1); /* every rank times the same way */
+    run_hook h = {.alone = ryz_comm_size(c) == 1 && ryz_comm_rank(k->world) == 0};
     for (int i = -warmup; i < out->n; i++) {
         if (i == 0 && ref) {
             ryz_status st = ryz_collective_ref_open(c, ref);
             if (st != RYZ_OK) return st;
         }
         if (i == 0) ryz_comm_records_clear(c);
-        ryz_status st = i >= 0 && sp ? probe_run(k, sp->group, out, i) : RYZ_OK;
+        ryz_status st = h.alone ? lone_stop() : RYZ_OK;
+        if (st == RYZ_OK && i >= 0 && sp) st = probe_run(k, sp->group, out, i);
         ryz_gen_timing t;
         double steal = NAN, other = NAN;
-        ryz_model_set_step_hook(m, i >= 0 && sp ? step_probe_hook : NULL, sp);
+        h.sp = i >= 0 ? sp : NULL;
+        ryz_model_set_step_hook(m, h.alone || h.sp ? run_step_hook : NULL, &h);
         if (st == RYZ_OK) st = greedy_run(k, m, ids, &t, &steal, &other);
         ryz_model_set_step_hook(m, NULL, NULL);
         if (st == RYZ_OK && i >= 0 && sp) st = step_probe_take(sp, &out->bw[i]);
@@ -267,15 +293,6 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
             out->bw[i] = out->before[i];
         if (st == RYZ_OK && i >= 0 && ref) st = ryz_collective_ref_sample(ref, c);
         if (st != RYZ_OK) return st;
-        /* Rank 0 alone in its group (a lone process, or the baseline while
-         * the other ranks wait for it in a collective) stops between runs
-         * on SIGINT/SIGTERM: at TP=1 no collective (where the comm wrapper
-         * stops rank 0) may come for all `repeat` runs, and under mpirun
-         * it has two seconds to write. With peers in the group, rank 0
-         * keeps to the collectives, or they would wait for it. */
-        int alone = ryz_comm_size(c) == 1 && ryz_comm_rank(k->world) == 0;
-        int sig = alone ? ryz_interrupted() : 0;
-        if (sig) return ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig);
         if (i < 0) continue;
         out->prefill_s[i] = t.prefill_s, out->decode_s[i] = t.decode_s;
         out->decode_steps = t.decode_steps, out->steal[i] = steal, out->other[i] = other;
@@ -524,10 +541,13 @@ static ryz_status baseline_on_lead(case_ctx *k) {
     int same = case_is_reference(k), *ids = malloc((size_t)k->B * k->len * sizeof(int));
     progress(k, 1, "baseline");
     ryz_status st = ids ? ryz_comm_init_self(&self) : ryz_error(RYZ_ENOMEM, "out of memory");
+    run_hook alone = {.alone = 1};
     if (st == RYZ_OK) st = env_open(k, self, 1, &ref);
+    if (st == RYZ_OK) ryz_model_set_step_hook(ref.m, run_step_hook, &alone);
     if (st == RYZ_OK)
         st = ryz_model_generate(ref.m, k->prompts, k->B, k->P, k->c->new_tokens, NULL,
                                 k->base_ids, k->base_logits, NULL);
+    if (st == RYZ_OK) ryz_model_set_step_hook(ref.m, NULL, NULL);
     if (!same) env_close(&ref);
     if (st == RYZ_OK && !same) st = env_open(k, self, 0, &run);
     model_env *timed = same ? &ref : &run;
