@@ -181,6 +181,25 @@ state=$(results_state "$tmp/term1.h5")
 verdict "SIGTERM np=1" "exit 143 within 10 s (a run after the signal), results $state (must be interrupted)" \
   eval 'is 143 && [ "$state" = interrupted ] && [ "${secs%.*}" -lt 10 ]'
 
+# ryz bench (one process) stops within a decode step of its second
+# configuration and keeps the first, marked interrupted.
+"$RYZ" bench --model synthetic:tiny --threads 1 --dtype f32,bf16 --repeat 64 --prompt-len 8 \
+  --new-tokens 32 --probe-mib 16 -o "$tmp/bench.h5" >"$tmp/bench.log" 2>&1 &
+pid=$! n=0 t0=$(date +%s.%N)
+while ! grep -q "bench bf16-t1 run 1/" "$tmp/bench.log" && [ $n -lt 600 ]; do
+  sleep 0.05
+  n=$((n + 1))
+done
+kill -TERM $pid
+wait $pid
+rc=$? log="$tmp/bench.log"
+secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+state=$(results_state "$tmp/bench.h5")
+"$RYZ" show --raw "$tmp/bench.h5" >"$tmp/bench.show" 2>&1
+verdict "SIGTERM bench" "exit 143, results $state with f32-t1's rows and no bf16-t1's" \
+  eval 'is 143 && [ "$state" = interrupted ] && grep -q " f32-t1 " "$tmp/bench.show" &&
+    ! grep -q " bf16-t1 " "$tmp/bench.show" && has "partial results \(marked interrupted\)"'
+
 RYZ_FAULT=slow:rank=1:step=40 run slow 60 $MPIRUN -np 2 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/slow.h5"
 verdict "slow np=2" "a rank 1 s late is no timeout: exit 0" is 0
 

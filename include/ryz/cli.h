@@ -6,6 +6,7 @@
 #define RYZ_CLI_H
 
 #include "ryz/comm.h"
+#include "ryz/results.h"
 
 int ryz_cmd_generate(int argc, char **argv);
 int ryz_cmd_suite(int argc, char **argv);
@@ -65,5 +66,9 @@ ryz_status ryz_cli_comm_world(const char *comm, ryz_comm **out);
  * return: the job ends with MPI_Abort and that code, since the other ranks
  * may be blocked in a collective and MPI_Finalize would wait for them. */
 int ryz_cli_fail(ryz_status s, ryz_comm *world);
+/* After a run stopped by SIGINT/SIGTERM: res (the tables so far) marked
+ * interrupted, through the atomic writer to out, and a line on stderr
+ * naming it; the writer's status. */
+ryz_status ryz_cli_write_interrupted(ryz_results *res, const char *out);
 
 #endif

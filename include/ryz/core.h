@@ -223,6 +223,10 @@ void ryz_signals_parent_escalates(void);
 /* The signal that interrupted this process (SIGINT or SIGTERM), 0 if none.
  * Safe to call from any thread. */
 int ryz_interrupted(void);
+/* RYZ_OK, or ECOMM "interrupted by signal N" once a stop signal came: the
+ * status a run unwinds with (the comm wrapper's on rank 0 at a collective),
+ * from which ryz_cli_fail makes exit code 128 + N. */
+ryz_status ryz_interrupt_check(void);
 /* TEST ONLY: behave as if signal `sig` had arrived (0 clears). */
 void ryz_interrupt_set(int sig);
 

@@ -346,11 +346,14 @@ static int slice_mib(const bench_args *a) {
     return a->probe_mib < PROBE_SLICE_MIB ? a->probe_mib : PROBE_SLICE_MIB;
 }
 
-/* The step hook: the probe's next slice, its time and bytes added up. */
+/* The step hook: a stop on SIGINT/SIGTERM (within a decode step), else
+ * the probe's next slice, its time and bytes added up. */
 static ryz_status slice_probe_step(void *ctx) {
     slice_probe *p = ctx;
     double dt = 0;
-    ryz_status st = ryz_probe_slices_read(&p->ps, &dt);
+    ryz_status st = ryz_interrupt_check();
+    if (st != RYZ_OK) return st;
+    st = ryz_probe_slices_read(&p->ps, &dt);
     p->seconds += dt, p->read += (double)p->ps.slice;
     return st;
 }
@@ -403,7 +406,8 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         int self = (int)getpid();
         double gemm = 0;
         sp.seconds = sp.read = 0;
-        st = sgemm_pass(be, &g, cfg, P, &gemm);
+        st = ryz_interrupt_check(); /* on cuda, between the runs only */
+        if (st == RYZ_OK) st = sgemm_pass(be, &g, cfg, P, &gemm);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
         ryz_load_mark_take(&self, 1, &l0);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, D, a->new_tokens, NULL, ids, NULL, &td);
@@ -619,6 +623,12 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     if (st == RYZ_OK) printf(v.unlisted ? " and %d more\n" : "\n", v.unlisted);
     if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
     if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
+    if (st != RYZ_OK && ryz_interrupted() && a->out) { /* the configurations finished */
+        ryz_status ws = ryz_cli_write_interrupted(&res, a->out);
+        if (ws != RYZ_OK)
+            st = ryz_error_wrap(ws, "interrupted by signal %d, no results written",
+                                ryz_interrupted());
+    }
     ryz_results_free(&res);
     return st;
 }
@@ -643,7 +653,9 @@ static void bench_usage(void) {
            "  Each ratio is printed beside its target, and a last line counts the\n"
            "  targets met and names the missed ones (a miss leaves the exit status 0:\n"
            "  timings move between runs). -o writes the runs (case = dtype-tTHREADS)\n"
-           "  as a results file that `ryz compare` tracks.\n"
+           "  as a results file that `ryz compare` tracks. SIGINT or SIGTERM stops the\n"
+           "  bench within a decode step (on cuda, after the run): -o then keeps the\n"
+           "  configurations finished, marked interrupted; exit 128 + N.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
            "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"
            "  read + written per second over 2 x M MiB, best of 5; target >= 70%%).\n"
@@ -662,6 +674,7 @@ int ryz_cmd_bench(int argc, char **argv) {
         bench_usage();
         return 0;
     }
+    ryz_signals_install(); /* SIGINT/SIGTERM: stop, keeping the configurations done */
     if (st == RYZ_OK) st = ryz_backend_available(a.backend);
     if (st == RYZ_OK) st = ryz_model_source_open(a.model, 1, 0, &cfg, &w);
     ryz_weights_close(w);

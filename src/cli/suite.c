@@ -141,14 +141,10 @@ static ryz_status suite_finish(const suite_args *a, const ryz_suite *s, ryz_resu
 static ryz_status suite_write_interrupted(ryz_comm *world, ryz_results *res, const char *out,
                                           ryz_status st) {
     ryz_status ws = ryz_comm_check_peers(world, 0.5);
-    if (ws == RYZ_OK) {
-        res->meta.interrupted = 1;
-        ws = ryz_results_write(res, out);
-    }
+    if (ws == RYZ_OK) ws = ryz_cli_write_interrupted(res, out);
     if (ws != RYZ_OK)
         return ryz_error_wrap(ws, "interrupted by signal %d, no results written",
                               ryz_interrupted());
-    fprintf(stderr, "ryz: partial results (marked interrupted): %s\n", out);
     return st;
 }
 

@@ -50,6 +50,13 @@ ryz_status ryz_cli_comm_world(const char *comm, ryz_comm **out) {
     return !strcmp(comm, "nccl") ? ryz_comm_init_nccl_world(out) : ryz_comm_init_shm_world(out);
 }
 
+ryz_status ryz_cli_write_interrupted(ryz_results *res, const char *out) {
+    res->meta.interrupted = 1;
+    ryz_status st = ryz_results_write(res, out);
+    if (st == RYZ_OK) fprintf(stderr, "ryz: partial results (marked interrupted): %s\n", out);
+    return st;
+}
+
 int ryz_cli_fail(ryz_status s, ryz_comm *world) {
     int sig = ryz_interrupted(), comm_err = s == RYZ_ECOMM || s == RYZ_ETIMEOUT;
     if (!world || ryz_comm_rank(world) == 0 || comm_err) {

@@ -280,9 +280,9 @@ static ryz_status check_agreement(ryz_comm *c, const comm_call *k) {
  * *t0 is when the backend call starts (the check is not timed). On error
  * nothing stays published. */
 static ryz_status call_begin(ryz_comm *c, int op, uint64_t *count, int root, double *t0) {
-    int sig = ryz_interrupted();
-    if (sig && process_rank == 0)
-        return ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig);
+    ryz_status st = process_rank == 0 ? ryz_interrupt_check() : RYZ_OK;
+    if (st != RYZ_OK)
+        return st;
     comm_call k = {.busy = 1,
                    .comm_id = c->id,
                    .size = c->size,
@@ -298,7 +298,7 @@ static ryz_status call_begin(ryz_comm *c, int op, uint64_t *count, int root, dou
     if (c->size < 2 || !atomic_load_explicit(&settings.check, memory_order_relaxed) ||
         !c->iface->all_gather)
         return RYZ_OK;
-    ryz_status st = check_agreement(c, &k);
+    st = check_agreement(c, &k);
     if (st != RYZ_OK)
         inflight_end();
     *t0 = ryz_time_now();

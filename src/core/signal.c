@@ -76,6 +76,11 @@ int ryz_interrupted(void) {
     return interrupt_sig;
 }
 
+ryz_status ryz_interrupt_check(void) {
+    int sig = interrupt_sig;
+    return sig ? ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig) : RYZ_OK;
+}
+
 void ryz_interrupt_set(int sig) {
     interrupt_sig = sig;
     atomic_store_explicit(&interrupt_ms, 0, memory_order_relaxed);

@@ -235,18 +235,12 @@ static void note_extra(const case_ctx *k, int tp, const run_samples *out, int pl
                                               : "");
 }
 
-/* On world rank 0 alone in its group (a lone process, or its baseline
- * while the other ranks wait for it in a collective), SIGINT or SIGTERM
- * stops the run: ECOMM as the comm wrapper returns at a collective, which
- * such a run never reaches, and under mpirun rank 0 has only a second or
- * two before it is killed. */
-static ryz_status lone_stop(void) {
-    int sig = ryz_interrupted();
-    return sig ? ryz_error(RYZ_ECOMM, "interrupted by signal %d", sig) : RYZ_OK;
-}
-
-/* What a run does between its decode steps: lone_stop where `alone`, then
- * the probe's slices where sp (NULL: none). */
+/* What a run does between its decode steps: where `alone` (world rank 0
+ * alone in its group: a lone process, or its baseline while the other
+ * ranks wait for it in a collective), stop on SIGINT or SIGTERM
+ * (ryz_interrupt_check), since such a run reaches no collective where the
+ * comm wrapper would stop it and under mpirun rank 0 has only a second or
+ * two before it is killed; then the probe's slices where sp (NULL: none). */
 typedef struct {
     int alone;
     step_probe *sp;
@@ -254,7 +248,7 @@ typedef struct {
 
 static ryz_status run_step_hook(void *ctx) {
     run_hook *h = ctx;
-    ryz_status st = h->alone ? lone_stop() : RYZ_OK;
+    ryz_status st = h->alone ? ryz_interrupt_check() : RYZ_OK;
     return st == RYZ_OK && h->sp ? step_probe_hook(h->sp) : st;
 }
 
@@ -280,7 +274,7 @@ static ryz_status timed_greedy(case_ctx *k, ryz_model *m, ryz_comm *c, step_prob
             if (st != RYZ_OK) return st;
         }
         if (i == 0) ryz_comm_records_clear(c);
-        ryz_status st = h.alone ? lone_stop() : RYZ_OK;
+        ryz_status st = h.alone ? ryz_interrupt_check() : RYZ_OK;
         if (st == RYZ_OK && i >= 0 && sp) st = probe_run(k, sp->group, out, i);
         ryz_gen_timing t;
         double steal = NAN, other = NAN;
