@@ -6,7 +6,7 @@
 # all-reduce (the comparison fails the case, exit 1) and SIGTERM during a
 # self-launched run's TP=1 baseline (exit 143; results written and marked
 # interrupted, or complete, never truncated); then SIGTERM twice and SIGINT
-# on 2 ranks, one rank interrupted, a slow rank under the timeout, a full
+# on 2 ranks, one rank interrupted, ryz bench interrupted, a slow rank under the timeout, a full
 # disk, bad settings, a hung and a killed rank inside the shm backend's collectives,
 # and the two acceptance commands of issue 9 on suites/quick.ini.
 # usage: bash tests/fault.sh [BUILD_DIR]   (tests/run.sh calls it)
@@ -85,31 +85,41 @@ failed_fast() { [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 -o "$1" 
 has() { grep -Eq "$1" "$log"; }
 timed_out="(all_reduce|all_gather|broadcast|barrier|comm_split) #[0-9]+.*(did not complete within 5 s|when rank [0-9]+ timed out)"
 
-# sigterm NAME SUITE DELAY_S [AGAIN_S]: a self-launched run, SIGTERM (or
-# $SIG) after DELAY_S (and again AGAIN_S later, as `timeout` signals ryz,
-# then its group). DELAY_S "tp2": once the TP=2 greedy runs, where rank 0
-# stops at a collective within a few ms (in its TP=1 baseline it reaches
-# none, and stops at its next decode step).
-sigterm() {
-  local out="$tmp/$1.h5" t0 pid n=0
+# signal_job NAME PATTERN DELAY_S AGAIN_S CMD...: starts CMD, its output in
+# $tmp/NAME.log; once the log shows PATTERN ("": at once; 60 s at most),
+# and DELAY_S later, sends SIGTERM (or $SIG), and again AGAIN_S later ("":
+# once, as `timeout` signals ryz, then its group); waits 30 s at most for
+# CMD to end, then kills it; sets rc, secs, log.
+signal_job() {
+  local name=$1 pattern=$2 delay=$3 again=$4 t0 pid n=0 waited=0
+  shift 4
+  log="$tmp/$name.log"
   t0=$(date +%s.%N)
-  "$RYZ" suite "$tmp/$2.ini" -o "$out" >"$tmp/$1.log" 2>&1 &
+  "$@" >"$log" 2>&1 &
   pid=$!
-  if [ "$3" = tp2 ]; then
-    while ! grep -q "tp=2 greedy" "$tmp/$1.log" && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-    sleep 0.5
-  else
-    sleep "$3"
-  fi
+  while [ -n "$pattern" ] && ! grep -q "$pattern" "$log"; do
+    if [ $n -ge 1200 ]; then echo "fault.sh: '$pattern' never came" >>"$log"; break; fi
+    sleep 0.05
+    n=$((n + 1))
+  done
+  sleep "$delay"
   kill -"${SIG:-TERM}" "$pid"
-  if [ -n "${4:-}" ]; then sleep "$4"; kill -"${SIG:-TERM}" "$pid"; fi
-  local waited=0
+  if [ -n "$again" ]; then sleep "$again"; kill -"${SIG:-TERM}" "$pid"; fi
   while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
   kill -KILL "$pid" 2>/dev/null
   wait "$pid"
   rc=$?
-  log="$tmp/$1.log"
   secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+}
+
+# sigterm NAME SUITE DELAY_S [AGAIN_S]: signal_job of a self-launched suite
+# run. DELAY_S "tp2": half a second into the TP=2 greedy runs, where rank 0
+# stops at a collective within a few ms (in its TP=1 baseline it reaches
+# none, and stops at its next decode step).
+sigterm() {
+  local pattern="" delay=$3
+  if [ "$3" = tp2 ]; then pattern="tp=2 greedy" delay=0.5; fi
+  signal_job "$1" "$pattern" "$delay" "${4:-}" "$RYZ" suite "$tmp/$2.ini" -o "$tmp/$1.h5"
 }
 
 # kill_and_hang LABEL SUITE AT NP: rank 1 killed, then hung, at AT (RYZ_FAULT's
@@ -183,22 +193,21 @@ verdict "SIGTERM np=1" "exit 143 within 10 s (a run after the signal), results $
 
 # ryz bench (one process) stops within a decode step of its second
 # configuration and keeps the first, marked interrupted.
-"$RYZ" bench --model synthetic:tiny --threads 1 --dtype f32,bf16 --repeat 64 --prompt-len 8 \
-  --new-tokens 32 --probe-mib 16 -o "$tmp/bench.h5" >"$tmp/bench.log" 2>&1 &
-pid=$! n=0 t0=$(date +%s.%N)
-while ! grep -q "bench bf16-t1 run 1/" "$tmp/bench.log" && [ $n -lt 600 ]; do
-  sleep 0.05
-  n=$((n + 1))
-done
-kill -TERM $pid
-wait $pid
-rc=$? log="$tmp/bench.log"
-secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+signal_job bench "bench bf16-t1 run 1/" 0 "" "$RYZ" bench --model synthetic:tiny --threads 1 \
+  --dtype f32,bf16 --repeat 16 --prompt-len 8 --new-tokens 32 --probe-mib 16 -o "$tmp/bench.h5"
 state=$(results_state "$tmp/bench.h5")
 "$RYZ" show --raw "$tmp/bench.h5" >"$tmp/bench.show" 2>&1
 verdict "SIGTERM bench" "exit 143, results $state with f32-t1's rows and no bf16-t1's" \
   eval 'is 143 && [ "$state" = interrupted ] && grep -q " f32-t1 " "$tmp/bench.show" &&
     ! grep -q " bf16-t1 " "$tmp/bench.show" && has "partial results \(marked interrupted\)"'
+# Stopped in its first configuration, it has nothing to keep, and the file
+# an earlier run left at that path stays.
+cp "$tmp/bench.h5" "$tmp/bench0.h5"
+signal_job bench0 "bench f32-t1 run 1/" 0 "" "$RYZ" bench --model synthetic:tiny --threads 1 \
+  --dtype f32 --repeat 16 --prompt-len 8 --new-tokens 32 --probe-mib 16 -o "$tmp/bench0.h5"
+verdict "SIGTERM bench, nothing done" "exit 143 saying nothing was written, the old file kept" \
+  eval 'is 143 && has "before any configuration finished; nothing written" &&
+    cmp -s "$tmp/bench.h5" "$tmp/bench0.h5"'
 
 RYZ_FAULT=slow:rank=1:step=40 run slow 60 $MPIRUN -np 2 "$RYZ" suite "$tmp/np2.ini" -q -o "$tmp/slow.h5"
 verdict "slow np=2" "a rank 1 s late is no timeout: exit 0" is 0

@@ -1003,6 +1003,17 @@ START_TEST(test_signal_repeat_forces_stop) {
 }
 END_TEST
 
+/* The status a run unwinds with once a stop signal came. */
+START_TEST(test_interrupt_check) {
+    ck_assert_int_eq(ryz_interrupt_check(), RYZ_OK);
+    ryz_interrupt_set(SIGINT);
+    ck_assert_int_eq(ryz_interrupt_check(), RYZ_ECOMM);
+    ck_assert_str_eq(ryz_last_error(), "interrupted by signal 2");
+    ryz_interrupt_set(0);
+    ck_assert_int_eq(ryz_interrupt_check(), RYZ_OK);
+}
+END_TEST
+
 /* Under an MPI launcher: told first by someone else (a self-launching
  * ryz), the parent's repeat a second later is mpirun's kill sequence and
  * does not force the stop; a repeat from anyone else does, and so does the
@@ -1053,6 +1064,7 @@ static Suite *core_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("signals"); /* seconds of sleeps between signals */
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_interrupt_check);
     tcase_add_test(tc, test_signal_repeat_forces_stop);
     tcase_add_test(tc, test_signal_parent_escalates);
     suite_add_tcase(s, tc);

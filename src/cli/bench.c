@@ -406,7 +406,7 @@ static ryz_status bench_runs(const bench_args *a, const bench_config *k, ryz_mod
         int self = (int)getpid();
         double gemm = 0;
         sp.seconds = sp.read = 0;
-        st = ryz_interrupt_check(); /* on cuda, between the runs only */
+        st = ryz_interrupt_check(); /* cuda has no step hook (the slice probe's, on the cpu) */
         if (st == RYZ_OK) st = sgemm_pass(be, &g, cfg, P, &gemm);
         if (st == RYZ_OK) st = ryz_model_generate(m, prompt, 1, P, 1, NULL, ids, NULL, &tp);
         ryz_load_mark_take(&self, 1, &l0);
@@ -543,7 +543,9 @@ static ryz_status bench_precision(const bench_args *a, int threads, ryz_comm *se
     size_t n = (size_t)a->prompt * cfg->vocab;
     float *f = malloc(n * sizeof *f), *b = malloc(n * sizeof *b);
     ryz_status st = f && b ? RYZ_OK : ryz_error(RYZ_ENOMEM, "out of memory for the logits");
+    if (st == RYZ_OK) st = ryz_interrupt_check(); /* a big model's passes take long */
     if (st == RYZ_OK) st = prompt_logits(a, threads, 0, self, RYZ_DTYPE_F32, cfg, f);
+    if (st == RYZ_OK) st = ryz_interrupt_check();
     if (st == RYZ_OK) st = prompt_logits(a, threads, tf32, self, dtype, cfg, b);
     if (st == RYZ_OK) {
         ryz_compare c;
@@ -589,6 +591,21 @@ static void bench_config_name(const bench_args *a, bench_config *k) {
         snprintf(k->name, sizeof k->name, "%s-t%d", ryz_dtype_name(k->dtype), k->threads);
 }
 
+/* After a stop signal (st says so): with -o, the configurations finished,
+ * marked interrupted; none finished, nothing is written, so that an
+ * earlier file at that path stays. Returns st, or why nothing was
+ * written. */
+static ryz_status bench_write_partial(ryz_results *res, const char *out, ryz_status st) {
+    int sig = ryz_interrupted();
+    if (!out) return st;
+    if (res->n_timing == 0)
+        return ryz_error(RYZ_ECOMM, "interrupted by signal %d before any configuration "
+                         "finished; nothing written to %s", sig, out);
+    ryz_status ws = ryz_cli_write_interrupted(res, out);
+    if (ws == RYZ_OK) return st;
+    return ryz_error_wrap(ws, "interrupted by signal %d, no results written", sig);
+}
+
 static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ryz_comm *self) {
     ryz_results res;
     bench_verdict v = {0};
@@ -615,6 +632,7 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
         st = bench_precision(a, threads, self, cfg, "bf16", RYZ_DTYPE_BF16, 0, a->bf16_tol);
     if (st == RYZ_OK && a->tf32)
         st = bench_precision(a, threads, self, cfg, "tf32", RYZ_DTYPE_F32, 1, RYZ_TF32_TOL);
+    if (st == RYZ_OK) st = ryz_interrupt_check(); /* a signal at the end still counts */
     /* A miss is reported, not an error: timings on a shared machine
      * move from run to run (a wrong bf16 output is an error). */
     if (st == RYZ_OK)
@@ -623,12 +641,7 @@ static ryz_status bench_all(const bench_args *a, const ryz_model_config *cfg, ry
     if (st == RYZ_OK) printf(v.unlisted ? " and %d more\n" : "\n", v.unlisted);
     if (st == RYZ_OK && a->out) st = ryz_results_write(&res, a->out);
     if (st == RYZ_OK && a->out) printf("results: %s\n", a->out);
-    if (st != RYZ_OK && ryz_interrupted() && a->out) { /* the configurations finished */
-        ryz_status ws = ryz_cli_write_interrupted(&res, a->out);
-        if (ws != RYZ_OK)
-            st = ryz_error_wrap(ws, "interrupted by signal %d, no results written",
-                                ryz_interrupted());
-    }
+    if (st != RYZ_OK && ryz_interrupted()) st = bench_write_partial(&res, a->out, st);
     ryz_results_free(&res);
     return st;
 }
@@ -654,8 +667,10 @@ static void bench_usage(void) {
            "  targets met and names the missed ones (a miss leaves the exit status 0:\n"
            "  timings move between runs). -o writes the runs (case = dtype-tTHREADS)\n"
            "  as a results file that `ryz compare` tracks. SIGINT or SIGTERM stops the\n"
-           "  bench within a decode step (on cuda, after the run): -o then keeps the\n"
-           "  configurations finished, marked interrupted; exit 128 + N.\n"
+           "  bench within a decode step (on cuda, before the next run; a prefill or a\n"
+           "  model load runs to its end): -o then keeps the configurations finished,\n"
+           "  marked interrupted (none finished: nothing is written); exit 130 on\n"
+           "  SIGINT, 143 on SIGTERM.\n"
            "  --backend cuda: the same on this process's GPU (no --threads; cases\n"
            "  cuda-DTYPE[-tf32]), decode against the HBM roofline of a copy kernel (bytes\n"
            "  read + written per second over 2 x M MiB, best of 5; target >= 70%%).\n"

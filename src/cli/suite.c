@@ -142,10 +142,8 @@ static ryz_status suite_write_interrupted(ryz_comm *world, ryz_results *res, con
                                           ryz_status st) {
     ryz_status ws = ryz_comm_check_peers(world, 0.5);
     if (ws == RYZ_OK) ws = ryz_cli_write_interrupted(res, out);
-    if (ws != RYZ_OK)
-        return ryz_error_wrap(ws, "interrupted by signal %d, no results written",
-                              ryz_interrupted());
-    return st;
+    return ws == RYZ_OK ? st : ryz_error_wrap(ws, "interrupted by signal %d, no results written",
+                                              ryz_interrupted());
 }
 
 int ryz_cmd_suite(int argc, char **argv) {

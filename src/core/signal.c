@@ -1,6 +1,7 @@
 /* SIGINT and SIGTERM: the handler only records the signal; the code that
- * can stop cleanly (the comm wrapper on the process that writes results)
- * asks ryz_interrupted() and unwinds with a status. A second signal at
+ * can stop cleanly (the comm wrapper on the process that writes results, a
+ * lone rank's decode steps, ryz bench) asks ryz_interrupted() or
+ * ryz_interrupt_check() and unwinds with a status. A second signal at
  * least a second after the first restores the default action and re-raises
  * it, so a user can still force a stop that nothing polls for; a rank of a
  * self-launched job, told first by ryz, does not take mpirun's own SIGTERM
