@@ -36,6 +36,10 @@ static int from_parent(const siginfo_t *si) {
     return si && si->si_code == SI_USER && si->si_pid == getppid();
 }
 
+/* The handler: records the first signal; a later one forces the stop (the
+ * default action) when it came a second or more after the first, unless
+ * it is the parent's kill sequence (ryz_signals_parent_escalates).
+ * Async-signal-safe. */
 static void on_signal(int sig, siginfo_t *si, void *uc) {
     (void)uc;
     long long ms = now_ms();
