@@ -6,9 +6,10 @@
 # all-reduce (the comparison fails the case, exit 1) and SIGTERM during a
 # self-launched run's TP=1 baseline (exit 143; results written and marked
 # interrupted, or complete, never truncated); then SIGTERM twice and SIGINT
-# on 2 ranks, one rank interrupted, ryz bench interrupted, a slow rank under the timeout, a full
-# disk, bad settings, a hung and a killed rank inside the shm backend's collectives,
-# and the two acceptance commands of issue 9 on suites/quick.ini.
+# on 2 ranks, one rank interrupted, ryz bench interrupted, a slow rank
+# under the timeout, a full disk, bad settings, a hung and a killed rank
+# inside the shm backend's collectives, and the two acceptance commands of
+# issue 9 on suites/quick.ini.
 # usage: bash tests/fault.sh [BUILD_DIR]   (tests/run.sh calls it)
 set -u
 BUILD=${1:-build}
