@@ -217,10 +217,16 @@ typedef struct {
     float *w, *x, *y;
 } sgemm_bufs;
 
+/* The wider side of the largest layer matrix, which sizes every buffer of
+ * the sgemm pass (sgemm_open allocates and sgemm_bytes counts by it). */
+static size_t sgemm_big(const ryz_model_config *c) {
+    return (size_t)(c->hidden > c->dim ? c->hidden : c->dim);
+}
+
 /* Bytes of the sgemm pass's buffers for cfg's shapes at P rows: W of the
  * largest layer matrix, x and y of P rows. */
 static size_t sgemm_bytes(const ryz_model_config *c, int P) {
-    size_t big = (size_t)(c->hidden > c->dim ? c->hidden : c->dim);
+    size_t big = sgemm_big(c);
     return (big * (size_t)c->dim + 2 * (size_t)P * big) * sizeof(float);
 }
 
@@ -231,7 +237,7 @@ static void sgemm_close(ryz_backend *be, sgemm_bufs *g);
 static ryz_status sgemm_open(ryz_backend *be, const bench_config *k, const ryz_model_config *c,
                              int P, sgemm_bufs *g) {
     const ryz_backend_iface *f = be->iface;
-    size_t big = (size_t)(c->hidden > c->dim ? c->hidden : c->dim);
+    size_t big = sgemm_big(c);
     g->w = f->alloc(be->ctx, RYZ_MEM_SCRATCH, big * c->dim * sizeof(float));
     g->x = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float));
     g->y = f->alloc(be->ctx, RYZ_MEM_SCRATCH, (size_t)P * big * sizeof(float));
